@@ -1,0 +1,187 @@
+#include "audit/audit.h"
+
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "common/err.h"
+#include "common/strutil.h"
+#include "common/timeutil.h"
+
+#define AUDIT_HEAD_KEY "audit_head"
+
+const char *
+audit_os_user(void)
+{
+	static char name[64];
+	struct passwd *pw;
+
+	if (name[0] != '\0')
+		return name;
+	pw = getpwuid(geteuid());
+	if (pw != NULL && pw->pw_name != NULL)
+		snprintf(name, sizeof(name), "%s", pw->pw_name);
+	else
+		snprintf(name, sizeof(name), "uid:%u", (unsigned)geteuid());
+	return name;
+}
+
+static void
+put_u64(EVP_MD_CTX *ctx, uint64_t v)
+{
+	unsigned char b[8];
+	int i;
+
+	for (i = 7; i >= 0; i--) {
+		b[i] = (unsigned char)(v & 0xff);
+		v >>= 8;
+	}
+	EVP_DigestUpdate(ctx, b, sizeof(b));
+}
+
+static void
+put_str(EVP_MD_CTX *ctx, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	put_u64(ctx, n);
+	if (n > 0)
+		EVP_DigestUpdate(ctx, s, n);
+}
+
+void
+audit_entry_hash(const struct store_audit_entry *e, unsigned char out[32])
+{
+	static const char tag[] = "certkeep-audit-v1";
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int len = 32;
+
+	memset(out, 0, 32);
+	if (ctx == NULL)
+		return;
+	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+		EVP_DigestUpdate(ctx, tag, sizeof(tag));
+		put_u64(ctx, (uint64_t)e->id);
+		put_u64(ctx, (uint64_t)e->time);
+		put_str(ctx, e->user);
+		put_str(ctx, e->action);
+		put_str(ctx, e->object);
+		put_str(ctx, e->result);
+		put_str(ctx, e->detail);
+		EVP_DigestUpdate(ctx, e->prev_hash, 32);
+		EVP_DigestFinal_ex(ctx, out, &len);
+	}
+	EVP_MD_CTX_free(ctx);
+}
+
+int
+audit_append(struct store *st, const char *user, const char *action,
+    const char *object, const char *result, const char *detail)
+{
+	struct store_audit_entry e;
+	char head[128], hex[65];
+	int64_t last;
+	int r;
+
+	memset(&e, 0, sizeof(e));
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = store_audit_last(st, &last, e.prev_hash)) != 0)
+		goto fail;
+	e.id = last + 1;
+	e.time = ck_time_now();
+	e.user = (char *)(user ? user : audit_os_user());
+	e.action = (char *)action;
+	e.object = (char *)(object ? object : "");
+	e.result = (char *)result;
+	e.detail = (char *)(detail ? detail : "");
+	audit_entry_hash(&e, e.hash);
+	if ((r = store_audit_insert(st, &e)) != 0)
+		goto fail;
+	ck_hex_encode(e.hash, 32, hex);
+	snprintf(head, sizeof(head), "%lld:%s", (long long)e.id, hex);
+	if ((r = store_meta_set(st, AUDIT_HEAD_KEY, head)) != 0)
+		goto fail;
+	return store_tx_commit(st);
+fail:
+	store_tx_rollback(st);
+	return r;
+}
+
+struct verify_state {
+	struct audit_report *rep;
+	int64_t expect_id;
+	unsigned char prev[32];
+};
+
+static int
+bad(struct audit_report *rep, int64_t id, const char *why)
+{
+	rep->first_bad = id;
+	snprintf(rep->reason, sizeof(rep->reason), "%s", why);
+	return CK_E_TAMPER;
+}
+
+static int
+verify_one(const struct store_audit_entry *e, void *arg)
+{
+	struct verify_state *vs = arg;
+	unsigned char h[32];
+
+	if (e->id != vs->expect_id) {
+		if (e->id > vs->expect_id)
+			return bad(vs->rep, vs->expect_id,
+			    "entry is missing (deleted)");
+		return bad(vs->rep, e->id, "entry id out of sequence");
+	}
+	if (memcmp(e->prev_hash, vs->prev, 32) != 0)
+		return bad(vs->rep, e->id, "link to the previous entry is "
+		    "broken (entries deleted or reordered)");
+	audit_entry_hash(e, h);
+	if (memcmp(h, e->hash, 32) != 0)
+		return bad(vs->rep, e->id, "entry was altered (hash mismatch)");
+	memcpy(vs->prev, e->hash, 32);
+	vs->expect_id++;
+	vs->rep->entries++;
+	return 0;
+}
+
+int
+audit_verify(struct store *st, struct audit_report *rep)
+{
+	struct verify_state vs;
+	char *head = NULL, hex[65], want[128];
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	memset(&vs, 0, sizeof(vs));
+	vs.rep = rep;
+	vs.expect_id = 1;
+	if ((r = store_audit_iter(st, 1, verify_one, &vs)) != 0)
+		return r;
+	r = store_meta_get(st, AUDIT_HEAD_KEY, &head);
+	if (r == CK_E_NOTFOUND) {
+		if (rep->entries == 0)
+			return 0;
+		return bad(rep, 1, "the recorded head of the log is missing");
+	}
+	if (r != 0)
+		return r;
+	ck_hex_encode(vs.prev, 32, hex);
+	snprintf(want, sizeof(want), "%lld:%s", (long long)rep->entries, hex);
+	if (strcmp(head, want) != 0) {
+		long long headid = strtoll(head, NULL, 10);
+		free(head);
+		if (headid > rep->entries)
+			return bad(rep, rep->entries + 1,
+			    "entries at the end of the log were deleted");
+		return bad(rep, rep->entries, "the last entry does not match "
+		    "the recorded head of the log");
+	}
+	free(head);
+	return 0;
+}

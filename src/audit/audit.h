@@ -1,0 +1,51 @@
+/*
+ * audit.h - the append-only, hash-chained audit log.
+ *
+ * Each entry's hash is SHA-256 over a length-prefixed encoding of its id,
+ * time, user, action, object, result and detail, followed by the previous
+ * entry's hash (32 zero bytes for the first). The head of the chain (last
+ * id and hash) is also kept in the store's metadata in the same
+ * transaction, so deleting entries at the end is detected too.
+ * Entries are appended inside the caller's transaction when there is one,
+ * so that an operation and its audit record commit together.
+ */
+#ifndef CK_AUDIT_AUDIT_H
+#define CK_AUDIT_AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+/* Results recorded in entries. */
+#define AUDIT_OK "ok"
+#define AUDIT_REFUSED "refused"
+#define AUDIT_FAILED "failed"
+
+/*
+ * Append one entry. `user` NULL means the operating-system user running
+ * this process. `detail` may be NULL. Returns 0 or a negative code.
+ */
+int audit_append(struct store *st, const char *user, const char *action,
+    const char *object, const char *result, const char *detail);
+
+/* Compute an entry's chained hash from its fields and prev_hash. */
+void audit_entry_hash(const struct store_audit_entry *e, unsigned char out[32]);
+
+struct audit_report {
+	int64_t entries;	/* entries checked */
+	int64_t first_bad;	/* id of the first bad entry, 0 if none */
+	char reason[256];	/* what is wrong with it */
+};
+
+/*
+ * Walk the whole log and check every link. Returns 0 if intact, else
+ * CK_E_TAMPER with `rep` naming the first altered, deleted or reordered
+ * entry, or another negative code if the log cannot be read.
+ */
+int audit_verify(struct store *st, struct audit_report *rep);
+
+/* The operating-system user name of this process (static storage). */
+const char *audit_os_user(void);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * ca.h - the CA's operations, shared by the CLI and (later) the server.
+ *
+ * This is the registration-authority layer: it opens a CA home, enforces
+ * profiles, logs to the store before the signer signs, keeps the audit log,
+ * and publishes CRLs. It never touches key bytes itself: the signer does.
+ *
+ * A CA home (mode 0700) holds:
+ *   certkeep.conf      the configuration (its history is kept in the store)
+ *   store.db           the store (SQLite, WAL)
+ *   private/ca.key     the CA key, encrypted PKCS#8 (scrypt), 0600
+ *   ca.pem, chain.pem  the CA certificate, and it with its parents to root
+ *   ca.csr             an issuing CA's request, until its certificate is
+ *                      installed
+ *   crl/ca.crl(.pem)   the latest CRL
+ */
+#ifndef CK_CA_CA_H
+#define CK_CA_CA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "ca/config.h"
+#include "common/passphrase.h"
+#include "store/store.h"
+#include "x509/keygen.h"
+
+#define CK_CONFIG_FILE "certkeep.conf"
+
+struct signer;
+
+struct ck_ca {
+	char home[4096];
+	struct ck_config *cfg;
+	struct store *st;
+	X509 *cert;		/* NULL while an issuing CA awaits it */
+	STACK_OF(X509) *chain;	/* cert and its parents up to the root */
+	struct signer *signer;	/* NULL until unlocked */
+};
+
+/* Build "home/name" (name from the config; absolute names kept). */
+int ck_ca_path(const struct ck_ca *ca, const char *name, char *buf,
+    size_t bufsz);
+
+/*
+ * Open a CA home: check its permissions, parse the configuration, open
+ * the store, load the CA certificate and chain (if installed), and record
+ * a changed configuration in the store and audit log.
+ */
+int ck_ca_open(const char *home, struct ck_ca **out);
+
+/* Decrypt the CA key (passphrase from `pass`) and start the signer. */
+int ck_ca_unlock(struct ck_ca *ca, const struct ck_pass_src *pass);
+
+/* Close and wipe; accepts NULL. */
+void ck_ca_close(struct ck_ca *ca);
+
+/* Append to the audit log as the operating-system user. */
+int ck_ca_audit(struct ck_ca *ca, const char *action, const char *object,
+    const char *result, const char *detail);
+
+struct ck_init_params {
+	const char *home;
+	int root;		/* 1: self-signed root; 0: issuing CA */
+	const char *subject;	/* "CN=...,O=..." */
+	enum ck_key_type key_type;
+	uint32_t days;		/* root certificate validity */
+	int path_len;		/* root: -1 for none */
+	const char *base_url;	/* for CRL/OCSP/issuer URLs; may be NULL */
+	const char *domain;	/* DNS/e-mail domain for the default profiles */
+	const struct ck_pass_src *pass;
+	int scrypt_log2n;	/* 0: default */
+};
+
+/* Create a new CA home. Nothing is left behind on failure. */
+int ck_ca_init(const struct ck_init_params *p);
+
+/*
+ * Install an issuing CA's certificate (PEM) and its chain (PEM, parents up
+ * to and including the root). The certificate must be for this CA's key,
+ * be a CA certificate, and verify up the chain.
+ */
+int ck_ca_install(struct ck_ca *ca, const unsigned char *cert_pem,
+    size_t cert_len, const unsigned char *chain_pem, size_t chain_len);
+
+struct ck_issue_params {
+	const unsigned char *csr;
+	size_t csr_len;
+	const char *profile;
+	uint32_t days;		/* 0: the profile's maximum */
+	int path_len;		/* CA profiles: -1 for the profile's maximum */
+	const char *requester;	/* who asked; NULL: the OS user */
+};
+
+struct ck_issue_result {
+	char serial[80];
+	unsigned char *der;	/* caller frees */
+	size_t der_len;
+};
+
+/*
+ * Issue a certificate: check the CSR and the profile, log, sign, record.
+ * A refusal returns CK_E_POLICY (or the parse error) and adds only an audit
+ * entry. The CA must be unlocked.
+ */
+int ck_ca_issue(struct ck_ca *ca, const struct ck_issue_params *p,
+    struct ck_issue_result *res);
+
+/* Revoke by serial with an RFC 5280 reason code. */
+int ck_ca_revoke(struct ck_ca *ca, const char *serial, int reason);
+
+/*
+ * Make, record and publish (crl_file as DER, and .pem beside it) a new
+ * CRL. *der (caller frees) may be NULL if not wanted.
+ */
+int ck_ca_crl(struct ck_ca *ca, unsigned char **der, size_t *der_len,
+    uint64_t *number);
+
+/* PEM text of the chain (CA certificate first), new buffer. */
+int ck_ca_chain_pem(const struct ck_ca *ca, char **out, size_t *outlen);
+
+/* PEM text of one DER certificate, new buffer. */
+int ck_der_to_pem(const unsigned char *der, size_t len, char **out,
+    size_t *outlen);
+
+/* Parse "CN=a,O=b" (or "/CN=a/O=b") into a name. */
+int ck_dn_parse(const char *s, X509_NAME **out);
+
+#endif

@@ -1,0 +1,226 @@
+#include "ca/config.h"
+
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "common/strutil.h"
+
+struct parse_state {
+	struct ck_config *cfg;
+	int failed;
+	char err[512];
+};
+
+static int
+fail(struct parse_state *ps, const char *fmt, const char *a, const char *b)
+{
+	if (!ps->failed) {
+		snprintf(ps->err, sizeof(ps->err), fmt, a, b);
+		ps->failed = 1;
+	}
+	return 0;
+}
+
+static int
+set_str(struct parse_state *ps, char *dst, size_t dstsz, const char *key,
+    const char *value)
+{
+	if (strlen(value) >= dstsz)
+		return fail(ps, "%s: value too long%s", key, "");
+	snprintf(dst, dstsz, "%s", value);
+	return 1;
+}
+
+static int
+set_url(struct parse_state *ps, char *dst, const char *key, const char *value)
+{
+	const char *p;
+
+	if (value[0] != '\0' && strncmp(value, "http://", 7) != 0 &&
+	    strncmp(value, "https://", 8) != 0)
+		return fail(ps, "%s: '%s' is not an http(s) URL", key, value);
+	for (p = value; *p != '\0'; p++)
+		if (*p <= 0x20 || *p >= 0x7f || *p == ',' || *p == ';')
+			return fail(ps, "%s: URL '%s' has a space, comma or "
+			    "semicolon", key, value);
+	return set_str(ps, dst, CK_CONFIG_STR, key, value);
+}
+
+static struct ck_profile *
+find_or_add_profile(struct parse_state *ps, const char *name)
+{
+	struct ck_config *cfg = ps->cfg;
+	struct ck_profile *np;
+	size_t i;
+	const char *p;
+
+	for (i = 0; i < cfg->nprofiles; i++)
+		if (strcmp(cfg->profiles[i].name, name) == 0)
+			return &cfg->profiles[i];
+	if (cfg->nprofiles >= CK_CONFIG_MAX_PROFILES) {
+		fail(ps, "too many profiles%s%s", "", "");
+		return NULL;
+	}
+	for (p = name; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
+			fail(ps, "profile name '%s' may only use letters, "
+			    "digits, '-' and '_'%s", name, "");
+			return NULL;
+		}
+	np = realloc(cfg->profiles, (cfg->nprofiles + 1) * sizeof(*np));
+	if (np == NULL) {
+		fail(ps, "out of memory%s%s", "", "");
+		return NULL;
+	}
+	cfg->profiles = np;
+	if (ck_profile_init(&np[cfg->nprofiles], name) != 0) {
+		fail(ps, "%s%s", ck_err_msg(), "");
+		return NULL;
+	}
+	return &np[cfg->nprofiles++];
+}
+
+static int
+handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *ps = user;
+	struct ck_config *cfg = ps->cfg;
+	struct ck_profile *p;
+	uint64_t n;
+
+	if (ps->failed)
+		return 0;
+	if (strcmp(section, "ca") == 0) {
+		if (strcmp(name, "key_file") == 0)
+			return set_str(ps, cfg->key_file, CK_CONFIG_STR, name,
+			    value);
+		if (strcmp(name, "cert_file") == 0)
+			return set_str(ps, cfg->cert_file, CK_CONFIG_STR, name,
+			    value);
+		if (strcmp(name, "chain_file") == 0)
+			return set_str(ps, cfg->chain_file, CK_CONFIG_STR,
+			    name, value);
+		if (strcmp(name, "csr_file") == 0)
+			return set_str(ps, cfg->csr_file, CK_CONFIG_STR, name,
+			    value);
+		if (strcmp(name, "crl_file") == 0)
+			return set_str(ps, cfg->crl_file, CK_CONFIG_STR, name,
+			    value);
+		if (strcmp(name, "crl_url") == 0)
+			return set_url(ps, cfg->crl_url, name, value);
+		if (strcmp(name, "ocsp_url") == 0)
+			return set_url(ps, cfg->ocsp_url, name, value);
+		if (strcmp(name, "issuer_url") == 0)
+			return set_url(ps, cfg->issuer_url, name, value);
+		if (strcmp(name, "crl_validity_hours") == 0) {
+			if (ck_parse_u64(value, 1, 24 * 366,
+			    "crl_validity_hours", &n) != 0)
+				return fail(ps, "%s%s", ck_err_msg(), "");
+			cfg->crl_validity_hours = (uint32_t)n;
+			return 1;
+		}
+		return fail(ps, "[ca]: unknown setting '%s'%s", name, "");
+	}
+	if (strcmp(section, "store") == 0) {
+		if (strcmp(name, "backend") == 0) {
+			if (strcmp(value, "sqlite") != 0)
+				return fail(ps, "[store]: backend '%s' is not "
+				    "supported (use sqlite)%s", value, "");
+			return set_str(ps, cfg->store_backend,
+			    sizeof(cfg->store_backend), name, value);
+		}
+		if (strcmp(name, "path") == 0)
+			return set_str(ps, cfg->store_path, CK_CONFIG_STR,
+			    name, value);
+		return fail(ps, "[store]: unknown setting '%s'%s", name, "");
+	}
+	if (strncmp(section, "profile.", 8) == 0) {
+		if ((p = find_or_add_profile(ps, section + 8)) == NULL)
+			return 0;
+		if (ck_profile_set(p, name, value) != 0)
+			return fail(ps, "%s%s", ck_err_msg(), "");
+		return 1;
+	}
+	return fail(ps, "unknown section [%s]%s", section, "");
+}
+
+int
+ck_config_parse(const char *text, size_t len, struct ck_config **out)
+{
+	struct parse_state ps;
+	struct ck_config *cfg = NULL;
+	char *copy = NULL;
+	size_t i;
+	int line, r;
+
+	if (len > CK_CONFIG_MAX)
+		return ck_err_set(CK_E_TOOBIG, "configuration larger than %u "
+		    "bytes", CK_CONFIG_MAX);
+	if (memchr(text, '\0', len) != NULL)
+		return ck_err_set(CK_E_PARSE, "configuration contains a NUL "
+		    "byte");
+	if ((copy = malloc(len + 1)) == NULL ||
+	    (cfg = calloc(1, sizeof(*cfg))) == NULL) {
+		free(copy);
+		return CK_E_NOMEM;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	snprintf(cfg->key_file, sizeof(cfg->key_file), "private/ca.key");
+	snprintf(cfg->cert_file, sizeof(cfg->cert_file), "ca.pem");
+	snprintf(cfg->chain_file, sizeof(cfg->chain_file), "chain.pem");
+	snprintf(cfg->csr_file, sizeof(cfg->csr_file), "ca.csr");
+	snprintf(cfg->crl_file, sizeof(cfg->crl_file), "crl/ca.crl");
+	snprintf(cfg->store_backend, sizeof(cfg->store_backend), "sqlite");
+	snprintf(cfg->store_path, sizeof(cfg->store_path), "store.db");
+	cfg->crl_validity_hours = 168;
+	memset(&ps, 0, sizeof(ps));
+	ps.cfg = cfg;
+	line = ini_parse_string(copy, handler, &ps);
+	free(copy);
+	if (line != 0 || ps.failed) {
+		if (ps.failed)
+			r = ck_err_set(CK_E_PARSE, "configuration line %d: %s",
+			    line, ps.err);
+		else
+			r = ck_err_set(CK_E_PARSE, "configuration line %d: "
+			    "syntax error", line);
+		ck_config_free(cfg);
+		return r;
+	}
+	for (i = 0; i < cfg->nprofiles; i++)
+		if ((r = ck_profile_finish(&cfg->profiles[i])) != 0) {
+			ck_config_free(cfg);
+			return r;
+		}
+	*out = cfg;
+	return 0;
+}
+
+void
+ck_config_free(struct ck_config *cfg)
+{
+	size_t i;
+
+	if (cfg == NULL)
+		return;
+	for (i = 0; i < cfg->nprofiles; i++)
+		ck_profile_clear(&cfg->profiles[i]);
+	free(cfg->profiles);
+	free(cfg);
+}
+
+const struct ck_profile *
+ck_config_profile(const struct ck_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nprofiles; i++)
+		if (strcmp(cfg->profiles[i].name, name) == 0)
+			return &cfg->profiles[i];
+	return NULL;
+}

@@ -1,0 +1,73 @@
+/*
+ * cli.h - the certkeep command line: one file per command group and a
+ * dispatch table in main.c. Every command takes --home (or CERTKEEP_HOME);
+ * commands that need the CA key take --passphrase-file or --passphrase-fd,
+ * or ask on the terminal. Exit status: 0 success, 1 failure or refusal,
+ * 2 usage error.
+ */
+#ifndef CK_CLI_CLI_H
+#define CK_CLI_CLI_H
+
+#include <getopt.h>
+#include <stddef.h>
+
+#include "common/passphrase.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+/* Long options every command accepts; short codes above 0x100. */
+enum {
+	CLI_OPT_HOME = 0x100,
+	CLI_OPT_PASSFILE,
+	CLI_OPT_PASSFD,
+	CLI_OPT_HELP,
+	CLI_OPT__FIRST_LOCAL	/* commands number their own from here */
+};
+
+#define CLI_COMMON_LONGOPTS \
+	{ "home", required_argument, NULL, CLI_OPT_HOME }, \
+	{ "passphrase-file", required_argument, NULL, CLI_OPT_PASSFILE }, \
+	{ "passphrase-fd", required_argument, NULL, CLI_OPT_PASSFD }, \
+	{ "help", no_argument, NULL, CLI_OPT_HELP }
+
+struct cli_common {
+	const char *home;
+	struct ck_pass_src pass;
+	int help;
+};
+
+/* Set defaults (home from CERTKEEP_HOME, passphrase from the terminal). */
+void cli_common_init(struct cli_common *c);
+
+/* Handle a common option: 1 if handled, 0 if not ours, -1 on a bad value. */
+int cli_common_opt(struct cli_common *c, int opt, const char *arg);
+
+/* The CA home or NULL after printing how to name one. */
+const char *cli_home(const struct cli_common *c);
+
+/* Print "certkeep: error: reason" for code r; returns CLI_EXIT_FAIL. */
+int cli_fail(int r);
+
+/* Print a usage error; returns CLI_EXIT_USAGE. */
+int cli_usage(const char *usage);
+
+/* Read a file ("-" for standard input) of at most `max` bytes. */
+int cli_read_input(const char *path, size_t max, unsigned char **buf,
+    size_t *len);
+
+/* Write to a file (replaced atomically, mode 0644) or to standard output
+ * when path is NULL or "-". */
+int cli_write_output(const char *path, const void *data, size_t len);
+
+int cmd_init(int argc, char **argv);
+int cmd_ca(int argc, char **argv);
+int cmd_issue(int argc, char **argv);
+int cmd_revoke(int argc, char **argv);
+int cmd_crl(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * certkeep crl: sign, record and publish a new CRL.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/pem.h>
+
+#include "ca/ca.h"
+#include "cli/cli.h"
+#include "common/err.h"
+
+static const char crl_usage[] =
+    "certkeep crl --home DIR [--out FILE] [--der]\n"
+    "        [--passphrase-file FILE | --passphrase-fd N]";
+
+enum { O_OUT = CLI_OPT__FIRST_LOCAL, O_DER };
+
+int
+cmd_crl(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "out", required_argument, NULL, O_OUT },
+		{ "der", no_argument, NULL, O_DER },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli_common com;
+	struct ck_ca *ca = NULL;
+	const char *home, *outf = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *q;
+	size_t der_len = 0;
+	uint64_t number = 0;
+	X509_CRL *crl = NULL;
+	BIO *bio = NULL;
+	BUF_MEM *bm;
+	int opt, h, r, ex = CLI_EXIT_OK, asder = 0;
+
+	cli_common_init(&com);
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
+			if (h < 0)
+				return CLI_EXIT_USAGE;
+			continue;
+		}
+		switch (opt) {
+		case O_OUT:
+			outf = optarg;
+			break;
+		case O_DER:
+			asder = 1;
+			break;
+		default:
+			return cli_usage(crl_usage);
+		}
+	}
+	if (com.help) {
+		printf("usage: %s\n", crl_usage);
+		return CLI_EXIT_OK;
+	}
+	if (optind != argc)
+		return cli_usage(crl_usage);
+	if ((home = cli_home(&com)) == NULL)
+		return CLI_EXIT_USAGE;
+	if ((r = ck_ca_open(home, &ca)) != 0 ||
+	    (r = ck_ca_unlock(ca, &com.pass)) != 0 ||
+	    (r = ck_ca_crl(ca, &der, &der_len, &number)) != 0)
+		goto fail;
+	if (asder)
+		r = cli_write_output(outf, der, der_len);
+	else {
+		q = der;
+		if ((crl = d2i_X509_CRL(NULL, &q, (long)der_len)) == NULL ||
+		    (bio = BIO_new(BIO_s_mem())) == NULL ||
+		    !PEM_write_bio_X509_CRL(bio, crl)) {
+			r = CK_E_NOMEM;
+			goto fail;
+		}
+		BIO_get_mem_ptr(bio, &bm);
+		r = cli_write_output(outf, bm->data, bm->length);
+	}
+	if (r != 0)
+		goto fail;
+	fprintf(stderr, "certkeep: published CRL number %llu\n",
+	    (unsigned long long)number);
+	goto out;
+fail:
+	ex = cli_fail(r);
+out:
+	BIO_free(bio);
+	X509_CRL_free(crl);
+	OPENSSL_free(der);
+	ck_ca_close(ca);
+	return ex;
+}

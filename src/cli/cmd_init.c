@@ -1,0 +1,119 @@
+/*
+ * certkeep init: create a CA home.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "ca/ca.h"
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/strutil.h"
+
+static const char init_usage[] =
+    "certkeep init --home DIR (--root | --issuing) --subject DN\n"
+    "        [--key-type rsa2048|rsa3072|rsa4096|ec-p256|ec-p384|ed25519]\n"
+    "        [--days N] [--path-len N] [--base-url URL] [--domain DOMAIN]\n"
+    "        [--passphrase-file FILE | --passphrase-fd N]";
+
+enum { O_ROOT = CLI_OPT__FIRST_LOCAL, O_ISSUING, O_SUBJECT, O_KEYTYPE,
+	O_DAYS, O_PATHLEN, O_BASEURL, O_DOMAIN, O_SCRYPT };
+
+int
+cmd_init(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "root", no_argument, NULL, O_ROOT },
+		{ "issuing", no_argument, NULL, O_ISSUING },
+		{ "subject", required_argument, NULL, O_SUBJECT },
+		{ "key-type", required_argument, NULL, O_KEYTYPE },
+		{ "days", required_argument, NULL, O_DAYS },
+		{ "path-len", required_argument, NULL, O_PATHLEN },
+		{ "base-url", required_argument, NULL, O_BASEURL },
+		{ "domain", required_argument, NULL, O_DOMAIN },
+		{ "scrypt-log2n", required_argument, NULL, O_SCRYPT },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli_common com;
+	struct ck_init_params p;
+	uint64_t v;
+	int opt, h, kt, root = 0, issuing = 0, r;
+
+	cli_common_init(&com);
+	memset(&p, 0, sizeof(p));
+	p.key_type = CK_KEY_EC_P256;
+	p.days = 3650;
+	p.path_len = -1;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
+			if (h < 0)
+				return CLI_EXIT_USAGE;
+			continue;
+		}
+		switch (opt) {
+		case O_ROOT:
+			root = 1;
+			break;
+		case O_ISSUING:
+			issuing = 1;
+			break;
+		case O_SUBJECT:
+			p.subject = optarg;
+			break;
+		case O_KEYTYPE:
+			if ((kt = ck_key_type_parse(optarg)) < 0)
+				return cli_fail(CK_E_INVAL), CLI_EXIT_USAGE;
+			p.key_type = (enum ck_key_type)kt;
+			break;
+		case O_DAYS:
+			if (ck_parse_u64(optarg, 1, 36500, "--days", &v) != 0)
+				return cli_fail(CK_E_INVAL), CLI_EXIT_USAGE;
+			p.days = (uint32_t)v;
+			break;
+		case O_PATHLEN:
+			if (ck_parse_u64(optarg, 0, 16, "--path-len", &v) != 0)
+				return cli_fail(CK_E_INVAL), CLI_EXIT_USAGE;
+			p.path_len = (int)v;
+			break;
+		case O_BASEURL:
+			p.base_url = optarg;
+			break;
+		case O_DOMAIN:
+			p.domain = optarg;
+			break;
+		case O_SCRYPT:
+			/* For tests only: a cheaper KDF. At most the default 2^15. */
+			if (ck_parse_u64(optarg, 10, 15, "--scrypt-log2n",
+			    &v) != 0)
+				return cli_fail(CK_E_INVAL), CLI_EXIT_USAGE;
+			p.scrypt_log2n = (int)v;
+			break;
+		default:
+			return cli_usage(init_usage);
+		}
+	}
+	if (com.help) {
+		printf("usage: %s\n", init_usage);
+		return CLI_EXIT_OK;
+	}
+	if (optind != argc || root == issuing || p.subject == NULL)
+		return cli_usage(init_usage);
+	if ((p.home = cli_home(&com)) == NULL)
+		return CLI_EXIT_USAGE;
+	if (!root && p.path_len >= 0)
+		return cli_usage(init_usage);
+	p.root = root;
+	p.pass = &com.pass;
+	if ((r = ck_ca_init(&p)) != 0)
+		return cli_fail(r);
+	if (root)
+		printf("Created root CA in %s (certificate: %s/ca.pem)\n",
+		    p.home, p.home);
+	else
+		printf("Created issuing CA in %s. Have its request %s/ca.csr "
+		    "signed by the parent CA\n(certkeep issue --profile sub-ca)"
+		    " and install the result with 'certkeep ca install'.\n",
+		    p.home, p.home);
+	return CLI_EXIT_OK;
+}

@@ -1,0 +1,95 @@
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/strutil.h"
+
+void
+cli_common_init(struct cli_common *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->home = getenv("CERTKEEP_HOME");
+	c->pass.kind = CK_PASS_TTY;
+	c->pass.fd = -1;
+}
+
+int
+cli_common_opt(struct cli_common *c, int opt, const char *arg)
+{
+	uint64_t fd;
+
+	switch (opt) {
+	case CLI_OPT_HOME:
+		c->home = arg;
+		return 1;
+	case CLI_OPT_PASSFILE:
+		c->pass.kind = CK_PASS_FILE;
+		c->pass.file = arg;
+		return 1;
+	case CLI_OPT_PASSFD:
+		if (ck_parse_u64(arg, 0, 1024, "--passphrase-fd", &fd) != 0) {
+			fprintf(stderr, "certkeep: %s\n", ck_err_msg());
+			return -1;
+		}
+		c->pass.kind = CK_PASS_FD;
+		c->pass.fd = (int)fd;
+		return 1;
+	case CLI_OPT_HELP:
+		c->help = 1;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+const char *
+cli_home(const struct cli_common *c)
+{
+	if (c->home == NULL || c->home[0] == '\0') {
+		fprintf(stderr, "certkeep: no CA home: give --home DIR or set "
+		    "CERTKEEP_HOME\n");
+		return NULL;
+	}
+	return c->home;
+}
+
+int
+cli_fail(int r)
+{
+	const char *m = ck_err_msg();
+
+	fprintf(stderr, "certkeep: error: %s\n", m[0] ? m : ck_strerror(r));
+	return CLI_EXIT_FAIL;
+}
+
+int
+cli_usage(const char *usage)
+{
+	fprintf(stderr, "usage: %s\n", usage);
+	return CLI_EXIT_USAGE;
+}
+
+int
+cli_read_input(const char *path, size_t max, unsigned char **buf, size_t *len)
+{
+	if (strcmp(path, "-") == 0)
+		return ck_fs_read_fd(STDIN_FILENO, max, buf, len);
+	return ck_fs_read(path, max, buf, len);
+}
+
+int
+cli_write_output(const char *path, const void *data, size_t len)
+{
+	if (path == NULL || strcmp(path, "-") == 0) {
+		if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
+			return ck_err_set(CK_E_IO, "cannot write to standard "
+			    "output");
+		return 0;
+	}
+	return ck_fs_write_atomic(path, data, len, 0644);
+}

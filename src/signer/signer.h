@@ -1,0 +1,70 @@
+/*
+ * signer.h - the only code that touches the CA's private key.
+ *
+ * Today the signer runs in-process; its interface already takes plain
+ * structs and returns DER, so that moving it into its own process behind a
+ * socketpair (see the design) is mechanical. The signer builds every
+ * TBSCertificate itself from a template and re-checks what no caller may
+ * override: validity within its own certificate's, path length below its
+ * own constraint.
+ *
+ * Issuance is two steps so that the store can log before signing:
+ *   signer_cert_prepare() -> TBS digest (log it durably) ->
+ *   signer_cert_sign()    -> certificate DER, whose TBS digest is checked
+ *                            against the prepared one before release.
+ */
+#ifndef CK_SIGNER_SIGNER_H
+#define CK_SIGNER_SIGNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "x509/certbuild.h"
+
+struct signer;
+struct signer_pending;
+
+/*
+ * New signer holding `key` (ownership passes to the signer, also on
+ * failure) and, if not NULL, the CA certificate `cert` (a reference is
+ * taken). CK_E_INVAL if the certificate does not belong to the key.
+ */
+int signer_new(EVP_PKEY *key, X509 *cert, struct signer **out);
+
+/* Wipe and free; accepts NULL. */
+void signer_free(struct signer *s);
+
+/* Install (or replace) the CA certificate; it must match the key. */
+int signer_set_cert(struct signer *s, X509 *cert);
+
+/* 1 if `cert`'s public key is the signer's key. */
+int signer_key_matches(const struct signer *s, X509 *cert);
+
+/*
+ * Build the TBS for `t` (issued by the signer's certificate, or
+ * self-signed when `self_signed`), fix the signature algorithm and return
+ * the SHA-256 of the TBS DER. *out is released by signer_cert_sign() or
+ * signer_pending_free().
+ */
+int signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
+    int self_signed, struct signer_pending **out, unsigned char digest[32]);
+
+/* Sign a prepared certificate; always consumes `p`. *der caller frees. */
+int signer_cert_sign(struct signer *s, struct signer_pending *p,
+    unsigned char **der, size_t *der_len);
+
+void signer_pending_free(struct signer_pending *p);
+
+/* Build and sign a CRL; *der caller frees. */
+int signer_crl_sign(struct signer *s, const struct ck_crl_entry *entries,
+    size_t n, uint64_t number, int64_t this_update, int64_t next_update,
+    unsigned char **der, size_t *der_len);
+
+/* A PKCS#10 request for the signer's own key (issuing CA set-up). */
+int signer_csr_make(struct signer *s, const X509_NAME *subject,
+    unsigned char **der, size_t *der_len);
+
+#endif

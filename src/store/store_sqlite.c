@@ -1,0 +1,865 @@
+/*
+ * store_sqlite.c - the embedded SQLite backend of store.h.
+ */
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/timeutil.h"
+
+struct store {
+	sqlite3 *db;
+	int depth;		/* transaction nesting */
+	int aborted;		/* a nested rollback happened */
+};
+
+static const char *const status_names[STORE_CERT_STATUS__MAX] = {
+	"pending", "issued", "revoked", "failed"
+};
+
+/* Versioned migrations: entry i brings user_version from i to i+1. */
+static const char *const migrations[] = {
+	/* 1: the foundation schema */
+	"CREATE TABLE change_seq (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  value INTEGER NOT NULL);"
+	"INSERT INTO change_seq VALUES (1, 0);"
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+	"  change_seq INTEGER NOT NULL);"
+	"CREATE TABLE certs ("
+	"  serial TEXT PRIMARY KEY,"
+	"  status TEXT NOT NULL CHECK (status IN"
+	"    ('pending','issued','revoked','failed')),"
+	"  subject TEXT NOT NULL, names TEXT NOT NULL, profile TEXT NOT NULL,"
+	"  requester TEXT NOT NULL, tbs_sha256 TEXT NOT NULL,"
+	"  not_before INTEGER NOT NULL, not_after INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL, is_ca INTEGER NOT NULL,"
+	"  der BLOB, revoked_at INTEGER, reason INTEGER,"
+	"  change_seq INTEGER NOT NULL);"
+	"CREATE INDEX certs_status ON certs (status, not_after);"
+	"CREATE INDEX certs_seq ON certs (change_seq);"
+	"CREATE INDEX certs_created ON certs (created_at);"
+	"CREATE TABLE crl_counter (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  value INTEGER NOT NULL, change_seq INTEGER NOT NULL);"
+	"INSERT INTO crl_counter VALUES (1, 0, 0);"
+	"CREATE TABLE crls (number INTEGER PRIMARY KEY,"
+	"  this_update INTEGER NOT NULL, next_update INTEGER NOT NULL,"
+	"  der BLOB NOT NULL, change_seq INTEGER NOT NULL);"
+	"CREATE TABLE audit (id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	"  user TEXT NOT NULL, action TEXT NOT NULL, object TEXT NOT NULL,"
+	"  result TEXT NOT NULL, detail TEXT NOT NULL,"
+	"  prev_hash BLOB NOT NULL, hash BLOB NOT NULL,"
+	"  change_seq INTEGER NOT NULL);"
+	"CREATE TABLE config_history (id INTEGER PRIMARY KEY,"
+	"  time INTEGER NOT NULL, user TEXT NOT NULL, sha256 TEXT NOT NULL,"
+	"  content TEXT NOT NULL, change_seq INTEGER NOT NULL);",
+};
+#define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+const char *
+store_cert_status_name(enum store_cert_status s)
+{
+	if ((unsigned)s >= STORE_CERT_STATUS__MAX)
+		return "unknown";
+	return status_names[s];
+}
+
+int
+store_cert_status_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; i < STORE_CERT_STATUS__MAX; i++)
+		if (strcmp(s, status_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int
+db_err(struct store *st, const char *what)
+{
+	int code = sqlite3_errcode(st->db);
+
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+		return ck_err_set(CK_E_BUSY, "%s: the store is busy: %s", what,
+		    sqlite3_errmsg(st->db));
+	if (code == SQLITE_FULL)
+		return ck_err_set(CK_E_IO, "%s: disk full: %s", what,
+		    sqlite3_errmsg(st->db));
+	return ck_err_set(CK_E_STORE, "%s: %s", what, sqlite3_errmsg(st->db));
+}
+
+static int
+exec(struct store *st, const char *sql)
+{
+	char *msg = NULL;
+	int r;
+
+	if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		r = db_err(st, "store");
+		sqlite3_free(msg);
+		return r;
+	}
+	return 0;
+}
+
+static int
+prepare(struct store *st, const char *sql, sqlite3_stmt **out)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK)
+		return db_err(st, "store prepare");
+	return 0;
+}
+
+/* Run a statement that returns no rows; finalizes it. */
+static int
+step_done(struct store *st, sqlite3_stmt *s, const char *what)
+{
+	int rc = sqlite3_step(s), r = 0;
+
+	if (rc != SQLITE_DONE)
+		r = db_err(st, what);
+	sqlite3_finalize(s);
+	return r;
+}
+
+static int
+migrate(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int version, r, i;
+	char sql[64];
+
+	if ((r = prepare(st, "PRAGMA user_version", &s)) != 0)
+		return r;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		sqlite3_finalize(s);
+		return db_err(st, "store version");
+	}
+	version = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (version > NMIGRATIONS)
+		return ck_err_set(CK_E_STORE,
+		    "the store has schema version %d, newer than this "
+		    "certkeep understands (%d)", version, NMIGRATIONS);
+	for (i = version; i < NMIGRATIONS; i++) {
+		if ((r = exec(st, "BEGIN IMMEDIATE")) != 0)
+			return r;
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", i + 1);
+		if ((r = exec(st, migrations[i])) != 0 ||
+		    (r = exec(st, sql)) != 0) {
+			(void)exec(st, "ROLLBACK");
+			return r;
+		}
+		if ((r = exec(st, "COMMIT")) != 0)
+			return r;
+	}
+	return 0;
+}
+
+int
+store_open(const char *path, int create, struct store **out)
+{
+	struct store *st = NULL;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, r, fd;
+
+	if (create) {
+		/* Create the file ourselves: exclusive, 0600. */
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+		if (fd < 0)
+			return ck_err_set(CK_E_EXISTS,
+			    "cannot create store %s (it may already exist)",
+			    path);
+		close(fd);
+	} else if (!ck_fs_exists(path))
+		return ck_err_set(CK_E_NOTFOUND, "no store at %s", path);
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return CK_E_NOMEM;
+	if (sqlite3_open_v2(path, &st->db, flags, NULL) != SQLITE_OK) {
+		r = ck_err_set(CK_E_STORE, "cannot open store %s: %s", path,
+		    st->db ? sqlite3_errmsg(st->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 10000);
+	sqlite3_extended_result_codes(st->db, 0);
+	if ((r = exec(st, "PRAGMA journal_mode=WAL")) != 0 ||
+	    (r = exec(st, "PRAGMA synchronous=FULL")) != 0 ||
+	    (r = exec(st, "PRAGMA foreign_keys=ON")) != 0 ||
+	    (r = exec(st, "PRAGMA secure_delete=ON")) != 0 ||
+	    (r = migrate(st)) != 0)
+		goto fail;
+	*out = st;
+	return 0;
+fail:
+	store_close(st);
+	if (create)
+		unlink(path);
+	return r;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	if (st->depth > 0)
+		(void)exec(st, "ROLLBACK");
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int
+store_tx_begin(struct store *st)
+{
+	int r;
+
+	if (st->depth == 0) {
+		if ((r = exec(st, "BEGIN IMMEDIATE")) != 0)
+			return r;
+		st->aborted = 0;
+	}
+	st->depth++;
+	return 0;
+}
+
+int
+store_tx_commit(struct store *st)
+{
+	int r;
+
+	if (st->depth <= 0)
+		return ck_err_set(CK_E_STATE, "commit without a transaction");
+	if (st->aborted) {
+		if (--st->depth == 0)
+			st->aborted = 0;
+		return ck_err_set(CK_E_STATE, "transaction was rolled back");
+	}
+	if (--st->depth > 0)
+		return 0;
+	if ((r = exec(st, "COMMIT")) != 0) {
+		(void)exec(st, "ROLLBACK");
+		return r;
+	}
+	return 0;
+}
+
+void
+store_tx_rollback(struct store *st)
+{
+	if (st->depth <= 0)
+		return;
+	if (!st->aborted)
+		(void)exec(st, "ROLLBACK");
+	if (--st->depth > 0)
+		st->aborted = 1;
+	else
+		st->aborted = 0;
+}
+
+/* Finish a one-statement mutation's own transaction. */
+static int
+tx_end(struct store *st, int r)
+{
+	if (r == 0)
+		return store_tx_commit(st);
+	store_tx_rollback(st);
+	return r;
+}
+
+/* Next change-sequence value; must be called inside a transaction. */
+static int
+next_seq(struct store *st, int64_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = prepare(st, "UPDATE change_seq SET value = value + 1 "
+	    "WHERE id = 1 RETURNING value", &s)) != 0)
+		return r;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		r = db_err(st, "change sequence");
+		sqlite3_finalize(s);
+		return r;
+	}
+	*out = sqlite3_column_int64(s, 0);
+	/* Drain so the UPDATE completes. */
+	while (sqlite3_step(s) == SQLITE_ROW)
+		;
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+store_change_seq(struct store *st, int64_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = prepare(st, "SELECT value FROM change_seq WHERE id = 1",
+	    &s)) != 0)
+		return r;
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		r = db_err(st, "change sequence");
+		sqlite3_finalize(s);
+		return r;
+	}
+	*out = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return 0;
+}
+
+int
+store_meta_get(struct store *st, const char *key, char **out)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = prepare(st, "SELECT value FROM meta WHERE key = ?", &s)) != 0)
+		return r;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		*out = strdup((const char *)sqlite3_column_text(s, 0));
+		r = *out == NULL ? CK_E_NOMEM : 0;
+		break;
+	case SQLITE_DONE:
+		r = CK_E_NOTFOUND;
+		break;
+	default:
+		r = db_err(st, "meta");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+store_meta_set(struct store *st, const char *key, const char *value)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 ||
+	    (r = prepare(st, "INSERT INTO meta (key, value, change_seq) "
+	    "VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+	    "value = excluded.value, change_seq = excluded.change_seq",
+	    &s)) != 0)
+		return tx_end(st, r);
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, seq);
+	return tx_end(st, step_done(st, s, "meta"));
+}
+
+int
+store_cert_insert_pending(struct store *st, const struct store_cert *c)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r, rc;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 ||
+	    (r = prepare(st, "INSERT INTO certs (serial, status, subject, "
+	    "names, profile, requester, tbs_sha256, not_before, not_after, "
+	    "created_at, is_ca, change_seq) VALUES "
+	    "(?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s)) != 0)
+		return tx_end(st, r);
+	sqlite3_bind_text(s, 1, c->serial, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, c->subject ? c->subject : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, c->names ? c->names : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, c->profile ? c->profile : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, c->requester ? c->requester : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, c->tbs_sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, c->not_before);
+	sqlite3_bind_int64(s, 8, c->not_after);
+	sqlite3_bind_int64(s, 9, c->created_at);
+	sqlite3_bind_int(s, 10, c->is_ca ? 1 : 0);
+	sqlite3_bind_int64(s, 11, seq);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT)
+		r = ck_err_set(CK_E_EXISTS, "serial %s is already in use",
+		    c->serial);
+	else if (rc != SQLITE_DONE)
+		r = db_err(st, "recording certificate");
+	sqlite3_finalize(s);
+	return tx_end(st, r);
+}
+
+/* UPDATE ... WHERE serial = ? AND status = ?; CK_E_STATE if no row. */
+static int
+cert_transition(struct store *st, const char *sql, const char *serial,
+    const unsigned char *der, size_t der_len, int64_t when, int reason)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r, i = 1;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 || (r = prepare(st, sql, &s)) != 0)
+		return tx_end(st, r);
+	sqlite3_bind_int64(s, i++, seq);
+	if (der != NULL)
+		sqlite3_bind_blob(s, i++, der, (int)der_len, SQLITE_STATIC);
+	if (when != 0) {
+		sqlite3_bind_int64(s, i++, when);
+		sqlite3_bind_int(s, i++, reason);
+	}
+	sqlite3_bind_text(s, i, serial, -1, SQLITE_STATIC);
+	if ((r = step_done(st, s, "updating certificate")) == 0 &&
+	    sqlite3_changes(st->db) != 1)
+		r = CK_E_STATE;
+	return tx_end(st, r);
+}
+
+int
+store_cert_mark_issued(struct store *st, const char *serial,
+    const unsigned char *der, size_t der_len)
+{
+	int r = cert_transition(st, "UPDATE certs SET status = 'issued', "
+	    "change_seq = ?, der = ? WHERE serial = ? AND status = 'pending'",
+	    serial, der, der_len, 0, 0);
+
+	if (r == CK_E_STATE)
+		return ck_err_set(r, "certificate %s is not pending", serial);
+	return r;
+}
+
+int
+store_cert_mark_failed(struct store *st, const char *serial)
+{
+	int r = cert_transition(st, "UPDATE certs SET status = 'failed', "
+	    "change_seq = ? WHERE serial = ? AND status = 'pending'",
+	    serial, NULL, 0, 0, 0);
+
+	if (r == CK_E_STATE)
+		return ck_err_set(r, "certificate %s is not pending", serial);
+	return r;
+}
+
+int
+store_cert_revoke(struct store *st, const char *serial, int64_t when,
+    int reason)
+{
+	struct store_cert *c = NULL;
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = store_cert_get(st, serial, &c)) != 0)
+		goto out;
+	if (c->status == STORE_CERT_REVOKED) {
+		r = ck_err_set(CK_E_STATE, "certificate %s is already revoked",
+		    serial);
+		goto out;
+	}
+	if (c->status != STORE_CERT_ISSUED) {
+		r = ck_err_set(CK_E_STATE, "certificate %s was never issued "
+		    "(status %s)", serial, store_cert_status_name(c->status));
+		goto out;
+	}
+	r = cert_transition(st, "UPDATE certs SET status = 'revoked', "
+	    "change_seq = ?, revoked_at = ?, reason = ? WHERE serial = ? "
+	    "AND status = 'issued'", serial, NULL, 0, when, reason);
+out:
+	store_cert_free(c);
+	return tx_end(st, r);
+}
+
+static char *
+col_strdup(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return strdup(t ? (const char *)t : "");
+}
+
+#define CERT_COLS "serial, status, subject, names, profile, requester, " \
+	"tbs_sha256, not_before, not_after, created_at, is_ca, der, " \
+	"revoked_at, reason, change_seq"
+
+static int
+cert_from_row(sqlite3_stmt *s, struct store_cert **out)
+{
+	struct store_cert *c;
+	const void *blob;
+	int st;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return CK_E_NOMEM;
+	snprintf(c->serial, sizeof(c->serial), "%s",
+	    (const char *)sqlite3_column_text(s, 0));
+	st = store_cert_status_parse((const char *)sqlite3_column_text(s, 1));
+	c->status = st < 0 ? STORE_CERT_FAILED : (enum store_cert_status)st;
+	c->subject = col_strdup(s, 2);
+	c->names = col_strdup(s, 3);
+	c->profile = col_strdup(s, 4);
+	c->requester = col_strdup(s, 5);
+	snprintf(c->tbs_sha256, sizeof(c->tbs_sha256), "%s",
+	    (const char *)sqlite3_column_text(s, 6));
+	c->not_before = sqlite3_column_int64(s, 7);
+	c->not_after = sqlite3_column_int64(s, 8);
+	c->created_at = sqlite3_column_int64(s, 9);
+	c->is_ca = sqlite3_column_int(s, 10);
+	blob = sqlite3_column_blob(s, 11);
+	c->der_len = (size_t)sqlite3_column_bytes(s, 11);
+	if (blob != NULL && c->der_len > 0) {
+		if ((c->der = malloc(c->der_len)) == NULL) {
+			store_cert_free(c);
+			return CK_E_NOMEM;
+		}
+		memcpy(c->der, blob, c->der_len);
+	} else
+		c->der_len = 0;
+	c->revoked_at = sqlite3_column_int64(s, 12);
+	c->reason = sqlite3_column_type(s, 13) == SQLITE_NULL ? -1 :
+	    sqlite3_column_int(s, 13);
+	c->change_seq = sqlite3_column_int64(s, 14);
+	if (c->subject == NULL || c->names == NULL || c->profile == NULL ||
+	    c->requester == NULL) {
+		store_cert_free(c);
+		return CK_E_NOMEM;
+	}
+	*out = c;
+	return 0;
+}
+
+int
+store_cert_get(struct store *st, const char *serial, struct store_cert **out)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = prepare(st, "SELECT " CERT_COLS " FROM certs WHERE "
+	    "serial = ?", &s)) != 0)
+		return r;
+	sqlite3_bind_text(s, 1, serial, -1, SQLITE_STATIC);
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		r = cert_from_row(s, out);
+		break;
+	case SQLITE_DONE:
+		r = ck_err_set(CK_E_NOTFOUND, "no certificate with serial %s",
+		    serial);
+		break;
+	default:
+		r = db_err(st, "reading certificate");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+store_cert_list(struct store *st, const struct store_cert_filter *f,
+    int (*cb)(const struct store_cert *c, void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_cert *c = NULL;
+	int r, rc;
+
+	/* Every filter is bound; a NULL/zero binding disables its clause. */
+	if ((r = prepare(st, "SELECT " CERT_COLS " FROM certs WHERE "
+	    "(?1 IS NULL OR status = ?1) AND "
+	    "(?2 = 0 OR not_after < ?3) AND "
+	    "(?4 = 0 OR not_after < ?4) AND "
+	    "(?5 IS NULL OR profile = ?5) AND "
+	    "(?6 IS NULL OR instr(lower(subject), lower(?6)) > 0 OR "
+	    "  instr(lower(names), lower(?6)) > 0) AND "
+	    "change_seq > ?7 "
+	    "ORDER BY created_at DESC, serial LIMIT ?8", &s)) != 0)
+		return r;
+	if (f->status >= 0 && f->status < STORE_CERT_STATUS__MAX)
+		sqlite3_bind_text(s, 1, status_names[f->status], -1,
+		    SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, f->expired ? 1 : 0);
+	sqlite3_bind_int64(s, 3, f->now);
+	sqlite3_bind_int64(s, 4, f->expiring_before);
+	if (f->profile != NULL)
+		sqlite3_bind_text(s, 5, f->profile, -1, SQLITE_STATIC);
+	if (f->name != NULL)
+		sqlite3_bind_text(s, 6, f->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, f->after_seq);
+	sqlite3_bind_int64(s, 8, f->limit ? (sqlite3_int64)f->limit : -1);
+	r = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((r = cert_from_row(s, &c)) != 0)
+			break;
+		r = cb(c, arg);
+		store_cert_free(c);
+		c = NULL;
+		if (r != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_err(st, "listing certificates");
+	sqlite3_finalize(s);
+	return r;
+}
+
+void
+store_cert_free(struct store_cert *c)
+{
+	if (c == NULL)
+		return;
+	free(c->subject);
+	free(c->names);
+	free(c->profile);
+	free(c->requester);
+	free(c->der);
+	free(c);
+}
+
+int
+store_revoked_list(struct store *st, int64_t not_after_min,
+    struct store_revoked **out, size_t *n)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_revoked *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	int r, rc;
+
+	if ((r = prepare(st, "SELECT serial, revoked_at, reason FROM certs "
+	    "WHERE status = 'revoked' AND not_after > ? ORDER BY revoked_at, "
+	    "serial", &s)) != 0)
+		return r;
+	sqlite3_bind_int64(s, 1, not_after_min);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (cnt == cap) {
+			cap = cap ? cap * 2 : 64;
+			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
+				free(v);
+				sqlite3_finalize(s);
+				return CK_E_NOMEM;
+			}
+			v = nv;
+		}
+		snprintf(v[cnt].serial, sizeof(v[cnt].serial), "%s",
+		    (const char *)sqlite3_column_text(s, 0));
+		v[cnt].revoked_at = sqlite3_column_int64(s, 1);
+		v[cnt].reason = sqlite3_column_int(s, 2);
+		cnt++;
+	}
+	if (rc != SQLITE_DONE) {
+		r = db_err(st, "listing revocations");
+		free(v);
+		sqlite3_finalize(s);
+		return r;
+	}
+	sqlite3_finalize(s);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int
+store_crl_next_number(struct store *st, uint64_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 ||
+	    (r = prepare(st, "UPDATE crl_counter SET value = value + 1, "
+	    "change_seq = ? WHERE id = 1 RETURNING value", &s)) != 0)
+		return tx_end(st, r);
+	sqlite3_bind_int64(s, 1, seq);
+	if (sqlite3_step(s) != SQLITE_ROW)
+		r = db_err(st, "CRL number");
+	else
+		*out = (uint64_t)sqlite3_column_int64(s, 0);
+	while (r == 0 && sqlite3_step(s) == SQLITE_ROW)
+		;
+	sqlite3_finalize(s);
+	return tx_end(st, r);
+}
+
+int
+store_crl_insert(struct store *st, uint64_t number, int64_t this_update,
+    int64_t next_update, const unsigned char *der, size_t der_len)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 ||
+	    (r = prepare(st, "INSERT INTO crls (number, this_update, "
+	    "next_update, der, change_seq) VALUES (?, ?, ?, ?, ?)", &s)) != 0)
+		return tx_end(st, r);
+	sqlite3_bind_int64(s, 1, (sqlite3_int64)number);
+	sqlite3_bind_int64(s, 2, this_update);
+	sqlite3_bind_int64(s, 3, next_update);
+	sqlite3_bind_blob(s, 4, der, (int)der_len, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, seq);
+	return tx_end(st, step_done(st, s, "recording CRL"));
+}
+
+int
+store_audit_last(struct store *st, int64_t *id, unsigned char hash[32])
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = prepare(st, "SELECT id, hash FROM audit ORDER BY id DESC "
+	    "LIMIT 1", &s)) != 0)
+		return r;
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		*id = sqlite3_column_int64(s, 0);
+		memset(hash, 0, 32);
+		if (sqlite3_column_bytes(s, 1) == 32)
+			memcpy(hash, sqlite3_column_blob(s, 1), 32);
+		r = 0;
+		break;
+	case SQLITE_DONE:
+		*id = 0;
+		memset(hash, 0, 32);
+		r = 0;
+		break;
+	default:
+		r = db_err(st, "audit log");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+store_audit_insert(struct store *st, struct store_audit_entry *e)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 ||
+	    (r = prepare(st, "INSERT INTO audit (id, time, user, action, "
+	    "object, result, detail, prev_hash, hash, change_seq) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s)) != 0)
+		return tx_end(st, r);
+	e->change_seq = seq;
+	sqlite3_bind_int64(s, 1, e->id);
+	sqlite3_bind_int64(s, 2, e->time);
+	sqlite3_bind_text(s, 3, e->user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, e->action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, e->object, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, e->result, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, e->detail, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 8, e->prev_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 9, e->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 10, seq);
+	return tx_end(st, step_done(st, s, "appending to the audit log"));
+}
+
+int
+store_audit_iter(struct store *st, int64_t from_id,
+    int (*cb)(const struct store_audit_entry *e, void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_audit_entry e;
+	int r, rc;
+
+	if ((r = prepare(st, "SELECT id, time, user, action, object, result, "
+	    "detail, prev_hash, hash, change_seq FROM audit WHERE id >= ? "
+	    "ORDER BY id", &s)) != 0)
+		return r;
+	sqlite3_bind_int64(s, 1, from_id);
+	r = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&e, 0, sizeof(e));
+		e.id = sqlite3_column_int64(s, 0);
+		e.time = sqlite3_column_int64(s, 1);
+		e.user = (char *)sqlite3_column_text(s, 2);
+		e.action = (char *)sqlite3_column_text(s, 3);
+		e.object = (char *)sqlite3_column_text(s, 4);
+		e.result = (char *)sqlite3_column_text(s, 5);
+		e.detail = (char *)sqlite3_column_text(s, 6);
+		if (sqlite3_column_bytes(s, 7) == 32)
+			memcpy(e.prev_hash, sqlite3_column_blob(s, 7), 32);
+		if (sqlite3_column_bytes(s, 8) == 32)
+			memcpy(e.hash, sqlite3_column_blob(s, 8), 32);
+		e.change_seq = sqlite3_column_int64(s, 9);
+		if (e.user == NULL)
+			e.user = (char *)"";
+		if (e.action == NULL)
+			e.action = (char *)"";
+		if (e.object == NULL)
+			e.object = (char *)"";
+		if (e.result == NULL)
+			e.result = (char *)"";
+		if (e.detail == NULL)
+			e.detail = (char *)"";
+		if ((r = cb(&e, arg)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_err(st, "reading the audit log");
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+store_config_latest(struct store *st, char hash_hex[65])
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = prepare(st, "SELECT sha256 FROM config_history ORDER BY id "
+	    "DESC LIMIT 1", &s)) != 0)
+		return r;
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		snprintf(hash_hex, 65, "%s",
+		    (const char *)sqlite3_column_text(s, 0));
+		r = 0;
+		break;
+	case SQLITE_DONE:
+		r = CK_E_NOTFOUND;
+		break;
+	default:
+		r = db_err(st, "configuration history");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+store_config_insert(struct store *st, int64_t when, const char *user,
+    const char *hash_hex, const char *content)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 ||
+	    (r = prepare(st, "INSERT INTO config_history (time, user, sha256, "
+	    "content, change_seq) VALUES (?, ?, ?, ?, ?)", &s)) != 0)
+		return tx_end(st, r);
+	sqlite3_bind_int64(s, 1, when);
+	sqlite3_bind_text(s, 2, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, hash_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, content, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, seq);
+	return tx_end(st, step_done(st, s, "recording configuration"));
+}

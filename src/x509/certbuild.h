@@ -1,0 +1,84 @@
+/*
+ * certbuild.h - building TBSCertificates and CRLs from plain structs.
+ *
+ * These functions never sign: the signer (src/signer) takes the result,
+ * fixes the signature algorithm, logs, and signs. Keeping the building here
+ * and the key there is what lets the signer move into its own process.
+ */
+#ifndef CK_X509_CERTBUILD_H
+#define CK_X509_CERTBUILD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/x509.h>
+
+#include "common/strutil.h"
+#include "x509/names.h"
+
+/* RFC 5280 KeyUsage bit numbers. */
+enum ck_ku {
+	CK_KU_DIGITAL_SIGNATURE,
+	CK_KU_NON_REPUDIATION,
+	CK_KU_KEY_ENCIPHERMENT,
+	CK_KU_DATA_ENCIPHERMENT,
+	CK_KU_KEY_AGREEMENT,
+	CK_KU_KEY_CERT_SIGN,
+	CK_KU_CRL_SIGN,
+	CK_KU_ENCIPHER_ONLY,
+	CK_KU_DECIPHER_ONLY,
+	CK_KU__MAX
+};
+
+/* "digitalSignature", ...; ck_ku_parse() returns the bit or -1. */
+const char *ck_ku_name(enum ck_ku bit);
+int ck_ku_parse(const char *name);
+
+/* 1 if `name` is an extended key usage certkeep can put in a cert
+ * (serverAuth, clientAuth, codeSigning, emailProtection, timeStamping,
+ * OCSPSigning, or a dotted OID). */
+int ck_eku_valid(const char *name);
+
+struct ck_cert_template {
+	const X509_NAME *subject;
+	EVP_PKEY *pubkey;
+	const ASN1_INTEGER *serial;
+	int64_t not_before;
+	int64_t not_after;
+	int is_ca;
+	int path_len;		/* -1: no pathLenConstraint */
+	unsigned ku;		/* bits of enum ck_ku; 0 omits the extension */
+	const struct ck_strlist *eku; /* NULL or empty omits it */
+	const struct ck_names *sans;  /* NULL or empty omits it */
+	const char *crl_url;	/* NULL omits CRL distribution points */
+	const char *ocsp_url;	/* NULL/"" omit from AIA */
+	const char *issuer_url;
+};
+
+/*
+ * Build an unsigned v3 certificate. `issuer` is the CA certificate, or
+ * NULL for a self-signed one (the issuer is then the subject and the AKI
+ * is the certificate's own key id). *out is owned by the caller.
+ */
+int ck_cert_build(const struct ck_cert_template *t, X509 *issuer, X509 **out);
+
+struct ck_crl_entry {
+	const char *serial_hex;
+	int64_t revoked_at;
+	int reason;		/* RFC 5280 CRLReason */
+};
+
+/*
+ * Build an unsigned v2 CRL with CRL number, AKI, thisUpdate and
+ * nextUpdate, one entry per revocation (reason omitted when unspecified).
+ */
+int ck_crl_build(X509 *issuer, const struct ck_crl_entry *entries,
+    size_t n, uint64_t number, int64_t this_update, int64_t next_update,
+    X509_CRL **out);
+
+/* RFC 5280 reason names: "unspecified", "keyCompromise", ... (code 7 is
+ * unused). ck_crl_reason_parse() returns the code or -1. */
+const char *ck_crl_reason_name(int code);
+int ck_crl_reason_parse(const char *name);
+
+#endif

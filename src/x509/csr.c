@@ -1,0 +1,240 @@
+#include "x509/csr.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "common/err.h"
+#include "x509/keygen.h"
+
+#define CK_CSR_MAX_ATTRS 32
+
+static int
+read_subject(struct ck_csr *c)
+{
+	const X509_NAME *nm = X509_REQ_get_subject_name(c->req);
+	const X509_NAME_ENTRY *e;
+	const ASN1_OBJECT *obj;
+	unsigned char *utf8 = NULL;
+	int i, n, len, nid;
+
+	n = X509_NAME_entry_count(nm);
+	if (n > CK_CSR_MAX_ATTRS)
+		return ck_err_set(CK_E_POLICY, "subject has %d attributes, "
+		    "more than %d", n, CK_CSR_MAX_ATTRS);
+	if (n == 0)
+		return 0;
+	if ((c->attrs = calloc((size_t)n, sizeof(*c->attrs))) == NULL)
+		return CK_E_NOMEM;
+	for (i = 0; i < n; i++) {
+		e = X509_NAME_get_entry(nm, i);
+		obj = X509_NAME_ENTRY_get_object(e);
+		nid = OBJ_obj2nid(obj);
+		if (nid != NID_undef)
+			snprintf(c->attrs[i].type, sizeof(c->attrs[i].type),
+			    "%s", OBJ_nid2sn(nid));
+		else
+			OBJ_obj2txt(c->attrs[i].type, sizeof(c->attrs[i].type),
+			    obj, 1);
+		len = ASN1_STRING_to_UTF8(&utf8,
+		    X509_NAME_ENTRY_get_data(e));
+		if (len < 0)
+			return ck_err_set(CK_E_PARSE, "subject attribute %s "
+			    "cannot be decoded", c->attrs[i].type);
+		if ((size_t)len >= sizeof(c->attrs[i].value) ||
+		    memchr(utf8, '\0', (size_t)len) != NULL) {
+			OPENSSL_free(utf8);
+			return ck_err_set(CK_E_POLICY, "subject attribute %s "
+			    "is too long or contains NUL", c->attrs[i].type);
+		}
+		memcpy(c->attrs[i].value, utf8, (size_t)len);
+		c->attrs[i].value[len] = '\0';
+		OPENSSL_free(utf8);
+		utf8 = NULL;
+		c->nattrs++;
+	}
+	return 0;
+}
+
+static int
+read_extensions(struct ck_csr *c)
+{
+	STACK_OF(X509_EXTENSION) *exts;
+	X509_EXTENSION *ext;
+	ASN1_BIT_STRING *ku = NULL;
+	EXTENDED_KEY_USAGE *eku = NULL;
+	BASIC_CONSTRAINTS *bc = NULL;
+	GENERAL_NAMES *gens = NULL;
+	char oid[80];
+	int i, j, nid, r = 0, seen_san = 0;
+
+	exts = X509_REQ_get_extensions(c->req);
+	if (exts == NULL)
+		return 0;
+	for (i = 0; i < sk_X509_EXTENSION_num(exts) && r == 0; i++) {
+		ext = sk_X509_EXTENSION_value(exts, i);
+		nid = OBJ_obj2nid(X509_EXTENSION_get_object(ext));
+		switch (nid) {
+		case NID_subject_alt_name:
+			if (seen_san++) {
+				r = ck_err_set(CK_E_PARSE,
+				    "subjectAltName requested twice");
+				break;
+			}
+			if ((gens = X509V3_EXT_d2i(ext)) == NULL) {
+				r = ck_err_set(CK_E_PARSE,
+				    "malformed subjectAltName");
+				break;
+			}
+			r = ck_names_from_general(gens, &c->names);
+			GENERAL_NAMES_free(gens);
+			break;
+		case NID_key_usage:
+			if ((ku = X509V3_EXT_d2i(ext)) == NULL) {
+				r = ck_err_set(CK_E_PARSE,
+				    "malformed keyUsage");
+				break;
+			}
+			c->has_ku = 1;
+			for (j = 0; j < 9; j++)
+				if (ASN1_BIT_STRING_get_bit(ku, j))
+					c->ku |= 1u << j;
+			ASN1_BIT_STRING_free(ku);
+			break;
+		case NID_ext_key_usage:
+			if ((eku = X509V3_EXT_d2i(ext)) == NULL) {
+				r = ck_err_set(CK_E_PARSE,
+				    "malformed extendedKeyUsage");
+				break;
+			}
+			c->has_eku = 1;
+			for (j = 0; j < sk_ASN1_OBJECT_num(eku) && r == 0;
+			    j++) {
+				ASN1_OBJECT *o = sk_ASN1_OBJECT_value(eku, j);
+				int en = OBJ_obj2nid(o);
+				if (en != NID_undef)
+					r = ck_strlist_add(&c->eku,
+					    OBJ_nid2sn(en));
+				else {
+					OBJ_obj2txt(oid, sizeof(oid), o, 1);
+					r = ck_strlist_add(&c->eku, oid);
+				}
+			}
+			EXTENDED_KEY_USAGE_free(eku);
+			break;
+		case NID_basic_constraints:
+			if ((bc = X509V3_EXT_d2i(ext)) == NULL) {
+				r = ck_err_set(CK_E_PARSE,
+				    "malformed basicConstraints");
+				break;
+			}
+			c->has_bc = 1;
+			c->bc_ca = bc->ca ? 1 : 0;
+			c->bc_pathlen = bc->pathlen ?
+			    ASN1_INTEGER_get(bc->pathlen) : -1;
+			BASIC_CONSTRAINTS_free(bc);
+			break;
+		case NID_subject_key_identifier:
+			/* Harmless: the CA computes its own. */
+			break;
+		default:
+			if (nid != NID_undef)
+				snprintf(oid, sizeof(oid), "%s",
+				    OBJ_nid2sn(nid));
+			else
+				OBJ_obj2txt(oid, sizeof(oid),
+				    X509_EXTENSION_get_object(ext), 1);
+			r = ck_strlist_add(&c->other_exts, oid);
+		}
+	}
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	return r;
+}
+
+int
+ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
+{
+	struct ck_csr *c = NULL;
+	const unsigned char *p;
+	BIO *bio = NULL;
+	int r;
+
+	if (len > CK_CSR_MAX)
+		return ck_err_set(CK_E_TOOBIG, "CSR is %zu bytes; the limit is "
+		    "%u", len, CK_CSR_MAX);
+	if (len == 0)
+		return ck_err_set(CK_E_PARSE, "CSR is empty");
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return CK_E_NOMEM;
+	c->bc_pathlen = -1;
+	if (len >= 11 && memmem(buf, len, "-----BEGIN ", 11) != NULL) {
+		if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
+			r = CK_E_NOMEM;
+			goto out;
+		}
+		c->req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+		if (c->req == NULL) {
+			r = ck_err_ssl(CK_E_PARSE, "malformed PEM CSR");
+			goto out;
+		}
+	} else {
+		p = buf;
+		c->req = d2i_X509_REQ(NULL, &p, (long)len);
+		if (c->req == NULL) {
+			r = ck_err_ssl(CK_E_PARSE,
+			    "malformed or truncated DER CSR");
+			goto out;
+		}
+		if (p != buf + len) {
+			r = ck_err_set(CK_E_PARSE, "CSR has %zu bytes of "
+			    "trailing data", (size_t)(buf + len - p));
+			goto out;
+		}
+	}
+	if ((c->pubkey = X509_REQ_get0_pubkey(c->req)) == NULL) {
+		r = ck_err_ssl(CK_E_PARSE, "CSR public key cannot be decoded");
+		goto out;
+	}
+	if (X509_REQ_verify(c->req, c->pubkey) != 1) {
+		r = ck_err_ssl(CK_E_BADSIG, "CSR signature does not verify");
+		goto out;
+	}
+	ck_key_describe(c->pubkey, c->key_desc, sizeof(c->key_desc));
+	if ((r = read_subject(c)) != 0 || (r = read_extensions(c)) != 0)
+		goto out;
+	*out = c;
+	c = NULL;
+out:
+	ck_csr_free(c);
+	ERR_clear_error();
+	return r;
+}
+
+void
+ck_csr_free(struct ck_csr *c)
+{
+	if (c == NULL)
+		return;
+	X509_REQ_free(c->req);
+	free(c->attrs);
+	ck_names_clear(&c->names);
+	ck_strlist_clear(&c->eku);
+	ck_strlist_clear(&c->other_exts);
+	free(c);
+}
+
+const char *
+ck_csr_subject_get(const struct ck_csr *c, const char *type)
+{
+	size_t i;
+
+	for (i = 0; i < c->nattrs; i++)
+		if (strcmp(c->attrs[i].type, type) == 0)
+			return c->attrs[i].value;
+	return NULL;
+}

@@ -1,0 +1,56 @@
+/*
+ * csr.h - certificate signing requests from untrusted sources.
+ *
+ * ck_csr_parse() takes PEM or DER bytes of at most CK_CSR_MAX, refuses
+ * trailing junk, checks the self-signature, and lays out everything a
+ * profile needs to judge the request: key type, subject attributes,
+ * requested names and extensions. Nothing is trusted until a profile says
+ * so.
+ */
+#ifndef CK_X509_CSR_H
+#define CK_X509_CSR_H
+
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+#include "common/strutil.h"
+#include "x509/names.h"
+
+#define CK_CSR_MAX (64u * 1024)
+
+struct ck_subject_attr {
+	char type[32];		/* short name: CN, O, OU, C, ... or an OID */
+	char value[256];	/* UTF-8 */
+};
+
+struct ck_csr {
+	X509_REQ *req;
+	EVP_PKEY *pubkey;	/* owned by req */
+	char key_desc[32];	/* see ck_key_describe() */
+	struct ck_subject_attr *attrs;
+	size_t nattrs;
+	struct ck_names names;	/* from a requested subjectAltName */
+	int has_ku;
+	unsigned ku;		/* bit i = RFC 5280 KeyUsage bit i */
+	int has_eku;
+	struct ck_strlist eku;	/* short names (serverAuth) or OIDs */
+	int has_bc;
+	int bc_ca;
+	long bc_pathlen;	/* -1 if absent */
+	struct ck_strlist other_exts; /* any other requested extension */
+};
+
+/*
+ * Parse and check a CSR. Returns 0 and *out (caller frees with
+ * ck_csr_free), CK_E_TOOBIG, CK_E_PARSE (malformed, truncated, trailing
+ * data), or CK_E_BADSIG (the self-signature does not verify).
+ */
+int ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out);
+
+void ck_csr_free(struct ck_csr *csr);
+
+/* The subject's value for a short name (first occurrence) or NULL. */
+const char *ck_csr_subject_get(const struct ck_csr *csr, const char *type);
+
+#endif
