@@ -93,22 +93,23 @@ cmd_issue(int argc, char **argv)
 		return cli_usage(issue_usage);
 	if ((home = cli_home(&com)) == NULL)
 		return CLI_EXIT_USAGE;
-	/* Read one byte more than the limit so oversize is reported by the
-	 * CSR parser (and audited) rather than by the reader. */
-	if ((r = cli_read_input(csrf, CK_CSR_MAX + 1, &csr, &csrlen)) != 0 &&
+	if ((r = cli_read_input(csrf, CK_CSR_MAX, &csr, &csrlen)) != 0 &&
 	    r != CK_E_TOOBIG)
 		return cli_fail(r);
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		goto fail;
 	if (csr == NULL) {
-		/* Too big to read: let the CA refuse and audit it. */
-		static const unsigned char big = 0;
-		p.csr = &big;
-		p.csr_len = (size_t)CK_CSR_MAX + 1;
-	} else {
-		p.csr = csr;
-		p.csr_len = csrlen;
+		/* Over the limit: refused like any other bad request. */
+		char msg[256], obj[128];
+		snprintf(msg, sizeof(msg), "CSR larger than %u bytes",
+		    CK_CSR_MAX);
+		snprintf(obj, sizeof(obj), "profile %s", p.profile);
+		(void)ck_ca_audit(ca, "issue", obj, "refused", msg);
+		r = ck_err_set(CK_E_TOOBIG, "%s", msg);
+		goto fail;
 	}
+	p.csr = csr;
+	p.csr_len = csrlen;
 	if (ca->cert == NULL) {
 		r = ck_err_set(CK_E_STATE, "this CA has no certificate yet: "
 		    "install it with 'certkeep ca install'");

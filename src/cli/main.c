@@ -7,6 +7,7 @@
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "common/secmem.h"
 
 static const struct {
 	const char *name;
@@ -40,6 +41,7 @@ main(int argc, char **argv)
 {
 	size_t i;
 
+	ck_process_harden();
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;

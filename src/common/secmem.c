@@ -3,6 +3,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -62,4 +65,26 @@ ck_wipe(void *p, size_t len)
 {
 	if (p != NULL && len > 0)
 		OPENSSL_cleanse(p, len);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CK_ASAN 1
+#endif
+#endif
+
+void
+ck_process_harden(void)
+{
+	struct rlimit rl = { 0, 0 };
+
+	umask(077);
+	(void)setrlimit(RLIMIT_CORE, &rl);
+#ifndef CK_ASAN
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+	/* Private key BIGNUMs then live in locked, guarded pages. */
+	(void)CRYPTO_secure_malloc_init(1u << 17, 32);
+#endif
 }

@@ -29,4 +29,12 @@ int ck_secret_equal(const struct ck_secret *a, const struct ck_secret *b);
 /* Wipe any buffer (wrapper for OPENSSL_cleanse). */
 void ck_wipe(void *p, size_t len);
 
+/*
+ * Harden a process that may hold key material, before it touches any:
+ * umask 077, no core dumps and not ptrace-able by the same user
+ * (PR_SET_DUMPABLE 0; skipped under AddressSanitizer, whose leak checker
+ * needs it), and OpenSSL's secure heap for private key numbers.
+ */
+void ck_process_harden(void);
+
 #endif

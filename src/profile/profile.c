@@ -334,6 +334,23 @@ check_subject(const struct ck_profile *p, const struct ck_csr *csr,
 	return 0;
 }
 
+/* Key usages a key algorithm can have at all (RFC 5480 section 3 for EC,
+ * RFC 8410 section 5 for Ed25519); RSA can have any. */
+static unsigned
+ku_valid_for_key(const char *key_desc)
+{
+	const unsigned sign = (1u << CK_KU_DIGITAL_SIGNATURE) |
+	    (1u << CK_KU_NON_REPUDIATION) | (1u << CK_KU_KEY_CERT_SIGN) |
+	    (1u << CK_KU_CRL_SIGN);
+
+	if (strncmp(key_desc, "ec-", 3) == 0)
+		return sign | (1u << CK_KU_KEY_AGREEMENT) |
+		    (1u << CK_KU_ENCIPHER_ONLY) | (1u << CK_KU_DECIPHER_ONLY);
+	if (strcmp(key_desc, "ed25519") == 0 || strcmp(key_desc, "ed448") == 0)
+		return sign;
+	return (1u << CK_KU__MAX) - 1;
+}
+
 int
 ck_profile_check(const struct ck_profile *p, const struct ck_issue_request *rq,
     struct ck_issue_decision *d)
@@ -388,8 +405,24 @@ ck_profile_check(const struct ck_profile *p, const struct ck_issue_request *rq,
 		    "profiles");
 		goto fail;
 	}
-	/* Key usage: the request may narrow, never widen. */
-	d->ku = p->ku;
+	/* Key usage: the request may narrow, never widen. The profile's
+	 * usages that the key's algorithm cannot have (keyEncipherment for
+	 * an EC or Ed25519 key) are not granted to it. */
+	d->ku = p->ku & ku_valid_for_key(csr->key_desc);
+	if (csr->has_ku && (csr->ku & ~ku_valid_for_key(csr->key_desc))) {
+		for (i = 0; i < CK_KU__MAX; i++)
+			if ((csr->ku & ~ku_valid_for_key(csr->key_desc)) &
+			    (1u << i))
+				break;
+		r = refuse(p, "key usage %s is not valid for this key type",
+		    ck_ku_name((enum ck_ku)i));
+		goto fail;
+	}
+	if (p->ku != 0 && d->ku == 0) {
+		r = refuse(p, "no key usage of the profile is valid for key "
+		    "type %s", csr->key_desc);
+		goto fail;
+	}
 	if (csr->has_ku) {
 		if ((csr->ku & ~p->ku) != 0) {
 			for (i = 0; i < CK_KU__MAX; i++)
