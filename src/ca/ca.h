@@ -96,7 +96,7 @@ struct ck_issue_params {
 
 struct ck_issue_result {
 	char serial[80];
-	unsigned char *der;	/* caller frees */
+	unsigned char *der;	/* caller frees (OPENSSL_free) */
 	size_t der_len;
 };
 
@@ -107,6 +107,36 @@ struct ck_issue_result {
  */
 int ck_ca_issue(struct ck_ca *ca, const struct ck_issue_params *p,
     struct ck_issue_result *res);
+
+/*
+ * The phases of ck_ca_issue(), for the server's pipeline:
+ *   prepare  judge the request (CSR, profile, and the narrower name rules
+ *            `extra` of an API token, may be NULL), draw a serial, build
+ *            the TBS; refusals are returned, not audited (see
+ *            ck_ca_audit_refusal)
+ *   log      record the pending row (within the caller's transaction)
+ *   sign     sign; touches no store; safe on several threads at once
+ *   record   mark issued and audit (or record_failed)
+ * A job owns its CSR, TBS and, once signed, the DER.
+ */
+struct ck_issue_job;
+struct ck_profile;
+int ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
+    const struct ck_profile *extra, struct ck_issue_job **out);
+int ck_issue_log(struct ck_ca *ca, struct ck_issue_job *job);
+int ck_issue_sign(struct ck_ca *ca, struct ck_issue_job *job);
+int ck_issue_record(struct ck_ca *ca, struct ck_issue_job *job);
+int ck_issue_record_failed(struct ck_ca *ca, struct ck_issue_job *job,
+    const char *why);
+const char *ck_issue_job_serial(const struct ck_issue_job *job);
+const char *ck_issue_job_requester(const struct ck_issue_job *job);
+/* Take the signed DER (caller frees with OPENSSL_free). */
+unsigned char *ck_issue_job_take_der(struct ck_issue_job *job, size_t *len);
+void ck_issue_job_free(struct ck_issue_job *job);
+
+/* Audit a refused issuance request (requester NULL: the OS user). */
+int ck_ca_audit_refusal(struct ck_ca *ca, const char *requester,
+    const char *profile, const char *reason);
 
 /* Revoke by serial with an RFC 5280 reason code. */
 int ck_ca_revoke(struct ck_ca *ca, const char *serial, int reason);

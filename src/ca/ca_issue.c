@@ -1,5 +1,10 @@
 /*
- * ca_issue.c - issuing a certificate: check, log, sign, record.
+ * ca_issue.c - issuing a certificate: judge, log, sign, record.
+ *
+ * The four phases are separate so that the server can run many requests
+ * through them at once: judging and signing in parallel, logging and
+ * recording in group commits. ck_ca_issue() runs them in order for one
+ * request (the command line).
  */
 #include "ca/ca.h"
 
@@ -24,154 +29,265 @@
 /* Attempts at a fresh serial should one collide. */
 #define ISSUE_SERIAL_TRIES 4
 
-/* Record a refusal in the audit log; keep the reason for the caller. */
-static int
-refused(struct ck_ca *ca, int r, const char *profile)
-{
-	char msg[1024], obj[128];
+struct ck_issue_job {
+	struct ck_csr *csr;
+	struct ck_issue_decision d;
+	struct ck_cert_template t;
+	struct signer_pending *pend;
+	ASN1_INTEGER *serial;
+	struct store_cert rec;
+	unsigned char digest[32];
+	char subj[1024];
+	char names[2048];
+	char requester[128];
+	char profile[CK_PROFILE_NAME_MAX];
+	unsigned char *der;
+	size_t der_len;
+};
 
-	snprintf(msg, sizeof(msg), "%s", ck_err_msg()[0] ? ck_err_msg() :
-	    ck_strerror(r));
+int
+ck_ca_audit_refusal(struct ck_ca *ca, const char *requester,
+    const char *profile, const char *reason)
+{
+	char obj[128];
+
 	snprintf(obj, sizeof(obj), "profile %s", profile ? profile : "?");
-	(void)ck_ca_audit(ca, "issue", obj, AUDIT_REFUSED, msg);
-	return ck_err_set(r, "%s", msg);
+	return audit_append(ca->st, requester, "issue", obj, AUDIT_REFUSED,
+	    reason);
+}
+
+/* Draw a serial and build the TBS; the digest goes into the record. */
+static int
+job_draw(struct ck_ca *ca, struct ck_issue_job *j)
+{
+	int r;
+
+	ASN1_INTEGER_free(j->serial);
+	j->serial = NULL;
+	signer_pending_free(j->pend);
+	j->pend = NULL;
+	if ((r = ck_serial_random(&j->serial, j->rec.serial)) != 0)
+		return r;
+	j->t.serial = j->serial;
+	if ((r = signer_cert_prepare(ca->signer, &j->t, 0, &j->pend,
+	    j->digest)) != 0)
+		return r;
+	ck_hex_encode(j->digest, 32, j->rec.tbs_sha256);
+	return 0;
 }
 
 int
-ck_ca_issue(struct ck_ca *ca, const struct ck_issue_params *p,
-    struct ck_issue_result *res)
+ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
+    const struct ck_profile *extra, struct ck_issue_job **out)
 {
 	const struct ck_profile *prof;
-	struct ck_csr *csr = NULL;
 	struct ck_issue_request rq;
-	struct ck_issue_decision d;
-	struct ck_cert_template t;
-	struct signer_pending *pend = NULL;
-	struct store_cert rec;
-	ASN1_INTEGER *serial = NULL;
-	unsigned char digest[32], *der = NULL;
-	size_t der_len = 0;
-	char subj[1024], names[2048], detail[512];
+	struct ck_issue_job *j = NULL;
 	int64_t now = ck_time_now();
-	int r, tries;
+	size_t i;
+	int r;
 
-	memset(&d, 0, sizeof(d));
-	memset(res, 0, sizeof(*res));
 	if (ca->signer == NULL || ca->cert == NULL)
 		return ck_err_set(CK_E_STATE, ca->cert == NULL ?
 		    "this CA has no certificate installed yet" :
 		    "the CA key is locked");
 	if ((prof = ck_config_profile(ca->cfg, p->profile)) == NULL)
-		return refused(ca, ck_err_set(CK_E_POLICY, "no profile named "
-		    "'%s'", p->profile), p->profile);
-	if ((r = ck_csr_parse(p->csr, p->csr_len, &csr)) != 0)
-		return refused(ca, r, p->profile);
+		return ck_err_set(CK_E_POLICY, "no profile named '%s'",
+		    p->profile);
+	if ((j = calloc(1, sizeof(*j))) == NULL)
+		return CK_E_NOMEM;
+	snprintf(j->profile, sizeof(j->profile), "%s", prof->name);
+	snprintf(j->requester, sizeof(j->requester), "%s",
+	    p->requester ? p->requester : audit_os_user());
+	if ((r = ck_csr_parse(p->csr, p->csr_len, &j->csr)) != 0)
+		goto fail;
 	memset(&rq, 0, sizeof(rq));
-	rq.csr = csr;
+	rq.csr = j->csr;
 	rq.days = p->days;
 	rq.path_len = p->path_len;
-	if ((r = ck_profile_check(prof, &rq, &d)) != 0) {
-		r = refused(ca, r, p->profile);
-		goto out;
-	}
+	if ((r = ck_profile_check(prof, &rq, &j->d)) != 0)
+		goto fail;
+	/* Narrower name rules of the requester (an API token). */
+	for (i = 0; extra != NULL && i < j->d.sans.n; i++)
+		if ((r = ck_profile_name_check(extra, &j->d.sans.v[i])) != 0) {
+			r = ck_err_set(CK_E_POLICY, "not permitted for %s: %s",
+			    j->requester, ck_err_msg());
+			goto fail;
+		}
 
-	memset(&t, 0, sizeof(t));
-	t.subject = X509_REQ_get_subject_name(csr->req);
-	t.pubkey = csr->pubkey;
-	t.not_before = now - ISSUE_BACKDATE;
-	t.not_after = now + (int64_t)d.days * 86400;
+	j->t.subject = X509_REQ_get_subject_name(j->csr->req);
+	j->t.pubkey = j->csr->pubkey;
+	j->t.not_before = now - ISSUE_BACKDATE;
+	j->t.not_after = now + (int64_t)j->d.days * 86400;
 	/* Without an explicit --days, the profile's maximum is cut short
 	 * by the CA's own expiry; an explicit request beyond it is refused
 	 * by the signer. */
 	if (p->days == 0) {
 		struct tm tm;
 		if (ASN1_TIME_to_tm(X509_get0_notAfter(ca->cert), &tm) == 1 &&
-		    (int64_t)timegm(&tm) < t.not_after)
-			t.not_after = (int64_t)timegm(&tm);
+		    (int64_t)timegm(&tm) < j->t.not_after)
+			j->t.not_after = (int64_t)timegm(&tm);
 	}
-	t.is_ca = d.is_ca;
-	t.path_len = d.path_len;
-	t.ku = d.ku;
-	t.eku = &d.eku;
-	t.sans = &d.sans;
-	t.crl_url = ca->cfg->crl_url;
-	t.ocsp_url = ca->cfg->ocsp_url;
-	t.issuer_url = ca->cfg->issuer_url;
+	j->t.is_ca = j->d.is_ca;
+	j->t.path_len = j->d.path_len;
+	j->t.ku = j->d.ku;
+	j->t.eku = &j->d.eku;
+	j->t.sans = &j->d.sans;
+	j->t.crl_url = ca->cfg->crl_url;
+	j->t.ocsp_url = ca->cfg->ocsp_url;
+	j->t.issuer_url = ca->cfg->issuer_url;
 
-	X509_NAME_oneline(t.subject, subj, sizeof(subj));
-	ck_names_format(&d.sans, names, sizeof(names));
-	memset(&rec, 0, sizeof(rec));
-	rec.subject = subj;
-	rec.names = names;
-	rec.profile = (char *)prof->name;
-	rec.requester = (char *)(p->requester ? p->requester :
-	    audit_os_user());
-	rec.not_before = t.not_before;
-	rec.not_after = t.not_after;
-	rec.created_at = now;
-	rec.is_ca = d.is_ca;
+	X509_NAME_oneline(j->t.subject, j->subj, sizeof(j->subj));
+	ck_names_format(&j->d.sans, j->names, sizeof(j->names));
+	j->rec.subject = j->subj;
+	j->rec.names = j->names;
+	j->rec.profile = j->profile;
+	j->rec.requester = j->requester;
+	j->rec.not_before = j->t.not_before;
+	j->rec.not_after = j->t.not_after;
+	j->rec.created_at = now;
+	j->rec.is_ca = j->d.is_ca;
+	if ((r = job_draw(ca, j)) != 0)
+		goto fail;
+	*out = j;
+	return 0;
+fail:
+	ck_issue_job_free(j);
+	return r;
+}
 
-	/* Log before sign: the pending row is durable before any signature
-	 * exists. A serial collision (never expected) draws again. */
-	for (tries = 0;; tries++) {
-		ASN1_INTEGER_free(serial);
-		serial = NULL;
-		signer_pending_free(pend);
-		pend = NULL;
-		if ((r = ck_serial_random(&serial, rec.serial)) != 0)
-			goto out;
-		t.serial = serial;
-		if ((r = signer_cert_prepare(ca->signer, &t, 0, &pend,
-		    digest)) != 0) {
-			r = refused(ca, r, p->profile);
-			goto out;
-		}
-		ck_hex_encode(digest, 32, rec.tbs_sha256);
-		r = store_cert_insert_pending(ca->st, &rec);
-		if (r != CK_E_EXISTS || tries + 1 >= ISSUE_SERIAL_TRIES)
-			break;
+int
+ck_issue_log(struct ck_ca *ca, struct ck_issue_job *j)
+{
+	int r, tries;
+
+	/* A serial collision (never expected with 127 random bits) draws
+	 * again rather than failing the request. */
+	for (tries = 1;; tries++) {
+		r = store_cert_insert_pending(ca->st, &j->rec);
+		if (r != CK_E_EXISTS || tries >= ISSUE_SERIAL_TRIES)
+			return r;
+		if ((r = job_draw(ca, j)) != 0)
+			return r;
 	}
-	if (r != 0)
+}
+
+int
+ck_issue_sign(struct ck_ca *ca, struct ck_issue_job *j)
+{
+	int r;
+
+	r = signer_cert_sign(ca->signer, j->pend, &j->der, &j->der_len);
+	j->pend = NULL;
+	return r;
+}
+
+int
+ck_issue_record(struct ck_ca *ca, struct ck_issue_job *j)
+{
+	char detail[600];
+	int r;
+
+	snprintf(detail, sizeof(detail), "profile %s, subject %.200s, "
+	    "names %.300s", j->profile, j->subj, j->names);
+	if ((r = store_tx_begin(ca->st)) != 0)
+		return r;
+	if ((r = store_cert_mark_issued(ca->st, j->rec.serial, j->der,
+	    j->der_len)) != 0 ||
+	    (r = audit_append(ca->st, j->requester, "issue", j->rec.serial,
+	    AUDIT_OK, detail)) != 0) {
+		store_tx_rollback(ca->st);
+		return r;
+	}
+	return store_tx_commit(ca->st);
+}
+
+int
+ck_issue_record_failed(struct ck_ca *ca, struct ck_issue_job *j,
+    const char *why)
+{
+	int r;
+
+	if ((r = store_tx_begin(ca->st)) != 0)
+		return r;
+	if ((r = store_cert_mark_failed(ca->st, j->rec.serial)) != 0 ||
+	    (r = audit_append(ca->st, j->requester, "issue", j->rec.serial,
+	    AUDIT_FAILED, why)) != 0) {
+		store_tx_rollback(ca->st);
+		return r;
+	}
+	return store_tx_commit(ca->st);
+}
+
+const char *
+ck_issue_job_serial(const struct ck_issue_job *j)
+{
+	return j->rec.serial;
+}
+
+const char *
+ck_issue_job_requester(const struct ck_issue_job *j)
+{
+	return j->requester;
+}
+
+unsigned char *
+ck_issue_job_take_der(struct ck_issue_job *j, size_t *len)
+{
+	unsigned char *d = j->der;
+
+	*len = j->der_len;
+	j->der = NULL;
+	j->der_len = 0;
+	return d;
+}
+
+void
+ck_issue_job_free(struct ck_issue_job *j)
+{
+	if (j == NULL)
+		return;
+	OPENSSL_free(j->der);
+	signer_pending_free(j->pend);
+	ASN1_INTEGER_free(j->serial);
+	ck_issue_decision_clear(&j->d);
+	ck_csr_free(j->csr);
+	free(j);
+}
+
+int
+ck_ca_issue(struct ck_ca *ca, const struct ck_issue_params *p,
+    struct ck_issue_result *res)
+{
+	struct ck_issue_job *j = NULL;
+	char msg[1024];
+	int r;
+
+	memset(res, 0, sizeof(*res));
+	if (ca->signer == NULL || ca->cert == NULL)
+		return ck_issue_prepare(ca, p, NULL, &j);
+	if ((r = ck_issue_prepare(ca, p, NULL, &j)) != 0) {
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg()[0] ?
+		    ck_err_msg() : ck_strerror(r));
+		(void)ck_ca_audit_refusal(ca, p->requester, p->profile, msg);
+		return ck_err_set(r, "%s", msg);
+	}
+	/* Log before sign: the pending row is durable before any
+	 * signature exists. */
+	if ((r = ck_issue_log(ca, j)) != 0)
 		goto out;
-
-	r = signer_cert_sign(ca->signer, pend, &der, &der_len);
-	pend = NULL;
-	if (r != 0) {
-		char msg[1024];
+	if ((r = ck_issue_sign(ca, j)) != 0) {
 		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-		if (store_tx_begin(ca->st) == 0) {
-			if (store_cert_mark_failed(ca->st, rec.serial) == 0 &&
-			    ck_ca_audit(ca, "issue", rec.serial, AUDIT_FAILED,
-			    msg) == 0)
-				(void)store_tx_commit(ca->st);
-			else
-				store_tx_rollback(ca->st);
-		}
+		(void)ck_issue_record_failed(ca, j, msg);
 		r = ck_err_set(r, "%s", msg);
 		goto out;
 	}
-	snprintf(detail, sizeof(detail), "profile %s, subject %.200s, "
-	    "names %.200s", prof->name, subj, names);
-	if ((r = store_tx_begin(ca->st)) != 0)
-		goto out;
-	if ((r = store_cert_mark_issued(ca->st, rec.serial, der,
-	    der_len)) != 0 ||
-	    (r = ck_ca_audit(ca, "issue", rec.serial, AUDIT_OK, detail)) != 0) {
-		store_tx_rollback(ca->st);
-		goto out;
-	}
-	if ((r = store_tx_commit(ca->st)) != 0)
+	if ((r = ck_issue_record(ca, j)) != 0)
 		goto out;
 	/* Durable: hand the certificate over. */
-	memcpy(res->serial, rec.serial, sizeof(res->serial));
-	res->der = der;
-	res->der_len = der_len;
-	der = NULL;
+	snprintf(res->serial, sizeof(res->serial), "%s", j->rec.serial);
+	res->der = ck_issue_job_take_der(j, &res->der_len);
 out:
-	OPENSSL_free(der);
-	signer_pending_free(pend);
-	ASN1_INTEGER_free(serial);
-	ck_issue_decision_clear(&d);
-	ck_csr_free(csr);
+	ck_issue_job_free(j);
 	return r;
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "ca/ca.h"
 #include "cli/cli.h"
 #include "common/err.h"
@@ -100,11 +102,10 @@ cmd_issue(int argc, char **argv)
 		goto fail;
 	if (csr == NULL) {
 		/* Over the limit: refused like any other bad request. */
-		char msg[256], obj[128];
+		char msg[256];
 		snprintf(msg, sizeof(msg), "CSR larger than %u bytes",
 		    CK_CSR_MAX);
-		snprintf(obj, sizeof(obj), "profile %s", p.profile);
-		(void)ck_ca_audit(ca, "issue", obj, "refused", msg);
+		(void)ck_ca_audit_refusal(ca, p.requester, p.profile, msg);
 		r = ck_err_set(CK_E_TOOBIG, "%s", msg);
 		goto fail;
 	}
@@ -143,7 +144,7 @@ out:
 	free(all);
 	free(chain);
 	free(pem);
-	free(res.der);
+	OPENSSL_free(res.der);
 	free(csr);
 	ck_ca_close(ca);
 	return ex;

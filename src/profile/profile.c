@@ -231,8 +231,8 @@ ck_profile_dns_allowed(const struct ck_profile *p, const char *name)
 	return 0;
 }
 
-static int
-check_name(const struct ck_profile *p, const struct ck_name *n)
+int
+ck_profile_name_check(const struct ck_profile *p, const struct ck_name *n)
 {
 	unsigned char ip[16];
 	const char *dom;
@@ -326,7 +326,7 @@ check_subject(const struct ck_profile *p, const struct ck_csr *csr,
 		return CK_E_INTERNAL;
 	}
 	snprintf(tmp.value, sizeof(tmp.value), "%s", cn);
-	if ((r = check_name(p, &tmp)) != 0)
+	if ((r = ck_profile_name_check(p, &tmp)) != 0)
 		return r;
 	/* The CN must also be in the subjectAltName (RFC 6125). */
 	if (!names_has(&d->sans, tmp.type, cn))
@@ -451,7 +451,7 @@ ck_profile_check(const struct ck_profile *p, const struct ck_issue_request *rq,
 				goto fail;
 	/* Names */
 	for (i = 0; i < csr->names.n; i++) {
-		if ((r = check_name(p, &csr->names.v[i])) != 0)
+		if ((r = ck_profile_name_check(p, &csr->names.v[i])) != 0)
 			goto fail;
 		if ((r = ck_names_add(&d->sans, csr->names.v[i].type,
 		    csr->names.v[i].value)) != 0)

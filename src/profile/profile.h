@@ -86,6 +86,13 @@ int ck_profile_check(const struct ck_profile *p,
 
 void ck_issue_decision_clear(struct ck_issue_decision *d);
 
+/*
+ * Check one name against the profile's name rules (syntax, wildcard,
+ * suffixes, IP ranges, e-mail domains). 0 or CK_E_POLICY with the reason.
+ * Also used for the narrower rules an API token carries.
+ */
+int ck_profile_name_check(const struct ck_profile *p, const struct ck_name *n);
+
 /* 1 if the DNS name is allowed by the profile's suffixes, else 0. */
 int ck_profile_dns_allowed(const struct ck_profile *p, const char *name);
 

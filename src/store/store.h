@@ -9,10 +9,12 @@
  * value of one monotonic counter, inside the same transaction. Incremental
  * backups and cache refresh read "everything after sequence N".
  *
- * Transactions: store_tx_begin() nests; only the outermost begin/commit
- * talk to the database. A rollback at any depth aborts the whole
- * transaction and makes the outer commit fail with CK_E_STATE.
- * Mutating functions called outside a transaction run in one of their own.
+ * Transactions: store_tx_begin() nests. The outermost level is a
+ * BEGIN IMMEDIATE ... COMMIT; inner levels are savepoints, so an inner
+ * rollback undoes only what was done since its begin and the outer
+ * transaction goes on (a batch of independent operations in one durable
+ * commit). Mutating functions called outside a transaction run in one of
+ * their own.
  *
  * Serials are upper-case hexadecimal without leading zeros (BN_bn2hex).
  */

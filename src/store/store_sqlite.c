@@ -19,8 +19,9 @@
 struct store {
 	sqlite3 *db;
 	int depth;		/* transaction nesting */
-	int aborted;		/* a nested rollback happened */
 };
+
+static void store_tx_rollback_level(struct store *st);
 
 static const char *const status_names[STORE_CERT_STATUS__MAX] = {
 	"pending", "issued", "revoked", "failed"
@@ -220,13 +221,17 @@ store_close(struct store *st)
 int
 store_tx_begin(struct store *st)
 {
+	char sql[48];
 	int r;
 
-	if (st->depth == 0) {
-		if ((r = exec(st, "BEGIN IMMEDIATE")) != 0)
-			return r;
-		st->aborted = 0;
+	if (st->depth == 0)
+		r = exec(st, "BEGIN IMMEDIATE");
+	else {
+		snprintf(sql, sizeof(sql), "SAVEPOINT sp%d", st->depth);
+		r = exec(st, sql);
 	}
+	if (r != 0)
+		return r;
 	st->depth++;
 	return 0;
 }
@@ -234,17 +239,20 @@ store_tx_begin(struct store *st)
 int
 store_tx_commit(struct store *st)
 {
+	char sql[48];
 	int r;
 
 	if (st->depth <= 0)
 		return ck_err_set(CK_E_STATE, "commit without a transaction");
-	if (st->aborted) {
-		if (--st->depth == 0)
-			st->aborted = 0;
-		return ck_err_set(CK_E_STATE, "transaction was rolled back");
-	}
-	if (--st->depth > 0)
+	st->depth--;
+	if (st->depth > 0) {
+		snprintf(sql, sizeof(sql), "RELEASE sp%d", st->depth);
+		if ((r = exec(st, sql)) != 0) {
+			store_tx_rollback_level(st);
+			return r;
+		}
 		return 0;
+	}
 	if ((r = exec(st, "COMMIT")) != 0) {
 		(void)exec(st, "ROLLBACK");
 		return r;
@@ -252,17 +260,30 @@ store_tx_commit(struct store *st)
 	return 0;
 }
 
+/* Undo the savepoint whose RELEASE failed (depth already lowered). */
+static void
+store_tx_rollback_level(struct store *st)
+{
+	st->depth++;
+	store_tx_rollback(st);
+}
+
 void
 store_tx_rollback(struct store *st)
 {
+	char sql[64];
+
 	if (st->depth <= 0)
 		return;
-	if (!st->aborted)
+	st->depth--;
+	if (st->depth == 0) {
 		(void)exec(st, "ROLLBACK");
-	if (--st->depth > 0)
-		st->aborted = 1;
-	else
-		st->aborted = 0;
+		return;
+	}
+	snprintf(sql, sizeof(sql), "ROLLBACK TO sp%d", st->depth);
+	(void)exec(st, sql);
+	snprintf(sql, sizeof(sql), "RELEASE sp%d", st->depth);
+	(void)exec(st, sql);
 }
 
 /* Finish a one-statement mutation's own transaction. */

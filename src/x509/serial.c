@@ -14,14 +14,20 @@ static int
 bn_to_hex(const BIGNUM *bn, char hex[CK_SERIAL_HEX_MAX])
 {
 	char *h = BN_bn2hex(bn);
+	const char *s;
 	int r = 0;
 
 	if (h == NULL)
 		return CK_E_NOMEM;
-	if (strlen(h) >= CK_SERIAL_HEX_MAX)
+	/* BN_bn2hex prints whole bytes ("0A12..."); the stored form, which
+	 * ck_serial_normalize() produces from user input, has no leading
+	 * zeros. */
+	for (s = h; s[0] == '0' && s[1] != '\0'; s++)
+		;
+	if (strlen(s) >= CK_SERIAL_HEX_MAX)
 		r = ck_err_set(CK_E_TOOBIG, "serial too long");
 	else
-		snprintf(hex, CK_SERIAL_HEX_MAX, "%s", h);
+		snprintf(hex, CK_SERIAL_HEX_MAX, "%s", s);
 	OPENSSL_free(h);
 	return r;
 }
