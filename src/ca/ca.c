@@ -68,10 +68,8 @@ out:
 	return r;
 }
 
-/* Record the configuration in the store when it differs from the last
- * recorded version. */
-static int
-record_config(struct ck_ca *ca, const unsigned char *text, size_t len)
+int
+ck_ca_record_config(struct ck_ca *ca, const unsigned char *text, size_t len)
 {
 	unsigned char md[32];
 	unsigned int mdlen = sizeof(md);
@@ -137,7 +135,7 @@ ck_ca_open(const char *home, struct ck_ca **out)
 			goto fail;
 		}
 	}
-	if ((r = record_config(ca, text, len)) != 0)
+	if ((r = ck_ca_record_config(ca, text, len)) != 0)
 		goto fail;
 	free(text);
 	*out = ca;
@@ -148,10 +146,19 @@ fail:
 	return r;
 }
 
-int
-ck_ca_unlock(struct ck_ca *ca, const struct ck_pass_src *pass)
+static int
+unlock_refused(struct ck_ca *ca, int r)
 {
-	struct ck_secret *pw = NULL;
+	char msg[1024];
+
+	snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+	(void)ck_ca_audit(ca, "unlock", ca->cfg->key_file, AUDIT_REFUSED, msg);
+	return ck_err_set(r, "%s", msg);
+}
+
+int
+ck_ca_unlock_with(struct ck_ca *ca, const struct ck_secret *pw)
+{
 	EVP_PKEY *key = NULL;
 	char path[4096];
 	int r;
@@ -160,27 +167,30 @@ ck_ca_unlock(struct ck_ca *ca, const struct ck_pass_src *pass)
 		return 0;
 	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0)
 		return r;
-	/* Check permissions before asking for anything. */
-	if ((r = ck_fs_check_private_file(path)) != 0)
-		goto refuse;
-	if ((r = ck_passphrase_read(pass, "CA key passphrase: ", 0, 0,
-	    &pw)) != 0)
-		goto refuse;
-	r = keystore_load(path, pw, &key);
-	ck_secret_free(pw);
-	if (r != 0)
-		goto refuse;
-	if ((r = signer_new(key, ca->cert, &ca->signer)) != 0)
-		goto refuse;
+	if ((r = keystore_load(path, pw, &key)) != 0 ||
+	    (r = signer_new(key, ca->cert, &ca->signer)) != 0)
+		return unlock_refused(ca, r);
 	return 0;
-refuse:
-	{
-		char msg[1024];
-		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-		(void)ck_ca_audit(ca, "unlock", ca->cfg->key_file,
-		    AUDIT_REFUSED, msg);
-		ck_err_set(r, "%s", msg);
-	}
+}
+
+int
+ck_ca_unlock(struct ck_ca *ca, const struct ck_pass_src *pass)
+{
+	struct ck_secret *pw = NULL;
+	char path[4096];
+	int r;
+
+	if (ca->signer != NULL)
+		return 0;
+	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0)
+		return r;
+	/* Check permissions before asking for anything. */
+	if ((r = ck_fs_check_private_file(path)) != 0 ||
+	    (r = ck_passphrase_read(pass, "CA key passphrase: ", 0, 0,
+	    &pw)) != 0)
+		return unlock_refused(ca, r);
+	r = ck_ca_unlock_with(ca, pw);
+	ck_secret_free(pw);
 	return r;
 }
 

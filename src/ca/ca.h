@@ -51,8 +51,17 @@ int ck_ca_path(const struct ck_ca *ca, const char *name, char *buf,
  */
 int ck_ca_open(const char *home, struct ck_ca **out);
 
+/* Record configuration text in the store and audit log if it differs from
+ * the last recorded version. */
+int ck_ca_record_config(struct ck_ca *ca, const unsigned char *text,
+    size_t len);
+
 /* Decrypt the CA key (passphrase from `pass`) and start the signer. */
 int ck_ca_unlock(struct ck_ca *ca, const struct ck_pass_src *pass);
+
+/* The same with a passphrase already read (certkeepd reads it before it
+ * gives up root). */
+int ck_ca_unlock_with(struct ck_ca *ca, const struct ck_secret *pw);
 
 /* Close and wipe; accepts NULL. */
 void ck_ca_close(struct ck_ca *ca);
@@ -72,6 +81,8 @@ struct ck_init_params {
 	const char *domain;	/* DNS/e-mail domain for the default profiles */
 	const struct ck_pass_src *pass;
 	int scrypt_log2n;	/* 0: default */
+	const char *user;	/* run as root: the service user who will own
+				 * the home (NULL: root keeps it) */
 };
 
 /* Create a new CA home. Nothing is left behind on failure. */
@@ -92,6 +103,9 @@ struct ck_issue_params {
 	uint32_t days;		/* 0: the profile's maximum */
 	int path_len;		/* CA profiles: -1 for the profile's maximum */
 	const char *requester;	/* who asked; NULL: the OS user */
+	const struct ck_profile *profile_obj; /* instead of `profile`, for
+					       * certificates certkeepd makes
+					       * for itself */
 };
 
 struct ck_issue_result {
@@ -140,6 +154,10 @@ int ck_ca_audit_refusal(struct ck_ca *ca, const char *requester,
 
 /* Revoke by serial with an RFC 5280 reason code. */
 int ck_ca_revoke(struct ck_ca *ca, const char *serial, int reason);
+
+/* The same on behalf of `requester` (audited as them; NULL: OS user). */
+int ck_ca_revoke_as(struct ck_ca *ca, const char *requester,
+    const char *serial, int reason);
 
 /*
  * Make, record and publish (crl_file as DER, and .pem beside it) a new

@@ -18,6 +18,7 @@
 #include "audit/audit.h"
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/privs.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
 #include "keystore/keystore.h"
@@ -41,6 +42,18 @@
 "[store]\n" \
 "backend = sqlite\n" \
 "path = store.db\n" \
+"\n" \
+"# certkeepd: REST API over HTTPS; CRL, OCSP and the CA certificate over\n" \
+"# plain HTTP. Its own TLS certificate is issued by this CA at each start\n" \
+"# for tls_names, with a key that exists only in memory.\n" \
+"[server]\n" \
+"api_listen = 127.0.0.1:8443\n" \
+"http_listen = 127.0.0.1:8080\n" \
+"tls_names = localhost, 127.0.0.1\n" \
+"max_connections = 1024\n" \
+"max_per_ip = 256\n" \
+"timeout = 15\n" \
+"max_body = 65536\n" \
 "\n" \
 "# TLS servers: names under the allowed DNS suffixes and IP ranges.\n" \
 "[profile.tls-server]\n" \
@@ -303,6 +316,25 @@ ck_ca_init(const struct ck_init_params *p)
 	} else if (r != 0)
 		goto out;
 	created = 1;
+	if (p->user != NULL && p->user[0] != '\0') {
+		/* Hand the home to the service user and carry on as them. */
+		unsigned uid, gid;
+		int switched;
+		if (geteuid() != 0) {
+			r = ck_err_set(CK_E_PERM, "--user needs root");
+			goto out;
+		}
+		(void)audit_os_user();
+		if ((r = ck_privs_lookup(p->user, &uid, &gid)) != 0)
+			goto out;
+		if (chown(p->home, (uid_t)uid, (gid_t)gid) != 0) {
+			r = ck_err_set(CK_E_IO, "cannot give %s to %s: %s",
+			    p->home, p->user, strerror(errno));
+			goto out;
+		}
+		if ((r = ck_privs_drop(p->user, p->home, 0, &switched)) != 0)
+			goto out;
+	}
 	/* The passphrase first: a wrong or missing one leaves nothing. */
 	if ((r = ck_passphrase_read(p->pass, "New CA key passphrase: ", 1,
 	    CK_PASSPHRASE_MIN, &pw)) != 0)

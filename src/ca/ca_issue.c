@@ -91,7 +91,8 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 		return ck_err_set(CK_E_STATE, ca->cert == NULL ?
 		    "this CA has no certificate installed yet" :
 		    "the CA key is locked");
-	if ((prof = ck_config_profile(ca->cfg, p->profile)) == NULL)
+	if ((prof = p->profile_obj) == NULL &&
+	    (prof = ck_config_profile(ca->cfg, p->profile)) == NULL)
 		return ck_err_set(CK_E_POLICY, "no profile named '%s'",
 		    p->profile);
 	if ((j = calloc(1, sizeof(*j))) == NULL)

@@ -20,6 +20,13 @@
 int
 ck_ca_revoke(struct ck_ca *ca, const char *serial_in, int reason)
 {
+	return ck_ca_revoke_as(ca, NULL, serial_in, reason);
+}
+
+int
+ck_ca_revoke_as(struct ck_ca *ca, const char *requester,
+    const char *serial_in, int reason)
+{
 	char serial[CK_SERIAL_HEX_MAX], msg[1024];
 	int r;
 
@@ -37,7 +44,7 @@ ck_ca_revoke(struct ck_ca *ca, const char *serial_in, int reason)
 		store_tx_rollback(ca->st);
 		goto refuse;
 	}
-	if ((r = ck_ca_audit(ca, "revoke", serial, AUDIT_OK,
+	if ((r = audit_append(ca->st, requester, "revoke", serial, AUDIT_OK,
 	    ck_crl_reason_name(reason))) != 0) {
 		store_tx_rollback(ca->st);
 		return r;
@@ -45,7 +52,8 @@ ck_ca_revoke(struct ck_ca *ca, const char *serial_in, int reason)
 	return store_tx_commit(ca->st);
 refuse:
 	snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-	(void)ck_ca_audit(ca, "revoke", serial_in, AUDIT_REFUSED, msg);
+	(void)audit_append(ca->st, requester, "revoke", serial_in,
+	    AUDIT_REFUSED, msg);
 	return ck_err_set(r, "%s", msg);
 }
 

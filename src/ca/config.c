@@ -49,6 +49,102 @@ set_url(struct parse_state *ps, char *dst, const char *key, const char *value)
 	return set_str(ps, dst, CK_CONFIG_STR, key, value);
 }
 
+static int
+set_listen(struct parse_state *ps, struct ck_listen *l, const char *key,
+    const char *value)
+{
+	const char *colon;
+	uint64_t port;
+	size_t alen;
+
+	memset(l, 0, sizeof(*l));
+	if (value[0] == '\0')
+		return 1;
+	if (value[0] == '[') {
+		const char *rb = strchr(value, ']');
+		if (rb == NULL || rb[1] != ':')
+			return fail(ps, "%s: '%s' is not [ADDR]:PORT", key,
+			    value);
+		alen = (size_t)(rb - value - 1);
+		if (alen >= sizeof(l->addr))
+			return fail(ps, "%s: bad address '%s'", key, value);
+		memcpy(l->addr, value + 1, alen);
+		colon = rb + 1;
+	} else {
+		if ((colon = strrchr(value, ':')) == NULL)
+			return fail(ps, "%s: '%s' is not ADDR:PORT", key,
+			    value);
+		alen = (size_t)(colon - value);
+		if (alen >= sizeof(l->addr) || alen == 0)
+			return fail(ps, "%s: bad address '%s'", key, value);
+		memcpy(l->addr, value, alen);
+	}
+	l->addr[alen] = '\0';
+	if (ck_parse_u64(colon + 1, 0, 65535, key, &port) != 0)
+		return fail(ps, "%s%s", ck_err_msg(), "");
+	l->port = (uint16_t)port;
+	return 1;
+}
+
+static int
+set_uint(struct parse_state *ps, unsigned *dst, const char *key,
+    const char *value, uint64_t min, uint64_t max)
+{
+	uint64_t v;
+
+	if (ck_parse_u64(value, min, max, key, &v) != 0)
+		return fail(ps, "%s%s", ck_err_msg(), "");
+	*dst = (unsigned)v;
+	return 1;
+}
+
+static int
+server_setting(struct parse_state *ps, const char *name, const char *value)
+{
+	struct ck_server_config *sv = &ps->cfg->server;
+	unsigned v;
+
+	if (strcmp(name, "api_listen") == 0)
+		return set_listen(ps, &sv->api, name, value);
+	if (strcmp(name, "http_listen") == 0)
+		return set_listen(ps, &sv->http, name, value);
+	if (strcmp(name, "tls_names") == 0)
+		return set_str(ps, sv->tls_names, CK_CONFIG_STR, name, value);
+	if (strcmp(name, "tls_cert") == 0)
+		return set_str(ps, sv->tls_cert, CK_CONFIG_STR, name, value);
+	if (strcmp(name, "tls_key") == 0)
+		return set_str(ps, sv->tls_key, CK_CONFIG_STR, name, value);
+	if (strcmp(name, "user") == 0)
+		return set_str(ps, sv->user, sizeof(sv->user), name, value);
+	if (strcmp(name, "client_cert_profiles") == 0)
+		return set_str(ps, sv->client_cert_profiles, CK_CONFIG_STR,
+		    name, value);
+	if (strcmp(name, "threads") == 0)
+		return set_uint(ps, &sv->threads, name, value, 1, 64);
+	if (strcmp(name, "signers") == 0)
+		return set_uint(ps, &sv->signers, name, value, 1, 64);
+	if (strcmp(name, "max_connections") == 0)
+		return set_uint(ps, &sv->max_connections, name, value, 1,
+		    100000);
+	if (strcmp(name, "max_per_ip") == 0)
+		return set_uint(ps, &sv->max_per_ip, name, value, 0, 100000);
+	if (strcmp(name, "timeout") == 0)
+		return set_uint(ps, &sv->timeout_s, name, value, 1, 3600);
+	if (strcmp(name, "max_body") == 0) {
+		if (!set_uint(ps, &v, name, value, 1024, 1024 * 1024))
+			return 0;
+		sv->max_body = v;
+		return 1;
+	}
+	if (strcmp(name, "ocsp_validity_hours") == 0) {
+		if (!set_uint(ps, &v, name, value, 1, 24 * 30))
+			return 0;
+		sv->ocsp_validity_s = v * 3600;
+		return 1;
+	}
+	return fail(ps, "[server]: unknown setting '%s'%s", name, "");
+}
+
 static struct ck_profile *
 find_or_add_profile(struct parse_state *ps, const char *name)
 {
@@ -138,6 +234,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 			    name, value);
 		return fail(ps, "[store]: unknown setting '%s'%s", name, "");
 	}
+	if (strcmp(section, "server") == 0)
+		return server_setting(ps, name, value);
 	if (strncmp(section, "profile.", 8) == 0) {
 		if ((p = find_or_add_profile(ps, section + 8)) == NULL)
 			return 0;
@@ -178,6 +276,21 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 	snprintf(cfg->store_backend, sizeof(cfg->store_backend), "sqlite");
 	snprintf(cfg->store_path, sizeof(cfg->store_path), "store.db");
 	cfg->crl_validity_hours = 168;
+	snprintf(cfg->server.api.addr, sizeof(cfg->server.api.addr),
+	    "127.0.0.1");
+	cfg->server.api.port = 8443;
+	snprintf(cfg->server.http.addr, sizeof(cfg->server.http.addr),
+	    "127.0.0.1");
+	cfg->server.http.port = 8080;
+	snprintf(cfg->server.tls_names, sizeof(cfg->server.tls_names),
+	    "localhost, 127.0.0.1");
+	cfg->server.threads = 2;
+	cfg->server.signers = 2;
+	cfg->server.max_connections = 1024;
+	cfg->server.max_per_ip = 256;
+	cfg->server.timeout_s = 15;
+	cfg->server.max_body = 64 * 1024;
+	cfg->server.ocsp_validity_s = 24 * 3600;
 	memset(&ps, 0, sizeof(ps));
 	ps.cfg = cfg;
 	line = ini_parse_string(copy, handler, &ps);

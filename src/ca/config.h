@@ -4,6 +4,10 @@
  *   [ca]           key_file, cert_file, chain_file, csr_file, crl_file,
  *                  crl_url, ocsp_url, issuer_url, crl_validity_hours
  *   [store]        backend (sqlite), path
+ *   [server]       api_listen, http_listen (ADDR:PORT, "" to disable),
+ *                  tls_names, tls_cert, tls_key, threads, signers,
+ *                  max_connections, max_per_ip, timeout, max_body, user,
+ *                  client_cert_profiles, ocsp_validity_hours
  *   [profile.NAME] see profile.h
  *
  * Relative paths are relative to the CA home. Unknown sections and keys
@@ -21,6 +25,28 @@
 #define CK_CONFIG_MAX_PROFILES 64
 #define CK_CONFIG_STR 512
 
+struct ck_listen {
+	char addr[64];		/* "" when disabled */
+	uint16_t port;
+};
+
+struct ck_server_config {
+	struct ck_listen api;	/* HTTPS: REST enrollment */
+	struct ck_listen http;	/* HTTP: CRL, OCSP, CA certificate, health */
+	char tls_names[CK_CONFIG_STR]; /* names in certkeepd's own TLS cert */
+	char tls_cert[CK_CONFIG_STR];  /* operator-provided instead */
+	char tls_key[CK_CONFIG_STR];
+	unsigned threads;	/* HTTP threads per listener */
+	unsigned signers;	/* signing threads */
+	unsigned max_connections;
+	unsigned max_per_ip;
+	unsigned timeout_s;
+	size_t max_body;
+	char user[64];		/* service user when started as root */
+	char client_cert_profiles[CK_CONFIG_STR];
+	uint32_t ocsp_validity_s;
+};
+
 struct ck_config {
 	char key_file[CK_CONFIG_STR];
 	char cert_file[CK_CONFIG_STR];
@@ -33,6 +59,7 @@ struct ck_config {
 	uint32_t crl_validity_hours;
 	char store_backend[32];
 	char store_path[CK_CONFIG_STR];
+	struct ck_server_config server;
 	struct ck_profile *profiles;
 	size_t nprofiles;
 };

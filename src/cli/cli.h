@@ -69,5 +69,7 @@ int cmd_crl(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+int cmd_service(int argc, char **argv);
 
 #endif

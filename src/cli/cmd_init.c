@@ -13,10 +13,11 @@ static const char init_usage[] =
     "certkeep init --home DIR (--root | --issuing) --subject DN\n"
     "        [--key-type rsa2048|rsa3072|rsa4096|ec-p256|ec-p384|ed25519]\n"
     "        [--days N] [--path-len N] [--base-url URL] [--domain DOMAIN]\n"
+    "        [--user SERVICE-USER (when run as root)]\n"
     "        [--passphrase-file FILE | --passphrase-fd N]";
 
 enum { O_ROOT = CLI_OPT__FIRST_LOCAL, O_ISSUING, O_SUBJECT, O_KEYTYPE,
-	O_DAYS, O_PATHLEN, O_BASEURL, O_DOMAIN, O_SCRYPT };
+	O_DAYS, O_PATHLEN, O_BASEURL, O_DOMAIN, O_SCRYPT, O_USER };
 
 int
 cmd_init(int argc, char **argv)
@@ -32,6 +33,7 @@ cmd_init(int argc, char **argv)
 		{ "base-url", required_argument, NULL, O_BASEURL },
 		{ "domain", required_argument, NULL, O_DOMAIN },
 		{ "scrypt-log2n", required_argument, NULL, O_SCRYPT },
+		{ "user", required_argument, NULL, O_USER },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli_common com;
@@ -81,6 +83,9 @@ cmd_init(int argc, char **argv)
 			break;
 		case O_DOMAIN:
 			p.domain = optarg;
+			break;
+		case O_USER:
+			p.user = optarg;
 			break;
 		case O_SCRYPT:
 			/* For tests only: a cheaper KDF. At most the default 2^15. */

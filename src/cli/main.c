@@ -2,11 +2,16 @@
  * certkeep - the operator's command line for a certkeep CA.
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 #include "cli/cli.h"
+#include "audit/audit.h"
+#include "common/err.h"
+#include "common/privs.h"
 #include "common/secmem.h"
 
 static const struct {
@@ -22,6 +27,8 @@ static const struct {
 	{ "list", cmd_list, "list certificates" },
 	{ "show", cmd_show, "show one certificate" },
 	{ "audit", cmd_audit, "show or verify the audit log" },
+	{ "token", cmd_token, "create, list and revoke REST API tokens" },
+	{ "service", cmd_service, "start, stop, reload certkeepd; status" },
 };
 
 static void
@@ -34,6 +41,45 @@ usage(FILE *f)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nRun 'certkeep COMMAND --help' for a command's options."
 	    "\nThe CA home is --home DIR or $CERTKEEP_HOME.\n");
+}
+
+/* The --home given to a command, else CERTKEEP_HOME. */
+static const char *
+home_arg(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--home") == 0 && i + 1 < argc)
+			return argv[i + 1];
+		if (strncmp(argv[i], "--home=", 7) == 0)
+			return argv[i] + 7;
+	}
+	return getenv("CERTKEEP_HOME");
+}
+
+/*
+ * Run as root, certkeep acts as the owner of the CA home, so that every
+ * file in it keeps that owner (and certkeepd, which never runs as root,
+ * can use them). The audit log still names the operator who ran it.
+ */
+static int
+become_home_owner(int argc, char **argv)
+{
+	const char *home = home_arg(argc, argv);
+	int switched;
+
+	if (geteuid() != 0 || home == NULL || strcmp(argv[1], "init") == 0)
+		return 0;
+	(void)audit_os_user();
+	if (ck_privs_drop(NULL, home, 1, &switched) != 0 &&
+	    ck_err_msg()[0] != '\0' && strstr(ck_err_msg(), "does not exist")
+	    == NULL) {
+		fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
+		return -1;
+	}
+	ck_err_clear();
+	return 0;
 }
 
 int
@@ -57,8 +103,11 @@ main(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(argv[1], commands[i].name) == 0)
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			if (become_home_owner(argc, argv) != 0)
+				return CLI_EXIT_FAIL;
 			return commands[i].fn(argc - 1, argv + 1);
+		}
 	fprintf(stderr, "certkeep: unknown command '%s'\n\n", argv[1]);
 	usage(stderr);
 	return CLI_EXIT_USAGE;

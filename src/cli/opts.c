@@ -1,8 +1,10 @@
 #include "cli/cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -85,10 +87,29 @@ cli_read_input(const char *path, size_t max, unsigned char **buf, size_t *len)
 int
 cli_write_output(const char *path, const void *data, size_t len)
 {
+	struct stat st;
+	FILE *f;
+
 	if (path == NULL || strcmp(path, "-") == 0) {
 		if (fwrite(data, 1, len, stdout) != len || fflush(stdout) != 0)
 			return ck_err_set(CK_E_IO, "cannot write to standard "
 			    "output");
+		return 0;
+	}
+	/* A device, FIFO or symlink (/dev/null, /dev/stdout) is written
+	 * through: the atomic rename would replace the node itself. */
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if ((f = fopen(path, "w")) == NULL)
+			return ck_err_set(CK_E_IO, "cannot open %s: %s", path,
+			    strerror(errno));
+		if (fwrite(data, 1, len, f) != len) {
+			(void)fclose(f);
+			return ck_err_set(CK_E_IO, "cannot write %s: %s", path,
+			    strerror(errno));
+		}
+		if (fclose(f) != 0)
+			return ck_err_set(CK_E_IO, "cannot write %s: %s", path,
+			    strerror(errno));
 		return 0;
 	}
 	return ck_fs_write_atomic(path, data, len, 0644);

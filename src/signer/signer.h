@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include <openssl/evp.h>
+#include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
 #include "x509/certbuild.h"
@@ -66,5 +67,22 @@ int signer_crl_sign(struct signer *s, const struct ck_crl_entry *entries,
 /* A PKCS#10 request for the signer's own key (issuing CA set-up). */
 int signer_csr_make(struct signer *s, const X509_NAME *subject,
     unsigned char **der, size_t *der_len);
+
+/*
+ * Sign a BasicOCSPResponse that the OCSP responder (src/proto/ocsp.c) has
+ * filled with its SingleResponses and extensions: sets producedAt to now,
+ * the responder ID to the SHA-1 hash of the CA key, and signs with the CA
+ * key and ck_key_sign_md() (RSA, EC P-256/P-384, Ed25519). No certificates
+ * are included: the CA signs its own responses. CK_E_STATE if the signer
+ * has no certificate yet. Safe to call from several threads at once as
+ * long as signer_set_cert() is not called meanwhile.
+ *
+ * XXX: when the signer moves into its own process this must become a
+ * structured request (CertIDs with serials and statuses, revocation times
+ * and reasons, thisUpdate/nextUpdate, the nonce) from which the signer
+ * builds the response itself, rather than a structure built by the
+ * caller.
+ */
+int signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs);
 
 #endif

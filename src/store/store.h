@@ -142,6 +142,17 @@ int store_cert_list(struct store *st, const struct store_cert_filter *f,
 
 void store_cert_free(struct store_cert *c);
 
+/* Status of one serial without loading the certificate: CK_E_NOTFOUND if
+ * unknown; revoked_at/reason only meaningful when revoked. */
+int store_cert_status(struct store *st, const char *serial,
+    enum store_cert_status *status, int64_t *revoked_at, int *reason);
+
+/* Serials whose rows changed after `after_seq`, in sequence order, with
+ * their status; *last_seq gets the highest sequence seen. */
+int store_cert_changed(struct store *st, int64_t after_seq,
+    int (*cb)(const char *serial, enum store_cert_status status, void *arg),
+    void *arg, int64_t *last_seq);
+
 /* All revoked certificates whose not_after is later than `not_after_min`
  * (expired ones may leave the CRL). *out is a new array. */
 int store_revoked_list(struct store *st, int64_t not_after_min,
@@ -163,6 +174,33 @@ int store_audit_insert(struct store *st, struct store_audit_entry *e);
 /* Walk entries with id >= from_id in id order (rows as stored). */
 int store_audit_iter(struct store *st, int64_t from_id,
     int (*cb)(const struct store_audit_entry *e, void *arg), void *arg);
+
+/* An API token: only the SHA-256 of its secret is stored. */
+struct store_token {
+	char id[40];
+	char *name;
+	unsigned char secret_sha256[32];
+	char *profiles;		/* comma-separated profile names */
+	char *dns_suffixes;	/* narrower name rules; "" = the profile's */
+	char *ip_ranges;
+	char *email_domains;
+	int can_revoke;
+	int64_t created_at;
+	char *created_by;
+	int64_t revoked_at;	/* 0 while valid */
+	int64_t change_seq;
+};
+
+/* Record a new token; CK_E_EXISTS if the id or name is taken. */
+int store_token_insert(struct store *st, const struct store_token *t);
+
+/* Revoke a token by id or name; CK_E_NOTFOUND, CK_E_STATE if revoked. */
+int store_token_revoke(struct store *st, const char *id_or_name,
+    int64_t when);
+
+/* Walk all tokens (revoked ones too), oldest first. */
+int store_token_list(struct store *st,
+    int (*cb)(const struct store_token *t, void *arg), void *arg);
 
 /* Hex SHA-256 of the newest recorded configuration, or CK_E_NOTFOUND. */
 int store_config_latest(struct store *st, char hash_hex[65]);

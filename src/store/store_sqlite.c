@@ -62,6 +62,13 @@ static const char *const migrations[] = {
 	"CREATE TABLE config_history (id INTEGER PRIMARY KEY,"
 	"  time INTEGER NOT NULL, user TEXT NOT NULL, sha256 TEXT NOT NULL,"
 	"  content TEXT NOT NULL, change_seq INTEGER NOT NULL);",
+	/* 2: API tokens */
+	"CREATE TABLE api_tokens (id TEXT PRIMARY KEY, name TEXT NOT NULL "
+	"  UNIQUE, secret_sha256 BLOB NOT NULL, profiles TEXT NOT NULL,"
+	"  dns_suffixes TEXT NOT NULL, ip_ranges TEXT NOT NULL,"
+	"  email_domains TEXT NOT NULL, can_revoke INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL, created_by TEXT NOT NULL,"
+	"  revoked_at INTEGER, change_seq INTEGER NOT NULL);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -883,4 +890,166 @@ store_config_insert(struct store *st, int64_t when, const char *user,
 	sqlite3_bind_text(s, 4, content, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 5, seq);
 	return tx_end(st, step_done(st, s, "recording configuration"));
+}
+
+int
+store_token_insert(struct store *st, const struct store_token *t)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r, rc;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 ||
+	    (r = prepare(st, "INSERT INTO api_tokens (id, name, secret_sha256, "
+	    "profiles, dns_suffixes, ip_ranges, email_domains, can_revoke, "
+	    "created_at, created_by, change_seq) VALUES "
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s)) != 0)
+		return tx_end(st, r);
+	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 3, t->secret_sha256, 32, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, t->profiles, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, t->dns_suffixes ? t->dns_suffixes : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, t->ip_ranges ? t->ip_ranges : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, t->email_domains ? t->email_domains : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int(s, 8, t->can_revoke ? 1 : 0);
+	sqlite3_bind_int64(s, 9, t->created_at);
+	sqlite3_bind_text(s, 10, t->created_by ? t->created_by : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 11, seq);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT)
+		r = ck_err_set(CK_E_EXISTS, "a token named '%s' already exists",
+		    t->name);
+	else if (rc != SQLITE_DONE)
+		r = db_err(st, "recording token");
+	sqlite3_finalize(s);
+	return tx_end(st, r);
+}
+
+int
+store_token_revoke(struct store *st, const char *id_or_name, int64_t when)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, &seq)) != 0 ||
+	    (r = prepare(st, "UPDATE api_tokens SET revoked_at = ?, "
+	    "change_seq = ? WHERE (id = ?3 OR name = ?3) AND revoked_at IS "
+	    "NULL", &s)) != 0)
+		return tx_end(st, r);
+	sqlite3_bind_int64(s, 1, when);
+	sqlite3_bind_int64(s, 2, seq);
+	sqlite3_bind_text(s, 3, id_or_name, -1, SQLITE_STATIC);
+	if ((r = step_done(st, s, "revoking token")) == 0 &&
+	    sqlite3_changes(st->db) != 1)
+		r = ck_err_set(CK_E_NOTFOUND, "no valid token '%s'",
+		    id_or_name);
+	return tx_end(st, r);
+}
+
+int
+store_token_list(struct store *st,
+    int (*cb)(const struct store_token *t, void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_token t;
+	int r, rc;
+
+	if ((r = prepare(st, "SELECT id, name, secret_sha256, profiles, "
+	    "dns_suffixes, ip_ranges, email_domains, can_revoke, created_at, "
+	    "created_by, revoked_at, change_seq FROM api_tokens ORDER BY "
+	    "created_at, id", &s)) != 0)
+		return r;
+	r = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&t, 0, sizeof(t));
+		snprintf(t.id, sizeof(t.id), "%s",
+		    (const char *)sqlite3_column_text(s, 0));
+		t.name = (char *)sqlite3_column_text(s, 1);
+		if (sqlite3_column_bytes(s, 2) == 32)
+			memcpy(t.secret_sha256, sqlite3_column_blob(s, 2), 32);
+		t.profiles = (char *)sqlite3_column_text(s, 3);
+		t.dns_suffixes = (char *)sqlite3_column_text(s, 4);
+		t.ip_ranges = (char *)sqlite3_column_text(s, 5);
+		t.email_domains = (char *)sqlite3_column_text(s, 6);
+		t.can_revoke = sqlite3_column_int(s, 7);
+		t.created_at = sqlite3_column_int64(s, 8);
+		t.created_by = (char *)sqlite3_column_text(s, 9);
+		t.revoked_at = sqlite3_column_int64(s, 10);
+		t.change_seq = sqlite3_column_int64(s, 11);
+		if ((r = cb(&t, arg)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_err(st, "listing tokens");
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+store_cert_status(struct store *st, const char *serial,
+    enum store_cert_status *status, int64_t *revoked_at, int *reason)
+{
+	sqlite3_stmt *s = NULL;
+	int r, v;
+
+	if ((r = prepare(st, "SELECT status, revoked_at, reason FROM certs "
+	    "WHERE serial = ?", &s)) != 0)
+		return r;
+	sqlite3_bind_text(s, 1, serial, -1, SQLITE_STATIC);
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		v = store_cert_status_parse(
+		    (const char *)sqlite3_column_text(s, 0));
+		*status = v < 0 ? STORE_CERT_FAILED : (enum store_cert_status)v;
+		*revoked_at = sqlite3_column_int64(s, 1);
+		*reason = sqlite3_column_int(s, 2);
+		r = 0;
+		break;
+	case SQLITE_DONE:
+		r = CK_E_NOTFOUND;
+		break;
+	default:
+		r = db_err(st, "certificate status");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+int
+store_cert_changed(struct store *st, int64_t after_seq,
+    int (*cb)(const char *serial, enum store_cert_status status, void *arg),
+    void *arg, int64_t *last_seq)
+{
+	sqlite3_stmt *s = NULL;
+	int r, rc, v;
+
+	if ((r = prepare(st, "SELECT serial, status, change_seq FROM certs "
+	    "WHERE change_seq > ? ORDER BY change_seq", &s)) != 0)
+		return r;
+	sqlite3_bind_int64(s, 1, after_seq);
+	r = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		v = store_cert_status_parse(
+		    (const char *)sqlite3_column_text(s, 1));
+		if (last_seq != NULL)
+			*last_seq = sqlite3_column_int64(s, 2);
+		if ((r = cb((const char *)sqlite3_column_text(s, 0),
+		    v < 0 ? STORE_CERT_FAILED : (enum store_cert_status)v,
+		    arg)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_err(st, "listing changes");
+	sqlite3_finalize(s);
+	return r;
 }

@@ -1,0 +1,390 @@
+#include "ca/pipeline.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "store/store.h"
+
+/* Largest group commit; larger batches only delay the first answers. */
+#define PL_MAX_BATCH 1024
+#define PL_MAX_SIGNERS 64
+
+enum pl_kind { PL_LOG, PL_RECORD, PL_RECORD_FAILED, PL_WRITE, PL_KIND__MAX };
+
+struct pl_item {
+	struct pl_item *next;
+	enum pl_kind kind;
+	struct ck_issue_job *job;
+	ck_issue_done done;
+	void *arg;
+	ck_write_fn fn;
+	void *fnarg;
+	ck_write_done wdone;
+	int r;
+	char msg[512];
+};
+
+struct pl_queue {
+	struct pl_item *head, *tail;
+	size_t n;
+};
+
+struct ck_pipeline {
+	struct ck_ca *ca;
+	pthread_mutex_t mu;
+	pthread_cond_t commit_cv;
+	pthread_cond_t sign_cv;
+	pthread_cond_t idle_cv;
+	struct pl_queue commitq;
+	struct pl_queue signq;
+	size_t inflight;	/* items anywhere in the pipeline */
+	int stopping;
+	pthread_t committer;
+	pthread_t signers[PL_MAX_SIGNERS];
+	unsigned nsigners;
+	struct ck_pipeline_stats stats;
+};
+
+static void
+q_push(struct pl_queue *q, struct pl_item *it)
+{
+	it->next = NULL;
+	if (q->tail != NULL)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	q->n++;
+}
+
+static struct pl_item *
+q_pop(struct pl_queue *q)
+{
+	struct pl_item *it = q->head;
+
+	if (it != NULL) {
+		q->head = it->next;
+		if (q->head == NULL)
+			q->tail = NULL;
+		q->n--;
+		it->next = NULL;
+	}
+	return it;
+}
+
+/* Deliver a finished item; called without the lock held. */
+static void
+finish(struct ck_pipeline *pl, struct pl_item *it)
+{
+	if (it->kind == PL_WRITE) {
+		if (it->wdone != NULL)
+			it->wdone(it->arg, it->r, it->msg);
+	} else
+		it->done(it->arg, it->r, it->msg, it->job);
+	pthread_mutex_lock(&pl->mu);
+	if (it->kind == PL_WRITE)
+		pl->stats.writes++;
+	else if (it->r == 0)
+		pl->stats.issued++;
+	else
+		pl->stats.failed++;
+	pl->inflight--;
+	if (pl->inflight == 0)
+		pthread_cond_broadcast(&pl->idle_cv);
+	pthread_mutex_unlock(&pl->mu);
+	free(it);
+}
+
+static int
+run_item(struct ck_pipeline *pl, struct pl_item *it)
+{
+	switch (it->kind) {
+	case PL_LOG:
+		return ck_issue_log(pl->ca, it->job);
+	case PL_RECORD:
+		return ck_issue_record(pl->ca, it->job);
+	case PL_RECORD_FAILED:
+		/* Record the failure; the item keeps its original error. */
+		return ck_issue_record_failed(pl->ca, it->job, it->msg);
+	case PL_WRITE:
+		return it->fn(pl->ca, it->fnarg);
+	default:
+		return CK_E_INTERNAL;
+	}
+}
+
+static void *
+committer_main(void *arg)
+{
+	struct ck_pipeline *pl = arg;
+	struct pl_item *batch, *it, *next, **tailp;
+	size_t n;
+	int r;
+
+	for (;;) {
+		pthread_mutex_lock(&pl->mu);
+		while (pl->commitq.n == 0 &&
+		    !(pl->stopping && pl->inflight == 0))
+			pthread_cond_wait(&pl->commit_cv, &pl->mu);
+		if (pl->commitq.n == 0) {
+			pthread_mutex_unlock(&pl->mu);
+			break;
+		}
+		batch = NULL;
+		tailp = &batch;
+		for (n = 0; n < PL_MAX_BATCH && pl->commitq.n > 0; n++) {
+			*tailp = q_pop(&pl->commitq);
+			tailp = &(*tailp)->next;
+		}
+		pthread_mutex_unlock(&pl->mu);
+
+		r = store_tx_begin(pl->ca->st);
+		for (it = batch; it != NULL; it = it->next) {
+			int ir;
+			if (r != 0) {
+				it->r = r;
+				continue;
+			}
+			ck_err_clear();
+			if ((ir = store_tx_begin(pl->ca->st)) == 0) {
+				ir = run_item(pl, it);
+				if (ir == 0)
+					ir = store_tx_commit(pl->ca->st);
+				else
+					store_tx_rollback(pl->ca->st);
+			}
+			if (it->kind == PL_RECORD_FAILED)
+				continue;
+			if (ir != 0)
+				snprintf(it->msg, sizeof(it->msg), "%s",
+				    ck_err_msg()[0] ? ck_err_msg() :
+				    ck_strerror(ir));
+			it->r = ir;
+		}
+		if (r == 0)
+			r = store_tx_commit(pl->ca->st);
+		if (r != 0) {
+			/* Nothing of this batch is durable: fail it all. A
+			 * signed certificate is then not handed out; its row
+			 * (if an earlier batch logged it) stays pending. */
+			char m[256];
+			snprintf(m, sizeof(m), "the store could not commit: %s",
+			    ck_err_msg());
+			for (it = batch; it != NULL; it = it->next) {
+				it->r = r;
+				snprintf(it->msg, sizeof(it->msg), "%s", m);
+			}
+		}
+		pthread_mutex_lock(&pl->mu);
+		pl->stats.commits++;
+		pl->stats.committed_items += n;
+		if (n > pl->stats.max_batch)
+			pl->stats.max_batch = n;
+		pthread_mutex_unlock(&pl->mu);
+
+		for (it = batch; it != NULL; it = next) {
+			next = it->next;
+			if (it->kind == PL_LOG && it->r == 0) {
+				/* Logged durably: now it may be signed. */
+				pthread_mutex_lock(&pl->mu);
+				q_push(&pl->signq, it);
+				pthread_cond_signal(&pl->sign_cv);
+				pthread_mutex_unlock(&pl->mu);
+			} else
+				finish(pl, it);
+		}
+	}
+	return NULL;
+}
+
+static void *
+signer_main(void *arg)
+{
+	struct ck_pipeline *pl = arg;
+	struct pl_item *it;
+	int r;
+
+	for (;;) {
+		pthread_mutex_lock(&pl->mu);
+		while (pl->signq.n == 0 && !pl->stopping)
+			pthread_cond_wait(&pl->sign_cv, &pl->mu);
+		it = q_pop(&pl->signq);
+		if (it == NULL) {	/* stopping and nothing left */
+			pthread_mutex_unlock(&pl->mu);
+			break;
+		}
+		pthread_mutex_unlock(&pl->mu);
+		ck_err_clear();
+		r = ck_issue_sign(pl->ca, it->job);
+		if (r == 0)
+			it->kind = PL_RECORD;
+		else {
+			it->kind = PL_RECORD_FAILED;
+			it->r = r;
+			snprintf(it->msg, sizeof(it->msg), "%s",
+			    ck_err_msg()[0] ? ck_err_msg() : ck_strerror(r));
+		}
+		pthread_mutex_lock(&pl->mu);
+		q_push(&pl->commitq, it);
+		pthread_cond_signal(&pl->commit_cv);
+		pthread_mutex_unlock(&pl->mu);
+	}
+	return NULL;
+}
+
+int
+ck_pipeline_start(struct ck_ca *ca, unsigned signers, struct ck_pipeline **out)
+{
+	struct ck_pipeline *pl;
+	unsigned i;
+
+	if (signers == 0)
+		signers = 1;
+	if (signers > PL_MAX_SIGNERS)
+		signers = PL_MAX_SIGNERS;
+	if ((pl = calloc(1, sizeof(*pl))) == NULL)
+		return CK_E_NOMEM;
+	pl->ca = ca;
+	pthread_mutex_init(&pl->mu, NULL);
+	pthread_cond_init(&pl->commit_cv, NULL);
+	pthread_cond_init(&pl->sign_cv, NULL);
+	pthread_cond_init(&pl->idle_cv, NULL);
+	if (pthread_create(&pl->committer, NULL, committer_main, pl) != 0) {
+		free(pl);
+		return ck_err_set(CK_E_INTERNAL, "cannot start a thread");
+	}
+	for (i = 0; i < signers; i++) {
+		if (pthread_create(&pl->signers[i], NULL, signer_main, pl) != 0)
+			break;
+		pl->nsigners++;
+	}
+	*out = pl;
+	if (pl->nsigners == 0) {
+		ck_pipeline_stop(pl);
+		return ck_err_set(CK_E_INTERNAL, "cannot start a thread");
+	}
+	return 0;
+}
+
+void
+ck_pipeline_stop(struct ck_pipeline *pl)
+{
+	unsigned i;
+
+	if (pl == NULL)
+		return;
+	pthread_mutex_lock(&pl->mu);
+	while (pl->inflight > 0)
+		pthread_cond_wait(&pl->idle_cv, &pl->mu);
+	pl->stopping = 1;
+	pthread_cond_broadcast(&pl->commit_cv);
+	pthread_cond_broadcast(&pl->sign_cv);
+	pthread_mutex_unlock(&pl->mu);
+	pthread_join(pl->committer, NULL);
+	for (i = 0; i < pl->nsigners; i++)
+		pthread_join(pl->signers[i], NULL);
+	pthread_cond_destroy(&pl->commit_cv);
+	pthread_cond_destroy(&pl->sign_cv);
+	pthread_cond_destroy(&pl->idle_cv);
+	pthread_mutex_destroy(&pl->mu);
+	free(pl);
+}
+
+static void
+submit(struct ck_pipeline *pl, struct pl_item *it)
+{
+	pthread_mutex_lock(&pl->mu);
+	pl->inflight++;
+	q_push(&pl->commitq, it);
+	pthread_cond_signal(&pl->commit_cv);
+	pthread_mutex_unlock(&pl->mu);
+}
+
+void
+ck_pipeline_issue(struct ck_pipeline *pl, struct ck_issue_job *job,
+    ck_issue_done done, void *arg)
+{
+	struct pl_item *it = calloc(1, sizeof(*it));
+
+	if (it == NULL) {
+		done(arg, CK_E_NOMEM, "out of memory", job);
+		return;
+	}
+	it->kind = PL_LOG;
+	it->job = job;
+	it->done = done;
+	it->arg = arg;
+	submit(pl, it);
+}
+
+void
+ck_pipeline_write(struct ck_pipeline *pl, ck_write_fn fn, void *fnarg,
+    ck_write_done done, void *arg)
+{
+	struct pl_item *it = calloc(1, sizeof(*it));
+
+	if (it == NULL) {
+		if (done != NULL)
+			done(arg, CK_E_NOMEM, "out of memory");
+		return;
+	}
+	it->kind = PL_WRITE;
+	it->fn = fn;
+	it->fnarg = fnarg;
+	it->wdone = done;
+	it->arg = arg;
+	submit(pl, it);
+}
+
+struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	int r;
+	char msg[512];
+};
+
+static void
+wait_done(void *arg, int r, const char *msg)
+{
+	struct waiter *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->r = r;
+	snprintf(w->msg, sizeof(w->msg), "%s", msg ? msg : "");
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+int
+ck_pipeline_write_wait(struct ck_pipeline *pl, ck_write_fn fn, void *fnarg,
+    char *msg, size_t msgsz)
+{
+	struct waiter w;
+
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	ck_pipeline_write(pl, fn, fnarg, wait_done, &w);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	if (msg != NULL && msgsz > 0)
+		snprintf(msg, msgsz, "%s", w.msg);
+	return w.r;
+}
+
+void
+ck_pipeline_get_stats(struct ck_pipeline *pl, struct ck_pipeline_stats *out)
+{
+	pthread_mutex_lock(&pl->mu);
+	*out = pl->stats;
+	pthread_mutex_unlock(&pl->mu);
+}

@@ -1,0 +1,125 @@
+/*
+ * certkeep service start|stop|status|reload: certkeepd on a CA home.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "daemon/service.h"
+
+static const char service_usage[] =
+    "certkeep service start --home DIR [--passphrase-file F | --passphrase-fd N]\n"
+    "       certkeep service stop|status|reload --home DIR";
+
+/* certkeepd beside this certkeep, else from PATH. */
+static void
+certkeepd_path(char *buf, size_t bufsz)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		if (ck_path_join(buf, bufsz, dirname(self), "certkeepd") == 0 &&
+		    access(buf, X_OK) == 0)
+			return;
+	}
+	snprintf(buf, bufsz, "certkeepd");
+}
+
+int
+cmd_service(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct cli_common com;
+	const char *home, *sub;
+	char exe[PATH_MAX], fdbuf[16];
+	const char *args[8];
+	pid_t pid;
+	int opt, h, r, n = 0;
+
+	if (argc < 2 || argv[1][0] == '-')
+		return cli_usage(service_usage);
+	sub = argv[1];
+	argc--;
+	argv++;
+	cli_common_init(&com);
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
+			if (h < 0)
+				return CLI_EXIT_USAGE;
+			continue;
+		}
+		return cli_usage(service_usage);
+	}
+	if (com.help) {
+		printf("usage: %s\n", service_usage);
+		return CLI_EXIT_OK;
+	}
+	if (optind != argc)
+		return cli_usage(service_usage);
+	if ((home = cli_home(&com)) == NULL)
+		return CLI_EXIT_USAGE;
+	if (strcmp(sub, "start") == 0) {
+		if (service_running(home, &pid) == 1) {
+			fprintf(stderr, "certkeep: certkeepd is already running "
+			    "on %s (pid %ld)\n", home, (long)pid);
+			return CLI_EXIT_FAIL;
+		}
+		certkeepd_path(exe, sizeof(exe));
+		args[n++] = exe;
+		args[n++] = "--home";
+		args[n++] = home;
+		if (com.pass.kind == CK_PASS_FILE) {
+			args[n++] = "--passphrase-file";
+			args[n++] = com.pass.file;
+		} else if (com.pass.kind == CK_PASS_FD) {
+			snprintf(fdbuf, sizeof(fdbuf), "%d", com.pass.fd);
+			args[n++] = "--passphrase-fd";
+			args[n++] = fdbuf;
+		}
+		args[n] = NULL;
+		/* certkeepd detaches once it serves, and reports. */
+		execvp(exe, (char *const *)args);
+		fprintf(stderr, "certkeep: cannot run %s: %s\n", exe,
+		    strerror(errno));
+		return CLI_EXIT_FAIL;
+	}
+	if (strcmp(sub, "stop") == 0) {
+		if ((r = service_signal(home, SIGTERM)) != 0 ||
+		    (r = service_wait_stopped(home, 60)) != 0)
+			return cli_fail(r);
+		printf("certkeepd on %s stopped\n", home);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(sub, "reload") == 0) {
+		if ((r = service_signal(home, SIGHUP)) != 0)
+			return cli_fail(r);
+		printf("certkeepd on %s is reloading\n", home);
+		return CLI_EXIT_OK;
+	}
+	if (strcmp(sub, "status") == 0) {
+		if ((r = service_running(home, &pid)) < 0)
+			return cli_fail(r);
+		if (r == 0) {
+			printf("certkeepd is not running on %s\n", home);
+			return 3;	/* LSB: not running */
+		}
+		printf("certkeepd is running on %s (pid %ld)\n", home,
+		    (long)pid);
+		return CLI_EXIT_OK;
+	}
+	return cli_usage(service_usage);
+}

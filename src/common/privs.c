@@ -1,0 +1,61 @@
+#include "common/privs.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/err.h"
+
+int
+ck_privs_lookup(const char *user, unsigned *uid, unsigned *gid)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL)
+		return ck_err_set(CK_E_NOTFOUND, "no user named '%s'", user);
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return 0;
+}
+
+int
+ck_privs_drop(const char *user, const char *path, int allow_root,
+    int *switched)
+{
+	struct passwd *pw;
+	struct stat st;
+
+	*switched = 0;
+	if (geteuid() != 0)
+		return 0;
+	if (user != NULL && user[0] != '\0') {
+		if ((pw = getpwnam(user)) == NULL)
+			return ck_err_set(CK_E_NOTFOUND, "no user named '%s'",
+			    user);
+	} else {
+		if (stat(path, &st) != 0)
+			return ck_err_set(CK_E_NOTFOUND, "%s does not exist",
+			    path);
+		if ((pw = getpwuid(st.st_uid)) == NULL)
+			return ck_err_set(CK_E_PERM, "the owner (uid %u) of %s "
+			    "has no account", (unsigned)st.st_uid, path);
+	}
+	if (pw->pw_uid == 0) {
+		if (allow_root)
+			return 0;
+		return ck_err_set(CK_E_PERM, "refusing to serve as root: give "
+		    "the CA home to a service user (certkeep init --user, or "
+		    "chown -R certkeep: %s) or set [server] user", path);
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 ||
+	    setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		return ck_err_set(CK_E_PERM, "cannot become %s: %s",
+		    pw->pw_name, strerror(errno));
+	if (setuid(0) == 0)
+		return ck_err_set(CK_E_INTERNAL, "root could be regained");
+	*switched = 1;
+	return 0;
+}

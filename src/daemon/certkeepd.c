@@ -1,0 +1,255 @@
+/*
+ * certkeepd - the certificate server.
+ *
+ *   certkeepd --home DIR [--passphrase-file F | --passphrase-fd N]
+ *             [--foreground]
+ *
+ * Start-up order (acquire, then drop, then serve): read the passphrase
+ * (perhaps from a file only root can read); if started as root, become the
+ * user who owns the CA home (or [server] user) and forbid new privileges;
+ * take the home's lock (one server per CA); unlock the key; issue our own
+ * TLS certificate; start serving; then detach, write the pid file and
+ * report readiness to the parent. SIGTERM and SIGINT finish in-flight
+ * requests and exit; SIGHUP reloads tokens, configuration and the CRL.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "ca/ca.h"
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/passphrase.h"
+#include "common/privs.h"
+#include "common/secmem.h"
+#include "common/strutil.h"
+#include "common/timeutil.h"
+#include "daemon/server.h"
+#include "daemon/service.h"
+
+static const char usage_text[] =
+    "usage: certkeepd --home DIR [--passphrase-file FILE | --passphrase-fd N]"
+    "\n                 [--foreground]\n";
+
+/* Read just [server] user from the configuration (before opening the
+ * store, which must not create files as root). */
+static void
+configured_user(const char *home, char *out, size_t outsz)
+{
+	struct ck_config *cfg = NULL;
+	unsigned char *text = NULL;
+	size_t len;
+	char path[4096];
+
+	out[0] = '\0';
+	if (ck_path_join(path, sizeof(path), home, CK_CONFIG_FILE) != 0 ||
+	    ck_fs_read(path, CK_CONFIG_MAX, &text, &len) != 0)
+		return;
+	if (ck_config_parse((const char *)text, len, &cfg) == 0)
+		snprintf(out, outsz, "%s", cfg->server.user);
+	ck_config_free(cfg);
+	free(text);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "home", required_argument, NULL, 'H' },
+		{ "passphrase-file", required_argument, NULL, 'P' },
+		{ "passphrase-fd", required_argument, NULL, 'F' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct ck_pass_src pass = { CK_PASS_TTY, NULL, -1 };
+	struct ck_secret *pw = NULL;
+	struct ck_ca *ca = NULL;
+	struct server sv;
+	sigset_t sigs;
+	const char *home = getenv("CERTKEEP_HOME");
+	char user[64], pidpath[4200];
+	int opt, r, sig, foreground = 0, lockfd = -1, ready[2] = { -1, -1 };
+	int switched = 0;
+	uint64_t fd;
+	pid_t child;
+
+	ck_process_harden();
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'H':
+			home = optarg;
+			break;
+		case 'P':
+			pass.kind = CK_PASS_FILE;
+			pass.file = optarg;
+			break;
+		case 'F':
+			if (ck_parse_u64(optarg, 0, 1024, "--passphrase-fd",
+			    &fd) != 0) {
+				fprintf(stderr, "certkeepd: %s\n", ck_err_msg());
+				return 2;
+			}
+			pass.kind = CK_PASS_FD;
+			pass.fd = (int)fd;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			fputs(usage_text, stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || home == NULL || home[0] == '\0') {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	/* Signals are taken by sigwait() in the main thread only. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	configured_user(home, user, sizeof(user));
+	(void)audit_os_user();	/* who started us, before we switch */
+	if ((r = ck_passphrase_read(&pass, "CA key passphrase: ", 0, 0,
+	    &pw)) != 0 ||
+	    (r = ck_privs_drop(user, home, 0, &switched)) != 0)
+		goto fail;
+	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	if ((r = service_lock(home, &lockfd)) != 0)
+		goto fail;
+	if ((r = ck_ca_open(home, &ca)) != 0)
+		goto fail;
+	if (ca->cert == NULL) {
+		r = ck_err_set(CK_E_STATE, "this CA has no certificate yet: "
+		    "install it with 'certkeep ca install'");
+		goto fail;
+	}
+	r = ck_ca_unlock_with(ca, pw);
+	ck_secret_free(pw);
+	pw = NULL;
+	if (r != 0)
+		goto fail;
+	if (!foreground) {
+		/* Detach, but report start-up errors to whoever started us. */
+		if (pipe(ready) != 0) {
+			r = ck_err_set(CK_E_IO, "pipe: %s", strerror(errno));
+			goto fail;
+		}
+		if ((child = fork()) < 0) {
+			r = ck_err_set(CK_E_IO, "fork: %s", strerror(errno));
+			goto fail;
+		}
+		if (child > 0) {
+			char msg[1024];
+			ssize_t n;
+			int status;
+			close(ready[1]);
+			n = read(ready[0], msg, sizeof(msg) - 1);
+			if (n > 0 && msg[0] == '+') {
+				msg[n] = '\0';
+				fputs(msg + 1, stdout);
+				fflush(stdout);
+				_exit(0);
+			}
+			if (n > 0) {
+				msg[n] = '\0';
+				fprintf(stderr, "certkeepd: error: %s\n",
+				    msg + 1);
+				fflush(stderr);
+			} else
+				fprintf(stderr, "certkeepd: error: the server "
+				    "died while starting\n");
+			(void)waitpid(child, &status, 0);
+			_exit(1);
+		}
+		close(ready[0]);
+		(void)setsid();
+	}
+	if ((r = ck_ca_audit(ca, "service-start", home, AUDIT_OK, NULL)) != 0 ||
+	    (r = server_start(&sv, ca)) != 0)
+		goto fail;
+	if ((r = ck_path_join(pidpath, sizeof(pidpath), home,
+	    SERVICE_PID_FILE)) != 0 ||
+	    (r = service_pid_write(pidpath)) != 0) {
+		server_stop(&sv);
+		goto fail;
+	}
+	{
+		char msg[512];
+		int n = snprintf(msg, sizeof(msg), "+certkeepd %ld serving CA "
+		    "%s: REST https://%s:%u, CRL/OCSP http://%s:%u\n",
+		    (long)getpid(), home, ca->cfg->server.api.addr,
+		    (unsigned)sv.api_port, ca->cfg->server.http.addr,
+		    (unsigned)sv.pub_port);
+		if (ready[1] >= 0) {
+			(void)!write(ready[1], msg, (size_t)n);
+			close(ready[1]);
+			ready[1] = -1;
+			r = open("/dev/null", O_RDWR);
+			if (r >= 0) {
+				dup2(r, 0);
+				dup2(r, 1);
+				dup2(r, 2);
+				if (r > 2)
+					close(r);
+			}
+		} else {
+			fputs(msg + 1, stdout);
+			fflush(stdout);
+		}
+	}
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			if (server_reload_config(&sv) != 0 ||
+			    server_reload(&sv) != 0)
+				ck_error("reload failed: %s", ck_err_msg());
+			continue;
+		}
+		break;
+	}
+	server_stop(&sv);
+	(void)ck_ca_audit(ca, "service-stop", home, AUDIT_OK,
+	    sig == SIGINT ? "SIGINT" : "SIGTERM");
+	unlink(pidpath);
+	ck_ca_close(ca);
+	close(lockfd);
+	return 0;
+fail:
+	{
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg()[0] ?
+		    ck_err_msg() : ck_strerror(r));
+		if (ready[1] >= 0) {
+			char out[1100];
+			int n = snprintf(out, sizeof(out), "-%s", msg);
+			(void)!write(ready[1], out, (size_t)n);
+		} else
+			fprintf(stderr, "certkeepd: error: %s\n", msg);
+	}
+	ck_secret_free(pw);
+	ck_ca_close(ca);
+	if (lockfd >= 0)
+		close(lockfd);
+	return 1;
+}

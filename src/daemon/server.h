@@ -1,0 +1,89 @@
+/*
+ * server.h - certkeepd's running state, shared by its HTTP handlers.
+ *
+ * Threads: the HTTP servers' threads judge requests and answer them; the
+ * issuance pipeline (committer + signers) owns the store connection in
+ * ca->st and does every write; a housekeeping thread watches the change
+ * sequence (through its own read connection) to refresh tokens, drop
+ * stale OCSP answers and re-sign the CRL on revocation and well before
+ * next-update. Reads for requests use `rd`, serialised by rd_mu.
+ */
+#ifndef CK_DAEMON_SERVER_H
+#define CK_DAEMON_SERVER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ca/ca.h"
+#include "ca/pipeline.h"
+#include "ca/token.h"
+#include "proto/http.h"
+#include "proto/metrics.h"
+
+struct ocsp_responder;
+
+struct server {
+	struct ck_ca *ca;
+	struct ck_pipeline *pl;
+	struct store *rd;
+	pthread_mutex_t rd_mu;
+
+	pthread_rwlock_t lock;	/* guards tokens, crl_*, chain_pem */
+	struct ck_token_set *tokens;
+	unsigned char *crl_der;
+	size_t crl_len;
+	uint64_t crl_number;
+	int64_t crl_this_update;
+	int64_t crl_next_update;
+	char *chain_pem;
+	size_t chain_len;
+	unsigned char *ca_der;
+	size_t ca_der_len;
+	struct ck_strlist client_cert_profiles;
+
+	struct ocsp_responder *ocsp;
+	struct metrics m;
+	struct http_server *api;
+	struct http_server *pub;
+	uint16_t api_port;
+	uint16_t pub_port;
+
+	pthread_t housekeeper;
+	int hk_running;
+	int stopping;
+	int crl_wanted;		/* a revocation since the last CRL */
+	int64_t seen_seq;
+	int64_t started_at;
+	pthread_mutex_t hk_mu;
+	pthread_cond_t hk_cv;
+};
+
+/*
+ * Bring the server up on an opened, unlocked CA: issue certkeepd's own TLS
+ * certificate, start the pipeline, the housekeeper and the listeners.
+ */
+int server_start(struct server *sv, struct ck_ca *ca);
+
+/* Stop accepting, finish in-flight requests, stop everything. */
+void server_stop(struct server *sv);
+
+/* Re-read what a SIGHUP reloads: tokens, CRL (re-signed). */
+int server_reload(struct server *sv);
+
+/* Re-read certkeep.conf: profiles, URLs, CRL lifetime and client
+ * certificate profiles take effect; listeners, threads and TLS names need
+ * a restart. A bad file is refused and the old configuration kept. The new
+ * version is recorded in the store and audited. */
+int server_reload_config(struct server *sv);
+
+/* The HTTP routes (rest.c, pub.c). */
+extern const struct http_route rest_routes[];
+extern const size_t rest_nroutes;
+extern const struct http_route pub_routes[];
+extern const size_t pub_nroutes;
+
+/* Write a new CRL through the pipeline and load it for serving. */
+int server_crl_refresh(struct server *sv);
+
+#endif

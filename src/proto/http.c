@@ -1,0 +1,479 @@
+#include "proto/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "common/err.h"
+
+struct http_server {
+	struct MHD_Daemon *d;
+	struct http_route *routes;
+	size_t nroutes;
+	void *ctx;
+	int tls_client_auth;
+	int quiesced;
+};
+
+enum rs_state { RS_BODY, RS_WAITING, RS_READY, RS_SENT };
+
+/* Per-request state, also the struct http_pending of deferred requests. */
+struct http_pending {
+	struct http_server *srv;
+	struct MHD_Connection *conn;
+	const struct http_route *route;
+	unsigned char *body;
+	size_t body_len;
+	int overflow;
+	pthread_mutex_t mu;
+	enum rs_state state;
+	int suspended;
+	struct http_response resp;
+	unsigned char *cert_der;
+	size_t cert_len;
+};
+
+static void
+resp_clear(struct http_response *r)
+{
+	free(r->body);
+	memset(r, 0, sizeof(*r));
+}
+
+int
+http_respond(struct http_response *resp, int status, const char *ctype,
+    const void *body, size_t len)
+{
+	unsigned char *b = NULL;
+
+	if (len > 0) {
+		if ((b = malloc(len)) == NULL)
+			return CK_E_NOMEM;
+		memcpy(b, body, len);
+	}
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = ctype;
+	resp->body = b;
+	resp->body_len = len;
+	return 0;
+}
+
+void
+http_problem(struct http_response *resp, int status, const char *type,
+    const char *fmt, ...)
+{
+	char detail[1024], urn[128];
+	const char *title;
+	json_t *j;
+	char *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	if (strchr(type, ':') != NULL)
+		snprintf(urn, sizeof(urn), "%s", type);
+	else
+		snprintf(urn, sizeof(urn), "urn:certkeep:problem:%s", type);
+	switch (status) {
+	case 400: title = "Bad Request"; break;
+	case 401: title = "Unauthorized"; break;
+	case 403: title = "Forbidden"; break;
+	case 404: title = "Not Found"; break;
+	case 405: title = "Method Not Allowed"; break;
+	case 409: title = "Conflict"; break;
+	case 413: title = "Payload Too Large"; break;
+	case 415: title = "Unsupported Media Type"; break;
+	case 503: title = "Service Unavailable"; break;
+	default: title = status >= 500 ? "Server Error" : "Error";
+	}
+	j = json_pack("{s:s, s:s, s:i, s:s}", "type", urn, "title", title,
+	    "status", status, "detail", detail);
+	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = "application/problem+json";
+	resp->body = (unsigned char *)s;
+	resp->body_len = s ? strlen(s) : 0;
+}
+
+static enum MHD_Result
+send_response(struct MHD_Connection *c, struct http_response *r)
+{
+	struct MHD_Response *mr;
+	enum MHD_Result ret;
+	unsigned char *body = r->body;
+
+	if (r->status == 0)
+		r->status = 500;
+	mr = MHD_create_response_from_buffer_with_free_callback(r->body_len,
+	    body ? (void *)body : (void *)"", body ? free : NULL);
+	if (mr == NULL)
+		return MHD_NO;
+	r->body = NULL;		/* MHD frees it */
+	if (r->content_type != NULL)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE,
+		    r->content_type);
+	if (r->location[0] != '\0')
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_LOCATION,
+		    r->location);
+	if (r->cache_control != NULL)
+		MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL,
+		    r->cache_control);
+	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+	ret = MHD_queue_response(c, (unsigned int)r->status, mr);
+	MHD_destroy_response(mr);
+	return ret;
+}
+
+static const struct http_route *
+find_route(struct http_server *srv, const char *method, const char *url,
+    int *method_mismatch)
+{
+	size_t i, len;
+
+	*method_mismatch = 0;
+	for (i = 0; i < srv->nroutes; i++) {
+		const struct http_route *rt = &srv->routes[i];
+		len = strlen(rt->path);
+		if (rt->path[len - 1] == '/' ? strncmp(url, rt->path, len) != 0 :
+		    strcmp(url, rt->path) != 0)
+			continue;
+		if (strcmp(method, rt->method) == 0)
+			return rt;
+		*method_mismatch = 1;
+	}
+	return NULL;
+}
+
+static void
+peer_address(struct MHD_Connection *c, char *buf, size_t bufsz)
+{
+	const union MHD_ConnectionInfo *ci;
+	const struct sockaddr *sa;
+
+	snprintf(buf, bufsz, "?");
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (ci == NULL || (sa = ci->client_addr) == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)
+		    (const void *)sa)->sin_addr, buf, (socklen_t)bufsz);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr, buf, (socklen_t)bufsz);
+}
+
+/* The verified TLS client certificate, if any (GnuTLS checked it against
+ * the configured trust anchors). */
+static void
+client_cert(struct http_pending *p)
+{
+	const union MHD_ConnectionInfo *ci;
+	const gnutls_datum_t *certs;
+	unsigned int n = 0, status = 0;
+	gnutls_session_t s;
+
+	if (!p->srv->tls_client_auth)
+		return;
+	ci = MHD_get_connection_info(p->conn,
+	    MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return;
+	s = (gnutls_session_t)ci->tls_session;
+	certs = gnutls_certificate_get_peers(s, &n);
+	if (certs == NULL || n == 0)
+		return;
+	if (gnutls_certificate_verify_peers2(s, &status) != 0 || status != 0)
+		return;
+	if ((p->cert_der = malloc(certs[0].size)) == NULL)
+		return;
+	memcpy(p->cert_der, certs[0].data, certs[0].size);
+	p->cert_len = certs[0].size;
+}
+
+static enum MHD_Result
+early(struct MHD_Connection *c, int status, const char *type, const char *msg)
+{
+	struct http_response r;
+	enum MHD_Result ret;
+
+	memset(&r, 0, sizeof(r));
+	http_problem(&r, status, type, "%s", msg);
+	ret = send_response(c, &r);
+	resp_clear(&r);
+	return ret;
+}
+
+static enum MHD_Result
+access_cb(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct http_pending *p = *con_cls;
+	struct http_request req;
+	struct http_response resp;
+	enum http_result hr;
+	const char *cl;
+	int mismatch;
+
+	(void)version;
+	if (p == NULL) {
+		const struct http_route *rt = find_route(srv, method, url,
+		    &mismatch);
+		if (rt == NULL)
+			return mismatch ?
+			    early(c, 405, "method", "method not allowed") :
+			    early(c, 404, "not-found", "no such resource");
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl != NULL) {
+			char *end;
+			unsigned long long v;
+			errno = 0;
+			v = strtoull(cl, &end, 10);
+			if (errno != 0 || *end != '\0' || v > rt->max_body)
+				return early(c, 413, "too-large",
+				    "request body too large");
+		}
+		if ((p = calloc(1, sizeof(*p))) == NULL)
+			return MHD_NO;
+		pthread_mutex_init(&p->mu, NULL);
+		p->srv = srv;
+		p->conn = c;
+		p->route = rt;
+		*con_cls = p;
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&p->mu);
+	if (p->state == RS_READY) {
+		enum MHD_Result ret;
+		p->state = RS_SENT;
+		pthread_mutex_unlock(&p->mu);
+		ret = send_response(c, &p->resp);
+		resp_clear(&p->resp);
+		return ret;
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (p->state != RS_BODY)
+		return MHD_YES;
+	if (*upload_data_size > 0) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (p->overflow || p->body_len + n > p->route->max_body) {
+			/* Chunked body past the limit: stop reading it. */
+			p->overflow = 1;
+			return MHD_NO;
+		}
+		{
+			unsigned char *nb = realloc(p->body, p->body_len + n + 1);
+			if (nb == NULL)
+				return MHD_NO;
+			p->body = nb;
+		}
+		memcpy(p->body + p->body_len, upload_data, n);
+		p->body_len += n;
+		p->body[p->body_len] = '\0';
+		return MHD_YES;
+	}
+	/* The whole request is here. */
+	memset(&req, 0, sizeof(req));
+	memset(&resp, 0, sizeof(resp));
+	req.method = method;
+	req.path = url;
+	req.body = p->body ? p->body : (const unsigned char *)"";
+	req.body_len = p->body_len;
+	req.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONTENT_TYPE);
+	req.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_AUTHORIZATION);
+	peer_address(c, req.peer, sizeof(req.peer));
+	client_cert(p);
+	req.client_cert = p->cert_der;
+	req.client_cert_len = p->cert_len;
+	req.pending = p;
+	hr = p->route->fn(srv->ctx, &req, &resp);
+	if (hr == HTTP_DONE) {
+		enum MHD_Result ret;
+		p->state = RS_SENT;
+		ret = send_response(c, &resp);
+		resp_clear(&resp);
+		return ret;
+	}
+	/* Deferred: it may already be finished by another thread. */
+	pthread_mutex_lock(&p->mu);
+	if (p->state == RS_READY) {
+		enum MHD_Result ret;
+		p->state = RS_SENT;
+		pthread_mutex_unlock(&p->mu);
+		ret = send_response(c, &p->resp);
+		resp_clear(&p->resp);
+		return ret;
+	}
+	p->state = RS_WAITING;
+	p->suspended = 1;
+	MHD_suspend_connection(c);
+	pthread_mutex_unlock(&p->mu);
+	return MHD_YES;
+}
+
+void
+http_pending_finish(struct http_pending *p, struct http_response *resp)
+{
+	pthread_mutex_lock(&p->mu);
+	resp_clear(&p->resp);
+	p->resp = *resp;
+	memset(resp, 0, sizeof(*resp));
+	p->state = RS_READY;
+	if (p->suspended) {
+		p->suspended = 0;
+		MHD_resume_connection(p->conn);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void
+completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct http_pending *p = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (p == NULL)
+		return;
+	*con_cls = NULL;
+	resp_clear(&p->resp);
+	pthread_mutex_destroy(&p->mu);
+	free(p->cert_der);
+	free(p->body);
+	free(p);
+}
+
+static void
+quiet_logger(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	(void)fmt;
+	(void)ap;
+}
+
+int
+http_server_start(const struct http_config *cfg,
+    const struct http_route *routes, size_t nroutes, void *ctx,
+    struct http_server **out)
+{
+	struct http_server *srv;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+	    MHD_ALLOW_SUSPEND_RESUME;
+	struct MHD_OptionItem opts[16];
+	int n = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, cfg->addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(cfg->port);
+	} else if (inet_pton(AF_INET6, cfg->addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(cfg->port);
+		flags |= MHD_USE_IPv6;
+	} else
+		return ck_err_set(CK_E_INVAL, "listen address '%s' is not an "
+		    "IP address", cfg->addr);
+	if ((srv = calloc(1, sizeof(*srv))) == NULL ||
+	    (srv->routes = calloc(nroutes, sizeof(*routes))) == NULL) {
+		free(srv);
+		return CK_E_NOMEM;
+	}
+	memcpy(srv->routes, routes, nroutes * sizeof(*routes));
+	srv->nroutes = nroutes;
+	srv->ctx = ctx;
+#define OPT(o, v, p) do { opts[n].option = (o); opts[n].value = (intptr_t)(v); \
+	opts[n].ptr_value = (void *)(p); n++; } while (0)
+	OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
+	OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
+	OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ?
+	    cfg->max_connections : 1024, NULL);
+	OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL);
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s :
+	    30, NULL);
+	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->header_memory ?
+	    cfg->header_memory : 32 * 1024, NULL);
+	OPT(MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL);
+	OPT(MHD_OPTION_EXTERNAL_LOGGER, quiet_logger, NULL);
+	if (cfg->tls_cert_pem != NULL) {
+		flags |= MHD_USE_TLS;
+		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem);
+		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem);
+		OPT(MHD_OPTION_HTTPS_PRIORITIES, 0,
+		    "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
+		if (cfg->tls_trust_pem != NULL) {
+			OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, cfg->tls_trust_pem);
+			srv->tls_client_auth = 1;
+		}
+	}
+	OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+	srv->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
+	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (srv->d == NULL) {
+		free(srv->routes);
+		free(srv);
+		return ck_err_set(CK_E_IO, "cannot listen on %s port %u (in "
+		    "use, or a bad TLS key/certificate)", cfg->addr,
+		    (unsigned)cfg->port);
+	}
+	*out = srv;
+	return 0;
+}
+
+uint16_t
+http_server_port(const struct http_server *srv)
+{
+	const union MHD_DaemonInfo *di;
+
+	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+	return di ? di->port : 0;
+}
+
+void
+http_server_quiesce(struct http_server *srv)
+{
+	MHD_socket s;
+
+	if (srv == NULL || srv->quiesced)
+		return;
+	s = MHD_quiesce_daemon(srv->d);
+	if (s != MHD_INVALID_SOCKET)
+		close(s);
+	srv->quiesced = 1;
+}
+
+void
+http_server_stop(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	MHD_stop_daemon(srv->d);
+	free(srv->routes);
+	free(srv);
+}

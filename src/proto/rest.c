@@ -1,0 +1,690 @@
+/*
+ * rest.c - the JSON enrollment API (served over HTTPS).
+ *
+ *   POST /api/v1/certificates               {"profile", "csr", "days"?}
+ *   GET  /api/v1/certificates/SERIAL
+ *   POST /api/v1/certificates/SERIAL/revoke {"reason"?}
+ *   GET  /api/v1/ca/chain
+ *
+ * Callers authenticate with "Authorization: Bearer ckt_..." (a token bound
+ * to profiles and name rules) or a TLS client certificate from this CA
+ * (which may request the profiles in [server] client_cert_profiles, for
+ * the names in its own certificate only). Errors are problem documents.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "audit/audit.h"
+#include "common/err.h"
+#include "common/timeutil.h"
+#include "daemon/server.h"
+#include "x509/certbuild.h"
+#include "x509/csr.h"
+#include "x509/serial.h"
+
+#define REST_JSON_MAX_DEPTH 4
+
+/* Who is asking. */
+struct principal {
+	char name[160];			/* "token:NAME" or "cert:SERIAL" */
+	const struct ck_token *token;	/* valid under sv->lock (read) */
+	struct ck_profile *cert_rules;	/* a client certificate's names */
+	int is_cert;
+};
+
+static void
+principal_clear(struct principal *p)
+{
+	if (p->cert_rules != NULL) {
+		ck_profile_clear(p->cert_rules);
+		free(p->cert_rules);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+/* A client certificate: issued by this CA, currently issued (not revoked)
+ * in the store. Its own names become the rules for what it may request. */
+static int
+auth_cert(struct server *sv, const struct http_request *req,
+    struct principal *pr)
+{
+	const unsigned char *q = req->client_cert;
+	X509 *x = NULL;
+	GENERAL_NAMES *gens = NULL;
+	struct ck_names names = { 0 };
+	char serial[CK_SERIAL_HEX_MAX], dns[CK_CONFIG_STR] = "";
+	char ips[CK_CONFIG_STR] = "";
+	enum store_cert_status st;
+	int64_t rat;
+	int reason, r = CK_E_PERM;
+	size_t i;
+
+	if ((x = d2i_X509(NULL, &q, (long)req->client_cert_len)) == NULL)
+		goto out;
+	if (X509_check_issued(sv->ca->cert, x) != X509_V_OK ||
+	    X509_verify(x, X509_get0_pubkey(sv->ca->cert)) != 1)
+		goto out;
+	if (ck_serial_to_hex(X509_get0_serialNumber(x), serial) != 0)
+		goto out;
+	pthread_mutex_lock(&sv->rd_mu);
+	r = store_cert_status(sv->rd, serial, &st, &rat, &reason);
+	pthread_mutex_unlock(&sv->rd_mu);
+	if (r != 0 || st != STORE_CERT_ISSUED) {
+		r = CK_E_PERM;
+		goto out;
+	}
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	if (gens != NULL && ck_names_from_general(gens, &names) != 0)
+		goto out;
+	for (i = 0; i < names.n; i++) {
+		char *dst = names.v[i].type == CK_NAME_DNS ? dns :
+		    names.v[i].type == CK_NAME_IP ? ips : NULL;
+		size_t len;
+		if (dst == NULL)
+			continue;
+		len = strlen(dst);
+		snprintf(dst + len, CK_CONFIG_STR - len, "%s%s",
+		    len ? "," : "", names.v[i].value);
+	}
+	if ((pr->cert_rules = calloc(1, sizeof(*pr->cert_rules))) == NULL ||
+	    ck_profile_init(pr->cert_rules, "client certificate") != 0) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	/* XXX the rules are suffix rules: a certificate for host.example
+	 * may also request names below host.example. E-mail addresses are
+	 * not renewed this way. */
+	{
+		char ipr[CK_CONFIG_STR + 64] = "";
+		char *tok, *save = NULL;
+		size_t off = 0;
+		for (tok = strtok_r(ips, ",", &save); tok != NULL;
+		    tok = strtok_r(NULL, ",", &save))
+			off += (size_t)snprintf(ipr + off, sizeof(ipr) - off,
+			    "%s%s/%d", off ? "," : "", tok,
+			    strchr(tok, ':') ? 128 : 32);
+		if ((dns[0] && ck_profile_set(pr->cert_rules, "dns_suffixes",
+		    dns) != 0) ||
+		    (ipr[0] && ck_profile_set(pr->cert_rules, "ip_ranges",
+		    ipr) != 0))
+			goto out;
+	}
+	snprintf(pr->name, sizeof(pr->name), "cert:%s", serial);
+	pr->is_cert = 1;
+	r = 0;
+out:
+	GENERAL_NAMES_free(gens);
+	ck_names_clear(&names);
+	X509_free(x);
+	return r;
+}
+
+/* Authenticate; on success the caller holds sv->lock for reading. */
+static int
+authenticate(struct server *sv, const struct http_request *req,
+    struct principal *pr)
+{
+	const char *a = req->authorization;
+
+	memset(pr, 0, sizeof(*pr));
+	pthread_rwlock_rdlock(&sv->lock);
+	if (a != NULL && strncasecmp(a, "Bearer ", 7) == 0) {
+		pr->token = ck_token_find(sv->tokens, a + 7);
+		if (pr->token != NULL) {
+			snprintf(pr->name, sizeof(pr->name), "token:%s",
+			    pr->token->name);
+			return 0;
+		}
+	} else if (a == NULL && req->client_cert != NULL &&
+	    auth_cert(sv, req, pr) == 0)
+		return 0;
+	pthread_rwlock_unlock(&sv->lock);
+	principal_clear(pr);
+	atomic_fetch_add(&sv->m.unauthorized, 1);
+	return CK_E_PERM;
+}
+
+static void
+auth_done(struct server *sv, struct principal *pr)
+{
+	pthread_rwlock_unlock(&sv->lock);
+	principal_clear(pr);
+}
+
+static int
+json_respond(struct http_response *resp, int status, json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+	int r;
+
+	json_decref(j);
+	if (s == NULL) {
+		http_problem(resp, 500, "internal", "cannot encode response");
+		return CK_E_NOMEM;
+	}
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = "application/json";
+	resp->body = (unsigned char *)s;
+	resp->body_len = strlen(s);
+	r = 0;
+	return r;
+}
+
+/* Parse a JSON object body; NULL with a problem in resp on failure. */
+static json_t *
+parse_body(const struct http_request *req, struct http_response *resp)
+{
+	json_error_t err;
+	json_t *j;
+
+	if (req->content_type == NULL ||
+	    strncasecmp(req->content_type, "application/json", 16) != 0) {
+		http_problem(resp, 415, "content-type",
+		    "send the request as application/json");
+		return NULL;
+	}
+	j = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES, &err);
+	if (j == NULL || !json_is_object(j)) {
+		json_decref(j);
+		http_problem(resp, 400, "malformed", "the body is not a JSON "
+		    "object%s%s", j == NULL ? ": " : "",
+		    j == NULL ? err.text : "");
+		return NULL;
+	}
+	return j;
+}
+
+static int
+problem_status(int r)
+{
+	switch (r) {
+	case CK_E_POLICY:
+		return 403;
+	case CK_E_PARSE:
+	case CK_E_BADSIG:
+	case CK_E_TOOBIG:
+	case CK_E_INVAL:
+		return 400;
+	case CK_E_NOTFOUND:
+		return 404;
+	case CK_E_STATE:
+	case CK_E_EXISTS:
+		return 409;
+	case CK_E_BUSY:
+		return 503;
+	default:
+		return 500;
+	}
+}
+
+static const char *
+problem_type(int r)
+{
+	switch (r) {
+	case CK_E_POLICY:
+		return "rejected";
+	case CK_E_PARSE:
+	case CK_E_TOOBIG:
+		return "bad-csr";
+	case CK_E_BADSIG:
+		return "bad-signature";
+	case CK_E_INVAL:
+		return "malformed";
+	case CK_E_NOTFOUND:
+		return "not-found";
+	case CK_E_STATE:
+	case CK_E_EXISTS:
+		return "conflict";
+	default:
+		return "internal";
+	}
+}
+
+/* A refusal is answered once its audit entry is durable. */
+struct refusal {
+	struct server *sv;
+	struct http_pending *pending;
+	char requester[160];
+	char profile[64];
+	char reason[768];
+	int status;
+	char type[32];
+};
+
+static int
+refusal_write(struct ck_ca *ca, void *arg)
+{
+	struct refusal *rf = arg;
+
+	return ck_ca_audit_refusal(ca, rf->requester, rf->profile,
+	    rf->reason);
+}
+
+static void
+refusal_done(void *arg, int r, const char *msg)
+{
+	struct refusal *rf = arg;
+	struct http_response resp;
+
+	memset(&resp, 0, sizeof(resp));
+	if (r != 0)
+		http_problem(&resp, 503, "internal", "the refusal could not "
+		    "be recorded: %s", msg);
+	else
+		http_problem(&resp, rf->status, rf->type, "%s", rf->reason);
+	http_pending_finish(rf->pending, &resp);
+	free(rf);
+}
+
+static enum http_result
+refuse(struct server *sv, const struct http_request *req,
+    struct http_response *resp, const char *requester, const char *profile,
+    int status, const char *type, const char *reason)
+{
+	struct refusal *rf = calloc(1, sizeof(*rf));
+
+	atomic_fetch_add(&sv->m.refused, 1);
+	if (rf == NULL) {
+		http_problem(resp, 503, "internal", "out of memory");
+		return HTTP_DONE;
+	}
+	rf->sv = sv;
+	rf->pending = req->pending;
+	rf->status = status;
+	snprintf(rf->requester, sizeof(rf->requester), "%s", requester);
+	snprintf(rf->profile, sizeof(rf->profile), "%s", profile ? profile :
+	    "?");
+	snprintf(rf->reason, sizeof(rf->reason), "%s", reason);
+	snprintf(rf->type, sizeof(rf->type), "%s", type);
+	ck_pipeline_write(sv->pl, refusal_write, rf, refusal_done, rf);
+	return HTTP_DEFERRED;
+}
+
+struct issue_wait {
+	struct server *sv;
+	struct http_pending *pending;
+	uint64_t start_us;
+};
+
+static void
+issue_done(void *arg, int r, const char *msg, struct ck_issue_job *job)
+{
+	struct issue_wait *w = arg;
+	struct server *sv = w->sv;
+	struct http_response resp;
+	unsigned char *der = NULL;
+	size_t der_len = 0, pemlen = 0;
+	char *pem = NULL, loc[200];
+	json_t *j;
+
+	memset(&resp, 0, sizeof(resp));
+	if (r != 0) {
+		atomic_fetch_add(&sv->m.failed, 1);
+		http_problem(&resp, problem_status(r) == 500 ? 503 :
+		    problem_status(r), problem_type(r), "%s", msg);
+		goto out;
+	}
+	der = ck_issue_job_take_der(job, &der_len);
+	if (ck_der_to_pem(der, der_len, &pem, &pemlen) != 0) {
+		http_problem(&resp, 500, "internal", "cannot encode the "
+		    "certificate");
+		goto out;
+	}
+	pthread_rwlock_rdlock(&sv->lock);
+	j = json_pack("{s:s, s:s, s:s%}", "serial", ck_issue_job_serial(job),
+	    "certificate", pem, "chain", sv->chain_pem, sv->chain_len);
+	pthread_rwlock_unlock(&sv->lock);
+	if (j == NULL) {
+		http_problem(&resp, 500, "internal", "cannot encode response");
+		goto out;
+	}
+	json_respond(&resp, 201, j);
+	snprintf(loc, sizeof(loc), "/api/v1/certificates/%s",
+	    ck_issue_job_serial(job));
+	snprintf(resp.location, sizeof(resp.location), "%s", loc);
+	atomic_fetch_add(&sv->m.issued, 1);
+	metrics_observe(&sv->m.issue_latency, metrics_now_us() - w->start_us);
+out:
+	http_pending_finish(w->pending, &resp);
+	free(pem);
+	OPENSSL_free(der);
+	ck_issue_job_free(job);
+	free(w);
+}
+
+static enum http_result
+rest_issue(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct server *sv = ctx;
+	struct principal pr;
+	struct ck_issue_params p;
+	struct ck_issue_job *job = NULL;
+	struct issue_wait *w;
+	json_t *body = NULL, *v;
+	const char *profile = NULL, *csr = NULL;
+	char reason[768], requester[160];
+	uint64_t start = metrics_now_us();
+	enum http_result hr;
+	int r;
+
+	if (authenticate(sv, req, &pr) != 0) {
+		http_problem(resp, 401, "unauthorized", "a valid API token "
+		    "(Authorization: Bearer ...) or client certificate is "
+		    "required");
+		return HTTP_DONE;
+	}
+	snprintf(requester, sizeof(requester), "%s", pr.name);
+	if ((body = parse_body(req, resp)) == NULL) {
+		auth_done(sv, &pr);
+		return HTTP_DONE;
+	}
+	memset(&p, 0, sizeof(p));
+	p.path_len = -1;
+	p.requester = requester;
+	if (!json_is_string(v = json_object_get(body, "profile")) ||
+	    !json_is_string(json_object_get(body, "csr"))) {
+		auth_done(sv, &pr);
+		json_decref(body);
+		http_problem(resp, 400, "malformed", "\"profile\" and \"csr\" "
+		    "(PEM) are required strings");
+		return HTTP_DONE;
+	}
+	profile = json_string_value(v);
+	csr = json_string_value(json_object_get(body, "csr"));
+	if ((v = json_object_get(body, "days")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 36500) {
+			auth_done(sv, &pr);
+			json_decref(body);
+			http_problem(resp, 400, "malformed", "\"days\" must be "
+			    "an integer from 1 to 36500");
+			return HTTP_DONE;
+		}
+		p.days = (uint32_t)json_integer_value(v);
+	}
+	p.profile = profile;
+	p.csr = (const unsigned char *)csr;
+	p.csr_len = json_string_length(json_object_get(body, "csr"));
+	if (pr.token != NULL ? !ck_token_allows_profile(pr.token, profile) :
+	    !ck_strlist_has(&sv->client_cert_profiles, profile)) {
+		snprintf(reason, sizeof(reason), "%s may not use profile '%s'",
+		    requester, profile);
+		hr = refuse(sv, req, resp, requester, profile, 403, "rejected",
+		    reason);
+		goto out;
+	}
+	r = ck_issue_prepare(sv->ca, &p, pr.token ? pr.token->rules :
+	    pr.cert_rules, &job);
+	if (r != 0) {
+		snprintf(reason, sizeof(reason), "%s", ck_err_msg()[0] ?
+		    ck_err_msg() : ck_strerror(r));
+		hr = refuse(sv, req, resp, requester, profile,
+		    problem_status(r), problem_type(r), reason);
+		goto out;
+	}
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		ck_issue_job_free(job);
+		http_problem(resp, 503, "internal", "out of memory");
+		hr = HTTP_DONE;
+		goto out;
+	}
+	w->sv = sv;
+	w->pending = req->pending;
+	w->start_us = start;
+	ck_pipeline_issue(sv->pl, job, issue_done, w);
+	hr = HTTP_DEFERRED;
+out:
+	auth_done(sv, &pr);
+	json_decref(body);
+	return hr;
+}
+
+/* "/api/v1/certificates/SERIAL[/revoke]" -> SERIAL; 0 or -1. */
+static int
+path_serial(const char *path, const char *suffix, char out[CK_SERIAL_HEX_MAX])
+{
+	const char *p = path + strlen("/api/v1/certificates/");
+	char buf[CK_SERIAL_HEX_MAX + 16];
+	size_t n = strlen(p), sl = suffix ? strlen(suffix) : 0;
+
+	if (suffix != NULL) {
+		if (n <= sl || strcmp(p + n - sl, suffix) != 0)
+			return -1;
+		n -= sl;
+	}
+	if (n == 0 || n >= sizeof(buf) || memchr(p, '/', n) != NULL)
+		return -1;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return ck_serial_normalize(buf, out) == 0 ? 0 : -1;
+}
+
+static enum http_result
+rest_get(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct server *sv = ctx;
+	struct principal pr;
+	struct store_cert *c = NULL;
+	char serial[CK_SERIAL_HEX_MAX], nb[32], na[32], ra[32];
+	char *pem = NULL;
+	size_t pemlen;
+	json_t *j;
+	int r;
+
+	if (authenticate(sv, req, &pr) != 0) {
+		http_problem(resp, 401, "unauthorized", "authentication "
+		    "required");
+		return HTTP_DONE;
+	}
+	auth_done(sv, &pr);
+	if (path_serial(req->path, NULL, serial) != 0) {
+		http_problem(resp, 404, "not-found", "no such certificate");
+		return HTTP_DONE;
+	}
+	pthread_mutex_lock(&sv->rd_mu);
+	r = store_cert_get(sv->rd, serial, &c);
+	pthread_mutex_unlock(&sv->rd_mu);
+	if (r != 0) {
+		http_problem(resp, problem_status(r), problem_type(r),
+		    "no certificate with serial %s", serial);
+		return HTTP_DONE;
+	}
+	ck_time_format(c->not_before, nb, sizeof(nb));
+	ck_time_format(c->not_after, na, sizeof(na));
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "serial",
+	    c->serial, "status", store_cert_status_name(c->status), "subject",
+	    c->subject, "names", c->names, "profile", c->profile,
+	    "not_before", nb, "not_after", na);
+	if (j != NULL && c->der != NULL &&
+	    ck_der_to_pem(c->der, c->der_len, &pem, &pemlen) == 0)
+		json_object_set_new(j, "certificate", json_string(pem));
+	if (j != NULL && c->status == STORE_CERT_REVOKED) {
+		ck_time_format(c->revoked_at, ra, sizeof(ra));
+		json_object_set_new(j, "revoked_at", json_string(ra));
+		json_object_set_new(j, "reason",
+		    json_string(ck_crl_reason_name(c->reason)));
+	}
+	free(pem);
+	store_cert_free(c);
+	if (j == NULL)
+		http_problem(resp, 500, "internal", "cannot encode response");
+	else
+		json_respond(resp, 200, j);
+	return HTTP_DONE;
+}
+
+struct revocation {
+	struct server *sv;
+	struct http_pending *pending;
+	char requester[160];
+	char serial[CK_SERIAL_HEX_MAX];
+	int reason;
+	int r;
+	char msg[512];
+};
+
+static int
+revoke_write(struct ck_ca *ca, void *arg)
+{
+	struct revocation *rv = arg;
+
+	/* Always commit: a refused revocation leaves its audit entry. */
+	rv->r = ck_ca_revoke_as(ca, rv->requester, rv->serial, rv->reason);
+	if (rv->r != 0)
+		snprintf(rv->msg, sizeof(rv->msg), "%s", ck_err_msg());
+	return 0;
+}
+
+static void
+revoke_done(void *arg, int r, const char *msg)
+{
+	struct revocation *rv = arg;
+	struct http_response resp;
+
+	memset(&resp, 0, sizeof(resp));
+	if (r != 0)
+		http_problem(&resp, 503, "internal", "%s", msg);
+	else if (rv->r != 0)
+		http_problem(&resp, problem_status(rv->r),
+		    problem_type(rv->r), "%s", rv->msg);
+	else {
+		json_t *j = json_pack("{s:s, s:s, s:s}", "serial", rv->serial,
+		    "status", "revoked", "reason",
+		    ck_crl_reason_name(rv->reason));
+		atomic_fetch_add(&rv->sv->m.revoked, 1);
+		pthread_mutex_lock(&rv->sv->hk_mu);
+		rv->sv->crl_wanted = 1;
+		pthread_cond_signal(&rv->sv->hk_cv);
+		pthread_mutex_unlock(&rv->sv->hk_mu);
+		if (j == NULL)
+			http_problem(&resp, 500, "internal", "encoding");
+		else
+			json_respond(&resp, 200, j);
+	}
+	http_pending_finish(rv->pending, &resp);
+	free(rv);
+}
+
+static enum http_result
+rest_revoke(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct server *sv = ctx;
+	struct principal pr;
+	struct revocation *rv;
+	struct store_cert *c = NULL;
+	char serial[CK_SERIAL_HEX_MAX], reason_txt[300];
+	json_t *body = NULL, *v;
+	int reason = 0, allowed, r;
+
+	if (path_serial(req->path, "/revoke", serial) != 0) {
+		http_problem(resp, 404, "not-found", "no such certificate");
+		return HTTP_DONE;
+	}
+	if (authenticate(sv, req, &pr) != 0) {
+		http_problem(resp, 401, "unauthorized", "authentication "
+		    "required");
+		return HTTP_DONE;
+	}
+	if (req->body_len > 0) {
+		if ((body = parse_body(req, resp)) == NULL) {
+			auth_done(sv, &pr);
+			return HTTP_DONE;
+		}
+		if ((v = json_object_get(body, "reason")) != NULL) {
+			if (!json_is_string(v) || (reason =
+			    ck_crl_reason_parse(json_string_value(v))) < 0 ||
+			    reason == 8) {
+				auth_done(sv, &pr);
+				json_decref(body);
+				http_problem(resp, 400, "malformed", "unknown "
+				    "revocation reason");
+				return HTTP_DONE;
+			}
+		}
+		json_decref(body);
+	}
+	pthread_mutex_lock(&sv->rd_mu);
+	r = store_cert_get(sv->rd, serial, &c);
+	pthread_mutex_unlock(&sv->rd_mu);
+	if (r != 0) {
+		auth_done(sv, &pr);
+		http_problem(resp, 404, "not-found", "no certificate with "
+		    "serial %s", serial);
+		return HTTP_DONE;
+	}
+	/* A token with revoke rights, for its own profiles; or the holder
+	 * of the certificate's own client certificate. */
+	allowed = pr.token != NULL ? (pr.token->can_revoke &&
+	    ck_token_allows_profile(pr.token, c->profile)) :
+	    (strcmp(pr.name + 5, serial) == 0);
+	if (!allowed) {
+		snprintf(reason_txt, sizeof(reason_txt), "%s may not revoke "
+		    "certificates of profile %s", pr.name, c->profile);
+		store_cert_free(c);
+		{
+			char who[160];
+			enum http_result hr;
+			snprintf(who, sizeof(who), "%s", pr.name);
+			auth_done(sv, &pr);
+			hr = refuse(sv, req, resp, who, NULL, 403, "rejected",
+			    reason_txt);
+			return hr;
+		}
+	}
+	store_cert_free(c);
+	if ((rv = calloc(1, sizeof(*rv))) == NULL) {
+		auth_done(sv, &pr);
+		http_problem(resp, 503, "internal", "out of memory");
+		return HTTP_DONE;
+	}
+	rv->sv = sv;
+	rv->pending = req->pending;
+	snprintf(rv->requester, sizeof(rv->requester), "%s", pr.name);
+	snprintf(rv->serial, sizeof(rv->serial), "%s", serial);
+	rv->reason = reason;
+	auth_done(sv, &pr);
+	ck_pipeline_write(sv->pl, revoke_write, rv, revoke_done, rv);
+	return HTTP_DEFERRED;
+}
+
+static enum http_result
+rest_chain(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct server *sv = ctx;
+
+	(void)req;
+	pthread_rwlock_rdlock(&sv->lock);
+	http_respond(resp, 200, "application/pem-certificate-chain",
+	    sv->chain_pem, sv->chain_len);
+	pthread_rwlock_unlock(&sv->lock);
+	return HTTP_DONE;
+}
+
+/* Revocation routes are matched first: "/api/v1/certificates/" is a
+ * prefix of both. */
+static enum http_result
+rest_cert_post(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	return rest_revoke(ctx, req, resp);
+}
+
+const struct http_route rest_routes[] = {
+	{ "POST", "/api/v1/certificates", rest_issue, 64 * 1024 },
+	{ "GET", "/api/v1/certificates/", rest_get, 0 },
+	{ "POST", "/api/v1/certificates/", rest_cert_post, 4096 },
+	{ "GET", "/api/v1/ca/chain", rest_chain, 0 },
+};
+const size_t rest_nroutes = sizeof(rest_routes) / sizeof(rest_routes[0]);
