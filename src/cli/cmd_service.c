@@ -119,6 +119,16 @@ cmd_service(int argc, char **argv)
 		}
 		printf("certkeepd is running on %s (pid %ld)\n", home,
 		    (long)pid);
+		{
+			unsigned char *urls = NULL;
+			size_t len;
+			char path[4200];
+			if (ck_path_join(path, sizeof(path), home,
+			    SERVICE_URLS_FILE) == 0 &&
+			    ck_fs_read(path, 4096, &urls, &len) == 0)
+				fputs((char *)urls, stdout);
+			free(urls);
+		}
 		return CLI_EXIT_OK;
 	}
 	return cli_usage(service_usage);

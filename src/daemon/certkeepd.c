@@ -79,7 +79,7 @@ main(int argc, char **argv)
 	struct server sv;
 	sigset_t sigs;
 	const char *home = getenv("CERTKEEP_HOME");
-	char user[64], pidpath[4200];
+	char user[64], pidpath[4200], urlpath[4200], urls[512];
 	int opt, r, sig, foreground = 0, lockfd = -1, ready[2] = { -1, -1 };
 	int switched = 0;
 	uint64_t fd;
@@ -187,7 +187,21 @@ main(int argc, char **argv)
 	if ((r = ck_ca_audit(ca, "service-start", home, AUDIT_OK, NULL)) != 0 ||
 	    (r = server_start(&sv, ca)) != 0)
 		goto fail;
-	if ((r = ck_path_join(pidpath, sizeof(pidpath), home,
+	/* Where we serve (ports may have been chosen by the kernel). */
+	snprintf(urls, sizeof(urls), "api https://%s%s%s:%u\n"
+	    "http http://%s%s%s:%u\n",
+	    strchr(ca->cfg->server.api.addr, ':') ? "[" : "",
+	    ca->cfg->server.api.addr,
+	    strchr(ca->cfg->server.api.addr, ':') ? "]" : "",
+	    (unsigned)sv.api_port,
+	    strchr(ca->cfg->server.http.addr, ':') ? "[" : "",
+	    ca->cfg->server.http.addr,
+	    strchr(ca->cfg->server.http.addr, ':') ? "]" : "",
+	    (unsigned)sv.pub_port);
+	if ((r = ck_path_join(urlpath, sizeof(urlpath), home,
+	    SERVICE_URLS_FILE)) != 0 ||
+	    (r = ck_fs_write_atomic(urlpath, urls, strlen(urls), 0644)) != 0 ||
+	    (r = ck_path_join(pidpath, sizeof(pidpath), home,
 	    SERVICE_PID_FILE)) != 0 ||
 	    (r = service_pid_write(pidpath)) != 0) {
 		server_stop(&sv);
@@ -196,10 +210,7 @@ main(int argc, char **argv)
 	{
 		char msg[512];
 		int n = snprintf(msg, sizeof(msg), "+certkeepd %ld serving CA "
-		    "%s: REST https://%s:%u, CRL/OCSP http://%s:%u\n",
-		    (long)getpid(), home, ca->cfg->server.api.addr,
-		    (unsigned)sv.api_port, ca->cfg->server.http.addr,
-		    (unsigned)sv.pub_port);
+		    "%s\n%s", (long)getpid(), home, urls);
 		if (ready[1] >= 0) {
 			(void)!write(ready[1], msg, (size_t)n);
 			close(ready[1]);
@@ -232,6 +243,7 @@ main(int argc, char **argv)
 	(void)ck_ca_audit(ca, "service-stop", home, AUDIT_OK,
 	    sig == SIGINT ? "SIGINT" : "SIGTERM");
 	unlink(pidpath);
+	unlink(urlpath);
 	ck_ca_close(ca);
 	close(lockfd);
 	return 0;

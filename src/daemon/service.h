@@ -10,6 +10,7 @@
 
 #define SERVICE_LOCK_FILE "certkeepd.lock"
 #define SERVICE_PID_FILE "certkeepd.pid"
+#define SERVICE_URLS_FILE "certkeepd.urls"
 
 /* Take the home's lock; CK_E_BUSY naming the running pid if held. */
 int service_lock(const char *home, int *fd_out);

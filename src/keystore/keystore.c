@@ -24,14 +24,18 @@ keystore_encode(EVP_PKEY *key, const struct ck_secret *pass, int log2n,
 	BIO *bio = NULL;
 	BUF_MEM *bm = NULL;
 	char *buf = NULL;
+	unsigned char salt[16];
 	int r = CK_E_CRYPTO;
 
 	if (log2n == 0)
 		log2n = KEYSTORE_SCRYPT_LOG2N;
 	if ((p8inf = EVP_PKEY2PKCS8(key)) == NULL)
 		goto out;
-	pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), NULL, 0, NULL,
-	    (uint64_t)1 << log2n, KEYSTORE_SCRYPT_R, KEYSTORE_SCRYPT_P);
+	/* A 16-byte salt (OpenSSL's default is 8). */
+	if (RAND_bytes(salt, sizeof(salt)) != 1)
+		goto out;
+	pbe = PKCS5_pbe2_set_scrypt(EVP_aes_256_cbc(), salt, sizeof(salt),
+	    NULL, (uint64_t)1 << log2n, KEYSTORE_SCRYPT_R, KEYSTORE_SCRYPT_P);
 	if (pbe == NULL)
 		goto out;
 	if ((p8 = PKCS8_set0_pbe((const char *)pass->buf, (int)pass->len,
@@ -76,18 +80,6 @@ keystore_save(const char *path, EVP_PKEY *key, const struct ck_secret *pass,
 	return r;
 }
 
-static int
-pass_cb(char *buf, int size, int rwflag, void *u)
-{
-	const struct ck_secret *pass = u;
-
-	(void)rwflag;
-	if (pass == NULL || pass->len > (size_t)size)
-		return -1;
-	memcpy(buf, pass->buf, pass->len);
-	return (int)pass->len;
-}
-
 int
 keystore_load(const char *path, const struct ck_secret *pass, EVP_PKEY **out)
 {
@@ -95,6 +87,8 @@ keystore_load(const char *path, const struct ck_secret *pass, EVP_PKEY **out)
 	size_t len = 0;
 	BIO *bio = NULL;
 	EVP_PKEY *k = NULL;
+	X509_SIG *p8 = NULL;
+	PKCS8_PRIV_KEY_INFO *p8inf = NULL;
 	int r;
 
 	if ((r = ck_fs_check_private_file(path)) != 0)
@@ -111,8 +105,17 @@ keystore_load(const char *path, const struct ck_secret *pass, EVP_PKEY **out)
 		r = CK_E_NOMEM;
 		goto out;
 	}
-	k = PEM_read_bio_PrivateKey(bio, NULL, pass_cb, (void *)pass);
-	if (k == NULL) {
+	/* Only an ENCRYPTED PRIVATE KEY block is read: any other key in
+	 * the file (a plaintext one) is never used. */
+	if ((p8 = PEM_read_bio_PKCS8(bio, NULL, NULL, NULL)) == NULL) {
+		ERR_clear_error();
+		r = ck_err_set(CK_E_PARSE, "%s is not an encrypted PKCS#8 key;"
+		    " certkeep never uses unencrypted keys", path);
+		goto out;
+	}
+	if ((p8inf = PKCS8_decrypt(p8, (const char *)pass->buf,
+	    (int)pass->len)) == NULL ||
+	    (k = EVP_PKCS82PKEY(p8inf)) == NULL) {
 		ERR_clear_error();
 		r = ck_err_set(CK_E_PASSPHRASE, "cannot decrypt %s: wrong "
 		    "passphrase (or the key file is damaged)", path);
@@ -121,6 +124,8 @@ keystore_load(const char *path, const struct ck_secret *pass, EVP_PKEY **out)
 	*out = k;
 	r = 0;
 out:
+	PKCS8_PRIV_KEY_INFO_free(p8inf);	/* cleanses */
+	X509_SIG_free(p8);
 	BIO_free(bio);
 	ck_wipe(buf, len);
 	free(buf);
