@@ -24,6 +24,7 @@
 #include "common/err.h"
 #include "common/timeutil.h"
 #include "daemon/server.h"
+#include "proto/rest.h"
 #include "x509/certbuild.h"
 #include "x509/csr.h"
 #include "x509/serial.h"
@@ -360,6 +361,60 @@ out:
 	free(w);
 }
 
+int
+rest_parse_issue(const unsigned char *body, size_t len,
+    struct rest_issue_req *out, char *err, size_t errsz)
+{
+	json_error_t jerr;
+	json_t *j, *v;
+
+	memset(out, 0, sizeof(*out));
+	j = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL || !json_is_object(j)) {
+		snprintf(err, errsz, "the body is not a JSON object%s%s",
+		    j == NULL ? ": " : "", j == NULL ? jerr.text : "");
+		json_decref(j);
+		return CK_E_PARSE;
+	}
+	if (!json_is_string(v = json_object_get(j, "profile")) ||
+	    json_string_length(v) == 0 || json_string_length(v) >= 64 ||
+	    !json_is_string(json_object_get(j, "csr"))) {
+		snprintf(err, errsz, "\"profile\" and \"csr\" (PEM) are "
+		    "required strings");
+		json_decref(j);
+		return CK_E_PARSE;
+	}
+	snprintf(out->profile, sizeof(out->profile), "%s",
+	    json_string_value(v));
+	if (strlen(out->profile) != json_string_length(v)) {
+		snprintf(err, errsz, "\"profile\" contains a NUL character");
+		json_decref(j);
+		return CK_E_PARSE;
+	}
+	if ((v = json_object_get(j, "days")) != NULL) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+		    json_integer_value(v) > 36500) {
+			snprintf(err, errsz, "\"days\" must be an integer from "
+			    "1 to 36500");
+			json_decref(j);
+			return CK_E_PARSE;
+		}
+		out->days = (uint32_t)json_integer_value(v);
+	}
+	out->json = j;
+	out->csr = (const unsigned char *)json_string_value(
+	    json_object_get(j, "csr"));
+	out->csr_len = json_string_length(json_object_get(j, "csr"));
+	return 0;
+}
+
+void
+rest_issue_req_clear(struct rest_issue_req *r)
+{
+	json_decref(r->json);
+	memset(r, 0, sizeof(*r));
+}
+
 static enum http_result
 rest_issue(void *ctx, const struct http_request *req,
     struct http_response *resp)
@@ -369,8 +424,8 @@ rest_issue(void *ctx, const struct http_request *req,
 	struct ck_issue_params p;
 	struct ck_issue_job *job = NULL;
 	struct issue_wait *w;
-	json_t *body = NULL, *v;
-	const char *profile = NULL, *csr = NULL;
+	struct rest_issue_req ir;
+	const char *profile = NULL;
 	char reason[768], requester[160];
 	uint64_t start = metrics_now_us();
 	enum http_result hr;
@@ -383,37 +438,27 @@ rest_issue(void *ctx, const struct http_request *req,
 		return HTTP_DONE;
 	}
 	snprintf(requester, sizeof(requester), "%s", pr.name);
-	if ((body = parse_body(req, resp)) == NULL) {
+	if (req->content_type == NULL ||
+	    strncasecmp(req->content_type, "application/json", 16) != 0) {
 		auth_done(sv, &pr);
+		http_problem(resp, 415, "content-type",
+		    "send the request as application/json");
+		return HTTP_DONE;
+	}
+	if (rest_parse_issue(req->body, req->body_len, &ir, reason,
+	    sizeof(reason)) != 0) {
+		auth_done(sv, &pr);
+		http_problem(resp, 400, "malformed", "%s", reason);
 		return HTTP_DONE;
 	}
 	memset(&p, 0, sizeof(p));
 	p.path_len = -1;
 	p.requester = requester;
-	if (!json_is_string(v = json_object_get(body, "profile")) ||
-	    !json_is_string(json_object_get(body, "csr"))) {
-		auth_done(sv, &pr);
-		json_decref(body);
-		http_problem(resp, 400, "malformed", "\"profile\" and \"csr\" "
-		    "(PEM) are required strings");
-		return HTTP_DONE;
-	}
-	profile = json_string_value(v);
-	csr = json_string_value(json_object_get(body, "csr"));
-	if ((v = json_object_get(body, "days")) != NULL) {
-		if (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		    json_integer_value(v) > 36500) {
-			auth_done(sv, &pr);
-			json_decref(body);
-			http_problem(resp, 400, "malformed", "\"days\" must be "
-			    "an integer from 1 to 36500");
-			return HTTP_DONE;
-		}
-		p.days = (uint32_t)json_integer_value(v);
-	}
+	p.days = ir.days;
+	profile = ir.profile;
 	p.profile = profile;
-	p.csr = (const unsigned char *)csr;
-	p.csr_len = json_string_length(json_object_get(body, "csr"));
+	p.csr = ir.csr;
+	p.csr_len = ir.csr_len;
 	if (pr.token != NULL ? !ck_token_allows_profile(pr.token, profile) :
 	    !ck_strlist_has(&sv->client_cert_profiles, profile)) {
 		snprintf(reason, sizeof(reason), "%s may not use profile '%s'",
@@ -444,7 +489,7 @@ rest_issue(void *ctx, const struct http_request *req,
 	hr = HTTP_DEFERRED;
 out:
 	auth_done(sv, &pr);
-	json_decref(body);
+	rest_issue_req_clear(&ir);
 	return hr;
 }
 
