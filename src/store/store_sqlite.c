@@ -16,9 +16,20 @@
 #include "common/fsutil.h"
 #include "common/timeutil.h"
 
+/* Prepared statements are kept for reuse, keyed by the address of their
+ * SQL text (always a string literal here). */
+#define STMT_CACHE 48
+
+struct stmt_slot {
+	const char *sql;
+	sqlite3_stmt *s;
+	int busy;
+};
+
 struct store {
 	sqlite3 *db;
 	int depth;		/* transaction nesting */
+	struct stmt_slot cache[STMT_CACHE];
 };
 
 static void store_tx_rollback_level(struct store *st);
@@ -122,12 +133,47 @@ exec(struct store *st, const char *sql)
 static int
 prepare(struct store *st, const char *sql, sqlite3_stmt **out)
 {
-	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK)
+	struct stmt_slot *free_slot = NULL;
+	int i;
+
+	for (i = 0; i < STMT_CACHE; i++) {
+		if (st->cache[i].sql == sql && !st->cache[i].busy) {
+			st->cache[i].busy = 1;
+			*out = st->cache[i].s;
+			return 0;
+		}
+		if (st->cache[i].sql == NULL && free_slot == NULL)
+			free_slot = &st->cache[i];
+	}
+	if (sqlite3_prepare_v3(st->db, sql, -1, free_slot ?
+	    SQLITE_PREPARE_PERSISTENT : 0, out, NULL) != SQLITE_OK)
 		return db_err(st, "store prepare");
+	if (free_slot != NULL) {
+		free_slot->sql = sql;
+		free_slot->s = *out;
+		free_slot->busy = 1;
+	}
 	return 0;
 }
 
-/* Run a statement that returns no rows; finalizes it. */
+/* Done with a statement from prepare(): reset a cached one, finalize
+ * any other. */
+static void
+stmt_done(struct store *st, sqlite3_stmt *s)
+{
+	int i;
+
+	for (i = 0; i < STMT_CACHE; i++)
+		if (st->cache[i].s == s && st->cache[i].busy) {
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			st->cache[i].busy = 0;
+			return;
+		}
+	sqlite3_finalize(s);
+}
+
+/* Run a statement that returns no rows; releases it. */
 static int
 step_done(struct store *st, sqlite3_stmt *s, const char *what)
 {
@@ -135,7 +181,7 @@ step_done(struct store *st, sqlite3_stmt *s, const char *what)
 
 	if (rc != SQLITE_DONE)
 		r = db_err(st, what);
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -149,11 +195,11 @@ migrate(struct store *st)
 	if ((r = prepare(st, "PRAGMA user_version", &s)) != 0)
 		return r;
 	if (sqlite3_step(s) != SQLITE_ROW) {
-		sqlite3_finalize(s);
+		stmt_done(st, s);
 		return db_err(st, "store version");
 	}
 	version = sqlite3_column_int(s, 0);
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	if (version > NMIGRATIONS)
 		return ck_err_set(CK_E_STORE,
 		    "the store has schema version %d, newer than this "
@@ -217,10 +263,15 @@ fail:
 void
 store_close(struct store *st)
 {
+	int i;
+
 	if (st == NULL)
 		return;
 	if (st->depth > 0)
 		(void)exec(st, "ROLLBACK");
+	for (i = 0; i < STMT_CACHE; i++)
+		if (st->cache[i].s != NULL)
+			sqlite3_finalize(st->cache[i].s);
 	sqlite3_close(st->db);
 	free(st);
 }
@@ -315,14 +366,14 @@ next_seq(struct store *st, int64_t *out)
 		return r;
 	if (sqlite3_step(s) != SQLITE_ROW) {
 		r = db_err(st, "change sequence");
-		sqlite3_finalize(s);
+		stmt_done(st, s);
 		return r;
 	}
 	*out = sqlite3_column_int64(s, 0);
 	/* Drain so the UPDATE completes. */
 	while (sqlite3_step(s) == SQLITE_ROW)
 		;
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return 0;
 }
 
@@ -337,11 +388,11 @@ store_change_seq(struct store *st, int64_t *out)
 		return r;
 	if (sqlite3_step(s) != SQLITE_ROW) {
 		r = db_err(st, "change sequence");
-		sqlite3_finalize(s);
+		stmt_done(st, s);
 		return r;
 	}
 	*out = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return 0;
 }
 
@@ -365,7 +416,7 @@ store_meta_get(struct store *st, const char *key, char **out)
 	default:
 		r = db_err(st, "meta");
 	}
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -425,7 +476,7 @@ store_cert_insert_pending(struct store *st, const struct store_cert *c)
 		    c->serial);
 	else if (rc != SQLITE_DONE)
 		r = db_err(st, "recording certificate");
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return tx_end(st, r);
 }
 
@@ -589,7 +640,7 @@ store_cert_get(struct store *st, const char *serial, struct store_cert **out)
 	default:
 		r = db_err(st, "reading certificate");
 	}
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -636,7 +687,7 @@ store_cert_list(struct store *st, const struct store_cert_filter *f,
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = db_err(st, "listing certificates");
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -672,7 +723,7 @@ store_revoked_list(struct store *st, int64_t not_after_min,
 			cap = cap ? cap * 2 : 64;
 			if ((nv = realloc(v, cap * sizeof(*v))) == NULL) {
 				free(v);
-				sqlite3_finalize(s);
+				stmt_done(st, s);
 				return CK_E_NOMEM;
 			}
 			v = nv;
@@ -686,10 +737,10 @@ store_revoked_list(struct store *st, int64_t not_after_min,
 	if (rc != SQLITE_DONE) {
 		r = db_err(st, "listing revocations");
 		free(v);
-		sqlite3_finalize(s);
+		stmt_done(st, s);
 		return r;
 	}
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	*out = v;
 	*n = cnt;
 	return 0;
@@ -715,7 +766,7 @@ store_crl_next_number(struct store *st, uint64_t *out)
 		*out = (uint64_t)sqlite3_column_int64(s, 0);
 	while (r == 0 && sqlite3_step(s) == SQLITE_ROW)
 		;
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return tx_end(st, r);
 }
 
@@ -766,7 +817,7 @@ store_audit_last(struct store *st, int64_t *id, unsigned char hash[32])
 	default:
 		r = db_err(st, "audit log");
 	}
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -841,7 +892,7 @@ store_audit_iter(struct store *st, int64_t from_id,
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = db_err(st, "reading the audit log");
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -866,7 +917,7 @@ store_config_latest(struct store *st, char hash_hex[65])
 	default:
 		r = db_err(st, "configuration history");
 	}
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -928,7 +979,7 @@ store_token_insert(struct store *st, const struct store_token *t)
 		    t->name);
 	else if (rc != SQLITE_DONE)
 		r = db_err(st, "recording token");
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return tx_end(st, r);
 }
 
@@ -950,9 +1001,19 @@ store_token_revoke(struct store *st, const char *id_or_name, int64_t when)
 	sqlite3_bind_int64(s, 2, seq);
 	sqlite3_bind_text(s, 3, id_or_name, -1, SQLITE_STATIC);
 	if ((r = step_done(st, s, "revoking token")) == 0 &&
-	    sqlite3_changes(st->db) != 1)
+	    sqlite3_changes(st->db) != 1) {
+		/* Unknown, or known and already revoked (CK_E_STATE). */
 		r = ck_err_set(CK_E_NOTFOUND, "no valid token '%s'",
 		    id_or_name);
+		if (prepare(st, "SELECT 1 FROM api_tokens WHERE id = ?1 OR "
+		    "name = ?1", &s) == 0) {
+			sqlite3_bind_text(s, 1, id_or_name, -1, SQLITE_STATIC);
+			if (sqlite3_step(s) == SQLITE_ROW)
+				r = ck_err_set(CK_E_STATE, "token '%s' is "
+				    "already revoked", id_or_name);
+			stmt_done(st, s);
+		}
+	}
 	return tx_end(st, r);
 }
 
@@ -991,7 +1052,7 @@ store_token_list(struct store *st,
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = db_err(st, "listing tokens");
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -1021,7 +1082,7 @@ store_cert_status(struct store *st, const char *serial,
 	default:
 		r = db_err(st, "certificate status");
 	}
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
 
@@ -1050,6 +1111,6 @@ store_cert_changed(struct store *st, int64_t after_seq,
 	}
 	if (r == 0 && rc != SQLITE_DONE)
 		r = db_err(st, "listing changes");
-	sqlite3_finalize(s);
+	stmt_done(st, s);
 	return r;
 }
