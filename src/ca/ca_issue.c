@@ -111,13 +111,18 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 	/* Narrower name rules of the requester (an API token). */
 	for (i = 0; extra != NULL && i < j->d.sans.n; i++)
 		if ((r = ck_profile_name_check(extra, &j->d.sans.v[i])) != 0) {
+			/* A copy: ck_err_set() writes the buffer it reads. */
+			char why[512];
+			snprintf(why, sizeof(why), "%s", ck_err_msg());
 			r = ck_err_set(CK_E_POLICY, "not permitted for %s: %s",
-			    j->requester, ck_err_msg());
+			    j->requester, why);
 			goto fail;
 		}
 
-	j->t.subject = X509_REQ_get_subject_name(j->csr->req);
+	j->t.subject = j->csr->subject;
 	j->t.pubkey = j->csr->pubkey;
+	j->t.spki_alg = j->csr->spki_alg;
+	j->t.spki_key = j->csr->spki_key;
 	j->t.not_before = now - ISSUE_BACKDATE;
 	j->t.not_after = now + (int64_t)j->d.days * 86400;
 	/* Without an explicit --days, the profile's maximum is cut short

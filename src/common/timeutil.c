@@ -15,12 +15,28 @@ ck_time_now(void)
 int
 ck_time_parse(const char *s, int64_t *out)
 {
+	static const int mdays[12] = {
+		31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31
+	};
 	struct tm tm;
 	int y, mo, d, h = 0, mi = 0, se = 0, n = 0;
 	char sep, z;
 	size_t len = strlen(s);
 
 	memset(&tm, 0, sizeof(tm));
+	/* Exactly the digits and separators of the formats: sscanf alone
+	 * would also take " 1" and "+1". */
+	{
+		static const char pat[] = "dddd-dd-dd?dd:dd:ddZ";
+		size_t i;
+		for (i = 0; i < len && i < sizeof(pat) - 1; i++) {
+			if (pat[i] == 'd' && (s[i] < '0' || s[i] > '9'))
+				goto bad;
+			if (pat[i] == '-' || pat[i] == ':' || pat[i] == 'Z')
+				if (s[i] != pat[i])
+					goto bad;
+		}
+	}
 	if (len == 10) {
 		if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
 			goto bad;
@@ -37,7 +53,11 @@ ck_time_parse(const char *s, int64_t *out)
 	} else
 		goto bad;
 	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 ||
-	    h > 23 || mi > 59 || se > 60 || h < 0 || mi < 0 || se < 0)
+	    h > 23 || mi > 59 || se > 59 || h < 0 || mi < 0 || se < 0)
+		goto bad;
+	/* timegm() would quietly turn April 31 into May 1. */
+	if (d > mdays[mo - 1] + (mo == 2 && ((y % 4 == 0 && y % 100 != 0) ||
+	    y % 400 == 0)))
 		goto bad;
 	tm.tm_year = y - 1900;
 	tm.tm_mon = mo - 1;

@@ -136,20 +136,11 @@ main(int argc, char **argv)
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	if ((r = service_lock(home, &lockfd)) != 0)
 		goto fail;
-	if ((r = ck_ca_open(home, &ca)) != 0)
-		goto fail;
-	if (ca->cert == NULL) {
-		r = ck_err_set(CK_E_STATE, "this CA has no certificate yet: "
-		    "install it with 'certkeep ca install'");
-		goto fail;
-	}
-	r = ck_ca_unlock_with(ca, pw);
-	ck_secret_free(pw);
-	pw = NULL;
-	if (r != 0)
-		goto fail;
 	if (!foreground) {
-		/* Detach, but report start-up errors to whoever started us. */
+		/* Detach, but report start-up errors to whoever started us.
+		 * Before the store is opened: SQLite's POSIX locks are not
+		 * inherited by a child, so a connection opened before fork()
+		 * would run unlocked once the parent exits. */
 		if (pipe(ready) != 0) {
 			r = ck_err_set(CK_E_IO, "pipe: %s", strerror(errno));
 			goto fail;
@@ -184,6 +175,18 @@ main(int argc, char **argv)
 		close(ready[0]);
 		(void)setsid();
 	}
+	if ((r = ck_ca_open(home, &ca)) != 0)
+		goto fail;
+	if (ca->cert == NULL) {
+		r = ck_err_set(CK_E_STATE, "this CA has no certificate yet: "
+		    "install it with 'certkeep ca install'");
+		goto fail;
+	}
+	r = ck_ca_unlock_with(ca, pw);
+	ck_secret_free(pw);
+	pw = NULL;
+	if (r != 0)
+		goto fail;
 	if ((r = ck_ca_audit(ca, "service-start", home, AUDIT_OK, NULL)) != 0 ||
 	    (r = server_start(&sv, ca)) != 0)
 		goto fail;

@@ -24,6 +24,8 @@
 
 /* Housekeeping period. A revocation is visible to OCSP within this. */
 #define HK_PERIOD_MS 200
+/* How long a stop waits for accepted requests to be answered. */
+#define STOP_DRAIN_S 30
 /* The TLS certificate certkeepd issues itself at each start. */
 #define SELF_TLS_DAYS 30
 
@@ -429,6 +431,10 @@ server_stop(struct server *sv)
 		http_server_quiesce(sv->api);
 	if (sv->pub != NULL)
 		http_server_quiesce(sv->pub);
+	/* No new requests for the pipeline; answer those it accepted (it
+	 * runs until they are answered, then stops). */
+	http_server_drain(sv->api, STOP_DRAIN_S);
+	http_server_drain(sv->pub, STOP_DRAIN_S);
 	if (sv->hk_running) {
 		pthread_mutex_lock(&sv->hk_mu);
 		sv->stopping = 1;

@@ -388,8 +388,18 @@ ck_profile_check(const struct ck_profile *p, const struct ck_issue_request *rq,
 		}
 		d->path_len = rq->path_len < 0 ? p->max_path_len :
 		    rq->path_len;
-		if (csr->has_bc && csr->bc_pathlen >= 0 && rq->path_len < 0)
+		if (csr->has_bc && csr->bc_pathlen >= 0) {
+			if (rq->path_len >= 0 &&
+			    csr->bc_pathlen != rq->path_len) {
+				char b[96];
+				snprintf(b, sizeof(b), "%ld, but %d was given "
+				    "for it", csr->bc_pathlen, rq->path_len);
+				r = refuse(p, "the request asks for path "
+				    "length %s", b);
+				goto fail;
+			}
 			d->path_len = (int)csr->bc_pathlen;
+		}
 		if (d->path_len > p->max_path_len) {
 			char b[64];
 			snprintf(b, sizeof(b), "%d (the maximum is %d)",
@@ -459,8 +469,9 @@ ck_profile_check(const struct ck_profile *p, const struct ck_issue_request *rq,
 	}
 	if ((r = check_subject(p, csr, d)) != 0)
 		goto fail;
-	if (!p->is_ca && d->sans.n == 0 && csr->nattrs == 0) {
-		r = refuse(p, "%s", "the request names no subject at all");
+	if (!p->is_ca && d->sans.n == 0 &&
+	    ck_csr_subject_get(csr, "CN") == NULL) {
+		r = refuse(p, "%s", "the request names no one: it has neither a common name nor a subjectAltName");
 		goto fail;
 	}
 	if (p->is_ca && csr->nattrs == 0) {

@@ -5,10 +5,12 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
@@ -25,6 +27,10 @@ struct http_server {
 	void *ctx;
 	int tls_client_auth;
 	int quiesced;
+	/* Draining: handlers run under gate (read); closed stops them. */
+	pthread_rwlock_t gate;
+	int closed;
+	atomic_uint active;	/* dispatched, not yet completed */
 };
 
 enum rs_state { RS_BODY, RS_WAITING, RS_READY, RS_SENT };
@@ -43,6 +49,7 @@ struct http_pending {
 	struct http_response resp;
 	unsigned char *cert_der;
 	size_t cert_len;
+	int dispatched;		/* counted in srv->active */
 };
 
 static void
@@ -307,7 +314,16 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 	req.client_cert = p->cert_der;
 	req.client_cert_len = p->cert_len;
 	req.pending = p;
+	pthread_rwlock_rdlock(&srv->gate);
+	if (srv->closed) {
+		/* Stopping: not accepted, closed without an answer. */
+		pthread_rwlock_unlock(&srv->gate);
+		return MHD_NO;
+	}
+	p->dispatched = 1;
+	atomic_fetch_add(&srv->active, 1);
 	hr = p->route->fn(srv->ctx, &req, &resp);
+	pthread_rwlock_unlock(&srv->gate);
 	if (hr == HTTP_DONE) {
 		enum MHD_Result ret;
 		p->state = RS_SENT;
@@ -359,6 +375,8 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (p == NULL)
 		return;
 	*con_cls = NULL;
+	if (p->dispatched)
+		atomic_fetch_sub(&p->srv->active, 1);
 	resp_clear(&p->resp);
 	pthread_mutex_destroy(&p->mu);
 	free(p->cert_der);
@@ -406,6 +424,7 @@ http_server_start(const struct http_config *cfg,
 	}
 	memcpy(srv->routes, routes, nroutes * sizeof(*routes));
 	srv->nroutes = nroutes;
+	pthread_rwlock_init(&srv->gate, NULL);
 	srv->ctx = ctx;
 #define OPT(o, v, p) do { opts[n].option = (o); opts[n].value = (intptr_t)(v); \
 	opts[n].ptr_value = (void *)(p); n++; } while (0)
@@ -436,6 +455,7 @@ http_server_start(const struct http_config *cfg,
 	srv->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
 	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (srv->d == NULL) {
+		pthread_rwlock_destroy(&srv->gate);
 		free(srv->routes);
 		free(srv);
 		return ck_err_set(CK_E_IO, "cannot listen on %s port %u (in "
@@ -469,11 +489,27 @@ http_server_quiesce(struct http_server *srv)
 }
 
 void
+http_server_drain(struct http_server *srv, unsigned timeout_s)
+{
+	struct timespec ts = { 0, 10 * 1000000L };
+	unsigned i;
+
+	if (srv == NULL)
+		return;
+	pthread_rwlock_wrlock(&srv->gate);
+	srv->closed = 1;
+	pthread_rwlock_unlock(&srv->gate);
+	for (i = 0; i < timeout_s * 100 && atomic_load(&srv->active) > 0; i++)
+		nanosleep(&ts, NULL);
+}
+
+void
 http_server_stop(struct http_server *srv)
 {
 	if (srv == NULL)
 		return;
 	MHD_stop_daemon(srv->d);
+	pthread_rwlock_destroy(&srv->gate);
 	free(srv->routes);
 	free(srv);
 }

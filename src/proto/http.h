@@ -86,6 +86,11 @@ int http_server_start(const struct http_config *cfg,
 /* Stop accepting new connections; those open are still served. */
 void http_server_quiesce(struct http_server *srv);
 
+/* Dispatch no more requests to handlers (those not yet dispatched are
+ * closed unanswered), and wait up to timeout_s seconds until every
+ * dispatched request has been answered. Accepts NULL. */
+void http_server_drain(struct http_server *srv, unsigned timeout_s);
+
 /* Close everything and stop; accepts NULL. Quiesce and drain first for a
  * graceful stop. */
 void http_server_stop(struct http_server *srv);

@@ -665,7 +665,8 @@ respond(struct ocsp_responder *r, const unsigned char *der, size_t len,
 			goto out;
 	now = (int64_t)time(NULL);
 
-	if (n == 1 && !nonce && ci[0].ours) {
+	/* (Answers valid for a second would never be reused.) */
+	if (n == 1 && !nonce && ci[0].ours && r->validity >= 2) {
 		if ((key_len = i2d_OCSP_CERTID(ci[0].cid, &key)) <= 0) {
 			rc = ck_err_ssl(CK_E_NOMEM, "encoding the CertID");
 			goto out;

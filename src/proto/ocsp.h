@@ -10,8 +10,8 @@
  *
  * Every answer is an OCSPResponse: a request that cannot be parsed, is
  * over OCSP_MAX_REQUEST bytes, has no or more than OCSP_MAX_CERTIDS
- * CertIDs, or a nonce of 0 or more than 128 octets (RFC 9654) gets
- * malformedRequest. A CertID whose issuer hashes do not match the CA
+ * CertIDs, or a nonce of 0 or more than 128 octets (RFC 9654) or twice,
+ * gets malformedRequest. A CertID whose issuer hashes do not match the CA
  * certificate (hash algorithms SHA-1, SHA-256, SHA-384, SHA-512), or that
  * uses another hash algorithm, is answered "unknown".
  *
@@ -46,7 +46,8 @@ struct ocsp_status {
 	int known;		/* 0: never issued by this CA -> "unknown" */
 	int revoked;		/* 1: "revoked", else "good" */
 	int64_t revoked_at;	/* revocation time, seconds since the epoch */
-	int reason;		/* RFC 5280 CRLReason; 0 (unspecified) omits it */
+	int reason;		/* RFC 5280 CRLReason; 0 (unspecified), 7
+				 * and unknown codes are left out */
 };
 
 /*

@@ -42,9 +42,26 @@ ck_eku_valid(const char *name)
 	ASN1_OBJECT *o;
 	size_t i;
 
+	const char *c;
+	int arcs = 1;
+
 	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
 		if (strcmp(name, known[i]) == 0)
 			return 1;
+	/* Otherwise a dotted OID, strictly: digits, single dots, at least
+	 * two arcs, no empty arc (OpenSSL alone accepts "1..2"). */
+	if (name[0] < '0' || name[0] > '9')
+		return 0;
+	for (c = name; *c != '\0'; c++) {
+		if (*c == '.') {
+			if (c[1] < '0' || c[1] > '9')
+				return 0;
+			arcs++;
+		} else if (*c < '0' || *c > '9')
+			return 0;
+	}
+	if (arcs < 2)
+		return 0;
 	if ((o = OBJ_txt2obj(name, 1)) == NULL)
 		return 0;
 	ASN1_OBJECT_free(o);
@@ -81,6 +98,49 @@ add_ext(X509 *x, X509V3_CTX *ctx, int nid, const char *value)
 	return ok ? 0 : CK_E_NOMEM;
 }
 
+/* The certificate's public key: the request's own bytes when we have
+ * them, else an encoding of the key. */
+static int
+set_spki(X509 *x, const struct ck_cert_template *t)
+{
+	const ASN1_OBJECT *obj;
+	const void *pval;
+	ASN1_OBJECT *o = NULL;
+	void *pv = NULL;
+	unsigned char *bits = NULL;
+	int ptype;
+
+	if (t->spki_alg == NULL || t->spki_key == NULL)
+		return X509_set_pubkey(x, t->pubkey);
+	X509_ALGOR_get0(&obj, &ptype, &pval, t->spki_alg);
+	if ((o = OBJ_dup(obj)) == NULL)
+		return 0;
+	if (ptype == V_ASN1_OBJECT) {
+		if ((pv = OBJ_dup(pval)) == NULL)
+			goto fail;
+	} else if (ptype == V_ASN1_SEQUENCE) {
+		if ((pv = ASN1_STRING_dup(pval)) == NULL)
+			goto fail;
+	} else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+		goto fail;
+	if (t->spki_key->length > 0 &&
+	    (bits = OPENSSL_memdup(t->spki_key->data,
+	    (size_t)t->spki_key->length)) == NULL)
+		goto fail;
+	if (!X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), o, ptype, pv,
+	    bits, t->spki_key->length))
+		goto fail;
+	return 1;
+fail:
+	ASN1_OBJECT_free(o);
+	if (ptype == V_ASN1_OBJECT)
+		ASN1_OBJECT_free(pv);
+	else
+		ASN1_STRING_free(pv);
+	OPENSSL_free(bits);
+	return 0;
+}
+
 static int
 set_time(ASN1_TIME *t, int64_t when)
 {
@@ -105,7 +165,7 @@ ck_cert_build(const struct ck_cert_template *t, X509 *issuer, X509 **out)
 	    !X509_set_subject_name(x, t->subject) ||
 	    !X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) :
 	    t->subject) ||
-	    !X509_set_pubkey(x, t->pubkey) ||
+	    !set_spki(x, t) ||
 	    !set_time(X509_getm_notBefore(x), t->not_before) ||
 	    !set_time(X509_getm_notAfter(x), t->not_after))
 		goto fail;

@@ -42,6 +42,10 @@ int ck_eku_valid(const char *name);
 struct ck_cert_template {
 	const X509_NAME *subject;
 	EVP_PKEY *pubkey;
+	/* The SubjectPublicKeyInfo to copy as is (from a CSR), or NULL to
+	 * encode `pubkey` (slow with OpenSSL 3.0's encoders). */
+	const X509_ALGOR *spki_alg;
+	const ASN1_BIT_STRING *spki_key;
 	const ASN1_INTEGER *serial;
 	int64_t not_before;
 	int64_t not_after;

@@ -9,6 +9,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/err.h"
+#include "x509/csr_der.h"
 #include "x509/keygen.h"
 
 #define CK_CSR_MAX_ATTRS 32
@@ -16,7 +17,7 @@
 static int
 read_subject(struct ck_csr *c)
 {
-	const X509_NAME *nm = X509_REQ_get_subject_name(c->req);
+	const X509_NAME *nm = c->subject;
 	const X509_NAME_ENTRY *e;
 	const ASN1_OBJECT *obj;
 	unsigned char *utf8 = NULL;
@@ -72,7 +73,7 @@ read_extensions(struct ck_csr *c)
 	char oid[80];
 	int i, j, nid, r = 0, seen_san = 0;
 
-	exts = X509_REQ_get_extensions(c->req);
+	exts = c->exts;
 	if (exts == NULL)
 		return 0;
 	for (i = 0; i < sk_X509_EXTENSION_num(exts) && r == 0; i++) {
@@ -151,18 +152,32 @@ read_extensions(struct ck_csr *c)
 			r = ck_strlist_add(&c->other_exts, oid);
 		}
 	}
-	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
 	return r;
+}
+
+/* PEM password callback that never supplies one. */
+static int
+no_pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
 }
 
 int
 ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 {
 	struct ck_csr *c = NULL;
-	const unsigned char *p;
+	struct csr_der d;
+	unsigned char *der = NULL;
+	long derlen = 0;
 	BIO *bio = NULL;
+	char rest[16];
 	int r;
 
+	memset(&d, 0, sizeof(d));
 	if (len > CK_CSR_MAX)
 		return ck_err_set(CK_E_TOOBIG, "CSR is %zu bytes; the limit is "
 		    "%u", len, CK_CSR_MAX);
@@ -176,40 +191,54 @@ ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 			r = CK_E_NOMEM;
 			goto out;
 		}
-		c->req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
-		BIO_free(bio);
-		if (c->req == NULL) {
+		/* The DER inside the armour gets the same checks as bare
+		 * DER (no trailing data); no password callback is ever run
+		 * for an encrypted PEM header. */
+		if (!PEM_bytes_read_bio(&der, &derlen, NULL,
+		    PEM_STRING_X509_REQ, bio, no_pass_cb, NULL)) {
 			r = ck_err_ssl(CK_E_PARSE, "malformed PEM CSR");
 			goto out;
 		}
-	} else {
-		p = buf;
-		c->req = d2i_X509_REQ(NULL, &p, (long)len);
-		if (c->req == NULL) {
-			r = ck_err_ssl(CK_E_PARSE,
-			    "malformed or truncated DER CSR");
-			goto out;
+		/* One request per upload: a second PEM block is refused
+		 * rather than silently ignored. */
+		{
+			int n;
+			while ((n = BIO_gets(bio, rest, sizeof(rest))) > 0)
+				if (strncmp(rest, "-----BEGIN", 10) == 0) {
+					r = ck_err_set(CK_E_PARSE, "more than "
+					    "one PEM block after the CSR");
+					goto out;
+				}
 		}
-		if (p != buf + len) {
-			r = ck_err_set(CK_E_PARSE, "CSR has %zu bytes of "
-			    "trailing data", (size_t)(buf + len - p));
-			goto out;
+		if ((r = csr_der_decode(der, (size_t)derlen, &d)) ==
+		    CK_E_PARSE) {
+			char why[512];
+			snprintf(why, sizeof(why), "%s", ck_err_msg());
+			r = ck_err_set(CK_E_PARSE, "malformed PEM CSR: %s",
+			    why);
 		}
-	}
-	if ((c->pubkey = X509_REQ_get0_pubkey(c->req)) == NULL) {
-		r = ck_err_ssl(CK_E_PARSE, "CSR public key cannot be decoded");
+	} else
+		r = csr_der_decode(buf, len, &d);
+	if (r != 0)
 		goto out;
-	}
-	if (X509_REQ_verify(c->req, c->pubkey) != 1) {
-		r = ck_err_ssl(CK_E_BADSIG, "CSR signature does not verify");
-		goto out;
-	}
-	ck_key_describe(c->pubkey, c->key_desc, sizeof(c->key_desc));
+	c->subject = d.subject;
+	c->pubkey = d.pubkey;
+	c->spki_alg = d.spki_alg;
+	c->spki_key = d.spki_key;
+	c->exts = d.exts;
+	if (d.key_desc[0] != '\0')
+		memcpy(c->key_desc, d.key_desc, sizeof(c->key_desc));
+	else
+		ck_key_describe(c->pubkey, c->key_desc, sizeof(c->key_desc));
+	memset(&d, 0, sizeof(d));
 	if ((r = read_subject(c)) != 0 || (r = read_extensions(c)) != 0)
 		goto out;
 	*out = c;
 	c = NULL;
 out:
+	csr_der_clear(&d);
+	OPENSSL_free(der);
+	BIO_free(bio);
 	ck_csr_free(c);
 	ERR_clear_error();
 	return r;
@@ -220,7 +249,11 @@ ck_csr_free(struct ck_csr *c)
 {
 	if (c == NULL)
 		return;
-	X509_REQ_free(c->req);
+	X509_NAME_free(c->subject);
+	EVP_PKEY_free(c->pubkey);
+	X509_ALGOR_free(c->spki_alg);
+	ASN1_BIT_STRING_free(c->spki_key);
+	sk_X509_EXTENSION_pop_free(c->exts, X509_EXTENSION_free);
 	free(c->attrs);
 	ck_names_clear(&c->names);
 	ck_strlist_clear(&c->eku);

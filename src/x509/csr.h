@@ -25,8 +25,11 @@ struct ck_subject_attr {
 };
 
 struct ck_csr {
-	X509_REQ *req;
-	EVP_PKEY *pubkey;	/* owned by req */
+	X509_NAME *subject;
+	EVP_PKEY *pubkey;
+	X509_ALGOR *spki_alg;	/* the SubjectPublicKeyInfo as received, */
+	ASN1_BIT_STRING *spki_key; /* copied as is into the certificate */
+	STACK_OF(X509_EXTENSION) *exts; /* requested extensions, or NULL */
 	char key_desc[32];	/* see ck_key_describe() */
 	struct ck_subject_attr *attrs;
 	size_t nattrs;

@@ -4,12 +4,22 @@
  * tls-server-like leaf profile (DNS/IP names, serverAuth) and a sub-CA
  * profile (path length, e-mail names, any subject attribute). An accepted
  * decision's names are also encoded back to GeneralNames, as issuance does.
+ *
+ * Almost every mutation of a CSR breaks its self-signature, so the code
+ * after the signature check (subject, extensions, the profiles) would only
+ * ever see the seeds. So, as well as the input itself, an input that
+ * decodes as a CSR is re-signed with a fixed key (Ed25519 mostly, P-256 or
+ * RSA 2048 for some inputs, so that the key-type rules are reached too)
+ * and that DER goes through the same path: its subject and requested
+ * extensions are the fuzzer's, byte for byte.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "common/err.h"
@@ -48,6 +58,7 @@ static const char *const sub_ca_settings[][2] = {
 };
 
 static struct ck_profile profiles[2];
+static EVP_PKEY *keys[3];	/* Ed25519, P-256, RSA 2048 */
 static int ready;
 
 static void
@@ -72,10 +83,14 @@ build_profile(struct ck_profile *p, const char *name,
 }
 
 static void
-free_profiles(void)
+free_all(void)
 {
+	size_t i;
+
 	ck_profile_clear(&profiles[0]);
 	ck_profile_clear(&profiles[1]);
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		EVP_PKEY_free(keys[i]);
 }
 
 int
@@ -89,7 +104,14 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    sizeof(tls_server_settings) / sizeof(tls_server_settings[0]));
 	build_profile(&profiles[1], "sub-ca", sub_ca_settings,
 	    sizeof(sub_ca_settings) / sizeof(sub_ca_settings[0]));
-	atexit(free_profiles);
+	keys[0] = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	keys[1] = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	keys[2] = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	if (keys[0] == NULL || keys[1] == NULL || keys[2] == NULL) {
+		fprintf(stderr, "fuzz_csr: key generation failed\n");
+		abort();
+	}
+	atexit(free_all);
 	ready = 1;
 	return 0;
 }
@@ -124,23 +146,80 @@ check(const struct ck_profile *p, const struct ck_csr *csr)
 	ck_issue_decision_clear(&d);
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void
+parse_and_check(const uint8_t *data, size_t size)
 {
 	struct ck_csr *csr = NULL;
 	char buf[1024];
 
-	if (!ready)
-		LLVMFuzzerInitialize(NULL, NULL);
-	if (ck_csr_parse(data, size, &csr) != 0) {
-		ERR_clear_error();
-		return 0;
-	}
+	if (ck_csr_parse(data, size, &csr) != 0)
+		return;
+	FUZZ_CHECK(csr->subject != NULL && csr->pubkey != NULL);
 	(void)ck_csr_subject_get(csr, "CN");
 	ck_names_format(&csr->names, buf, sizeof(buf));
 	check(&profiles[0], csr);
 	check(&profiles[1], csr);
 	ck_csr_free(csr);
+}
+
+/* DER of the input's CSR re-signed with one of the fixed keys, or NULL. */
+static unsigned char *
+resign(const uint8_t *data, size_t size, int *outlen)
+{
+	X509_REQ *req = NULL;
+	const unsigned char *p = data;
+	unsigned char *der = NULL;
+	EVP_PKEY *key;
+	BIO *bio;
+	int n;
+
+	if (size == 0 || size > CK_CSR_MAX)
+		return NULL;
+	if (size >= 11 && memmem(data, size, "-----BEGIN ", 11) != NULL) {
+		if ((bio = BIO_new_mem_buf(data, (int)size)) == NULL)
+			return NULL;
+		req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+	} else
+		req = d2i_X509_REQ(NULL, &p, (long)size);
+	if (req == NULL)
+		return NULL;
+	/* Mostly Ed25519 (fast); now and then P-256 or RSA. */
+	switch (data[size - 1] & 7) {
+	case 6:
+		key = keys[1];
+		break;
+	case 7:
+		key = keys[2];
+		break;
+	default:
+		key = keys[0];
+	}
+	if (X509_REQ_set_pubkey(req, key) != 1 ||
+	    X509_REQ_sign(req, key, EVP_PKEY_get_base_id(key) ==
+	    EVP_PKEY_ED25519 ? NULL : EVP_sha256()) <= 0 ||
+	    (n = i2d_X509_REQ(req, &der)) <= 0) {
+		X509_REQ_free(req);
+		return NULL;
+	}
+	X509_REQ_free(req);
+	*outlen = n;
+	return der;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	unsigned char *der;
+	int len = 0;
+
+	if (!ready)
+		LLVMFuzzerInitialize(NULL, NULL);
+	parse_and_check(data, size);
+	if ((der = resign(data, size, &len)) != NULL) {
+		parse_and_check(der, (size_t)len);
+		OPENSSL_free(der);
+	}
 	ERR_clear_error();
 	return 0;
 }

@@ -1,0 +1,29 @@
+/*
+ * csr_der.h - the DER decoding behind ck_csr_parse() (see csr_der.c).
+ */
+#ifndef CK_X509_CSR_DER_H
+#define CK_X509_CSR_DER_H
+
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+struct csr_der {
+	X509_NAME *subject;
+	EVP_PKEY *pubkey;
+	char key_desc[32];	/* "" when ck_key_describe() must say */
+	X509_ALGOR *spki_alg;	/* the SubjectPublicKeyInfo as received */
+	ASN1_BIT_STRING *spki_key;
+	STACK_OF(X509_EXTENSION) *exts;	/* requested; NULL if none */
+};
+
+/*
+ * Decode DER (exactly `len` bytes: no trailing data), build the key and
+ * check the signature. CK_E_PARSE, CK_E_BADSIG or 0; on failure nothing
+ * is left to free.
+ */
+int csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out);
+
+void csr_der_clear(struct csr_der *d);
+
+#endif
