@@ -211,16 +211,24 @@ int
 ck_der_to_pem(const unsigned char *der, size_t len, char **out,
     size_t *outlen)
 {
-	const unsigned char *p = der;
-	X509 *x;
 	BIO *bio = NULL;
 	BUF_MEM *bm;
 	char *buf;
 	int r = CK_E_NOMEM;
 
-	if ((x = d2i_X509(NULL, &p, (long)len)) == NULL)
-		return ck_err_ssl(CK_E_PARSE, "certificate DER");
-	if ((bio = BIO_new(BIO_s_mem())) == NULL || !PEM_write_bio_X509(bio, x))
+	const unsigned char *p = der;
+	long l;
+	int tag, xclass, ret;
+
+	/* Armour only, after a check that it is one whole DER SEQUENCE: the
+	 * DER is our own, and parsing it all again would cost more than
+	 * signing it did (OpenSSL 3.0's key decoders). */
+	ret = ASN1_get_object(&p, &l, &tag, &xclass, (long)len);
+	if ((ret & 0x80) || ret != V_ASN1_CONSTRUCTED ||
+	    tag != V_ASN1_SEQUENCE || p + l != der + len)
+		return ck_err_set(CK_E_PARSE, "not a DER certificate");
+	if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio(bio, PEM_STRING_X509, "", der, (long)len) <= 0)
 		goto out;
 	BIO_get_mem_ptr(bio, &bm);
 	if ((buf = malloc(bm->length + 1)) == NULL)
@@ -232,7 +240,6 @@ ck_der_to_pem(const unsigned char *der, size_t len, char **out,
 	r = 0;
 out:
 	BIO_free(bio);
-	X509_free(x);
 	return r;
 }
 
