@@ -40,6 +40,8 @@ struct ck_pipeline {
 	pthread_cond_t idle_cv;
 	struct pl_queue commitq;
 	struct pl_queue signq;
+	struct pl_queue doneq;	/* answered by the signing threads, so that
+				 * the committer only commits */
 	size_t inflight;	/* items anywhere in the pipeline */
 	int stopping;
 	pthread_t committer;
@@ -185,17 +187,16 @@ committer_main(void *arg)
 			pl->stats.max_batch = n;
 		pthread_mutex_unlock(&pl->mu);
 
+		pthread_mutex_lock(&pl->mu);
 		for (it = batch; it != NULL; it = next) {
 			next = it->next;
-			if (it->kind == PL_LOG && it->r == 0) {
-				/* Logged durably: now it may be signed. */
-				pthread_mutex_lock(&pl->mu);
-				q_push(&pl->signq, it);
-				pthread_cond_signal(&pl->sign_cv);
-				pthread_mutex_unlock(&pl->mu);
-			} else
-				finish(pl, it);
+			/* Logged durably: now it may be signed. Anything
+			 * else is finished: a signing thread answers it. */
+			q_push(it->kind == PL_LOG && it->r == 0 ? &pl->signq :
+			    &pl->doneq, it);
 		}
+		pthread_cond_broadcast(&pl->sign_cv);
+		pthread_mutex_unlock(&pl->mu);
 	}
 	return NULL;
 }
@@ -209,8 +210,13 @@ signer_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&pl->mu);
-		while (pl->signq.n == 0 && !pl->stopping)
+		while (pl->signq.n == 0 && pl->doneq.n == 0 && !pl->stopping)
 			pthread_cond_wait(&pl->sign_cv, &pl->mu);
+		if ((it = q_pop(&pl->doneq)) != NULL) {
+			pthread_mutex_unlock(&pl->mu);
+			finish(pl, it);
+			continue;
+		}
 		it = q_pop(&pl->signq);
 		if (it == NULL) {	/* stopping and nothing left */
 			pthread_mutex_unlock(&pl->mu);
