@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# certkeepd.sh [ec-p256|rsa2048]
+#
+# End-to-end benchmark of certkeepd on this machine, everything on
+# 127.0.0.1, in one run:
+#   1. the crypto ceiling for the key type (ceiling.sh: openssl speed on
+#      all cores, 1 / (1/sign + 1/verify));
+#   2. a fresh CA home (issuing CA of that key type), certkeepd on it with
+#      kernel-chosen ports, an API token, N distinct CSRs of that key type;
+#   3. loadgen against POST /api/v1/certificates over HTTPS (keep-alive) at
+#      concurrency 1, 8, 64 (CONCURRENCY): certificates/s, p50/p99, and the
+#      ratio to the ceiling; every 201 is a durable certificate;
+#   4. OCSP: GET /ocsp/<base64> for the issued certificates at concurrency
+#      64, answers from the in-memory cache;
+#   5. certkeepd's peak memory (VmHWM) and CPU time per certificate, the
+#      store's group-commit figures from /metrics.
+# Environment: CONCURRENCY="1 8 64" DURATION=10 WARMUP=2 NCSR=2000 KEEP=1
+# (keep the scratch directory). Build first: meson setup build && ninja -C
+# build (or set CERTKEEP_BUILD=DIR).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+kt=${1:-ec-p256}
+case $kt in ec-p256|rsa2048) ;; *) echo "usage: $0 [ec-p256|rsa2048]" >&2; exit 2 ;; esac
+build=${CERTKEEP_BUILD:-$top/build}
+ck=$build/certkeep
+[ -x "$ck" ] && [ -x "$build/certkeepd" ] || { echo "$0: build certkeep first (ninja -C build)" >&2; exit 1; }
+command -v jq >/dev/null || { [ "$(id -u)" = 0 ] && DEBIAN_FRONTEND=noninteractive apt-get install -y -q jq >/dev/null; }
+[ -x "$here/bin/loadgen" ] || "$here/build.sh" >/dev/null
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/certkeep-bench.XXXXXX")
+home=$work/ca
+cleanup() {
+	"$ck" service stop --home "$home" >/dev/null 2>&1 || true
+	[ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+user_opt=()
+if [ "$(id -u)" = 0 ]; then
+	id certkeep >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin certkeep
+	user_opt=(--user certkeep)
+	chown certkeep: "$work"
+	chmod 711 "$work"
+fi
+pass=$(openssl rand -base64 24)
+ckp() { "$ck" "$@" --passphrase-fd 3 3< <(printf '%s\n' "$pass"); }
+
+echo "== crypto ceiling ($kt CA, $kt CSRs)"
+ceil_json=$(JSON=1 "$here/ceiling.sh" "$kt" | tail -1)
+echo "$ceil_json"
+ceiling=$(jq -r '.ceiling_certs_per_s' <<<"$ceil_json")
+
+echo "== CA and server"
+ckp init --home "$home" --root --subject "CN=certkeep bench CA" --key-type "$kt" \
+    --domain bench.example.com "${user_opt[@]}" >/dev/null
+sed -i -e 's/^api_listen = .*/api_listen = 127.0.0.1:0/' \
+    -e 's/^http_listen = .*/http_listen = 127.0.0.1:0/' \
+    -e 's/^max_per_ip = .*/max_per_ip = 0/' "$home/certkeep.conf"
+ckp service start --home "$home"
+pid=$(cat "$home/certkeepd.pid")
+api=$(sed -n 's/^api //p' "$home/certkeepd.urls")
+pub=$(sed -n 's/^http //p' "$home/certkeepd.urls")
+token=$("$ck" token create --home "$home" --name bench --profiles tls-server 2>/dev/null)
+cp "$home/ca.pem" "$work/root.pem"
+chmod 644 "$work/root.pem"
+
+echo "== ${NCSR:-2000} CSRs"
+"$here/gen-csrs.sh" "${NCSR:-2000}" "$work/csrs" "$kt" >/dev/null
+
+hz=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+issued() { curl -s "$pub/metrics" | awk '/^certkeep_certificates_issued_total/ { print $2 }'; }
+
+echo "== issuance over HTTPS"
+printf '%-6s %10s %9s %9s %9s %8s %12s %10s\n' conc 'certs/s' 'p50 ms' 'p99 ms' errors ratio 'cpu ms/cert' 'batch'
+for c in ${CONCURRENCY:-1 8 64}; do
+	t0=$(cpu_ticks) n0=$(issued)
+	line=$("$here/bin/loadgen" --url "$api/api/v1/certificates" --cacert "$work/root.pem" \
+	    --header "Authorization: Bearer $token" \
+	    --json-template '{"profile":"tls-server","csr":"%CSR%"}' --csr-dir "$work/csrs" \
+	    --expect 'BEGIN CERTIFICATE' --concurrency "$c" --duration "${DURATION:-10}" \
+	    --warmup "${WARMUP:-2}" --json --label "certkeep-$kt") || true
+	t1=$(cpu_ticks) n1=$(issued)
+	batch=$(curl -s "$pub/metrics" | awk '/^certkeep_store_committed_items_total/ {i=$2} /^certkeep_store_commits_total/ {c=$2} END { if (c) printf "%.1f", i / c }')
+	jq -r --arg ceil "${ceiling:-0}" --arg hz "$hz" --arg t "$((t1 - t0))" --arg n "$((n1 - n0))" --arg b "$batch" \
+	    '[.concurrency, .rps, .latency_ms.p50, .latency_ms.p99, .errors,
+	      (if ($ceil|tonumber) > 0 then .rps / ($ceil|tonumber) else 0 end),
+	      (if ($n|tonumber) > 0 then 1000 * ($t|tonumber) / ($hz|tonumber) / ($n|tonumber) else 0 end), $b] | @tsv' <<<"$line" |
+	awk -F'\t' '{ printf "%-6d %10.1f %9.2f %9.2f %9d %8.3f %12.3f %10s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
+done
+
+echo "== OCSP (GET, cached answers)"
+mkdir -p "$work/certs"
+"$ck" list --home "$home" --status issued --limit 500 | awk 'NR > 1 { print $1 }' |
+while read -r s; do "$ck" show --home "$home" --pem "$s" >"$work/certs/$s.pem" 2>/dev/null || true; done
+"$here/gen-ocsp-gets.sh" "$work/root.pem" "$work/certs" "$work/gets.txt" /ocsp >/dev/null
+"$here/bin/loadgen" --url "$pub/" --get-file "$work/gets.txt" --concurrency 64 \
+    --duration "${DURATION:-10}" --warmup "${WARMUP:-2}" --json --label "certkeep-ocsp" |
+    jq -r '"ocsp: \(.rps|floor) responses/s, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, errors \(.errors)"'
+
+echo "== certkeepd"
+awk '/^VmHWM/ { printf "peak memory (VmHWM): %s %s\n", $2, $3 }' "/proc/$pid/status"
+curl -s "$pub/metrics" | grep -E '^certkeep_(certificates_issued_total|store_commits_total|store_committed_items_total|store_largest_batch|ocsp_(requests|cached|signed)_total) '
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"
