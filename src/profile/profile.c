@@ -398,6 +398,16 @@ ck_profile_check(const struct ck_profile *p, const struct ck_issue_request *rq,
 				    "length %s", b);
 				goto fail;
 			}
+			/* Compare before narrowing to int: a pathlen of
+			 * 2^32 + n must not wrap to n, or to a negative
+			 * value, which means no pathLenConstraint at all. */
+			if (csr->bc_pathlen > p->max_path_len) {
+				char b[64];
+				snprintf(b, sizeof(b), "%ld (the maximum is "
+				    "%d)", csr->bc_pathlen, p->max_path_len);
+				r = refuse(p, "path length %s is too long", b);
+				goto fail;
+			}
 			d->path_len = (int)csr->bc_pathlen;
 		}
 		if (d->path_len > p->max_path_len) {

@@ -25,7 +25,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned char ip[16];
 	struct ck_ip_range range;
 	ASN1_INTEGER *ai = NULL;
-	int64_t t;
+	char tb[32];
+	int64_t t, t2;
 	int len;
 
 	if (size > FUZZ_NAMES_MAX)
@@ -51,11 +52,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(strcmp(hex, hex2) == 0);
 		if (ck_serial_from_hex(s, &ai) == 0) {
 			FUZZ_CHECK(ck_serial_to_hex(ai, hex2) == 0);
+			/* What is stored (to_hex) must be what a user's
+			 * input normalises to, or revoke/show cannot find it
+			 * ("01" vs "1" once did). */
 			FUZZ_CHECK(strcmp(hex, hex2) == 0);
 			ASN1_INTEGER_free(ai);
 		}
 	}
-	if (ck_time_parse(s, &t) == 0)
+	if (ck_time_parse(s, &t) == 0) {
 		FUZZ_CHECK(t >= 0);
+		/* What ck_time_format() prints parses back to the same time
+		 * (a leap second at the end of 9999 prints as year 10000). */
+		ck_time_format(t, tb, sizeof(tb));
+		if (strlen(tb) == 20) {
+			FUZZ_CHECK(ck_time_parse(tb, &t2) == 0);
+			FUZZ_CHECK(t2 == t);
+		}
+	}
 	return 0;
 }
