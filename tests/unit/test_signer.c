@@ -1,0 +1,314 @@
+/*
+ * test_signer.c - the signer: the only code that touches the CA key.
+ *
+ * It must sign exactly the TBS whose digest it reported before signing,
+ * refuse what no caller may override (validity beyond its own certificate,
+ * CA certificates past its path length), and keep the key to itself.
+ */
+#include "testutil.h"
+
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "common/err.h"
+#include "signer/signer.h"
+#include "x509/certbuild.h"
+#include "x509/serial.h"
+
+static X509_NAME *
+name(const char *cn)
+{
+	X509_NAME *n = X509_NAME_new();
+
+	assert_non_null(n);
+	assert_true(X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)cn, -1, -1, 0));
+	return n;
+}
+
+/* A signer with a self-signed CA certificate (path length `pathlen`,
+ * valid `days` days); *cert gets a reference. */
+static struct signer *
+make_ca(const char *keytype, int pathlen, int days, X509 **cert)
+{
+	struct ck_cert_template t;
+	struct signer_pending *p = NULL;
+	struct signer *s = NULL;
+	ASN1_INTEGER *serial = NULL;
+	EVP_PKEY *key = tu_key_new(keytype);
+	X509_NAME *n = name("Signer Test CA");
+	unsigned char d[32], *der = NULL;
+	const unsigned char *q;
+	char hex[CK_SERIAL_HEX_MAX];
+	size_t len = 0;
+
+	assert_int_equal(ck_serial_random(&serial, hex), 0);
+	memset(&t, 0, sizeof(t));
+	t.subject = n;
+	t.pubkey = key;
+	t.serial = serial;
+	t.not_before = (int64_t)time(NULL) - 60;
+	t.not_after = (int64_t)time(NULL) + (int64_t)days * 86400;
+	t.is_ca = 1;
+	t.path_len = pathlen;
+	t.ku = (1u << CK_KU_KEY_CERT_SIGN) | (1u << CK_KU_CRL_SIGN);
+	assert_true(EVP_PKEY_up_ref(key));
+	assert_int_equal(signer_new(key, NULL, &s), 0);
+	assert_int_equal(signer_cert_prepare(s, &t, 1, &p, d), 0);
+	assert_int_equal(signer_cert_sign(s, p, &der, &len), 0);
+	q = der;
+	*cert = d2i_X509(NULL, &q, (long)len);
+	assert_non_null(*cert);
+	assert_int_equal(signer_set_cert(s, *cert), 0);
+	OPENSSL_free(der);
+	X509_NAME_free(n);
+	ASN1_INTEGER_free(serial);
+	EVP_PKEY_free(key);
+	return s;
+}
+
+/* A leaf template for `key`; the caller frees *serial and *n. */
+static void
+leaf(struct ck_cert_template *t, EVP_PKEY *key, ASN1_INTEGER **serial,
+    X509_NAME **n, int days)
+{
+	char hex[CK_SERIAL_HEX_MAX];
+
+	assert_int_equal(ck_serial_random(serial, hex), 0);
+	*n = name("leaf.example.com");
+	memset(t, 0, sizeof(*t));
+	t->subject = *n;
+	t->pubkey = key;
+	t->serial = *serial;
+	t->not_before = (int64_t)time(NULL) - 60;
+	t->not_after = (int64_t)time(NULL) + (int64_t)days * 86400;
+	t->path_len = -1;
+	t->ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+}
+
+static void
+sha256_tbs(X509 *x, unsigned char out[32])
+{
+	unsigned char *tbs = NULL;
+	unsigned int l = 32;
+	int n = i2d_re_X509_tbs(x, &tbs);
+
+	assert_true(n > 0);
+	assert_true(EVP_Digest(tbs, (size_t)n, out, &l, EVP_sha256(), NULL));
+	OPENSSL_free(tbs);
+}
+
+/* The digest reported before signing is the digest of what is signed,
+ * and the certificate verifies under the CA key, for every key type. */
+static void
+test_prepare_digest_matches_signed(void **state)
+{
+	static const char *const types[] = { "ec-p256", "ec-p384",
+	    "rsa2048", "ed25519" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		struct ck_cert_template t;
+		struct signer_pending *p = NULL;
+		ASN1_INTEGER *serial = NULL;
+		X509_NAME *n = NULL;
+		X509 *ca = NULL, *x;
+		struct signer *s = make_ca(types[i], 0, 3650, &ca);
+		unsigned char d1[32], d2[32], *der = NULL;
+		const unsigned char *q;
+		size_t len = 0;
+
+		leaf(&t, tu_key("ec-p256"), &serial, &n, 30);
+		assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d1), 0);
+		assert_int_equal(signer_cert_sign(s, p, &der, &len), 0);
+		q = der;
+		x = d2i_X509(NULL, &q, (long)len);
+		assert_non_null(x);
+		sha256_tbs(x, d2);
+		assert_memory_equal(d1, d2, 32);
+		assert_int_equal(X509_verify(x, X509_get0_pubkey(ca)), 1);
+		assert_int_equal(X509_check_issued(ca, x), X509_V_OK);
+		X509_free(x);
+		OPENSSL_free(der);
+		X509_NAME_free(n);
+		ASN1_INTEGER_free(serial);
+		X509_free(ca);
+		signer_free(s);
+	}
+	tu_keys_free();
+}
+
+/* Validity past the CA's own expiry is refused by the signer itself. */
+static void
+test_refuses_validity_beyond_ca(void **state)
+{
+	struct ck_cert_template t;
+	struct signer_pending *p = NULL;
+	ASN1_INTEGER *serial = NULL;
+	X509_NAME *n = NULL;
+	X509 *ca = NULL;
+	struct signer *s = make_ca("ec-p256", 0, 10, &ca);
+	unsigned char d[32];
+
+	(void)state;
+	leaf(&t, tu_key("ec-p256"), &serial, &n, 11);
+	assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d), CK_E_POLICY);
+	assert_null(p);
+	assert_contains(ck_err_msg(), "expires");
+	X509_NAME_free(n);
+	ASN1_INTEGER_free(serial);
+	X509_free(ca);
+	signer_free(s);
+	tu_keys_free();
+}
+
+/* A CA whose path length is 0 signs no CA; one with 1 signs a CA only
+ * with path length 0. */
+static void
+test_path_length_enforced(void **state)
+{
+	struct ck_cert_template t;
+	struct signer_pending *p = NULL;
+	ASN1_INTEGER *serial = NULL;
+	X509_NAME *n = NULL;
+	X509 *ca0 = NULL, *ca1 = NULL;
+	struct signer *s0 = make_ca("ec-p256", 0, 3650, &ca0);
+	struct signer *s1 = make_ca("ec-p256", 1, 3650, &ca1);
+	unsigned char d[32];
+
+	(void)state;
+	leaf(&t, tu_key("ec-p256"), &serial, &n, 30);
+	t.is_ca = 1;
+	t.ku = (1u << CK_KU_KEY_CERT_SIGN) | (1u << CK_KU_CRL_SIGN);
+	t.path_len = 0;
+	assert_int_equal(signer_cert_prepare(s0, &t, 0, &p, d), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "forbids subordinate CAs");
+	t.path_len = 1;
+	assert_int_equal(signer_cert_prepare(s1, &t, 0, &p, d), CK_E_POLICY);
+	t.path_len = -1;
+	assert_int_equal(signer_cert_prepare(s1, &t, 0, &p, d), CK_E_POLICY);
+	t.path_len = 0;
+	assert_int_equal(signer_cert_prepare(s1, &t, 0, &p, d), 0);
+	signer_pending_free(p);
+	X509_NAME_free(n);
+	ASN1_INTEGER_free(serial);
+	X509_free(ca0);
+	X509_free(ca1);
+	signer_free(s0);
+	signer_free(s1);
+	tu_keys_free();
+}
+
+/* A certificate for another key cannot be installed; a self-signed
+ * certificate for a foreign key cannot be made. */
+static void
+test_key_binding(void **state)
+{
+	struct ck_cert_template t;
+	struct signer_pending *p = NULL;
+	ASN1_INTEGER *serial = NULL;
+	X509_NAME *n = NULL;
+	X509 *ca = NULL, *other = NULL;
+	struct signer *s = make_ca("ec-p256", 0, 3650, &ca);
+	struct signer *s2 = make_ca("ec-p256", 0, 3650, &other);
+	unsigned char d[32];
+
+	(void)state;
+	assert_true(signer_key_matches(s, ca));
+	assert_false(signer_key_matches(s, other));
+	assert_int_equal(signer_set_cert(s, other), CK_E_INVAL);
+	leaf(&t, tu_key("ec-p256"), &serial, &n, 30);
+	assert_int_equal(signer_cert_prepare(s, &t, 1, &p, d), CK_E_INVAL);
+	assert_null(p);
+	X509_NAME_free(n);
+	ASN1_INTEGER_free(serial);
+	X509_free(ca);
+	X509_free(other);
+	signer_free(s);
+	signer_free(s2);
+	tu_keys_free();
+}
+
+/* Without a certificate the signer signs nothing but its own. */
+static void
+test_no_cert_no_issuance(void **state)
+{
+	struct ck_cert_template t;
+	struct signer_pending *p = NULL;
+	struct signer *s = NULL;
+	ASN1_INTEGER *serial = NULL;
+	X509_NAME *n = NULL;
+	unsigned char d[32], *der = NULL;
+	size_t len = 0;
+	EVP_PKEY *key = tu_key_new("ec-p256");
+
+	(void)state;
+	assert_int_equal(signer_new(key, NULL, &s), 0);
+	leaf(&t, tu_key("ec-p256"), &serial, &n, 30);
+	assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d), CK_E_STATE);
+	assert_int_equal(signer_crl_sign(s, NULL, 0, 1, time(NULL),
+	    time(NULL) + 3600, &der, &len), CK_E_STATE);
+	X509_NAME_free(n);
+	ASN1_INTEGER_free(serial);
+	signer_free(s);
+	tu_keys_free();
+}
+
+/* CRLs and the CA's own request verify under its key. */
+static void
+test_crl_and_csr(void **state)
+{
+	struct ck_crl_entry e = { "1A2B3C", 0, 1 };
+	X509 *ca = NULL;
+	struct signer *s = make_ca("ed25519", 0, 3650, &ca);
+	unsigned char *der = NULL;
+	const unsigned char *q;
+	size_t len = 0;
+	X509_CRL *crl;
+	X509_REQ *req;
+	X509_NAME *n = name("Request");
+
+	(void)state;
+	e.revoked_at = (int64_t)time(NULL);
+	assert_int_equal(signer_crl_sign(s, &e, 1, 7, time(NULL),
+	    time(NULL) + 3600, &der, &len), 0);
+	q = der;
+	crl = d2i_X509_CRL(NULL, &q, (long)len);
+	assert_non_null(crl);
+	assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(ca)), 1);
+	assert_int_equal(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)), 1);
+	X509_CRL_free(crl);
+	OPENSSL_free(der);
+	der = NULL;
+	assert_int_equal(signer_csr_make(s, n, &der, &len), 0);
+	q = der;
+	req = d2i_X509_REQ(NULL, &q, (long)len);
+	assert_non_null(req);
+	assert_int_equal(X509_REQ_verify(req, X509_get0_pubkey(ca)), 1);
+	X509_REQ_free(req);
+	OPENSSL_free(der);
+	X509_NAME_free(n);
+	X509_free(ca);
+	signer_free(s);
+	tu_keys_free();
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prepare_digest_matches_signed),
+		cmocka_unit_test(test_refuses_validity_beyond_ca),
+		cmocka_unit_test(test_path_length_enforced),
+		cmocka_unit_test(test_key_binding),
+		cmocka_unit_test(test_no_cert_no_issuance),
+		cmocka_unit_test(test_crl_and_csr),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
