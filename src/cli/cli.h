@@ -23,6 +23,7 @@ enum {
 	CLI_OPT_PASSFILE,
 	CLI_OPT_PASSFD,
 	CLI_OPT_HELP,
+	CLI_OPT_BAD,
 	CLI_OPT__FIRST_LOCAL	/* commands number their own from here */
 };
 
@@ -43,6 +44,15 @@ void cli_common_init(struct cli_common *c);
 
 /* Handle a common option: 1 if handled, 0 if not ours, -1 on a bad value. */
 int cli_common_opt(struct cli_common *c, int opt, const char *arg);
+
+/* getopt_long() that handles the common options itself: returns the next
+ * command-specific option, -1 at the end, or CLI_OPT_BAD after a bad value
+ * of a common option (already reported). Call cli_common_init() first. */
+int cli_getopt(int argc, char **argv, const struct option *longopts,
+    struct cli_common *c);
+
+/* --help asked: print the usage to stdout. */
+int cli_help(const char *usage);
 
 /* The CA home or NULL after printing how to name one. */
 const char *cli_home(const struct cli_common *c);

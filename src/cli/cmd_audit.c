@@ -43,7 +43,7 @@ cmd_audit(int argc, char **argv)
 	struct audit_report rep;
 	const char *home, *sub;
 	uint64_t from = 1;
-	int opt, h, r, ex = CLI_EXIT_OK;
+	int opt, r, ex = CLI_EXIT_OK;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_usage(audit_usage);
@@ -52,12 +52,9 @@ cmd_audit(int argc, char **argv)
 	argv++;
 	cli_common_init(&com);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		if (opt == O_FROM) {
 			if (ck_parse_u64(optarg, 1, INT64_MAX, "--from",
 			    &from) != 0)
@@ -65,10 +62,8 @@ cmd_audit(int argc, char **argv)
 		} else
 			return cli_usage(audit_usage);
 	}
-	if (com.help) {
-		printf("usage: %s\n", audit_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(audit_usage);
 	if (optind != argc)
 		return cli_usage(audit_usage);
 	if ((home = cli_home(&com)) == NULL)

@@ -80,7 +80,7 @@ cmd_ca(int argc, char **argv)
 	size_t certlen = 0, chainlen = 0;
 	char path[4096], *pem = NULL;
 	size_t pemlen;
-	int opt, h, r, ex = CLI_EXIT_OK;
+	int opt, r, ex = CLI_EXIT_OK;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_usage(ca_usage);
@@ -89,12 +89,9 @@ cmd_ca(int argc, char **argv)
 	argv++;
 	cli_common_init(&com);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		switch (opt) {
 		case O_CERT:
 			certf = optarg;
@@ -106,10 +103,8 @@ cmd_ca(int argc, char **argv)
 			return cli_usage(ca_usage);
 		}
 	}
-	if (com.help) {
-		printf("usage: %s\n", ca_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(ca_usage);
 	if (optind != argc)
 		return cli_usage(ca_usage);
 	if ((home = cli_home(&com)) == NULL)

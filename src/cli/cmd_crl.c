@@ -36,16 +36,13 @@ cmd_crl(int argc, char **argv)
 	X509_CRL *crl = NULL;
 	BIO *bio = NULL;
 	BUF_MEM *bm;
-	int opt, h, r, ex = CLI_EXIT_OK, asder = 0;
+	int opt, r, ex = CLI_EXIT_OK, asder = 0;
 
 	cli_common_init(&com);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		switch (opt) {
 		case O_OUT:
 			outf = optarg;
@@ -57,10 +54,8 @@ cmd_crl(int argc, char **argv)
 			return cli_usage(crl_usage);
 		}
 	}
-	if (com.help) {
-		printf("usage: %s\n", crl_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(crl_usage);
 	if (optind != argc)
 		return cli_usage(crl_usage);
 	if ((home = cli_home(&com)) == NULL)

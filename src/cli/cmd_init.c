@@ -39,7 +39,7 @@ cmd_init(int argc, char **argv)
 	struct cli_common com;
 	struct ck_init_params p;
 	uint64_t v;
-	int opt, h, kt, root = 0, issuing = 0, r;
+	int opt, kt, root = 0, issuing = 0, r;
 
 	cli_common_init(&com);
 	memset(&p, 0, sizeof(p));
@@ -47,12 +47,9 @@ cmd_init(int argc, char **argv)
 	p.days = 3650;
 	p.path_len = -1;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		switch (opt) {
 		case O_ROOT:
 			root = 1;
@@ -98,10 +95,8 @@ cmd_init(int argc, char **argv)
 			return cli_usage(init_usage);
 		}
 	}
-	if (com.help) {
-		printf("usage: %s\n", init_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(init_usage);
 	if (optind != argc || root == issuing || p.subject == NULL)
 		return cli_usage(init_usage);
 	if ((p.home = cli_home(&com)) == NULL)

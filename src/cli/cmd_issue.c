@@ -44,19 +44,16 @@ cmd_issue(int argc, char **argv)
 	size_t csrlen = 0, pemlen = 0, chainlen = 0;
 	char *pem = NULL, *chain = NULL, *all = NULL;
 	uint64_t v;
-	int opt, h, r, ex = CLI_EXIT_OK, certonly = 0;
+	int opt, r, ex = CLI_EXIT_OK, certonly = 0;
 
 	cli_common_init(&com);
 	memset(&p, 0, sizeof(p));
 	memset(&res, 0, sizeof(res));
 	p.path_len = -1;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		switch (opt) {
 		case O_PROFILE:
 			p.profile = optarg;
@@ -87,10 +84,8 @@ cmd_issue(int argc, char **argv)
 			return cli_usage(issue_usage);
 		}
 	}
-	if (com.help) {
-		printf("usage: %s\n", issue_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(issue_usage);
 	if (optind != argc || p.profile == NULL || csrf == NULL)
 		return cli_usage(issue_usage);
 	if ((home = cli_home(&com)) == NULL)

@@ -59,18 +59,15 @@ cmd_list(int argc, char **argv)
 	struct ck_ca *ca = NULL;
 	const char *home;
 	uint64_t v;
-	int opt, h, r, count = 0;
+	int opt, r, count = 0;
 
 	cli_common_init(&com);
 	memset(&f, 0, sizeof(f));
 	f.status = -1;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		switch (opt) {
 		case O_STATUS:
 			if (strcmp(optarg, "expired") == 0) {
@@ -103,10 +100,8 @@ cmd_list(int argc, char **argv)
 			return cli_usage(list_usage);
 		}
 	}
-	if (com.help) {
-		printf("usage: %s\n", list_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(list_usage);
 	if (optind != argc)
 		return cli_usage(list_usage);
 	if ((home = cli_home(&com)) == NULL)
@@ -134,25 +129,20 @@ cmd_show(int argc, char **argv)
 	const char *home;
 	char serial[CK_SERIAL_HEX_MAX], t1[32], t2[32], t3[32], *pem = NULL;
 	size_t pemlen;
-	int opt, h, r, ex = CLI_EXIT_OK, aspem = 0;
+	int opt, r, ex = CLI_EXIT_OK, aspem = 0;
 
 	cli_common_init(&com);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		if (opt == O_PEM)
 			aspem = 1;
 		else
 			return cli_usage(show_usage);
 	}
-	if (com.help) {
-		printf("usage: %s\n", show_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(show_usage);
 	if (optind + 1 != argc)
 		return cli_usage(show_usage);
 	if ((home = cli_home(&com)) == NULL)

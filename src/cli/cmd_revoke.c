@@ -29,16 +29,13 @@ cmd_revoke(int argc, char **argv)
 	struct cli_common com;
 	struct ck_ca *ca = NULL;
 	const char *home, *serial = NULL;
-	int opt, h, r, reason = 0, ex = CLI_EXIT_OK;
+	int opt, r, reason = 0, ex = CLI_EXIT_OK;
 
 	cli_common_init(&com);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		switch (opt) {
 		case O_SERIAL:
 			serial = optarg;
@@ -55,10 +52,8 @@ cmd_revoke(int argc, char **argv)
 			return cli_usage(revoke_usage);
 		}
 	}
-	if (com.help) {
-		printf("usage: %s\n", revoke_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(revoke_usage);
 	if (optind != argc || serial == NULL)
 		return cli_usage(revoke_usage);
 	if ((home = cli_home(&com)) == NULL)

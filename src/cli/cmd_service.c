@@ -47,7 +47,7 @@ cmd_service(int argc, char **argv)
 	char exe[PATH_MAX], fdbuf[16];
 	const char *args[8];
 	pid_t pid;
-	int opt, h, r, n = 0;
+	int opt, r, n = 0;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_usage(service_usage);
@@ -56,18 +56,13 @@ cmd_service(int argc, char **argv)
 	argv++;
 	cli_common_init(&com);
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		return cli_usage(service_usage);
 	}
-	if (com.help) {
-		printf("usage: %s\n", service_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(service_usage);
 	if (optind != argc)
 		return cli_usage(service_usage);
 	if ((home = cli_home(&com)) == NULL)

@@ -59,7 +59,7 @@ cmd_token(int argc, char **argv)
 	struct ck_ca *ca = NULL;
 	struct ck_secret *tok = NULL;
 	const char *home, *sub;
-	int opt, h, r, n = 0, ex = CLI_EXIT_OK;
+	int opt, r, n = 0, ex = CLI_EXIT_OK;
 
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_usage(token_usage);
@@ -69,12 +69,9 @@ cmd_token(int argc, char **argv)
 	cli_common_init(&com);
 	memset(&tp, 0, sizeof(tp));
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if ((h = cli_common_opt(&com, opt, optarg)) != 0) {
-			if (h < 0)
-				return CLI_EXIT_USAGE;
-			continue;
-		}
+	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
 		switch (opt) {
 		case O_NAME:
 			tp.name = optarg;
@@ -98,10 +95,8 @@ cmd_token(int argc, char **argv)
 			return cli_usage(token_usage);
 		}
 	}
-	if (com.help) {
-		printf("usage: %s\n", token_usage);
-		return CLI_EXIT_OK;
-	}
+	if (com.help)
+		return cli_help(token_usage);
 	if ((home = cli_home(&com)) == NULL)
 		return CLI_EXIT_USAGE;
 	if (strcmp(sub, "create") == 0) {

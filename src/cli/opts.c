@@ -49,6 +49,28 @@ cli_common_opt(struct cli_common *c, int opt, const char *arg)
 	}
 }
 
+int
+cli_getopt(int argc, char **argv, const struct option *longopts,
+    struct cli_common *c)
+{
+	int opt, h;
+
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		if ((h = cli_common_opt(c, opt, optarg)) == 0)
+			return opt;
+		if (h < 0)
+			return CLI_OPT_BAD;
+	}
+	return -1;
+}
+
+int
+cli_help(const char *usage)
+{
+	printf("usage: %s\n", usage);
+	return CLI_EXIT_OK;
+}
+
 const char *
 cli_home(const struct cli_common *c)
 {

@@ -377,6 +377,26 @@ next_seq(struct store *st, int64_t *out)
 	return 0;
 }
 
+/*
+ * Begin a mutation: a transaction (or savepoint), the next change
+ * sequence value, and the statement `sql`. On failure the transaction is
+ * already ended and the error is returned.
+ */
+static int
+mutation_begin(struct store *st, const char *sql, sqlite3_stmt **s,
+    int64_t *seq)
+{
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq(st, seq)) != 0 || (r = prepare(st, sql, s)) != 0) {
+		store_tx_rollback(st);
+		return r;
+	}
+	return 0;
+}
+
 int
 store_change_seq(struct store *st, int64_t *out)
 {
@@ -427,14 +447,11 @@ store_meta_set(struct store *st, const char *key, const char *value)
 	int64_t seq;
 	int r;
 
-	if ((r = store_tx_begin(st)) != 0)
-		return r;
-	if ((r = next_seq(st, &seq)) != 0 ||
-	    (r = prepare(st, "INSERT INTO meta (key, value, change_seq) "
+	if ((r = mutation_begin(st, "INSERT INTO meta (key, value, change_seq) "
 	    "VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
 	    "value = excluded.value, change_seq = excluded.change_seq",
-	    &s)) != 0)
-		return tx_end(st, r);
+	    &s, &seq)) != 0)
+		return r;
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, seq);
@@ -448,14 +465,11 @@ store_cert_insert_pending(struct store *st, const struct store_cert *c)
 	int64_t seq;
 	int r, rc;
 
-	if ((r = store_tx_begin(st)) != 0)
-		return r;
-	if ((r = next_seq(st, &seq)) != 0 ||
-	    (r = prepare(st, "INSERT INTO certs (serial, status, subject, "
+	if ((r = mutation_begin(st, "INSERT INTO certs (serial, status, subject, "
 	    "names, profile, requester, tbs_sha256, not_before, not_after, "
 	    "created_at, is_ca, change_seq) VALUES "
-	    "(?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s)) != 0)
-		return tx_end(st, r);
+	    "(?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s, &seq)) != 0)
+		return r;
 	sqlite3_bind_text(s, 1, c->serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, c->subject ? c->subject : "", -1,
 	    SQLITE_STATIC);
@@ -489,10 +503,8 @@ cert_transition(struct store *st, const char *sql, const char *serial,
 	int64_t seq;
 	int r, i = 1;
 
-	if ((r = store_tx_begin(st)) != 0)
+	if ((r = mutation_begin(st, sql, &s, &seq)) != 0)
 		return r;
-	if ((r = next_seq(st, &seq)) != 0 || (r = prepare(st, sql, &s)) != 0)
-		return tx_end(st, r);
 	sqlite3_bind_int64(s, i++, seq);
 	if (der != NULL)
 		sqlite3_bind_blob(s, i++, der, (int)der_len, SQLITE_STATIC);
@@ -753,12 +765,9 @@ store_crl_next_number(struct store *st, uint64_t *out)
 	int64_t seq;
 	int r;
 
-	if ((r = store_tx_begin(st)) != 0)
+	if ((r = mutation_begin(st, "UPDATE crl_counter SET value = value + 1, "
+	    "change_seq = ? WHERE id = 1 RETURNING value", &s, &seq)) != 0)
 		return r;
-	if ((r = next_seq(st, &seq)) != 0 ||
-	    (r = prepare(st, "UPDATE crl_counter SET value = value + 1, "
-	    "change_seq = ? WHERE id = 1 RETURNING value", &s)) != 0)
-		return tx_end(st, r);
 	sqlite3_bind_int64(s, 1, seq);
 	if (sqlite3_step(s) != SQLITE_ROW)
 		r = db_err(st, "CRL number");
@@ -778,12 +787,9 @@ store_crl_insert(struct store *st, uint64_t number, int64_t this_update,
 	int64_t seq;
 	int r;
 
-	if ((r = store_tx_begin(st)) != 0)
+	if ((r = mutation_begin(st, "INSERT INTO crls (number, this_update, "
+	    "next_update, der, change_seq) VALUES (?, ?, ?, ?, ?)", &s, &seq)) != 0)
 		return r;
-	if ((r = next_seq(st, &seq)) != 0 ||
-	    (r = prepare(st, "INSERT INTO crls (number, this_update, "
-	    "next_update, der, change_seq) VALUES (?, ?, ?, ?, ?)", &s)) != 0)
-		return tx_end(st, r);
 	sqlite3_bind_int64(s, 1, (sqlite3_int64)number);
 	sqlite3_bind_int64(s, 2, this_update);
 	sqlite3_bind_int64(s, 3, next_update);
@@ -828,13 +834,10 @@ store_audit_insert(struct store *st, struct store_audit_entry *e)
 	int64_t seq;
 	int r;
 
-	if ((r = store_tx_begin(st)) != 0)
-		return r;
-	if ((r = next_seq(st, &seq)) != 0 ||
-	    (r = prepare(st, "INSERT INTO audit (id, time, user, action, "
+	if ((r = mutation_begin(st, "INSERT INTO audit (id, time, user, action, "
 	    "object, result, detail, prev_hash, hash, change_seq) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s)) != 0)
-		return tx_end(st, r);
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s, &seq)) != 0)
+		return r;
 	e->change_seq = seq;
 	sqlite3_bind_int64(s, 1, e->id);
 	sqlite3_bind_int64(s, 2, e->time);
@@ -929,12 +932,9 @@ store_config_insert(struct store *st, int64_t when, const char *user,
 	int64_t seq;
 	int r;
 
-	if ((r = store_tx_begin(st)) != 0)
+	if ((r = mutation_begin(st, "INSERT INTO config_history (time, user, sha256, "
+	    "content, change_seq) VALUES (?, ?, ?, ?, ?)", &s, &seq)) != 0)
 		return r;
-	if ((r = next_seq(st, &seq)) != 0 ||
-	    (r = prepare(st, "INSERT INTO config_history (time, user, sha256, "
-	    "content, change_seq) VALUES (?, ?, ?, ?, ?)", &s)) != 0)
-		return tx_end(st, r);
 	sqlite3_bind_int64(s, 1, when);
 	sqlite3_bind_text(s, 2, user, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, hash_hex, -1, SQLITE_STATIC);
@@ -950,14 +950,11 @@ store_token_insert(struct store *st, const struct store_token *t)
 	int64_t seq;
 	int r, rc;
 
-	if ((r = store_tx_begin(st)) != 0)
-		return r;
-	if ((r = next_seq(st, &seq)) != 0 ||
-	    (r = prepare(st, "INSERT INTO api_tokens (id, name, secret_sha256, "
+	if ((r = mutation_begin(st, "INSERT INTO api_tokens (id, name, secret_sha256, "
 	    "profiles, dns_suffixes, ip_ranges, email_domains, can_revoke, "
 	    "created_at, created_by, change_seq) VALUES "
-	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s)) != 0)
-		return tx_end(st, r);
+	    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s, &seq)) != 0)
+		return r;
 	sqlite3_bind_text(s, 1, t->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, t->name, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 3, t->secret_sha256, 32, SQLITE_STATIC);
@@ -990,13 +987,10 @@ store_token_revoke(struct store *st, const char *id_or_name, int64_t when)
 	int64_t seq;
 	int r;
 
-	if ((r = store_tx_begin(st)) != 0)
-		return r;
-	if ((r = next_seq(st, &seq)) != 0 ||
-	    (r = prepare(st, "UPDATE api_tokens SET revoked_at = ?, "
+	if ((r = mutation_begin(st, "UPDATE api_tokens SET revoked_at = ?, "
 	    "change_seq = ? WHERE (id = ?3 OR name = ?3) AND revoked_at IS "
-	    "NULL", &s)) != 0)
-		return tx_end(st, r);
+	    "NULL", &s, &seq)) != 0)
+		return r;
 	sqlite3_bind_int64(s, 1, when);
 	sqlite3_bind_int64(s, 2, seq);
 	sqlite3_bind_text(s, 3, id_or_name, -1, SQLITE_STATIC);
