@@ -426,13 +426,9 @@ fail:
 void
 server_stop(struct server *sv)
 {
-	/* No new requests: in-flight ones still complete. */
-	if (sv->api != NULL)
-		http_server_quiesce(sv->api);
-	if (sv->pub != NULL)
-		http_server_quiesce(sv->pub);
-	/* No new requests for the pipeline; answer those it accepted (it
-	 * runs until they are answered, then stops). */
+	/* No new requests: those accepted are answered (the pipeline runs
+	 * until then). Not http_server_quiesce(): MHD_quiesce_daemon()
+	 * races the epoll thread pool's workers and can abort. */
 	http_server_drain(sv->api, STOP_DRAIN_S);
 	http_server_drain(sv->pub, STOP_DRAIN_S);
 	if (sv->hk_running) {

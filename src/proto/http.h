@@ -83,7 +83,9 @@ int http_server_start(const struct http_config *cfg,
     const struct http_route *routes, size_t nroutes, void *ctx,
     struct http_server **out);
 
-/* Stop accepting new connections; those open are still served. */
+/* Stop accepting new connections; those open are still served.
+ * Unsafe with certkeepd's epoll thread pool (libmicrohttpd 0.9.75's
+ * MHD_quiesce_daemon() races the workers and may abort): drain instead. */
 void http_server_quiesce(struct http_server *srv);
 
 /* Dispatch no more requests to handlers (those not yet dispatched are
@@ -91,8 +93,8 @@ void http_server_quiesce(struct http_server *srv);
  * dispatched request has been answered. Accepts NULL. */
 void http_server_drain(struct http_server *srv, unsigned timeout_s);
 
-/* Close everything and stop; accepts NULL. Quiesce and drain first for a
- * graceful stop. */
+/* Close everything and stop; accepts NULL. Drain first for a graceful
+ * stop. */
 void http_server_stop(struct http_server *srv);
 
 /* The port actually bound (useful with port 0). */
