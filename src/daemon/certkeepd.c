@@ -129,8 +129,11 @@ main(int argc, char **argv)
 
 	configured_user(home, user, sizeof(user));
 	(void)audit_os_user();	/* who started us, before we switch */
-	if ((r = ck_passphrase_read(&pass, "CA key passphrase: ", 0, 0,
-	    &pw)) != 0 ||
+	r = ck_passphrase_read(&pass, "CA key passphrase: ", 0, 0, &pw);
+	/* The descriptor the passphrase came through is not kept open. */
+	if (pass.kind == CK_PASS_FD && pass.fd > 2)
+		(void)close(pass.fd);
+	if (r != 0 ||
 	    (r = ck_privs_drop(user, home, 0, &switched)) != 0)
 		goto fail;
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);

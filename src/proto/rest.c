@@ -253,6 +253,8 @@ problem_type(int r)
 struct refusal {
 	struct server *sv;
 	struct http_pending *pending;
+	char action[32];	/* "issue", or "authenticate" */
+	char object[160];	/* for "authenticate": the path */
 	char requester[160];
 	char profile[64];
 	char reason[768];
@@ -265,6 +267,9 @@ refusal_write(struct ck_ca *ca, void *arg)
 {
 	struct refusal *rf = arg;
 
+	if (strcmp(rf->action, "issue") != 0)
+		return audit_append(ca->st, rf->requester, rf->action,
+		    rf->object, AUDIT_REFUSED, rf->reason);
 	return ck_ca_audit_refusal(ca, rf->requester, rf->profile,
 	    rf->reason);
 }
@@ -286,9 +291,9 @@ refusal_done(void *arg, int r, const char *msg)
 }
 
 static enum http_result
-refuse(struct server *sv, const struct http_request *req,
-    struct http_response *resp, const char *requester, const char *profile,
-    int status, const char *type, const char *reason)
+refuse_as(struct server *sv, const struct http_request *req,
+    struct http_response *resp, const char *action, const char *requester,
+    const char *profile, int status, const char *type, const char *reason)
 {
 	struct refusal *rf = calloc(1, sizeof(*rf));
 
@@ -300,6 +305,9 @@ refuse(struct server *sv, const struct http_request *req,
 	rf->sv = sv;
 	rf->pending = req->pending;
 	rf->status = status;
+	snprintf(rf->action, sizeof(rf->action), "%s", action);
+	snprintf(rf->object, sizeof(rf->object), "%s %s", req->method,
+	    req->path);
 	snprintf(rf->requester, sizeof(rf->requester), "%s", requester);
 	snprintf(rf->profile, sizeof(rf->profile), "%s", profile ? profile :
 	    "?");
@@ -307,6 +315,33 @@ refuse(struct server *sv, const struct http_request *req,
 	snprintf(rf->type, sizeof(rf->type), "%s", type);
 	ck_pipeline_write(sv->pl, refusal_write, rf, refusal_done, rf);
 	return HTTP_DEFERRED;
+}
+
+static enum http_result
+refuse(struct server *sv, const struct http_request *req,
+    struct http_response *resp, const char *requester, const char *profile,
+    int status, const char *type, const char *reason)
+{
+	return refuse_as(sv, req, resp, "issue", requester, profile, status,
+	    type, reason);
+}
+
+/*
+ * A request that did not authenticate: audited (from where, for what) and
+ * answered 401 once the entry is durable. The per-address connection
+ * limit bounds how fast anyone can add such entries.
+ */
+static enum http_result
+refuse_unauthenticated(struct server *sv, const struct http_request *req,
+    struct http_response *resp)
+{
+	char who[160];
+
+	snprintf(who, sizeof(who), "anonymous@%s", req->peer);
+	return refuse_as(sv, req, resp, "authenticate", who, NULL, 401,
+	    "unauthorized", req->authorization != NULL ?
+	    "the API token is not valid" : "a valid API token "
+	    "(Authorization: Bearer ...) or client certificate is required");
 }
 
 struct issue_wait {
@@ -431,25 +466,20 @@ rest_issue(void *ctx, const struct http_request *req,
 	enum http_result hr;
 	int r;
 
-	if (authenticate(sv, req, &pr) != 0) {
-		http_problem(resp, 401, "unauthorized", "a valid API token "
-		    "(Authorization: Bearer ...) or client certificate is "
-		    "required");
-		return HTTP_DONE;
-	}
+	if (authenticate(sv, req, &pr) != 0)
+		return refuse_unauthenticated(sv, req, resp);
 	snprintf(requester, sizeof(requester), "%s", pr.name);
 	if (req->content_type == NULL ||
 	    strncasecmp(req->content_type, "application/json", 16) != 0) {
 		auth_done(sv, &pr);
-		http_problem(resp, 415, "content-type",
-		    "send the request as application/json");
-		return HTTP_DONE;
+		return refuse(sv, req, resp, requester, NULL, 415,
+		    "content-type", "send the request as application/json");
 	}
 	if (rest_parse_issue(req->body, req->body_len, &ir, reason,
 	    sizeof(reason)) != 0) {
 		auth_done(sv, &pr);
-		http_problem(resp, 400, "malformed", "%s", reason);
-		return HTTP_DONE;
+		return refuse(sv, req, resp, requester, NULL, 400, "malformed",
+		    reason);
 	}
 	memset(&p, 0, sizeof(p));
 	p.path_len = -1;
@@ -526,11 +556,8 @@ rest_get(void *ctx, const struct http_request *req,
 	json_t *j;
 	int r;
 
-	if (authenticate(sv, req, &pr) != 0) {
-		http_problem(resp, 401, "unauthorized", "authentication "
-		    "required");
-		return HTTP_DONE;
-	}
+	if (authenticate(sv, req, &pr) != 0)
+		return refuse_unauthenticated(sv, req, resp);
 	auth_done(sv, &pr);
 	if (path_serial(req->path, NULL, serial) != 0) {
 		http_problem(resp, 404, "not-found", "no such certificate");
@@ -636,11 +663,8 @@ rest_revoke(void *ctx, const struct http_request *req,
 		http_problem(resp, 404, "not-found", "no such certificate");
 		return HTTP_DONE;
 	}
-	if (authenticate(sv, req, &pr) != 0) {
-		http_problem(resp, 401, "unauthorized", "authentication "
-		    "required");
-		return HTTP_DONE;
-	}
+	if (authenticate(sv, req, &pr) != 0)
+		return refuse_unauthenticated(sv, req, resp);
 	if (req->body_len > 0) {
 		if ((body = parse_body(req, resp)) == NULL) {
 			auth_done(sv, &pr);

@@ -6,9 +6,10 @@
 # the server keeps serving; revoking without revoke rights is 403. Every
 # answer is a problem+json document. No refusal adds a certificate; each
 # refusal that certkeepd judged (an authenticated, well-formed request)
-# adds exactly one audit entry with result "refused", while requests that
-# never got that far (unauthenticated, unreadable, oversized) add none;
-# the audit log verifies at the end.
+# adds exactly one audit entry with result "refused" (unauthenticated
+# requests as "authenticate", naming the address; unreadable bodies from
+# an authenticated caller as "issue"), while an oversized body, refused
+# before anything reads it, adds none; the audit log verifies at the end.
 source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
 
 ca="$T/ca"
@@ -51,18 +52,18 @@ refused() {
 }
 
 say "authentication"
-refused 401 'token' 0 '' "${json[@]}" --data-binary "@$T/www.json"
-refused 401 'token' 0 '' -H "Authorization: Bearer ckt_0123456789abcdef_nope" \
+refused 401 'token' 1 'anonymous@\S+ +authenticate' "${json[@]}" --data-binary "@$T/www.json"
+refused 401 'token' 1 'anonymous@\S+ +authenticate' -H "Authorization: Bearer ckt_0123456789abcdef_nope" \
     "${json[@]}" --data-binary "@$T/www.json"
-refused 401 'token' 0 '' -H "Authorization: Bearer ${TOK%?}x" \
+refused 401 'token' 1 'anonymous@\S+ +authenticate' -H "Authorization: Bearer ${TOK%?}x" \
     "${json[@]}" --data-binary "@$T/www.json"
-refused 401 'token' 0 '' -H "Authorization: Basic dXNlcjpwYXNz" \
+refused 401 'token' 1 'anonymous@\S+ +authenticate' -H "Authorization: Basic dXNlcjpwYXNz" \
     "${json[@]}" --data-binary "@$T/www.json"
 TOK_OLD=$(srv_token "$ca" retired tls-server)
 expect_ok "$CERTKEEP" token revoke --home "$ca" retired
 wait_until 5 token_state "$TOK_OLD" 401 ||
     fail "certkeepd still accepts a revoked token after 5 s"
-refused 401 'token' 0 '' -H "Authorization: Bearer $TOK_OLD" \
+refused 401 'token' 1 'anonymous@\S+ +authenticate' -H "Authorization: Bearer $TOK_OLD" \
     "${json[@]}" --data-binary "@$T/www.json"
 
 say "profiles and names"
@@ -94,28 +95,28 @@ refused 403 "no-such-profile" 1 'refused' "${auth[@]}" "${json[@]}" \
     --data-binary "@$T/noprof.json"
 
 say "bodies the API cannot read"
-refused 415 'application/json' 0 '' "${auth[@]}" \
+refused 415 'application/json' 1 'token:servers' "${auth[@]}" \
     -H 'Content-Type: text/plain' --data-binary "@$T/www.json"
-refused 415 'application/json' 0 '' "${auth[@]}" \
+refused 415 'application/json' 1 'token:servers' "${auth[@]}" \
     -H 'Content-Type: application/x-www-form-urlencoded' \
     --data-binary "@$T/www.json"
-refused 400 'not a JSON object' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 'not a JSON object' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary 'this is not JSON {'
-refused 400 'not a JSON object' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 'not a JSON object' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary '["tls-server"]'
-refused 400 'not a JSON object' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 'not a JSON object' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary ''
-refused 400 '"csr"' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 '"csr"' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary '{"profile":"tls-server"}'
-refused 400 '"profile"' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 '"profile"' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary '{"csr":"x"}'
-refused 400 '"profile"' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 '"profile"' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary '{"profile":7,"csr":"x"}'
-refused 400 'days' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 'days' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary "$(json_body tls-server "$T/www.csr" 0)"
-refused 400 'days' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 'days' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary "$(json_body tls-server "$T/www.csr" '"30"')"
-refused 400 'not a JSON object' 0 '' "${auth[@]}" "${json[@]}" \
+refused 400 'not a JSON object' 1 'token:servers' "${auth[@]}" "${json[@]}" \
     --data-binary '{"profile":"tls-server","profile":"tls-client","csr":"x"}'
 
 say "CSRs certkeep will not sign"

@@ -66,12 +66,14 @@ make_ca(const char *keytype, int pathlen, int days, X509 **cert)
 	assert_int_equal(signer_set_cert(s, *cert), 0);
 	OPENSSL_free(der);
 	X509_NAME_free(n);
+	EVP_PKEY_free(t.pubkey);
 	ASN1_INTEGER_free(serial);
 	EVP_PKEY_free(key);
 	return s;
 }
 
-/* A leaf template for `key`; the caller frees *serial and *n. */
+/* A leaf template for `key` (a reference the caller frees with
+ * EVP_PKEY_free(t->pubkey)); the caller also frees *serial and *n. */
 static void
 leaf(struct ck_cert_template *t, EVP_PKEY *key, ASN1_INTEGER **serial,
     X509_NAME **n, int days)
@@ -136,6 +138,8 @@ test_prepare_digest_matches_signed(void **state)
 		X509_free(x);
 		OPENSSL_free(der);
 		X509_NAME_free(n);
+	EVP_PKEY_free(t.pubkey);
+		EVP_PKEY_free(t.pubkey);
 		ASN1_INTEGER_free(serial);
 		X509_free(ca);
 		signer_free(s);
@@ -161,6 +165,7 @@ test_refuses_validity_beyond_ca(void **state)
 	assert_null(p);
 	assert_contains(ck_err_msg(), "expires");
 	X509_NAME_free(n);
+	EVP_PKEY_free(t.pubkey);
 	ASN1_INTEGER_free(serial);
 	X509_free(ca);
 	signer_free(s);
@@ -196,6 +201,7 @@ test_path_length_enforced(void **state)
 	assert_int_equal(signer_cert_prepare(s1, &t, 0, &p, d), 0);
 	signer_pending_free(p);
 	X509_NAME_free(n);
+	EVP_PKEY_free(t.pubkey);
 	ASN1_INTEGER_free(serial);
 	X509_free(ca0);
 	X509_free(ca1);
@@ -226,6 +232,7 @@ test_key_binding(void **state)
 	assert_int_equal(signer_cert_prepare(s, &t, 1, &p, d), CK_E_INVAL);
 	assert_null(p);
 	X509_NAME_free(n);
+	EVP_PKEY_free(t.pubkey);
 	ASN1_INTEGER_free(serial);
 	X509_free(ca);
 	X509_free(other);
@@ -254,6 +261,7 @@ test_no_cert_no_issuance(void **state)
 	assert_int_equal(signer_crl_sign(s, NULL, 0, 1, time(NULL),
 	    time(NULL) + 3600, &der, &len), CK_E_STATE);
 	X509_NAME_free(n);
+	EVP_PKEY_free(t.pubkey);
 	ASN1_INTEGER_free(serial);
 	signer_free(s);
 	tu_keys_free();
