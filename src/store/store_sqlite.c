@@ -249,6 +249,7 @@ store_open(const char *path, int create, struct store **out)
 	    (r = exec(st, "PRAGMA synchronous=FULL")) != 0 ||
 	    (r = exec(st, "PRAGMA foreign_keys=ON")) != 0 ||
 	    (r = exec(st, "PRAGMA secure_delete=ON")) != 0 ||
+	    (r = exec(st, "PRAGMA temp_store=MEMORY")) != 0 ||
 	    (r = migrate(st)) != 0)
 		goto fail;
 	*out = st;

@@ -66,7 +66,6 @@ make_ca(const char *keytype, int pathlen, int days, X509 **cert)
 	assert_int_equal(signer_set_cert(s, *cert), 0);
 	OPENSSL_free(der);
 	X509_NAME_free(n);
-	EVP_PKEY_free(t.pubkey);
 	ASN1_INTEGER_free(serial);
 	EVP_PKEY_free(key);
 	return s;
@@ -139,7 +138,6 @@ test_prepare_digest_matches_signed(void **state)
 		OPENSSL_free(der);
 		X509_NAME_free(n);
 	EVP_PKEY_free(t.pubkey);
-		EVP_PKEY_free(t.pubkey);
 		ASN1_INTEGER_free(serial);
 		X509_free(ca);
 		signer_free(s);
