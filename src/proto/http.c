@@ -35,6 +35,10 @@ struct http_server {
 
 enum rs_state { RS_BODY, RS_WAITING, RS_READY, RS_SENT };
 
+/* Bodies over a route's limit but under this are read and dropped before
+ * the 413, larger ones are cut off. */
+#define HTTP_DISCARD_MAX (4u * 1024 * 1024)
+
 /* Per-request state, also the struct http_pending of deferred requests. */
 struct http_pending {
 	struct http_server *srv;
@@ -42,7 +46,8 @@ struct http_pending {
 	const struct http_route *route;
 	unsigned char *body;
 	size_t body_len;
-	int overflow;
+	int overflow;		/* over the route's limit: discarding */
+	size_t discarded;
 	pthread_mutex_t mu;
 	enum rs_state state;
 	int suspended;
@@ -237,7 +242,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 	struct http_response resp;
 	enum http_result hr;
 	const char *cl;
-	int mismatch;
+	int mismatch, over;
 
 	(void)version;
 	if (p == NULL) {
@@ -249,17 +254,24 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 			    early(c, 404, "not-found", "no such resource");
 		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
+		over = 0;
 		if (cl != NULL) {
 			char *end;
 			unsigned long long v;
 			errno = 0;
 			v = strtoull(cl, &end, 10);
-			if (errno != 0 || *end != '\0' || v > rt->max_body)
+			if (errno != 0 || *end != '\0' ||
+			    v > HTTP_DISCARD_MAX)
 				return early(c, 413, "too-large",
 				    "request body too large");
+			/* A little too large: read it into the void and then
+			 * answer 413, so that the client, still sending,
+			 * gets the answer rather than a reset connection. */
+			over = v > rt->max_body;
 		}
 		if ((p = calloc(1, sizeof(*p))) == NULL)
 			return MHD_NO;
+		p->overflow = over;
 		pthread_mutex_init(&p->mu, NULL);
 		p->srv = srv;
 		p->conn = c;
@@ -283,9 +295,18 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		size_t n = *upload_data_size;
 		*upload_data_size = 0;
 		if (p->overflow || p->body_len + n > p->route->max_body) {
-			/* Chunked body past the limit: stop reading it. */
-			p->overflow = 1;
-			return MHD_NO;
+			/* Past the limit: discard (up to HTTP_DISCARD_MAX in
+			 * all, then stop reading), answer 413 at the end. */
+			if (!p->overflow) {
+				free(p->body);
+				p->body = NULL;
+				p->discarded = p->body_len;
+				p->body_len = 0;
+				p->overflow = 1;
+			}
+			p->discarded += n;
+			return p->discarded > HTTP_DISCARD_MAX ? MHD_NO :
+			    MHD_YES;
 		}
 		{
 			unsigned char *nb = realloc(p->body, p->body_len + n + 1);
@@ -297,6 +318,10 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		p->body_len += n;
 		p->body[p->body_len] = '\0';
 		return MHD_YES;
+	}
+	if (p->overflow) {
+		p->state = RS_SENT;
+		return early(c, 413, "too-large", "request body too large");
 	}
 	/* The whole request is here. */
 	memset(&req, 0, sizeof(req));
