@@ -166,6 +166,10 @@ int ck_ca_revoke_as(struct ck_ca *ca, const char *requester,
 int ck_ca_crl(struct ck_ca *ca, unsigned char **der, size_t *der_len,
     uint64_t *number);
 
+/* Write a CRL to crl_file (DER) and crl_file.pem, atomically. */
+int ck_ca_crl_publish(struct ck_ca *ca, const unsigned char *der,
+    size_t len);
+
 /* PEM text of the chain (CA certificate first), new buffer. */
 int ck_ca_chain_pem(const struct ck_ca *ca, char **out, size_t *outlen);
 

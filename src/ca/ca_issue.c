@@ -84,6 +84,8 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 	struct ck_issue_request rq;
 	struct ck_issue_job *j = NULL;
 	int64_t now = ck_time_now();
+	unsigned char ipb[16];
+	const char *cn;
 	size_t i;
 	int r;
 
@@ -108,7 +110,22 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 	rq.path_len = p->path_len;
 	if ((r = ck_profile_check(prof, &rq, &j->d)) != 0)
 		goto fail;
-	/* Narrower name rules of the requester (an API token). */
+	/* Narrower name rules of the requester (an API token or a client
+	 * certificate), also for a free-text CN that reads as a name. */
+	if (extra != NULL && (cn = ck_csr_subject_get(j->csr, "CN")) != NULL &&
+	    (ck_ip_parse(cn, ipb) || (strchr(cn, '.') != NULL &&
+	    ck_dns_name_valid(cn)))) {
+		struct ck_name nm;
+		nm.type = ck_ip_parse(cn, ipb) ? CK_NAME_IP : CK_NAME_DNS;
+		snprintf(nm.value, sizeof(nm.value), "%s", cn);
+		if ((r = ck_profile_name_check(extra, &nm)) != 0) {
+			char why[512];
+			snprintf(why, sizeof(why), "%s", ck_err_msg());
+			r = ck_err_set(CK_E_POLICY, "not permitted for %s: "
+			    "common name: %s", j->requester, why);
+			goto fail;
+		}
+	}
 	for (i = 0; extra != NULL && i < j->d.sans.n; i++)
 		if ((r = ck_profile_name_check(extra, &j->d.sans.v[i])) != 0) {
 			/* A copy: ck_err_set() writes the buffer it reads. */

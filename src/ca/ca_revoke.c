@@ -57,8 +57,8 @@ refuse:
 	return ck_err_set(r, "%s", msg);
 }
 
-static int
-publish(struct ck_ca *ca, const unsigned char *der, size_t len)
+int
+ck_ca_crl_publish(struct ck_ca *ca, const unsigned char *der, size_t len)
 {
 	const unsigned char *q = der;
 	X509_CRL *crl = NULL;
@@ -131,8 +131,11 @@ ck_ca_crl(struct ck_ca *ca, unsigned char **der_out, size_t *len_out,
 	}
 	if ((r = store_tx_commit(ca->st)) != 0)
 		goto out;
-	/* Recorded: publish. */
-	if ((r = publish(ca, der, der_len)) != 0)
+	/* Recorded: publish, unless this runs inside a caller's transaction
+	 * (the server's group commit), whose caller publishes once that is
+	 * durable, so a CRL number never appears that could be rolled back. */
+	if (store_tx_depth(ca->st) == 0 &&
+	    (r = ck_ca_crl_publish(ca, der, der_len)) != 0)
 		goto out;
 	if (number_out != NULL)
 		*number_out = number;

@@ -109,12 +109,21 @@ ck_token_create(struct ck_ca *ca, const struct ck_token_params *p,
 		r = ck_err_set(CK_E_INVAL, "a token needs at least one profile");
 		goto out;
 	}
-	for (i = 0; i < profs.n; i++)
-		if (ck_config_profile(ca->cfg, profs.v[i]) == NULL) {
+	for (i = 0; i < profs.n; i++) {
+		const struct ck_profile *cp = ck_config_profile(ca->cfg,
+		    profs.v[i]);
+		if (cp == NULL) {
 			r = ck_err_set(CK_E_INVAL, "no profile named '%s'",
 			    profs.v[i]);
 			goto out;
 		}
+		if (cp->is_ca) {
+			r = ck_err_set(CK_E_INVAL, "profile '%s' issues CA "
+			    "certificates; API tokens cannot use it",
+			    profs.v[i]);
+			goto out;
+		}
+	}
 	if ((r = rules_parse(p->name, p->dns_suffixes, p->ip_ranges,
 	    p->email_domains, &rules)) != 0)
 		goto out;

@@ -74,6 +74,15 @@ crl_write(struct ck_ca *ca, void *arg)
 	return ck_ca_crl(ca, &co->der, &co->len, &co->number);
 }
 
+/* In the committer too: it alone may read the configuration unlocked. */
+static int
+crl_publish_write(struct ck_ca *ca, void *arg)
+{
+	struct crl_out *co = arg;
+
+	return ck_ca_crl_publish(ca, co->der, co->len);
+}
+
 int
 server_crl_refresh(struct server *sv)
 {
@@ -87,6 +96,10 @@ server_crl_refresh(struct server *sv)
 		ck_error("cannot sign a new CRL: %s", msg);
 		return ck_err_set(r, "%s", msg);
 	}
+	/* Durable now: publish the files as well. */
+	if ((r = ck_pipeline_write_wait(sv->pl, crl_publish_write, &co, msg,
+	    sizeof(msg))) != 0)
+		ck_error("cannot publish the CRL: %s", msg);
 	pthread_rwlock_wrlock(&sv->lock);
 	OPENSSL_free(sv->crl_der);
 	sv->crl_der = co.der;
@@ -344,9 +357,19 @@ server_start(struct server *sv, struct ck_ca *ca)
 	sv->ca = ca;
 	sv->started_at = ck_time_now();
 	pthread_mutex_init(&sv->rd_mu, NULL);
-	pthread_rwlock_init(&sv->lock, NULL);
 	pthread_mutex_init(&sv->hk_mu, NULL);
 	pthread_cond_init(&sv->hk_cv, NULL);
+	pthread_mutex_init(&sv->unauth_mu, NULL);
+	{
+		/* Writers (token reload, configuration swap) must not starve
+		 * behind a stream of request threads. */
+		pthread_rwlockattr_t ra;
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra,
+		    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&sv->lock, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	if ((r = ck_strlist_split(&sv->client_cert_profiles,
 	    cf->client_cert_profiles)) != 0)
 		goto fail;

@@ -57,7 +57,17 @@ struct server {
 	int64_t started_at;
 	pthread_mutex_t hk_mu;
 	pthread_cond_t hk_cv;
+
+	/* Audited refusals of unauthenticated requests, per second: beyond
+	 * AUDIT_UNAUTH_PER_S they are only counted, so that nobody can fill
+	 * the store with them. */
+	pthread_mutex_t unauth_mu;
+	int64_t unauth_second;
+	unsigned unauth_audited;
+	uint64_t unauth_unaudited;
 };
+
+#define AUDIT_UNAUTH_PER_S 20
 
 /*
  * Bring the server up on an opened, unlocked CA: issue certkeepd's own TLS

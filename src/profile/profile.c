@@ -40,6 +40,8 @@ ck_profile_clear(struct ck_profile *p)
 	free(p->ip_ranges);
 	p->ip_ranges = NULL;
 	p->nip_ranges = 0;
+	ck_names_clear(&p->exact);
+	p->exact_only = 0;
 }
 
 static int
@@ -238,6 +240,15 @@ ck_profile_name_check(const struct ck_profile *p, const struct ck_name *n)
 	const char *dom;
 	size_t i;
 	int len;
+
+	if (p->exact_only) {
+		for (i = 0; i < p->exact.n; i++)
+			if (p->exact.v[i].type == n->type &&
+			    strcasecmp(p->exact.v[i].value, n->value) == 0)
+				return 0;
+		return refuse(p, "name '%s' is not one of the names it may "
+		    "request", n->value);
+	}
 
 	switch (n->type) {
 	case CK_NAME_DNS:

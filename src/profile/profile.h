@@ -45,6 +45,10 @@ struct ck_profile {
 	struct ck_strlist subject_attrs; /* allowed types; "*" = any */
 	enum ck_cn_rule cn_rule;
 	int allow_wildcard;
+	/* When set, names must be exactly one of these (the rules a client
+	 * certificate carries: its own names, nothing below them). */
+	struct ck_names exact;
+	int exact_only;
 };
 
 /* Initialise with defaults for a leaf profile called `name`. */

@@ -59,8 +59,7 @@ auth_cert(struct server *sv, const struct http_request *req,
 	X509 *x = NULL;
 	GENERAL_NAMES *gens = NULL;
 	struct ck_names names = { 0 };
-	char serial[CK_SERIAL_HEX_MAX], dns[CK_CONFIG_STR] = "";
-	char ips[CK_CONFIG_STR] = "";
+	char serial[CK_SERIAL_HEX_MAX];
 	enum store_cert_status st;
 	int64_t rat;
 	int reason, r = CK_E_PERM;
@@ -80,42 +79,24 @@ auth_cert(struct server *sv, const struct http_request *req,
 		r = CK_E_PERM;
 		goto out;
 	}
+	r = CK_E_PERM;
+	/* Only a certificate meant for client authentication logs in. */
+	if (X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 0) != 1)
+		goto out;
 	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
 	if (gens != NULL && ck_names_from_general(gens, &names) != 0)
 		goto out;
-	for (i = 0; i < names.n; i++) {
-		char *dst = names.v[i].type == CK_NAME_DNS ? dns :
-		    names.v[i].type == CK_NAME_IP ? ips : NULL;
-		size_t len;
-		if (dst == NULL)
-			continue;
-		len = strlen(dst);
-		snprintf(dst + len, CK_CONFIG_STR - len, "%s%s",
-		    len ? "," : "", names.v[i].value);
-	}
+	/* It may ask for its own names, exactly: nothing below them. */
 	if ((pr->cert_rules = calloc(1, sizeof(*pr->cert_rules))) == NULL ||
 	    ck_profile_init(pr->cert_rules, "client certificate") != 0) {
 		r = CK_E_NOMEM;
 		goto out;
 	}
-	/* XXX the rules are suffix rules: a certificate for host.example
-	 * may also request names below host.example. E-mail addresses are
-	 * not renewed this way. */
-	{
-		char ipr[CK_CONFIG_STR + 64] = "";
-		char *tok, *save = NULL;
-		size_t off = 0;
-		for (tok = strtok_r(ips, ",", &save); tok != NULL;
-		    tok = strtok_r(NULL, ",", &save))
-			off += (size_t)snprintf(ipr + off, sizeof(ipr) - off,
-			    "%s%s/%d", off ? "," : "", tok,
-			    strchr(tok, ':') ? 128 : 32);
-		if ((dns[0] && ck_profile_set(pr->cert_rules, "dns_suffixes",
-		    dns) != 0) ||
-		    (ipr[0] && ck_profile_set(pr->cert_rules, "ip_ranges",
-		    ipr) != 0))
+	pr->cert_rules->exact_only = 1;
+	for (i = 0; i < names.n; i++)
+		if (ck_names_add(&pr->cert_rules->exact, names.v[i].type,
+		    names.v[i].value) != 0)
 			goto out;
-	}
 	snprintf(pr->name, sizeof(pr->name), "cert:%s", serial);
 	pr->is_cert = 1;
 	r = 0;
@@ -328,15 +309,34 @@ refuse(struct server *sv, const struct http_request *req,
 
 /*
  * A request that did not authenticate: audited (from where, for what) and
- * answered 401 once the entry is durable. The per-address connection
- * limit bounds how fast anyone can add such entries.
+ * answered 401 once the entry is durable; past AUDIT_UNAUTH_PER_S such
+ * entries a second, only counted (certkeep_unauthorized_total) and
+ * answered at once, so that a flood cannot fill the store.
  */
 static enum http_result
 refuse_unauthenticated(struct server *sv, const struct http_request *req,
     struct http_response *resp)
 {
 	char who[160];
+	int64_t now = ck_time_now();
+	int audit;
 
+	pthread_mutex_lock(&sv->unauth_mu);
+	if (sv->unauth_second != now) {
+		sv->unauth_second = now;
+		sv->unauth_audited = 0;
+	}
+	audit = sv->unauth_audited < AUDIT_UNAUTH_PER_S;
+	if (audit)
+		sv->unauth_audited++;
+	else
+		sv->unauth_unaudited++;
+	pthread_mutex_unlock(&sv->unauth_mu);
+	if (!audit) {
+		http_problem(resp, 401, "unauthorized", "a valid API token or "
+		    "client certificate is required");
+		return HTTP_DONE;
+	}
 	snprintf(who, sizeof(who), "anonymous@%s", req->peer);
 	return refuse_as(sv, req, resp, "authenticate", who, NULL, 401,
 	    "unauthorized", req->authorization != NULL ?
@@ -489,6 +489,20 @@ rest_issue(void *ctx, const struct http_request *req,
 	p.profile = profile;
 	p.csr = ir.csr;
 	p.csr_len = ir.csr_len;
+	{
+		/* No CA certificates through the API: a token's name rules
+		 * would not bind what such a CA signs. */
+		const struct ck_profile *cp = ck_config_profile(sv->ca->cfg,
+		    profile);
+		if (cp != NULL && cp->is_ca) {
+			snprintf(reason, sizeof(reason), "profile '%s' issues "
+			    "CA certificates, which the API does not",
+			    profile);
+			hr = refuse(sv, req, resp, requester, profile, 403,
+			    "rejected", reason);
+			goto out;
+		}
+	}
 	if (pr.token != NULL ? !ck_token_allows_profile(pr.token, profile) :
 	    !ck_strlist_has(&sv->client_cert_profiles, profile)) {
 		snprintf(reason, sizeof(reason), "%s may not use profile '%s'",
@@ -595,6 +609,41 @@ rest_get(void *ctx, const struct http_request *req,
 	return HTTP_DONE;
 }
 
+/* 1 if every name of a stored "DNS:a, IP:b" list passes `rules` (or
+ * there are no rules). */
+static int
+names_within(const struct ck_profile *rules, const char *list)
+{
+	char buf[4096], *tok, *save = NULL, *colon;
+	struct ck_name nm;
+
+	if (rules == NULL)
+		return 1;
+	if (strlen(list) >= sizeof(buf))
+		return 0;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (tok = strtok_r(buf, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if ((colon = strchr(tok, ':')) == NULL)
+			return 0;
+		*colon = '\0';
+		if (strcmp(tok, "DNS") == 0)
+			nm.type = CK_NAME_DNS;
+		else if (strcmp(tok, "IP") == 0)
+			nm.type = CK_NAME_IP;
+		else if (strcmp(tok, "email") == 0)
+			nm.type = CK_NAME_EMAIL;
+		else
+			return 0;
+		snprintf(nm.value, sizeof(nm.value), "%s", colon + 1);
+		if (ck_profile_name_check(rules, &nm) != 0)
+			return 0;
+	}
+	return 1;
+}
+
 struct revocation {
 	struct server *sv;
 	struct http_pending *pending;
@@ -695,7 +744,8 @@ rest_revoke(void *ctx, const struct http_request *req,
 	/* A token with revoke rights, for its own profiles; or the holder
 	 * of the certificate's own client certificate. */
 	allowed = pr.token != NULL ? (pr.token->can_revoke &&
-	    ck_token_allows_profile(pr.token, c->profile)) :
+	    ck_token_allows_profile(pr.token, c->profile) &&
+	    names_within(pr.token->rules, c->names)) :
 	    (strcmp(pr.name + 5, serial) == 0);
 	if (!allowed) {
 		snprintf(reason_txt, sizeof(reason_txt), "%s may not revoke "

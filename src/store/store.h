@@ -99,6 +99,9 @@ int store_open(const char *path, int create, struct store **out);
 void store_close(struct store *st);
 
 int store_tx_begin(struct store *st);
+
+/* Current nesting depth (0: no transaction open). */
+int store_tx_depth(const struct store *st);
 int store_tx_commit(struct store *st);
 void store_tx_rollback(struct store *st);
 

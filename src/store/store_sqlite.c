@@ -296,6 +296,12 @@ store_tx_begin(struct store *st)
 }
 
 int
+store_tx_depth(const struct store *st)
+{
+	return st->depth;
+}
+
+int
 store_tx_commit(struct store *st)
 {
 	char sql[48];

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include <openssl/asn1t.h>
+#include <openssl/bn.h>
 #include <openssl/ec.h>
 #include <openssl/ecdsa.h>
 #include <openssl/err.h>
@@ -149,6 +150,15 @@ rsa_key_from_bits(const ASN1_BIT_STRING *bits, EVP_PKEY **out, char *desc,
 		return ck_err_set(CK_E_PARSE, "the CSR's RSA public key is "
 		    "malformed");
 	}
+	{
+		const BIGNUM *e = NULL;
+		RSA_get0_key(rsa, NULL, &e, NULL);
+		if (e == NULL || !BN_is_odd(e) || BN_is_one(e)) {
+			RSA_free(rsa);
+			return ck_err_set(CK_E_PARSE, "the CSR's RSA public "
+			    "exponent must be odd and at least 3");
+		}
+	}
 	if (RSA_bits(rsa) > 16384) {
 		RSA_free(rsa);
 		return ck_err_set(CK_E_PARSE, "RSA key of %d bits is too "
@@ -197,6 +207,11 @@ spki_key(const CK_SPKI *spki, const unsigned char *spki_der, long spki_len,
 		snprintf(desc, descsz, "ed25519");
 		return 0;
 	}
+	/* A curve must be named: explicit parameters (RFC 5480 forbids
+	 * them in certificates) would be copied into the certificate. */
+	if (nid == NID_X9_62_id_ecPublicKey && ptype != V_ASN1_OBJECT)
+		return ck_err_set(CK_E_PARSE, "the CSR's EC key must name its "
+		    "curve (explicit curve parameters are not accepted)");
 	/* Any other key: the generic (slow) decoder. */
 	p = spki_der;
 	if ((*out = d2i_PUBKEY(NULL, &p, spki_len)) == NULL)
@@ -223,6 +238,11 @@ verify_sig(EVP_PKEY *pk, const X509_ALGOR *sigalg, const ASN1_BIT_STRING *sig,
 	if (!OBJ_find_sigid_algs(signid, &mdnid, &pknid))
 		return ck_err_set(CK_E_BADSIG, "unknown CSR signature "
 		    "algorithm");
+	/* SHA-2 or none (EdDSA): MD5 and SHA-1 signatures prove nothing. */
+	if (mdnid != NID_undef && mdnid != NID_sha256 && mdnid != NID_sha384 &&
+	    mdnid != NID_sha512)
+		return ck_err_set(CK_E_BADSIG, "the CSR is signed with a weak "
+		    "digest (%s); use SHA-256 or better", OBJ_nid2sn(mdnid));
 	X509_ALGOR_get0(NULL, &ptype, NULL, sigalg);
 	switch (EVP_PKEY_get_base_id(pk)) {
 	case EVP_PKEY_EC:
@@ -253,8 +273,9 @@ verify_sig(EVP_PKEY *pk, const X509_ALGOR *sigalg, const ASN1_BIT_STRING *sig,
 		}
 		break;
 	default:
-		/* Ed25519 and anything generic: the EVP path, which checks
-		 * the algorithm against the key itself. */
+		/* Ed25519 and anything generic: the EVP path. */
+		if (pknid != EVP_PKEY_get_base_id(pk))
+			goto mismatch;
 		if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519 &&
 		    (signid != NID_ED25519 || ptype != V_ASN1_UNDEF))
 			goto mismatch;

@@ -66,6 +66,11 @@ wait_until 5 token_state "$TOK_OLD" 401 ||
 refused 401 'token' 1 'anonymous@\S+ +authenticate' -H "Authorization: Bearer $TOK_OLD" \
     "${json[@]}" --data-binary "@$T/www.json"
 
+say "no CA profiles through the API"
+expect_fail 'CA certificates' "$CERTKEEP" token create --home "$ca" --name ca-maker \
+    --profiles sub-ca
+ok "a token for the sub-ca profile is refused"
+
 say "profiles and names"
 json_body tls-server "$T/www.csr" >"$T/www-server.json"
 refused 403 "may not use profile 'tls-server'" 1 'token:clients' \

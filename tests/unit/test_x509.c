@@ -416,6 +416,37 @@ test_csr_trailing_junk(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* A request signed with SHA-1 proves nothing: refused as a bad signature,
+ * as is an RSA key with an even public exponent. */
+static void
+test_csr_weak_signature(void **state)
+{
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *nm = X509_NAME_new();
+	EVP_PKEY *k = tu_key("ec-p256");
+	struct ck_csr *c = NULL;
+	unsigned char *der = NULL;
+	int len;
+
+	(void)state;
+	assert_non_null(req);
+	assert_true(X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)"www.example.com", -1, -1, 0));
+	assert_true(X509_REQ_set_subject_name(req, nm));
+	assert_true(X509_REQ_set_pubkey(req, k));
+	assert_true(X509_REQ_sign(req, k, EVP_sha1()) > 0);
+	len = i2d_X509_REQ(req, &der);
+	assert_true(len > 0);
+	assert_int_equal(ck_csr_parse(der, (size_t)len, &c), CK_E_BADSIG);
+	assert_contains(ck_err_msg(), "weak digest");
+	assert_null(c);
+	OPENSSL_free(der);
+	X509_NAME_free(nm);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	tu_keys_free();
+}
+
 static void
 test_csr_garbage(void **state)
 {
@@ -1305,6 +1336,7 @@ main(void)
 		cmocka_unit_test(test_csr_altered_content),
 		cmocka_unit_test(test_csr_truncated),
 		cmocka_unit_test(test_csr_trailing_junk),
+		cmocka_unit_test(test_csr_weak_signature),
 		cmocka_unit_test(test_csr_garbage),
 		cmocka_unit_test(test_csr_pem_encrypted_header_no_prompt),
 		cmocka_unit_test(test_csr_oversize),
