@@ -60,7 +60,7 @@ for i; do
 		key="$GEN_POOL/rsa-$(( (num - 1) % GEN_NKEYS + 1 )).pem"
 		openssl req -new -key "$key" -subj "/CN=$name" \
 			-addext "subjectAltName=DNS:$name" -out "$out" 2>/dev/null
-		[ "$GEN_KEEP" = 1 ] && cp "$key" "$GEN_DIR/key-$i.pem"
+		if [ "$GEN_KEEP" = 1 ]; then cp "$key" "$GEN_DIR/key-$i.pem"; fi
 	fi
 done' _
 got=$(find "$dir" -maxdepth 1 -name 'csr-*.pem' | wc -l)
