@@ -20,8 +20,26 @@
 
 #include "common/err.h"
 
+#define HTTP_MAX_DAEMONS 16
+#define HTTP_IP_SLOTS 4096
+
+/* Connections per client address, across all of a server's listeners. */
+struct ip_slot {
+	unsigned char addr[16];
+	int len;
+	unsigned count;
+};
+
 struct http_server {
-	struct MHD_Daemon *d;
+	/* One single-threaded daemon per thread, each with its own
+	 * SO_REUSEPORT socket on the same port: the kernel spreads new
+	 * connections over them (a thread pool sharing one socket lets one
+	 * thread take them all). */
+	struct MHD_Daemon *d[HTTP_MAX_DAEMONS];
+	unsigned nd;
+	pthread_mutex_t ip_mu;
+	struct ip_slot *ips;
+	unsigned max_per_ip;
 	struct http_route *routes;
 	size_t nroutes;
 	void *ctx;
@@ -409,6 +427,98 @@ completed_cb(void *cls, struct MHD_Connection *c, void **con_cls,
 	free(p);
 }
 
+static int
+sockaddr_ip(const struct sockaddr *sa, unsigned char out[16])
+{
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET) {
+		memcpy(out, &((const struct sockaddr_in *)(const void *)sa)->
+		    sin_addr, 4);
+		return 4;
+	}
+	if (sa->sa_family == AF_INET6) {
+		memcpy(out, &((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_addr, 16);
+		return 16;
+	}
+	return 0;
+}
+
+/* The slot of an address (created when `create`), or NULL. Call with
+ * ip_mu held. */
+static struct ip_slot *
+ip_find(struct http_server *srv, const unsigned char *ip, int len, int create)
+{
+	struct ip_slot *free_slot = NULL;
+	unsigned i;
+
+	for (i = 0; i < HTTP_IP_SLOTS; i++) {
+		struct ip_slot *sl = &srv->ips[i];
+		if (sl->len == len && memcmp(sl->addr, ip, (size_t)len) == 0)
+			return sl;
+		if (free_slot == NULL && sl->count == 0)
+			free_slot = sl;
+	}
+	if (create && free_slot != NULL) {
+		memcpy(free_slot->addr, ip, (size_t)len);
+		free_slot->len = len;
+	}
+	return create ? free_slot : NULL;
+}
+
+static enum MHD_Result
+accept_cb(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct http_server *srv = cls;
+	struct ip_slot *sl;
+	unsigned char ip[16];
+	int len, ok = 1;
+
+	(void)addrlen;
+	if (srv->max_per_ip == 0 || (len = sockaddr_ip(addr, ip)) == 0)
+		return MHD_YES;
+	pthread_mutex_lock(&srv->ip_mu);
+	sl = ip_find(srv, ip, len, 0);
+	if (sl != NULL && sl->count >= srv->max_per_ip)
+		ok = 0;
+	pthread_mutex_unlock(&srv->ip_mu);
+	return ok ? MHD_YES : MHD_NO;
+}
+
+static void
+notify_cb(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct ip_slot *sl;
+	unsigned char ip[16];
+	int len;
+
+	if (srv->max_per_ip == 0)
+		return;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci == NULL || (len = sockaddr_ip(ci->client_addr, ip)) == 0)
+			return;
+		pthread_mutex_lock(&srv->ip_mu);
+		if ((sl = ip_find(srv, ip, len, 1)) != NULL) {
+			sl->count++;
+			*socket_context = sl;
+		}
+		pthread_mutex_unlock(&srv->ip_mu);
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED &&
+	    (sl = *socket_context) != NULL) {
+		pthread_mutex_lock(&srv->ip_mu);
+		if (sl->count > 0)
+			sl->count--;
+		pthread_mutex_unlock(&srv->ip_mu);
+		*socket_context = NULL;
+	}
+}
+
 static void
 quiet_logger(void *cls, const char *fmt, va_list ap)
 {
@@ -429,6 +539,7 @@ http_server_start(const struct http_config *cfg,
 	unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 	    MHD_ALLOW_SUSPEND_RESUME;
 	struct MHD_OptionItem opts[16];
+	unsigned nd, i, per_daemon;
 	int n = 0;
 
 	memset(&ss, 0, sizeof(ss));
@@ -450,42 +561,65 @@ http_server_start(const struct http_config *cfg,
 	memcpy(srv->routes, routes, nroutes * sizeof(*routes));
 	srv->nroutes = nroutes;
 	pthread_rwlock_init(&srv->gate, NULL);
+	pthread_mutex_init(&srv->ip_mu, NULL);
 	srv->ctx = ctx;
-#define OPT(o, v, p) do { opts[n].option = (o); opts[n].value = (intptr_t)(v); \
-	opts[n].ptr_value = (void *)(p); n++; } while (0)
-	OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
-	OPT(MHD_OPTION_THREAD_POOL_SIZE, cfg->threads ? cfg->threads : 2, NULL);
-	OPT(MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections ?
-	    cfg->max_connections : 1024, NULL);
-	OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_per_ip, NULL);
-	OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ? cfg->timeout_s :
-	    30, NULL);
-	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->header_memory ?
-	    cfg->header_memory : 32 * 1024, NULL);
-	OPT(MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL);
-	OPT(MHD_OPTION_EXTERNAL_LOGGER, quiet_logger, NULL);
-	if (cfg->tls_cert_pem != NULL) {
-		flags |= MHD_USE_TLS;
-		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem);
-		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem);
-		OPT(MHD_OPTION_HTTPS_PRIORITIES, 0,
-		    "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
-		if (cfg->tls_trust_pem != NULL) {
-			OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0, cfg->tls_trust_pem);
-			srv->tls_client_auth = 1;
-		}
+	srv->max_per_ip = cfg->max_per_ip;
+	if (srv->max_per_ip > 0 &&
+	    (srv->ips = calloc(HTTP_IP_SLOTS, sizeof(*srv->ips))) == NULL) {
+		http_server_stop(srv);
+		return CK_E_NOMEM;
 	}
-	OPT(MHD_OPTION_END, 0, NULL);
+	nd = cfg->threads ? cfg->threads : 2;
+	if (nd > HTTP_MAX_DAEMONS)
+		nd = HTTP_MAX_DAEMONS;
+	per_daemon = ((cfg->max_connections ? cfg->max_connections : 1024) +
+	    nd - 1) / nd;
+	for (i = 0; i < nd; i++) {
+		n = 0;
+#define OPT(o, v, p) do { opts[n].option = (o); \
+	opts[n].value = (intptr_t)(v); opts[n].ptr_value = (void *)(p); n++; \
+	} while (0)
+		OPT(MHD_OPTION_SOCK_ADDR, 0, &ss);
+		OPT(MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
+		OPT(MHD_OPTION_CONNECTION_LIMIT, per_daemon, NULL);
+		OPT(MHD_OPTION_CONNECTION_TIMEOUT, cfg->timeout_s ?
+		    cfg->timeout_s : 30, NULL);
+		OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->header_memory ?
+		    cfg->header_memory : 32 * 1024, NULL);
+		OPT(MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL);
+		OPT(MHD_OPTION_NOTIFY_CONNECTION, notify_cb, srv);
+		OPT(MHD_OPTION_EXTERNAL_LOGGER, quiet_logger, NULL);
+		if (cfg->tls_cert_pem != NULL) {
+			flags |= MHD_USE_TLS;
+			OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, cfg->tls_cert_pem);
+			OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, cfg->tls_key_pem);
+			OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, "SECURE256:"
+			    "+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2");
+			if (cfg->tls_trust_pem != NULL) {
+				OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0,
+				    cfg->tls_trust_pem);
+				srv->tls_client_auth = 1;
+			}
+		}
+		OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
-	srv->d = MHD_start_daemon(flags, 0, NULL, NULL, access_cb, srv,
-	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
-	if (srv->d == NULL) {
-		pthread_rwlock_destroy(&srv->gate);
-		free(srv->routes);
-		free(srv);
-		return ck_err_set(CK_E_IO, "cannot listen on %s port %u (in "
-		    "use, or a bad TLS key/certificate)", cfg->addr,
-		    (unsigned)cfg->port);
+		srv->d[i] = MHD_start_daemon(flags, 0, accept_cb, srv,
+		    access_cb, srv, MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+		if (srv->d[i] == NULL) {
+			http_server_stop(srv);
+			return ck_err_set(CK_E_IO, "cannot listen on %s port %u "
+			    "(in use, or a bad TLS key/certificate)", cfg->addr,
+			    (unsigned)cfg->port);
+		}
+		srv->nd++;
+		/* The others join the port the first one got. */
+		if (i == 0 && cfg->port == 0) {
+			uint16_t port = http_server_port(srv);
+			if (ss.ss_family == AF_INET)
+				s4->sin_port = htons(port);
+			else
+				s6->sin6_port = htons(port);
+		}
 	}
 	*out = srv;
 	return 0;
@@ -496,7 +630,9 @@ http_server_port(const struct http_server *srv)
 {
 	const union MHD_DaemonInfo *di;
 
-	di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+	if (srv->nd == 0)
+		return 0;
+	di = MHD_get_daemon_info(srv->d[0], MHD_DAEMON_INFO_BIND_PORT);
 	return di ? di->port : 0;
 }
 
@@ -507,9 +643,11 @@ http_server_quiesce(struct http_server *srv)
 
 	if (srv == NULL || srv->quiesced)
 		return;
-	s = MHD_quiesce_daemon(srv->d);
-	if (s != MHD_INVALID_SOCKET)
-		close(s);
+	for (unsigned i = 0; i < srv->nd; i++) {
+		s = MHD_quiesce_daemon(srv->d[i]);
+		if (s != MHD_INVALID_SOCKET)
+			close(s);
+	}
 	srv->quiesced = 1;
 }
 
@@ -531,10 +669,15 @@ http_server_drain(struct http_server *srv, unsigned timeout_s)
 void
 http_server_stop(struct http_server *srv)
 {
+	unsigned i;
+
 	if (srv == NULL)
 		return;
-	MHD_stop_daemon(srv->d);
+	for (i = 0; i < srv->nd; i++)
+		MHD_stop_daemon(srv->d[i]);
 	pthread_rwlock_destroy(&srv->gate);
+	pthread_mutex_destroy(&srv->ip_mu);
+	free(srv->ips);
 	free(srv->routes);
 	free(srv);
 }
