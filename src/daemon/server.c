@@ -115,19 +115,40 @@ static int
 tokens_reload(struct server *sv)
 {
 	struct ck_token_set *set = NULL, *old;
+	int64_t seq = 0;
 	int r;
 
 	pthread_mutex_lock(&sv->rd_mu);
-	r = ck_token_set_load(sv->rd, &set);
+	if ((r = store_token_seq(sv->rd, &seq)) == 0)
+		r = ck_token_set_load(sv->rd, &set);
 	pthread_mutex_unlock(&sv->rd_mu);
 	if (r != 0)
 		return r;
 	pthread_rwlock_wrlock(&sv->lock);
 	old = sv->tokens;
 	sv->tokens = set;
+	sv->tokens_seq = seq;
 	pthread_rwlock_unlock(&sv->lock);
 	ck_token_set_free(old);
 	return 0;
+}
+
+int
+server_tokens_refresh(struct server *sv)
+{
+	int64_t seq = 0, have;
+	int r;
+
+	/* One small query; a reload only when a token row changed. */
+	pthread_mutex_lock(&sv->rd_mu);
+	r = store_token_seq(sv->rd, &seq);
+	pthread_mutex_unlock(&sv->rd_mu);
+	if (r != 0)
+		return r;
+	pthread_rwlock_rdlock(&sv->lock);
+	have = sv->tokens_seq;
+	pthread_rwlock_unlock(&sv->lock);
+	return seq == have ? 0 : tokens_reload(sv);
 }
 
 struct change_scan {
@@ -188,7 +209,7 @@ housekeeper_main(void *arg)
 		if (seq != sv->seen_seq) {
 			/* Tokens may have been created or revoked by the
 			 * command line, or anything else changed. */
-			(void)tokens_reload(sv);
+			(void)server_tokens_refresh(sv);
 			pthread_rwlock_wrlock(&sv->lock);
 			sv->seen_seq = seq;
 			pthread_rwlock_unlock(&sv->lock);

@@ -31,6 +31,7 @@ struct server {
 
 	pthread_rwlock_t lock;	/* guards tokens, crl_*, chain_pem */
 	struct ck_token_set *tokens;
+	int64_t tokens_seq;	/* the tokens' highest change sequence */
 	unsigned char *crl_der;
 	size_t crl_len;
 	uint64_t crl_number;
@@ -92,6 +93,10 @@ extern const struct http_route rest_routes[];
 extern const size_t rest_nroutes;
 extern const struct http_route pub_routes[];
 extern const size_t pub_nroutes;
+
+/* Re-read the tokens if the store changed since they were read (a token
+ * the command line just created works at once). */
+int server_tokens_refresh(struct server *sv);
 
 /* Write a new CRL through the pipeline and load it for serving. */
 int server_crl_refresh(struct server *sv);

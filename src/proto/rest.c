@@ -118,6 +118,13 @@ authenticate(struct server *sv, const struct http_request *req,
 	pthread_rwlock_rdlock(&sv->lock);
 	if (a != NULL && strncasecmp(a, "Bearer ", 7) == 0) {
 		pr->token = ck_token_find(sv->tokens, a + 7);
+		if (pr->token == NULL) {
+			/* Perhaps created a moment ago: look once more. */
+			pthread_rwlock_unlock(&sv->lock);
+			(void)server_tokens_refresh(sv);
+			pthread_rwlock_rdlock(&sv->lock);
+			pr->token = ck_token_find(sv->tokens, a + 7);
+		}
 		if (pr->token != NULL) {
 			snprintf(pr->name, sizeof(pr->name), "token:%s",
 			    pr->token->name);

@@ -201,6 +201,10 @@ int store_token_insert(struct store *st, const struct store_token *t);
 int store_token_revoke(struct store *st, const char *id_or_name,
     int64_t when);
 
+/* The highest change sequence of any token row (0 if none): tells
+ * whether the tokens changed. */
+int store_token_seq(struct store *st, int64_t *out);
+
 /* Walk all tokens (revoked ones too), oldest first. */
 int store_token_list(struct store *st,
     int (*cb)(const struct store_token *t, void *arg), void *arg);

@@ -1115,3 +1115,20 @@ store_cert_changed(struct store *st, int64_t after_seq,
 	stmt_done(st, s);
 	return r;
 }
+
+int
+store_token_seq(struct store *st, int64_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = prepare(st, "SELECT coalesce(max(change_seq), 0) FROM "
+	    "api_tokens", &s)) != 0)
+		return r;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		r = db_err(st, "token sequence");
+	else
+		*out = sqlite3_column_int64(s, 0);
+	stmt_done(st, s);
+	return r;
+}
