@@ -84,6 +84,15 @@ fi
 assert_eq "$((N0 + 1))" "$(count_certs "$ca")" "certificates after a foreign certificate"
 ok "${CODE/000/handshake refused}"
 
+say "a certificate without clientAuth does not authenticate"
+api POST "$API/api/v1/certificates" --cert "$T/own.pem" \
+    --key "$T/own.csr.key" "${json[@]}" --data-binary "@$T/own.json"
+if [[ "$CODE" != 000 ]]; then
+	expect_problem 401
+fi
+assert_eq "$((N0 + 1))" "$(count_certs "$ca")" "certificates after a server certificate"
+ok "the tls-server certificate $SSERIAL: ${CODE/000/handshake refused}"
+
 say "it may revoke its own certificate, and no other"
 api POST "$API/api/v1/certificates/$SSERIAL/revoke" "${cert[@]}" "${json[@]}" \
     --data-binary '{"reason":"superseded"}'

@@ -190,9 +190,16 @@ api POST "$API/api/v1/certificates/0BADC0FFEE/revoke" \
     -H "Authorization: Bearer $TOK_REV" "${json[@]}" \
     --data-binary '{"reason":"superseded"}'
 expect_problem 404
+# Revoke rights stop at the token's name rules: www.* is not under app.*.
+TOK_APP_REV=$(srv_token "$ca" app-revoker tls-server --allow-revoke \
+    --dns-suffixes "app.$SRV_DOMAIN")
+api POST "$API/api/v1/certificates/$S1/revoke" \
+    -H "Authorization: Bearer $TOK_APP_REV" "${json[@]}" \
+    --data-binary '{"reason":"superseded"}'
+expect_problem 403 'may not revoke'
 expect_ok "$CERTKEEP" show --home "$ca" "$S1"
 assert_grep 'issued' "$LAST_OUT" "certkeep show $S1 after refused revocations"
-ok "403 without rights, 401 without a token, 400 bad reason, 404 unknown"
+ok "403 without rights or outside the token's names, 401 without a token, 400 bad reason, 404 unknown"
 
 say "the audit log"
 assert_eq "$N_CERTS" "$(count_certs "$ca")" "certificates at the end"
