@@ -51,6 +51,10 @@ int cli_common_opt(struct cli_common *c, int opt, const char *arg);
 int cli_getopt(int argc, char **argv, const struct option *longopts,
     struct cli_common *c);
 
+/* Take the subcommand word ("certkeep ca install ..."): returns it and
+ * shifts argc/argv past it, or NULL if there is none. */
+const char *cli_subcommand(int *argc, char ***argv);
+
 /* --help asked: print the usage to stdout. */
 int cli_help(const char *usage);
 

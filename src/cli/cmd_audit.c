@@ -45,11 +45,8 @@ cmd_audit(int argc, char **argv)
 	uint64_t from = 1;
 	int opt, r, ex = CLI_EXIT_OK;
 
-	if (argc < 2 || argv[1][0] == '-')
+	if ((sub = cli_subcommand(&argc, &argv)) == NULL)
 		return cli_usage(audit_usage);
-	sub = argv[1];
-	argc--;
-	argv++;
 	cli_common_init(&com);
 	optind = 1;
 	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {

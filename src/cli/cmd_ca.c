@@ -82,11 +82,8 @@ cmd_ca(int argc, char **argv)
 	size_t pemlen;
 	int opt, r, ex = CLI_EXIT_OK;
 
-	if (argc < 2 || argv[1][0] == '-')
+	if ((sub = cli_subcommand(&argc, &argv)) == NULL)
 		return cli_usage(ca_usage);
-	sub = argv[1];
-	argc--;
-	argv++;
 	cli_common_init(&com);
 	optind = 1;
 	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {

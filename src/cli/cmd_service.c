@@ -49,11 +49,8 @@ cmd_service(int argc, char **argv)
 	pid_t pid;
 	int opt, r, n = 0;
 
-	if (argc < 2 || argv[1][0] == '-')
+	if ((sub = cli_subcommand(&argc, &argv)) == NULL)
 		return cli_usage(service_usage);
-	sub = argv[1];
-	argc--;
-	argv++;
 	cli_common_init(&com);
 	optind = 1;
 	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {

@@ -61,11 +61,8 @@ cmd_token(int argc, char **argv)
 	const char *home, *sub;
 	int opt, r, n = 0, ex = CLI_EXIT_OK;
 
-	if (argc < 2 || argv[1][0] == '-')
+	if ((sub = cli_subcommand(&argc, &argv)) == NULL)
 		return cli_usage(token_usage);
-	sub = argv[1];
-	argc--;
-	argv++;
 	cli_common_init(&com);
 	memset(&tp, 0, sizeof(tp));
 	optind = 1;

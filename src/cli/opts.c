@@ -64,6 +64,19 @@ cli_getopt(int argc, char **argv, const struct option *longopts,
 	return -1;
 }
 
+const char *
+cli_subcommand(int *argc, char ***argv)
+{
+	const char *sub;
+
+	if (*argc < 2 || (*argv)[1][0] == '-')
+		return NULL;
+	sub = (*argv)[1];
+	(*argc)--;
+	(*argv)++;
+	return sub;
+}
+
 int
 cli_help(const char *usage)
 {

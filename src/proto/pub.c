@@ -70,9 +70,9 @@ ocsp_answer(struct server *sv, int r, unsigned char *der, size_t len,
 	return HTTP_DONE;
 }
 
+/* POST /ocsp (the DER request is the body) and GET /ocsp/BASE64. */
 static enum http_result
-pub_ocsp_post(void *ctx, const struct http_request *req,
-    struct http_response *resp)
+pub_ocsp(void *ctx, const struct http_request *req, struct http_response *resp)
 {
 	struct server *sv = ctx;
 	unsigned char *der = NULL;
@@ -80,23 +80,11 @@ pub_ocsp_post(void *ctx, const struct http_request *req,
 	uint64_t start = metrics_now_us();
 	int r;
 
-	r = ocsp_respond_der(sv->ocsp, req->body, req->body_len, &der, &len);
-	return ocsp_answer(sv, r, der, len, resp, start);
-}
-
-static enum http_result
-pub_ocsp_get(void *ctx, const struct http_request *req,
-    struct http_response *resp)
-{
-	struct server *sv = ctx;
-	unsigned char *der = NULL;
-	size_t len = 0;
-	uint64_t start = metrics_now_us();
-	int r;
-
-	r = ocsp_respond_get(sv->ocsp, req->path + strlen("/ocsp/"), &der,
-	    &len);
-	if (r == 0)
+	if (strcmp(req->method, "POST") == 0)
+		r = ocsp_respond_der(sv->ocsp, req->body, req->body_len, &der,
+		    &len);
+	else if ((r = ocsp_respond_get(sv->ocsp, req->path + strlen("/ocsp/"),
+	    &der, &len)) == 0)
 		resp->cache_control = "max-age=60, public";
 	return ocsp_answer(sv, r, der, len, resp, start);
 }
@@ -218,8 +206,8 @@ pub_metrics(void *ctx, const struct http_request *req,
 const struct http_route pub_routes[] = {
 	{ "GET", "/crl/ca.crl", pub_crl, 0 },
 	{ "GET", "/ca.crt", pub_cacert, 0 },
-	{ "POST", "/ocsp", pub_ocsp_post, OCSP_REQUEST_MAX },
-	{ "GET", "/ocsp/", pub_ocsp_get, 0 },
+	{ "POST", "/ocsp", pub_ocsp, OCSP_REQUEST_MAX },
+	{ "GET", "/ocsp/", pub_ocsp, 0 },
 	{ "GET", "/health", pub_health, 0 },
 	{ "GET", "/metrics", pub_metrics, 0 },
 };

@@ -91,6 +91,14 @@ refused '3651 days \(the maximum is 3650\)' 'too long' \
 say "malformed, truncated, empty and oversized files"
 printf 'this is not a certificate request\n' >"$T/text.csr"
 refused 'malformed' 'malformed' issue --profile tls-server --csr "$T/text.csr"
+# An EC key with explicit curve parameters (RFC 5480 forbids them in
+# certificates; they would be copied into it).
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+    -pkeyopt ec_param_enc:explicit -out "$T/explicit.key" 2>/dev/null
+openssl req -new -key "$T/explicit.key" -subj "/CN=www.example.com" \
+    -out "$T/explicit.csr" 2>/dev/null
+refused 'name its curve' 'explicit curve' issue --profile tls-server \
+    --csr "$T/explicit.csr"
 printf '\x30\x82\x01\x00\x02\x01\x00\x30\x00\xff\xfe\xfd' >"$T/garbage.der"
 refused 'malformed' 'malformed' issue --profile tls-server --csr "$T/garbage.der"
 openssl x509 -in "$ca/ca.pem" -outform DER -out "$T/a-cert.der"
