@@ -216,4 +216,55 @@ int store_config_latest(struct store *st, char hash_hex[65]);
 int store_config_insert(struct store *st, int64_t when, const char *user,
     const char *hash_hex, const char *content);
 
+/* The backup catalogue (docs/backup.md): one row per set made or checked
+ * here. COPIES is a JSON array of {"path","sha256","verified_at","ok"}. */
+struct store_backup {
+	char id[65];		/* hex, from the manifest */
+	char kind[16];		/* "full" or "incremental" */
+	char chain[33];
+	char parent[65];	/* "" for a full */
+	int64_t seq_from, seq_to;
+	int64_t created_at;
+	char manifest_sha256[65];
+	char archive_sha256[65];
+	int64_t size;
+	char *copies;		/* JSON */
+	int64_t verified_at;	/* 0: never */
+	char *verify_result;	/* "ok" or the fault; NULL: never */
+	int64_t drilled_at;
+	char *drill_result;
+	int64_t change_seq;
+};
+
+/* Insert or replace the row with this id. */
+int store_backup_put(struct store *st, const struct store_backup *b);
+/* CK_E_NOTFOUND if absent. Free with store_backup_clear(). */
+int store_backup_get(struct store *st, const char *id, struct store_backup *out);
+/* Walk every row, oldest (created_at, then seq_to) first. */
+int store_backup_list(struct store *st,
+    int (*cb)(const struct store_backup *b, void *arg), void *arg);
+void store_backup_clear(struct store_backup *b);
+
+/* The custody ledger: hash-chained like the audit log. HASH is SHA-256 over
+ * prev_hash and the entry's fields (computed by src/backup/custody.c). */
+struct store_custody {
+	int64_t id;		/* assigned on insert */
+	int64_t time;
+	char *operator_name;
+	char *event;		/* created, copied, moved, verified, stored,
+				   retrieved, restored, destroyed */
+	char *artefact;		/* artefact id (its SHA-256, hex) */
+	char *kind;		/* data-backup, key-backup, key-share */
+	char *place;		/* place or medium */
+	char *detail;
+	unsigned char prev_hash[32];
+	unsigned char hash[32];
+	int64_t change_seq;
+};
+int store_custody_last(struct store *st, int64_t *id, unsigned char hash[32]);
+int store_custody_insert(struct store *st, struct store_custody *e);
+/* Walk entries in id order; ARTEFACT NULL for all. */
+int store_custody_iter(struct store *st, const char *artefact,
+    int (*cb)(const struct store_custody *e, void *arg), void *arg);
+
 #endif
