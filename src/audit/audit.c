@@ -54,28 +54,39 @@ put_str(EVP_MD_CTX *ctx, const char *s)
 }
 
 void
-audit_entry_hash(const struct store_audit_entry *e, unsigned char out[32])
+audit_chain_hash(const char *tag, const int64_t *nums, size_t nnums,
+    const char *const *strs, size_t nstrs, const unsigned char prev[32],
+    unsigned char out[32])
 {
-	static const char tag[] = "certkeep-audit-v1";
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned int len = 32;
+	size_t i;
 
 	memset(out, 0, 32);
 	if (ctx == NULL)
 		return;
 	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
-		EVP_DigestUpdate(ctx, tag, sizeof(tag));
-		put_u64(ctx, (uint64_t)e->id);
-		put_u64(ctx, (uint64_t)e->time);
-		put_str(ctx, e->user);
-		put_str(ctx, e->action);
-		put_str(ctx, e->object);
-		put_str(ctx, e->result);
-		put_str(ctx, e->detail);
-		EVP_DigestUpdate(ctx, e->prev_hash, 32);
+		/* The tag with its NUL, as the audit log has always had it. */
+		EVP_DigestUpdate(ctx, tag, strlen(tag) + 1);
+		for (i = 0; i < nnums; i++)
+			put_u64(ctx, (uint64_t)nums[i]);
+		for (i = 0; i < nstrs; i++)
+			put_str(ctx, strs[i]);
+		EVP_DigestUpdate(ctx, prev, 32);
 		EVP_DigestFinal_ex(ctx, out, &len);
 	}
 	EVP_MD_CTX_free(ctx);
+}
+
+void
+audit_entry_hash(const struct store_audit_entry *e, unsigned char out[32])
+{
+	const int64_t nums[] = { e->id, e->time };
+	const char *const strs[] = { e->user, e->action, e->object,
+	    e->result, e->detail };
+
+	audit_chain_hash("certkeep-audit-v1", nums, 2, strs, 5, e->prev_hash,
+	    out);
 }
 
 int

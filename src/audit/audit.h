@@ -32,6 +32,17 @@ int audit_append(struct store *st, const char *user, const char *action,
 /* Compute an entry's chained hash from its fields and prev_hash. */
 void audit_entry_hash(const struct store_audit_entry *e, unsigned char out[32]);
 
+/*
+ * The canonical encoding behind audit_entry_hash(), for other hash-chained
+ * ledgers (the custody ledger): SHA-256 over TAG including its NUL, each of
+ * NUMS as 8 bytes big-endian, each of STRS as its length (8 bytes
+ * big-endian) and bytes (NULL counts as ""), then PREV (32 bytes).
+ * A distinct TAG per ledger keeps an entry of one from passing as the other.
+ */
+void audit_chain_hash(const char *tag, const int64_t *nums, size_t nnums,
+    const char *const *strs, size_t nstrs, const unsigned char prev[32],
+    unsigned char out[32]);
+
 struct audit_report {
 	int64_t entries;	/* entries checked */
 	int64_t first_bad;	/* id of the first bad entry, 0 if none */

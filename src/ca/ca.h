@@ -130,7 +130,9 @@ int ck_ca_issue(struct ck_ca *ca, const struct ck_issue_params *p,
  *            ck_ca_audit_refusal)
  *   log      record the pending row (within the caller's transaction)
  *   sign     sign; touches no store; safe on several threads at once
- *   record   mark issued and audit (or record_failed)
+ *   record   mark issued and audit (or record_failed), within the
+ *            caller's transaction or savepoint, which the caller rolls
+ *            back if it fails
  * A job owns its CSR, TBS and, once signed, the DER.
  */
 struct ck_issue_job;
@@ -142,6 +144,14 @@ int ck_issue_sign(struct ck_ca *ca, struct ck_issue_job *job);
 int ck_issue_record(struct ck_ca *ca, struct ck_issue_job *job);
 int ck_issue_record_failed(struct ck_ca *ca, struct ck_issue_job *job,
     const char *why);
+/* log and record for n jobs at once (the server's group commit), all or
+ * nothing, within the caller's transaction or savepoint, which the caller
+ * rolls back on failure. A serial collision fails the lot: log them one
+ * by one then (ck_issue_log draws again). */
+int ck_issue_log_many(struct ck_ca *ca, struct ck_issue_job *const *jobs,
+    size_t n);
+int ck_issue_record_many(struct ck_ca *ca, struct ck_issue_job *const *jobs,
+    size_t n);
 const char *ck_issue_job_serial(const struct ck_issue_job *job);
 const char *ck_issue_job_requester(const struct ck_issue_job *job);
 /* Take the signed DER (caller frees with OPENSSL_free). */

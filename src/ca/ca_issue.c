@@ -69,7 +69,7 @@ job_draw(struct ck_ca *ca, struct ck_issue_job *j)
 	if ((r = ck_serial_random(&j->serial, j->rec.serial)) != 0)
 		return r;
 	j->t.serial = j->serial;
-	if ((r = signer_cert_prepare(ca->signer, &j->t, 0, &j->pend,
+	if ((r = signer_cert_prepare_der(ca->signer, &j->t, &j->pend,
 	    j->digest)) != 0)
 		return r;
 	ck_hex_encode(j->digest, 32, j->rec.tbs_sha256);
@@ -140,6 +140,8 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 	j->t.pubkey = j->csr->pubkey;
 	j->t.spki_alg = j->csr->spki_alg;
 	j->t.spki_key = j->csr->spki_key;
+	j->t.spki_der = j->csr->spki_der;
+	j->t.spki_der_len = j->csr->spki_der_len;
 	j->t.not_before = now - ISSUE_BACKDATE;
 	j->t.not_after = now + (int64_t)j->d.days * 86400;
 	/* Without an explicit --days, the profile's maximum is cut short
@@ -172,6 +174,15 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 	j->rec.is_ca = j->d.is_ca;
 	if ((r = job_draw(ca, j)) != 0)
 		goto fail;
+	/* The certificate carries the key as received: the decoded key is
+	 * not needed again (a new draw re-encodes the same SPKI), and it is
+	 * freed more cheaply here, by the thread that made it. */
+	if (j->t.spki_der != NULL && j->t.spki_alg != NULL &&
+	    j->t.spki_key != NULL) {
+		EVP_PKEY_free(j->csr->pubkey);
+		j->csr->pubkey = NULL;
+		j->t.pubkey = NULL;
+	}
 	*out = j;
 	return 0;
 fail:
@@ -213,16 +224,65 @@ ck_issue_record(struct ck_ca *ca, struct ck_issue_job *j)
 
 	snprintf(detail, sizeof(detail), "profile %s, subject %.200s, "
 	    "names %.300s", j->profile, j->subj, j->names);
-	if ((r = store_tx_begin(ca->st)) != 0)
-		return r;
 	if ((r = store_cert_mark_issued(ca->st, j->rec.serial, j->der,
-	    j->der_len)) != 0 ||
-	    (r = audit_append(ca->st, j->requester, "issue", j->rec.serial,
-	    AUDIT_OK, detail)) != 0) {
-		store_tx_rollback(ca->st);
+	    j->der_len)) != 0)
 		return r;
+	return audit_append(ca->st, j->requester, "issue", j->rec.serial,
+	    AUDIT_OK, detail);
+}
+
+int
+ck_issue_log_many(struct ck_ca *ca, struct ck_issue_job *const *jobs,
+    size_t n)
+{
+	const struct store_cert *recs[64];
+	size_t i, k, m;
+	int r;
+
+	for (i = 0; i < n; i += m) {
+		m = n - i < 64 ? n - i : 64;
+		for (k = 0; k < m; k++)
+			recs[k] = &jobs[i + k]->rec;
+		if ((r = store_cert_insert_pending_many(ca->st, recs, m)) != 0)
+			return r;
 	}
-	return store_tx_commit(ca->st);
+	return 0;
+}
+
+int
+ck_issue_record_many(struct ck_ca *ca, struct ck_issue_job *const *jobs,
+    size_t n)
+{
+	const struct store_cert *recs[64];
+	char detail[600];
+	size_t i, k, m;
+	int r;
+
+	for (i = 0; i < n; i += m) {
+		m = n - i < 64 ? n - i : 64;
+		for (k = 0; k < m; k++) {
+			struct ck_issue_job *j = jobs[i + k];
+			j->rec.der = j->der;
+			j->rec.der_len = j->der_len;
+			recs[k] = &j->rec;
+		}
+		r = store_cert_mark_issued_many(ca->st, recs, m);
+		for (k = 0; k < m; k++) {
+			jobs[i + k]->rec.der = NULL;
+			jobs[i + k]->rec.der_len = 0;
+		}
+		if (r != 0)
+			return r;
+	}
+	for (i = 0; i < n; i++) {
+		struct ck_issue_job *j = jobs[i];
+		snprintf(detail, sizeof(detail), "profile %s, subject %.200s, "
+		    "names %.300s", j->profile, j->subj, j->names);
+		if ((r = audit_append(ca->st, j->requester, "issue",
+		    j->rec.serial, AUDIT_OK, detail)) != 0)
+			return r;
+	}
+	return 0;
 }
 
 int
@@ -231,15 +291,10 @@ ck_issue_record_failed(struct ck_ca *ca, struct ck_issue_job *j,
 {
 	int r;
 
-	if ((r = store_tx_begin(ca->st)) != 0)
+	if ((r = store_cert_mark_failed(ca->st, j->rec.serial)) != 0)
 		return r;
-	if ((r = store_cert_mark_failed(ca->st, j->rec.serial)) != 0 ||
-	    (r = audit_append(ca->st, j->requester, "issue", j->rec.serial,
-	    AUDIT_FAILED, why)) != 0) {
-		store_tx_rollback(ca->st);
-		return r;
-	}
-	return store_tx_commit(ca->st);
+	return audit_append(ca->st, j->requester, "issue", j->rec.serial,
+	    AUDIT_FAILED, why);
 }
 
 const char *
@@ -301,11 +356,22 @@ ck_ca_issue(struct ck_ca *ca, const struct ck_issue_params *p,
 		goto out;
 	if ((r = ck_issue_sign(ca, j)) != 0) {
 		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-		(void)ck_issue_record_failed(ca, j, msg);
+		if (store_tx_begin(ca->st) == 0) {
+			if (ck_issue_record_failed(ca, j, msg) == 0)
+				(void)store_tx_commit(ca->st);
+			else
+				store_tx_rollback(ca->st);
+		}
 		r = ck_err_set(r, "%s", msg);
 		goto out;
 	}
-	if ((r = ck_issue_record(ca, j)) != 0)
+	if ((r = store_tx_begin(ca->st)) != 0)
+		goto out;
+	if ((r = ck_issue_record(ca, j)) != 0) {
+		store_tx_rollback(ca->st);
+		goto out;
+	}
+	if ((r = store_tx_commit(ca->st)) != 0)
 		goto out;
 	/* Durable: hand the certificate over. */
 	snprintf(res->serial, sizeof(res->serial), "%s", j->rec.serial);

@@ -8,6 +8,18 @@
 #include "common/err.h"
 #include "common/strutil.h"
 
+static const char *const ocsp_signer_names[CK_OCSP_SIGNER__MAX] = {
+	"ca", "delegated"
+};
+
+const char *
+ck_ocsp_signer_name(enum ck_ocsp_signer s)
+{
+	if ((unsigned)s >= CK_OCSP_SIGNER__MAX)
+		return "unknown";
+	return ocsp_signer_names[s];
+}
+
 struct parse_state {
 	struct ck_config *cfg;
 	int failed;
@@ -142,6 +154,25 @@ server_setting(struct parse_state *ps, const char *name, const char *value)
 		sv->ocsp_validity_s = v * 3600;
 		return 1;
 	}
+	if (strcmp(name, "ocsp_signer") == 0) {
+		for (v = 0; v < CK_OCSP_SIGNER__MAX; v++)
+			if (strcmp(value, ocsp_signer_names[v]) == 0) {
+				sv->ocsp_signer = (enum ck_ocsp_signer)v;
+				return 1;
+			}
+		return fail(ps, "ocsp_signer: '%s' is neither ca nor "
+		    "delegated%s", value, "");
+	}
+	if (strcmp(name, "ocsp_signer_validity_hours") == 0) {
+		if (!set_uint(ps, &v, name, value, 1, 24 * 366))
+			return 0;
+		sv->ocsp_signer_validity_s = v * 3600;
+		return 1;
+	}
+	if (strcmp(name, "ocsp_cert") == 0)
+		return set_str(ps, sv->ocsp_cert, CK_CONFIG_STR, name, value);
+	if (strcmp(name, "ocsp_key") == 0)
+		return set_str(ps, sv->ocsp_key, CK_CONFIG_STR, name, value);
 	return fail(ps, "[server]: unknown setting '%s'%s", name, "");
 }
 
@@ -246,6 +277,32 @@ handler(void *user, const char *section, const char *name, const char *value)
 	return fail(ps, "unknown section [%s]%s", section, "");
 }
 
+/* What only the whole [server] section can tell. */
+static int
+server_check(const struct ck_server_config *sv)
+{
+	if ((sv->ocsp_cert[0] == '\0') != (sv->ocsp_key[0] == '\0'))
+		return ck_err_set(CK_E_PARSE, "configuration: [server] "
+		    "ocsp_cert and ocsp_key go together: set both or neither");
+	if (sv->ocsp_cert[0] != '\0' &&
+	    sv->ocsp_signer != CK_OCSP_SIGNER_DELEGATED)
+		return ck_err_set(CK_E_PARSE, "configuration: [server] "
+		    "ocsp_cert and ocsp_key are only used with ocsp_signer = "
+		    "delegated");
+	/* A certificate certkeepd issues itself is renewed at half its
+	 * life; a response signed just before must expire before it. */
+	if (sv->ocsp_signer == CK_OCSP_SIGNER_DELEGATED &&
+	    sv->ocsp_cert[0] == '\0' &&
+	    sv->ocsp_signer_validity_s / 2 < sv->ocsp_validity_s)
+		return ck_err_set(CK_E_PARSE, "configuration: [server] "
+		    "ocsp_signer_validity_hours (%u) must be at least twice "
+		    "ocsp_validity_hours (%u), so that no OCSP response "
+		    "outlives the certificate that signed it",
+		    (unsigned)(sv->ocsp_signer_validity_s / 3600),
+		    (unsigned)(sv->ocsp_validity_s / 3600));
+	return 0;
+}
+
 int
 ck_config_parse(const char *text, size_t len, struct ck_config **out)
 {
@@ -291,6 +348,8 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 	cfg->server.timeout_s = 15;
 	cfg->server.max_body = 64 * 1024;
 	cfg->server.ocsp_validity_s = 24 * 3600;
+	cfg->server.ocsp_signer = CK_OCSP_SIGNER_CA;
+	cfg->server.ocsp_signer_validity_s = 48 * 3600;
 	memset(&ps, 0, sizeof(ps));
 	ps.cfg = cfg;
 	line = ini_parse_string(copy, handler, &ps);
@@ -302,6 +361,10 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 		else
 			r = ck_err_set(CK_E_PARSE, "configuration line %d: "
 			    "syntax error", line);
+		ck_config_free(cfg);
+		return r;
+	}
+	if ((r = server_check(&cfg->server)) != 0) {
 		ck_config_free(cfg);
 		return r;
 	}

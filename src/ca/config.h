@@ -7,8 +7,20 @@
  *   [server]       api_listen, http_listen (ADDR:PORT, "" to disable),
  *                  tls_names, tls_cert, tls_key, threads, signers,
  *                  max_connections, max_per_ip, timeout, max_body, user,
- *                  client_cert_profiles, ocsp_validity_hours
+ *                  client_cert_profiles, ocsp_validity_hours,
+ *                  ocsp_signer, ocsp_signer_validity_hours, ocsp_cert,
+ *                  ocsp_key
  *   [profile.NAME] see profile.h
+ *
+ * OCSP signing ([server]): ocsp_signer = ca (the default) signs every
+ * response with the CA key. ocsp_signer = delegated signs them with a
+ * delegated responder certificate (RFC 6960 section 4.2.2.2): the one in
+ * ocsp_cert with its unencrypted PEM key ocsp_key (0600), issued by this
+ * CA for id-kp-OCSPSigning; or, without those, one certkeepd issues itself
+ * at each start for a fresh key that exists only in memory, valid for
+ * ocsp_signer_validity_hours (default 48, at least twice
+ * ocsp_validity_hours, so that no response outlives its signer) and
+ * renewed at half its life.
  *
  * Relative paths are relative to the CA home. Unknown sections and keys
  * are errors: a typo must not silently weaken a profile.
@@ -30,6 +42,16 @@ struct ck_listen {
 	uint16_t port;
 };
 
+/* Who signs OCSP responses. */
+enum ck_ocsp_signer {
+	CK_OCSP_SIGNER_CA,		/* the CA key */
+	CK_OCSP_SIGNER_DELEGATED,	/* a delegated responder certificate */
+	CK_OCSP_SIGNER__MAX
+};
+
+/* "ca", "delegated"; "unknown" for anything else. */
+const char *ck_ocsp_signer_name(enum ck_ocsp_signer s);
+
 struct ck_server_config {
 	struct ck_listen api;	/* HTTPS: REST enrollment */
 	struct ck_listen http;	/* HTTP: CRL, OCSP, CA certificate, health */
@@ -45,6 +67,10 @@ struct ck_server_config {
 	char user[64];		/* service user when started as root */
 	char client_cert_profiles[CK_CONFIG_STR];
 	uint32_t ocsp_validity_s;
+	enum ck_ocsp_signer ocsp_signer;
+	uint32_t ocsp_signer_validity_s; /* self-issued responder cert */
+	char ocsp_cert[CK_CONFIG_STR];	/* operator-provided responder cert */
+	char ocsp_key[CK_CONFIG_STR];	/* and its key (PEM, 0600) */
 };
 
 struct ck_config {

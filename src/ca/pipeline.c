@@ -45,6 +45,9 @@ struct ck_pipeline {
 	size_t inflight;	/* items anywhere in the pipeline */
 	int stopping;
 	pthread_t committer;
+	/* The committer's scratch space for a group's jobs. */
+	struct ck_issue_job *logs[PL_MAX_BATCH];
+	struct ck_issue_job *records[PL_MAX_BATCH];
 	pthread_t signers[PL_MAX_SIGNERS];
 	unsigned nsigners;
 	struct ck_pipeline_stats stats;
@@ -118,11 +121,83 @@ run_item(struct ck_pipeline *pl, struct pl_item *it)
 	}
 }
 
+static int
+is_issue(const struct pl_item *it)
+{
+	return it->kind != PL_WRITE;
+}
+
+/* Record the outcome of one item run in its own savepoint. */
+static void
+run_one(struct ck_pipeline *pl, struct pl_item *it)
+{
+	int ir;
+
+	ck_err_clear();
+	if ((ir = store_tx_begin(pl->ca->st)) == 0) {
+		ir = run_item(pl, it);
+		if (ir == 0)
+			ir = store_tx_commit(pl->ca->st);
+		else
+			store_tx_rollback(pl->ca->st);
+	}
+	if (it->kind == PL_RECORD_FAILED)
+		return;
+	if (ir != 0)
+		snprintf(it->msg, sizeof(it->msg), "%s",
+		    ck_err_msg()[0] ? ck_err_msg() : ck_strerror(ir));
+	it->r = ir;
+}
+
+/*
+ * Run the issuance items from `first` up to (not including) `end`: all in
+ * one savepoint, the pending rows and the issued ones each with one
+ * statement prepared once (ck_issue_log_many, ck_issue_record_many), as
+ * they nearly always succeed; if one fails, that
+ * savepoint is rolled back and each runs again in a savepoint of its own,
+ * so that one failure fails nobody else. (Other writes are never run
+ * twice: they always get their own savepoint.)
+ */
+static void
+run_group(struct ck_pipeline *pl, struct pl_item *first, struct pl_item *end)
+{
+	struct pl_item *it;
+	int ok = 0;
+
+	size_t nlog = 0, nrec = 0;
+
+	ck_err_clear();
+	if (store_tx_begin(pl->ca->st) == 0) {
+		ok = 1;
+		for (it = first; it != end && ok; it = it->next)
+			if (it->kind == PL_LOG)
+				pl->logs[nlog++] = it->job;
+			else if (it->kind == PL_RECORD)
+				pl->records[nrec++] = it->job;
+			else
+				ok = run_item(pl, it) == 0;
+		if (ok)
+			ok = ck_issue_log_many(pl->ca, pl->logs, nlog) == 0 &&
+			    ck_issue_record_many(pl->ca, pl->records,
+			    nrec) == 0;
+		if (ok)
+			ok = store_tx_commit(pl->ca->st) == 0;
+		else
+			store_tx_rollback(pl->ca->st);
+	}
+	for (it = first; it != end; it = it->next) {
+		if (!ok)
+			run_one(pl, it);
+		else if (it->kind != PL_RECORD_FAILED)
+			it->r = 0;
+	}
+}
+
 static void *
 committer_main(void *arg)
 {
 	struct ck_pipeline *pl = arg;
-	struct pl_item *batch, *it, *next, **tailp;
+	struct pl_item *batch, *it, *next, **tailp, *end;
 	size_t n;
 	int r;
 
@@ -144,27 +219,21 @@ committer_main(void *arg)
 		pthread_mutex_unlock(&pl->mu);
 
 		r = store_tx_begin(pl->ca->st);
-		for (it = batch; it != NULL; it = it->next) {
-			int ir;
+		for (it = batch; it != NULL; it = end) {
 			if (r != 0) {
 				it->r = r;
+				end = it->next;
 				continue;
 			}
-			ck_err_clear();
-			if ((ir = store_tx_begin(pl->ca->st)) == 0) {
-				ir = run_item(pl, it);
-				if (ir == 0)
-					ir = store_tx_commit(pl->ca->st);
-				else
-					store_tx_rollback(pl->ca->st);
-			}
-			if (it->kind == PL_RECORD_FAILED)
+			if (!is_issue(it)) {
+				run_one(pl, it);
+				end = it->next;
 				continue;
-			if (ir != 0)
-				snprintf(it->msg, sizeof(it->msg), "%s",
-				    ck_err_msg()[0] ? ck_err_msg() :
-				    ck_strerror(ir));
-			it->r = ir;
+			}
+			for (end = it->next; end != NULL && is_issue(end);
+			    end = end->next)
+				;
+			run_group(pl, it, end);
 		}
 		if (r == 0)
 			r = store_tx_commit(pl->ca->st);
@@ -185,9 +254,6 @@ committer_main(void *arg)
 		pl->stats.committed_items += n;
 		if (n > pl->stats.max_batch)
 			pl->stats.max_batch = n;
-		pthread_mutex_unlock(&pl->mu);
-
-		pthread_mutex_lock(&pl->mu);
 		for (it = batch; it != NULL; it = next) {
 			next = it->next;
 			/* Logged durably: now it may be signed. Anything

@@ -75,6 +75,9 @@ int cli_read_input(const char *path, size_t max, unsigned char **buf,
  * when path is NULL or "-". */
 int cli_write_output(const char *path, const void *data, size_t len);
 
+/* The certkeepd program: beside this certkeep, else from PATH. */
+void cli_certkeepd_path(char *buf, size_t bufsz);
+
 int cmd_init(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_issue(int argc, char **argv);
@@ -85,5 +88,9 @@ int cmd_show(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_token(int argc, char **argv);
 int cmd_service(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_custody(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 #endif

@@ -20,8 +20,8 @@ static const char service_usage[] =
     "       certkeep service stop|status|reload --home DIR";
 
 /* certkeepd beside this certkeep, else from PATH. */
-static void
-certkeepd_path(char *buf, size_t bufsz)
+void
+cli_certkeepd_path(char *buf, size_t bufsz)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -70,7 +70,7 @@ cmd_service(int argc, char **argv)
 			    "on %s (pid %ld)\n", home, (long)pid);
 			return CLI_EXIT_FAIL;
 		}
-		certkeepd_path(exe, sizeof(exe));
+		cli_certkeepd_path(exe, sizeof(exe));
 		args[n++] = exe;
 		args[n++] = "--home";
 		args[n++] = home;

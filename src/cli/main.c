@@ -29,6 +29,11 @@ static const struct {
 	{ "audit", cmd_audit, "show or verify the audit log" },
 	{ "token", cmd_token, "create, list and revoke REST API tokens" },
 	{ "service", cmd_service, "start, stop, reload certkeepd; status" },
+	{ "backup", cmd_backup, "back up the CA; verify, list and drill "
+	    "backups" },
+	{ "restore", cmd_restore, "restore a CA from backup sets" },
+	{ "key", cmd_key, "back up and restore the CA key itself" },
+	{ "custody", cmd_custody, "record and check hand-overs of backups" },
 };
 
 static void

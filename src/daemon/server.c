@@ -9,8 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "audit/audit.h"
 #include "common/err.h"
@@ -19,8 +21,11 @@
 #include "common/secmem.h"
 #include "common/timeutil.h"
 #include "proto/ocsp.h"
+#include "signer/signer.h"
+#include "x509/certbuild.h"
 #include "x509/keygen.h"
 #include "x509/names.h"
+#include "x509/serial.h"
 
 /* Housekeeping period. A revocation is visible to OCSP within this. */
 #define HK_PERIOD_MS 200
@@ -167,6 +172,467 @@ on_change(const char *serial, enum store_cert_status st, void *arg)
 	return 0;
 }
 
+/* ---- the delegated OCSP responder ([server] ocsp_signer) ---- */
+
+enum ocsp_mode {
+	OCSP_MODE_CA,		/* the CA key signs every response */
+	OCSP_MODE_SELF,		/* a certificate certkeepd issues itself */
+	OCSP_MODE_FILES,	/* ocsp_cert and ocsp_key */
+	OCSP_MODE__MAX
+};
+
+/* The certificate certkeepd issues itself is recorded under this
+ * profile name. */
+#define OCSP_SELF_PROFILE "certkeepd-ocsp"
+/* How far its notBefore is set in the past, for clients with slow clocks
+ * (as for any other certificate). */
+#define OCSP_SELF_BACKDATE 60
+/* A failed renewal is tried again after this. */
+#define OCSP_RENEW_RETRY_S 60
+/* ocsp_key and ocsp_cert are at most this large. */
+#define OCSP_FILE_MAX (256u * 1024)
+/* Warn about an expiring operator certificate at most this often. */
+#define OCSP_WARN_EVERY_S 3600
+
+/* One issuance of certkeepd's own responder certificate. */
+struct ocsp_self {
+	EVP_PKEY *key;
+	X509_NAME *subject;
+	ASN1_INTEGER *serial;
+	struct ck_strlist eku;
+	struct ck_cert_template t;
+	struct signer_pending *pend;
+	struct store_cert rec;
+	char subj[1024];
+	char crl_url[CK_CONFIG_STR];
+	char issuer_url[CK_CONFIG_STR];
+	unsigned char *der;
+	size_t der_len;
+	char why[512];		/* why signing failed */
+};
+
+static void
+ocsp_self_clear(struct ocsp_self *o)
+{
+	EVP_PKEY_free(o->key);
+	X509_NAME_free(o->subject);
+	ASN1_INTEGER_free(o->serial);
+	ck_strlist_clear(&o->eku);
+	signer_pending_free(o->pend);
+	OPENSSL_free(o->der);
+	memset(o, 0, sizeof(*o));
+}
+
+/* The CA's subject with its CN replaced by "OCSP responder for <CN>"
+ * (cut to the 64 characters a CN may have, at a character boundary). */
+static int
+ocsp_self_subject(X509 *ca, X509_NAME **out)
+{
+	static const char prefix[] = "OCSP responder for ";
+	X509_NAME *n = NULL;
+	X509_NAME_ENTRY *e;
+	unsigned char *utf = NULL;
+	char cn[65];
+	size_t len;
+	int idx, ulen = -1, r = CK_E_NOMEM;
+
+	if ((n = X509_NAME_dup(X509_get_subject_name(ca))) == NULL)
+		goto out;
+	snprintf(cn, sizeof(cn), "%s", prefix);
+	if ((idx = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) >= 0)
+		ulen = ASN1_STRING_to_UTF8(&utf, X509_NAME_ENTRY_get_data(
+		    X509_NAME_get_entry(n, idx)));
+	if (ulen > 0) {
+		len = strlen(cn);
+		if ((size_t)ulen > sizeof(cn) - 1 - len)
+			ulen = (int)(sizeof(cn) - 1 - len);
+		/* Not in the middle of a UTF-8 sequence. */
+		while (ulen > 0 && (utf[ulen] & 0xc0) == 0x80)
+			ulen--;
+		memcpy(cn + len, utf, (size_t)ulen);
+		cn[len + (size_t)ulen] = '\0';
+	} else
+		snprintf(cn, sizeof(cn), "certkeepd OCSP responder");
+	while ((idx = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) >= 0)
+		X509_NAME_ENTRY_free(X509_NAME_delete_entry(n, idx));
+	if ((e = X509_NAME_ENTRY_create_by_NID(NULL, NID_commonName,
+	    MBSTRING_UTF8, (const unsigned char *)cn, -1)) == NULL)
+		goto out;
+	if (!X509_NAME_add_entry(n, e, -1, 0)) {
+		X509_NAME_ENTRY_free(e);
+		goto out;
+	}
+	X509_NAME_ENTRY_free(e);
+	*out = n;
+	n = NULL;
+	r = 0;
+out:
+	OPENSSL_free(utf);
+	X509_NAME_free(n);
+	return r;
+}
+
+/*
+ * Judge and build: a fresh key of the CA key's type, a serial, the TBS of
+ * a responder certificate valid for `validity_s` (cut at the CA's own
+ * expiry) and its store row. The URLs must be in o already.
+ */
+static int
+ocsp_self_prepare(struct ck_ca *ca, uint32_t validity_s, struct ocsp_self *o)
+{
+	unsigned char digest[32];
+	char kdesc[32];
+	int64_t now = ck_time_now(), ca_na = 0;
+	struct tm tm;
+	int kt, r;
+
+	ck_key_describe(X509_get0_pubkey(ca->cert), kdesc, sizeof(kdesc));
+	if ((kt = ck_key_type_parse(kdesc)) < 0)
+		return ck_err_set(CK_E_INVAL, "cannot make an OCSP responder "
+		    "key of the CA key's type (%s): set [server] ocsp_cert and "
+		    "ocsp_key, or ocsp_signer = ca", kdesc);
+	if ((r = ck_key_generate((enum ck_key_type)kt, &o->key)) != 0 ||
+	    (r = ocsp_self_subject(ca->cert, &o->subject)) != 0 ||
+	    (r = ck_strlist_add(&o->eku, "OCSPSigning")) != 0 ||
+	    (r = ck_serial_random(&o->serial, o->rec.serial)) != 0)
+		return r;
+	o->t.subject = o->subject;
+	o->t.pubkey = o->key;
+	o->t.serial = o->serial;
+	o->t.not_before = now - OCSP_SELF_BACKDATE;
+	o->t.not_after = now + (int64_t)validity_s;
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(ca->cert), &tm) == 1 &&
+	    (ca_na = (int64_t)timegm(&tm)) < o->t.not_after)
+		o->t.not_after = ca_na;
+	o->t.is_ca = 0;
+	o->t.path_len = -1;
+	o->t.ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+	o->t.eku = &o->eku;
+	/* No OCSP URL: with id-pkix-ocsp-nocheck nobody asks about it. */
+	o->t.crl_url = o->crl_url;
+	o->t.issuer_url = o->issuer_url;
+	if ((r = signer_ocsp_cert_prepare(ca->signer, &o->t, &o->pend,
+	    digest)) != 0)
+		return r;
+	ck_hex_encode(digest, 32, o->rec.tbs_sha256);
+	X509_NAME_oneline(o->subject, o->subj, sizeof(o->subj));
+	o->rec.subject = o->subj;
+	o->rec.names = "";
+	o->rec.profile = OCSP_SELF_PROFILE;
+	o->rec.requester = "certkeepd";
+	o->rec.not_before = o->t.not_before;
+	o->rec.not_after = o->t.not_after;
+	o->rec.created_at = now;
+	o->rec.is_ca = 0;
+	return 0;
+}
+
+/* Log before sign (a write: at start on the store directly, later in the
+ * committer). */
+static int
+ocsp_self_log(struct ck_ca *ca, void *arg)
+{
+	struct ocsp_self *o = arg;
+
+	return store_cert_insert_pending(ca->st, &o->rec);
+}
+
+static int
+ocsp_self_record(struct ck_ca *ca, void *arg)
+{
+	struct ocsp_self *o = arg;
+	char detail[600];
+	int r;
+
+	snprintf(detail, sizeof(detail), "profile %s, subject %.200s, "
+	    "names ", OCSP_SELF_PROFILE, o->subj);
+	if ((r = store_tx_begin(ca->st)) != 0)
+		return r;
+	if ((r = store_cert_mark_issued(ca->st, o->rec.serial, o->der,
+	    o->der_len)) != 0 ||
+	    (r = audit_append(ca->st, "certkeepd", "issue", o->rec.serial,
+	    AUDIT_OK, detail)) != 0) {
+		store_tx_rollback(ca->st);
+		return r;
+	}
+	return store_tx_commit(ca->st);
+}
+
+static int
+ocsp_self_record_failed(struct ck_ca *ca, void *arg)
+{
+	struct ocsp_self *o = arg;
+	int r;
+
+	if ((r = store_tx_begin(ca->st)) != 0)
+		return r;
+	if ((r = store_cert_mark_failed(ca->st, o->rec.serial)) != 0 ||
+	    (r = audit_append(ca->st, "certkeepd", "issue", o->rec.serial,
+	    AUDIT_FAILED, o->why)) != 0) {
+		store_tx_rollback(ca->st);
+		return r;
+	}
+	return store_tx_commit(ca->st);
+}
+
+/* Run a store write: directly before the pipeline owns the store, else
+ * through it (durable when this returns). */
+static int
+ocsp_write(struct server *sv, ck_write_fn fn, void *arg)
+{
+	char msg[512];
+	int r;
+
+	if (sv->pl == NULL)
+		return fn(sv->ca, arg);
+	if ((r = ck_pipeline_write_wait(sv->pl, fn, arg, msg,
+	    sizeof(msg))) != 0)
+		ck_err_set(r, "%s", msg);
+	return r;
+}
+
+/*
+ * Issue certkeepd's own responder certificate through log, sign, record,
+ * and make it the responder's delegate.
+ */
+static int
+ocsp_self_issue(struct server *sv)
+{
+	struct ck_ca *ca = sv->ca;
+	struct ocsp_self o;
+	const unsigned char *p;
+	uint32_t validity;
+	X509 *x = NULL;
+	char na[32];
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	/* The committer swaps the configuration under the lock. */
+	pthread_rwlock_rdlock(&sv->lock);
+	validity = ca->cfg->server.ocsp_signer_validity_s;
+	snprintf(o.crl_url, sizeof(o.crl_url), "%s", ca->cfg->crl_url);
+	snprintf(o.issuer_url, sizeof(o.issuer_url), "%s",
+	    ca->cfg->issuer_url);
+	pthread_rwlock_unlock(&sv->lock);
+	if ((r = ocsp_self_prepare(ca, validity, &o)) != 0 ||
+	    (r = ocsp_write(sv, ocsp_self_log, &o)) != 0)
+		goto out;
+	r = signer_cert_sign(ca->signer, o.pend, &o.der, &o.der_len);
+	o.pend = NULL;
+	if (r != 0) {
+		snprintf(o.why, sizeof(o.why), "%s", ck_err_msg());
+		(void)ocsp_write(sv, ocsp_self_record_failed, &o);
+		r = ck_err_set(r, "%s", o.why);
+		goto out;
+	}
+	if ((r = ocsp_write(sv, ocsp_self_record, &o)) != 0)
+		goto out;
+	p = o.der;
+	if ((x = d2i_X509(NULL, &p, (long)o.der_len)) == NULL) {
+		r = ck_err_ssl(CK_E_INTERNAL, "the new OCSP responder "
+		    "certificate");
+		goto out;
+	}
+	r = ocsp_responder_set_delegate(sv->ocsp, o.key, x);
+	o.key = NULL;		/* the responder's now, also on failure */
+	if (r != 0)
+		goto out;
+	sv->ocsp_not_after = o.rec.not_after;
+	sv->ocsp_renew_at = o.rec.not_before +
+	    (o.rec.not_after - o.rec.not_before) / 2;
+	/* (Cut short by the CA's own expiry, it must not renew in a loop.) */
+	if (sv->ocsp_renew_at < o.rec.created_at + OCSP_RENEW_RETRY_S)
+		sv->ocsp_renew_at = o.rec.created_at + OCSP_RENEW_RETRY_S;
+	ck_time_format(o.rec.not_after, na, sizeof(na));
+	ck_info("OCSP responses are signed by certificate %s (%s), valid "
+	    "until %s", o.rec.serial, OCSP_SELF_PROFILE, na);
+out:
+	X509_free(x);
+	ocsp_self_clear(&o);
+	return r;
+}
+
+/* Prefix the last error message (ck_err_set() writes the buffer
+ * ck_err_msg() reads: copy it first). */
+static int
+err_prefix(int r, const char *what)
+{
+	char msg[768];
+
+	snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+	return ck_err_set(r, "%s%s", what, msg);
+}
+
+/* PEM password callback: the operator's key is not encrypted. */
+static int
+no_pass_cb(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+/*
+ * The operator's responder certificate and key ([server] ocsp_cert,
+ * ocsp_key): the key file must be private to us, like any key file; both
+ * are checked by the responder before use.
+ */
+static int
+ocsp_files_load(struct server *sv, const char *cert_name,
+    const char *key_name)
+{
+	char cpath[4096], kpath[4096], na[32];
+	unsigned char *kbuf = NULL, *cbuf = NULL;
+	size_t klen = 0, clen = 0;
+	BIO *bio = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *x = NULL;
+	int64_t not_after = 0;
+	struct tm tm;
+	int r;
+
+	if ((r = ck_ca_path(sv->ca, key_name, kpath, sizeof(kpath))) != 0 ||
+	    (r = ck_ca_path(sv->ca, cert_name, cpath, sizeof(cpath))) != 0)
+		return r;
+	if ((r = ck_fs_check_private_file(kpath)) != 0 ||
+	    (r = ck_fs_read(kpath, OCSP_FILE_MAX, &kbuf, &klen)) != 0) {
+		r = err_prefix(r, "[server] ocsp_key: ");
+		goto out;
+	}
+	if ((bio = BIO_new_mem_buf(kbuf, (int)klen)) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	if ((key = PEM_read_bio_PrivateKey(bio, NULL, no_pass_cb,
+	    NULL)) == NULL) {
+		ERR_clear_error();
+		r = ck_err_set(CK_E_PARSE, "[server] ocsp_key: %s is not an "
+		    "unencrypted PEM private key", kpath);
+		goto out;
+	}
+	BIO_free(bio);
+	bio = NULL;
+	if ((r = ck_fs_read(cpath, OCSP_FILE_MAX, &cbuf, &clen)) != 0) {
+		r = err_prefix(r, "[server] ocsp_cert: ");
+		goto out;
+	}
+	if ((bio = BIO_new_mem_buf(cbuf, (int)clen)) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
+		ERR_clear_error();
+		r = ck_err_set(CK_E_PARSE, "[server] ocsp_cert: %s is not a "
+		    "PEM certificate", cpath);
+		goto out;
+	}
+	if (X509_get_ext_by_NID(x, NID_id_pkix_OCSP_noCheck, -1) < 0)
+		ck_warn("[server] ocsp_cert %s has no id-pkix-ocsp-nocheck "
+		    "extension: clients may ask about its own status",
+		    cpath);
+	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+		not_after = (int64_t)timegm(&tm);
+	r = ocsp_responder_set_delegate(sv->ocsp, key, x);
+	key = NULL;		/* the responder's now, also on failure */
+	if (r != 0) {
+		char what[4200];
+		snprintf(what, sizeof(what), "[server] ocsp_cert %s: ", cpath);
+		r = err_prefix(r, what);
+		goto out;
+	}
+	sv->ocsp_not_after = not_after;
+	ck_time_format(not_after, na, sizeof(na));
+	ck_info("OCSP responses are signed by %s, valid until %s", cpath, na);
+out:
+	BIO_free(bio);
+	EVP_PKEY_free(key);
+	X509_free(x);
+	ck_wipe(kbuf, klen);
+	free(kbuf);
+	free(cbuf);
+	return r;
+}
+
+/* At start, before the pipeline owns the store: who signs OCSP. */
+static int
+ocsp_signer_start(struct server *sv)
+{
+	const struct ck_server_config *cf = &sv->ca->cfg->server;
+
+	if (cf->ocsp_signer != CK_OCSP_SIGNER_DELEGATED) {
+		sv->ocsp_mode = OCSP_MODE_CA;
+		return 0;
+	}
+	if (cf->ocsp_cert[0] != '\0') {
+		sv->ocsp_mode = OCSP_MODE_FILES;
+		return ocsp_files_load(sv, cf->ocsp_cert, cf->ocsp_key);
+	}
+	sv->ocsp_mode = OCSP_MODE_SELF;
+	return ocsp_self_issue(sv);
+}
+
+/* In the housekeeper: renew certkeepd's own certificate at half its life
+ * (or when a reload asks), re-read the files on a reload, and warn about
+ * an operator certificate that expires soon. */
+static void
+ocsp_signer_tend(struct server *sv, int64_t now, int reload)
+{
+	char cert[CK_CONFIG_STR], key[CK_CONFIG_STR], na[32];
+	int64_t margin;
+	int same;
+
+	switch (sv->ocsp_mode) {
+	case OCSP_MODE_SELF:
+		if (!reload && now < sv->ocsp_renew_at)
+			return;
+		if (ocsp_self_issue(sv) != 0) {
+			/* The old certificate serves on meanwhile. */
+			ck_error("cannot renew the OCSP responder certificate "
+			    "(trying again in %d s): %s", OCSP_RENEW_RETRY_S,
+			    ck_err_msg());
+			sv->ocsp_renew_at = now + OCSP_RENEW_RETRY_S;
+		}
+		return;
+	case OCSP_MODE_FILES:
+		if (reload) {
+			pthread_rwlock_rdlock(&sv->lock);
+			same = sv->ca->cfg->server.ocsp_signer ==
+			    CK_OCSP_SIGNER_DELEGATED &&
+			    sv->ca->cfg->server.ocsp_cert[0] != '\0';
+			snprintf(cert, sizeof(cert), "%s",
+			    sv->ca->cfg->server.ocsp_cert);
+			snprintf(key, sizeof(key), "%s",
+			    sv->ca->cfg->server.ocsp_key);
+			pthread_rwlock_unlock(&sv->lock);
+			if (!same)
+				ck_warn("a change of [server] ocsp_signer "
+				    "takes effect at the next start");
+			else if (ocsp_files_load(sv, cert, key) != 0)
+				ck_error("OCSP responder certificate not "
+				    "replaced: %s", ck_err_msg());
+			else
+				sv->ocsp_warned_at = 0;
+		}
+		/* Nobody renews it but the operator: say so in time. */
+		pthread_rwlock_rdlock(&sv->lock);
+		margin = 2 * (int64_t)sv->ca->cfg->server.ocsp_validity_s;
+		pthread_rwlock_unlock(&sv->lock);
+		if (now >= sv->ocsp_not_after - margin &&
+		    now >= sv->ocsp_warned_at + OCSP_WARN_EVERY_S) {
+			ck_time_format(sv->ocsp_not_after, na, sizeof(na));
+			ck_warn("the OCSP responder certificate ([server] "
+			    "ocsp_cert) expires %s: replace it and reload",
+			    na);
+			sv->ocsp_warned_at = now;
+		}
+		return;
+	default:
+		return;
+	}
+}
+
 static void *
 housekeeper_main(void *arg)
 {
@@ -174,11 +640,12 @@ housekeeper_main(void *arg)
 	struct change_scan cs;
 	struct timespec ts;
 	int64_t seq, last, now;
-	int want_crl;
+	int want_crl, want_ocsp;
 
 	for (;;) {
 		pthread_mutex_lock(&sv->hk_mu);
-		if (!sv->stopping && !sv->crl_wanted) {
+		if (!sv->stopping && !sv->crl_wanted &&
+		    !sv->ocsp_reload_wanted) {
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += HK_PERIOD_MS * 1000000L;
 			if (ts.tv_nsec >= 1000000000L) {
@@ -194,6 +661,8 @@ housekeeper_main(void *arg)
 		}
 		want_crl = sv->crl_wanted;
 		sv->crl_wanted = 0;
+		want_ocsp = sv->ocsp_reload_wanted;
+		sv->ocsp_reload_wanted = 0;
 		pthread_mutex_unlock(&sv->hk_mu);
 
 		memset(&cs, 0, sizeof(cs));
@@ -221,6 +690,7 @@ housekeeper_main(void *arg)
 		    now >= sv->crl_this_update +
 		    (sv->crl_next_update - sv->crl_this_update) / 2)
 			(void)server_crl_refresh(sv);
+		ocsp_signer_tend(sv, ck_time_now(), want_ocsp);
 	}
 	return NULL;
 }
@@ -401,14 +871,17 @@ server_start(struct server *sv, struct ck_ca *ca)
 	    (r = load_chain(sv)) != 0 ||
 	    (r = ck_token_set_load(sv->rd, &sv->tokens)) != 0)
 		goto fail;
-	/* Before the pipeline owns the store: our own TLS certificate. */
+	if ((r = ocsp_responder_new(ca->signer, ca->cert, ocsp_lookup, sv,
+	    cf->ocsp_validity_s, &sv->ocsp)) != 0)
+		goto fail;
+	/* Before the pipeline owns the store: who signs OCSP, and our own
+	 * TLS certificate. */
+	if ((r = ocsp_signer_start(sv)) != 0)
+		goto fail;
 	if (cf->api.addr[0] != '\0' && (r = self_tls(sv, &key_pem,
 	    &cert_pem)) != 0)
 		goto fail;
 	if ((r = ck_pipeline_start(ca, cf->signers, &sv->pl)) != 0)
-		goto fail;
-	if ((r = ocsp_responder_new(ca->signer, ca->cert, ocsp_lookup, sv,
-	    cf->ocsp_validity_s, &sv->ocsp)) != 0)
 		goto fail;
 	if ((r = server_crl_refresh(sv)) != 0)
 		goto fail;
@@ -509,6 +982,12 @@ server_reload(struct server *sv)
 {
 	int r;
 
+	if (sv->ocsp_mode != OCSP_MODE_CA) {
+		pthread_mutex_lock(&sv->hk_mu);
+		sv->ocsp_reload_wanted = 1;
+		pthread_cond_signal(&sv->hk_cv);
+		pthread_mutex_unlock(&sv->hk_mu);
+	}
 	if ((r = tokens_reload(sv)) != 0)
 		return r;
 	return server_crl_refresh(sv);

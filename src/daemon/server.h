@@ -44,6 +44,14 @@ struct server {
 	struct ck_strlist client_cert_profiles;
 
 	struct ocsp_responder *ocsp;
+	/* Who signs OCSP responses, fixed at start ([server] ocsp_signer);
+	 * the rest only the housekeeper touches (ocsp_reload_wanted under
+	 * hk_mu). */
+	int ocsp_mode;		/* enum in server.c */
+	int ocsp_reload_wanted;	/* SIGHUP: renew, or re-read the files */
+	int64_t ocsp_not_after;	/* the delegated certificate's */
+	int64_t ocsp_renew_at;	/* certkeepd's own: renew from then on */
+	int64_t ocsp_warned_at;	/* the files' certificate expires soon */
 	struct metrics m;
 	struct http_server *api;
 	struct http_server *pub;
@@ -79,7 +87,9 @@ int server_start(struct server *sv, struct ck_ca *ca);
 /* Stop accepting, finish in-flight requests, stop everything. */
 void server_stop(struct server *sv);
 
-/* Re-read what a SIGHUP reloads: tokens, CRL (re-signed). */
+/* Re-read what a SIGHUP reloads: tokens, CRL (re-signed); a delegated
+ * OCSP responder certificate is renewed, or re-read from its files, soon
+ * after (by the housekeeper). */
 int server_reload(struct server *sv);
 
 /* Re-read certkeep.conf: profiles, URLs, CRL lifetime and client

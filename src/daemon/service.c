@@ -7,11 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/secmem.h"
 #include "common/strutil.h"
 
 static int
@@ -127,4 +129,49 @@ service_wait_stopped(const char *home, unsigned timeout_s)
 	}
 	return ck_err_set(CK_E_BUSY, "certkeepd on %s did not stop within %u "
 	    "seconds", home, timeout_s);
+}
+
+int
+service_spawn(const char *exe, const char *home, const struct ck_secret *pw,
+    int quiet)
+{
+	int p[2], status;
+	pid_t pid;
+	ssize_t w;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return ck_err_set(CK_E_IO, "pipe: %s", strerror(errno));
+	if ((pid = fork()) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return ck_err_set(CK_E_IO, "fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		/* The read end as descriptor 3, not closed on exec. */
+		if (dup2(p[0], 3) < 0)
+			_exit(127);
+		if (quiet) {
+			int dn = open("/dev/null", O_WRONLY);
+			if (dn >= 0)
+				dup2(dn, 1);
+		}
+		execl(exe, exe, "--home", home, "--passphrase-fd", "3",
+		    (char *)NULL);
+		fprintf(stderr, "certkeep: cannot run %s: %s\n", exe,
+		    strerror(errno));
+		_exit(127);
+	}
+	close(p[0]);
+	w = write(p[1], pw->buf, pw->len);
+	if (w == (ssize_t)pw->len)
+		w = write(p[1], "\n", 1);
+	close(p[1]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return ck_err_set(CK_E_IO, "waitpid: %s",
+			    strerror(errno));
+	if (w < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return ck_err_set(CK_E_STATE, "certkeepd did not start on %s "
+		    "(see its message above)", home);
+	return 0;
 }

@@ -31,4 +31,13 @@ int service_signal(const char *home, int sig);
  * not. */
 int service_wait_stopped(const char *home, unsigned timeout_s);
 
+/*
+ * Start certkeepd (the program EXE) on HOME with the passphrase PW handed
+ * over a pipe, and wait until it serves or fails (it reports either way
+ * before it detaches). QUIET: its "serving" message is not shown.
+ */
+struct ck_secret;
+int service_spawn(const char *exe, const char *home,
+    const struct ck_secret *pw, int quiet);
+
 #endif

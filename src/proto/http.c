@@ -82,6 +82,17 @@ resp_clear(struct http_response *r)
 	memset(r, 0, sizeof(*r));
 }
 
+void
+http_respond_take(struct http_response *resp, int status, const char *ctype,
+    void *body, size_t len)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->content_type = ctype;
+	resp->body = body;
+	resp->body_len = len;
+}
+
 int
 http_respond(struct http_response *resp, int status, const char *ctype,
     const void *body, size_t len)

@@ -109,6 +109,10 @@ void http_pending_finish(struct http_pending *p, struct http_response *resp);
 void http_problem(struct http_response *resp, int status, const char *type,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Fill `resp` with `body` (malloc'd), which it takes over. */
+void http_respond_take(struct http_response *resp, int status,
+    const char *content_type, void *body, size_t len);
+
 /* Fill `resp` with a copy of `body`. */
 int http_respond(struct http_response *resp, int status,
     const char *content_type, const void *body, size_t len);

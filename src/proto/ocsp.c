@@ -10,8 +10,10 @@
 #include <openssl/err.h>
 #include <openssl/ocsp.h>
 #include <openssl/rand.h>
+#include <openssl/x509v3.h>
 
 #include "common/err.h"
+#include "common/timeutil.h"
 #include "signer/signer.h"
 #include "x509/serial.h"
 
@@ -29,6 +31,12 @@
  * status lookup, and the answer is only inserted if the generation is
  * still the same: a "good" read just before a revocation is never cached
  * after the revocation's invalidation.
+ *
+ * A delegated responder is held by reference count: a thread signing
+ * takes a reference under dlg_mu and signs without the lock, so that
+ * ocsp_responder_set_delegate() swaps at once and the old one is freed
+ * when its last signature is done. Cached answers are not touched by a
+ * swap: the old certificate is still valid when they expire.
  */
 #define OCSP_STRIPES 64		/* a power of two */
 #define OCSP_STRIPE_SHIFT 58	/* 64 - log2(OCSP_STRIPES) */
@@ -41,6 +49,7 @@
 struct cache_ent {
 	struct cache_ent *next;
 	int64_t created;
+	int64_t fresh_until;	/* reused before this */
 	size_t key_len;
 	size_t resp_len;
 	unsigned char data[];	/* CertID DER, response DER, serial, NUL */
@@ -61,9 +70,20 @@ struct issuer_id {
 	unsigned char key[EVP_MAX_MD_SIZE];
 };
 
+/* A delegated responder: its signer (key and certificate) and how long
+ * the certificate is valid. */
+struct delegate {
+	_Atomic unsigned refs;
+	struct signer *sg;
+	int64_t not_after;
+};
+
 struct ocsp_responder {
 	struct signer *signer;
 	X509 *ca;
+	pthread_mutex_t dlg_mu;
+	int dlg_mu_ok;
+	struct delegate *dlg;	/* NULL: the CA signs */
 	ocsp_lookup_fn lookup;
 	void *arg;
 	uint32_t validity;
@@ -149,12 +169,10 @@ ent_serial(const struct cache_ent *e)
 }
 
 static int
-ent_fresh(const struct ocsp_responder *r, const struct cache_ent *e,
-    int64_t now)
+ent_fresh(const struct cache_ent *e, int64_t now)
 {
 	/* A clock that went backwards makes every entry stale too. */
-	return now >= e->created &&
-	    now - e->created < (int64_t)(r->validity / 2);
+	return now >= e->created && now < e->fresh_until;
 }
 
 static void
@@ -212,7 +230,7 @@ cache_get(struct ocsp_responder *r, uint64_t h, const unsigned char *key,
 	for (e = s->buckets[h & (OCSP_BUCKETS - 1)]; e != NULL; e = e->next) {
 		if (e->key_len != key_len || memcmp(e->data, key, key_len) != 0)
 			continue;
-		if (!ent_fresh(r, e, now))
+		if (!ent_fresh(e, now))
 			break;
 		if ((copy = malloc(e->resp_len)) == NULL) {
 			rc = CK_E_NOMEM;
@@ -228,12 +246,13 @@ cache_get(struct ocsp_responder *r, uint64_t h, const unsigned char *key,
 	return rc;
 }
 
-/* Insert (or replace) an answer, unless an invalidation ran since
- * cache_get() read `gen`. Failures only mean it is not cached. */
+/* Insert (or replace) an answer valid for `life` seconds from `now`,
+ * unless an invalidation ran since cache_get() read `gen`. It is reused
+ * for half its life. Failures only mean it is not cached. */
 static void
 cache_put(struct ocsp_responder *r, uint64_t h, uint64_t gen, int64_t now,
-    const unsigned char *key, size_t key_len, const unsigned char *resp,
-    size_t resp_len, const char *serial)
+    int64_t life, const unsigned char *key, size_t key_len,
+    const unsigned char *resp, size_t resp_len, const char *serial)
 {
 	struct stripe *s = stripe_of(r, h);
 	struct cache_ent *e, **pp;
@@ -243,6 +262,7 @@ cache_put(struct ocsp_responder *r, uint64_t h, uint64_t gen, int64_t now,
 		return;
 	e->next = NULL;
 	e->created = now;
+	e->fresh_until = now + life / 2;
 	e->key_len = key_len;
 	e->resp_len = resp_len;
 	memcpy(e->data, key, key_len);
@@ -327,6 +347,125 @@ ocsp_invalidate_all(struct ocsp_responder *r)
 	}
 }
 
+/* ---- the delegated responder ---- */
+
+static void
+delegate_unref(struct delegate *d)
+{
+	if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
+		return;
+	signer_free(d->sg);
+	free(d);
+}
+
+/* The current delegate with a reference (NULL: the CA signs). */
+static struct delegate *
+delegate_get(struct ocsp_responder *r)
+{
+	struct delegate *d;
+
+	pthread_mutex_lock(&r->dlg_mu);
+	if ((d = r->dlg) != NULL)
+		atomic_fetch_add(&d->refs, 1);
+	pthread_mutex_unlock(&r->dlg_mu);
+	return d;
+}
+
+static int
+time_of(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return ck_err_set(CK_E_PARSE, "unreadable certificate time");
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+/* What RFC 6960 section 4.2.2.2 asks of a delegated responder, and what
+ * OpenSSL's OCSP_basic_verify() checks: issued (and signed) by this CA,
+ * id-kp-OCSPSigning, a key usage (if any) allowing signatures, valid now,
+ * and for `key`. */
+static int
+delegate_check(const struct ocsp_responder *r, EVP_PKEY *key, X509 *cert,
+    int64_t now, int64_t *not_after)
+{
+	EVP_PKEY *capub = X509_get0_pubkey(r->ca);
+	int64_t nb = 0, na = 0;
+	char when[32];
+	uint32_t fl;
+	int rc;
+
+	if (X509_check_issued(r->ca, cert) != X509_V_OK || capub == NULL ||
+	    X509_verify(cert, capub) != 1) {
+		ERR_clear_error();
+		return ck_err_set(CK_E_INVAL, "the OCSP responder certificate "
+		    "is not issued by this CA");
+	}
+	fl = X509_get_extension_flags(cert);
+	if (!(fl & EXFLAG_XKUSAGE) ||
+	    !(X509_get_extended_key_usage(cert) & XKU_OCSP_SIGN))
+		return ck_err_set(CK_E_INVAL, "the OCSP responder certificate "
+		    "does not carry the extended key usage id-kp-OCSPSigning");
+	if ((fl & EXFLAG_KUSAGE) &&
+	    !(X509_get_key_usage(cert) & KU_DIGITAL_SIGNATURE))
+		return ck_err_set(CK_E_INVAL, "the OCSP responder certificate's "
+		    "key usage does not allow digitalSignature");
+	if (X509_get0_pubkey(cert) == NULL ||
+	    EVP_PKEY_eq(X509_get0_pubkey(cert), key) != 1) {
+		ERR_clear_error();
+		return ck_err_set(CK_E_INVAL, "the OCSP responder certificate "
+		    "does not belong to its key");
+	}
+	if ((rc = time_of(X509_get0_notBefore(cert), &nb)) != 0 ||
+	    (rc = time_of(X509_get0_notAfter(cert), &na)) != 0)
+		return rc;
+	if (now < nb || now >= na) {
+		ck_time_format(now < nb ? nb : na, when, sizeof(when));
+		return ck_err_set(CK_E_INVAL, "the OCSP responder certificate "
+		    "is not valid now: it %s %s", now < nb ? "starts" :
+		    "expired", when);
+	}
+	*not_after = na;
+	return 0;
+}
+
+int
+ocsp_responder_set_delegate(struct ocsp_responder *r, EVP_PKEY *key,
+    X509 *cert)
+{
+	struct delegate *d = NULL, *old;
+	int64_t na = 0;
+	int rc;
+
+	if (key == NULL || cert == NULL) {
+		EVP_PKEY_free(key);
+		return ck_err_set(CK_E_INVAL, "OCSP responder: missing key or "
+		    "certificate");
+	}
+	if ((rc = delegate_check(r, key, cert, (int64_t)time(NULL),
+	    &na)) != 0) {
+		EVP_PKEY_free(key);
+		return rc;
+	}
+	if ((d = calloc(1, sizeof(*d))) == NULL) {
+		EVP_PKEY_free(key);
+		return CK_E_NOMEM;
+	}
+	atomic_init(&d->refs, 1);
+	d->not_after = na;
+	if ((rc = signer_new(key, cert, &d->sg)) != 0) {
+		free(d);
+		return rc;
+	}
+	pthread_mutex_lock(&r->dlg_mu);
+	old = r->dlg;
+	r->dlg = d;
+	pthread_mutex_unlock(&r->dlg_mu);
+	delegate_unref(old);
+	return 0;
+}
+
 /* ---- set-up ---- */
 
 static int
@@ -374,6 +513,11 @@ ocsp_responder_new(struct signer *signer, X509 *ca_cert,
 		    "belong to the signer's key");
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return CK_E_NOMEM;
+	if (pthread_mutex_init(&r->dlg_mu, NULL) != 0) {
+		free(r);
+		return ck_err_set(CK_E_NOMEM, "OCSP responder lock");
+	}
+	r->dlg_mu_ok = 1;
 	r->signer = signer;
 	r->lookup = lookup;
 	r->arg = arg;
@@ -426,6 +570,9 @@ ocsp_responder_free(struct ocsp_responder *r)
 		}
 		free(r->stripes);
 	}
+	delegate_unref(r->dlg);
+	if (r->dlg_mu_ok)
+		pthread_mutex_destroy(&r->dlg_mu);
 	X509_free(r->ca);
 	free(r);
 }
@@ -582,22 +729,36 @@ add_status(struct ocsp_responder *r, OCSP_BASICRESP *bs,
 	return rc;
 }
 
-/* DER of a signed, successful response for every CertID of `req`. */
+/* DER of a signed, successful response for every CertID of `req`;
+ * *life is how long it is valid (nextUpdate - thisUpdate). */
 static int
 build_signed(struct ocsp_responder *r, OCSP_REQUEST *req,
     const struct certid_info *ci, int n, int nonce, int64_t now,
-    unsigned char **resp, size_t *resp_len)
+    unsigned char **resp, size_t *resp_len, int64_t *life)
 {
 	OCSP_BASICRESP *bs = NULL;
 	OCSP_RESPONSE *ors = NULL;
 	ASN1_TIME *thisupd = NULL, *nextupd = NULL;
+	struct delegate *d = delegate_get(r);
 	unsigned char *buf = NULL, *p;
+	int64_t next = now + (int64_t)r->validity;
 	int i, len, rc;
 
+	/* A response never outlives the delegated certificate that signs
+	 * it: clients check that certificate at the time they verify. */
+	if (d != NULL) {
+		if (d->not_after <= now) {
+			rc = ck_err_set(CK_E_STATE, "the OCSP responder "
+			    "certificate has expired");
+			goto out;
+		}
+		if (next > d->not_after)
+			next = d->not_after;
+	}
 	if ((bs = OCSP_BASICRESP_new()) == NULL ||
 	    (thisupd = ASN1_GENERALIZEDTIME_set(NULL, (time_t)now)) == NULL ||
-	    (nextupd = ASN1_GENERALIZEDTIME_set(NULL,
-	    (time_t)(now + r->validity))) == NULL) {
+	    (nextupd = ASN1_GENERALIZEDTIME_set(NULL, (time_t)next)) ==
+	    NULL) {
 		rc = ck_err_ssl(CK_E_NOMEM, "OCSP response");
 		goto out;
 	}
@@ -608,7 +769,8 @@ build_signed(struct ocsp_responder *r, OCSP_REQUEST *req,
 		rc = ck_err_ssl(CK_E_NOMEM, "copying the OCSP nonce");
 		goto out;
 	}
-	if ((rc = signer_ocsp_sign(r->signer, bs)) != 0)
+	if ((rc = d != NULL ? signer_ocsp_sign(d->sg, bs, 1) :
+	    signer_ocsp_sign(r->signer, bs, 0)) != 0)
 		goto out;
 	count(&r->n_signed);
 	if ((ors = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL,
@@ -625,9 +787,11 @@ build_signed(struct ocsp_responder *r, OCSP_REQUEST *req,
 	}
 	*resp = buf;
 	*resp_len = (size_t)len;
+	*life = next - now;
 	buf = NULL;
 	rc = 0;
 out:
+	delegate_unref(d);
 	free(buf);
 	OCSP_RESPONSE_free(ors);
 	OCSP_BASICRESP_free(bs);
@@ -646,7 +810,7 @@ respond(struct ocsp_responder *r, const unsigned char *der, size_t len,
 	const unsigned char *p = der;
 	unsigned char *key = NULL;
 	uint64_t h = 0, gen = 0;
-	int64_t now;
+	int64_t now, life = 0;
 	int i, n, nonce, key_len = 0, cacheable = 0, rc;
 
 	if (len == 0 || len > OCSP_MAX_REQUEST)
@@ -680,11 +844,12 @@ respond(struct ocsp_responder *r, const unsigned char *der, size_t len,
 			goto out;
 		cacheable = 1;
 	}
-	if ((rc = build_signed(r, req, ci, n, nonce, now, resp, resp_len)) !=
-	    0)
+	if ((rc = build_signed(r, req, ci, n, nonce, now, resp, resp_len,
+	    &life)) != 0)
 		goto out;
-	if (cacheable)
-		cache_put(r, h, gen, now, key, (size_t)key_len, *resp,
+	/* (Answers valid for a second would never be reused.) */
+	if (cacheable && life >= 2)
+		cache_put(r, h, gen, now, life, key, (size_t)key_len, *resp,
 		    *resp_len, ci[0].serial);
 	goto out;
 

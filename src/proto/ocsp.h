@@ -5,8 +5,11 @@
  * The HTTP layer hands over a POST body (application/ocsp-request) or the
  * path component after "/ocsp/" of a GET, and sends back the DER it gets
  * (application/ocsp-response). Certificate status comes from a lookup
- * callback; the CA signs the responses itself (responder ID by key hash,
- * no certificates included).
+ * callback. The CA signs the responses itself (responder ID by key hash,
+ * no certificates included), or, once ocsp_responder_set_delegate() was
+ * called, a delegated responder does (RFC 6960 section 4.2.2.2: responder
+ * ID by the hash of its key, its certificate included, nextUpdate never
+ * after that certificate's notAfter); the CA key is then not used.
  *
  * Every answer is an OCSPResponse: a request that cannot be parsed, is
  * over OCSP_MAX_REQUEST bytes, has no or more than OCSP_MAX_CERTIDS
@@ -17,7 +20,8 @@
  *
  * Caching: a request with exactly one CertID (for this CA) and no nonce is
  * answered from an in-memory cache keyed by the DER of the CertID. An
- * entry is reused until half of its validity has passed, or until
+ * entry is reused until half of its validity (thisUpdate to nextUpdate)
+ * has passed, also after the delegate changed, or until
  * ocsp_invalidate() / ocsp_invalidate_all() drops it; an answer signed
  * while an invalidation ran is not cached. Requests with a nonce are always
  * signed afresh. The cache holds at most OCSP_CACHE_MAX entries (an
@@ -32,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #define OCSP_MAX_REQUEST (16u * 1024)	/* DER bytes */
@@ -77,6 +82,21 @@ struct ocsp_stats {
 int ocsp_responder_new(struct signer *signer, X509 *ca_cert,
     ocsp_lookup_fn lookup, void *arg, uint32_t validity_s,
     struct ocsp_responder **out);
+
+/*
+ * Sign from now on as the delegated responder `cert` with `key`
+ * (ownership of the key passes to the responder, also on failure; a
+ * reference to the certificate is taken), replacing the CA or an earlier
+ * delegate at once; responses being signed meanwhile finish with the one
+ * they started with, and cached ones stay. CK_E_INVAL, with the reason,
+ * unless `cert` is issued and signed by the responder's CA, carries the
+ * extended key usage id-kp-OCSPSigning, allows digitalSignature if it has
+ * a key usage, is valid now and is `key`'s. Once it has expired, answers
+ * fail with CK_E_STATE until another delegate is set. May be called while
+ * other threads answer.
+ */
+int ocsp_responder_set_delegate(struct ocsp_responder *r, EVP_PKEY *key,
+    X509 *cert);
 
 /* Free the responder and its cache; accepts NULL. */
 void ocsp_responder_free(struct ocsp_responder *r);

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -357,6 +358,145 @@ struct issue_wait {
 	uint64_t start_us;
 };
 
+/* A growing output buffer for the issuance answer. */
+struct obuf {
+	char *p;
+	size_t len, cap;
+	int err;
+};
+
+static void
+ob_reserve(struct obuf *b, size_t n)
+{
+	char *np;
+	size_t cap;
+
+	if (b->err || b->len + n <= b->cap)
+		return;
+	for (cap = b->cap ? b->cap : 4096; cap < b->len + n; cap *= 2)
+		;
+	if ((np = realloc(b->p, cap)) == NULL) {
+		b->err = 1;
+		return;
+	}
+	b->p = np;
+	b->cap = cap;
+}
+
+static void
+ob_put(struct obuf *b, const char *s, size_t n)
+{
+	ob_reserve(b, n);
+	if (b->err)
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+/* A JSON string of ASCII text, escaped as jansson escapes it; 0, or -1 for
+ * a byte that is not ASCII (the caller then lets jansson do it). */
+static int
+ob_json_string(struct obuf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, run;
+
+	ob_reserve(b, n + 2);
+	ob_put(b, "\"", 1);
+	for (i = 0; i < n; i += run) {
+		unsigned char c = (unsigned char)s[i];
+		for (run = 0; i + run < n; run++) {
+			c = (unsigned char)s[i + run];
+			if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80)
+				break;
+		}
+		if (run > 0) {
+			ob_put(b, s + i, run);
+			continue;
+		}
+		run = 1;
+		switch (c) {
+		case '"': ob_put(b, "\\\"", 2); break;
+		case '\\': ob_put(b, "\\\\", 2); break;
+		case '\b': ob_put(b, "\\b", 2); break;
+		case '\f': ob_put(b, "\\f", 2); break;
+		case '\n': ob_put(b, "\\n", 2); break;
+		case '\r': ob_put(b, "\\r", 2); break;
+		case '\t': ob_put(b, "\\t", 2); break;
+		default:
+			if (c >= 0x80)
+				return -1;
+			{
+				char u[6] = { '\\', 'u', '0', '0', hex[c >> 4],
+				    hex[c & 15] };
+				ob_put(b, u, 6);
+			}
+		}
+	}
+	ob_put(b, "\"", 1);
+	return 0;
+}
+
+/* The certificate as a JSON string of its PEM text, written in one pass:
+ * 64 base64 characters a line, as PEM_write_bio() writes them. */
+static void
+ob_json_pem(struct obuf *b, const unsigned char *der, size_t len)
+{
+	static const char begin[] = "\"-----BEGIN CERTIFICATE-----\\n";
+	static const char end[] = "-----END CERTIFICATE-----\\n\"";
+	size_t off, chunk;
+
+	ob_reserve(b, sizeof(begin) + sizeof(end) + (len + 2) / 3 * 4 +
+	    (len / 48 + 1) * 2);
+	ob_put(b, begin, sizeof(begin) - 1);
+	for (off = 0; off < len && !b->err; off += chunk) {
+		chunk = len - off < 48 ? len - off : 48;
+		b->len += (size_t)EVP_EncodeBlock((unsigned char *)b->p + b->len,
+		    der + off, (int)chunk);
+		ob_put(b, "\\n", 2);
+	}
+	ob_put(b, end, sizeof(end) - 1);
+}
+
+/* {"serial": ..., "certificate": PEM, "chain": PEM} with JSON_COMPACT's
+ * layout; jansson for anything but ASCII. Caller holds sv->lock. */
+static int
+issue_body(struct server *sv, const char *serial, const unsigned char *der,
+    size_t der_len, struct http_response *resp)
+{
+	struct obuf b = { NULL, 0, 0, 0 };
+	char *pem = NULL;
+	size_t pemlen = 0;
+	json_t *j;
+
+	ob_reserve(&b, 2 * der_len + sv->chain_len + 256);
+	ob_put(&b, "{\"serial\":", 10);
+	if (ob_json_string(&b, serial, strlen(serial)) != 0)
+		goto slow;
+	ob_put(&b, ",\"certificate\":", 15);
+	ob_json_pem(&b, der, der_len);
+	ob_put(&b, ",\"chain\":", 9);
+	if (ob_json_string(&b, sv->chain_pem, sv->chain_len) != 0)
+		goto slow;
+	ob_put(&b, "}", 1);
+	if (b.err) {
+		free(b.p);
+		return CK_E_NOMEM;
+	}
+	http_respond_take(resp, 201, "application/json", b.p, b.len);
+	return 0;
+slow:
+	free(b.p);
+	if (ck_der_to_pem(der, der_len, &pem, &pemlen) != 0)
+		return CK_E_NOMEM;
+	j = json_pack("{s:s, s:s, s:s%}", "serial", serial, "certificate",
+	    pem, "chain", sv->chain_pem, sv->chain_len);
+	free(pem);
+	if (j == NULL)
+		return CK_E_NOMEM;
+	return json_respond(resp, 201, j);
+}
+
 static void
 issue_done(void *arg, int r, const char *msg, struct ck_issue_job *job)
 {
@@ -364,9 +504,7 @@ issue_done(void *arg, int r, const char *msg, struct ck_issue_job *job)
 	struct server *sv = w->sv;
 	struct http_response resp;
 	unsigned char *der = NULL;
-	size_t der_len = 0, pemlen = 0;
-	char *pem = NULL, loc[200];
-	json_t *j;
+	size_t der_len = 0;
 
 	memset(&resp, 0, sizeof(resp));
 	if (r != 0) {
@@ -376,35 +514,177 @@ issue_done(void *arg, int r, const char *msg, struct ck_issue_job *job)
 		goto out;
 	}
 	der = ck_issue_job_take_der(job, &der_len);
-	if (ck_der_to_pem(der, der_len, &pem, &pemlen) != 0) {
-		http_problem(&resp, 500, "internal", "cannot encode the "
-		    "certificate");
-		goto out;
-	}
 	pthread_rwlock_rdlock(&sv->lock);
-	j = json_pack("{s:s, s:s, s:s%}", "serial", ck_issue_job_serial(job),
-	    "certificate", pem, "chain", sv->chain_pem, sv->chain_len);
+	r = issue_body(sv, ck_issue_job_serial(job), der, der_len, &resp);
 	pthread_rwlock_unlock(&sv->lock);
-	if (j == NULL) {
+	if (r != 0) {
 		http_problem(&resp, 500, "internal", "cannot encode response");
 		goto out;
 	}
-	json_respond(&resp, 201, j);
-	snprintf(loc, sizeof(loc), "/api/v1/certificates/%s",
-	    ck_issue_job_serial(job));
-	snprintf(resp.location, sizeof(resp.location), "%s", loc);
+	snprintf(resp.location, sizeof(resp.location),
+	    "/api/v1/certificates/%s", ck_issue_job_serial(job));
 	atomic_fetch_add(&sv->m.issued, 1);
 	metrics_observe(&sv->m.issue_latency, metrics_now_us() - w->start_us);
 out:
 	http_pending_finish(w->pending, &resp);
-	free(pem);
 	OPENSSL_free(der);
 	ck_issue_job_free(job);
 	free(w);
 }
 
+static const unsigned char *
+skip_ws(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' ||
+	    *p == '\r'))
+		p++;
+	return p;
+}
+
+/*
+ * A JSON string at p (after its opening quote) of printable ASCII with the
+ * short escapes; NULL for anything else (\u, control characters, other
+ * bytes), which jansson then judges. `dst` (room for the source length)
+ * gets the text if not NULL; *n its length; returns past the closing
+ * quote.
+ */
+static const unsigned char *
+fast_string(const unsigned char *p, const unsigned char *end,
+    unsigned char *dst, size_t *n)
+{
+	size_t o = 0;
+	unsigned char c;
+
+	while (p < end) {
+		c = *p++;
+		if (c == '"') {
+			*n = o;
+			return p;
+		}
+		if (c < 0x20 || c >= 0x7f)
+			return NULL;
+		if (c == '\\') {
+			if (p >= end)
+				return NULL;
+			switch (*p++) {
+			case '"': c = '"'; break;
+			case '\\': c = '\\'; break;
+			case '/': c = '/'; break;
+			case 'b': c = '\b'; break;
+			case 'f': c = '\f'; break;
+			case 'n': c = '\n'; break;
+			case 'r': c = '\r'; break;
+			case 't': c = '\t'; break;
+			default: return NULL;
+			}
+		}
+		if (dst != NULL)
+			dst[o] = c;
+		o++;
+	}
+	return NULL;
+}
+
+/* The common body, read without building a JSON tree: 1 when read (out
+ * filled), 0 when jansson must read it. */
+static int
+parse_issue_fast(const unsigned char *body, size_t len,
+    struct rest_issue_req *out)
+{
+	const unsigned char *p = body, *end = body + len, *v;
+	unsigned char key[8];
+	size_t n, vn;
+	int seen_profile = 0, seen_csr = 0, seen_days = 0;
+	unsigned long days;
+
+	memset(out, 0, sizeof(*out));
+	p = skip_ws(p, end);
+	if (p >= end || *p++ != '{')
+		return 0;
+	for (;;) {
+		p = skip_ws(p, end);
+		if (p >= end || *p != '"')
+			return 0;
+		/* Keys: only the three known ones, without escapes. */
+		for (++p, n = 0; p < end && *p != '"' && *p != '\\' &&
+		    n < sizeof(key); p++)
+			key[n++] = *p;
+		if (p >= end || *p != '"')
+			return 0;
+		p = skip_ws(p + 1, end);
+		if (p >= end || *p++ != ':')
+			return 0;
+		p = skip_ws(p, end);
+		if (p >= end)
+			return 0;
+		if (n == 7 && memcmp(key, "profile", 7) == 0 && !seen_profile &&
+		    *p == '"') {
+			seen_profile = 1;
+			v = p + 1;
+			if ((p = fast_string(v, end, NULL, &vn)) == NULL ||
+			    vn == 0 || vn >= sizeof(out->profile))
+				return 0;
+			(void)fast_string(v, end, (unsigned char *)out->profile,
+			    &vn);
+			out->profile[vn] = '\0';
+		} else if (n == 3 && memcmp(key, "csr", 3) == 0 && !seen_csr &&
+		    *p == '"') {
+			seen_csr = 1;
+			v = p + 1;
+			if ((p = fast_string(v, end, NULL, &vn)) == NULL)
+				return 0;
+			free(out->csr_buf);
+			if ((out->csr_buf = malloc(vn + 1)) == NULL)
+				return 0;
+			(void)fast_string(v, end, out->csr_buf, &vn);
+			out->csr_buf[vn] = '\0';
+			out->csr = out->csr_buf;
+			out->csr_len = vn;
+		} else if (n == 4 && memcmp(key, "days", 4) == 0 && !seen_days &&
+		    *p >= '1' && *p <= '9') {
+			seen_days = 1;
+			for (days = 0, n = 0; p < end && *p >= '0' && *p <= '9' &&
+			    n < 6; p++, n++)
+				days = days * 10 + (unsigned long)(*p - '0');
+			/* A fraction, an exponent or a longer number is for
+			 * jansson to read (and refuse). */
+			if (p < end && ((*p >= '0' && *p <= '9') || *p == '.' ||
+			    *p == 'e' || *p == 'E'))
+				return 0;
+			if (days < 1 || days > 36500)
+				return 0;
+			out->days = (uint32_t)days;
+		} else
+			return 0;
+		p = skip_ws(p, end);
+		if (p >= end)
+			return 0;
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (*p++ != '}')
+			break;
+		p = skip_ws(p, end);
+		if (p != end || !seen_profile || !seen_csr)
+			break;
+		return 1;
+	}
+	return 0;
+}
+
 int
 rest_parse_issue(const unsigned char *body, size_t len,
+    struct rest_issue_req *out, char *err, size_t errsz)
+{
+	if (parse_issue_fast(body, len, out))
+		return 0;
+	rest_issue_req_clear(out);
+	return rest_parse_issue_json(body, len, out, err, errsz);
+}
+
+int
+rest_parse_issue_json(const unsigned char *body, size_t len,
     struct rest_issue_req *out, char *err, size_t errsz)
 {
 	json_error_t jerr;
@@ -454,6 +734,7 @@ void
 rest_issue_req_clear(struct rest_issue_req *r)
 {
 	json_decref(r->json);
+	free(r->csr_buf);
 	memset(r, 0, sizeof(*r));
 }
 

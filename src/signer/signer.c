@@ -1,24 +1,95 @@
 #include "signer/signer.h"
 
+#include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/cms.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/x509v3.h>
 
 #include "common/err.h"
 #include "x509/keygen.h"
 
+/* Signing contexts kept for reuse across certificates. */
+#define SIGNER_POOL 16
+
 struct signer {
 	EVP_PKEY *key;
 	X509 *cert;
+	/* Issuance without X509 objects (signer_cert_prepare_der): the
+	 * issuer's encoded side of the TBS, the signature algorithm's
+	 * AlgorithmIdentifier, and for EC and RSA keys signing contexts
+	 * that sign a digest. */
+	struct ck_tbs_issuer iss;	/* name_der NULL: not usable */
+	unsigned char sigalg[128];
+	size_t sigalg_len;		/* 0: not usable */
+	EVP_MD *sha256;
+	EVP_MD *md;			/* the signature's digest, if any */
+	int sign_digest;		/* 1: EVP_PKEY_sign over md */
+	pthread_mutex_t pool_mu;
+	EVP_PKEY_CTX *pool[SIGNER_POOL];
+	int npool;
 };
 
 struct signer_pending {
 	X509 *x;
 	EVP_MD_CTX *mctx;
 	unsigned char digest[32];
+	unsigned char *tbs;	/* without x: the TBS DER */
+	size_t tbs_len;
 };
+
+/* Cache what signer_cert_prepare_der() needs of the key; without it that
+ * path falls back to signer_cert_prepare(). */
+static void
+fast_init(struct signer *s)
+{
+	const EVP_MD *md = ck_key_sign_md(s->key);
+	EVP_MD_CTX *mctx = NULL;
+	EVP_PKEY_CTX *pctx;
+	unsigned char aid[128];
+	OSSL_PARAM params[2];
+	int id = EVP_PKEY_get_base_id(s->key);
+
+	pthread_mutex_init(&s->pool_mu, NULL);
+	if ((s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL)
+		goto out;
+	if (md != NULL && (s->md = EVP_MD_fetch(NULL, EVP_MD_get0_name(md),
+	    NULL)) == NULL)
+		goto out;
+	s->sign_digest = md != NULL && (id == EVP_PKEY_EC ||
+	    id == EVP_PKEY_RSA);
+	if ((mctx = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(mctx, NULL, md, NULL, s->key) != 1 ||
+	    (pctx = EVP_MD_CTX_get_pkey_ctx(mctx)) == NULL)
+		goto out;
+	params[0] = OSSL_PARAM_construct_octet_string(
+	    OSSL_SIGNATURE_PARAM_ALGORITHM_ID, aid, sizeof(aid));
+	params[1] = OSSL_PARAM_construct_end();
+	if (EVP_PKEY_CTX_get_params(pctx, params) != 1 ||
+	    !OSSL_PARAM_modified(&params[0]) ||
+	    params[0].return_size > sizeof(s->sigalg))
+		goto out;
+	memcpy(s->sigalg, aid, params[0].return_size);
+	s->sigalg_len = params[0].return_size;
+out:
+	EVP_MD_CTX_free(mctx);
+	ERR_clear_error();
+}
+
+/* The issuer's side of the TBS for the current certificate. */
+static void
+fast_set_issuer(struct signer *s)
+{
+	ck_tbs_issuer_clear(&s->iss);
+	if (s->cert != NULL && X509_get0_subject_key_id(s->cert) != NULL &&
+	    ck_tbs_issuer_init(&s->iss, s->cert) != 0)
+		ck_tbs_issuer_clear(&s->iss);
+	ERR_clear_error();
+}
 
 int
 signer_new(EVP_PKEY *key, X509 *cert, struct signer **out)
@@ -31,6 +102,7 @@ signer_new(EVP_PKEY *key, X509 *cert, struct signer **out)
 		return CK_E_NOMEM;
 	}
 	s->key = key;
+	fast_init(s);
 	if (cert != NULL && (r = signer_set_cert(s, cert)) != 0) {
 		signer_free(s);
 		return r;
@@ -44,6 +116,12 @@ signer_free(struct signer *s)
 {
 	if (s == NULL)
 		return;
+	while (s->npool > 0)
+		EVP_PKEY_CTX_free(s->pool[--s->npool]);
+	pthread_mutex_destroy(&s->pool_mu);
+	EVP_MD_free(s->sha256);
+	EVP_MD_free(s->md);
+	ck_tbs_issuer_clear(&s->iss);
 	EVP_PKEY_free(s->key);	/* OpenSSL cleanses key material */
 	X509_free(s->cert);
 	free(s);
@@ -67,6 +145,7 @@ signer_set_cert(struct signer *s, X509 *cert)
 		return CK_E_INTERNAL;
 	X509_free(s->cert);
 	s->cert = cert;
+	fast_set_issuer(s);
 	return 0;
 }
 
@@ -191,13 +270,170 @@ fail:
 }
 
 int
+signer_cert_prepare_der(struct signer *s, const struct ck_cert_template *t,
+    struct signer_pending **out, unsigned char digest[32])
+{
+	struct signer_pending *p = NULL;
+	int r;
+
+	if (s->cert == NULL)
+		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
+	if (s->iss.name_der == NULL || s->sigalg_len == 0 ||
+	    t->spki_der == NULL || t->spki_key == NULL)
+		return signer_cert_prepare(s, t, 0, out, digest);
+	if ((r = check_limits(s, t)) != 0)
+		return r;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return CK_E_NOMEM;
+	if ((r = ck_cert_tbs_der(t, &s->iss, s->sigalg, s->sigalg_len,
+	    &p->tbs, &p->tbs_len)) != 0)
+		goto fail;
+	if (!EVP_Digest(p->tbs, p->tbs_len, p->digest, NULL, s->sha256,
+	    NULL)) {
+		r = ck_err_ssl(CK_E_CRYPTO, "hashing the TBS");
+		goto fail;
+	}
+	memcpy(digest, p->digest, 32);
+	*out = p;
+	return 0;
+fail:
+	signer_pending_free(p);
+	return r;
+}
+
+static EVP_PKEY_CTX *
+pool_get(struct signer *s)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+
+	pthread_mutex_lock(&s->pool_mu);
+	if (s->npool > 0)
+		ctx = s->pool[--s->npool];
+	pthread_mutex_unlock(&s->pool_mu);
+	if (ctx != NULL)
+		return ctx;
+	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, s->key, NULL)) == NULL ||
+	    EVP_PKEY_sign_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, s->md) != 1) {
+		EVP_PKEY_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+static void
+pool_put(struct signer *s, EVP_PKEY_CTX *ctx)
+{
+	pthread_mutex_lock(&s->pool_mu);
+	if (s->npool < SIGNER_POOL) {
+		s->pool[s->npool++] = ctx;
+		ctx = NULL;
+	}
+	pthread_mutex_unlock(&s->pool_mu);
+	EVP_PKEY_CTX_free(ctx);
+}
+
+/* Sign a TBS from signer_cert_prepare_der() after checking it against
+ * the digest logged before: Certificate ::= SEQUENCE { tbs, algorithm,
+ * BIT STRING signature }. */
+static int
+sign_der(struct signer *s, struct signer_pending *p, unsigned char **der,
+    size_t *der_len)
+{
+	unsigned char d2[32], h[EVP_MAX_MD_SIZE], *sig = NULL, *buf = NULL;
+	unsigned char hdr[8];
+	unsigned int hlen = 0;
+	size_t siglen, bitlen, body, total, hl, off;
+	EVP_PKEY_CTX *ctx;
+	EVP_MD_CTX *mctx = NULL;
+	int r, ok;
+
+	if (!EVP_Digest(p->tbs, p->tbs_len, d2, NULL, s->sha256, NULL)) {
+		r = ck_err_ssl(CK_E_CRYPTO, "hashing the TBS");
+		goto out;
+	}
+	if (memcmp(d2, p->digest, 32) != 0) {
+		r = ck_err_set(CK_E_INTERNAL, "the signed TBS differs from "
+		    "the logged one");
+		goto out;
+	}
+	siglen = (size_t)EVP_PKEY_get_size(s->key);
+	if ((sig = OPENSSL_malloc(siglen)) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	if (s->sign_digest) {
+		if (EVP_MD_get_type(s->md) == NID_sha256) {
+			memcpy(h, d2, 32);
+			hlen = 32;
+		} else if (!EVP_Digest(p->tbs, p->tbs_len, h, &hlen, s->md,
+		    NULL)) {
+			r = ck_err_ssl(CK_E_CRYPTO, "hashing the TBS");
+			goto out;
+		}
+		if ((ctx = pool_get(s)) == NULL) {
+			r = ck_err_ssl(CK_E_CRYPTO, "signature set-up");
+			goto out;
+		}
+		ok = EVP_PKEY_sign(ctx, sig, &siglen, h, hlen) == 1;
+		if (ok)
+			pool_put(s, ctx);
+		else
+			EVP_PKEY_CTX_free(ctx);
+	} else {
+		/* EdDSA signs the message itself. */
+		ok = (mctx = EVP_MD_CTX_new()) != NULL &&
+		    EVP_DigestSignInit(mctx, NULL, NULL, NULL, s->key) == 1 &&
+		    EVP_DigestSign(mctx, sig, &siglen, p->tbs,
+		    p->tbs_len) == 1;
+	}
+	if (!ok) {
+		r = ck_err_ssl(CK_E_CRYPTO, "signing the certificate");
+		goto out;
+	}
+	bitlen = siglen + 1;
+	body = p->tbs_len + s->sigalg_len + 1 + ck_der_len_size(bitlen) +
+	    bitlen;
+	hl = 1 + ck_der_len_size(body);
+	total = hl + body;
+	if ((buf = OPENSSL_malloc(total)) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	hdr[0] = 0x30;
+	ck_der_len_write(hdr + 1, body);
+	memcpy(buf, hdr, hl);
+	off = hl;
+	memcpy(buf + off, p->tbs, p->tbs_len);
+	off += p->tbs_len;
+	memcpy(buf + off, s->sigalg, s->sigalg_len);
+	off += s->sigalg_len;
+	buf[off++] = 0x03;
+	ck_der_len_write(buf + off, bitlen);
+	off += ck_der_len_size(bitlen);
+	buf[off++] = 0x00;
+	memcpy(buf + off, sig, siglen);
+	*der = buf;
+	*der_len = total;
+	buf = NULL;
+	r = 0;
+out:
+	EVP_MD_CTX_free(mctx);
+	OPENSSL_free(sig);
+	OPENSSL_free(buf);
+	signer_pending_free(p);
+	return r;
+}
+
+int
 signer_cert_sign(struct signer *s, struct signer_pending *p,
     unsigned char **der, size_t *der_len)
 {
 	unsigned char d2[32], *buf = NULL;
 	int len, r;
 
-	(void)s;
+	if (p->x == NULL)
+		return sign_der(s, p, der, der_len);
 	if (X509_sign_ctx(p->x, p->mctx) <= 0) {
 		r = ck_err_ssl(CK_E_CRYPTO, "signing the certificate");
 		goto out;
@@ -226,6 +462,7 @@ signer_pending_free(struct signer_pending *p)
 {
 	if (p == NULL)
 		return;
+	OPENSSL_free(p->tbs);
 	X509_free(p->x);
 	EVP_MD_CTX_free(p->mctx);
 	free(p);
@@ -292,13 +529,16 @@ out:
 }
 
 int
-signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs)
+signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs, int with_cert)
 {
 	EVP_MD_CTX *mctx = NULL;
+	unsigned long flags = OCSP_RESPID_KEY;
 	int r;
 
 	if (s->cert == NULL)
 		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
+	if (!with_cert)
+		flags |= OCSP_NOCERTS;
 	if ((mctx = EVP_MD_CTX_new()) == NULL)
 		return CK_E_NOMEM;
 	/* Our own context rather than OCSP_basic_sign(), so that a NULL
@@ -308,13 +548,104 @@ signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs)
 		r = ck_err_ssl(CK_E_CRYPTO, "OCSP signature set-up");
 		goto out;
 	}
-	if (OCSP_basic_sign_ctx(bs, s->cert, mctx, NULL,
-	    OCSP_NOCERTS | OCSP_RESPID_KEY) != 1) {
+	if (OCSP_basic_sign_ctx(bs, s->cert, mctx, NULL, flags) != 1) {
 		r = ck_err_ssl(CK_E_CRYPTO, "signing the OCSP response");
 		goto out;
 	}
 	r = 0;
 out:
 	EVP_MD_CTX_free(mctx);
+	return r;
+}
+
+int
+signer_ocsp_cert_prepare(struct signer *s, const struct ck_cert_template *t,
+    struct signer_pending **out, unsigned char digest[32])
+{
+	struct signer_pending *p = NULL;
+	ASN1_NULL *nocheck = NULL;
+	int r;
+
+	/* Only what a responder certificate is: nothing this path adds
+	 * may go into any other certificate. */
+	if (t->is_ca || t->ku != (1u << CK_KU_DIGITAL_SIGNATURE) ||
+	    t->eku == NULL || t->eku->n != 1 ||
+	    strcmp(t->eku->v[0], "OCSPSigning") != 0)
+		return ck_err_set(CK_E_INVAL, "an OCSP responder certificate "
+		    "is a leaf with keyUsage digitalSignature and the single "
+		    "extended key usage OCSPSigning");
+	if ((r = signer_cert_prepare(s, t, 0, &p, digest)) != 0)
+		return r;
+	/* The signature algorithm is fixed already; adding the extension
+	 * changes the TBS, so its digest is taken again. */
+	if ((nocheck = ASN1_NULL_new()) == NULL ||
+	    X509_add1_ext_i2d(p->x, NID_id_pkix_OCSP_noCheck, nocheck, 0,
+	    X509V3_ADD_DEFAULT) != 1) {
+		r = ck_err_ssl(CK_E_NOMEM, "id-pkix-ocsp-nocheck");
+		goto out;
+	}
+	if ((r = tbs_digest(p->x, p->digest)) != 0)
+		goto out;
+	memcpy(digest, p->digest, 32);
+	*out = p;
+	p = NULL;
+	r = 0;
+out:
+	ASN1_NULL_free(nocheck);
+	signer_pending_free(p);
+	return r;
+}
+
+int
+signer_cms_sign(struct signer *s, const unsigned char *data, size_t len,
+    STACK_OF(X509) *chain, unsigned char **der, size_t *derlen)
+{
+	CMS_ContentInfo *cms = NULL;
+	BIO *in = NULL;
+	unsigned char *buf = NULL;
+	const unsigned int flags = CMS_BINARY | CMS_PARTIAL;
+	int r, i, n;
+
+	if (s->cert == NULL)
+		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
+	/* OpenSSL 3.0's CMS cannot sign with EdDSA (RFC 8419 came later). */
+	if (ck_key_sign_md(s->key) == NULL)
+		return ck_err_set(CK_E_STATE, "CMS signatures with this CA's "
+		    "key type (EdDSA) are not supported by OpenSSL %s",
+		    OpenSSL_version(OPENSSL_VERSION_STRING));
+	if (len > INT_MAX)
+		return ck_err_set(CK_E_TOOBIG, "data to sign is too large");
+	if ((in = BIO_new_mem_buf(data, (int)len)) == NULL ||
+	    (cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL) {
+		r = ck_err_ssl(CK_E_NOMEM, "CMS set-up");
+		goto out;
+	}
+	if (CMS_add1_signer(cms, s->cert, s->key, EVP_sha256(), flags)
+	    == NULL) {
+		r = ck_err_ssl(CK_E_CRYPTO, "CMS signer");
+		goto out;
+	}
+	/* The chain, except the signer's own certificate (already in). */
+	n = chain != NULL ? sk_X509_num(chain) : 0;
+	for (i = 0; i < n; i++)
+		if (X509_cmp(sk_X509_value(chain, i), s->cert) != 0 &&
+		    CMS_add1_cert(cms, sk_X509_value(chain, i)) != 1) {
+			r = ck_err_ssl(CK_E_CRYPTO, "CMS certificates");
+			goto out;
+		}
+	if (CMS_final(cms, in, NULL, flags) != 1) {
+		r = ck_err_ssl(CK_E_CRYPTO, "CMS signing");
+		goto out;
+	}
+	if ((n = i2d_CMS_ContentInfo(cms, &buf)) <= 0) {
+		r = ck_err_ssl(CK_E_CRYPTO, "encoding CMS");
+		goto out;
+	}
+	*der = buf;
+	*derlen = (size_t)n;
+	r = 0;
+out:
+	CMS_ContentInfo_free(cms);
+	BIO_free(in);
 	return r;
 }

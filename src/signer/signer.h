@@ -53,6 +53,19 @@ int signer_key_matches(const struct signer *s, X509 *cert);
 int signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
     int self_signed, struct signer_pending **out, unsigned char digest[32]);
 
+/*
+ * signer_cert_prepare() (not self-signed) writing the TBS straight to DER
+ * (ck_cert_tbs_der), for the issuance path: the same certificate at a
+ * fraction of the cost. Falls back to signer_cert_prepare() when the
+ * template has no SubjectPublicKeyInfo DER or the CA certificate no
+ * subject key identifier. EC and RSA keys then sign the digest with
+ * reused contexts. The result is signed with signer_cert_sign(), which
+ * checks the TBS against the digest before it signs.
+ */
+int signer_cert_prepare_der(struct signer *s,
+    const struct ck_cert_template *t, struct signer_pending **out,
+    unsigned char digest[32]);
+
 /* Sign a prepared certificate; always consumes `p`. *der caller frees. */
 int signer_cert_sign(struct signer *s, struct signer_pending *p,
     unsigned char **der, size_t *der_len);
@@ -71,18 +84,46 @@ int signer_csr_make(struct signer *s, const X509_NAME *subject,
 /*
  * Sign a BasicOCSPResponse that the OCSP responder (src/proto/ocsp.c) has
  * filled with its SingleResponses and extensions: sets producedAt to now,
- * the responder ID to the SHA-1 hash of the CA key, and signs with the CA
- * key and ck_key_sign_md() (RSA, EC P-256/P-384, Ed25519). No certificates
- * are included: the CA signs its own responses. CK_E_STATE if the signer
- * has no certificate yet. Safe to call from several threads at once as
- * long as signer_set_cert() is not called meanwhile.
+ * the responder ID to the SHA-1 hash of the signer's key (byKey), and
+ * signs with the signer's key and ck_key_sign_md() (RSA, EC P-256/P-384,
+ * Ed25519). The signer is the CA itself, or a delegated responder (a
+ * signer holding the responder key and its certificate, RFC 6960 section
+ * 4.2.2.2). With `with_cert` the signer's certificate goes into `certs`,
+ * as a delegated responder's must for clients to find it; without, no
+ * certificates are included (the CA signing its own responses).
+ * CK_E_STATE if the signer has no certificate yet. Safe to call from
+ * several threads at once as long as signer_set_cert() is not called
+ * meanwhile.
  *
  * XXX: when the signer moves into its own process this must become a
  * structured request (CertIDs with serials and statuses, revocation times
  * and reasons, thisUpdate/nextUpdate, the nonce) from which the signer
  * builds the response itself, rather than a structure built by the
- * caller.
+ * caller. (A delegated responder's key need not move: it is not the CA's.)
  */
-int signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs);
+int signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs, int with_cert);
+
+/*
+ * signer_cert_prepare() for a delegated OCSP responder certificate issued
+ * by the signer's certificate: the template must be a leaf with keyUsage
+ * digitalSignature alone and the single extended key usage OCSPSigning
+ * (else CK_E_INVAL), and the id-pkix-ocsp-nocheck extension (RFC 6960
+ * section 4.2.2.2.1) is added to what it builds; the digest covers it.
+ * Sign with signer_cert_sign() as any other prepared certificate.
+ */
+int signer_ocsp_cert_prepare(struct signer *s,
+    const struct ck_cert_template *t, struct signer_pending **out,
+    unsigned char digest[32]);
+
+/*
+ * Sign DATA as CMS SignedData with the content attached (DER), SHA-256,
+ * the signer's key and certificate (included, with the certificates of
+ * CHAIN, which may be NULL or hold the signer's own). *der (caller frees
+ * with OPENSSL_free) gets the encoding. CK_E_STATE if the signer has no
+ * certificate yet or its key cannot make CMS signatures with OpenSSL 3.0
+ * (Ed25519).
+ */
+int signer_cms_sign(struct signer *s, const unsigned char *data, size_t len,
+    STACK_OF(X509) *chain, unsigned char **der, size_t *derlen);
 
 #endif

@@ -128,6 +128,17 @@ int store_cert_mark_issued(struct store *st, const char *serial,
 int store_cert_mark_failed(struct store *st, const char *serial);
 
 /*
+ * The same for n certificates at once, in one savepoint with consecutive
+ * change sequence values: all or nothing. insert_pending_many: CK_E_EXISTS
+ * if any serial was ever used. mark_issued_many takes each c[i]->serial,
+ * der and der_len; CK_E_STATE if any is not pending.
+ */
+int store_cert_insert_pending_many(struct store *st,
+    const struct store_cert *const *c, size_t n);
+int store_cert_mark_issued_many(struct store *st,
+    const struct store_cert *const *c, size_t n);
+
+/*
  * ISSUED -> REVOKED with time and reason; CK_E_NOTFOUND, or CK_E_STATE
  * (with a message) if it is not an issued, unrevoked certificate.
  */

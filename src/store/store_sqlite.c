@@ -2,6 +2,7 @@
  * store_sqlite.c - the embedded SQLite backend of store.h.
  */
 #include "store/store.h"
+#include "store/store_int.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -18,7 +19,7 @@
 
 /* Prepared statements are kept for reuse, keyed by the address of their
  * SQL text (always a string literal here). */
-#define STMT_CACHE 48
+#define STMT_CACHE 64
 
 struct stmt_slot {
 	const char *sql;
@@ -80,6 +81,22 @@ static const char *const migrations[] = {
 	"  email_domains TEXT NOT NULL, can_revoke INTEGER NOT NULL,"
 	"  created_at INTEGER NOT NULL, created_by TEXT NOT NULL,"
 	"  revoked_at INTEGER, change_seq INTEGER NOT NULL);",
+	/* 3: the backup catalogue and the custody ledger (docs/backup.md) */
+	"CREATE TABLE backups (id TEXT PRIMARY KEY, kind TEXT NOT NULL"
+	"  CHECK (kind IN ('full','incremental')), chain TEXT NOT NULL,"
+	"  parent TEXT NOT NULL, seq_from INTEGER NOT NULL,"
+	"  seq_to INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+	"  manifest_sha256 TEXT NOT NULL, archive_sha256 TEXT NOT NULL,"
+	"  size INTEGER NOT NULL, copies TEXT NOT NULL,"
+	"  verified_at INTEGER NOT NULL, verify_result TEXT,"
+	"  drilled_at INTEGER NOT NULL, drill_result TEXT,"
+	"  change_seq INTEGER NOT NULL);"
+	"CREATE TABLE custody (id INTEGER PRIMARY KEY, time INTEGER NOT NULL,"
+	"  operator TEXT NOT NULL, event TEXT NOT NULL,"
+	"  artefact TEXT NOT NULL, kind TEXT NOT NULL, place TEXT NOT NULL,"
+	"  detail TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL,"
+	"  change_seq INTEGER NOT NULL);"
+	"CREATE INDEX custody_artefact ON custody (artefact, id);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -465,18 +482,20 @@ store_meta_set(struct store *st, const char *key, const char *value)
 	return tx_end(st, step_done(st, s, "meta"));
 }
 
-int
-store_cert_insert_pending(struct store *st, const struct store_cert *c)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t seq;
-	int r, rc;
+static const char cert_insert_sql[] = "INSERT INTO certs (serial, status, "
+    "subject, names, profile, requester, tbs_sha256, not_before, not_after, "
+    "created_at, is_ca, change_seq) VALUES "
+    "(?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+static const char cert_issued_sql[] = "UPDATE certs SET status = 'issued', "
+    "change_seq = ?, der = ? WHERE serial = ? AND status = 'pending'";
 
-	if ((r = mutation_begin(st, "INSERT INTO certs (serial, status, subject, "
-	    "names, profile, requester, tbs_sha256, not_before, not_after, "
-	    "created_at, is_ca, change_seq) VALUES "
-	    "(?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &s, &seq)) != 0)
-		return r;
+/* Bind and run the prepared cert_insert_sql for one record. */
+static int
+cert_insert_row(struct store *st, sqlite3_stmt *s, const struct store_cert *c,
+    int64_t seq)
+{
+	int rc, r = 0;
+
 	sqlite3_bind_text(s, 1, c->serial, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, c->subject ? c->subject : "", -1,
 	    SQLITE_STATIC);
@@ -497,6 +516,96 @@ store_cert_insert_pending(struct store *st, const struct store_cert *c)
 		    c->serial);
 	else if (rc != SQLITE_DONE)
 		r = db_err(st, "recording certificate");
+	sqlite3_reset(s);
+	return r;
+}
+
+int
+store_cert_insert_pending(struct store *st, const struct store_cert *c)
+{
+	return store_cert_insert_pending_many(st, &c, 1);
+}
+
+/* Take n change sequence values; *first is the first of them. Inside a
+ * transaction. */
+static int
+next_seq_n(struct store *st, size_t n, int64_t *first)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if (n == 1)
+		return next_seq(st, first);
+	if ((r = prepare(st, "UPDATE change_seq SET value = value + ? "
+	    "WHERE id = 1 RETURNING value", &s)) != 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)n);
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		r = db_err(st, "change sequence");
+		stmt_done(st, s);
+		return r;
+	}
+	*first = sqlite3_column_int64(s, 0) - (int64_t)n + 1;
+	while (sqlite3_step(s) == SQLITE_ROW)
+		;
+	stmt_done(st, s);
+	return 0;
+}
+
+int
+store_cert_insert_pending_many(struct store *st,
+    const struct store_cert *const *c, size_t n)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	size_t i;
+	int r;
+
+	if (n == 0)
+		return 0;
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq_n(st, n, &seq)) != 0 ||
+	    (r = prepare(st, cert_insert_sql, &s)) != 0) {
+		store_tx_rollback(st);
+		return r;
+	}
+	for (i = 0; i < n && r == 0; i++)
+		r = cert_insert_row(st, s, c[i], seq + (int64_t)i);
+	stmt_done(st, s);
+	return tx_end(st, r);
+}
+
+int
+store_cert_mark_issued_many(struct store *st,
+    const struct store_cert *const *c, size_t n)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	size_t i;
+	int r = 0;
+
+	if (n == 0)
+		return 0;
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = next_seq_n(st, n, &seq)) != 0 ||
+	    (r = prepare(st, cert_issued_sql, &s)) != 0) {
+		store_tx_rollback(st);
+		return r;
+	}
+	for (i = 0; i < n && r == 0; i++) {
+		sqlite3_bind_int64(s, 1, seq + (int64_t)i);
+		sqlite3_bind_blob(s, 2, c[i]->der, (int)c[i]->der_len,
+		    SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, c[i]->serial, -1, SQLITE_STATIC);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			r = db_err(st, "updating certificate");
+		else if (sqlite3_changes(st->db) != 1)
+			r = ck_err_set(CK_E_STATE, "certificate %s is not "
+			    "pending", c[i]->serial);
+		sqlite3_reset(s);
+	}
 	stmt_done(st, s);
 	return tx_end(st, r);
 }
@@ -530,9 +639,8 @@ int
 store_cert_mark_issued(struct store *st, const char *serial,
     const unsigned char *der, size_t der_len)
 {
-	int r = cert_transition(st, "UPDATE certs SET status = 'issued', "
-	    "change_seq = ?, der = ? WHERE serial = ? AND status = 'pending'",
-	    serial, der, der_len, 0, 0);
+	int r = cert_transition(st, cert_issued_sql, serial, der, der_len, 0,
+	    0);
 
 	if (r == CK_E_STATE)
 		return ck_err_set(r, "certificate %s is not pending", serial);
@@ -1129,6 +1237,336 @@ store_token_seq(struct store *st, int64_t *out)
 		r = db_err(st, "token sequence");
 	else
 		*out = sqlite3_column_int64(s, 0);
+	stmt_done(st, s);
+	return r;
+}
+
+int
+store_schema_version(void)
+{
+	return NMIGRATIONS;
+}
+
+sqlite3 *
+store_sqlite_db(struct store *st)
+{
+	return st->db;
+}
+
+int
+store_stmt_prepare(struct store *st, const char *sql, sqlite3_stmt **out)
+{
+	return prepare(st, sql, out);
+}
+
+void
+store_stmt_done(struct store *st, sqlite3_stmt *s)
+{
+	stmt_done(st, s);
+}
+
+int
+store_db_err(struct store *st, const char *what)
+{
+	return db_err(st, what);
+}
+
+/* Bind a fixed-size text field, never reading past its array. */
+static void
+bind_fixed(sqlite3_stmt *s, int i, const char *v, size_t size)
+{
+	sqlite3_bind_text(s, i, v, (int)strnlen(v, size), SQLITE_STATIC);
+}
+
+/* Copy text column I into a fixed-size field; refuses what does not fit. */
+static int
+col_fixed(sqlite3_stmt *s, int i, char *dst, size_t size, const char *what)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	size_t n = (size_t)sqlite3_column_bytes(s, i);
+
+	if (n >= size)
+		return ck_err_set(CK_E_STORE, "backup catalogue: %s is %zu "
+		    "bytes, longer than %zu", what, n, size - 1);
+	memcpy(dst, t ? (const char *)t : "", n);
+	dst[n] = '\0';
+	return 0;
+}
+
+#define BACKUP_COLS "id, kind, chain, parent, seq_from, seq_to, " \
+	"created_at, manifest_sha256, archive_sha256, size, copies, " \
+	"verified_at, verify_result, drilled_at, drill_result, change_seq"
+
+/* Fill B from a BACKUP_COLS row; strings point into the statement's row
+ * (valid until the next step) and are duplicated by the caller if kept. */
+static int
+backup_from_row(sqlite3_stmt *s, struct store_backup *b)
+{
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	if ((r = col_fixed(s, 0, b->id, sizeof(b->id), "id")) != 0 ||
+	    (r = col_fixed(s, 1, b->kind, sizeof(b->kind), "kind")) != 0 ||
+	    (r = col_fixed(s, 2, b->chain, sizeof(b->chain), "chain")) != 0 ||
+	    (r = col_fixed(s, 3, b->parent, sizeof(b->parent),
+	    "parent")) != 0 ||
+	    (r = col_fixed(s, 7, b->manifest_sha256,
+	    sizeof(b->manifest_sha256), "manifest_sha256")) != 0 ||
+	    (r = col_fixed(s, 8, b->archive_sha256,
+	    sizeof(b->archive_sha256), "archive_sha256")) != 0)
+		return r;
+	b->seq_from = sqlite3_column_int64(s, 4);
+	b->seq_to = sqlite3_column_int64(s, 5);
+	b->created_at = sqlite3_column_int64(s, 6);
+	b->size = sqlite3_column_int64(s, 9);
+	b->copies = (char *)sqlite3_column_text(s, 10);
+	b->verified_at = sqlite3_column_int64(s, 11);
+	b->verify_result = (char *)sqlite3_column_text(s, 12);
+	b->drilled_at = sqlite3_column_int64(s, 13);
+	b->drill_result = (char *)sqlite3_column_text(s, 14);
+	b->change_seq = sqlite3_column_int64(s, 15);
+	if (b->copies == NULL)
+		b->copies = (char *)"[]";
+	return 0;
+}
+
+int
+store_backup_put(struct store *st, const struct store_backup *b)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if (strcmp(b->kind, "full") != 0 && strcmp(b->kind, "incremental") != 0)
+		return ck_err_set(CK_E_INVAL, "backup %.64s: kind '%.15s' is "
+		    "neither full nor incremental", b->id, b->kind);
+	if ((r = mutation_begin(st, "INSERT OR REPLACE INTO backups ("
+	    BACKUP_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+	    "?, ?)", &s, &seq)) != 0)
+		return r;
+	bind_fixed(s, 1, b->id, sizeof(b->id));
+	bind_fixed(s, 2, b->kind, sizeof(b->kind));
+	bind_fixed(s, 3, b->chain, sizeof(b->chain));
+	bind_fixed(s, 4, b->parent, sizeof(b->parent));
+	sqlite3_bind_int64(s, 5, b->seq_from);
+	sqlite3_bind_int64(s, 6, b->seq_to);
+	sqlite3_bind_int64(s, 7, b->created_at);
+	bind_fixed(s, 8, b->manifest_sha256, sizeof(b->manifest_sha256));
+	bind_fixed(s, 9, b->archive_sha256, sizeof(b->archive_sha256));
+	sqlite3_bind_int64(s, 10, b->size);
+	sqlite3_bind_text(s, 11, b->copies ? b->copies : "[]", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_int64(s, 12, b->verified_at);
+	if (b->verify_result != NULL)
+		sqlite3_bind_text(s, 13, b->verify_result, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 14, b->drilled_at);
+	if (b->drill_result != NULL)
+		sqlite3_bind_text(s, 15, b->drill_result, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 16, seq);
+	return tx_end(st, step_done(st, s, "recording backup"));
+}
+
+/* strdup that keeps NULL. */
+static int
+dup_opt(char **p)
+{
+	if (*p != NULL && (*p = strdup(*p)) == NULL)
+		return CK_E_NOMEM;
+	return 0;
+}
+
+int
+store_backup_get(struct store *st, const char *id, struct store_backup *out)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_backup b;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = prepare(st, "SELECT " BACKUP_COLS " FROM backups WHERE "
+	    "id = ?", &s)) != 0)
+		return r;
+	sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		if ((r = backup_from_row(s, &b)) != 0)
+			break;
+		/* Each pointer is replaced by its copy or by NULL. */
+		r = dup_opt(&b.copies);
+		if (dup_opt(&b.verify_result) != 0)
+			r = CK_E_NOMEM;
+		if (dup_opt(&b.drill_result) != 0)
+			r = CK_E_NOMEM;
+		*out = b;
+		if (r != 0)
+			store_backup_clear(out);
+		break;
+	case SQLITE_DONE:
+		r = ck_err_set(CK_E_NOTFOUND, "no backup set %s in the "
+		    "catalogue", id);
+		break;
+	default:
+		r = db_err(st, "reading the backup catalogue");
+	}
+	stmt_done(st, s);
+	return r;
+}
+
+int
+store_backup_list(struct store *st,
+    int (*cb)(const struct store_backup *b, void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_backup b;
+	int r, rc;
+
+	if ((r = prepare(st, "SELECT " BACKUP_COLS " FROM backups ORDER BY "
+	    "created_at, seq_to, id", &s)) != 0)
+		return r;
+	r = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((r = backup_from_row(s, &b)) != 0 || (r = cb(&b, arg)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_err(st, "listing the backup catalogue");
+	stmt_done(st, s);
+	return r;
+}
+
+void
+store_backup_clear(struct store_backup *b)
+{
+	if (b == NULL)
+		return;
+	free(b->copies);
+	free(b->verify_result);
+	free(b->drill_result);
+	memset(b, 0, sizeof(*b));
+}
+
+int
+store_custody_last(struct store *st, int64_t *id, unsigned char hash[32])
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if ((r = prepare(st, "SELECT id, hash FROM custody ORDER BY id DESC "
+	    "LIMIT 1", &s)) != 0)
+		return r;
+	*id = 0;
+	memset(hash, 0, 32);
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		*id = sqlite3_column_int64(s, 0);
+		if (sqlite3_column_bytes(s, 1) == 32)
+			memcpy(hash, sqlite3_column_blob(s, 1), 32);
+		r = 0;
+		break;
+	case SQLITE_DONE:
+		r = 0;
+		break;
+	default:
+		r = db_err(st, "custody ledger");
+	}
+	stmt_done(st, s);
+	return r;
+}
+
+int
+store_custody_insert(struct store *st, struct store_custody *e)
+{
+	sqlite3_stmt *s = NULL;
+	unsigned char last_hash[32];
+	int64_t last_id, seq;
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	/* The caller hashed E onto the last entry it saw; refuse to fork the
+	 * chain if another writer appended in between. */
+	if ((r = store_custody_last(st, &last_id, last_hash)) != 0)
+		goto out;
+	if (memcmp(last_hash, e->prev_hash, 32) != 0) {
+		r = ck_err_set(CK_E_STATE, "custody ledger: the entry's "
+		    "previous hash does not match entry %lld, the last one",
+		    (long long)last_id);
+		goto out;
+	}
+	if ((r = mutation_begin(st, "INSERT INTO custody (id, time, operator, "
+	    "event, artefact, kind, place, detail, prev_hash, hash, "
+	    "change_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	    &s, &seq)) != 0)
+		goto out;
+	sqlite3_bind_int64(s, 1, last_id + 1);
+	sqlite3_bind_int64(s, 2, e->time);
+	sqlite3_bind_text(s, 3, e->operator_name ? e->operator_name : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, e->event ? e->event : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, e->artefact ? e->artefact : "", -1,
+	    SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, e->kind ? e->kind : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, e->place ? e->place : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 8, e->detail ? e->detail : "", -1, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 9, e->prev_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 10, e->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 11, seq);
+	if ((r = tx_end(st, step_done(st, s, "appending to the custody "
+	    "ledger"))) == 0) {
+		e->id = last_id + 1;
+		e->change_seq = seq;
+	}
+out:
+	return tx_end(st, r);
+}
+
+int
+store_custody_iter(struct store *st, const char *artefact,
+    int (*cb)(const struct store_custody *e, void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_custody e;
+	int r, rc;
+
+	if ((r = prepare(st, "SELECT id, time, operator, event, artefact, "
+	    "kind, place, detail, prev_hash, hash, change_seq FROM custody "
+	    "WHERE ?1 IS NULL OR artefact = ?1 ORDER BY id", &s)) != 0)
+		return r;
+	if (artefact != NULL)
+		sqlite3_bind_text(s, 1, artefact, -1, SQLITE_STATIC);
+	r = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		memset(&e, 0, sizeof(e));
+		e.id = sqlite3_column_int64(s, 0);
+		e.time = sqlite3_column_int64(s, 1);
+		e.operator_name = (char *)sqlite3_column_text(s, 2);
+		e.event = (char *)sqlite3_column_text(s, 3);
+		e.artefact = (char *)sqlite3_column_text(s, 4);
+		e.kind = (char *)sqlite3_column_text(s, 5);
+		e.place = (char *)sqlite3_column_text(s, 6);
+		e.detail = (char *)sqlite3_column_text(s, 7);
+		if (sqlite3_column_bytes(s, 8) == 32)
+			memcpy(e.prev_hash, sqlite3_column_blob(s, 8), 32);
+		if (sqlite3_column_bytes(s, 9) == 32)
+			memcpy(e.hash, sqlite3_column_blob(s, 9), 32);
+		e.change_seq = sqlite3_column_int64(s, 10);
+		if (e.operator_name == NULL)
+			e.operator_name = (char *)"";
+		if (e.event == NULL)
+			e.event = (char *)"";
+		if (e.artefact == NULL)
+			e.artefact = (char *)"";
+		if (e.kind == NULL)
+			e.kind = (char *)"";
+		if (e.place == NULL)
+			e.place = (char *)"";
+		if (e.detail == NULL)
+			e.detail = (char *)"";
+		if ((r = cb(&e, arg)) != 0)
+			break;
+	}
+	if (r == 0 && rc != SQLITE_DONE)
+		r = db_err(st, "reading the custody ledger");
 	stmt_done(st, s);
 	return r;
 }

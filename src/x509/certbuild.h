@@ -46,6 +46,9 @@ struct ck_cert_template {
 	 * encode `pubkey` (slow with OpenSSL 3.0's encoders). */
 	const X509_ALGOR *spki_alg;
 	const ASN1_BIT_STRING *spki_key;
+	/* The same SubjectPublicKeyInfo as DER, for ck_cert_tbs_der(). */
+	const unsigned char *spki_der;
+	size_t spki_der_len;
 	const ASN1_INTEGER *serial;
 	int64_t not_before;
 	int64_t not_after;
@@ -65,6 +68,35 @@ struct ck_cert_template {
  * is the certificate's own key id). *out is owned by the caller.
  */
 int ck_cert_build(const struct ck_cert_template *t, X509 *issuer, X509 **out);
+
+/* What a TBS needs of its issuer, encoded once per CA certificate. */
+struct ck_tbs_issuer {
+	unsigned char *name_der;	/* the issuer's subject, DER */
+	size_t name_len;
+	unsigned char skid[64];		/* its subject key identifier */
+	size_t skid_len;
+};
+
+/* Fill `iss` from the CA certificate; CK_E_INVAL if it has no subject key
+ * identifier. Free with ck_tbs_issuer_clear() (accepts a cleared one). */
+int ck_tbs_issuer_init(struct ck_tbs_issuer *iss, X509 *issuer);
+void ck_tbs_issuer_clear(struct ck_tbs_issuer *iss);
+
+/*
+ * Encode the TBSCertificate of `t` issued by `iss` straight to DER: the
+ * same bytes as ck_cert_build() with that issuer followed by setting the
+ * signature algorithm to `sigalg` (a DER AlgorithmIdentifier), at a
+ * fraction of the cost. Needs t->spki_der and t->spki_key (a key from a
+ * CSR); self-signed certificates go through ck_cert_build(). *out (caller
+ * frees with OPENSSL_free) gets the DER.
+ */
+int ck_cert_tbs_der(const struct ck_cert_template *t,
+    const struct ck_tbs_issuer *iss, const unsigned char *sigalg,
+    size_t sigalg_len, unsigned char **out, size_t *outlen);
+
+/* DER length octets: how many `n` takes, and writing them at `p`. */
+size_t ck_der_len_size(size_t n);
+void ck_der_len_write(unsigned char *p, size_t n);
 
 struct ck_crl_entry {
 	const char *serial_hex;

@@ -225,6 +225,8 @@ ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 	c->pubkey = d.pubkey;
 	c->spki_alg = d.spki_alg;
 	c->spki_key = d.spki_key;
+	c->spki_der = d.spki_der;
+	c->spki_der_len = d.spki_der_len;
 	c->exts = d.exts;
 	if (d.key_desc[0] != '\0')
 		memcpy(c->key_desc, d.key_desc, sizeof(c->key_desc));
@@ -253,6 +255,7 @@ ck_csr_free(struct ck_csr *c)
 	EVP_PKEY_free(c->pubkey);
 	X509_ALGOR_free(c->spki_alg);
 	ASN1_BIT_STRING_free(c->spki_key);
+	OPENSSL_free(c->spki_der);
 	sk_X509_EXTENSION_pop_free(c->exts, X509_EXTENSION_free);
 	free(c->attrs);
 	ck_names_clear(&c->names);

@@ -29,6 +29,8 @@ struct ck_csr {
 	EVP_PKEY *pubkey;
 	X509_ALGOR *spki_alg;	/* the SubjectPublicKeyInfo as received, */
 	ASN1_BIT_STRING *spki_key; /* copied as is into the certificate */
+	unsigned char *spki_der; /* both as DER */
+	size_t spki_der_len;
 	STACK_OF(X509_EXTENSION) *exts; /* requested extensions, or NULL */
 	char key_desc[32];	/* see ck_key_describe() */
 	struct ck_subject_attr *attrs;

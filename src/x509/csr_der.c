@@ -382,6 +382,9 @@ csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out)
 	info->spki->alg = NULL;
 	out->spki_key = info->spki->key;
 	info->spki->key = NULL;
+	out->spki_der = spki_der;
+	out->spki_der_len = (size_t)spki_len;
+	spki_der = NULL;
 	r = 0;
 out:
 	if (r != 0)
@@ -401,6 +404,7 @@ csr_der_clear(struct csr_der *d)
 	X509_NAME_free(d->subject);
 	X509_ALGOR_free(d->spki_alg);
 	ASN1_BIT_STRING_free(d->spki_key);
+	OPENSSL_free(d->spki_der);
 	sk_X509_EXTENSION_pop_free(d->exts, X509_EXTENSION_free);
 	memset(d, 0, sizeof(*d));
 }

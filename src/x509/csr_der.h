@@ -14,6 +14,8 @@ struct csr_der {
 	char key_desc[32];	/* "" when ck_key_describe() must say */
 	X509_ALGOR *spki_alg;	/* the SubjectPublicKeyInfo as received */
 	ASN1_BIT_STRING *spki_key;
+	unsigned char *spki_der;	/* both re-encoded as DER */
+	size_t spki_der_len;
 	STACK_OF(X509_EXTENSION) *exts;	/* requested; NULL if none */
 };
 

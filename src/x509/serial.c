@@ -35,29 +35,31 @@ bn_to_hex(const BIGNUM *bn, char hex[CK_SERIAL_HEX_MAX])
 int
 ck_serial_random(ASN1_INTEGER **out, char hex[CK_SERIAL_HEX_MAX])
 {
+	static const char digits[] = "0123456789ABCDEF";
 	unsigned char b[CK_SERIAL_BYTES];
-	BIGNUM *bn = NULL;
 	ASN1_INTEGER *ai = NULL;
-	int r;
+	size_t i, o = 0;
 
 	if (RAND_bytes(b, sizeof(b)) != 1)
 		return ck_err_ssl(CK_E_CRYPTO, "random number generator");
 	b[0] &= 0x7f;		/* positive */
 	if (b[0] == 0)
 		b[0] = 0x01;	/* never short, never zero */
-	if ((bn = BN_bin2bn(b, sizeof(b), NULL)) == NULL ||
-	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL) {
-		r = CK_E_NOMEM;
-		goto out;
+	/* The first byte is not zero, so these are the integer's minimal
+	 * content octets, and the hex form starts with a non-zero digit. */
+	if ((ai = ASN1_INTEGER_new()) == NULL ||
+	    !ASN1_STRING_set(ai, b, sizeof(b))) {
+		ASN1_INTEGER_free(ai);
+		return CK_E_NOMEM;
 	}
-	if ((r = bn_to_hex(bn, hex)) != 0)
-		goto out;
+	for (i = 0; i < sizeof(b); i++) {
+		if (i > 0 || b[i] >= 0x10)
+			hex[o++] = digits[b[i] >> 4];
+		hex[o++] = digits[b[i] & 15];
+	}
+	hex[o] = '\0';
 	*out = ai;
-	ai = NULL;
-out:
-	ASN1_INTEGER_free(ai);
-	BN_free(bn);
-	return r;
+	return 0;
 }
 
 int

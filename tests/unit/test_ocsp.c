@@ -1,10 +1,13 @@
 /*
- * test_ocsp.c - src/proto/ocsp and signer_ocsp_sign(): an in-memory CA
+ * test_ocsp.c - src/proto/ocsp and signer_ocsp_*(): an in-memory CA
  * (EC P-256, then Ed25519) with two issued leaves, a status table behind
  * the lookup callback, and OpenSSL's OCSP client API on the other side:
  * good / revoked / unknown answers, foreign issuers and hash algorithms,
  * nonces, malformed requests, the GET form, the cache and its
  * invalidation, many threads, and signing with RSA and P-384 CA keys.
+ * Then a delegated responder: its certificate (signer_ocsp_cert_prepare),
+ * what the responder refuses as one, answers it signs that OpenSSL
+ * accepts, nextUpdate cut at its expiry, swaps under load.
  */
 #include "testutil.h"
 
@@ -1283,9 +1286,459 @@ test_signer_without_cert(void **state)
 	assert_non_null(bs);
 	assert_int_equal(ck_key_generate(CK_KEY_EC_P256, &k), 0);
 	assert_int_equal(signer_new(k, NULL, &sg), 0);
-	assert_int_equal(signer_ocsp_sign(sg, bs), CK_E_STATE);
+	assert_int_equal(signer_ocsp_sign(sg, bs, 0), CK_E_STATE);
+	assert_int_equal(signer_ocsp_sign(sg, bs, 1), CK_E_STATE);
 	signer_free(sg);
 	OCSP_BASICRESP_free(bs);
+}
+
+/* ---- a delegated responder (RFC 6960 section 4.2.2.2) ---- */
+
+/* A responder certificate from `ca` for a new key of `type`, valid from
+ * `nb` to `na` (seconds from now); *key gets the key. */
+static X509 *
+delegate_make(struct ca *ca, enum ck_key_type type, int64_t nb, int64_t na,
+    EVP_PKEY **key)
+{
+	struct ck_cert_template t;
+	struct ck_strlist eku = { 0 };
+	struct signer_pending *p = NULL;
+	unsigned char digest[32], *der = NULL;
+	const unsigned char *q;
+	ASN1_INTEGER *serial = NULL;
+	char hex[CK_SERIAL_HEX_MAX];
+	int64_t now = (int64_t)time(NULL);
+	size_t len = 0;
+	X509 *x;
+	int r;
+
+	assert_int_equal(ck_key_generate(type, key), 0);
+	assert_int_equal(ck_strlist_add(&eku, "OCSPSigning"), 0);
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(ck_serial_random(&serial, hex), 0);
+	t.subject = cn_name("Test OCSP responder");
+	t.pubkey = *key;
+	t.serial = serial;
+	t.not_before = now + nb;
+	t.not_after = now + na;
+	t.path_len = -1;
+	t.ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+	t.eku = &eku;
+	r = signer_ocsp_cert_prepare(ca->sg, &t, &p, digest);
+	if (r != 0)
+		fail_msg("signer_ocsp_cert_prepare: %d %s", r, ck_err_msg());
+	r = signer_cert_sign(ca->sg, p, &der, &len);
+	if (r != 0)
+		fail_msg("signer_cert_sign: %d %s", r, ck_err_msg());
+	q = der;
+	x = d2i_X509(NULL, &q, (long)len);
+	assert_non_null(x);
+	OPENSSL_free(der);
+	ASN1_INTEGER_free(serial);
+	X509_NAME_free((X509_NAME *)t.subject);
+	ck_strlist_clear(&eku);
+	return x;
+}
+
+/* Set a delegate (the key passes to the responder). */
+static void
+delegate_set(EVP_PKEY *key, X509 *cert)
+{
+	int r = ocsp_responder_set_delegate(F.r, key, cert);
+
+	if (r != 0)
+		fail_msg("ocsp_responder_set_delegate: %d %s", r,
+		    ck_err_msg());
+}
+
+/* Parse a successful response signed by the delegate `dcert`: the
+ * responder is named by the hash of its key, its certificate (only) is
+ * included, and a client trusting the CA accepts it with all of
+ * OpenSSL's checks (the signer is the CA's delegate for OCSPSigning). */
+static OCSP_BASICRESP *
+resp_basic_dlg(const unsigned char *der, size_t len, X509 *dcert)
+{
+	const unsigned char *p = der;
+	const ASN1_OCTET_STRING *keyid = NULL;
+	const X509_NAME *name = NULL;
+	const STACK_OF(X509) *certs;
+	unsigned char kh[EVP_MAX_MD_SIZE];
+	unsigned int khlen = 0;
+	OCSP_RESPONSE *o;
+	OCSP_BASICRESP *bs;
+	X509 *signer = NULL;
+
+	o = d2i_OCSP_RESPONSE(NULL, &p, (long)len);
+	assert_non_null(o);
+	assert_int_equal(OCSP_response_status(o),
+	    OCSP_RESPONSE_STATUS_SUCCESSFUL);
+	bs = OCSP_response_get1_basic(o);
+	assert_non_null(bs);
+	OCSP_RESPONSE_free(o);
+
+	certs = OCSP_resp_get0_certs(bs);
+	assert_int_equal(sk_X509_num(certs), 1);
+	assert_int_equal(X509_cmp(sk_X509_value(certs, 0), dcert), 0);
+	assert_int_equal(OCSP_resp_get0_id(bs, &keyid, &name), 1);
+	assert_non_null(keyid);
+	assert_null(name);
+	assert_int_equal(X509_pubkey_digest(dcert, EVP_sha1(), kh, &khlen), 1);
+	assert_int_equal(ASN1_STRING_length(keyid), (int)khlen);
+	assert_memory_equal(ASN1_STRING_get0_data(keyid), kh, khlen);
+	assert_int_equal(OCSP_resp_get0_signer(bs, &signer, NULL), 1);
+	assert_int_equal(X509_cmp(signer, dcert), 0);
+	assert_int_equal(OCSP_basic_verify(bs, NULL, NULL, OCSP_NOVERIFY),
+	    1);
+	assert_int_equal(verify_with(bs, F.ca.cert, 0), 1);
+	assert_true(verify_with(bs, F.foreign.cert, 0) <= 0);
+	return bs;
+}
+
+static void
+test_delegate_cert(void **state)
+{
+	struct ck_cert_template t;
+	struct ck_strlist eku = { 0 };
+	struct signer_pending *p = NULL;
+	unsigned char digest[32];
+	ASN1_INTEGER *serial = NULL;
+	ASN1_OCTET_STRING *ext;
+	EVP_PKEY *k = NULL;
+	char hex[CK_SERIAL_HEX_MAX];
+	X509 *x;
+	int idx;
+
+	(void)state;
+	x = delegate_make(&F.ca, CK_KEY_EC_P256, -60, 3600, &k);
+	/* What RFC 6960 section 4.2.2.2 and OpenSSL ask. */
+	assert_int_equal(X509_check_issued(F.ca.cert, x), X509_V_OK);
+	assert_int_equal(X509_verify(x, X509_get0_pubkey(F.ca.cert)), 1);
+	assert_true(X509_get_extension_flags(x) & EXFLAG_XKUSAGE);
+	assert_int_equal(X509_get_extended_key_usage(x), XKU_OCSP_SIGN);
+	assert_int_equal(X509_get_key_usage(x), KU_DIGITAL_SIGNATURE);
+	assert_false(X509_get_extension_flags(x) & EXFLAG_CA);
+	assert_int_equal(X509_check_purpose(x, X509_PURPOSE_OCSP_HELPER, 0),
+	    1);
+	assert_non_null(X509_get0_subject_key_id(x));
+	assert_non_null(X509_get0_authority_key_id(x));
+	/* id-pkix-ocsp-nocheck: present, not critical, NULL. */
+	idx = X509_get_ext_by_NID(x, NID_id_pkix_OCSP_noCheck, -1);
+	assert_true(idx >= 0);
+	assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(x, idx)),
+	    0);
+	ext = X509_EXTENSION_get_data(X509_get_ext(x, idx));
+	assert_int_equal(ASN1_STRING_length(ext), 2);
+	assert_memory_equal(ASN1_STRING_get0_data(ext), "\x05\x00", 2);
+	X509_free(x);
+	EVP_PKEY_free(k);
+
+	/* Nothing else goes through this path. */
+	assert_int_equal(ck_key_generate(CK_KEY_EC_P256, &k), 0);
+	assert_int_equal(ck_serial_random(&serial, hex), 0);
+	memset(&t, 0, sizeof(t));
+	t.subject = cn_name("not a responder");
+	t.pubkey = k;
+	t.serial = serial;
+	t.not_before = (int64_t)time(NULL);
+	t.not_after = t.not_before + 3600;
+	t.path_len = -1;
+	t.ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+	assert_int_equal(signer_ocsp_cert_prepare(F.ca.sg, &t, &p, digest),
+	    CK_E_INVAL);			/* no EKU */
+	assert_int_equal(ck_strlist_add(&eku, "serverAuth"), 0);
+	t.eku = &eku;
+	assert_int_equal(signer_ocsp_cert_prepare(F.ca.sg, &t, &p, digest),
+	    CK_E_INVAL);			/* another EKU */
+	ck_strlist_clear(&eku);
+	assert_int_equal(ck_strlist_add(&eku, "OCSPSigning"), 0);
+	assert_int_equal(ck_strlist_add(&eku, "clientAuth"), 0);
+	assert_int_equal(signer_ocsp_cert_prepare(F.ca.sg, &t, &p, digest),
+	    CK_E_INVAL);			/* more than OCSPSigning */
+	ck_strlist_clear(&eku);
+	assert_int_equal(ck_strlist_add(&eku, "OCSPSigning"), 0);
+	t.ku |= 1u << CK_KU_KEY_ENCIPHERMENT;
+	assert_int_equal(signer_ocsp_cert_prepare(F.ca.sg, &t, &p, digest),
+	    CK_E_INVAL);			/* another usage */
+	t.ku = (1u << CK_KU_KEY_CERT_SIGN) | (1u << CK_KU_DIGITAL_SIGNATURE);
+	t.is_ca = 1;
+	assert_int_equal(signer_ocsp_cert_prepare(F.ca.sg, &t, &p, digest),
+	    CK_E_INVAL);			/* a CA */
+	assert_null(p);
+	ck_strlist_clear(&eku);
+	ASN1_INTEGER_free(serial);
+	X509_NAME_free((X509_NAME *)t.subject);
+	EVP_PKEY_free(k);
+}
+
+/* POST one CertID; the response must be the delegate's. */
+static void
+query_dlg(OCSP_CERTID *id, int nonce, X509 *dcert, struct got *g)
+{
+	OCSP_REQUEST *req = NULL;
+	OCSP_BASICRESP *bs;
+	unsigned char *der, *resp;
+	size_t len, rl = 0;
+
+	req_make(&id, 1, nonce ? 16 : 0, &req, &der, &len);
+	resp = post(der, len, &rl);
+	bs = resp_basic_dlg(resp, rl, dcert);
+	assert_int_equal(OCSP_check_nonce(req, bs), nonce ? 1 : 2);
+	find(bs, id, g);
+	OCSP_BASICRESP_free(bs);
+	OCSP_REQUEST_free(req);
+	OPENSSL_free(der);
+	free(resp);
+}
+
+static void
+test_delegate_sign(void **state)
+{
+	OCSP_CERTID *id0 = cid_for(NULL, F.leaf[0], F.ca.cert);
+	OCSP_CERTID *id1 = cid_for(EVP_sha256(), F.leaf[1], F.ca.cert);
+	OCSP_CERTID *idu = cid_serial(NULL, "0123456789ABCDEF");
+	struct ocsp_stats s0, s1;
+	EVP_PKEY *k = NULL;
+	struct got g;
+	X509 *d;
+
+	(void)state;
+	d = delegate_make(&F.ca, F.type, -60, 2 * VALIDITY, &k);
+	delegate_set(k, d);
+	ocsp_get_stats(F.r, &s0);
+	query_dlg(id0, 1, d, &g);
+	assert_int_equal(g.status, V_OCSP_CERTSTATUS_GOOD);
+	query_dlg(id1, 0, d, &g);
+	assert_int_equal(g.status, V_OCSP_CERTSTATUS_REVOKED);
+	assert_int_equal(g.reason, OCSP_REVOKED_STATUS_KEYCOMPROMISE);
+	query_dlg(idu, 0, d, &g);
+	assert_int_equal(g.status, V_OCSP_CERTSTATUS_UNKNOWN);
+	/* Cached answers are the delegate's too. */
+	query_dlg(id1, 0, d, &g);
+	assert_int_equal(g.status, V_OCSP_CERTSTATUS_REVOKED);
+	ocsp_get_stats(F.r, &s1);
+	assert_int_equal(s1.cached - s0.cached, 1);
+	X509_free(d);
+	OCSP_CERTID_free(id0);
+	OCSP_CERTID_free(id1);
+	OCSP_CERTID_free(idu);
+}
+
+static void
+test_delegate_refusals(void **state)
+{
+	EVP_PKEY *k = NULL, *k2 = NULL;
+	X509 *x;
+
+	(void)state;
+	/* from another CA */
+	x = delegate_make(&F.foreign, CK_KEY_EC_P256, -60, 3600, &k);
+	assert_int_equal(ocsp_responder_set_delegate(F.r, k, x), CK_E_INVAL);
+	assert_non_null(strstr(ck_err_msg(), "not issued by this CA"));
+	X509_free(x);
+	/* without OCSPSigning */
+	assert_int_equal(ck_key_generate(CK_KEY_EC_P256, &k), 0);
+	x = issue(F.ca.sg, k, "no-eku", 0, 0, NULL);
+	assert_int_equal(ocsp_responder_set_delegate(F.r, k, x), CK_E_INVAL);
+	assert_non_null(strstr(ck_err_msg(), "OCSPSigning"));
+	X509_free(x);
+	/* the CA certificate itself is no delegate */
+	assert_int_equal(EVP_PKEY_up_ref(F.ca.key), 1);
+	assert_int_equal(ocsp_responder_set_delegate(F.r, F.ca.key,
+	    F.ca.cert), CK_E_INVAL);
+	/* another key */
+	x = delegate_make(&F.ca, CK_KEY_EC_P256, -60, 3600, &k);
+	assert_int_equal(ck_key_generate(CK_KEY_EC_P256, &k2), 0);
+	assert_int_equal(ocsp_responder_set_delegate(F.r, k2, x), CK_E_INVAL);
+	assert_non_null(strstr(ck_err_msg(), "does not belong to its key"));
+	X509_free(x);
+	EVP_PKEY_free(k);
+	/* not valid now */
+	x = delegate_make(&F.ca, CK_KEY_EC_P256, -7200, -3600, &k);
+	assert_int_equal(ocsp_responder_set_delegate(F.r, k, x), CK_E_INVAL);
+	assert_non_null(strstr(ck_err_msg(), "expired"));
+	X509_free(x);
+	x = delegate_make(&F.ca, CK_KEY_EC_P256, 3600, 7200, &k);
+	assert_int_equal(ocsp_responder_set_delegate(F.r, k, x), CK_E_INVAL);
+	assert_non_null(strstr(ck_err_msg(), "starts"));
+	X509_free(x);
+	assert_int_equal(ocsp_responder_set_delegate(F.r, NULL, F.ca.cert),
+	    CK_E_INVAL);
+	/* Still the CA's own answers. */
+	{
+		OCSP_CERTID *id = cid_for(NULL, F.leaf[0], F.ca.cert);
+		struct got g;
+		query1(id, 1, 1, &g);
+		assert_int_equal(g.status, V_OCSP_CERTSTATUS_GOOD);
+		OCSP_CERTID_free(id);
+	}
+}
+
+/* nextUpdate is cut at the delegate's notAfter, and such an answer is
+ * cached for half of what is left; once it has expired nothing is signed. */
+static void
+test_delegate_expiry(void **state)
+{
+	OCSP_CERTID *id = cid_for(NULL, F.leaf[0], F.ca.cert);
+	OCSP_BASICRESP *bs;
+	ASN1_GENERALIZEDTIME *tu = NULL, *nu = NULL;
+	unsigned char *der, *a, *b, *resp = NULL;
+	size_t len, al = 0, bl = 0;
+	EVP_PKEY *k = NULL;
+	int st = 0, reason = 0;
+	int64_t na;
+	X509 *d;
+
+	(void)state;
+	d = delegate_make(&F.ca, F.type, -60, 4, &k);
+	na = (int64_t)time(NULL) + 4;
+	delegate_set(k, d);
+	req_make(&id, 1, 0, NULL, &der, &len);
+	a = post(der, len, &al);
+	bs = resp_basic_dlg(a, al, d);
+	assert_int_equal(OCSP_resp_find_status(bs, id, &st, &reason, NULL,
+	    &tu, &nu), 1);
+	assert_true(t64(nu) <= na && t64(nu) >= na - 1);
+	assert_true(t64(nu) - t64(tu) < VALIDITY);
+	OCSP_BASICRESP_free(bs);
+	b = post(der, len, &bl);
+	assert_int_equal(al, bl);
+	assert_memory_equal(a, b, al);	/* cached */
+	free(b);
+	sleep(5);
+	assert_int_equal(ocsp_respond_der(F.r, der, len, &resp, &bl),
+	    CK_E_STATE);
+	assert_null(resp);
+	assert_non_null(strstr(ck_err_msg(), "expired"));
+	free(a);
+	OPENSSL_free(der);
+	OCSP_CERTID_free(id);
+	X509_free(d);
+}
+
+/* A new delegate signs from now on; answers cached before stay (and
+ * verify: the old certificate is still valid). */
+static void
+test_delegate_swap(void **state)
+{
+	OCSP_CERTID *id = cid_for(NULL, F.leaf[0], F.ca.cert);
+	OCSP_BASICRESP *bs;
+	unsigned char *der, *a, *b;
+	size_t len, al = 0, bl = 0;
+	EVP_PKEY *k1 = NULL, *k2 = NULL;
+	struct got g;
+	X509 *d1, *d2;
+
+	(void)state;
+	d1 = delegate_make(&F.ca, F.type, -60, 2 * VALIDITY, &k1);
+	d2 = delegate_make(&F.ca, F.type, -60, 2 * VALIDITY, &k2);
+	delegate_set(k1, d1);
+	ocsp_invalidate_all(F.r);
+	req_make(&id, 1, 0, NULL, &der, &len);
+	a = post(der, len, &al);
+	OCSP_BASICRESP_free(resp_basic_dlg(a, al, d1));
+	delegate_set(k2, d2);
+	b = post(der, len, &bl);
+	assert_int_equal(al, bl);
+	assert_memory_equal(a, b, al);
+	bs = resp_basic_dlg(b, bl, d1);
+	OCSP_BASICRESP_free(bs);
+	free(b);
+	query_dlg(id, 1, d2, &g);
+	assert_int_equal(g.status, V_OCSP_CERTSTATUS_GOOD);
+	ocsp_invalidate(F.r, F.leaf_hex[0]);
+	b = post(der, len, &bl);
+	OCSP_BASICRESP_free(resp_basic_dlg(b, bl, d2));
+	free(a);
+	free(b);
+	OPENSSL_free(der);
+	OCSP_CERTID_free(id);
+	X509_free(d1);
+	X509_free(d2);
+}
+
+/* Threads answer (with nonces: always signed) while delegates are
+ * swapped under them: every answer is signed by one of them and
+ * verifies; none is lost or freed early. */
+#define SWAPS 20
+
+struct dworker {
+	pthread_t t;
+	unsigned char *der;
+	size_t len;
+	X509 **certs;		/* every delegate set, SWAPS + 1 */
+	int bad;
+};
+
+static void *
+dworker_run(void *arg)
+{
+	struct dworker *w = arg;
+	const STACK_OF(X509) *certs;
+	const unsigned char *p;
+	OCSP_RESPONSE *o;
+	OCSP_BASICRESP *bs;
+	unsigned char *resp;
+	size_t rl;
+	int i, j, ours;
+
+	for (i = 0; i < ITER / 10; i++) {
+		resp = NULL;
+		if (ocsp_respond_der(F.r, w->der, w->len, &resp, &rl) != 0) {
+			w->bad++;
+			continue;
+		}
+		p = resp;
+		o = d2i_OCSP_RESPONSE(NULL, &p, (long)rl);
+		bs = o != NULL ? OCSP_response_get1_basic(o) : NULL;
+		certs = bs != NULL ? OCSP_resp_get0_certs(bs) : NULL;
+		ours = 0;
+		for (j = 0; certs != NULL && sk_X509_num(certs) == 1 &&
+		    j <= SWAPS; j++)
+			if (X509_cmp(sk_X509_value(certs, 0),
+			    w->certs[j]) == 0)
+				ours = 1;
+		if (!ours || verify_with(bs, F.ca.cert, 0) != 1)
+			w->bad++;
+		OCSP_BASICRESP_free(bs);
+		OCSP_RESPONSE_free(o);
+		free(resp);
+	}
+	return NULL;
+}
+
+static void
+test_delegate_threads(void **state)
+{
+	OCSP_CERTID *id = cid_for(NULL, F.leaf[0], F.ca.cert);
+	struct dworker w[THREADS];
+	X509 *certs[SWAPS + 1];
+	EVP_PKEY *keys[SWAPS + 1];
+	int i;
+
+	(void)state;
+	for (i = 0; i <= SWAPS; i++)
+		certs[i] = delegate_make(&F.ca, F.type, -60, 2 * VALIDITY,
+		    &keys[i]);
+	delegate_set(keys[0], certs[0]);
+	for (i = 0; i < THREADS; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		req_make(&id, 1, 16, NULL, &w[i].der, &w[i].len);
+		w[i].certs = certs;
+		assert_int_equal(pthread_create(&w[i].t, NULL, dworker_run,
+		    &w[i]), 0);
+	}
+	for (i = 1; i <= SWAPS; i++) {
+		usleep(2000);
+		delegate_set(keys[i], certs[i]);
+	}
+	for (i = 0; i < THREADS; i++) {
+		assert_int_equal(pthread_join(w[i].t, NULL), 0);
+		assert_int_equal(w[i].bad, 0);
+		OPENSSL_free(w[i].der);
+	}
+	for (i = 0; i <= SWAPS; i++)
+		X509_free(certs[i]);
+	OCSP_CERTID_free(id);
 }
 
 int
@@ -1308,6 +1761,16 @@ main(void)
 		cmocka_unit_test(test_new_refusals),
 		cmocka_unit_test(test_threads),
 	};
+	const struct CMUnitTest dlg[] = {
+		cmocka_unit_test(test_delegate_cert),
+		cmocka_unit_test(test_delegate_refusals),
+		cmocka_unit_test(test_delegate_sign),
+		cmocka_unit_test(test_delegate_swap),
+		cmocka_unit_test(test_delegate_threads),
+	};
+	const struct CMUnitTest dlg_once[] = {
+		cmocka_unit_test(test_delegate_expiry),
+	};
 	const struct CMUnitTest once[] = {
 		cmocka_unit_test(test_cache_expiry),
 		cmocka_unit_test(test_other_keys),
@@ -1321,5 +1784,12 @@ main(void)
 	    setup_ed25519, fixture_teardown);
 	fails += cmocka_run_group_tests_name("ocsp-misc", once, setup_p256,
 	    fixture_teardown);
+	/* Groups of their own: a delegate, once set, signs the rest. */
+	fails += cmocka_run_group_tests_name("ocsp-delegated-ec-p256", dlg,
+	    setup_p256, fixture_teardown);
+	fails += cmocka_run_group_tests_name("ocsp-delegated-ed25519", dlg,
+	    setup_ed25519, fixture_teardown);
+	fails += cmocka_run_group_tests_name("ocsp-delegated-expiry",
+	    dlg_once, setup_p256, fixture_teardown);
 	return fails;
 }

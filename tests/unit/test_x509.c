@@ -1320,6 +1320,238 @@ test_crl_build(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* ---- the direct DER writer against the X509-object builder ---- */
+
+/* What ck_cert_build() then setting the signature algorithm gives. */
+static void
+tbs_reference(const struct ck_cert_template *t, X509 *issuer,
+    const unsigned char *aid, size_t aidlen, unsigned char **der, int *len)
+{
+	const unsigned char *p = aid;
+	X509_ALGOR *alg;
+	X509 *x = NULL;
+
+	if (ck_cert_build(t, issuer, &x) != 0)
+		fail_msg("ck_cert_build: %s", ck_err_msg());
+	alg = d2i_X509_ALGOR(NULL, &p, (long)aidlen);
+	assert_non_null(alg);
+	assert_int_equal(X509_ALGOR_copy((X509_ALGOR *)X509_get0_tbs_sigalg(x),
+	    alg), 1);
+	X509_ALGOR_free(alg);
+	*der = NULL;
+	*len = i2d_re_X509_tbs(x, der);
+	assert_true(*len > 0);
+	X509_free(x);
+}
+
+static void
+tbs_compare(const struct ck_cert_template *t, X509 *issuer,
+    const struct ck_tbs_issuer *iss, const unsigned char *aid, size_t aidlen)
+{
+	unsigned char *want = NULL, *got = NULL;
+	size_t gotlen = 0;
+	int wantlen = 0;
+
+	tbs_reference(t, issuer, aid, aidlen, &want, &wantlen);
+	if (ck_cert_tbs_der(t, iss, aid, aidlen, &got, &gotlen) != 0)
+		fail_msg("ck_cert_tbs_der: %s", ck_err_msg());
+	assert_int_equal(gotlen, (size_t)wantlen);
+	assert_memory_equal(got, want, gotlen);
+	OPENSSL_free(want);
+	OPENSSL_free(got);
+}
+
+static void
+test_cert_tbs_der(void **state)
+{
+	static const char *const keys[] = { "ec-p256", "ec-p384", "rsa2048",
+		"ed25519" };
+	static const struct tu_csr csr_opts[] = {
+		{ .subject = "CN=leaf.example.com,O=Example Ltd,C=DE",
+		  .san = "DNS:leaf.example.com" },
+		{ .subject = NULL, .san = "DNS:a.example.com" },
+		{ .subject = "CN=x" },
+	};
+	static const unsigned char aid_p256[] = { 0x30, 0x0a, 0x06, 0x08, 0x2a,
+		0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02 };
+	static const unsigned char aid_rsa[] = { 0x30, 0x0d, 0x06, 0x09, 0x2a,
+		0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00 };
+	static const int64_t times[][2] = {
+		{ 1700000000, 1700000000 + 90 * 86400 },
+		{ -631152000 + 1, 2524607999 },	/* 1950 .. 2049 */
+		{ 1700000000, 2524608000 },	/* GeneralizedTime from 2050 */
+		{ 1700000000, 4102444800 },	/* 2100 */
+	};
+	EVP_PKEY *cak = tu_key("ec-p256");
+	X509_NAME *canm = X509_NAME_new();
+	ASN1_INTEGER *serial = NULL;
+	struct ck_cert_template t;
+	struct ck_tbs_issuer iss;
+	struct ck_strlist eku = { 0 }, eku2 = { 0 };
+	struct ck_names sans = { 0 }, many = { 0 };
+	char hex[CK_SERIAL_HEX_MAX], nm[64];
+	X509 *ca = NULL;
+	size_t ki, ci, ti, i;
+	unsigned ku;
+
+	(void)state;
+	/* The issuing CA, as ck_ca_init makes one. */
+	assert_int_equal(X509_NAME_add_entry_by_txt(canm, "CN", MBSTRING_UTF8,
+	    (const unsigned char *)"Test CA \xc3\xa9", -1, -1, 0), 1);
+	assert_int_equal(ck_serial_random(&serial, hex), 0);
+	memset(&t, 0, sizeof(t));
+	t.subject = canm;
+	t.pubkey = cak;
+	t.serial = serial;
+	t.not_before = 1600000000;
+	t.not_after = 4102444800;
+	t.is_ca = 1;
+	t.path_len = -1;
+	t.ku = 1u << CK_KU_KEY_CERT_SIGN | 1u << CK_KU_CRL_SIGN;
+	assert_int_equal(ck_cert_build(&t, NULL, &ca), 0);
+	assert_true(X509_sign(ca, cak, EVP_sha256()) > 0);
+	assert_int_equal(ck_tbs_issuer_init(&iss, ca), 0);
+
+	assert_int_equal(ck_strlist_add(&eku, "serverAuth"), 0);
+	assert_int_equal(ck_strlist_add(&eku, "clientAuth"), 0);
+	assert_int_equal(ck_strlist_add(&eku2, "codeSigning"), 0);
+	assert_int_equal(ck_strlist_add(&eku2, "emailProtection"), 0);
+	assert_int_equal(ck_strlist_add(&eku2, "timeStamping"), 0);
+	assert_int_equal(ck_strlist_add(&eku2, "OCSPSigning"), 0);
+	assert_int_equal(ck_strlist_add(&eku2, "1.3.6.1.4.1.99999.1.2"), 0);
+	assert_int_equal(ck_names_add(&sans, CK_NAME_DNS, "leaf.example.com"),
+	    0);
+	assert_int_equal(ck_names_add(&sans, CK_NAME_DNS, "*.example.com"), 0);
+	assert_int_equal(ck_names_add(&sans, CK_NAME_IP, "192.0.2.7"), 0);
+	assert_int_equal(ck_names_add(&sans, CK_NAME_IP, "2001:db8::1"), 0);
+	assert_int_equal(ck_names_add(&sans, CK_NAME_EMAIL, "a@example.com"),
+	    0);
+	assert_int_equal(ck_names_add(&sans, CK_NAME_URI,
+	    "https://example.com/x"), 0);
+	/* Enough names that the lengths need more than one octet. */
+	for (i = 0; i < 300; i++) {
+		snprintf(nm, sizeof(nm), "host-%zu.long-name.example.com", i);
+		assert_int_equal(ck_names_add(&many, CK_NAME_DNS, nm), 0);
+	}
+
+	for (ki = 0; ki < sizeof(keys) / sizeof(keys[0]); ki++)
+		for (ci = 0; ci < sizeof(csr_opts) / sizeof(csr_opts[0]);
+		    ci++) {
+			EVP_PKEY *k = tu_key(keys[ki]);
+			unsigned char *buf = NULL;
+			size_t len = 0;
+			struct ck_csr *csr = NULL;
+
+			tu_csr_make(k, &csr_opts[ci], &buf, &len);
+			csr = parse_ok(buf, len);
+			memset(&t, 0, sizeof(t));
+			t.subject = csr->subject;
+			t.pubkey = csr->pubkey;
+			t.spki_alg = csr->spki_alg;
+			t.spki_key = csr->spki_key;
+			t.spki_der = csr->spki_der;
+			t.spki_der_len = csr->spki_der_len;
+			t.serial = serial;
+			for (ti = 0; ti < sizeof(times) / sizeof(times[0]);
+			    ti++) {
+				t.not_before = times[ti][0];
+				t.not_after = times[ti][1];
+				t.path_len = -1;
+				t.is_ca = 0;
+				t.ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+				t.eku = &eku;
+				t.sans = &csr->names;
+				t.crl_url = "http://ca.example.com/crl/ca.crl";
+				t.ocsp_url = "http://ca.example.com/ocsp";
+				t.issuer_url = "http://ca.example.com/ca.pem";
+				tbs_compare(&t, ca, &iss, aid_p256,
+				    sizeof(aid_p256));
+				tbs_compare(&t, ca, &iss, aid_rsa,
+				    sizeof(aid_rsa));
+				t.sans = &sans;
+				t.eku = &eku2;
+				t.ocsp_url = NULL;
+				tbs_compare(&t, ca, &iss, aid_p256,
+				    sizeof(aid_p256));
+				t.ocsp_url = "http://ca.example.com/ocsp";
+				t.issuer_url = "";
+				t.crl_url = NULL;
+				t.sans = &many;
+				tbs_compare(&t, ca, &iss, aid_p256,
+				    sizeof(aid_p256));
+				t.sans = NULL;
+				t.eku = NULL;
+				t.ocsp_url = NULL;
+				for (ku = 1; ku < (1u << CK_KU__MAX);
+				    ku = ku * 3 + 1) {
+					t.ku = ku;
+					tbs_compare(&t, ca, &iss, aid_p256,
+					    sizeof(aid_p256));
+				}
+				t.ku = 0;
+				tbs_compare(&t, ca, &iss, aid_p256,
+				    sizeof(aid_p256));
+				t.is_ca = 1;
+				tbs_compare(&t, ca, &iss, aid_p256,
+				    sizeof(aid_p256));
+				t.path_len = 0;
+				tbs_compare(&t, ca, &iss, aid_p256,
+				    sizeof(aid_p256));
+				t.path_len = 200;
+				tbs_compare(&t, ca, &iss, aid_p256,
+				    sizeof(aid_p256));
+				t.path_len = 1000;
+				tbs_compare(&t, ca, &iss, aid_p256,
+				    sizeof(aid_p256));
+			}
+			/* Refused as the X509 builder refuses them. */
+			{
+				unsigned char *out = NULL;
+				size_t outlen = 0;
+				t.crl_url = "http://a.example/x,URI:http://e/";
+				assert_int_equal(ck_cert_tbs_der(&t, &iss,
+				    aid_p256, sizeof(aid_p256), &out, &outlen),
+				    CK_E_INVAL);
+				t.crl_url = NULL;
+				t.ocsp_url = "file:///etc/passwd";
+				assert_int_equal(ck_cert_tbs_der(&t, &iss,
+				    aid_p256, sizeof(aid_p256), &out, &outlen),
+				    CK_E_INVAL);
+				t.ocsp_url = NULL;
+				t.eku = &eku;
+				assert_int_equal(ck_strlist_add(&eku, "1..2"),
+				    0);
+				assert_int_equal(ck_cert_tbs_der(&t, &iss,
+				    aid_p256, sizeof(aid_p256), &out, &outlen),
+				    CK_E_INVAL);
+				ck_strlist_clear(&eku);
+				assert_int_equal(ck_strlist_add(&eku,
+				    "serverAuth"), 0);
+				assert_int_equal(ck_strlist_add(&eku,
+				    "clientAuth"), 0);
+				t.eku = NULL;
+				t.spki_der = NULL;
+				assert_int_equal(ck_cert_tbs_der(&t, &iss,
+				    aid_p256, sizeof(aid_p256), &out, &outlen),
+				    CK_E_INVAL);
+				assert_null(out);
+			}
+			ck_csr_free(csr);
+			free(buf);
+			EVP_PKEY_free(k);
+		}
+	ck_tbs_issuer_clear(&iss);
+	ck_tbs_issuer_clear(&iss);
+	ck_names_clear(&sans);
+	ck_names_clear(&many);
+	ck_strlist_clear(&eku);
+	ck_strlist_clear(&eku2);
+	X509_free(ca);
+	ASN1_INTEGER_free(serial);
+	X509_NAME_free(canm);
+	EVP_PKEY_free(cak);
+}
+
 int
 main(void)
 {
@@ -1359,6 +1591,7 @@ main(void)
 		cmocka_unit_test(test_crl_reasons),
 		cmocka_unit_test(test_cert_build),
 		cmocka_unit_test(test_crl_build),
+		cmocka_unit_test(test_cert_tbs_der),
 	};
 	int r;
 

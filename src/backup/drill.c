@@ -1,0 +1,722 @@
+/*
+ * drill.c - a restore drill: prove a backup restores before it is needed.
+ *
+ * The sets are restored into a scratch home, every certificate in the
+ * restored store is checked against the CA's signature, the revocation
+ * state and counts against the manifest and the CRL, the key against the
+ * CA certificate; then a throwaway certkeepd is started on the scratch home
+ * (127.0.0.1, kernel-chosen ports), a test certificate is requested over
+ * its REST API like any client would, checked, and found in the store; the
+ * server is stopped and the scratch home wiped. Nothing touches the live
+ * CA but the record of the result.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "backup/backup.h"
+#include "backup/drill.h"
+#include "ca/token.h"
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/privs.h"
+#include "common/secmem.h"
+#include "common/strutil.h"
+#include "daemon/service.h"
+#include "keystore/keystore.h"
+
+struct certcheck {
+	EVP_PKEY *capub;
+	const X509_NAME *caname;
+	uint64_t checked, bad;
+	char first_bad[80];
+};
+
+static int
+cert_cb(const struct store_cert *c, void *arg)
+{
+	struct certcheck *k = arg;
+	const unsigned char *p;
+	X509 *x;
+
+	if (c->der == NULL)
+		return 0;
+	p = c->der;
+	x = d2i_X509(NULL, &p, (long)c->der_len);
+	k->checked++;
+	if (x == NULL || p != c->der + c->der_len ||
+	    X509_verify(x, k->capub) != 1 ||
+	    X509_NAME_cmp(X509_get_issuer_name(x), k->caname) != 0) {
+		if (k->bad++ == 0)
+			snprintf(k->first_bad, sizeof(k->first_bad), "%s",
+			    c->serial);
+	}
+	X509_free(x);
+	ERR_clear_error();
+	return 0;
+}
+
+/* Every serial the restored CRL lists must be revoked in the store. */
+static int
+check_crl(struct ck_ca *ca, uint64_t *listed)
+{
+	char path[4400];
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	size_t len;
+	X509_CRL *crl = NULL;
+	STACK_OF(X509_REVOKED) *rev;
+	int i, r;
+
+	*listed = 0;
+	if ((r = ck_ca_path(ca, ca->cfg->crl_file, path, sizeof(path))) != 0)
+		return r;
+	if ((r = ck_fs_read(path, 256u * 1024 * 1024, &der, &len)) != 0) {
+		if (r == CK_E_NOTFOUND) {
+			ck_err_clear();
+			return 0;	/* no CRL published yet */
+		}
+		return r;
+	}
+	p = der;
+	if ((crl = d2i_X509_CRL(NULL, &p, (long)len)) == NULL) {
+		free(der);
+		return ck_err_ssl(CK_E_PARSE, "the restored CRL");
+	}
+	free(der);
+	if (X509_CRL_verify(crl, X509_get0_pubkey(ca->cert)) != 1) {
+		X509_CRL_free(crl);
+		return ck_err_set(CK_E_BADSIG, "the restored CRL is not signed "
+		    "by the CA");
+	}
+	rev = X509_CRL_get_REVOKED(crl);
+	for (i = 0; i < sk_X509_REVOKED_num(rev); i++) {
+		const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(
+		    sk_X509_REVOKED_value(rev, i));
+		BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
+		char *hex = bn ? BN_bn2hex(bn) : NULL;
+		enum store_cert_status st;
+		int64_t when;
+		int reason;
+
+		BN_free(bn);
+		r = hex ? store_cert_status(ca->st, hex, &st, &when, &reason) :
+		    CK_E_NOMEM;
+		if (r == 0 && st != STORE_CERT_REVOKED)
+			r = ck_err_set(CK_E_TAMPER, "the restored CRL lists "
+			    "%s, which the restored store has as %s", hex,
+			    store_cert_status_name(st));
+		else if (r != 0)
+			r = ck_err_set(r, "the restored CRL lists %s, which is "
+			    "not in the restored store", hex ? hex : "?");
+		OPENSSL_free(hex);
+		if (r != 0) {
+			X509_CRL_free(crl);
+			return r;
+		}
+		(*listed)++;
+	}
+	X509_CRL_free(crl);
+	return 0;
+}
+
+/* Point the scratch home's server at 127.0.0.1 with kernel-chosen ports,
+ * no service user, no per-address limit. */
+static int
+localize_config(const char *home)
+{
+	static const char *const keys[] = { "api_listen", "http_listen",
+		"user", NULL };
+	static const char *const vals[] = { "127.0.0.1:0", "127.0.0.1:0",
+		"", NULL };
+	char path[4400], *out = NULL, *line, *save = NULL;
+	unsigned char *text = NULL;
+	size_t len, olen = 0, cap;
+	int r, in_server = 0, seen_server = 0, i;
+
+	snprintf(path, sizeof(path), "%s/%s", home, CK_CONFIG_FILE);
+	if ((r = ck_fs_read(path, CK_CONFIG_MAX, &text, &len)) != 0)
+		return r;
+	cap = len + 512;
+	if ((out = malloc(cap)) == NULL) {
+		free(text);
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	}
+#define EMIT(...) do { int n_ = snprintf(out + olen, cap - olen, \
+    __VA_ARGS__); if (n_ < 0 || (size_t)n_ >= cap - olen) { \
+    r = ck_err_set(CK_E_INTERNAL, "config too long"); goto out; } \
+    olen += (size_t)n_; } while (0)
+	for (line = strtok_r((char *)text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		const char *s = line;
+		int skip = 0;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '[') {
+			if (in_server)
+				for (i = 0; keys[i]; i++)
+					EMIT("%s = %s\n", keys[i], vals[i]);
+			in_server = strncmp(s, "[server]", 8) == 0;
+			seen_server |= in_server;
+		} else if (in_server) {
+			for (i = 0; keys[i]; i++) {
+				size_t kl = strlen(keys[i]);
+				if (strncmp(s, keys[i], kl) == 0 &&
+				    (s[kl] == ' ' || s[kl] == '=' ||
+				    s[kl] == '\t'))
+					skip = 1;
+			}
+		}
+		if (!skip)
+			EMIT("%s\n", line);
+	}
+	if (in_server || !seen_server) {
+		if (!seen_server)
+			EMIT("[server]\n");
+		for (i = 0; keys[i]; i++)
+			EMIT("%s = %s\n", keys[i], vals[i]);
+	}
+#undef EMIT
+	r = ck_fs_write_atomic(path, out, olen, 0600);
+out:
+	free(out);
+	free(text);
+	return r;
+}
+
+static int
+read_urls(const char *home, unsigned *api_port)
+{
+	char path[4400];
+	unsigned char *buf = NULL;
+	size_t len;
+	const char *p;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/%s", home, SERVICE_URLS_FILE);
+	if ((r = ck_fs_read(path, 4096, &buf, &len)) != 0)
+		return r;
+	if ((p = strstr((char *)buf, "api https://127.0.0.1:")) == NULL ||
+	    sscanf(p + 22, "%u", api_port) != 1) {
+		free(buf);
+		return ck_err_set(CK_E_STATE, "the drill server did not say "
+		    "where it serves");
+	}
+	free(buf);
+	return 0;
+}
+
+/* One HTTPS request to 127.0.0.1:PORT, the server verified against the
+ * restored CA chain. *BODY gets the response body. */
+static int
+https_post(unsigned port, STACK_OF(X509) *chain, const char *path,
+    const char *auth, const char *body, int *status, char **resp)
+{
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	X509_STORE *xs;
+	struct sockaddr_in sa;
+	char *req = NULL, *buf = NULL, *p;
+	size_t len = 0, cap = 65536;
+	int fd = -1, r = CK_E_IO, i, n;
+
+	*resp = NULL;
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL)
+		return ck_err_ssl(CK_E_CRYPTO, "TLS context");
+	xs = SSL_CTX_get_cert_store(ctx);
+	for (i = 0; i < sk_X509_num(chain); i++)
+		X509_STORE_add_cert(xs, sk_X509_value(chain, i));
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		r = ck_err_set(CK_E_IO, "cannot connect to the drill server: "
+		    "%s", strerror(errno));
+		goto out;
+	}
+	if ((ssl = SSL_new(ctx)) == NULL || SSL_set_fd(ssl, fd) != 1 ||
+	    SSL_connect(ssl) != 1) {
+		r = ck_err_ssl(CK_E_CRYPTO, "TLS with the drill server (is its "
+		    "certificate from the restored CA?)");
+		goto out;
+	}
+	n = asprintf(&req, "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+	    "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", path, auth,
+	    strlen(body), body);
+	if (n < 0) {
+		req = NULL;
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (SSL_write(ssl, req, n) != n) {
+		r = ck_err_ssl(CK_E_IO, "sending to the drill server");
+		goto out;
+	}
+	if ((buf = malloc(cap + 1)) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	while ((n = SSL_read(ssl, buf + len, (int)(cap - len))) > 0) {
+		len += (size_t)n;
+		if (len == cap) {
+			r = ck_err_set(CK_E_TOOBIG, "the drill server's answer "
+			    "is too long");
+			goto out;
+		}
+	}
+	buf[len] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %d", status) != 1 ||
+	    (p = strstr(buf, "\r\n\r\n")) == NULL) {
+		r = ck_err_set(CK_E_PARSE, "the drill server's answer is not "
+		    "HTTP");
+		goto out;
+	}
+	if ((*resp = strdup(p + 4)) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	r = 0;
+out:
+	ERR_clear_error();
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	if (fd >= 0)
+		close(fd);
+	free(req);
+	free(buf);
+	return r;
+}
+
+/* A DNS name the tls-server profile allows. */
+static int
+drill_name(const struct ck_ca *ca, char *buf, size_t bufsz)
+{
+	const struct ck_profile *p = ck_config_profile(ca->cfg, "tls-server");
+	unsigned char rnd[4];
+	char hex[9];
+	const char *s;
+
+	if (p == NULL)
+		return ck_err_set(CK_E_NOTFOUND, "the restored configuration "
+		    "has no tls-server profile to issue the test certificate "
+		    "under");
+	(void)RAND_bytes(rnd, sizeof(rnd));
+	ck_hex_encode(rnd, sizeof(rnd), hex);
+	if (p->dns_suffixes.n == 0) {
+		snprintf(buf, bufsz, "certkeep-drill-%s.example", hex);
+		return 0;
+	}
+	s = p->dns_suffixes.v[0];
+	snprintf(buf, bufsz, "certkeep-drill-%s%s%s", hex, s[0] == '.' ? "" :
+	    ".", s);
+	return 0;
+}
+
+static int
+make_csr(const char *name, EVP_PKEY **key, char **pem)
+{
+	X509_REQ *req = NULL;
+	X509_NAME *nm = NULL;
+	STACK_OF(X509_EXTENSION) *exts = NULL;
+	X509_EXTENSION *ext = NULL;
+	BIO *b = NULL;
+	char san[320];
+	BUF_MEM *bm;
+	int r = CK_E_CRYPTO;
+
+	*pem = NULL;
+	snprintf(san, sizeof(san), "DNS:%s", name);
+	if ((*key = EVP_EC_gen("P-256")) == NULL ||
+	    (req = X509_REQ_new()) == NULL ||
+	    (nm = X509_NAME_new()) == NULL ||
+	    !X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_UTF8,
+		(const unsigned char *)name, -1, -1, 0) ||
+	    !X509_REQ_set_subject_name(req, nm) ||
+	    !X509_REQ_set_pubkey(req, *key) ||
+	    (exts = sk_X509_EXTENSION_new_null()) == NULL ||
+	    (ext = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san))
+	    == NULL || !sk_X509_EXTENSION_push(exts, ext) ||
+	    !X509_REQ_add_extensions(req, exts) ||
+	    !X509_REQ_sign(req, *key, EVP_sha256()) ||
+	    (b = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_X509_REQ(b, req)) {
+		r = ck_err_ssl(CK_E_CRYPTO, "making the test request");
+		goto out;
+	}
+	if (sk_X509_EXTENSION_num(exts) == 1)
+		ext = NULL;	/* owned by the stack now */
+	BIO_get_mem_ptr(b, &bm);
+	if ((*pem = strndup(bm->data, bm->length)) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	r = 0;
+out:
+	X509_EXTENSION_free(ext);
+	sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+	X509_NAME_free(nm);
+	X509_REQ_free(req);
+	BIO_free(b);
+	return r;
+}
+
+/* Request, receive and check a test certificate from the drill server. */
+static int
+issue_test(struct ck_ca *ca, unsigned port, char *serial, size_t serialsz)
+{
+	struct ck_token_params tp = { .name = "restore-drill",
+		.profiles = "tls-server" };
+	struct ck_secret *tok = NULL;
+	EVP_PKEY *key = NULL;
+	X509 *leaf = NULL;
+	X509_STORE *xs = NULL;
+	X509_STORE_CTX *xc = NULL;
+	BIO *b = NULL;
+	json_t *req = NULL, *resp = NULL;
+	char name[300], *csr = NULL, *body = NULL, *answer = NULL;
+	const char *certpem, *sn;
+	struct store_cert *rec = NULL;
+	int status = 0, r, i;
+
+	if ((r = drill_name(ca, name, sizeof(name))) != 0 ||
+	    (r = make_csr(name, &key, &csr)) != 0 ||
+	    (r = ck_token_create(ca, &tp, &tok)) != 0)
+		goto out;
+	if ((req = json_pack("{s:s, s:s}", "profile", "tls-server", "csr",
+	    csr)) == NULL || (body = json_dumps(req, JSON_COMPACT)) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if ((r = https_post(port, ca->chain, "/api/v1/certificates",
+	    (const char *)tok->buf, body, &status, &answer)) != 0)
+		goto out;
+	if (status != 201 && status != 200) {
+		r = ck_err_set(CK_E_STATE, "the drill server refused the test "
+		    "certificate (HTTP %d): %.300s", status, answer);
+		goto out;
+	}
+	if ((resp = json_loads(answer, 0, NULL)) == NULL ||
+	    (certpem = json_string_value(json_object_get(resp,
+		"certificate"))) == NULL ||
+	    (sn = json_string_value(json_object_get(resp, "serial"))) ==
+	    NULL) {
+		r = ck_err_set(CK_E_PARSE, "the drill server's answer has no "
+		    "certificate");
+		goto out;
+	}
+	snprintf(serial, serialsz, "%s", sn);
+	if ((b = BIO_new_mem_buf(certpem, -1)) == NULL ||
+	    (leaf = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL) {
+		r = ck_err_ssl(CK_E_PARSE, "the test certificate");
+		goto out;
+	}
+	if ((xs = X509_STORE_new()) == NULL ||
+	    (xc = X509_STORE_CTX_new()) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < sk_X509_num(ca->chain); i++)
+		X509_STORE_add_cert(xs, sk_X509_value(ca->chain, i));
+	if (!X509_STORE_CTX_init(xc, xs, leaf, ca->chain) ||
+	    X509_verify_cert(xc) != 1) {
+		r = ck_err_set(CK_E_BADSIG, "the test certificate does not "
+		    "verify under the restored CA: %s",
+		    X509_verify_cert_error_string(
+		    X509_STORE_CTX_get_error(xc)));
+		goto out;
+	}
+	if (EVP_PKEY_eq(X509_get0_pubkey(leaf), key) != 1 ||
+	    X509_check_host(leaf, name, 0, 0, NULL) != 1) {
+		r = ck_err_set(CK_E_STATE, "the test certificate is not for "
+		    "the key or the name requested");
+		goto out;
+	}
+	if ((r = store_cert_get(ca->st, serial, &rec)) != 0) {
+		r = ck_err_set(r, "the test certificate %s is not in the "
+		    "restored store", serial);
+		goto out;
+	}
+	if (rec->status != STORE_CERT_ISSUED) {
+		r = ck_err_set(CK_E_STATE, "the test certificate is recorded "
+		    "as %s", store_cert_status_name(rec->status));
+		goto out;
+	}
+	r = 0;
+out:
+	store_cert_free(rec);
+	X509_STORE_CTX_free(xc);
+	X509_STORE_free(xs);
+	X509_free(leaf);
+	BIO_free(b);
+	json_decref(req);
+	json_decref(resp);
+	free(csr);
+	free(body);
+	free(answer);
+	EVP_PKEY_free(key);
+	ck_secret_free(tok);
+	return r;
+}
+
+static int
+drill_body(const struct ck_backup_reader *rd, const char *const *files,
+    size_t nfiles, const struct ck_drill_opts *o, const char *scratch,
+    struct ck_manifest *last, char *report, size_t reportsz)
+{
+	struct ck_restore_opts ro;
+	struct ck_ca *ca = NULL;
+	struct ck_secret *pw = NULL;
+	struct certcheck k;
+	struct store_cert_filter f;
+	char home[4300], kpath[4900], serial[80] = "";
+	unsigned port = 0;
+	uint64_t crl_listed = 0;
+	int r, started = 0;
+
+	report[0] = '\0';
+	memset(&k, 0, sizeof(k));
+	snprintf(home, sizeof(home), "%s/home", scratch);
+	memset(&ro, 0, sizeof(ro));
+	ro.home = home;
+	if (o->progress)
+		fprintf(stderr, "drill: restoring into a scratch home\n");
+	if ((r = ck_backup_restore(rd, files, nfiles, &ro, last)) != 0)
+		goto out;
+	if ((r = ck_ca_open(home, &ca)) != 0)
+		goto out;
+	if (ca->cert == NULL) {
+		r = ck_err_set(CK_E_STATE, "the restored CA has no certificate");
+		goto out;
+	}
+	/* Every certificate: signed by this CA. */
+	if (o->progress)
+		fprintf(stderr, "drill: checking every certificate's "
+		    "signature\n");
+	k.capub = X509_get0_pubkey(ca->cert);
+	k.caname = X509_get_subject_name(ca->cert);
+	memset(&f, 0, sizeof(f));
+	f.status = -1;
+	if ((r = store_cert_list(ca->st, &f, cert_cb, &k)) != 0)
+		goto out;
+	if (k.bad) {
+		r = ck_err_set(CK_E_BADSIG, "%llu of %llu restored certificates "
+		    "do not verify under the CA (first: %s)",
+		    (unsigned long long)k.bad, (unsigned long long)k.checked,
+		    k.first_bad);
+		goto out;
+	}
+	if (k.checked != last->counts.issued + last->counts.revoked) {
+		r = ck_err_set(CK_E_TAMPER, "%llu signed certificates restored, "
+		    "the manifest counts %llu issued and revoked",
+		    (unsigned long long)k.checked, (unsigned long long)
+		    (last->counts.issued + last->counts.revoked));
+		goto out;
+	}
+	if ((r = check_crl(ca, &crl_listed)) != 0)
+		goto out;
+	/* The key. */
+	if (EVP_PKEY_eq(o->key, X509_get0_pubkey(ca->cert)) != 1) {
+		r = ck_err_set(CK_E_STATE, "the key given is not the key of the "
+		    "CA in the backup");
+		goto out;
+	}
+	/* A throwaway server on the scratch home, with a throwaway
+	 * passphrase for the key copy it unlocks. */
+	if ((pw = ck_secret_new(48)) == NULL ||
+	    RAND_bytes(pw->buf, 24) != 1) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	ck_hex_encode(pw->buf, 24, (char *)pw->buf);
+	pw->len = 48;
+	snprintf(kpath, sizeof(kpath), "%s/%s", home, ca->cfg->key_file);
+	if ((r = keystore_save(kpath, o->key, pw, 14)) != 0 ||
+	    (r = localize_config(home)) != 0)
+		goto out;
+	ck_ca_close(ca);
+	ca = NULL;
+	if (o->progress)
+		fprintf(stderr, "drill: starting a throwaway certkeepd\n");
+	if ((r = service_spawn(o->certkeepd, home, pw, 1)) != 0)
+		goto out;
+	started = 1;
+	if ((r = read_urls(home, &port)) != 0 ||
+	    (r = ck_ca_open(home, &ca)) != 0)
+		goto out;
+	if (o->progress)
+		fprintf(stderr, "drill: issuing a test certificate over "
+		    "https://127.0.0.1:%u\n", port);
+	if ((r = issue_test(ca, port, serial, sizeof(serial))) != 0)
+		goto out;
+	snprintf(report, reportsz, "ok: restored %zu set%s to sequence %lld; "
+	    "%llu certificates verify under the CA, %llu revoked (%llu on the "
+	    "CRL), key matches; test certificate %s issued by a restored "
+	    "certkeepd", nfiles, nfiles == 1 ? "" : "s",
+	    (long long)last->seq_to, (unsigned long long)k.checked,
+	    (unsigned long long)last->counts.revoked,
+	    (unsigned long long)crl_listed, serial);
+	r = 0;
+out:
+	if (r != 0)
+		snprintf(report, reportsz, "%s", ck_err_msg());
+	ck_ca_close(ca);
+	if (started) {
+		if (service_signal(home, SIGTERM) == 0)
+			(void)service_wait_stopped(home, 30);
+	}
+	ck_secret_free(pw);
+	return r;
+}
+
+/* What a drill run in a child process sends back. */
+struct drill_reply {
+	int r;
+	struct ck_manifest last;
+	char report[1024];
+};
+
+int
+ck_backup_drill(const struct ck_backup_reader *rd,
+    const char *const *files, size_t nfiles, const struct ck_drill_opts *o,
+    struct ck_manifest *last, char *report, size_t reportsz)
+{
+	char scratch[4200];
+	const char *tmp = getenv("TMPDIR");
+	struct drill_reply *rep = NULL;
+	struct ck_backup_reader rd2;
+	int *fds = NULL;
+	size_t i;
+	unsigned uid, gid;
+	int r, p[2], status;
+	pid_t pid;
+
+	report[0] = '\0';
+	memset(last, 0, sizeof(*last));
+	if (o->key == NULL)
+		return ck_err_set(CK_E_INVAL, "a drill needs the CA key to "
+		    "bring the restored CA up (the live home's, or a key "
+		    "backup)");
+	snprintf(scratch, sizeof(scratch), "%s/certkeep-drill.XXXXXX",
+	    tmp && tmp[0] ? tmp : "/tmp");
+	if (mkdtemp(scratch) == NULL)
+		return ck_err_set(CK_E_IO, "cannot make a scratch directory: "
+		    "%s", strerror(errno));
+	if (geteuid() != 0) {
+		r = drill_body(rd, files, nfiles, o, scratch, last, report,
+		    reportsz);
+		goto out;
+	}
+	/* Run as root: certkeepd never serves as root, so the drill runs in
+	 * a child that has become the service user; only the scratch
+	 * directory is made and removed as root. */
+	if (o->service_user == NULL || o->service_user[0] == '\0') {
+		r = ck_err_set(CK_E_INVAL, "run as root, a drill needs the "
+		    "service user its throwaway certkeepd serves as");
+		goto out;
+	}
+	if ((r = ck_privs_lookup(o->service_user, &uid, &gid)) != 0)
+		goto out;
+	if (chown(scratch, (uid_t)uid, (gid_t)gid) != 0) {
+		r = ck_err_set(CK_E_IO, "chown %s: %s", scratch,
+		    strerror(errno));
+		goto out;
+	}
+	if ((rep = calloc(1, sizeof(*rep))) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	/* The sets are opened here, as root: the child may not be able to. */
+	if ((fds = calloc(nfiles, sizeof(*fds))) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < nfiles; i++)
+		fds[i] = -1;
+	for (i = 0; i < nfiles; i++)
+		if ((fds[i] = open(files[i], O_RDONLY | O_CLOEXEC)) < 0) {
+			r = ck_err_set(CK_E_IO, "cannot open %s: %s", files[i],
+			    strerror(errno));
+			goto out;
+		}
+	memcpy(&rd2, rd, sizeof(rd2));
+	rd2.fds = fds;
+	if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
+		r = ck_err_set(CK_E_IO, "cannot start the drill: %s",
+		    strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		int sw;
+		const char *w;
+		size_t left;
+
+		close(p[0]);
+		if ((rep->r = ck_privs_drop(o->service_user, NULL, 0, &sw)) ==
+		    0)
+			rep->r = drill_body(&rd2, files, nfiles, o, scratch,
+			    &rep->last, rep->report, sizeof(rep->report));
+		else
+			snprintf(rep->report, sizeof(rep->report), "%s",
+			    ck_err_msg());
+		for (w = (const char *)rep, left = sizeof(*rep); left > 0;) {
+			ssize_t n = write(p[1], w, left);
+			if (n <= 0)
+				_exit(2);
+			w += n;
+			left -= (size_t)n;
+		}
+		_exit(rep->r == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	{
+		char *w = (char *)rep;
+		size_t got = 0;
+		ssize_t n;
+		while (got < sizeof(*rep) && ((n = read(p[0], w + got,
+		    sizeof(*rep) - got)) > 0 || (n < 0 && errno == EINTR)))
+			if (n > 0)
+				got += (size_t)n;
+		close(p[0]);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (got != sizeof(*rep)) {
+			r = ck_err_set(CK_E_INTERNAL, "the drill process died");
+			goto out;
+		}
+	}
+	memcpy(last, &rep->last, sizeof(*last));
+	snprintf(report, reportsz, "%s", rep->report);
+	r = rep->r;
+out:
+	if (r != 0 && report[0] == '\0')
+		snprintf(report, reportsz, "%s", ck_err_msg());
+	free(rep);
+	if (fds != NULL)
+		for (i = 0; i < nfiles; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+	free(fds);
+	ck_backup_rmtree(scratch);
+	if (r != 0)
+		ck_err_set(r, "%s", report);
+	return r;
+}

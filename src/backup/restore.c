@@ -1,0 +1,682 @@
+/*
+ * restore.c - checking backup sets and restoring them into a new CA home.
+ *
+ * A restore builds the new home in a staging directory beside it, one
+ * store transaction per set: a set's rows are only committed once the whole
+ * set has been read, its manifest signature checked and every part's digest
+ * matched against the manifest. Any fault removes the staging directory, so
+ * a failed restore leaves nothing. The finished home is renamed into place
+ * in one step.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "audit/audit.h"
+#include "backup/archive.h"
+#include "backup/backup.h"
+#include "backup/custody.h"
+#include "backup/manifest.h"
+#include "ca/config.h"
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/privs.h"
+#include "common/strutil.h"
+#include "common/timeutil.h"
+#include "daemon/service.h"
+
+#define LINE_MAX_BYTES (16u * 1024 * 1024)
+
+static int
+cert_sha256_hex(X509 *x, char hex[65])
+{
+	unsigned char *der = NULL, md[32];
+	int len;
+
+	if ((len = i2d_X509(x, &der)) <= 0)
+		return ck_err_ssl(CK_E_CRYPTO, "encoding a certificate");
+	SHA256(der, (size_t)len, md);
+	OPENSSL_free(der);
+	ck_hex_encode(md, 32, hex);
+	return 0;
+}
+
+/* The parts the archive layer read must be exactly the manifest's. */
+static int
+check_parts(const char *file, const struct ck_archive_result *res,
+    const struct ck_manifest *m)
+{
+	size_t i;
+
+	if (res->nparts != m->nparts)
+		return ck_err_set(CK_E_TAMPER, "%s: the set holds %zu parts, "
+		    "its manifest lists %zu", file, res->nparts, m->nparts);
+	for (i = 0; i < m->nparts; i++) {
+		if (strcmp(res->parts[i].name, m->parts[i].name) != 0)
+			return ck_err_set(CK_E_TAMPER, "%s: part %zu is '%s', "
+			    "the manifest says '%s'", file, i + 1,
+			    res->parts[i].name, m->parts[i].name);
+		if (res->parts[i].size != m->parts[i].size ||
+		    res->parts[i].raw_size != m->parts[i].raw_size ||
+		    memcmp(res->parts[i].sha256, m->parts[i].sha256, 32) != 0)
+			return ck_err_set(CK_E_TAMPER, "%s: part '%s' does not "
+			    "match its digest in the manifest: it was altered",
+			    file, m->parts[i].name);
+	}
+	return 0;
+}
+
+/* Everything about one set that does not need its predecessor. */
+static int
+check_set(const struct ck_backup_reader *rd, const char *file,
+    const struct ck_archive_result *res, struct ck_manifest *m)
+{
+	char hex[65];
+	int r;
+
+	if ((r = ck_manifest_parse(res->manifest, res->manifest_len, m)) != 0)
+		return ck_err_set(r, "%s: %s", file, ck_err_msg());
+	if ((r = check_parts(file, res, m)) != 0)
+		return r;
+	if (res->signer == NULL)
+		return ck_err_set(CK_E_BADSIG, "%s: the manifest names no "
+		    "signer", file);
+	if ((r = cert_sha256_hex(res->signer, hex)) != 0)
+		return r;
+	if (strcmp(hex, m->ca_cert_sha256) != 0)
+		return ck_err_set(CK_E_TAMPER, "%s: the manifest is not signed "
+		    "by the CA it names", file);
+	if (rd->ca_cert != NULL) {
+		if ((r = cert_sha256_hex(rd->ca_cert, hex)) != 0)
+			return r;
+		if (strcmp(hex, m->ca_cert_sha256) != 0)
+			return ck_err_set(CK_E_TAMPER, "%s: this is a backup "
+			    "of another CA (%s)", file, m->ca_subject);
+	}
+	return 0;
+}
+
+/* Does set M follow PREV in a chain? */
+static int
+check_link(const char *file, const struct ck_manifest *prev,
+    const struct ck_manifest *m)
+{
+	char phex[65];
+
+	if (strcmp(m->kind, "incremental") != 0)
+		return ck_err_set(CK_E_STATE, "%s: a full set where an "
+		    "incremental after set %.12s was expected", file, prev->id);
+	if (strcmp(m->chain, prev->chain) != 0)
+		return ck_err_set(CK_E_STATE, "%s: belongs to another backup "
+		    "chain than the sets before it", file);
+	if (strcmp(m->ca_cert_sha256, prev->ca_cert_sha256) != 0)
+		return ck_err_set(CK_E_TAMPER, "%s: a set of another CA", file);
+	ck_hex_encode(prev->manifest_sha256, 32, phex);
+	if (strcmp(m->parent_id, prev->id) != 0)
+		return ck_err_set(CK_E_STATE, "%s: its parent is set %.12s, "
+		    "not %.12s before it: a set is missing or out of order",
+		    file, m->parent_id, prev->id);
+	if (strcmp(m->parent_manifest_sha256, phex) != 0)
+		return ck_err_set(CK_E_TAMPER, "%s: its parent's manifest "
+		    "digest does not match set %.12s", file, prev->id);
+	if (m->seq_from != prev->seq_to)
+		return ck_err_set(CK_E_STATE, "%s: starts at sequence %lld, "
+		    "its parent ends at %lld", file, (long long)m->seq_from,
+		    (long long)prev->seq_to);
+	return 0;
+}
+
+static int
+open_set(const struct ck_backup_reader *rd, size_t i, const char *file,
+    int *fd)
+{
+	if (rd->fds != NULL) {
+		if ((*fd = fcntl(rd->fds[i], F_DUPFD_CLOEXEC, 3)) < 0 ||
+		    lseek(*fd, 0, SEEK_SET) != 0)
+			return ck_err_set(CK_E_IO, "%s: %s", file,
+			    strerror(errno));
+		return 0;
+	}
+	if ((*fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+		return ck_err_set(errno == ENOENT ? CK_E_NOTFOUND : CK_E_IO,
+		    "cannot open %s: %s", file, strerror(errno));
+	return 0;
+}
+
+int
+ck_backup_verify(const struct ck_backup_reader *rd,
+    const char *const *files, size_t nfiles, int chain_check,
+    struct ck_manifest *manifests)
+{
+	struct ck_manifest *m = NULL, *prev = NULL;
+	struct ck_archive_result res;
+	size_t i;
+	int fd, r = 0;
+
+	if (nfiles == 0)
+		return ck_err_set(CK_E_INVAL, "no backup set named");
+	if ((m = calloc(2, sizeof(*m))) == NULL)
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	for (i = 0; i < nfiles && r == 0; i++) {
+		struct ck_manifest *cur = &m[i % 2];
+		memset(&res, 0, sizeof(res));
+		if (rd->progress)
+			fprintf(stderr, "verify: %s\n", files[i]);
+		if ((r = open_set(rd, i, files[i], &fd)) != 0)
+			break;
+		r = ck_archive_read(fd, rd->rkey, rd->rcert, rd->trusted, NULL,
+		    &res);
+		close(fd);
+		if (r != 0)
+			r = ck_err_set(r, "%s: %s", files[i], ck_err_msg());
+		else
+			r = check_set(rd, files[i], &res, cur);
+		ck_archive_result_clear(&res);
+		if (r != 0)
+			break;
+		if (chain_check) {
+			if (i == 0 && strcmp(cur->kind, "full") != 0 &&
+			    nfiles > 1)
+				r = ck_err_set(CK_E_STATE, "%s: a chain starts "
+				    "with a full set, this is an incremental",
+				    files[i]);
+			else if (prev != NULL)
+				r = check_link(files[i], prev, cur);
+		}
+		if (manifests)
+			memcpy(&manifests[i], cur, sizeof(*cur));
+		prev = cur;
+	}
+	free(m);
+	return r;
+}
+
+/* --- restore --- */
+
+struct restore_ctx {
+	struct store *st;
+	const char *staging;
+	const char *file;
+	int64_t after_seq;
+	/* current part */
+	char table[64];		/* store part: its table */
+	int fd;			/* file part: its staging file */
+	char *line;
+	size_t linelen, linecap;
+	uint64_t rows;
+	int progress;
+};
+
+static int
+load_line(struct restore_ctx *c, const char *p, size_t len)
+{
+	int r;
+
+	if (len == 0)
+		return 0;
+	if ((r = store_load_line(c->st, c->table, p, len, c->after_seq,
+	    INT64_MAX)) != 0)
+		return ck_err_set(r, "%s: %s row %llu: %s", c->file, c->table,
+		    (unsigned long long)c->rows + 1, ck_err_msg());
+	c->rows++;
+	if (c->progress && (c->rows & 0xffff) == 0)
+		fprintf(stderr, "\rrestore: %-16s %10llu rows", c->table,
+		    (unsigned long long)c->rows);
+	return 0;
+}
+
+static int
+part_begin(void *arg, const char *name)
+{
+	struct restore_ctx *c = arg;
+	char path[4200];
+	const char *t;
+	size_t n;
+
+	c->table[0] = '\0';
+	c->fd = -1;
+	c->linelen = 0;
+	c->rows = 0;
+	if (strncmp(name, "parts/store/", 12) == 0) {
+		t = name + 12;
+		n = strlen(t);
+		if (n < 11 || n - 10 >= sizeof(c->table) ||
+		    strcmp(t + n - 10, ".jsonl.zst") != 0)
+			return ck_err_set(CK_E_PARSE, "%s: unexpected part "
+			    "'%s'", c->file, name);
+		memcpy(c->table, t, n - 10);
+		c->table[n - 10] = '\0';
+		return 0;
+	}
+	/* Files: staged as "part.<n>" and named after the manifest checks. */
+	if (strcmp(name, "parts/ca/ca.pem.zst") != 0 &&
+	    strcmp(name, "parts/ca/chain.pem.zst") != 0 &&
+	    strcmp(name, "parts/config/certkeep.conf.zst") != 0 &&
+	    strcmp(name, "parts/crl/ca.crl.zst") != 0)
+		return ck_err_set(CK_E_PARSE, "%s: unexpected part '%s'",
+		    c->file, name);
+	snprintf(path, sizeof(path), "%s/.incoming-%s", c->staging,
+	    strrchr(name, '/') + 1);
+	if ((c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0600)) < 0)
+		return ck_err_set(CK_E_IO, "cannot write %s: %s", path,
+		    strerror(errno));
+	return 0;
+}
+
+static int
+part_data(void *arg, const void *buf, size_t len)
+{
+	struct restore_ctx *c = arg;
+	const char *p = buf, *nl;
+	int r;
+
+	if (c->fd >= 0) {
+		while (len > 0) {
+			ssize_t k = write(c->fd, p, len);
+			if (k < 0) {
+				if (errno == EINTR)
+					continue;
+				return ck_err_set(CK_E_IO, "writing the "
+				    "restored files: %s", strerror(errno));
+			}
+			p += k;
+			len -= (size_t)k;
+		}
+		return 0;
+	}
+	while (len > 0) {
+		nl = memchr(p, '\n', len);
+		size_t take = nl ? (size_t)(nl - p) : len;
+		if (c->linelen == 0 && nl != NULL) {
+			/* Whole line in the buffer: no copy. */
+			if ((r = load_line(c, p, take)) != 0)
+				return r;
+		} else {
+			if (c->linelen + take > LINE_MAX_BYTES)
+				return ck_err_set(CK_E_TOOBIG, "%s: a %s row "
+				    "is over %u bytes", c->file, c->table,
+				    LINE_MAX_BYTES);
+			if (c->linelen + take > c->linecap) {
+				size_t cap = c->linecap ? c->linecap : 4096;
+				char *q;
+				while (cap < c->linelen + take)
+					cap *= 2;
+				if ((q = realloc(c->line, cap)) == NULL)
+					return ck_err_set(CK_E_NOMEM,
+					    "out of memory");
+				c->line = q;
+				c->linecap = cap;
+			}
+			memcpy(c->line + c->linelen, p, take);
+			c->linelen += take;
+			if (nl != NULL) {
+				if ((r = load_line(c, c->line, c->linelen))
+				    != 0)
+					return r;
+				c->linelen = 0;
+			}
+		}
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+		len -= take + 1;
+	}
+	return 0;
+}
+
+static int
+part_end(void *arg, const struct ck_archive_part *info)
+{
+	struct restore_ctx *c = arg;
+
+	(void)info;
+	if (c->fd >= 0) {
+		int r = fsync(c->fd) == 0 ? 0 : -1;
+		if (close(c->fd) != 0)
+			r = -1;
+		c->fd = -1;
+		if (r != 0)
+			return ck_err_set(CK_E_IO, "writing the restored "
+			    "files: %s", strerror(errno));
+		return 0;
+	}
+	if (c->linelen != 0)
+		return ck_err_set(CK_E_PARSE, "%s: the %s rows end in the "
+		    "middle of a line", c->file, c->table);
+	if (c->progress && c->rows)
+		fprintf(stderr, "\rrestore: %-16s %10llu rows\n", c->table,
+		    (unsigned long long)c->rows);
+	return 0;
+}
+
+static int
+rm_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+void
+ck_backup_rmtree(const char *dir)
+{
+	(void)nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Move the staged file parts to their places. */
+static int
+place_files(const char *staging)
+{
+	static const struct { const char *in, *out; } f[] = {
+		{ ".incoming-ca.pem.zst", "ca.pem" },
+		{ ".incoming-chain.pem.zst", "chain.pem" },
+		{ ".incoming-certkeep.conf.zst", CK_CONFIG_FILE },
+		{ ".incoming-ca.crl.zst", "crl/ca.crl" },
+	};
+	char a[4200], b[4200];
+	size_t i;
+
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+		snprintf(a, sizeof(a), "%s/%s", staging, f[i].in);
+		snprintf(b, sizeof(b), "%s/%s", staging, f[i].out);
+		if (!ck_fs_exists(a))
+			continue;
+		if (rename(a, b) != 0)
+			return ck_err_set(CK_E_IO, "cannot place %s: %s", b,
+			    strerror(errno));
+	}
+	return 0;
+}
+
+/* Is DIR absent or an empty directory? */
+static int
+home_usable(const char *home)
+{
+	DIR *d;
+	struct dirent *e;
+	pid_t pid;
+	int n = 0;
+
+	if (!ck_fs_exists(home))
+		return 0;
+	if (service_running(home, &pid) == 1)
+		return ck_err_set(CK_E_BUSY, "certkeepd is running on %s (pid "
+		    "%ld): a restore never overwrites a running CA", home,
+		    (long)pid);
+	if ((d = opendir(home)) == NULL)
+		return ck_err_set(CK_E_IO, "%s: %s", home, strerror(errno));
+	while ((e = readdir(d)) != NULL)
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			n++;
+	closedir(d);
+	if (n > 0)
+		return ck_err_set(CK_E_EXISTS, "%s is not empty: restore into a "
+		    "new or emptied directory (a restore never overwrites a "
+		    "CA)", home);
+	return 0;
+}
+
+static int
+compare_counts(const struct store_dump_counts *a,
+    const struct store_dump_counts *b)
+{
+#define CMP(f) if (a->f != b->f) return ck_err_set(CK_E_TAMPER, \
+    "after the restore the store has %llu " #f ", the manifest says %llu", \
+    (unsigned long long)a->f, (unsigned long long)b->f)
+	CMP(certs);
+	CMP(issued);
+	CMP(revoked);
+	CMP(pending);
+	CMP(failed);
+	CMP(audit);
+	CMP(crl_number);
+	CMP(tokens);
+#undef CMP
+	if (a->audit_last_id != b->audit_last_id ||
+	    memcmp(a->audit_head, b->audit_head, 32) != 0)
+		return ck_err_set(CK_E_TAMPER, "after the restore the audit "
+		    "log does not end where the manifest says");
+	return 0;
+}
+
+int
+ck_backup_chown_tree(const char *home, const char *user)
+{
+	uid_t uid;
+	gid_t gid;
+	DIR *d;
+	struct dirent *e;
+	char p[4200];
+	int r;
+
+	if ((r = ck_privs_lookup(user, &uid, &gid)) != 0)
+		return r;
+	static const char *const subs[] = { "", "private", "crl", NULL };
+	for (int i = 0; subs[i]; i++) {
+		snprintf(p, sizeof(p), "%s%s%s", home, subs[i][0] ? "/" : "",
+		    subs[i]);
+		if (chown(p, uid, gid) != 0)
+			return ck_err_set(CK_E_IO, "chown %s: %s", p,
+			    strerror(errno));
+		if ((d = opendir(p)) == NULL)
+			continue;
+		while ((e = readdir(d)) != NULL) {
+			char q[4500];
+			if (e->d_type != DT_REG)
+				continue;
+			snprintf(q, sizeof(q), "%s/%s", p, e->d_name);
+			if (chown(q, uid, gid) != 0) {
+				closedir(d);
+				return ck_err_set(CK_E_IO, "chown %s: %s", q,
+				    strerror(errno));
+			}
+		}
+		closedir(d);
+	}
+	return 0;
+}
+
+int
+ck_backup_restore(const struct ck_backup_reader *rd,
+    const char *const *files, size_t nfiles, const struct ck_restore_opts *o,
+    struct ck_manifest *last)
+{
+	struct restore_ctx c;
+	struct ck_archive_reader_cb cb = { part_begin, part_data, part_end,
+		NULL };
+	struct ck_archive_result res;
+	struct ck_manifest *m = NULL, *prev = NULL;
+	struct store_dump_counts counts;
+	char *hcopy = NULL, staging[4200], path[4300], detail[1200];
+	unsigned char rnd[16];
+	char chain[33], (*digests)[65] = NULL;
+	size_t i, used = 0;
+	int fd = -1, r, in_tx = 0;
+
+	memset(&c, 0, sizeof(c));
+	c.fd = -1;
+	staging[0] = '\0';
+	if (nfiles == 0)
+		return ck_err_set(CK_E_INVAL, "no backup set named");
+	if ((r = home_usable(o->home)) != 0)
+		return r;
+	if ((hcopy = strdup(o->home)) == NULL ||
+	    (m = calloc(2, sizeof(*m))) == NULL ||
+	    (digests = calloc(nfiles, sizeof(*digests))) == NULL) {
+		free(m);
+		free(hcopy);
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	}
+	if (snprintf(staging, sizeof(staging), "%s/.%s.restore-XXXXXX",
+	    dirname(hcopy), strrchr(o->home, '/') ? strrchr(o->home, '/') + 1
+	    : o->home) >= (int)sizeof(staging) - 40 ||
+	    mkdtemp(staging) == NULL) {
+		r = ck_err_set(CK_E_IO, "cannot make a staging directory beside "
+		    "%s: %s", o->home, strerror(errno));
+		staging[0] = '\0';
+		goto out;
+	}
+	chmod(staging, 0700);
+	snprintf(path, sizeof(path), "%s/private", staging);
+	if ((r = ck_fs_mkdir_private(path)) != 0)
+		goto out;
+	snprintf(path, sizeof(path), "%s/crl", staging);
+	if (mkdir(path, 0755) != 0) {
+		r = ck_err_set(CK_E_IO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "%s/store.db", staging);
+	if ((r = store_open(path, 1, &c.st)) != 0)
+		goto out;
+	c.staging = staging;
+	c.progress = rd->progress;
+	cb.arg = &c;
+	for (i = 0; i < nfiles; i++) {
+		struct ck_manifest *cur = &m[used % 2];
+		memset(&res, 0, sizeof(res));
+		c.file = files[i];
+		c.after_seq = prev ? prev->seq_to : 0;
+		if ((r = open_set(rd, i, files[i], &fd)) != 0 ||
+		    (r = store_tx_begin(c.st)) != 0)
+			goto out;
+		in_tx = 1;
+		if (rd->progress)
+			fprintf(stderr, "restore: reading %s\n", files[i]);
+		r = ck_archive_read(fd, rd->rkey, rd->rcert, rd->trusted, &cb,
+		    &res);
+		close(fd);
+		fd = -1;
+		if (c.fd >= 0) {
+			close(c.fd);
+			c.fd = -1;
+		}
+		if (r != 0)
+			r = ck_err_set(r, "%s: %s", files[i], ck_err_msg());
+		else if ((r = check_set(rd, files[i], &res, cur)) == 0) {
+			if (prev != NULL)
+				r = check_link(files[i], prev, cur);
+			else if (strcmp(cur->kind, "full") != 0)
+				r = ck_err_set(CK_E_STATE, "%s: a restore "
+				    "starts with a full set, this is an "
+				    "incremental", files[i]);
+		}
+		ck_hex_encode(res.archive_sha256, 32, digests[used]);
+		ck_archive_result_clear(&res);
+		if (r != 0)
+			goto out;
+		/* A point in time: stop before the first set after it. */
+		if (prev != NULL && ((o->upto_seq && cur->seq_to >
+		    o->upto_seq) || (o->upto_time && cur->created >
+		    o->upto_time))) {
+			store_tx_rollback(c.st);
+			in_tx = 0;
+			break;
+		}
+		if (prev == NULL && ((o->upto_seq && cur->seq_to >
+		    o->upto_seq) || (o->upto_time && cur->created >
+		    o->upto_time))) {
+			r = ck_err_set(CK_E_STATE, "the full set %s is already "
+			    "after the point asked for: use an older full",
+			    files[i]);
+			goto out;
+		}
+		if ((r = store_tx_commit(c.st)) != 0)
+			goto out;
+		in_tx = 0;
+		if ((r = place_files(staging)) != 0)
+			goto out;
+		prev = cur;
+		used++;
+	}
+	if ((r = store_load_finish(c.st, prev->seq_to)) != 0 ||
+	    (r = store_counts(c.st, &counts)) != 0 ||
+	    (r = compare_counts(&counts, &prev->counts)) != 0)
+		goto out;
+	/* A new chain: the next backup is a full one, and no incremental of
+	 * the old chain can be applied on top of this store. */
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		r = ck_err_ssl(CK_E_CRYPTO, "random chain id");
+		goto out;
+	}
+	ck_hex_encode(rnd, sizeof(rnd), chain);
+	snprintf(detail, sizeof(detail), "restored from %zu set%s up to set "
+	    "%s (sequence %lld, made %lld by %s on %s)", used,
+	    used == 1 ? "" : "s", prev->id, (long long)prev->seq_to,
+	    (long long)prev->created, prev->operator_name, prev->host);
+	if ((r = store_tx_begin(c.st)) != 0)
+		goto out;
+	in_tx = 1;
+	if ((r = store_meta_set(c.st, "backup_chain", chain)) != 0 ||
+	    (r = store_meta_set(c.st, "restored_from", prev->id)) != 0 ||
+	    (r = audit_append(c.st, NULL, "restore", prev->id, AUDIT_OK,
+		detail)) != 0 ||
+	    (r = store_tx_commit(c.st)) != 0)
+		goto out;
+	in_tx = 0;
+	store_close(c.st);
+	c.st = NULL;
+	snprintf(path, sizeof(path), "%s/%s", staging, CK_CONFIG_FILE);
+	if (!ck_fs_exists(path)) {
+		r = ck_err_set(CK_E_NOTFOUND, "the sets hold no configuration");
+		goto out;
+	}
+	if (o->user != NULL && (r = ck_backup_chown_tree(staging, o->user)) != 0)
+		goto out;
+	if (ck_fs_exists(o->home) && rmdir(o->home) != 0) {
+		r = ck_err_set(CK_E_IO, "%s: %s", o->home, strerror(errno));
+		goto out;
+	}
+	if (rename(staging, o->home) != 0) {
+		r = ck_err_set(CK_E_IO, "cannot move the restored home into "
+		    "place at %s: %s", o->home, strerror(errno));
+		goto out;
+	}
+	staging[0] = '\0';
+	if (last)
+		memcpy(last, prev, sizeof(*prev));
+	/* The custody ledger of the new home: each set was restored here. */
+	{
+		struct ck_ca *nca = NULL;
+		if ((r = ck_ca_open(o->home, &nca)) == 0)
+			for (i = 0; i < used && r == 0; i++)
+				r = ck_custody_record(nca, "restored",
+				    digests[i], "data-backup", files[i],
+				    "restored into this CA home", NULL);
+		ck_ca_close(nca);
+		if (r != 0)
+			r = ck_err_set(r, "the CA was restored into %s, but "
+			    "recording it in the custody ledger failed: %s",
+			    o->home, ck_err_msg());
+	}
+	goto done;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (c.fd >= 0)
+		close(c.fd);
+	if (in_tx && c.st)
+		store_tx_rollback(c.st);
+	if (c.st)
+		store_close(c.st);
+	if (staging[0] != '\0')
+		ck_backup_rmtree(staging);
+done:
+	free(c.line);
+	free(hcopy);
+	free(digests);
+	free(m);
+	return r;
+}

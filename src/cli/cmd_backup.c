@@ -1,0 +1,627 @@
+/*
+ * certkeep backup [make] | verify | list | drill, and certkeep restore.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
+#include "backup/backup.h"
+#include "backup/drill.h"
+#include "backup/keybackup.h"
+#include "ca/ca.h"
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/strutil.h"
+#include "common/timeutil.h"
+#include "daemon/service.h"
+#include "keystore/keystore.h"
+
+static const char backup_usage[] =
+    "certkeep backup --home DIR --to DIR [--to DIR]... --recipient CERT...\n"
+    "        [--incremental] [--offline] [--zstd-level N] [--quiet]\n"
+    "        [--keep-last N] [--daily N] [--weekly N] [--monthly N]\n"
+    "        [--operator NAME] [--passphrase-file F | --passphrase-fd N]\n"
+    "       certkeep backup verify SET... --recipient-key KEY [--recipient CERT]\n"
+    "        [--home DIR | --ca CHAIN.pem] [--single]\n"
+    "       certkeep backup list --home DIR [--json]\n"
+    "       certkeep backup drill --home DIR [SET... | --set ID]\n"
+    "        --recipient-key KEY [--recipient CERT]\n"
+    "        [--key-backup FILE --backup-passphrase-file F | --share FILE...]\n"
+    "        [--passphrase-file F | --passphrase-fd N]\n"
+    "\n"
+    "A backup holds the store, the CA certificates, the configuration and\n"
+    "the CRL, never the CA key (see 'certkeep key backup'). It is signed by\n"
+    "the CA key and encrypted to each --recipient certificate. Without\n"
+    "--offline the service keeps running; with it, certkeepd is stopped for\n"
+    "the backup and started again afterwards, also when the backup fails.\n"
+    "verify and drill take a full set and the incrementals after it, in\n"
+    "order; drill with no SET uses the newest set in the catalogue.";
+
+static const char restore_usage[] =
+    "certkeep restore --home NEWDIR SET... --recipient-key KEY\n"
+    "        [--recipient CERT] [--ca CHAIN.pem] [--upto-seq N | --upto-time T]\n"
+    "        [--user NAME] [--quiet]\n"
+    "\n"
+    "Restores a full set and the incrementals after it (in order) into a\n"
+    "new or empty CA home. The CA key is not in a data backup: restore it\n"
+    "with 'certkeep key restore' afterwards.";
+
+enum { O_TO = CLI_OPT__FIRST_LOCAL, O_RECIP, O_INCR, O_OFFLINE, O_ZLEVEL,
+	O_QUIET, O_KEEP, O_DAILY, O_WEEKLY, O_MONTHLY, O_OPERATOR, O_RKEY,
+	O_CA, O_SINGLE, O_JSON, O_SET, O_KEYBACKUP, O_BPASSFILE, O_SHARE,
+	O_UPTOSEQ, O_UPTOTIME, O_USER, O_FULL };
+
+static const struct option backup_longopts[] = {
+	CLI_COMMON_LONGOPTS,
+	{ "to", required_argument, NULL, O_TO },
+	{ "recipient", required_argument, NULL, O_RECIP },
+	{ "incremental", no_argument, NULL, O_INCR },
+	{ "full", no_argument, NULL, O_FULL },
+	{ "offline", no_argument, NULL, O_OFFLINE },
+	{ "zstd-level", required_argument, NULL, O_ZLEVEL },
+	{ "quiet", no_argument, NULL, O_QUIET },
+	{ "keep-last", required_argument, NULL, O_KEEP },
+	{ "daily", required_argument, NULL, O_DAILY },
+	{ "weekly", required_argument, NULL, O_WEEKLY },
+	{ "monthly", required_argument, NULL, O_MONTHLY },
+	{ "operator", required_argument, NULL, O_OPERATOR },
+	{ "recipient-key", required_argument, NULL, O_RKEY },
+	{ "ca", required_argument, NULL, O_CA },
+	{ "single", no_argument, NULL, O_SINGLE },
+	{ "json", no_argument, NULL, O_JSON },
+	{ "set", required_argument, NULL, O_SET },
+	{ "key-backup", required_argument, NULL, O_KEYBACKUP },
+	{ "backup-passphrase-file", required_argument, NULL, O_BPASSFILE },
+	{ "share", required_argument, NULL, O_SHARE },
+	{ "upto-seq", required_argument, NULL, O_UPTOSEQ },
+	{ "upto-time", required_argument, NULL, O_UPTOTIME },
+	{ "user", required_argument, NULL, O_USER },
+	{ NULL, 0, NULL, 0 }
+};
+
+struct bargs {
+	struct cli_common com;
+	struct ck_backup_opts bo;
+	STACK_OF(X509) *recips;
+	const char *rkey, *ca, *set, *keybackup, *bpassfile, *user;
+	const char *shares[CK_KEYBACKUP_MAX_SHARES];
+	int nshares;
+	int offline, quiet, single, json;
+	int64_t upto_seq, upto_time;
+};
+
+static int
+load_certs(const char *path, STACK_OF(X509) *sk)
+{
+	BIO *b = BIO_new_file(path, "r");
+	X509 *x;
+	int n = 0;
+
+	if (b == NULL)
+		return ck_err_set(CK_E_NOTFOUND, "cannot read %s", path);
+	while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (!sk_X509_push(sk, x)) {
+			X509_free(x);
+			BIO_free(b);
+			return ck_err_set(CK_E_NOMEM, "out of memory");
+		}
+		n++;
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	if (n == 0)
+		return ck_err_set(CK_E_PARSE, "%s holds no PEM certificate",
+		    path);
+	return 0;
+}
+
+static int
+parse_count(const char *s, const char *what, unsigned *out)
+{
+	uint64_t v;
+	int r;
+
+	if ((r = ck_parse_u64(s, 0, 100000, what, &v)) != 0)
+		return r;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Returns -1 to go on, else an exit status. */
+static int
+parse_args(int argc, char **argv, struct bargs *a, const char *usage)
+{
+	int opt, r = 0;
+	uint64_t v;
+
+	while ((opt = cli_getopt(argc, argv, backup_longopts, &a->com)) != -1) {
+		if (opt == CLI_OPT_BAD)
+			return CLI_EXIT_USAGE;
+		switch (opt) {
+		case O_TO:
+			if (a->bo.ndests == CK_BACKUP_MAX_DESTS)
+				return cli_usage(usage);
+			a->bo.dests[a->bo.ndests++] = optarg;
+			break;
+		case O_RECIP:
+			r = load_certs(optarg, a->recips);
+			break;
+		case O_INCR:
+			a->bo.incremental = 1;
+			break;
+		case O_FULL:
+			a->bo.incremental = 0;
+			break;
+		case O_OFFLINE:
+			a->offline = 1;
+			break;
+		case O_ZLEVEL:
+			if ((r = ck_parse_u64(optarg, 1, 19, "--zstd-level",
+			    &v)) == 0)
+				a->bo.zlevel = (int)v;
+			break;
+		case O_QUIET:
+			a->quiet = 1;
+			break;
+		case O_KEEP:
+			r = parse_count(optarg, "--keep-last",
+			    &a->bo.retention.keep_last);
+			break;
+		case O_DAILY:
+			r = parse_count(optarg, "--daily",
+			    &a->bo.retention.daily);
+			break;
+		case O_WEEKLY:
+			r = parse_count(optarg, "--weekly",
+			    &a->bo.retention.weekly);
+			break;
+		case O_MONTHLY:
+			r = parse_count(optarg, "--monthly",
+			    &a->bo.retention.monthly);
+			break;
+		case O_OPERATOR:
+			a->bo.operator_name = optarg;
+			break;
+		case O_RKEY:
+			a->rkey = optarg;
+			break;
+		case O_CA:
+			a->ca = optarg;
+			break;
+		case O_SINGLE:
+			a->single = 1;
+			break;
+		case O_JSON:
+			a->json = 1;
+			break;
+		case O_SET:
+			a->set = optarg;
+			break;
+		case O_KEYBACKUP:
+			a->keybackup = optarg;
+			break;
+		case O_BPASSFILE:
+			a->bpassfile = optarg;
+			break;
+		case O_SHARE:
+			if (a->nshares == CK_KEYBACKUP_MAX_SHARES)
+				return cli_usage(usage);
+			a->shares[a->nshares++] = optarg;
+			break;
+		case O_UPTOSEQ:
+			if ((r = ck_parse_u64(optarg, 1, INT64_MAX, "--upto-seq",
+			    &v)) == 0)
+				a->upto_seq = (int64_t)v;
+			break;
+		case O_UPTOTIME:
+			r = ck_time_parse(optarg, &a->upto_time);
+			break;
+		case O_USER:
+			a->user = optarg;
+			break;
+		default:
+			return cli_usage(usage);
+		}
+		if (r != 0)
+			return cli_fail(r);
+	}
+	if (a->com.help)
+		return cli_help(usage);
+	a->bo.progress = !a->quiet && isatty(2);
+	return -1;
+}
+
+static int
+load_rkey(const char *path, EVP_PKEY **out)
+{
+	BIO *b = BIO_new_file(path, "r");
+
+	*out = NULL;
+	if (b == NULL)
+		return ck_err_set(CK_E_NOTFOUND, "cannot read the recipient key "
+		    "%s", path);
+	*out = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (*out == NULL)
+		return ck_err_ssl(CK_E_PASSPHRASE, "reading the recipient key");
+	return 0;
+}
+
+/* The reader: recipient key, and the CA chain the sets must be signed
+ * by (from --ca, else from the home if one is named). */
+static int
+setup_reader(struct bargs *a, struct ck_ca *ca, struct ck_backup_reader *rd,
+    STACK_OF(X509) **trusted)
+{
+	int r;
+
+	memset(rd, 0, sizeof(*rd));
+	*trusted = NULL;
+	if (a->rkey == NULL)
+		return ck_err_set(CK_E_INVAL, "name the private key of a "
+		    "recipient of the backup (--recipient-key FILE)");
+	if ((r = load_rkey(a->rkey, &rd->rkey)) != 0)
+		return r;
+	if (sk_X509_num(a->recips) > 0)
+		rd->rcert = sk_X509_value(a->recips, 0);
+	if (a->ca != NULL) {
+		if ((*trusted = sk_X509_new_null()) == NULL)
+			return ck_err_set(CK_E_NOMEM, "out of memory");
+		if ((r = load_certs(a->ca, *trusted)) != 0)
+			return r;
+		rd->trusted = *trusted;
+		rd->ca_cert = sk_X509_value(*trusted, 0);
+	} else if (ca != NULL && ca->cert != NULL) {
+		rd->trusted = ca->chain;
+		rd->ca_cert = ca->cert;
+	}
+	rd->progress = a->bo.progress;
+	return 0;
+}
+
+static void
+free_reader(struct ck_backup_reader *rd, STACK_OF(X509) *trusted)
+{
+	EVP_PKEY_free(rd->rkey);
+	sk_X509_pop_free(trusted, X509_free);
+}
+
+static int
+backup_make(struct bargs *a, const char *home)
+{
+	struct ck_ca *ca = NULL;
+	struct ck_backup_result res;
+	struct ck_secret *pw = NULL;
+	char exe[4096];
+	pid_t pid;
+	int r, running = 0, ex = CLI_EXIT_OK;
+	size_t i;
+
+	a->bo.recipients = a->recips;
+	if (a->bo.zlevel == 0)
+		a->bo.zlevel = 3;
+	if ((r = ck_passphrase_read(&a->com.pass, "CA key passphrase: ", 0, 0,
+	    &pw)) != 0)
+		return cli_fail(r);
+	if (a->offline) {
+		if ((r = service_running(home, &pid)) < 0)
+			goto fail;
+		running = r == 1;
+		if (running) {
+			if (!a->quiet)
+				fprintf(stderr, "certkeep: stopping certkeepd "
+				    "(pid %ld) for an offline backup\n",
+				    (long)pid);
+			if ((r = service_signal(home, SIGTERM)) != 0 ||
+			    (r = service_wait_stopped(home, 60)) != 0)
+				goto fail;
+		}
+	}
+	if ((r = ck_ca_open(home, &ca)) != 0 ||
+	    (r = ck_ca_unlock_with(ca, pw)) != 0 ||
+	    (r = ck_backup_make(ca, &a->bo, &res)) != 0) {
+		ex = cli_fail(r);
+	} else {
+		printf("%s backup %s: sequence %lld..%lld, %llu bytes, "
+		    "SHA-256 %s\n", res.kind, res.id, (long long)res.seq_from,
+		    (long long)res.seq_to, (unsigned long long)res.size,
+		    res.archive_sha256);
+		for (i = 0; i < res.npaths; i++)
+			printf("  %s (read back: ok)\n", res.paths[i]);
+		if (res.deleted)
+			printf("retention: %u older set%s deleted\n",
+			    res.deleted, res.deleted == 1 ? "" : "s");
+		if (res.npaths == 1 && !a->quiet)
+			fprintf(stderr, "certkeep: warning: this restore point "
+			    "has a single copy: name a second --to on other "
+			    "media\n");
+	}
+	ck_ca_close(ca);
+	ca = NULL;
+	if (running) {
+		/* Always brought back, whatever became of the backup. */
+		cli_certkeepd_path(exe, sizeof(exe));
+		if ((r = service_spawn(exe, home, pw, a->quiet)) != 0) {
+			fprintf(stderr, "certkeep: error: %s: start it with "
+			    "'certkeep service start'\n", ck_err_msg());
+			ex = CLI_EXIT_FAIL;
+		} else if (!a->quiet)
+			fprintf(stderr, "certkeep: certkeepd started again\n");
+	}
+	ck_secret_free(pw);
+	return ex;
+fail:
+	ck_secret_free(pw);
+	return cli_fail(r);
+}
+
+static int
+backup_verify(struct bargs *a, int argc, char **argv)
+{
+	struct ck_backup_reader rd;
+	STACK_OF(X509) *trusted = NULL;
+	struct ck_manifest *m = NULL;
+	struct ck_ca *ca = NULL;
+	const char *home = a->com.home;
+	int r, i, n = argc - optind, ex = CLI_EXIT_OK;
+
+	if (n <= 0)
+		return cli_usage(backup_usage);
+	if (home != NULL && a->ca == NULL && (r = ck_ca_open(home, &ca)) != 0)
+		return cli_fail(r);
+	if ((r = setup_reader(a, ca, &rd, &trusted)) != 0)
+		goto fail;
+	if ((m = calloc((size_t)n, sizeof(*m))) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	if (rd.trusted == NULL)
+		fprintf(stderr, "certkeep: warning: no --ca or --home: the "
+		    "manifest signatures are checked but not who made them\n");
+	r = ck_backup_verify(&rd, (const char *const *)argv + optind,
+	    (size_t)n, !a->single, m);
+	if (r != 0) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+		if (ca != NULL) {
+			/* Record the failure against every set named that
+			 * the catalogue knows (by file digest). */
+			struct ck_manifest dummy;
+			memset(&dummy, 0, sizeof(dummy));
+			for (i = 0; i < n; i++)
+				if (m[i].id[0])
+					(void)ck_backup_record_check(ca,
+					    "verify", &m[i], argv[optind + i],
+					    0, msg);
+			(void)dummy;
+		}
+		ck_err_set(r, "%s", msg);
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		char ts[32];
+		ck_time_format(m[i].created, ts, sizeof(ts));
+		printf("ok  %s  %-11s %s  sequence %lld..%lld  %zu parts  CA %s\n",
+		    argv[optind + i], m[i].kind, ts, (long long)m[i].seq_from,
+		    (long long)m[i].seq_to, m[i].nparts, m[i].ca_subject);
+		if (ca != NULL && (r = ck_backup_record_check(ca, "verify",
+		    &m[i], argv[optind + i], 1, "every signature, digest and "
+		    "link checked")) != 0)
+			goto fail;
+	}
+	goto out;
+fail:
+	ex = cli_fail(r);
+out:
+	free(m);
+	free_reader(&rd, trusted);
+	ck_ca_close(ca);
+	return ex;
+}
+
+/* The CA key for a drill: a key backup, shares, or the live home's key. */
+static int
+drill_key(struct bargs *a, struct ck_ca *ca, EVP_PKEY **key)
+{
+	struct ck_secret *pw = NULL;
+	struct ck_pass_src src;
+	char path[4200];
+	int r;
+
+	*key = NULL;
+	if (a->nshares > 0)
+		return ck_keybackup_join(a->shares, a->nshares, key);
+	if (a->keybackup != NULL) {
+		memset(&src, 0, sizeof(src));
+		src.kind = a->bpassfile ? CK_PASS_FILE : CK_PASS_TTY;
+		src.file = a->bpassfile;
+		if ((r = ck_passphrase_read(&src, "Key backup passphrase: ", 0,
+		    0, &pw)) != 0)
+			return r;
+		r = ck_keybackup_read_pass(a->keybackup, pw, key);
+		ck_secret_free(pw);
+		return r;
+	}
+	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0 ||
+	    (r = ck_passphrase_read(&a->com.pass, "CA key passphrase: ", 0, 0,
+		&pw)) != 0)
+		return r;
+	r = keystore_load(path, pw, key);
+	ck_secret_free(pw);
+	return r;
+}
+
+static int
+backup_drill(struct bargs *a, const char *home, int argc, char **argv)
+{
+	struct ck_backup_reader rd;
+	struct ck_drill_opts dopt;
+	struct ck_manifest last;
+	STACK_OF(X509) *trusted = NULL;
+	struct ck_ca *ca = NULL;
+	char **files = NULL, report[1024], exe[4096];
+	size_t nfiles = 0, i;
+	int r, ex = CLI_EXIT_OK, owned = 0;
+
+	memset(&dopt, 0, sizeof(dopt));
+	memset(&rd, 0, sizeof(rd));
+	if ((r = ck_ca_open(home, &ca)) != 0)
+		return cli_fail(r);
+	if (optind < argc) {
+		files = argv + optind;
+		nfiles = (size_t)(argc - optind);
+	} else {
+		if ((r = ck_backup_chain_files(ca, a->set, &files, &nfiles)) !=
+		    0)
+			goto fail;
+		owned = 1;
+	}
+	if ((r = setup_reader(a, ca, &rd, &trusted)) != 0 ||
+	    (r = drill_key(a, ca, &dopt.key)) != 0)
+		goto fail;
+	cli_certkeepd_path(exe, sizeof(exe));
+	dopt.certkeepd = exe;
+	dopt.service_user = ca->cfg->server.user[0] ? ca->cfg->server.user :
+	    "certkeep";
+	dopt.progress = a->bo.progress;
+	r = ck_backup_drill(&rd, (const char *const *)files, nfiles, &dopt,
+	    &last, report, sizeof(report));
+	if (last.id[0] != '\0' || r == 0) {
+		int r2 = ck_backup_record_check(ca, "drill", &last, NULL,
+		    r == 0, r == 0 ? report + 4 : report);
+		if (r == 0)
+			r = r2;
+	}
+	if (r != 0) {
+		ck_err_set(r, "restore drill failed: %s", report);
+		goto fail;
+	}
+	printf("restore drill passed: %s\n", report + 4);
+	goto out;
+fail:
+	ex = cli_fail(r);
+out:
+	EVP_PKEY_free(dopt.key);
+	free_reader(&rd, trusted);
+	if (owned) {
+		for (i = 0; i < nfiles; i++)
+			free(files[i]);
+		free(files);
+	}
+	ck_ca_close(ca);
+	return ex;
+}
+
+int
+cmd_backup(int argc, char **argv)
+{
+	struct bargs a;
+	struct ck_ca *ca = NULL;
+	const char *home, *sub = "make";
+	int r, ex;
+
+	memset(&a, 0, sizeof(a));
+	if (argc > 1 && argv[1][0] != '-') {
+		if ((sub = cli_subcommand(&argc, &argv)) == NULL)
+			return cli_usage(backup_usage);
+	}
+	if ((a.recips = sk_X509_new_null()) == NULL)
+		return cli_fail(ck_err_set(CK_E_NOMEM, "out of memory"));
+	cli_common_init(&a.com);
+	optind = 1;
+	if ((ex = parse_args(argc, argv, &a, backup_usage)) >= 0)
+		goto out;
+	if (strcmp(sub, "verify") == 0) {
+		ex = backup_verify(&a, argc, argv);
+		goto out;
+	}
+	if ((home = cli_home(&a.com)) == NULL) {
+		ex = CLI_EXIT_USAGE;
+		goto out;
+	}
+	if (strcmp(sub, "make") == 0) {
+		if (optind != argc) {
+			ex = cli_usage(backup_usage);
+			goto out;
+		}
+		ex = backup_make(&a, home);
+	} else if (strcmp(sub, "list") == 0) {
+		if (optind != argc) {
+			ex = cli_usage(backup_usage);
+			goto out;
+		}
+		if ((r = ck_ca_open(home, &ca)) != 0 ||
+		    (r = ck_backup_catalogue_print(ca, a.json)) != 0)
+			ex = cli_fail(r);
+		else
+			ex = CLI_EXIT_OK;
+	} else if (strcmp(sub, "drill") == 0)
+		ex = backup_drill(&a, home, argc, argv);
+	else
+		ex = cli_usage(backup_usage);
+out:
+	ck_ca_close(ca);
+	sk_X509_pop_free(a.recips, X509_free);
+	return ex;
+}
+
+int
+cmd_restore(int argc, char **argv)
+{
+	struct bargs a;
+	struct ck_backup_reader rd;
+	struct ck_restore_opts ro;
+	struct ck_manifest last;
+	STACK_OF(X509) *trusted = NULL;
+	int r, ex;
+
+	memset(&a, 0, sizeof(a));
+	memset(&rd, 0, sizeof(rd));
+	if ((a.recips = sk_X509_new_null()) == NULL)
+		return cli_fail(ck_err_set(CK_E_NOMEM, "out of memory"));
+	cli_common_init(&a.com);
+	optind = 1;
+	if ((ex = parse_args(argc, argv, &a, restore_usage)) >= 0)
+		goto out;
+	if (a.com.home == NULL || optind >= argc) {
+		ex = cli_usage(restore_usage);
+		goto out;
+	}
+	if ((r = setup_reader(&a, NULL, &rd, &trusted)) != 0)
+		goto fail;
+	memset(&ro, 0, sizeof(ro));
+	ro.home = a.com.home;
+	ro.upto_seq = a.upto_seq;
+	ro.upto_time = a.upto_time;
+	ro.user = a.user;
+	if ((r = ck_backup_restore(&rd, (const char *const *)argv + optind,
+	    (size_t)(argc - optind), &ro, &last)) != 0)
+		goto fail;
+	printf("restored %s into %s: set %s, sequence %lld, %llu "
+	    "certificates (%llu revoked), CRL number %llu\n", last.ca_subject,
+	    ro.home, last.id, (long long)last.seq_to,
+	    (unsigned long long)last.counts.certs,
+	    (unsigned long long)last.counts.revoked,
+	    (unsigned long long)last.counts.crl_number);
+	if (a.ca == NULL)
+		printf("note: the sets are signed by the CA they name; no --ca "
+		    "was given to check that CA against\n  CA certificate "
+		    "SHA-256 %s\n", last.ca_cert_sha256);
+	printf("next: restore the CA key ('certkeep key restore --home %s "
+	    "...'), then 'certkeep service start'\n", ro.home);
+	ex = CLI_EXIT_OK;
+	goto out;
+fail:
+	ex = cli_fail(r);
+out:
+	free_reader(&rd, trusted);
+	sk_X509_pop_free(a.recips, X509_free);
+	return ex;
+}

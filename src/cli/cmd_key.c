@@ -1,0 +1,600 @@
+/*
+ * certkeep key backup|restore|fingerprint: backups of the CA key itself,
+ * apart from data backups (docs/backup.md), made only when asked for.
+ *
+ * A backup is read back before the command reports success: the
+ * passphrase form is decrypted again, the shares are rejoined from two
+ * different subsets. A restore writes the key only into a home that has
+ * the CA certificate and no key, and only a key that matches it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "audit/audit.h"
+#include "backup/keybackup.h"
+#include "ca/ca.h"
+#include "cli/cli.h"
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/strutil.h"
+#include "keystore/keystore.h"
+
+static const char key_usage[] =
+    "certkeep key backup --home DIR --out FILE|DIR\n"
+    "        [--backup-passphrase-file FILE | --backup-passphrase-fd N]\n"
+    "        [--scrypt-log2n N]\n"
+    "       certkeep key backup --home DIR --shares N --threshold M\n"
+    "        --custodian NAME (N times) --out-dir DIR\n"
+    "       certkeep key restore --home DIR --from FILE\n"
+    "        [--backup-passphrase-file FILE | --backup-passphrase-fd N]\n"
+    "       certkeep key restore --home DIR --share FILE --share FILE ...\n"
+    "       certkeep key fingerprint --home DIR\n"
+    "\n"
+    "backup reads the CA key's passphrase (--passphrase-file/-fd or the\n"
+    "terminal); the backup passphrase (at least 12 characters) must differ\n"
+    "from it. restore asks for the passphrase the restored key file gets\n"
+    "(--passphrase-file/-fd or the terminal). --scrypt-log2n: backup: the\n"
+    "backup's scrypt cost (14..22, default 20); restore: the key file's\n"
+    "(10..15, as init).";
+
+enum { O_OUT = CLI_OPT__FIRST_LOCAL, O_BPFILE, O_BPFD, O_LOG2N, O_SHARES,
+	O_THRESHOLD, O_CUSTODIAN, O_OUTDIR, O_FROM, O_SHARE };
+
+struct key_opts {
+	struct cli_common com;
+	struct ck_pass_src bpass;	/* the backup passphrase */
+	const char *out, *out_dir, *from;
+	const char *custodians[CK_KEYBACKUP_MAX_SHARES];
+	const char *shares[CK_KEYBACKUP_MAX_SHARES];
+	int ncust, nshare, n, m, log2n;
+};
+
+/* Audit a failure of ACTION; the error message is kept for the user. */
+static int
+audit_failure(struct ck_ca *ca, const char *action, const char *object,
+    int r)
+{
+	char msg[1024];
+
+	snprintf(msg, sizeof(msg), "%s", ck_err_msg()[0] ? ck_err_msg() :
+	    ck_strerror(r));
+	(void)ck_ca_audit(ca, action, object, r == CK_E_PASSPHRASE ||
+	    r == CK_E_EXISTS || r == CK_E_INVAL || r == CK_E_PERM ?
+	    AUDIT_REFUSED : AUDIT_FAILED, msg);
+	return ck_err_set(r, "%s", msg);
+}
+
+/*
+ * A name for file names: the CA certificate's common name with everything
+ * but [A-Za-z0-9._-] turned into '-', else the home directory's name.
+ */
+static void
+ca_label(const struct ck_ca *ca, char *out, size_t outsz)
+{
+	unsigned char *utf8 = NULL;
+	const char *src = NULL, *slash;
+	X509_NAME_ENTRY *e;
+	size_t o = 0, i;
+	int idx, c;
+
+	if (ca->cert != NULL &&
+	    (idx = X509_NAME_get_index_by_NID(X509_get_subject_name(ca->cert),
+	    NID_commonName, -1)) >= 0 &&
+	    (e = X509_NAME_get_entry(X509_get_subject_name(ca->cert),
+	    idx)) != NULL &&
+	    ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) > 0)
+		src = (const char *)utf8;
+	if (src == NULL) {
+		slash = strrchr(ca->home, '/');
+		src = slash != NULL && slash[1] != '\0' ? slash + 1 : ca->home;
+	}
+	for (i = 0; src[i] != '\0' && o + 1 < outsz &&
+	    o < CK_KEYBACKUP_NAME_MAX; i++) {
+		c = (unsigned char)src[i];
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_' ||
+		    ((c == '.' || c == '-') && o > 0))
+			out[o++] = (char)c;
+		else if (o > 0 && out[o - 1] != '-')
+			out[o++] = '-';
+	}
+	while (o > 0 && out[o - 1] == '-')
+		o--;
+	out[o] = '\0';
+	if (!ck_keybackup_name_ok(out))
+		snprintf(out, outsz, "ca");
+	OPENSSL_free(utf8);
+}
+
+/* The CA's public key: from its certificate, else from its request. */
+static int
+ca_public_key(struct ck_ca *ca, EVP_PKEY **out)
+{
+	unsigned char *buf = NULL;
+	char path[4096];
+	X509_REQ *req = NULL;
+	EVP_PKEY *pub;
+	BIO *bio = NULL;
+	size_t len;
+	int r;
+
+	if (ca->cert != NULL) {
+		if ((pub = X509_get_pubkey(ca->cert)) == NULL)
+			return ck_err_ssl(CK_E_PARSE, "the CA certificate's "
+			    "public key");
+		*out = pub;
+		return 0;
+	}
+	if ((r = ck_ca_path(ca, ca->cfg->csr_file, path, sizeof(path))) != 0)
+		return r;
+	if ((r = ck_fs_read(path, 65536, &buf, &len)) != 0)
+		return r == CK_E_NOTFOUND ? ck_err_set(r, "the CA has neither "
+		    "a certificate nor a request") : r;
+	r = CK_E_PARSE;
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) != NULL &&
+	    (req = PEM_read_bio_X509_REQ(bio, NULL, NULL, NULL)) != NULL &&
+	    (pub = X509_REQ_get_pubkey(req)) != NULL) {
+		*out = pub;
+		r = 0;
+	} else
+		ck_err_ssl(r, "reading the CA's request");
+	X509_REQ_free(req);
+	BIO_free(bio);
+	free(buf);
+	return r;
+}
+
+/*
+ * Unlock the CA as every command does (audited refusals, the key checked
+ * against the certificate), then load a copy of the key for the backup:
+ * the signer never hands its key out. *pw gets the passphrase.
+ */
+static int
+load_ca_key(struct ck_ca *ca, const struct ck_pass_src *src,
+    struct ck_secret **pw, EVP_PKEY **key)
+{
+	char path[4096];
+	int r;
+
+	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0)
+		return r;
+	if ((r = ck_fs_check_private_file(path)) != 0) {
+		if (r == CK_E_NOTFOUND)
+			r = ck_err_set(r, "no CA key at %s", path);
+		return r;
+	}
+	if ((r = ck_passphrase_read(src, "CA key passphrase: ", 0, 0,
+	    pw)) != 0 ||
+	    (r = ck_ca_unlock_with(ca, *pw)) != 0 ||
+	    (r = keystore_load(path, *pw, key)) != 0)
+		return r;
+	return 0;
+}
+
+/* Read the backup passphrase; a new one is asked twice and must differ
+ * from the CA key's. */
+static int
+backup_passphrase(const struct ck_pass_src *src, int new,
+    const struct ck_secret *capw, struct ck_secret **out)
+{
+	int r;
+
+	if ((r = ck_passphrase_read(src, new ? "New key backup passphrase: " :
+	    "Key backup passphrase: ", new, new ? CK_KEYBACKUP_PASS_MIN : 0,
+	    out)) != 0)
+		return r;
+	if (capw != NULL && ck_secret_equal(*out, capw)) {
+		ck_secret_free(*out);
+		*out = NULL;
+		return ck_err_set(CK_E_PASSPHRASE, "the backup passphrase must "
+		    "differ from the CA key's passphrase");
+	}
+	return 0;
+}
+
+static int
+key_backup_pass(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
+    const struct ck_secret *capw, const char *fp, char *detail,
+    size_t dsz)
+{
+	struct ck_secret *bpw = NULL;
+	EVP_PKEY *back = NULL;
+	char path[4096], label[CK_KEYBACKUP_NAME_MAX + 1], name[256];
+	char msg[1024];
+	struct stat st;
+	int r, log2n = o->log2n ? o->log2n : CK_KEYBACKUP_SCRYPT_LOG2N;
+
+	/* A directory gets the standard name. */
+	if (stat(o->out, &st) == 0 && S_ISDIR(st.st_mode)) {
+		ca_label(ca, label, sizeof(label));
+		snprintf(name, sizeof(name), "%s-key-%.16s.p8", label, fp);
+		if ((r = ck_path_join(path, sizeof(path), o->out, name)) != 0)
+			return r;
+	} else if ((r = ck_strcpy_bounded(path, sizeof(path), o->out)) != 0)
+		return r;
+	if (ck_fs_exists(path))
+		return ck_err_set(CK_E_EXISTS, "%s already exists; not "
+		    "overwriting it", path);
+	if ((r = backup_passphrase(&o->bpass, 1, capw, &bpw)) != 0)
+		goto out;
+	fprintf(stderr, "certkeep: encrypting the key (scrypt N=2^%d, "
+	    "%llu MiB)...\n", log2n, (1ull << log2n) / 1024);
+	if ((r = ck_keybackup_write_pass(path, key, bpw, log2n)) != 0)
+		goto out;
+	/* Read back what was written before calling it a backup. */
+	if ((r = ck_keybackup_read_pass(path, bpw, &back)) != 0 ||
+	    EVP_PKEY_eq(back, key) != 1) {
+		(void)unlink(path);
+		snprintf(msg, sizeof(msg), "%s", r ? ck_err_msg() :
+		    "it holds another key");
+		r = ck_err_set(r ? r : CK_E_INTERNAL, "the key backup does not "
+		    "read back (%s); removed it", msg);
+		goto out;
+	}
+	printf("Wrote %s (key %s); it decrypts to the CA key.\n", path, fp);
+	snprintf(detail, dsz, "passphrase form, scrypt N=2^%d, %.1024s",
+	    log2n, path);
+out:
+	EVP_PKEY_free(back);
+	ck_secret_free(bpw);
+	return r;
+}
+
+static int
+join_check(char **paths, int from, int m, EVP_PKEY *key)
+{
+	EVP_PKEY *k = NULL;
+	int r;
+
+	if ((r = ck_keybackup_join((const char *const *)paths + from, m,
+	    &k)) != 0)
+		return r;
+	r = EVP_PKEY_eq(k, key) == 1 ? 0 : ck_err_set(CK_E_INTERNAL,
+	    "the shares rejoin to another key");
+	EVP_PKEY_free(k);
+	return r;
+}
+
+static int
+key_backup_shares(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
+    char *detail, size_t dsz)
+{
+	char label[CK_KEYBACKUP_NAME_MAX + 1], **paths = NULL, msg[1024];
+	size_t dl;
+	int i, r;
+
+	ca_label(ca, label, sizeof(label));
+	if ((r = ck_keybackup_split(key, o->m, o->n, o->custodians,
+	    o->out_dir, label, &paths)) != 0)
+		return r;
+	/* The first M and the last M shares must each give the key back. */
+	if ((r = join_check(paths, 0, o->m, key)) != 0 ||
+	    (r = join_check(paths, o->n - o->m, o->m, key)) != 0) {
+		for (i = 0; i < o->n; i++)
+			(void)unlink(paths[i]);
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+		r = ck_err_set(r, "the shares do not rejoin (%s); removed "
+		    "them", msg);
+		goto out;
+	}
+	dl = (size_t)snprintf(detail, dsz, "%d of %d shares in %s to", o->m,
+	    o->n, o->out_dir);
+	for (i = 0; i < o->n; i++) {
+		printf("%s\n", paths[i]);
+		if (dl < dsz)
+			dl += (size_t)snprintf(detail + dl, dsz - dl, "%s %s",
+			    i ? "," : "", o->custodians[i]);
+	}
+	fprintf(stderr, "certkeep: wrote %d shares; any %d of them restore "
+	    "the key. Give each file to its custodian only.\n", o->n, o->m);
+out:
+	for (i = 0; paths != NULL && i < o->n; i++)
+		free(paths[i]);
+	free(paths);
+	return r;
+}
+
+static int
+key_backup(const char *home, struct key_opts *o)
+{
+	struct ck_ca *ca = NULL;
+	struct ck_secret *capw = NULL;
+	EVP_PKEY *key = NULL;
+	char fp[65] = "", detail[2048] = "";
+	int r;
+
+	if ((r = ck_ca_open(home, &ca)) != 0)
+		return cli_fail(r);
+	if ((r = load_ca_key(ca, &o->com.pass, &capw, &key)) != 0 ||
+	    (r = ck_key_fingerprint(key, fp)) != 0)
+		goto fail;
+	if (o->out != NULL)
+		r = key_backup_pass(ca, o, key, capw, fp, detail,
+		    sizeof(detail));
+	else
+		r = key_backup_shares(ca, o, key, detail, sizeof(detail));
+	if (r != 0)
+		goto fail;
+	if ((r = ck_ca_audit(ca, "key-backup", fp, AUDIT_OK, detail)) != 0)
+		goto fail;
+	EVP_PKEY_free(key);
+	ck_secret_free(capw);
+	ck_ca_close(ca);
+	return CLI_EXIT_OK;
+fail:
+	r = audit_failure(ca, "key-backup", fp[0] ? fp : ca->cfg->key_file,
+	    r);
+	EVP_PKEY_free(key);
+	ck_secret_free(capw);
+	ck_ca_close(ca);
+	return cli_fail(r);
+}
+
+static int
+key_restore(const char *home, struct key_opts *o)
+{
+	struct ck_ca *ca = NULL;
+	struct ck_secret *bpw = NULL, *pw = NULL;
+	EVP_PKEY *key = NULL;
+	char path[4096], dir[4096], fp[65] = "", cfp[65] = "", detail[2048];
+	char *slash;
+	size_t dl;
+	int i, r;
+
+	if ((r = ck_ca_open(home, &ca)) != 0)
+		return cli_fail(r);
+	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0)
+		goto fail;
+	if (ca->cert == NULL) {
+		r = ck_err_set(CK_E_STATE, "%s has no CA certificate to check "
+		    "a restored key against", home);
+		goto fail;
+	}
+	if ((r = ck_key_fingerprint(X509_get0_pubkey(ca->cert), cfp)) != 0)
+		goto fail;
+	if (ck_fs_exists(path)) {
+		r = ck_err_set(CK_E_EXISTS, "a CA key is already at %s; key "
+		    "restore only fills a home that has none", path);
+		goto fail;
+	}
+	if (o->from != NULL) {
+		if ((r = backup_passphrase(&o->bpass, 0, NULL, &bpw)) != 0 ||
+		    (r = ck_keybackup_read_pass(o->from, bpw, &key)) != 0)
+			goto fail;
+		snprintf(detail, sizeof(detail), "from the passphrase backup "
+		    "%s", o->from);
+	} else {
+		if ((r = ck_keybackup_join(o->shares, o->nshare, &key)) != 0)
+			goto fail;
+		dl = (size_t)snprintf(detail, sizeof(detail), "from %d shares:",
+		    o->nshare);
+		for (i = 0; i < o->nshare && dl < sizeof(detail); i++) {
+			slash = strrchr(o->shares[i], '/');
+			dl += (size_t)snprintf(detail + dl, sizeof(detail) - dl,
+			    "%s %s", i ? "," : "", slash ? slash + 1 :
+			    o->shares[i]);
+		}
+	}
+	if ((r = ck_key_fingerprint(key, fp)) != 0)
+		goto fail;
+	if (EVP_PKEY_eq(X509_get0_pubkey(ca->cert), key) != 1) {
+		r = ck_err_set(CK_E_INVAL, "the backed-up key (%s) does not "
+		    "belong to this CA's certificate (key %s)", fp, cfp);
+		goto fail;
+	}
+	if ((r = ck_passphrase_read(&o->com.pass, "New CA key passphrase: ", 1,
+	    CK_PASSPHRASE_MIN, &pw)) != 0)
+		goto fail;
+	/* private/ may have gone with the key. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	if ((slash = strrchr(dir, '/')) != NULL) {
+		*slash = '\0';
+		if (!ck_fs_exists(dir) && (r = ck_fs_mkdir_private(dir)) != 0)
+			goto fail;
+	}
+	if ((r = keystore_save(path, key, pw, o->log2n)) != 0)
+		goto fail;
+	/* The file as certkeep will open it from now on. */
+	if ((r = ck_ca_unlock_with(ca, pw)) != 0) {
+		(void)unlink(path);
+		goto fail;
+	}
+	if ((r = ck_ca_audit(ca, "key-restore", fp, AUDIT_OK, detail)) != 0)
+		goto fail;
+	printf("Restored the CA key (%s) into %s.\n", fp, path);
+	EVP_PKEY_free(key);
+	ck_secret_free(pw);
+	ck_secret_free(bpw);
+	ck_ca_close(ca);
+	return CLI_EXIT_OK;
+fail:
+	r = audit_failure(ca, "key-restore", fp[0] ? fp : cfp[0] ? cfp :
+	    ca->cfg->key_file, r);
+	EVP_PKEY_free(key);
+	ck_secret_free(pw);
+	ck_secret_free(bpw);
+	ck_ca_close(ca);
+	return cli_fail(r);
+}
+
+static int
+key_fingerprint(const char *home)
+{
+	struct ck_ca *ca = NULL;
+	EVP_PKEY *pub = NULL;
+	char fp[65];
+	int r;
+
+	if ((r = ck_ca_open(home, &ca)) != 0)
+		return cli_fail(r);
+	if ((r = ca_public_key(ca, &pub)) != 0 ||
+	    (r = ck_key_fingerprint(pub, fp)) != 0 ||
+	    (r = ck_ca_audit(ca, "key-fingerprint", fp, AUDIT_OK,
+	    NULL)) != 0) {
+		EVP_PKEY_free(pub);
+		ck_ca_close(ca);
+		return cli_fail(r);
+	}
+	printf("%s\n", fp);
+	EVP_PKEY_free(pub);
+	ck_ca_close(ca);
+	return CLI_EXIT_OK;
+}
+
+static int
+parse_int(const char *arg, uint64_t min, uint64_t max, const char *what,
+    int *out)
+{
+	uint64_t v;
+
+	if (ck_parse_u64(arg, min, max, what, &v) != 0) {
+		fprintf(stderr, "certkeep: %s\n", ck_err_msg());
+		return -1;
+	}
+	*out = (int)v;
+	return 0;
+}
+
+int
+cmd_key(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		CLI_COMMON_LONGOPTS,
+		{ "out", required_argument, NULL, O_OUT },
+		{ "backup-passphrase-file", required_argument, NULL, O_BPFILE },
+		{ "backup-passphrase-fd", required_argument, NULL, O_BPFD },
+		{ "scrypt-log2n", required_argument, NULL, O_LOG2N },
+		{ "shares", required_argument, NULL, O_SHARES },
+		{ "threshold", required_argument, NULL, O_THRESHOLD },
+		{ "custodian", required_argument, NULL, O_CUSTODIAN },
+		{ "out-dir", required_argument, NULL, O_OUTDIR },
+		{ "from", required_argument, NULL, O_FROM },
+		{ "share", required_argument, NULL, O_SHARE },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct key_opts o;
+	const char *home, *sub;
+	int opt, fd, backup, restore, bp;
+
+	if ((sub = cli_subcommand(&argc, &argv)) == NULL)
+		return cli_usage(key_usage);
+	memset(&o, 0, sizeof(o));
+	cli_common_init(&o.com);
+	o.bpass.kind = CK_PASS_TTY;
+	o.bpass.fd = -1;
+	optind = 1;
+	while ((opt = cli_getopt(argc, argv, longopts, &o.com)) != -1) {
+		switch (opt) {
+		case CLI_OPT_BAD:
+			return CLI_EXIT_USAGE;
+		case O_OUT:
+			o.out = optarg;
+			break;
+		case O_BPFILE:
+			o.bpass.kind = CK_PASS_FILE;
+			o.bpass.file = optarg;
+			break;
+		case O_BPFD:
+			if (parse_int(optarg, 0, 1024, "--backup-passphrase-fd",
+			    &fd) != 0)
+				return CLI_EXIT_USAGE;
+			o.bpass.kind = CK_PASS_FD;
+			o.bpass.fd = fd;
+			break;
+		case O_LOG2N:
+			if (parse_int(optarg, 10, CK_KEYBACKUP_LOG2N_MAX,
+			    "--scrypt-log2n", &o.log2n) != 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case O_SHARES:
+			if (parse_int(optarg, 2, CK_KEYBACKUP_MAX_SHARES,
+			    "--shares", &o.n) != 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case O_THRESHOLD:
+			if (parse_int(optarg, 2, CK_KEYBACKUP_MAX_SHARES,
+			    "--threshold", &o.m) != 0)
+				return CLI_EXIT_USAGE;
+			break;
+		case O_CUSTODIAN:
+			if (o.ncust == CK_KEYBACKUP_MAX_SHARES)
+				return cli_usage(key_usage);
+			o.custodians[o.ncust++] = optarg;
+			break;
+		case O_OUTDIR:
+			o.out_dir = optarg;
+			break;
+		case O_FROM:
+			o.from = optarg;
+			break;
+		case O_SHARE:
+			if (o.nshare == CK_KEYBACKUP_MAX_SHARES)
+				return cli_usage(key_usage);
+			o.shares[o.nshare++] = optarg;
+			break;
+		default:
+			return cli_usage(key_usage);
+		}
+	}
+	if (o.com.help)
+		return cli_help(key_usage);
+	if (optind != argc)
+		return cli_usage(key_usage);
+	if ((home = cli_home(&o.com)) == NULL)
+		return CLI_EXIT_USAGE;
+	backup = strcmp(sub, "backup") == 0;
+	restore = strcmp(sub, "restore") == 0;
+	bp = o.bpass.kind != CK_PASS_TTY;
+	if (backup) {
+		if ((o.out != NULL) == (o.n != 0 || o.m != 0 || o.ncust != 0 ||
+		    o.out_dir != NULL) || o.from != NULL || o.nshare != 0)
+			return cli_usage(key_usage);
+		if (o.out == NULL) {
+			if (o.n == 0 || o.m == 0 || o.out_dir == NULL || bp)
+				return cli_usage(key_usage);
+			if (o.m > o.n) {
+				fprintf(stderr, "certkeep: the threshold (%d) "
+				    "is more than the number of shares (%d)\n",
+				    o.m, o.n);
+				return CLI_EXIT_USAGE;
+			}
+			if (o.ncust != o.n) {
+				fprintf(stderr, "certkeep: %d shares need %d "
+				    "--custodian names, %d given\n", o.n, o.n,
+				    o.ncust);
+				return CLI_EXIT_USAGE;
+			}
+		} else if (o.log2n != 0 && o.log2n < 14) {
+			fprintf(stderr, "certkeep: --scrypt-log2n must be 14.."
+			    "%d for a key backup\n", CK_KEYBACKUP_LOG2N_MAX);
+			return CLI_EXIT_USAGE;
+		}
+		return key_backup(home, &o);
+	}
+	if (restore) {
+		if ((o.from != NULL) == (o.nshare != 0) || o.out != NULL ||
+		    o.out_dir != NULL || o.n != 0 || o.m != 0 ||
+		    o.ncust != 0 || (bp && o.from == NULL))
+			return cli_usage(key_usage);
+		if (o.log2n > KEYSTORE_SCRYPT_LOG2N) {
+			fprintf(stderr, "certkeep: --scrypt-log2n must be 10..%d "
+			    "for the restored key file\n",
+			    KEYSTORE_SCRYPT_LOG2N);
+			return CLI_EXIT_USAGE;
+		}
+		return key_restore(home, &o);
+	}
+	if (strcmp(sub, "fingerprint") == 0) {
+		if (o.out || o.out_dir || o.from || o.nshare || o.ncust ||
+		    o.n || o.m || o.log2n || bp)
+			return cli_usage(key_usage);
+		return key_fingerprint(home);
+	}
+	return cli_usage(key_usage);
+}
