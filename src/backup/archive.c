@@ -716,13 +716,15 @@ close_cms_chain(struct ck_archive_writer *w, int flush)
 	return 0;
 }
 
-int
-ck_archive_writer_finish(struct ck_archive_writer *w, const char *manifest,
-    size_t manifest_len, EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain,
-    unsigned char archive_sha256[32])
+static int verify_manifest(const unsigned char *p7s, size_t p7slen,
+    const unsigned char *json, size_t jsonlen, STACK_OF(X509) *trusted,
+    struct ck_archive_result *res);
+
+/* Checks common to both ways of finishing; a refusal leaves W usable. */
+static int
+finish_check(struct ck_archive_writer *w, const char *manifest,
+    size_t manifest_len)
 {
-	unsigned char *p7s = NULL, md[32];
-	size_t p7slen = 0;
 	int rc;
 
 	if ((rc = writer_usable(w)) != 0)
@@ -732,33 +734,85 @@ ck_archive_writer_finish(struct ck_archive_writer *w, const char *manifest,
 		    w->cur.name);
 	if (manifest == NULL)
 		return ck_err_set(CK_E_INVAL, "no manifest");
-	if ((rc = ck_archive_signer_check(key, cert)) != 0)
-		return rc;
-	if ((rc = sign_manifest(manifest, manifest_len, key, cert, chain,
-	    &p7s, &p7slen)) != 0)
-		goto fail;
+	if (manifest_len > CK_ARCHIVE_MANIFEST_MAX)
+		return ck_err_set(CK_E_TOOBIG, "the manifest is larger than %d "
+		    "bytes", CK_ARCHIVE_MANIFEST_MAX);
+	return 0;
+}
+
+/* The manifest pair, the end of the tar stream and of the envelope. */
+static int
+finish_write(struct ck_archive_writer *w, const char *manifest,
+    size_t manifest_len, const unsigned char *p7s, size_t p7slen,
+    unsigned char archive_sha256[32])
+{
+	unsigned char md[32];
+	int rc;
+
 	if ((rc = put_entry(w, MANIFEST_JSON, manifest, manifest_len)) != 0 ||
 	    (rc = put_entry(w, MANIFEST_P7S, p7s, p7slen)) != 0 ||
 	    (rc = ck_tar_end(&w->tio)) != 0 ||
 	    (rc = close_cms_chain(w, 1)) != 0)
-		goto fail;
-	if (fsync(w->sink.fd) != 0 && errno != EINVAL) {
-		rc = ck_err_set(CK_E_IO, "cannot sync the backup set: %s",
-		    strerror(errno));
-		goto fail;
-	}
-	if (EVP_DigestFinal_ex(w->sink.md, md, NULL) != 1) {
-		rc = ck_err_ssl(CK_E_INTERNAL, "SHA-256");
-		goto fail;
-	}
+		return writer_fail(w, rc);
+	if (fsync(w->sink.fd) != 0 && errno != EINVAL)
+		return writer_fail(w, ck_err_set(CK_E_IO, "cannot sync the "
+		    "backup set: %s", strerror(errno)));
+	if (EVP_DigestFinal_ex(w->sink.md, md, NULL) != 1)
+		return writer_fail(w, ck_err_ssl(CK_E_INTERNAL, "SHA-256"));
 	if (archive_sha256 != NULL)
 		memcpy(archive_sha256, md, sizeof(md));
 	w->finished = 1;
-	OPENSSL_free(p7s);
 	return 0;
-fail:
+}
+
+int
+ck_archive_writer_finish(struct ck_archive_writer *w, const char *manifest,
+    size_t manifest_len, EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain,
+    unsigned char archive_sha256[32])
+{
+	unsigned char *p7s = NULL;
+	size_t p7slen = 0;
+	int rc;
+
+	if ((rc = finish_check(w, manifest, manifest_len)) != 0 ||
+	    (rc = ck_archive_signer_check(key, cert)) != 0)
+		return rc;
+	if ((rc = sign_manifest(manifest, manifest_len, key, cert, chain,
+	    &p7s, &p7slen)) != 0)
+		return writer_fail(w, rc);
+	rc = finish_write(w, manifest, manifest_len, p7s, p7slen,
+	    archive_sha256);
 	OPENSSL_free(p7s);
-	return writer_fail(w, rc);
+	return rc;
+}
+
+int
+ck_archive_writer_finish_signed(struct ck_archive_writer *w,
+    const char *manifest, size_t manifest_len, const unsigned char *p7s,
+    size_t p7s_len, unsigned char archive_sha256[32])
+{
+	struct ck_archive_result chk;
+	char msg[512];
+	int rc;
+
+	if ((rc = finish_check(w, manifest, manifest_len)) != 0)
+		return rc;
+	if (p7s == NULL || p7s_len == 0 || p7s_len > P7S_MAX)
+		return ck_err_set(CK_E_INVAL, "no usable manifest signature "
+		    "(empty or over %d bytes)", P7S_MAX);
+	/* What a reader will check, now, rather than a set that cannot be
+	 * restored: SignedData, attached, verifying, over this manifest. */
+	memset(&chk, 0, sizeof(chk));
+	rc = verify_manifest(p7s, p7s_len, (const unsigned char *)manifest,
+	    manifest_len, NULL, &chk);
+	ck_archive_result_clear(&chk);
+	if (rc != 0) {
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+		return ck_err_set(CK_E_CRYPTO, "the manifest signature given "
+		    "is not usable: %s", msg);
+	}
+	return finish_write(w, manifest, manifest_len, p7s, p7s_len,
+	    archive_sha256);
 }
 
 void
@@ -1324,7 +1378,9 @@ env_check_versions(struct env *e)
 		goto bad;
 	riend = ri + vl;
 	while (ri < riend) {
-		if (der_next(&ri, riend, &tag, &v, &vl) != 0)
+		if ((rc = der_next(&ri, riend, &tag, &v, &vl)) == 1)
+			return 0;
+		if (rc != 0)
 			goto bad;
 		q = v;
 		if (tag == 0xa4) {	/* other recipient info: no version */
@@ -1677,8 +1733,9 @@ rd_open(struct rd *r, EVP_PKEY *rkey, X509 *rcert, CMS_ContentInfo **cmsp)
 	/* Report a key that decrypts no recipient instead of going on with
 	 * a random content key (OpenSSL's default against padding oracles,
 	 * which do not apply to reading one's own file). */
-	(void)CMS_decrypt(cms, NULL, NULL, NULL, NULL,
-	    CMS_BINARY | CMS_DEBUG_DECRYPT);
+	if (CMS_decrypt(cms, NULL, NULL, NULL, NULL,
+	    CMS_BINARY | CMS_DEBUG_DECRYPT) != 1)
+		ERR_clear_error();	/* only flags are set: cannot fail */
 	if (CMS_decrypt_set1_pkey_and_peer(cms, rkey, rcert, NULL) != 1) {
 		rc = ck_err_ssl(CK_E_CRYPTO, "this backup is not encrypted to "
 		    "the given key (no recipient could be decrypted with it)");
@@ -2138,36 +2195,4 @@ out:
 	EVP_MD_CTX_free(md);
 	free(buf);
 	return rc;
-}
-
-int
-ck_archive_writer_finish_signed(struct ck_archive_writer *w,
-    const char *manifest, size_t manifest_len, const unsigned char *p7s,
-    size_t p7s_len, unsigned char archive_sha256[32])
-{
-	unsigned char md[32];
-	int rc;
-
-	if ((rc = writer_usable(w)) != 0)
-		return rc;
-	if (w->in_part)
-		return ck_err_set(CK_E_STATE, "part %s is still open",
-		    w->cur.name);
-	if (manifest == NULL || p7s == NULL)
-		return ck_err_set(CK_E_INVAL, "the manifest and its signature "
-		    "are required");
-	if ((rc = put_entry(w, MANIFEST_JSON, manifest, manifest_len)) != 0 ||
-	    (rc = put_entry(w, MANIFEST_P7S, p7s, p7s_len)) != 0 ||
-	    (rc = ck_tar_end(&w->tio)) != 0 ||
-	    (rc = close_cms_chain(w, 1)) != 0)
-		return writer_fail(w, rc);
-	if (fsync(w->sink.fd) != 0 && errno != EINVAL)
-		return writer_fail(w, ck_err_set(CK_E_IO, "cannot sync the "
-		    "backup set: %s", strerror(errno)));
-	if (EVP_DigestFinal_ex(w->sink.md, md, NULL) != 1)
-		return writer_fail(w, ck_err_ssl(CK_E_INTERNAL, "SHA-256"));
-	if (archive_sha256 != NULL)
-		memcpy(archive_sha256, md, sizeof(md));
-	w->finished = 1;
-	return 0;
 }

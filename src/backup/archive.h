@@ -62,13 +62,18 @@ int ck_archive_part_end(struct ck_archive_writer *w,
  * chain included) with KEY/CERT, write manifest.json and manifest.p7s, end
  * the tar stream and the envelope, fsync FD. On success the set is complete;
  * *ARCHIVE_SHA256 (if not NULL) gets the SHA-256 of the whole file as
- * written. */
+ * written. A part still open, a manifest over CK_ARCHIVE_MANIFEST_MAX
+ * (CK_E_TOOBIG) or an unusable key (see ck_archive_signer_check()) is
+ * refused with the writer left usable; other failures end it. */
 int ck_archive_writer_finish(struct ck_archive_writer *w,
     const char *manifest, size_t manifest_len, EVP_PKEY *key, X509 *cert,
     STACK_OF(X509) *chain, unsigned char archive_sha256[32]);
 
 /* The same with the manifest signed by the caller (P7S: CMS SignedData,
- * DER, attached content equal to MANIFEST), for keys held by a signer. */
+ * DER, attached content equal to MANIFEST), for keys held by a signer.
+ * P7S is checked first as a reader will (it verifies, its content is
+ * MANIFEST byte for byte): CK_E_CRYPTO if not, with the writer left
+ * usable. */
 int ck_archive_writer_finish_signed(struct ck_archive_writer *w,
     const char *manifest, size_t manifest_len, const unsigned char *p7s,
     size_t p7s_len, unsigned char archive_sha256[32]);

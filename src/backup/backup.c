@@ -265,9 +265,9 @@ sign_manifest(struct ck_ca *ca, const char *json, size_t len,
 	    ca->chain, p7s, p7slen);
 }
 
-int
-ck_backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
-    struct ck_backup_result *res)
+static int
+backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
+    struct ck_backup_result *res, int *audited)
 {
 	struct store_snapshot *snap = NULL;
 	struct ck_archive_writer *w = NULL;
@@ -288,10 +288,12 @@ ck_backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	memset(&cat, 0, sizeof(cat));
 	if (o->ndests == 0 || o->ndests > CK_BACKUP_MAX_DESTS)
 		return ck_err_set(CK_E_INVAL, "name 1 to %d destinations "
-		    "(--to DIR)", CK_BACKUP_MAX_DESTS);
+		    "(--to DIR, or 'to = DIR,DIR' in [backup] of "
+		    "certkeep.conf)", CK_BACKUP_MAX_DESTS);
 	if (o->recipients == NULL || sk_X509_num(o->recipients) == 0)
 		return ck_err_set(CK_E_INVAL, "name at least one recipient "
-		    "certificate to encrypt the backup to (--recipient FILE)");
+		    "certificate to encrypt the backup to (--recipient FILE, "
+		    "or 'recipients = FILE' in [backup] of certkeep.conf)");
 	if (ca->signer == NULL || ca->cert == NULL)
 		return ck_err_set(CK_E_STATE, "the CA must be unlocked to "
 		    "sign the backup's manifest");
@@ -614,6 +616,7 @@ out:
 		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
 		(void)audit_append(ca->st, op, "backup", m->id[0] ? m->id :
 		    "-", AUDIT_FAILED, msg);
+		*audited = 1;
 		ck_err_set(r, "%s", msg);
 	}
 done:
@@ -628,5 +631,22 @@ done:
 	OPENSSL_free(p7s);
 	free(chain);
 	free(m);
+	return r;
+}
+
+int
+ck_backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
+    struct ck_backup_result *res)
+{
+	int audited = 0, r;
+	char msg[1024];
+
+	if ((r = backup_make(ca, o, res, &audited)) != 0 && !audited) {
+		/* Refused before it began: audited all the same. */
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+		(void)audit_append(ca->st, o->operator_name, "backup", "-",
+		    AUDIT_REFUSED, msg);
+		ck_err_set(r, "%s", msg);
+	}
 	return r;
 }

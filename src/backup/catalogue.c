@@ -416,14 +416,17 @@ ck_backup_apply_retention(struct ck_ca *ca, const struct ck_retention *rt,
 		json_t *a, *c;
 		size_t k;
 		int any = 0;
+		char places[1024];
 
 		if (keep[i] || l.v[i].copies == NULL ||
 		    (a = json_loads(l.v[i].copies, 0, NULL)) == NULL)
 			continue;
+		places[0] = '\0';
 		json_array_foreach(a, k, c) {
 			const char *p = json_string_value(json_object_get(c,
 			    "path"));
 			char cp[4200];
+			size_t pl = strlen(places);
 			if (p == NULL || !ck_fs_exists(p))
 				continue;
 			if (unlink(p) != 0) {
@@ -433,11 +436,16 @@ ck_backup_apply_retention(struct ck_ca *ca, const struct ck_retention *rt,
 			}
 			snprintf(cp, sizeof(cp), "%s.custody", p);
 			(void)unlink(cp);
+			snprintf(places + pl, sizeof(places) - pl, "%s%s",
+			    pl ? ", " : "", p);
 			any = 1;
-			r = ck_custody_record(ca, "destroyed",
-			    l.v[i].archive_sha256, "data-backup", p,
-			    "deleted by the retention policy", operator_name);
 		}
+		/* One artefact (every copy has its digest): one entry. */
+		if (r == 0 && any)
+			r = ck_custody_record(ca, "destroyed",
+			    l.v[i].archive_sha256, "data-backup", places,
+			    "every copy deleted by the retention policy",
+			    operator_name);
 		json_decref(a);
 		if (r == 0 && any) {
 			free(l.v[i].copies);

@@ -29,6 +29,8 @@
 #define CUSTODY_HEAD_KEY "custody_head"
 /* More entries than any artefact's life should see: a bound for parsing. */
 #define CUSTODY_FILE_ENTRIES_MAX 100000
+/* 9999-12-31T23:59:59Z: times beyond cannot be written as text. */
+#define CUSTODY_TIME_MAX INT64_C(253402300799)
 
 static const char *const event_names[CK_CUSTODY_EVENT__MAX] = {
 	"created", "copied", "moved", "verified", "stored", "retrieved",
@@ -753,11 +755,12 @@ get_str(json_t *o, const char *key, size_t max, const char **out)
 }
 
 static int
-get_int(json_t *o, const char *key, int64_t min, int64_t *out)
+get_int(json_t *o, const char *key, int64_t min, int64_t max, int64_t *out)
 {
 	json_t *v = json_object_get(o, key);
 
-	if (v == NULL || !json_is_integer(v) || json_integer_value(v) < min)
+	if (v == NULL || !json_is_integer(v) || json_integer_value(v) < min ||
+	    json_integer_value(v) > max)
 		return ck_err_set(CK_E_PARSE, "custody file: \"%s\" is missing "
 		    "or not a valid integer", key);
 	*out = json_integer_value(v);
@@ -800,7 +803,7 @@ time_pair(json_t *o, const char *tkey, const char *ukey, int64_t *out)
 	int r;
 
 	if ((r = get_str(o, tkey, 31, &t)) != 0 ||
-	    (r = get_int(o, ukey, 0, out)) != 0)
+	    (r = get_int(o, ukey, 0, CUSTODY_TIME_MAX, out)) != 0)
 		return r;
 	ck_time_format(*out, want, sizeof(want));
 	if (strcmp(t, want) != 0)
@@ -825,7 +828,7 @@ entry_from_json(json_t *o, const char *art, const char *kind,
 		return ck_err_set(CK_E_PARSE, "custody file: an entry is not "
 		    "an object");
 	if ((r = only_keys(o, keys, "an entry")) != 0 ||
-	    (r = get_int(o, "id", 1, &tmp.id)) != 0 ||
+	    (r = get_int(o, "id", 1, INT64_MAX, &tmp.id)) != 0 ||
 	    (r = time_pair(o, "time", "time_unix", &tmp.time)) != 0 ||
 	    (r = get_str(o, "operator", CK_CUSTODY_FIELD_MAX, &op)) != 0 ||
 	    (r = get_str(o, "event", 16, &ev)) != 0 ||
@@ -1164,6 +1167,27 @@ cms_algs_ok(CMS_SignerInfo *si)
 	return 0;
 }
 
+/* The signer is named by issuer and serial exactly as in CERT: names
+ * compare case-insensitively, so a re-cased issuer would still match. */
+static int
+cms_sid_ok(CMS_SignerInfo *si, X509 *cert)
+{
+	ASN1_OCTET_STRING *keyid = NULL;
+	X509_NAME *issuer = NULL;
+	ASN1_INTEGER *sno = NULL;
+	const unsigned char *a, *b;
+	size_t alen, blen;
+
+	if (CMS_SignerInfo_get0_signer_id(si, &keyid, &issuer, &sno) != 1 ||
+	    keyid != NULL || issuer == NULL || sno == NULL ||
+	    ASN1_INTEGER_cmp(sno, X509_get0_serialNumber(cert)) != 0)
+		return 0;
+	if (X509_NAME_get0_der(issuer, &a, &alen) != 1 ||
+	    X509_NAME_get0_der(X509_get_issuer_name(cert), &b, &blen) != 1)
+		return 0;
+	return alen == blen && memcmp(a, b, alen) == 0;
+}
+
 /* The eContentType, and the signed contentType attribute, are id-data. */
 static int
 cms_content_type_ok(CMS_ContentInfo *cms, CMS_SignerInfo *si)
@@ -1245,10 +1269,14 @@ cms_open(const unsigned char *buf, size_t len, STACK_OF(X509) *trusted,
 		r = ck_err_set(CK_E_BADSIG, "custody file: no signer");
 		goto out;
 	}
-	if (!cms_content_type_ok(cms, sk_CMS_SignerInfo_value(sis, 0)) ||
+	if (sk_X509_num(signers) != 1 ||
+	    !cms_sid_ok(sk_CMS_SignerInfo_value(sis, 0),
+	    sk_X509_value(signers, 0)) ||
+	    !cms_content_type_ok(cms, sk_CMS_SignerInfo_value(sis, 0)) ||
 	    !cms_algs_ok(sk_CMS_SignerInfo_value(sis, 0))) {
-		r = ck_err_set(CK_E_BADSIG, "custody file: unexpected content "
-		    "type or algorithms in the signature");
+		r = ck_err_set(CK_E_BADSIG, "custody file: unexpected signer "
+		    "identifier, content type or algorithms in the "
+		    "signature");
 		goto out;
 	}
 	for (i = 0; i < sk_X509_num(signers); i++) {

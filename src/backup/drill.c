@@ -39,6 +39,7 @@
 #include "common/strutil.h"
 #include "daemon/service.h"
 #include "keystore/keystore.h"
+#include "x509/serial.h"
 
 struct certcheck {
 	EVP_PKEY *capub;
@@ -108,23 +109,21 @@ check_crl(struct ck_ca *ca, uint64_t *listed)
 	for (i = 0; i < sk_X509_REVOKED_num(rev); i++) {
 		const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(
 		    sk_X509_REVOKED_value(rev, i));
-		BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
-		char *hex = bn ? BN_bn2hex(bn) : NULL;
+		char hex[CK_SERIAL_HEX_MAX];
 		enum store_cert_status st;
 		int64_t when;
 		int reason;
 
-		BN_free(bn);
-		r = hex ? store_cert_status(ca->st, hex, &st, &when, &reason) :
-		    CK_E_NOMEM;
+		r = ck_serial_to_hex(sn, hex);
+		if (r == 0)
+			r = store_cert_status(ca->st, hex, &st, &when, &reason);
 		if (r == 0 && st != STORE_CERT_REVOKED)
 			r = ck_err_set(CK_E_TAMPER, "the restored CRL lists "
 			    "%s, which the restored store has as %s", hex,
 			    store_cert_status_name(st));
 		else if (r != 0)
 			r = ck_err_set(r, "the restored CRL lists %s, which is "
-			    "not in the restored store", hex ? hex : "?");
-		OPENSSL_free(hex);
+			    "not in the restored store", hex);
 		if (r != 0) {
 			X509_CRL_free(crl);
 			return r;

@@ -1255,7 +1255,7 @@ ck_keybackup_split(EVP_PKEY *key, int m, int n,
 	unsigned char *yp[CK_KEYBACKUP_MAX_SHARES];
 	char **names = NULL, fphex[65], fname[256], full[4096], *text = NULL;
 	size_t tlen = 0;
-	int i, j, written = 0, r;
+	int i, j, written = 0, made_dir = 0, r;
 
 	memset(&s, 0, sizeof(s));
 	if (key == NULL || custodians == NULL || dir == NULL ||
@@ -1291,8 +1291,12 @@ ck_keybackup_split(EVP_PKEY *key, int m, int n,
 			return r;
 	} else if ((r = ck_fs_mkdir_private(dir)) != 0)
 		return r;
-	if ((names = calloc((size_t)n, sizeof(*names))) == NULL)
-		return CK_E_NOMEM;
+	else
+		made_dir = 1;
+	if ((names = calloc((size_t)n, sizeof(*names))) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
 	for (i = 0; i < n; i++) {
 		if (snprintf(fname, sizeof(fname), "%s-key-%.16s-share-%dof%d-"
 		    "%s.share", ca_label, fphex, i + 1, n, custodians[i]) >=
@@ -1359,6 +1363,8 @@ out:
 	/* All or nothing: a partial set is of no use to anyone. */
 	for (i = 0; names != NULL && i < written; i++)
 		(void)unlink(names[i]);
+	if (r != 0 && made_dir)
+		(void)rmdir(dir);
 	free_paths(names, n);
 	free(s.wrapped);
 	ck_wipe(&s, sizeof(s));

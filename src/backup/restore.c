@@ -633,6 +633,18 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 		r = ck_err_set(CK_E_NOTFOUND, "the sets hold no configuration");
 		goto out;
 	}
+	/* The custody ledger of the new home: each set was restored here. */
+	{
+		struct ck_ca *nca = NULL;
+		if ((r = ck_ca_open(staging, &nca)) == 0)
+			for (i = 0; i < used && r == 0; i++)
+				r = ck_custody_record(nca, "restored",
+				    digests[i], "data-backup", files[i],
+				    "restored into a new CA home", NULL);
+		ck_ca_close(nca);
+		if (r != 0)
+			goto out;
+	}
 	if (o->user != NULL && (r = ck_backup_chown_tree(staging, o->user)) != 0)
 		goto out;
 	if (ck_fs_exists(o->home) && rmdir(o->home) != 0) {
@@ -647,20 +659,6 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 	staging[0] = '\0';
 	if (last)
 		memcpy(last, prev, sizeof(*prev));
-	/* The custody ledger of the new home: each set was restored here. */
-	{
-		struct ck_ca *nca = NULL;
-		if ((r = ck_ca_open(o->home, &nca)) == 0)
-			for (i = 0; i < used && r == 0; i++)
-				r = ck_custody_record(nca, "restored",
-				    digests[i], "data-backup", files[i],
-				    "restored into this CA home", NULL);
-		ck_ca_close(nca);
-		if (r != 0)
-			r = ck_err_set(r, "the CA was restored into %s, but "
-			    "recording it in the custody ledger failed: %s",
-			    o->home, ck_err_msg());
-	}
 	goto done;
 out:
 	if (fd >= 0)

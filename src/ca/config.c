@@ -265,6 +265,26 @@ handler(void *user, const char *section, const char *name, const char *value)
 			    name, value);
 		return fail(ps, "[store]: unknown setting '%s'%s", name, "");
 	}
+	if (strcmp(section, "backup") == 0) {
+		struct ck_backup_config *b = &cfg->backup;
+		if (strcmp(name, "to") == 0)
+			return set_str(ps, b->to, CK_CONFIG_STR, name, value);
+		if (strcmp(name, "recipients") == 0)
+			return set_str(ps, b->recipients, CK_CONFIG_STR, name,
+			    value);
+		if (strcmp(name, "keep_last") == 0)
+			return set_uint(ps, &b->keep_last, name, value, 0,
+			    100000);
+		if (strcmp(name, "daily") == 0)
+			return set_uint(ps, &b->daily, name, value, 0, 100000);
+		if (strcmp(name, "weekly") == 0)
+			return set_uint(ps, &b->weekly, name, value, 0, 100000);
+		if (strcmp(name, "monthly") == 0)
+			return set_uint(ps, &b->monthly, name, value, 0, 100000);
+		if (strcmp(name, "zstd_level") == 0)
+			return set_uint(ps, &b->zstd_level, name, value, 1, 19);
+		return fail(ps, "[backup]: unknown setting '%s'%s", name, "");
+	}
 	if (strcmp(section, "server") == 0)
 		return server_setting(ps, name, value);
 	if (strncmp(section, "profile.", 8) == 0) {

@@ -10,6 +10,8 @@
  *                  client_cert_profiles, ocsp_validity_hours,
  *                  ocsp_signer, ocsp_signer_validity_hours, ocsp_cert,
  *                  ocsp_key
+ *   [backup]       to, recipients (comma-separated), keep_last, daily,
+ *                  weekly, monthly, zstd_level
  *   [profile.NAME] see profile.h
  *
  * OCSP signing ([server]): ocsp_signer = ca (the default) signs every
@@ -73,6 +75,14 @@ struct ck_server_config {
 	char ocsp_key[CK_CONFIG_STR];	/* and its key (PEM, 0600) */
 };
 
+/* [backup]: what 'certkeep backup' does when its options do not say. */
+struct ck_backup_config {
+	char to[CK_CONFIG_STR];		/* comma-separated directories */
+	char recipients[CK_CONFIG_STR];	/* comma-separated certificate files */
+	unsigned keep_last, daily, weekly, monthly;
+	unsigned zstd_level;		/* 0: default */
+};
+
 struct ck_config {
 	char key_file[CK_CONFIG_STR];
 	char cert_file[CK_CONFIG_STR];
@@ -86,6 +96,7 @@ struct ck_config {
 	char store_backend[32];
 	char store_path[CK_CONFIG_STR];
 	struct ck_server_config server;
+	struct ck_backup_config backup;
 	struct ck_profile *profiles;
 	size_t nprofiles;
 };

@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "audit/audit.h"
 #include "backup/backup.h"
 #include "backup/drill.h"
 #include "backup/keybackup.h"
@@ -35,6 +36,10 @@ static const char backup_usage[] =
     "        --recipient-key KEY [--recipient CERT]\n"
     "        [--key-backup FILE --backup-passphrase-file F | --share FILE...]\n"
     "        [--passphrase-file F | --passphrase-fd N]\n"
+    "\n"
+    "Where options are not given, the [backup] section of certkeep.conf\n"
+    "says: to = DIR,DIR  recipients = CERT,CERT  keep_last, daily, weekly,\n"
+    "monthly = N  zstd_level = N. Relative recipient paths are in the home.\n"
     "\n"
     "A backup holds the store, the CA certificates, the configuration and\n"
     "the CRL, never the CA key (see 'certkeep key backup'). It is signed by\n"
@@ -93,7 +98,8 @@ struct bargs {
 	const char *rkey, *ca, *set, *keybackup, *bpassfile, *user;
 	const char *shares[CK_KEYBACKUP_MAX_SHARES];
 	int nshares;
-	int offline, quiet, single, json;
+	int offline, quiet, single, json, retention_set;
+	char *cfg_dests[CK_BACKUP_MAX_DESTS];
 	int64_t upto_seq, upto_time;
 };
 
@@ -171,18 +177,22 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 			a->quiet = 1;
 			break;
 		case O_KEEP:
+			a->retention_set = 1;
 			r = parse_count(optarg, "--keep-last",
 			    &a->bo.retention.keep_last);
 			break;
 		case O_DAILY:
+			a->retention_set = 1;
 			r = parse_count(optarg, "--daily",
 			    &a->bo.retention.daily);
 			break;
 		case O_WEEKLY:
+			a->retention_set = 1;
 			r = parse_count(optarg, "--weekly",
 			    &a->bo.retention.weekly);
 			break;
 		case O_MONTHLY:
+			a->retention_set = 1;
 			r = parse_count(optarg, "--monthly",
 			    &a->bo.retention.monthly);
 			break;
@@ -293,6 +303,55 @@ free_reader(struct ck_backup_reader *rd, STACK_OF(X509) *trusted)
 	sk_X509_pop_free(trusted, X509_free);
 }
 
+/* Settings from [backup] where the command line is silent. */
+static int
+apply_config(struct bargs *a, const char *home, const struct ck_config *cfg)
+{
+	const struct ck_backup_config *b = &cfg->backup;
+	struct ck_strlist l;
+	size_t i;
+	int r = 0;
+
+	memset(&l, 0, sizeof(l));
+	if (a->bo.ndests == 0 && b->to[0] != '\0') {
+		if ((r = ck_strlist_split(&l, b->to)) != 0)
+			return r;
+		for (i = 0; i < l.n && a->bo.ndests < CK_BACKUP_MAX_DESTS;
+		    i++) {
+			size_t k = a->bo.ndests;
+			if ((a->cfg_dests[k] = strdup(l.v[i])) == NULL)
+				break;
+			a->bo.dests[k] = a->cfg_dests[k];
+			a->bo.ndests = k + 1;
+		}
+		ck_strlist_clear(&l);
+	}
+	if (sk_X509_num(a->recips) == 0 && b->recipients[0] != '\0') {
+		if ((r = ck_strlist_split(&l, b->recipients)) != 0)
+			return r;
+		for (i = 0; i < l.n && r == 0; i++) {
+			char path[4200];
+			if (l.v[i][0] == '/')
+				r = load_certs(l.v[i], a->recips);
+			else if ((r = ck_path_join(path, sizeof(path), home,
+			    l.v[i])) == 0)
+				r = load_certs(path, a->recips);
+		}
+		ck_strlist_clear(&l);
+		if (r != 0)
+			return r;
+	}
+	if (!a->retention_set) {
+		a->bo.retention.keep_last = b->keep_last;
+		a->bo.retention.daily = b->daily;
+		a->bo.retention.weekly = b->weekly;
+		a->bo.retention.monthly = b->monthly;
+	}
+	if (a->bo.zlevel == 0)
+		a->bo.zlevel = b->zstd_level ? (int)b->zstd_level : 3;
+	return 0;
+}
+
 static int
 backup_make(struct bargs *a, const char *home)
 {
@@ -305,8 +364,13 @@ backup_make(struct bargs *a, const char *home)
 	size_t i;
 
 	a->bo.recipients = a->recips;
-	if (a->bo.zlevel == 0)
-		a->bo.zlevel = 3;
+	if ((r = ck_ca_open(home, &ca)) != 0 ||
+	    (r = apply_config(a, home, ca->cfg)) != 0) {
+		ck_ca_close(ca);
+		return cli_fail(r);
+	}
+	ck_ca_close(ca);
+	ca = NULL;
 	if ((r = ck_passphrase_read(&a->com.pass, "CA key passphrase: ", 0, 0,
 	    &pw)) != 0)
 		return cli_fail(r);
@@ -390,18 +454,12 @@ backup_verify(struct bargs *a, int argc, char **argv)
 	if (r != 0) {
 		char msg[1024];
 		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-		if (ca != NULL) {
-			/* Record the failure against every set named that
-			 * the catalogue knows (by file digest). */
-			struct ck_manifest dummy;
-			memset(&dummy, 0, sizeof(dummy));
-			for (i = 0; i < n; i++)
-				if (m[i].id[0])
-					(void)ck_backup_record_check(ca,
-					    "verify", &m[i], argv[optind + i],
-					    0, msg);
-			(void)dummy;
-		}
+		/* Audited; the catalogue keeps the state of the sets
+		 * themselves, and a fault in how they were named (a gap,
+		 * an order) is not a fault of any one set. */
+		if (ca != NULL)
+			(void)ck_ca_audit(ca, "backup-verify", argv[optind],
+			    AUDIT_FAILED, msg);
 		ck_err_set(r, "%s", msg);
 		goto fail;
 	}
@@ -569,6 +627,8 @@ cmd_backup(int argc, char **argv)
 out:
 	ck_ca_close(ca);
 	sk_X509_pop_free(a.recips, X509_free);
+	for (size_t i = 0; i < CK_BACKUP_MAX_DESTS; i++)
+		free(a.cfg_dests[i]);
 	return ex;
 }
 

@@ -43,11 +43,15 @@ ck_strerror(int code)
 int
 ck_err_set(int code, const char *fmt, ...)
 {
+	char tmp[sizeof(ck_err_buf)];
 	va_list ap;
 
+	/* Through a copy: callers may pass ck_err_msg() itself to add
+	 * context ("file: <reason>"). */
 	va_start(ap, fmt);
-	vsnprintf(ck_err_buf, sizeof(ck_err_buf), fmt, ap);
+	vsnprintf(tmp, sizeof(tmp), fmt, ap);
 	va_end(ap);
+	memcpy(ck_err_buf, tmp, sizeof(tmp));
 	return code;
 }
 

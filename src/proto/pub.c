@@ -12,6 +12,7 @@
 #include <openssl/ocsp.h>
 
 #include "common/err.h"
+#include "common/strutil.h"
 #include "common/timeutil.h"
 #include "daemon/server.h"
 #include "proto/ocsp.h"
@@ -129,7 +130,7 @@ pub_metrics(void *ctx, const struct http_request *req,
 	struct ocsp_stats os;
 	size_t sz = 16384, off = 0;
 	char *buf, *lastb = NULL;
-	double crl_age, last_backup = 0;
+	double crl_age, last_backup = 0, last_drill = 0;
 	int64_t now = ck_time_now();
 
 	(void)req;
@@ -144,12 +145,23 @@ pub_metrics(void *ctx, const struct http_request *req,
 	crl_age = sv->crl_der ? (double)(now - sv->crl_this_update) : -1;
 	pthread_rwlock_unlock(&sv->lock);
 	pthread_mutex_lock(&sv->rd_mu);
+	/* Written by 'certkeep backup' and 'backup drill' (unix seconds). */
 	if (store_meta_get(sv->rd, "last_good_backup", &lastb) == 0) {
-		int64_t t;
-		if (ck_time_parse(lastb, &t) == 0)
+		uint64_t t;
+		if (ck_parse_u64(lastb, 0, INT64_MAX, "last_good_backup", &t)
+		    == 0)
 			last_backup = (double)t;
 		free(lastb);
+		lastb = NULL;
 	}
+	if (store_meta_get(sv->rd, "last_good_drill", &lastb) == 0) {
+		uint64_t t;
+		if (ck_parse_u64(lastb, 0, INT64_MAX, "last_good_drill", &t)
+		    == 0)
+			last_drill = (double)t;
+		free(lastb);
+	}
+	ck_err_clear();
 	pthread_mutex_unlock(&sv->rd_mu);
 #define V(name, type, help, val) metrics_format_value(name, type, help, \
 	(double)(val), buf, sz, &off)
@@ -192,8 +204,10 @@ pub_metrics(void *ctx, const struct http_request *req,
 	    "certkeep_ocsp_latency_seconds", "OCSP response time.", buf, sz,
 	    &off);
 	V("certkeep_last_good_backup_timestamp_seconds", "gauge",
-	    "When the last verified backup finished (0: never).",
-	    last_backup);
+	    "When the last backup, read back from every medium, finished "
+	    "(0: never).", last_backup);
+	V("certkeep_last_good_drill_timestamp_seconds", "gauge",
+	    "When the last restore drill passed (0: never).", last_drill);
 #undef V
 	free(resp->body);
 	resp->status = 200;

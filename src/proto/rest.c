@@ -451,8 +451,8 @@ ob_json_pem(struct obuf *b, const unsigned char *der, size_t len)
 	ob_put(b, begin, sizeof(begin) - 1);
 	for (off = 0; off < len && !b->err; off += chunk) {
 		chunk = len - off < 48 ? len - off : 48;
-		b->len += (size_t)EVP_EncodeBlock((unsigned char *)b->p + b->len,
-		    der + off, (int)chunk);
+		unsigned char *o = (unsigned char *)b->p + b->len;
+		b->len += (size_t)EVP_EncodeBlock(o, der + off, (int)chunk);
 		ob_put(b, "\\n", 2);
 	}
 	ob_put(b, end, sizeof(end) - 1);
@@ -640,11 +640,11 @@ parse_issue_fast(const unsigned char *body, size_t len,
 			out->csr_buf[vn] = '\0';
 			out->csr = out->csr_buf;
 			out->csr_len = vn;
-		} else if (n == 4 && memcmp(key, "days", 4) == 0 && !seen_days &&
-		    *p >= '1' && *p <= '9') {
+		} else if (n == 4 && memcmp(key, "days", 4) == 0 &&
+		    !seen_days && *p >= '1' && *p <= '9') {
 			seen_days = 1;
-			for (days = 0, n = 0; p < end && *p >= '0' && *p <= '9' &&
-			    n < 6; p++, n++)
+			for (days = 0, n = 0; p < end && *p >= '0' &&
+			    *p <= '9' && n < 6; p++, n++)
 				days = days * 10 + (unsigned long)(*p - '0');
 			/* A fraction, an exponent or a longer number is for
 			 * jansson to read (and refuse). */

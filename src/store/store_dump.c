@@ -510,8 +510,8 @@ word_needs_care(uint64_t w)
 {
 	uint64_t q = w ^ BYTES('"'), b = w ^ BYTES('\\');
 
-	return (((w - BYTES(0x20)) & ~w) | ((q - BYTES(1)) & ~q) |
-	    ((b - BYTES(1)) & ~b) | w) & BYTES(0x80);
+	return ((((w - BYTES(0x20)) & ~w) | ((q - BYTES(1)) & ~q) |
+	    ((b - BYTES(1)) & ~b) | w) & BYTES(0x80)) != 0;
 }
 
 /*

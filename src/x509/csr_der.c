@@ -65,12 +65,34 @@ IMPLEMENT_ASN1_FUNCTIONS(CK_CRI)
 
 static pthread_once_t groups_once = PTHREAD_ONCE_INIT;
 static EC_GROUP *group_p256, *group_p384;
+/* Digests fetched once: EVP_get_digestbynid()'s are fetched again on
+ * every use. */
+static EVP_MD *md_sha256, *md_sha384, *md_sha512;
 
 static void
 groups_init(void)
 {
 	group_p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 	group_p384 = EC_GROUP_new_by_curve_name(NID_secp384r1);
+	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	md_sha384 = EVP_MD_fetch(NULL, "SHA384", NULL);
+	md_sha512 = EVP_MD_fetch(NULL, "SHA512", NULL);
+}
+
+/* The digest for a signature's digest NID (SHA-2 only reach here). */
+static const EVP_MD *
+digest_for(int mdnid)
+{
+	const EVP_MD *md = NULL;
+
+	pthread_once(&groups_once, groups_init);
+	if (mdnid == NID_sha256)
+		md = md_sha256;
+	else if (mdnid == NID_sha384)
+		md = md_sha384;
+	else if (mdnid == NID_sha512)
+		md = md_sha512;
+	return md != NULL ? md : EVP_get_digestbynid(mdnid);
 }
 
 /* Read one definite-length TLV header; CK_E_PARSE unless DER-like. */
@@ -248,7 +270,7 @@ verify_sig(EVP_PKEY *pk, const X509_ALGOR *sigalg, const ASN1_BIT_STRING *sig,
 	case EVP_PKEY_EC:
 		if (pknid != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_UNDEF)
 			goto mismatch;
-		if ((evpmd = EVP_get_digestbynid(mdnid)) == NULL ||
+		if ((evpmd = digest_for(mdnid)) == NULL ||
 		    !EVP_Digest(tbs, tbs_len, md, &mdlen, evpmd, NULL))
 			return ck_err_set(CK_E_BADSIG, "CSR digest");
 		{
@@ -262,7 +284,7 @@ verify_sig(EVP_PKEY *pk, const X509_ALGOR *sigalg, const ASN1_BIT_STRING *sig,
 		if (pknid != NID_rsaEncryption || (ptype != V_ASN1_NULL &&
 		    ptype != V_ASN1_UNDEF))
 			goto mismatch;
-		if ((evpmd = EVP_get_digestbynid(mdnid)) == NULL ||
+		if ((evpmd = digest_for(mdnid)) == NULL ||
 		    !EVP_Digest(tbs, tbs_len, md, &mdlen, evpmd, NULL))
 			return ck_err_set(CK_E_BADSIG, "CSR digest");
 		{
@@ -281,7 +303,7 @@ verify_sig(EVP_PKEY *pk, const X509_ALGOR *sigalg, const ASN1_BIT_STRING *sig,
 			goto mismatch;
 		if ((ctx = EVP_MD_CTX_new()) == NULL)
 			return CK_E_NOMEM;
-		evpmd = mdnid == NID_undef ? NULL : EVP_get_digestbynid(mdnid);
+		evpmd = mdnid == NID_undef ? NULL : digest_for(mdnid);
 		ok = EVP_DigestVerifyInit(ctx, NULL, evpmd, NULL, pk) == 1 &&
 		    EVP_DigestVerify(ctx, sig->data, (size_t)sig->length, tbs,
 		    tbs_len) == 1;

@@ -664,6 +664,89 @@ test_issue(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* The group commit's phases: all or nothing for a group, each member's
+ * row and audit entry when they succeed. */
+static void
+test_issue_many(void **state)
+{
+	struct ck_ca *ca = *state;
+	EVP_PKEY *k = tu_key("ec-p256");
+	struct ck_issue_params ip;
+	struct ck_issue_job *j[3] = { NULL, NULL, NULL }, *v[2];
+	struct store_cert *c = NULL;
+	unsigned char *csr, *der;
+	size_t len, dlen;
+	char hex[65];
+	int64_t id;
+	int i;
+
+	make_csr(k, "CN=many.example.com", "DNS:many.example.com", 1, &csr,
+	    &len);
+	memset(&ip, 0, sizeof(ip));
+	ip.csr = csr;
+	ip.csr_len = len;
+	ip.profile = "tls-server";
+	ip.path_len = -1;
+	ip.requester = "unit-test";
+	for (i = 0; i < 3; i++)
+		assert_int_equal(ck_issue_prepare(ca, &ip, NULL, &j[i]), 0);
+
+	assert_int_equal(store_tx_begin(ca->st), 0);
+	assert_int_equal(ck_issue_log_many(ca, j, 2), 0);
+	assert_int_equal(store_tx_commit(ca->st), 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(store_cert_get(ca->st,
+		    ck_issue_job_serial(j[i]), &c), 0);
+		assert_int_equal(c->status, STORE_CERT_PENDING);
+		store_cert_free(c);
+	}
+	/* A serial in use fails the whole group. */
+	v[0] = j[2];
+	v[1] = j[0];
+	assert_int_equal(store_tx_begin(ca->st), 0);
+	assert_int_equal(ck_issue_log_many(ca, v, 2), CK_E_EXISTS);
+	store_tx_rollback(ca->st);
+	assert_int_equal(store_cert_get(ca->st, ck_issue_job_serial(j[2]), &c),
+	    CK_E_NOTFOUND);
+
+	assert_int_equal(ck_issue_sign(ca, j[0]), 0);
+	assert_int_equal(ck_issue_sign(ca, j[1]), 0);
+	/* One that is not pending fails the whole group too. */
+	v[0] = j[0];
+	v[1] = j[2];
+	assert_int_equal(ck_issue_sign(ca, j[2]), 0);
+	assert_int_equal(store_tx_begin(ca->st), 0);
+	assert_int_equal(ck_issue_record_many(ca, v, 2), CK_E_STATE);
+	store_tx_rollback(ca->st);
+	assert_int_equal(store_cert_get(ca->st, ck_issue_job_serial(j[0]), &c),
+	    0);
+	assert_int_equal(c->status, STORE_CERT_PENDING);
+	store_cert_free(c);
+
+	id = audit_last_id(ca);
+	assert_int_equal(store_tx_begin(ca->st), 0);
+	assert_int_equal(ck_issue_record_many(ca, j, 2), 0);
+	assert_int_equal(store_tx_commit(ca->st), 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(store_cert_get(ca->st,
+		    ck_issue_job_serial(j[i]), &c), 0);
+		assert_int_equal(c->status, STORE_CERT_ISSUED);
+		der = ck_issue_job_take_der(j[i], &dlen);
+		assert_int_equal(c->der_len, dlen);
+		assert_memory_equal(c->der, der, dlen);
+		tbs_sha256_hex(c->der, c->der_len, hex);
+		assert_string_equal(c->tbs_sha256, hex);
+		store_cert_free(c);
+		OPENSSL_free(der);
+	}
+	assert_int_equal(audit_last_id(ca), id + 2);
+	audit_intact(ca);
+	for (i = 0; i < 3; i++)
+		ck_issue_job_free(j[i]);
+	free(csr);
+	EVP_PKEY_free(k);
+}
+
 static void
 test_issue_der_rsa_and_days(void **state)
 {
@@ -1297,6 +1380,7 @@ main(void)
 		cmocka_unit_test(test_unlock_from_fd),
 		R(test_issue),
 		R(test_issue_der_rsa_and_days),
+		R(test_issue_many),
 		R(test_issue_refused),
 		R(test_issue_beyond_ca_validity_refused),
 		R(test_revoke_and_crl),

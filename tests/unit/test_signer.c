@@ -17,6 +17,7 @@
 #include "common/err.h"
 #include "signer/signer.h"
 #include "x509/certbuild.h"
+#include "x509/csr.h"
 #include "x509/serial.h"
 
 static X509_NAME *
@@ -304,11 +305,139 @@ test_crl_and_csr(void **state)
 	tu_keys_free();
 }
 
+/* TBS DER of a signed certificate. */
+static unsigned char *
+tbs_of(const unsigned char *der, size_t len, int *tbslen)
+{
+	const unsigned char *q = der;
+	unsigned char *tbs = NULL;
+	X509 *x = d2i_X509(NULL, &q, (long)len);
+
+	assert_non_null(x);
+	assert_ptr_equal(q, der + len);
+	*tbslen = i2d_re_X509_tbs(x, &tbs);
+	assert_true(*tbslen > 0);
+	X509_free(x);
+	return tbs;
+}
+
+/* The direct DER path issues the same certificate as the X509 path, its
+ * reported digest is that of what it signs, the DER is canonical, and it
+ * keeps the signer's limits; without a received SPKI it falls back. */
+static void
+test_prepare_der(void **state)
+{
+	static const char *const types[] = { "ec-p256", "ec-p384",
+	    "rsa2048", "ed25519" };
+	static const char *const leaves[] = { "ec-p256", "rsa2048",
+	    "ed25519" };
+	static const struct tu_csr co = { .subject = "CN=leaf.example.com",
+	    .san = "DNS:leaf.example.com,IP:192.0.2.1" };
+	size_t i, k, round;
+
+	(void)state;
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+	for (k = 0; k < sizeof(leaves) / sizeof(leaves[0]); k++) {
+		struct ck_cert_template t;
+		struct signer_pending *p = NULL;
+		struct ck_csr *csr = NULL;
+		struct ck_strlist eku = { 0 };
+		ASN1_INTEGER *serial = NULL;
+		X509_NAME *n = NULL;
+		X509 *ca = NULL, *x;
+		struct signer *s = make_ca(types[i], 0, 3650, &ca);
+		unsigned char d1[32], d2[32], *der = NULL, *der2 = NULL;
+		unsigned char *csrbuf = NULL, *tbs1, *tbs2, *re = NULL;
+		const unsigned char *q;
+		size_t len = 0, len2 = 0, csrlen = 0;
+		int tl1, tl2, relen;
+
+		EVP_PKEY *lk = tu_key(leaves[k]);
+
+		tu_csr_make(lk, &co, &csrbuf, &csrlen);
+		EVP_PKEY_free(lk);
+		assert_int_equal(ck_csr_parse(csrbuf, csrlen, &csr), 0);
+		leaf(&t, csr->pubkey, &serial, &n, 30);
+		assert_true(EVP_PKEY_up_ref(csr->pubkey));
+		t.subject = csr->subject;
+		t.spki_alg = csr->spki_alg;
+		t.spki_key = csr->spki_key;
+		t.spki_der = csr->spki_der;
+		t.spki_der_len = csr->spki_der_len;
+		t.sans = &csr->names;
+		assert_int_equal(ck_strlist_add(&eku, "serverAuth"), 0);
+		t.eku = &eku;
+		t.crl_url = "http://ca.example.com/ca.crl";
+		t.ocsp_url = "http://ca.example.com/ocsp";
+		for (round = 0; round < 3; round++) {
+			/* Again and again: the reused signing contexts. */
+			assert_int_equal(signer_cert_prepare_der(s, &t, &p, d1),
+			    0);
+			assert_int_equal(signer_cert_sign(s, p, &der, &len), 0);
+			q = der;
+			x = d2i_X509(NULL, &q, (long)len);
+			assert_non_null(x);
+			sha256_tbs(x, d2);
+			assert_memory_equal(d1, d2, 32);
+			assert_int_equal(X509_verify(x, X509_get0_pubkey(ca)),
+			    1);
+			assert_int_equal(X509_check_issued(ca, x), X509_V_OK);
+			relen = i2d_X509(x, &re);
+			assert_int_equal((size_t)relen, len);
+			assert_memory_equal(re, der, len);
+			OPENSSL_free(re);
+			re = NULL;
+			X509_free(x);
+			/* The X509 path: the same TBS, byte for byte. */
+			assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d2),
+			    0);
+			assert_memory_equal(d1, d2, 32);
+			assert_int_equal(signer_cert_sign(s, p, &der2, &len2),
+			    0);
+			tbs1 = tbs_of(der, len, &tl1);
+			tbs2 = tbs_of(der2, len2, &tl2);
+			assert_int_equal(tl1, tl2);
+			assert_memory_equal(tbs1, tbs2, (size_t)tl1);
+			OPENSSL_free(tbs1);
+			OPENSSL_free(tbs2);
+			OPENSSL_free(der);
+			OPENSSL_free(der2);
+			der = der2 = NULL;
+		}
+		/* The signer's limits hold on this path too. */
+		t.not_after = (int64_t)time(NULL) + 4000L * 86400;
+		assert_int_equal(signer_cert_prepare_der(s, &t, &p, d1),
+		    CK_E_POLICY);
+		t.not_after = (int64_t)time(NULL) + 30L * 86400;
+		/* No received SPKI: the X509 path, the same result. */
+		t.spki_der = NULL;
+		assert_int_equal(signer_cert_prepare_der(s, &t, &p, d1), 0);
+		assert_int_equal(signer_cert_sign(s, p, &der, &len), 0);
+		q = der;
+		x = d2i_X509(NULL, &q, (long)len);
+		assert_non_null(x);
+		sha256_tbs(x, d2);
+		assert_memory_equal(d1, d2, 32);
+		assert_int_equal(X509_verify(x, X509_get0_pubkey(ca)), 1);
+		X509_free(x);
+		OPENSSL_free(der);
+		ck_strlist_clear(&eku);
+		EVP_PKEY_free(t.pubkey);
+		ck_csr_free(csr);
+		free(csrbuf);
+		X509_NAME_free(n);
+		ASN1_INTEGER_free(serial);
+		X509_free(ca);
+		signer_free(s);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_prepare_digest_matches_signed),
+		cmocka_unit_test(test_prepare_der),
 		cmocka_unit_test(test_refuses_validity_beyond_ca),
 		cmocka_unit_test(test_path_length_enforced),
 		cmocka_unit_test(test_key_binding),

@@ -660,6 +660,72 @@ test_escaping(void **state)
 	dump_free(&d);
 }
 
+/* Special bytes at every offset of strings around the 8-byte steps of
+ * the writer's fast path: each line is valid JSON and every value comes
+ * back byte for byte. */
+static void
+test_escaping_offsets(void **state)
+{
+	struct fx *fx = *state;
+	static const char *const specials[] = {
+		"\"", "\\", "\n", "\x01", "\x1f", "\x7f", "\xc3\xa9",
+		"\xe2\x82\xac", "\xf0\x9d\x84\x9e", "\xff", "\xe2\x82",
+		"\xc0\xaf", "\xed\xb0\x80",
+	};
+	struct dump d;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	char key[32], val[64], path2[4200];
+	const char *p, *nl;
+	json_t *o;
+	json_error_t je;
+	size_t i, pos, len, n = 0;
+	struct store *st2;
+
+	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_exec(db, "BEGIN; UPDATE change_seq SET "
+	    "value = 1", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "INSERT INTO meta (key, value, "
+	    "change_seq) VALUES (?, ?, 1)", -1, &s, NULL), SQLITE_OK);
+	for (i = 0; i < sizeof(specials) / sizeof(specials[0]); i++)
+		for (pos = 0; pos <= 18; pos++)
+			for (len = pos + strlen(specials[i]); len <= 26;
+			    len += 7) {
+				memset(val, 'a' + (int)(pos % 26), sizeof(val));
+				memcpy(val + pos, specials[i],
+				    strlen(specials[i]));
+				snprintf(key, sizeof(key), "k%zu-%zu-%zu", i,
+				    pos, len);
+				sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+				sqlite3_bind_text(s, 2, val, (int)len,
+				    SQLITE_STATIC);
+				assert_int_equal(sqlite3_step(s), SQLITE_DONE);
+				sqlite3_reset(s);
+				n++;
+			}
+	sqlite3_finalize(s);
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	dump_store(fx->path, 0, &d);
+	assert_int_equal(d.rows[table_index("meta")], n);
+	for (p = d.t[table_index("meta")].p; *p != '\0'; p = nl + 1) {
+		nl = strchr(p, '\n');
+		o = json_loadb(p, (size_t)(nl - p), JSON_ALLOW_NUL, &je);
+		if (o == NULL)
+			fail_msg("invalid JSON: %s: %.*s", je.text,
+			    (int)(nl - p), p);
+		json_decref(o);
+	}
+	st2 = fresh_store(fx, "copy.db", path2, sizeof(path2));
+	load_dump(st2, &d, 0);
+	store_close(st2);
+	compare_stores(fx->path, path2);
+	dump_free(&d);
+}
+
 /* Rows of every table that changed after a snapshot, and only those. */
 static void
 test_incremental(void **state)
@@ -1245,6 +1311,7 @@ main(void)
 		T(test_schema_covered),
 		T(test_roundtrip_full),
 		T(test_escaping),
+		T(test_escaping_offsets),
 		T(test_incremental),
 		T(test_snapshot_isolation),
 		T(test_snapshot_cold),
