@@ -271,8 +271,8 @@ ck_custody_record(struct ck_ca *ca, const char *event,
 {
 	struct store_custody e;
 	struct history h = { 0, -1, 0 };
-	char art[65], ad[CK_CUSTODY_FIELD_MAX * 2 + CK_CUSTODY_DETAIL_MAX + 128];
-	char msg[512];
+	char ad[CK_CUSTODY_FIELD_MAX * 2 + CK_CUSTODY_DETAIL_MAX + 128];
+	char art[65], msg[512];
 	const char *why;
 	int ev, kd = -1, r;
 	int64_t last;

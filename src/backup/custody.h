@@ -13,11 +13,20 @@
  * entry, written in the same transaction.
  *
  * An artefact's entries travel beside it as `<artefact file>.custody`: a
- * JSON document (format "certkeep-custody/1") with the artefact's entries
- * and their place in the chain (id, prev_hash, hash), wrapped in CMS
- * SignedData (attached, DER, SHA-256) signed by the CA key. It opens with
- * standard tools:
- *   openssl cms -verify -inform DER -in X.custody -CAfile chain.pem -out -
+ * JSON document with the artefact's entries and their place in the chain,
+ * wrapped in CMS SignedData (attached, DER, SHA-256, one signer: the CA
+ * key, its certificate and chain included). It opens with standard tools:
+ *   openssl cms -verify -binary -inform DER -CAfile chain.pem
+ *       -in X.custody -out X.json
+ * The document (every member required, no others):
+ *   {"format": "certkeep-custody/1", "artefact": "<hex SHA-256>",
+ *    "kind": "data-backup", "exported": "<UTC text>", "exported_unix": N,
+ *    "entries": [{"id": N, "time": "<UTC text>", "time_unix": N,
+ *      "operator": "...", "event": "...", "artefact": "...", "kind": "...",
+ *      "place": "...", "detail": "...", "prev_hash": "<hex>",
+ *      "hash": "<hex>"}, ...]}
+ * with the entries in ledger order, each as stored (ids are ledger ids).
+ * A record is only accepted in exactly the form certkeep writes it.
  *
  * Rules an artefact's entries follow (checked on record and on verify):
  * its kind never changes; "created" can only be its first entry; nothing
@@ -91,10 +100,14 @@ int ck_custody_kind_guess(const char *path);
  * Text must be UTF-8 without control characters, PLACE and OPERATOR at
  * most CK_CUSTODY_FIELD_MAX bytes, DETAIL CK_CUSTODY_DETAIL_MAX.
  * The entry and an audit entry ("custody") are written in one transaction
- * (nested in the caller's, if one is open). Returns 0; CK_E_INVAL for a bad argument (nothing
- * recorded); CK_E_STATE if the artefact's history forbids the event
- * (another kind, "created" again, anything after "destroyed": recorded in
- * the audit log as refused); or a store error.
+ * (nested in the caller's, if one is open). Returns 0; CK_E_INVAL for a
+ * bad argument (nothing recorded); CK_E_STATE if the artefact's history
+ * forbids the event (another kind, "created" again, anything after
+ * "destroyed": recorded in the audit log as refused); or a store error.
+ *
+ * For the backup command, e.g. after writing a set:
+ *   ck_custody_record(ca, "created", hex, "data-backup", dest, NULL, NULL);
+ *   ck_custody_export(ca, hex, "<set path>.custody");
  */
 int ck_custody_record(struct ck_ca *ca, const char *event,
     const char *artefact_sha256_hex, const char *kind, const char *place,

@@ -1241,13 +1241,16 @@ test_file_malformed(void **state)
 	BAD(json_object_set_new(doc, "artefact", json_string(ART_B)));
 	BAD(json_object_set_new(doc, "exported_unix", json_integer(5)));
 	BAD(json_object_set_new(doc, "entries", json_object()));
-	BAD(json_object_set_new(e, "time", json_string("2001-01-01T00:00:00Z")));
+	BAD(json_object_set_new(e, "time",
+	    json_string("2001-01-01T00:00:00Z")));
+	BAD(json_object_set_new(e, "time_unix",
+	    json_integer(INT64_C(253402300800))));
 	BAD(json_object_set_new(e, "id", json_integer(0)));
 	BAD(json_object_set_new(e, "id", json_string("1")));
 	BAD(json_object_set_new(e, "event", json_string("lost")));
 	BAD(json_object_set_new(e, "hash", json_string("00")));
-	BAD(json_object_set_new(e, "hash", json_string(
-	    "ZZ00000000000000000000000000000000000000000000000000000000000000")));
+	BAD(json_object_set_new(e, "hash", json_string("ZZ000000000000000000"
+	    "00000000000000000000000000000000000000000000")));
 	BAD(json_object_set_new(e, "detail", json_stringn("a\0b", 3)));
 	BAD(json_object_set_new(e, "place", json_string("a\nb")));
 	BAD(json_object_del(e, "place"));
@@ -1260,8 +1263,8 @@ test_file_malformed(void **state)
 
 	/* Not JSON, and duplicate members. */
 	{
-		static const char dup[] = "{\"format\": \"certkeep-custody/1\", "
-		    "\"format\": \"certkeep-custody/1\"}";
+		static const char dup[] = "{\"format\": \"certkeep-custody/"
+		    "1\", \"format\": \"certkeep-custody/1\"}";
 		static const char *const texts[] = {
 			"", "not json", "[]", "{\"format\": 1}", dup,
 		};

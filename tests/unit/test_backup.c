@@ -1,0 +1,394 @@
+/*
+ * test_backup.c - src/backup: sets made, verified and restored through the
+ * library; manifests built and parsed strictly; chains checked; retention.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "backup/backup.h"
+#include "backup/manifest.h"
+#include "ca/ca.h"
+#include "common/err.h"
+#include "store/store_dump.h"
+#include "testutil.h"
+
+#define PASSPHRASE "correct horse battery staple"
+
+static struct {
+	char base[4096];
+	char home[4200], pass[4200], m1[4200], m2[4200];
+	struct ck_pass_src src;
+	EVP_PKEY *rkey, *rkey2;
+	X509 *rcert, *rcert2;
+} g;
+
+static X509 *
+self_signed(EVP_PKEY *k, const char *cn)
+{
+	X509 *x = X509_new();
+	X509_NAME *n = X509_NAME_new();
+
+	assert_non_null(x);
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
+	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
+	    (const unsigned char *)cn, -1, -1, 0);
+	X509_set_subject_name(x, n);
+	X509_set_issuer_name(x, n);
+	X509_gmtime_adj(X509_getm_notBefore(x), -60);
+	X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+	X509_set_pubkey(x, k);
+	assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+	X509_NAME_free(n);
+	return x;
+}
+
+static int
+group_setup(void **state)
+{
+	struct ck_init_params p;
+
+	(void)state;
+	tu_tmpdir(g.base, sizeof(g.base));
+	tu_path(g.home, sizeof(g.home), g.base, "ca");
+	tu_path(g.pass, sizeof(g.pass), g.base, "pass");
+	tu_path(g.m1, sizeof(g.m1), g.base, "m1");
+	tu_path(g.m2, sizeof(g.m2), g.base, "m2");
+	mkdir(g.m1, 0700);
+	mkdir(g.m2, 0700);
+	tu_write_file(g.pass, PASSPHRASE "\n", strlen(PASSPHRASE) + 1, 0600);
+	g.src.kind = CK_PASS_FILE;
+	g.src.file = g.pass;
+	g.src.fd = -1;
+	memset(&p, 0, sizeof(p));
+	p.home = g.home;
+	p.root = 1;
+	p.subject = "CN=Backup Test Root";
+	p.key_type = CK_KEY_EC_P256;
+	p.days = 3000;
+	p.path_len = -1;
+	p.domain = "example.com";
+	p.pass = &g.src;
+	p.scrypt_log2n = 10;
+	if (ck_ca_init(&p) != 0) {
+		fprintf(stderr, "ck_ca_init: %s\n", ck_err_msg());
+		return -1;
+	}
+	g.rkey = EVP_EC_gen("P-256");
+	g.rkey2 = EVP_RSA_gen(2048);
+	g.rcert = self_signed(g.rkey, "recipient");
+	g.rcert2 = self_signed(g.rkey2, "other recipient");
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	X509_free(g.rcert);
+	X509_free(g.rcert2);
+	EVP_PKEY_free(g.rkey);
+	EVP_PKEY_free(g.rkey2);
+	tu_rmtree(g.base);
+	tu_keys_free();
+	return 0;
+}
+
+static struct ck_ca *
+open_ca(void)
+{
+	struct ck_ca *ca = NULL;
+
+	if (ck_ca_open(g.home, &ca) != 0 || ck_ca_unlock(ca, &g.src) != 0)
+		fail_msg("opening the CA: %s", ck_err_msg());
+	return ca;
+}
+
+static void
+make(struct ck_ca *ca, int incremental, int two, unsigned keep_last,
+    struct ck_backup_result *res)
+{
+	struct ck_backup_opts o;
+	STACK_OF(X509) *rc = sk_X509_new_null();
+
+	memset(&o, 0, sizeof(o));
+	sk_X509_push(rc, g.rcert);
+	o.incremental = incremental;
+	o.dests[0] = g.m1;
+	o.dests[1] = g.m2;
+	o.ndests = two ? 2 : 1;
+	o.recipients = rc;
+	o.zlevel = 3;
+	o.retention.keep_last = keep_last;
+	if (ck_backup_make(ca, &o, res) != 0)
+		fail_msg("backup: %s", ck_err_msg());
+	sk_X509_free(rc);
+}
+
+static void
+reader(struct ck_ca *ca, struct ck_backup_reader *rd)
+{
+	memset(rd, 0, sizeof(*rd));
+	rd->rkey = g.rkey;
+	rd->rcert = g.rcert;
+	rd->trusted = ca->chain;
+	rd->ca_cert = ca->cert;
+}
+
+static void
+issue_one(struct ck_ca *ca, const char *cn)
+{
+	struct ck_issue_params ip;
+	struct ck_issue_result res;
+	struct tu_csr o;
+	unsigned char *csr = NULL;
+	size_t csrlen;
+	char san[300];
+
+	snprintf(san, sizeof(san), "DNS:%s", cn);
+	memset(&o, 0, sizeof(o));
+	o.subject = NULL;
+	o.san = san;
+	tu_csr_make(tu_key("ec-p256"), &o, &csr, &csrlen);
+	memset(&ip, 0, sizeof(ip));
+	ip.profile = "tls-server";
+	ip.csr = csr;
+	ip.csr_len = csrlen;
+	ip.days = 30;
+	ip.path_len = -1;
+	memset(&res, 0, sizeof(res));
+	if (ck_ca_issue(ca, &ip, &res) != 0)
+		fail_msg("issue: %s", ck_err_msg());
+	free(csr);
+	OPENSSL_free(res.der);
+}
+
+static void
+test_full_incremental_restore(void **state)
+{
+	struct ck_ca *ca = open_ca(), *rca = NULL;
+	struct ck_backup_result full, inc;
+	struct ck_backup_reader rd;
+	struct ck_manifest mf[2], last;
+	struct ck_restore_opts ro;
+	struct store_dump_counts a, b;
+	char dst[4300];
+	const char *files[2];
+
+	(void)state;
+	issue_one(ca, "one.example.com");
+	make(ca, 0, 1, 0, &full);
+	assert_string_equal(full.kind, "full");
+	assert_int_equal(full.npaths, 2);
+	assert_int_equal(tu_file_mode(full.paths[0]) & 0777, 0600);
+	assert_int_equal(tu_file_mode(full.paths[1]) & 0777, 0600);
+	issue_one(ca, "two.example.com");
+	assert_int_not_equal(ck_ca_revoke(ca, "0BADC0DE", 1), 0); /* no such */
+	make(ca, 1, 0, 0, &inc);
+	assert_string_equal(inc.kind, "incremental");
+	assert_int_equal(inc.seq_from, full.seq_to);
+
+	reader(ca, &rd);
+	files[0] = full.paths[0];
+	files[1] = inc.paths[0];
+	assert_int_equal(ck_backup_verify(&rd, files, 2, 1, mf), 0);
+	assert_string_equal(mf[1].parent_id, mf[0].id);
+	/* The other order, and the incremental alone as a chain. */
+	files[0] = inc.paths[0];
+	files[1] = full.paths[0];
+	assert_int_not_equal(ck_backup_verify(&rd, files, 2, 1, mf), 0);
+
+	tu_path(dst, sizeof(dst), g.base, "restored");
+	memset(&ro, 0, sizeof(ro));
+	ro.home = dst;
+	files[0] = full.paths[0];
+	files[1] = inc.paths[0];
+	assert_int_equal(ck_backup_restore(&rd, files, 2, &ro, &last), 0);
+	assert_int_equal(ck_ca_open(dst, &rca), 0);
+	assert_int_equal(store_counts(rca->st, &b), 0);
+	/* What the manifest said the CA held at the incremental. */
+	a = last.counts;
+	assert_int_equal(a.certs, b.certs);
+	assert_int_equal(a.issued, b.issued);
+	assert_true(b.audit > a.audit);		/* + the restore itself */
+	assert_true(a.certs >= 3);		/* root + two */
+	ck_ca_close(rca);
+	/* Never over a CA. */
+	assert_int_equal(ck_backup_restore(&rd, files, 2, &ro, &last),
+	    CK_E_EXISTS);
+	ck_ca_close(ca);
+}
+
+static void
+test_faults(void **state)
+{
+	struct ck_ca *ca = open_ca();
+	struct ck_backup_result full;
+	struct ck_backup_reader rd;
+	struct ck_restore_opts ro;
+	struct ck_manifest last;
+	char bad[4300], dst[4300];
+	const char *files[1];
+	unsigned char *buf;
+	size_t len, off;
+
+	(void)state;
+	make(ca, 0, 0, 0, &full);
+	reader(ca, &rd);
+	buf = tu_read_file(full.paths[0], &len);
+	tu_path(bad, sizeof(bad), g.base, "bad.ckb");
+	tu_path(dst, sizeof(dst), g.base, "never");
+	memset(&ro, 0, sizeof(ro));
+	ro.home = dst;
+	files[0] = bad;
+	/* A flipped byte anywhere, or a cut: refused, nothing left. */
+	for (off = 0; off < len; off += len / 7 + 1) {
+		buf[off] ^= 0x5a;
+		unlink(bad);
+		tu_write_file(bad, buf, len, 0600);
+		assert_int_not_equal(ck_backup_verify(&rd, files, 1, 1, NULL),
+		    0);
+		assert_int_not_equal(ck_backup_restore(&rd, files, 1, &ro,
+		    &last), 0);
+		assert_false(access(dst, F_OK) == 0);
+		buf[off] ^= 0x5a;
+	}
+	unlink(bad);
+	tu_write_file(bad, buf, len / 2, 0600);
+	assert_int_not_equal(ck_backup_verify(&rd, files, 1, 1, NULL), 0);
+	free(buf);
+	/* Another recipient's key. */
+	files[0] = full.paths[0];
+	rd.rkey = g.rkey2;
+	rd.rcert = g.rcert2;
+	assert_int_not_equal(ck_backup_verify(&rd, files, 1, 1, NULL), 0);
+	assert_contains(ck_err_msg(), "not encrypted to");
+	ck_ca_close(ca);
+}
+
+static void
+test_manifest(void **state)
+{
+	struct ck_manifest m, m2;
+	char *json = NULL;
+	size_t len;
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	snprintf(m.id, sizeof(m.id), "%064d", 1);
+	snprintf(m.kind, sizeof(m.kind), "incremental");
+	snprintf(m.chain, sizeof(m.chain), "%032d", 2);
+	snprintf(m.parent_id, sizeof(m.parent_id), "%064d", 3);
+	snprintf(m.parent_manifest_sha256, sizeof(m.parent_manifest_sha256),
+	    "%064d", 4);
+	snprintf(m.ca_subject, sizeof(m.ca_subject), "/CN=x");
+	snprintf(m.ca_cert_sha256, sizeof(m.ca_cert_sha256), "%064d", 5);
+	m.seq_from = 10;
+	m.seq_to = 20;
+	m.counts.certs = 3;
+	m.nparts = 1;
+	snprintf(m.parts[0].name, sizeof(m.parts[0].name), "parts/x.zst");
+	m.parts[0].sha256[0] = 0xab;
+	assert_int_equal(ck_manifest_build(&m, &json, &len), 0);
+	assert_int_equal(ck_manifest_parse(json, len, &m2), 0);
+	assert_string_equal(m2.parent_id, m.parent_id);
+	assert_int_equal(m2.seq_to, 20);
+	assert_int_equal(m2.parts[0].sha256[0], 0xab);
+	free(json);
+	/* Strict: wrong kind, a full with a parent, sequences backwards. */
+	assert_int_not_equal(ck_manifest_parse("{}", 2, &m2), 0);
+	{
+		static const char *const bad[] = {
+		    "\"kind\": \"incremental\"", "\"kind\": \"sideways\"",
+		    "\"seq_to\": 20", "\"seq_to\": 5",
+		    "\"certs\": 3", "\"certs\": -3",
+		    "\"format\": \"certkeep-backup/1\"", "\"format\": \"v2\"",
+		};
+		size_t i;
+		assert_int_equal(ck_manifest_build(&m, &json, &len), 0);
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i += 2) {
+			char *p = strstr(json, bad[i]), *j2;
+			assert_non_null(p);
+			assert_int_equal(asprintf(&j2, "%.*s%s%s",
+			    (int)(p - json), json, bad[i + 1],
+			    p + strlen(bad[i])) > 0, 1);
+			assert_int_not_equal(ck_manifest_parse(j2, strlen(j2),
+			    &m2), 0);
+			free(j2);
+		}
+		free(json);
+	}
+}
+
+static int
+count_ckb(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (l > 4 && strcmp(e->d_name + l - 4, ".ckb") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static void
+test_retention(void **state)
+{
+	struct ck_ca *ca = open_ca();
+	struct ck_backup_result r1, r2, r3;
+	char **files = NULL;
+	size_t n, i;
+
+	(void)state;
+	make(ca, 0, 0, 0, &r1);
+	make(ca, 1, 0, 0, &r2);
+	/* A new full, keeping only the newest set: the old full and its
+	 * incremental go. */
+	sleep(1);
+	make(ca, 0, 0, 1, &r3);
+	assert_true(r3.deleted >= 2);
+	assert_false(access(r1.paths[0], F_OK) == 0);
+	assert_false(access(r2.paths[0], F_OK) == 0);
+	assert_true(access(r3.paths[0], F_OK) == 0);
+	/* An incremental keeping one set keeps its full too. */
+	make(ca, 1, 0, 1, &r1);
+	assert_true(access(r3.paths[0], F_OK) == 0);
+	assert_true(access(r1.paths[0], F_OK) == 0);
+	assert_int_equal(count_ckb(g.m1), 2);
+	/* The chain of the newest set: the full, then the incremental. */
+	assert_int_equal(ck_backup_chain_files(ca, NULL, &files, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(files[0], r3.paths[0]);
+	assert_string_equal(files[1], r1.paths[0]);
+	for (i = 0; i < n; i++)
+		free(files[i]);
+	free(files);
+	ck_ca_close(ca);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_manifest),
+		cmocka_unit_test(test_full_incremental_restore),
+		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_retention),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
