@@ -900,6 +900,7 @@ struct env {
 	uint64_t cend;		/* C_DEF: where the content ends */
 	int cdone;
 	uint64_t content_len;
+	int in_body;		/* the header was parsed */
 };
 
 struct ber {
@@ -970,9 +971,14 @@ env_limit(const struct env *e)
 	return lim;
 }
 
+/* Malformed BER: before the content, the file is not a set; from the
+ * content on, it is a damaged one. */
 static int
-env_bad(const char *what)
+env_bad(const struct env *e, const char *what)
 {
+	if (e->in_body)
+		return ck_err_set(CK_E_TAMPER, "the backup set is corrupt: %s "
+		    "(at byte %llu)", what, (unsigned long long)e->in.off);
 	return ck_err_set(CK_E_PARSE, "not a certkeep backup set: %s", what);
 }
 
@@ -993,17 +999,17 @@ ber_hdr(struct env *e, struct ber *b, uint64_t limit, const char *where)
 	b->tag = c;
 	b->raw[b->rawlen++] = c;
 	if ((c & 0x1f) == 0x1f)
-		return env_bad("multi-octet BER tag");
+		return env_bad(e, "multi-octet BER tag");
 	if ((rc = env_byte(e, &c, where)) != 0)
 		return rc;
 	b->raw[b->rawlen++] = c;
 	if (c == 0x80) {
 		if (!(b->tag & 0x20))
-			return env_bad("indefinite length on a primitive "
+			return env_bad(e, "indefinite length on a primitive "
 			    "element");
 		b->indef = 1;
 		if (e->in.off > limit)
-			return env_bad("a BER element overruns its container");
+			return env_bad(e, "a BER element overruns its container");
 		return 0;
 	}
 	if (c < 0x80) {
@@ -1011,20 +1017,20 @@ ber_hdr(struct env *e, struct ber *b, uint64_t limit, const char *where)
 	} else {
 		n = c & 0x7f;
 		if (n > 8)
-			return env_bad("BER length too long");
+			return env_bad(e, "BER length too long");
 		for (i = 0; i < n; i++) {
 			if ((rc = env_byte(e, &c, where)) != 0)
 				return rc;
 			b->raw[b->rawlen++] = c;
 			b->len = (b->len << 8) | c;
 			if (b->len > BER_LEN_MAX)
-				return env_bad("absurd BER length");
+				return env_bad(e, "absurd BER length");
 		}
 	}
 	if (b->tag == 0x00 && b->len != 0)
-		return env_bad("malformed end-of-contents octets");
+		return env_bad(e, "malformed end-of-contents octets");
 	if (start >= limit || e->in.off > limit || b->len > limit - e->in.off)
-		return env_bad("a BER element overruns its container");
+		return env_bad(e, "a BER element overruns its container");
 	return 0;
 }
 
@@ -1063,7 +1069,7 @@ capture(struct env *e, const struct ber *b, int depth, const char *where)
 	int rc;
 
 	if (depth > BER_DEPTH_MAX)
-		return env_bad("BER nested too deeply");
+		return env_bad(e, "BER nested too deeply");
 	if ((rc = hdr_append(e, b->raw, b->rawlen)) != 0)
 		return rc;
 	if (!b->indef) {
@@ -1097,7 +1103,7 @@ keep(struct env *e, unsigned char tag, size_t *off, size_t *len,
 	if ((rc = ber_hdr(e, &b, env_limit(e), what)) != 0)
 		return rc;
 	if (b.tag != tag)
-		return env_bad(what);
+		return env_bad(e, what);
 	*off = e->hdrlen;
 	if ((rc = capture(e, &b, 0, what)) != 0)
 		return rc;
@@ -1133,13 +1139,13 @@ env_parse_header(struct env *e)
 		    ck_err_set(CK_E_PARSE, "not a certkeep backup set: the "
 		    "file is empty") : rc;
 	if (b.tag != 0x30)
-		return env_bad("not a CMS (DER/BER) file");
+		return env_bad(e, "not a CMS (DER/BER) file");
 	if ((rc = open_container(e, &b)) != 0)
 		return rc;
 	if ((rc = ber_hdr(e, &b, env_limit(e), "the content type")) != 0)
 		return rc;
 	if (b.tag != 0x06 || b.len != sizeof(oid) - 2)
-		return env_bad("not a CMS ContentInfo");
+		return env_bad(e, "not a CMS ContentInfo");
 	memcpy(oid, b.raw, 2);
 	if ((rc = env_bytes(e, oid + 2, b.len, "the content type")) != 0)
 		return rc;
@@ -1150,16 +1156,16 @@ env_parse_header(struct env *e)
 		    == 0 && t >= 1 && t <= 6)
 			return ck_err_set(CK_E_PARSE, "not a certkeep backup "
 			    "set: a CMS %s, not an EnvelopedData", types[t]);
-		return env_bad("CMS content type is not EnvelopedData");
+		return env_bad(e, "CMS content type is not EnvelopedData");
 	}
 	if ((rc = ber_hdr(e, &b, env_limit(e), "the envelope")) != 0)
 		return rc;
 	if (b.tag != 0xa0 || (rc = open_container(e, &b)) != 0)
-		return rc != 0 ? rc : env_bad("malformed ContentInfo");
+		return rc != 0 ? rc : env_bad(e, "malformed ContentInfo");
 	if ((rc = ber_hdr(e, &b, env_limit(e), "the envelope")) != 0)
 		return rc;
 	if (b.tag != 0x30 || (rc = open_container(e, &b)) != 0)
-		return rc != 0 ? rc : env_bad("malformed EnvelopedData");
+		return rc != 0 ? rc : env_bad(e, "malformed EnvelopedData");
 	if ((rc = keep(e, 0x02, &e->ver_off, &e->ver_len,
 	    "EnvelopedData without a version")) != 0)
 		return rc;
@@ -1174,7 +1180,7 @@ env_parse_header(struct env *e)
 			return rc;
 	}
 	if (b.tag != 0x31)
-		return env_bad("EnvelopedData without recipientInfos");
+		return env_bad(e, "EnvelopedData without recipientInfos");
 	e->ri_off = e->hdrlen;
 	if ((rc = capture(e, &b, 0, "the recipients")) != 0)
 		return rc;
@@ -1182,13 +1188,13 @@ env_parse_header(struct env *e)
 	if ((rc = ber_hdr(e, &b, env_limit(e), "the content info")) != 0)
 		return rc;
 	if (b.tag != 0x30 || (rc = open_container(e, &b)) != 0)
-		return rc != 0 ? rc : env_bad("malformed EncryptedContentInfo");
+		return rc != 0 ? rc : env_bad(e, "malformed EncryptedContentInfo");
 	if ((rc = keep(e, 0x06, &e->ct_off, &e->ct_len,
 	    "EncryptedContentInfo without a content type")) != 0)
 		return rc;
 	if (e->ct_len != sizeof(oid_data) ||
 	    memcmp(e->hdr + e->ct_off, oid_data, sizeof(oid_data)) != 0)
-		return env_bad("the encrypted content is not of type data");
+		return env_bad(e, "the encrypted content is not of type data");
 	if ((rc = keep(e, 0x30, &e->alg_off, &e->alg_len,
 	    "EncryptedContentInfo without an algorithm")) != 0)
 		return rc;
@@ -1200,13 +1206,15 @@ env_parse_header(struct env *e)
 		e->cmode = C_PRIM;
 		e->chunk_left = b.len;
 		e->cdone = b.len == 0;
+		e->in_body = 1;
 	} else if (b.tag == 0xa0) {
 		e->cmode = b.indef ? C_INDEF : C_DEF;
 		e->cend = b.indef ? 0 : e->in.off + b.len;
+		e->in_body = 1;
 	} else if (b.tag == 0x00 || b.tag == 0xa1) {
-		return env_bad("the encrypted content is detached");
+		return env_bad(e, "the encrypted content is detached");
 	} else {
-		return env_bad("unexpected element in EncryptedContentInfo");
+		return env_bad(e, "unexpected element in EncryptedContentInfo");
 	}
 	return 0;
 }
@@ -1240,7 +1248,7 @@ env_content_read(struct env *e, void *buf, size_t len)
 			break;
 		}
 		if (b.tag != 0x04) {
-			rc = env_bad("the encrypted content holds something "
+			rc = env_bad(e, "the encrypted content holds something "
 			    "other than OCTET STRING chunks");
 			goto fail;
 		}

@@ -21,8 +21,10 @@ struct ck_tar_io {
 };
 
 /* The header of a regular file of SIZE bytes named NAME (mode 0600, the
- * given mtime). The caller then writes exactly SIZE bytes and
- * ck_tar_pad(). */
+ * given mtime; a name over 100 bytes is split into the prefix field). The
+ * caller then writes exactly SIZE bytes and ck_tar_pad(). CK_E_INVAL for
+ * a name ck_tar_name_valid() refuses, CK_E_TOOBIG if it cannot be split,
+ * or the io's error. */
 int ck_tar_header(const struct ck_tar_io *io, const char *name,
     uint64_t size, int64_t mtime);
 int ck_tar_pad(const struct ck_tar_io *io, uint64_t size);

@@ -65,6 +65,10 @@ max_len() {
 	csr) echo 8192 ;;
 	config) echo 4096 ;;
 	names) echo 1100 ;;
+	tar) echo 12288 ;;
+	envelope) echo 8192 ;;
+	share) echo 8192 ;;	# an RSA-4096 key's share file
+	manifest) echo 16384 ;;
 	*) echo 4096 ;;
 	esac
 }

@@ -407,28 +407,79 @@ tar_fault(const char *name, char type, void (*patch)(struct membuf *),
 	return rc;
 }
 
-static void flip_chksum(struct membuf *m) { m->p[150] ^= 1; }
-static void flip_name(struct membuf *m) { m->p[0] ^= 1; }
-static void pad_nonzero(struct membuf *m) { m->p[512 + 100] = 1; }
-static void trailing_garbage(struct membuf *m) {
+/* Damage done to a one-entry tar stream ("hello", then the end). */
+static void
+flip_chksum(struct membuf *m)
+{
+	m->p[150] ^= 1;
+}
+
+static void
+flip_name(struct membuf *m)
+{
+	m->p[0] ^= 1;
+}
+
+static void
+pad_nonzero(struct membuf *m)
+{
+	m->p[512 + 100] = 1;
+}
+
+static void
+trailing_garbage(struct membuf *m)
+{
 	mem_write(m, "x", 1);
 }
-static void trailing_zero(struct membuf *m) {
+
+static void
+trailing_zero(struct membuf *m)
+{
 	static const unsigned char z[700];
+
 	mem_write(m, z, sizeof(z));
 }
-static void drop_end_block(struct membuf *m) { m->len -= 512; }
-static void drop_both_ends(struct membuf *m) { m->len -= 1024; }
-static void cut_data(struct membuf *m) { m->len = 512 + 3; }
-static void cut_header(struct membuf *m) { m->len = 100; }
-static void zero_then_data(struct membuf *m) {
+
+static void
+drop_end_block(struct membuf *m)
+{
+	m->len -= 512;
+}
+
+static void
+drop_both_ends(struct membuf *m)
+{
+	m->len -= 1024;
+}
+
+static void
+cut_data(struct membuf *m)
+{
+	m->len = 512 + 3;
+}
+
+static void
+cut_header(struct membuf *m)
+{
+	m->len = 100;
+}
+
+static void
+zero_then_data(struct membuf *m)
+{
 	unsigned char h[512];
+
 	raw_tar_header(h, "late", 0, '0');
 	m->len -= 512;
 	mem_write(m, h, sizeof(h));
 }
-static void bad_magic(struct membuf *m) {
+
+/* Another magic, with a checksum that matches it. */
+static void
+bad_magic(struct membuf *m)
+{
 	unsigned sum = 0;
+
 	m->p[257] = 'X';
 	memset(m->p + 148, ' ', 8);
 	for (int i = 0; i < 512; i++)
