@@ -1,11 +1,9 @@
 #include "ca/pipeline.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/err.h"
 #include "store/store.h"
@@ -13,8 +11,6 @@
 /* Largest group commit; larger batches only delay the first answers. */
 #define PL_MAX_BATCH 1024
 #define PL_MAX_SIGNERS 64
-/* How long the committer waits for a larger group, at most. */
-#define PL_GATHER_NS (1000 * 1000L)
 
 enum pl_kind { PL_LOG, PL_RECORD, PL_RECORD_FAILED, PL_WRITE, PL_KIND__MAX };
 
@@ -47,8 +43,8 @@ struct ck_pipeline {
 	struct pl_queue doneq;	/* answered by the signing threads, so that
 				 * the committer only commits */
 	size_t inflight;	/* items anywhere in the pipeline */
-	size_t commit_want;	/* wake the committer at this many queued
-				 * items (0: it is busy, no need) */
+	int commit_want;	/* the committer waits for work: wake it
+				 * (0: it is busy and will look anyway) */
 	int stopping;
 	pthread_t committer;
 	/* The committer's scratch space for a group's jobs. */
@@ -199,45 +195,11 @@ run_group(struct ck_pipeline *pl, struct pl_item *first, struct pl_item *end)
 	}
 }
 
-/*
- * With the lock held and something queued: while fewer than half of the
- * items on their way here have arrived (the others are being signed),
- * wait a moment for them. A durable transaction costs much the same for
- * ten items as for fifty (the pages it writes), so larger groups cost
- * less per certificate; a lone request (concurrency 1) never waits.
- */
-static void
-gather(struct ck_pipeline *pl)
-{
-	struct timespec dl;
-	size_t coming, want;
-
-	if (pl->stopping)
-		return;
-	coming = pl->inflight - pl->doneq.n;
-	want = coming / 2;
-	if (want > PL_MAX_BATCH)
-		want = PL_MAX_BATCH;
-	if (pl->commitq.n >= want)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &dl);
-	dl.tv_nsec += PL_GATHER_NS;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
-	pl->commit_want = want;
-	while (pl->commitq.n < want && !pl->stopping)
-		if (pthread_cond_timedwait(&pl->commit_cv, &pl->mu, &dl) ==
-		    ETIMEDOUT)
-			break;
-}
-
 /* Wake the committer if it waits for what is queued now; lock held. */
 static void
 commit_wake(struct ck_pipeline *pl)
 {
-	if (pl->commit_want > 0 && pl->commitq.n >= pl->commit_want)
+	if (pl->commit_want)
 		pthread_cond_signal(&pl->commit_cv);
 }
 
@@ -259,7 +221,6 @@ committer_main(void *arg)
 			pthread_mutex_unlock(&pl->mu);
 			break;
 		}
-		gather(pl);
 		pl->commit_want = 0;
 		batch = NULL;
 		tailp = &batch;
@@ -372,14 +333,7 @@ ck_pipeline_start(struct ck_ca *ca, unsigned signers, struct ck_pipeline **out)
 		return CK_E_NOMEM;
 	pl->ca = ca;
 	pthread_mutex_init(&pl->mu, NULL);
-	{
-		/* The gathering deadline is on the monotonic clock. */
-		pthread_condattr_t cattr;
-		pthread_condattr_init(&cattr);
-		pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
-		pthread_cond_init(&pl->commit_cv, &cattr);
-		pthread_condattr_destroy(&cattr);
-	}
+	pthread_cond_init(&pl->commit_cv, NULL);
 	pthread_cond_init(&pl->sign_cv, NULL);
 	pthread_cond_init(&pl->idle_cv, NULL);
 	if (pthread_create(&pl->committer, NULL, committer_main, pl) != 0) {

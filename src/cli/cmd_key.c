@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "audit/audit.h"
+#include "backup/custody.h"
 #include "backup/keybackup.h"
 #include "ca/ca.h"
 #include "cli/cli.h"
@@ -198,6 +199,25 @@ backup_passphrase(const struct ck_pass_src *src, int new,
 	return 0;
 }
 
+/* The custody ledger: the artefact is created, and its record is written
+ * beside it, signed (the CA is unlocked for the backup). */
+static int
+record_created(struct ck_ca *ca, const char *path, const char *kind,
+    const char *what)
+{
+	char hex[65], cpath[4200];
+	int r;
+
+	if ((r = ck_custody_file_sha256(path, hex)) != 0 ||
+	    (r = ck_custody_record(ca, "created", hex, kind, path, what,
+		NULL)) != 0)
+		return r;
+	if (snprintf(cpath, sizeof(cpath), "%s.custody", path) >=
+	    (int)sizeof(cpath))
+		return ck_err_set(CK_E_INVAL, "path too long: %s", path);
+	return ck_custody_export(ca, hex, cpath);
+}
+
 static int
 key_backup_pass(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
     const struct ck_secret *capw, const char *fp, char *detail,
@@ -237,6 +257,9 @@ key_backup_pass(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
 		    "read back (%s); removed it", msg);
 		goto out;
 	}
+	if ((r = record_created(ca, path, "key-backup", "passphrase form "
+	    "(scrypt)")) != 0)
+		goto out;
 	printf("Wrote %s (key %s); it decrypts to the CA key.\n", path, fp);
 	snprintf(detail, dsz, "passphrase form, scrypt N=2^%d, %.1024s",
 	    log2n, path);
@@ -282,6 +305,13 @@ key_backup_shares(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
 		r = ck_err_set(r, "the shares do not rejoin (%s); removed "
 		    "them", msg);
 		goto out;
+	}
+	for (i = 0; i < o->n; i++) {
+		char what[256];
+		snprintf(what, sizeof(what), "share %d of %d (any %d), "
+		    "custodian %s", i + 1, o->n, o->m, o->custodians[i]);
+		if ((r = record_created(ca, paths[i], "key-share", what)) != 0)
+			goto out;
 	}
 	dl = (size_t)snprintf(detail, dsz, "%d of %d shares in %s to", o->m,
 	    o->n, o->out_dir);

@@ -6,8 +6,10 @@
 # Builds libcertkeep (release, in BUILD_DIR, default build-bench at the top
 # of the tree) and tests/bench/bin/dump, then runs it on a new store in a
 # scratch directory under $TMPDIR (default 1,000,000 certificates of 700
-# DER bytes: about 2.5 GB of disk for the store, its copy, the dump and the
-# loaded store, and several minutes to fill). See dump.c for what is timed.
+# DER bytes: at most about 4.5 GB of disk at a time for the store, its copy,
+# the dump and the loaded store, and a few minutes to fill). See dump.c for what is timed.
+# With -k the files stay (the path is printed); bin/dump -r DIR then times
+# them again without refilling.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)

@@ -66,7 +66,7 @@ expect_fail 'no terminal' detached "$CERTKEEP" key backup --home "$ca" \
 run "$CERTKEEP" key backup --home "$ca" --out "$T/x.p8" --shares 3 \
     --threshold 2 --passphrase-file "$PWFILE"
 assert_eq 2 "$LAST_RC" "exit status for --out with --shares"
-[[ $(find "$T/backups" -type f | wc -l) -eq 1 ]] ||
+[[ $(find "$T/backups" -type f ! -name "*.custody" | wc -l) -eq 1 ]] ||
     fail "a refused backup left a file behind"
 ok "existing file, same passphrase, short passphrase, wrong CA passphrase, no terminal"
 
@@ -176,3 +176,17 @@ for secret in "$PW" "$BPW" "$PW2"; do
 done
 audit_verify_ok "$ca"
 ok "backups and restores audited, no passphrase in the log"
+
+say "every key backup and share has its custody record, here and beside it"
+expect_ok "$CERTKEEP" custody show --home "$ca"
+grep -q "key-backup" "$LAST_OUT" || fail "no custody entry for the key backup"
+[[ $(grep -c "key-share" "$LAST_OUT") -eq 5 ]] ||
+    fail "not one custody entry per share"
+[[ -f "$p8.custody" ]] || fail "no .custody record beside the key backup"
+files=()
+for f in "$T"/shares/*.share; do
+	[[ -f "$f.custody" ]] || fail "no .custody record beside $f"
+	files+=(--file "$f.custody")
+done
+expect_ok "$CERTKEEP" custody verify --home "$ca" --file "$p8.custody" "${files[@]}"
+ok "custody: 1 key backup and 5 shares recorded and signed"
