@@ -55,7 +55,7 @@ struct table {
 	int ncols;
 	int seq_col;		/* index of change_seq, -1 if none */
 	int singleton;		/* one row, always dumped, never goes back */
-	const char *sql_all;	/* every row, in primary-key order */
+	const char *sql_all;	/* every row (see below for the order) */
 	const char *sql_after;	/* rows with change_seq > ?1, same order */
 	const char *sql_insert;
 	/* Singletons: the columns that must not go back, read from the row
@@ -147,9 +147,12 @@ static const struct col cols_custody[] = {
  * address of a literal). The column lists must follow the descriptions;
  * the unit test compares both with the schema.
  *
- * A full dump walks the primary key. An incremental one finds its rows by
- * change_seq where there is an index on it (certs) and sorts only those,
- * instead of walking every row; the other tables are small or append-only.
+ * A full dump walks the primary key, except for certs: its rows are
+ * walked in storage order (a sequential read; the serial order costs one
+ * index lookup per row, twice the time at a million rows). An incremental
+ * one finds its rows by change_seq where there is an index on it (certs),
+ * in that order, instead of walking every row; the other tables are small
+ * or append-only. A load does not depend on the order.
  */
 #define CERTS_COLS "serial, status, subject, names, profile, requester, " \
 	"tbs_sha256, not_before, not_after, created_at, is_ca, der, " \
@@ -180,9 +183,9 @@ static const struct table tables[] = {
 	  "VALUES (?, ?, ?)",
 	  NULL, NULL, 0, -1 },
 	{ "certs", cols_certs, N(cols_certs), 14, 0,
-	  "SELECT " CERTS_COLS " FROM certs ORDER BY serial",
+	  "SELECT " CERTS_COLS " FROM certs ORDER BY rowid",
 	  "SELECT " CERTS_COLS " FROM certs INDEXED BY certs_seq "
-	  "WHERE change_seq > ?1 ORDER BY serial",
+	  "WHERE change_seq > ?1 ORDER BY change_seq",
 	  "INSERT OR REPLACE INTO certs (" CERTS_COLS ") VALUES "
 	  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },

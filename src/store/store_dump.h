@@ -7,8 +7,11 @@
  *
  * A dump is one JSON object per row and per line ("{...}\n"), columns by
  * name: integers as JSON integers, text as strings, BLOBs as base64
- * strings, NULL as null. Rows come in primary-key order. The format is the
- * same whatever the backend (docs/backup.md).
+ * strings, NULL as null; a text value that is not valid UTF-8 (a config
+ * file's comment in Latin-1) is written as {"base64": "..."}. Rows of the
+ * certs table come in storage order, those of the others in primary-key
+ * order; loading does not depend on it. The format is the same whatever
+ * the backend (docs/backup.md).
  */
 #ifndef CK_STORE_STORE_DUMP_H
 #define CK_STORE_STORE_DUMP_H

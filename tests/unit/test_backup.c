@@ -157,7 +157,11 @@ issue_one(struct ck_ca *ca, const char *cn)
 	memset(&o, 0, sizeof(o));
 	o.subject = NULL;
 	o.san = san;
-	tu_csr_make(tu_key("ec-p256"), &o, &csr, &csrlen);
+	{
+		EVP_PKEY *k = tu_key("ec-p256");	/* a reference */
+		tu_csr_make(k, &o, &csr, &csrlen);
+		EVP_PKEY_free(k);
+	}
 	memset(&ip, 0, sizeof(ip));
 	ip.profile = "tls-server";
 	ip.csr = csr;
