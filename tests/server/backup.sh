@@ -253,6 +253,19 @@ openssl verify -CAfile "$new/chain.pem" "$T/post.pem" >/dev/null ||
 post_serial=$(json_str "$BODY" serial)
 grep -qx "$post_serial" "$T/restored.serials" && fail "a serial was reused"
 expect_ok ck revoke --home "$new" --passphrase-fd 3 3<"$PWFILE" --serial "$post_serial"
+ocsp_says() {	# the restored server's OCSP status word for a certificate
+	openssl ocsp -url "$PUB/ocsp" -issuer "$new/ca.pem" -cert "$1" \
+	    -CAfile "$new/chain.pem" -timeout 20 2>&1 |
+	    sed -n 's/^[^ ]*: \(good\|revoked\|unknown\)$/\1/p' | head -n 1
+}
+wait_until 5 test "$(ocsp_says "$T/post.pem")" = revoked ||
+    fail "the restored CA's OCSP responder does not say revoked"
+# A certificate revoked before the backup is revoked after the restore.
+api GET "$API/api/v1/certificates/$(head -1 "$T/serials.a")" \
+    -H "Authorization: Bearer $TOK2"
+json_str "$BODY" certificate >"$T/old.pem"
+[ "$(ocsp_says "$T/old.pem")" = revoked ] ||
+    fail "a revocation from before the backup is lost to OCSP"
 crl_after=$(openssl crl -in "$new/crl/ca.crl" -inform DER -noout -crlnumber | cut -d= -f2)
 [ $((crl_after)) -gt $((crl_before)) ] ||
     fail "CRL number went back: $crl_after after $crl_before"

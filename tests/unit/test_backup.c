@@ -210,6 +210,9 @@ test_full_incremental_restore(void **state)
 	files[1] = full.paths[0];
 	assert_int_not_equal(ck_backup_verify(&rd, files, 2, 1, mf), 0);
 
+	files[0] = full.paths[0];
+	files[1] = inc.paths[0];
+	assert_int_equal(ck_backup_verify(&rd, files, 2, 1, mf), 0);
 	tu_path(dst, sizeof(dst), g.base, "restored");
 	memset(&ro, 0, sizeof(ro));
 	ro.home = dst;
@@ -228,6 +231,24 @@ test_full_incremental_restore(void **state)
 	/* Never over a CA. */
 	assert_int_equal(ck_backup_restore(&rd, files, 2, &ro, &last),
 	    CK_E_EXISTS);
+	/* A point in time: the sets up to it, not the one after. */
+	tu_path(dst, sizeof(dst), g.base, "restored-early");
+	ro.home = dst;
+	ro.upto_seq = full.seq_to;
+	assert_int_equal(ck_backup_restore(&rd, files, 2, &ro, &last), 0);
+	assert_string_equal(last.id, mf[0].id);
+	assert_int_equal(ck_ca_open(dst, &rca), 0);
+	assert_int_equal(store_counts(rca->st, &b), 0);
+	assert_int_equal(b.certs, mf[0].counts.certs);
+	assert_true(b.certs < a.certs);
+	ck_ca_close(rca);
+	/* A point before the full: refused, nothing made. */
+	tu_path(dst, sizeof(dst), g.base, "restored-never");
+	ro.home = dst;
+	ro.upto_seq = 1;
+	assert_int_equal(ck_backup_restore(&rd, files, 2, &ro, &last),
+	    CK_E_STATE);
+	assert_false(access(dst, F_OK) == 0);
 	ck_ca_close(ca);
 }
 
