@@ -134,8 +134,10 @@ int ck_backup_record_check(struct ck_ca *ca, const char *what,
 int ck_backup_chain_files(struct ck_ca *ca, const char *id, char ***files,
     size_t *nfiles);
 
-/* Give a CA home (its files, private/ and crl/) to USER. */
-int ck_backup_chown_tree(const char *home, const char *user);
+/* Set KEYS to VALS (NULL-terminated lists) in [SECTION] of HOME's
+ * certkeep.conf, keeping the rest of the file. */
+int ck_backup_config_set(const char *home, const char *section,
+    const char *const *keys, const char *const *vals);
 
 /* Remove a directory tree (scratch and staging directories). */
 void ck_backup_rmtree(const char *dir);

@@ -10,6 +10,7 @@
  * ledger.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +23,12 @@
 #include <jansson.h>
 
 #include "audit/audit.h"
+#include "backup/archive.h"
 #include "backup/backup.h"
 #include "backup/custody.h"
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/strutil.h"
 #include "common/timeutil.h"
 
 struct setlist {
@@ -328,6 +331,27 @@ ck_backup_record_check(struct ck_ca *ca, const char *what,
 	return store_tx_commit(ca->st);
 }
 
+static int
+is_our_copy(const char *path, const struct store_backup *b)
+{
+	unsigned char md[32];
+	char hex[65];
+	uint64_t size;
+	size_t n = strlen(path);
+	int fd, r;
+
+	if (n < 5 || strcmp(path + n - 4, ".ckb") != 0)
+		return 0;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return 0;
+	r = ck_archive_file_sha256(fd, md, &size);
+	close(fd);
+	if (r != 0 || size != (uint64_t)b->size)
+		return 0;
+	ck_hex_encode(md, 32, hex);
+	return strcmp(hex, b->archive_sha256) == 0;
+}
+
 static int64_t
 day_of(int64_t t)
 {
@@ -388,8 +412,12 @@ ck_backup_apply_retention(struct ck_ca *ca, const struct ck_retention *rt,
 		return 0;
 	if ((r = setlist_load(ca, &l)) != 0)
 		return r;
-	if (l.n == 0 || (keep = calloc(l.n, 1)) == NULL)
+	if (l.n == 0)
 		goto out;
+	if ((keep = calloc(l.n, 1)) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
 	/* Sets without copies left are history only: nothing to delete. */
 	for (i = l.n, j = 0; i-- > 0;)
 		if (j++ < rt->keep_last)
@@ -415,7 +443,7 @@ ck_backup_apply_retention(struct ck_ca *ca, const struct ck_retention *rt,
 	for (i = 0; i < l.n && r == 0; i++) {
 		json_t *a, *c;
 		size_t k;
-		int any = 0;
+		int any = 0, kept_any = 0;
 		char places[1024];
 
 		if (keep[i] || l.v[i].copies == NULL ||
@@ -429,6 +457,15 @@ ck_backup_apply_retention(struct ck_ca *ca, const struct ck_retention *rt,
 			size_t pl = strlen(places);
 			if (p == NULL || !ck_fs_exists(p))
 				continue;
+			/* Only the very file this CA wrote: a set of this
+			 * name, size and digest (never whatever a path in
+			 * the store now names). */
+			if (!is_our_copy(p, &l.v[i])) {
+				fprintf(stderr, "certkeep: retention: %s is not "
+				    "the set recorded there; left alone\n", p);
+				kept_any = 1;
+				continue;
+			}
 			if (unlink(p) != 0) {
 				r = ck_err_set(CK_E_IO, "retention: cannot "
 				    "delete %s: %s", p, strerror(errno));
@@ -447,7 +484,7 @@ ck_backup_apply_retention(struct ck_ca *ca, const struct ck_retention *rt,
 			    "every copy deleted by the retention policy",
 			    operator_name);
 		json_decref(a);
-		if (r == 0 && any) {
+		if (r == 0 && any && !kept_any) {
 			free(l.v[i].copies);
 			l.v[i].copies = strdup("[]");
 			if ((r = store_backup_put(ca->st, &l.v[i])) == 0)

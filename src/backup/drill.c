@@ -135,7 +135,7 @@ check_crl(struct ck_ca *ca, uint64_t *listed)
 }
 
 /* Point the scratch home's server at 127.0.0.1 with kernel-chosen ports,
- * no service user, no per-address limit. */
+ * no service user. */
 static int
 localize_config(const char *home)
 {
@@ -143,59 +143,8 @@ localize_config(const char *home)
 		"user", NULL };
 	static const char *const vals[] = { "127.0.0.1:0", "127.0.0.1:0",
 		"", NULL };
-	char path[4400], *out = NULL, *line, *save = NULL;
-	unsigned char *text = NULL;
-	size_t len, olen = 0, cap;
-	int r, in_server = 0, seen_server = 0, i;
 
-	snprintf(path, sizeof(path), "%s/%s", home, CK_CONFIG_FILE);
-	if ((r = ck_fs_read(path, CK_CONFIG_MAX, &text, &len)) != 0)
-		return r;
-	cap = len + 512;
-	if ((out = malloc(cap)) == NULL) {
-		free(text);
-		return ck_err_set(CK_E_NOMEM, "out of memory");
-	}
-#define EMIT(...) do { int n_ = snprintf(out + olen, cap - olen, \
-    __VA_ARGS__); if (n_ < 0 || (size_t)n_ >= cap - olen) { \
-    r = ck_err_set(CK_E_INTERNAL, "config too long"); goto out; } \
-    olen += (size_t)n_; } while (0)
-	for (line = strtok_r((char *)text, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		const char *s = line;
-		int skip = 0;
-		while (*s == ' ' || *s == '\t')
-			s++;
-		if (*s == '[') {
-			if (in_server)
-				for (i = 0; keys[i]; i++)
-					EMIT("%s = %s\n", keys[i], vals[i]);
-			in_server = strncmp(s, "[server]", 8) == 0;
-			seen_server |= in_server;
-		} else if (in_server) {
-			for (i = 0; keys[i]; i++) {
-				size_t kl = strlen(keys[i]);
-				if (strncmp(s, keys[i], kl) == 0 &&
-				    (s[kl] == ' ' || s[kl] == '=' ||
-				    s[kl] == '\t'))
-					skip = 1;
-			}
-		}
-		if (!skip)
-			EMIT("%s\n", line);
-	}
-	if (in_server || !seen_server) {
-		if (!seen_server)
-			EMIT("[server]\n");
-		for (i = 0; keys[i]; i++)
-			EMIT("%s = %s\n", keys[i], vals[i]);
-	}
-#undef EMIT
-	r = ck_fs_write_atomic(path, out, olen, 0600);
-out:
-	free(out);
-	free(text);
-	return r;
+	return ck_backup_config_set(home, "server", keys, vals);
 }
 
 static int
@@ -486,7 +435,8 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 	struct ck_secret *pw = NULL;
 	struct certcheck k;
 	struct store_cert_filter f;
-	char home[4300], kpath[4900], serial[80] = "";
+	char home[4300], kpath[4900] = "", serial[80] = "";
+	unsigned char rnd[32];
 	unsigned port = 0;
 	uint64_t crl_listed = 0;
 	int r, started = 0;
@@ -540,14 +490,18 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 	}
 	/* A throwaway server on the scratch home, with a throwaway
 	 * passphrase for the key copy it unlocks. */
-	if ((pw = ck_secret_new(48)) == NULL ||
-	    RAND_bytes(pw->buf, 24) != 1) {
-		r = ck_err_set(CK_E_NOMEM, "out of memory");
+	if ((pw = ck_secret_new(64)) == NULL ||
+	    RAND_priv_bytes(rnd, sizeof(rnd)) != 1) {
+		r = ck_err_set(CK_E_CRYPTO, "no random passphrase");
 		goto out;
 	}
-	ck_hex_encode(pw->buf, 24, (char *)pw->buf);
-	pw->len = 48;
-	snprintf(kpath, sizeof(kpath), "%s/%s", home, ca->cfg->key_file);
+	/* 256 random bits: the KDF's cost adds nothing to that. */
+	ck_hex_encode(rnd, sizeof(rnd), (char *)pw->buf);
+	ck_wipe(rnd, sizeof(rnd));
+	pw->len = 2 * sizeof(rnd);
+	if ((r = ck_ca_path(ca, ca->cfg->key_file, kpath, sizeof(kpath))) !=
+	    0)
+		goto out;
 	if ((r = keystore_save(kpath, o->key, pw, 14)) != 0 ||
 	    (r = localize_config(home)) != 0)
 		goto out;
@@ -555,7 +509,10 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 	ca = NULL;
 	if (o->progress)
 		fprintf(stderr, "drill: starting a throwaway certkeepd\n");
-	if ((r = service_spawn(o->certkeepd, home, pw, 1)) != 0)
+	r = service_spawn(o->certkeepd, home, pw, 1);
+	/* The server holds the key unlocked now: its copy on disk goes. */
+	(void)unlink(kpath);
+	if (r != 0)
 		goto out;
 	started = 1;
 	if ((r = read_urls(home, &port)) != 0 ||
@@ -582,6 +539,8 @@ out:
 		if (service_signal(home, SIGTERM) == 0)
 			(void)service_wait_stopped(home, 30);
 	}
+	if (kpath[0] != '\0')
+		(void)unlink(kpath);
 	ck_secret_free(pw);
 	return r;
 }
@@ -602,7 +561,7 @@ ck_backup_drill(const struct ck_backup_reader *rd,
 	const char *tmp = getenv("TMPDIR");
 	struct drill_reply *rep = NULL;
 	struct ck_backup_reader rd2;
-	int *fds = NULL;
+	int *fds = NULL, as_child = 0;
 	size_t i;
 	unsigned uid, gid;
 	int r, p[2], status;
@@ -624,6 +583,7 @@ ck_backup_drill(const struct ck_backup_reader *rd,
 		    reportsz);
 		goto out;
 	}
+	as_child = 1;
 	/* Run as root: certkeepd never serves as root, so the drill runs in
 	 * a child that has become the service user; only the scratch
 	 * directory is made and removed as root. */
@@ -670,10 +630,15 @@ ck_backup_drill(const struct ck_backup_reader *rd,
 
 		close(p[0]);
 		if ((rep->r = ck_privs_drop(o->service_user, NULL, 0, &sw)) ==
-		    0)
+		    0) {
+			char home[4300];
 			rep->r = drill_body(&rd2, files, nfiles, o, scratch,
 			    &rep->last, rep->report, sizeof(rep->report));
-		else
+			/* The user empties what the user made; root only
+			 * removes the empty directory. */
+			snprintf(home, sizeof(home), "%s/home", scratch);
+			ck_backup_rmtree(home);
+		} else
 			snprintf(rep->report, sizeof(rep->report), "%s",
 			    ck_err_msg());
 		for (w = (const char *)rep, left = sizeof(*rep); left > 0;) {
@@ -714,7 +679,13 @@ out:
 			if (fds[i] >= 0)
 				close(fds[i]);
 	free(fds);
-	ck_backup_rmtree(scratch);
+	if (as_child) {
+		if (rmdir(scratch) != 0)
+			fprintf(stderr, "certkeep: warning: the drill's scratch "
+			    "directory %s was not left empty: remove it\n",
+			    scratch);
+	} else
+		ck_backup_rmtree(scratch);
 	if (r != 0)
 		ck_err_set(r, "%s", report);
 	return r;

@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -401,6 +403,168 @@ place_files(const char *staging)
 	return 0;
 }
 
+/*
+ * Set KEYS to VALS in [SECTION] of HOME's configuration: lines setting them
+ * there are dropped and the values written at the end of the section (the
+ * section is added if missing). Comments and everything else stay.
+ */
+int
+ck_backup_config_set(const char *home, const char *section,
+    const char *const *keys, const char *const *vals)
+{
+	char path[4400], hdr[80], *out = NULL, *line, *save = NULL;
+	unsigned char *text = NULL;
+	size_t len, olen = 0, cap, hl;
+	int r, in_sec = 0, seen = 0, i;
+
+	snprintf(path, sizeof(path), "%s/%s", home, CK_CONFIG_FILE);
+	hl = (size_t)snprintf(hdr, sizeof(hdr), "[%s]", section);
+	if ((r = ck_fs_read(path, CK_CONFIG_MAX, &text, &len)) != 0)
+		return r;
+	cap = len + 4096;
+	if ((out = malloc(cap)) == NULL) {
+		free(text);
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	}
+#define EMIT(...) do { int n_ = snprintf(out + olen, cap - olen, \
+    __VA_ARGS__); if (n_ < 0 || (size_t)n_ >= cap - olen) { \
+    r = ck_err_set(CK_E_INTERNAL, "config too long"); goto out; } \
+    olen += (size_t)n_; } while (0)
+	for (line = strtok_r((char *)text, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		const char *s = line;
+		int skip = 0;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s == '[') {
+			if (in_sec)
+				for (i = 0; keys[i]; i++)
+					EMIT("%s = %s\n", keys[i], vals[i]);
+			in_sec = strncmp(s, hdr, hl) == 0;
+			seen |= in_sec;
+		} else if (in_sec) {
+			for (i = 0; keys[i]; i++) {
+				size_t kl = strlen(keys[i]);
+				if (strncmp(s, keys[i], kl) == 0 &&
+				    (s[kl] == ' ' || s[kl] == '=' ||
+				    s[kl] == '\t'))
+					skip = 1;
+			}
+		}
+		if (!skip)
+			EMIT("%s\n", line);
+	}
+	if (in_sec || !seen) {
+		if (!seen)
+			EMIT("%s\n", hdr);
+		for (i = 0; keys[i]; i++)
+			EMIT("%s = %s\n", keys[i], vals[i]);
+	}
+#undef EMIT
+	r = ck_fs_write_atomic(path, out, olen, 0600);
+out:
+	free(out);
+	free(text);
+	return r;
+}
+
+/*
+ * A restored home is self-contained: whatever paths the backed-up
+ * configuration named (absolute ones could be the live CA's store), the
+ * restored one names the files this restore made, in the home.
+ */
+static int
+pin_paths(const char *home)
+{
+	static const char *const ca_keys[] = { "key_file", "cert_file",
+		"chain_file", "csr_file", "crl_file", NULL };
+	static const char *const ca_vals[] = { "private/ca.key", "ca.pem",
+		"chain.pem", "ca.csr", "crl/ca.crl", NULL };
+	static const char *const st_keys[] = { "backend", "path", NULL };
+	static const char *const st_vals[] = { "sqlite", "store.db", NULL };
+	int r;
+
+	if ((r = ck_backup_config_set(home, "ca", ca_keys, ca_vals)) != 0)
+		return r;
+	return ck_backup_config_set(home, "store", st_keys, st_vals);
+}
+
+/* The CA certificate restored must be the one that signed the manifest. */
+static int
+check_ca_file(const char *staging, const struct ck_manifest *m)
+{
+	char path[4400], hex[65];
+	BIO *b;
+	X509 *x;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/ca.pem", staging);
+	if ((b = BIO_new_file(path, "r")) == NULL)
+		return ck_err_set(CK_E_NOTFOUND, "the sets hold no CA "
+		    "certificate");
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (x == NULL)
+		return ck_err_ssl(CK_E_PARSE, "the restored CA certificate");
+	r = cert_sha256_hex(x, hex);
+	X509_free(x);
+	if (r == 0 && strcmp(hex, m->ca_cert_sha256) != 0)
+		r = ck_err_set(CK_E_TAMPER, "the CA certificate in the sets is "
+		    "not the one that signed them");
+	return r;
+}
+
+/* The catalogue came with the store: its sets and their copies are the
+ * source CA's. This CA must never delete them (retention) nor build on
+ * them, so it keeps their history without their copies. */
+struct rows {
+	struct store_backup *v;
+	size_t n, cap;
+};
+
+static int
+rows_cb(const struct store_backup *b, void *arg)
+{
+	struct rows *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 16;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
+		if (p == NULL)
+			return ck_err_set(CK_E_NOMEM, "out of memory");
+		l->v = p;
+		l->cap = cap;
+	}
+	memcpy(&l->v[l->n], b, sizeof(*b));
+	l->v[l->n].copies = NULL;
+	l->v[l->n].verify_result = b->verify_result ?
+	    strdup(b->verify_result) : NULL;
+	l->v[l->n].drill_result = b->drill_result ?
+	    strdup(b->drill_result) : NULL;
+	l->n++;
+	return 0;
+}
+
+static int
+forget_copies(struct store *st)
+{
+	struct rows l;
+	size_t i;
+	int r;
+
+	memset(&l, 0, sizeof(l));
+	r = store_backup_list(st, rows_cb, &l);
+	for (i = 0; i < l.n && r == 0; i++) {
+		l.v[i].copies = (char *)"[]";
+		r = store_backup_put(st, &l.v[i]);
+		l.v[i].copies = NULL;
+	}
+	for (i = 0; i < l.n; i++)
+		store_backup_clear(&l.v[i]);
+	free(l.v);
+	return r;
+}
+
 /* Is DIR absent or an empty directory? */
 static int
 home_usable(const char *home)
@@ -452,47 +616,10 @@ compare_counts(const struct store_dump_counts *a,
 	return 0;
 }
 
-int
-ck_backup_chown_tree(const char *home, const char *user)
-{
-	uid_t uid;
-	gid_t gid;
-	DIR *d;
-	struct dirent *e;
-	char p[4200];
-	int r;
 
-	if ((r = ck_privs_lookup(user, &uid, &gid)) != 0)
-		return r;
-	static const char *const subs[] = { "", "private", "crl", NULL };
-	for (int i = 0; subs[i]; i++) {
-		snprintf(p, sizeof(p), "%s%s%s", home, subs[i][0] ? "/" : "",
-		    subs[i]);
-		if (chown(p, uid, gid) != 0)
-			return ck_err_set(CK_E_IO, "chown %s: %s", p,
-			    strerror(errno));
-		if ((d = opendir(p)) == NULL)
-			continue;
-		while ((e = readdir(d)) != NULL) {
-			char q[4500];
-			if (e->d_type != DT_REG)
-				continue;
-			snprintf(q, sizeof(q), "%s/%s", p, e->d_name);
-			if (chown(q, uid, gid) != 0) {
-				closedir(d);
-				return ck_err_set(CK_E_IO, "chown %s: %s", q,
-				    strerror(errno));
-			}
-		}
-		closedir(d);
-	}
-	return 0;
-}
-
-int
-ck_backup_restore(const struct ck_backup_reader *rd,
-    const char *const *files, size_t nfiles, const struct ck_restore_opts *o,
-    struct ck_manifest *last)
+static int
+restore_body(const struct ck_backup_reader *rd, const char *const *files,
+    size_t nfiles, const struct ck_restore_opts *o, struct ck_manifest *last)
 {
 	struct restore_ctx c;
 	struct ck_archive_reader_cb cb = { part_begin, part_data, part_end,
@@ -621,6 +748,9 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 	in_tx = 1;
 	if ((r = store_meta_set(c.st, "backup_chain", chain)) != 0 ||
 	    (r = store_meta_set(c.st, "restored_from", prev->id)) != 0 ||
+	    (r = store_meta_set(c.st, "last_good_backup", "0")) != 0 ||
+	    (r = store_meta_set(c.st, "last_good_drill", "0")) != 0 ||
+	    (r = forget_copies(c.st)) != 0 ||
 	    (r = audit_append(c.st, NULL, "restore", prev->id, AUDIT_OK,
 		detail)) != 0 ||
 	    (r = store_tx_commit(c.st)) != 0)
@@ -628,11 +758,15 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 	in_tx = 0;
 	store_close(c.st);
 	c.st = NULL;
+
 	snprintf(path, sizeof(path), "%s/%s", staging, CK_CONFIG_FILE);
 	if (!ck_fs_exists(path)) {
 		r = ck_err_set(CK_E_NOTFOUND, "the sets hold no configuration");
 		goto out;
 	}
+	if ((r = pin_paths(staging)) != 0 ||
+	    (r = check_ca_file(staging, prev)) != 0)
+		goto out;
 	/* The custody ledger of the new home: each set was restored here. */
 	{
 		struct ck_ca *nca = NULL;
@@ -645,8 +779,6 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 		if (r != 0)
 			goto out;
 	}
-	if (o->user != NULL && (r = ck_backup_chown_tree(staging, o->user)) != 0)
-		goto out;
 	if (ck_fs_exists(o->home) && rmdir(o->home) != 0) {
 		r = ck_err_set(CK_E_IO, "%s: %s", o->home, strerror(errno));
 		goto out;
@@ -676,5 +808,105 @@ done:
 	free(hcopy);
 	free(digests);
 	free(m);
+	return r;
+}
+
+/* What a restore run as another user sends back. */
+struct restore_reply {
+	int r;
+	struct ck_manifest last;
+	char msg[1024];
+};
+
+int
+ck_backup_restore(const struct ck_backup_reader *rd,
+    const char *const *files, size_t nfiles, const struct ck_restore_opts *o,
+    struct ck_manifest *last)
+{
+	struct ck_backup_reader rd2;
+	struct ck_restore_opts o2;
+	struct restore_reply *rep = NULL;
+	int *fds = NULL, p[2], r, status;
+	size_t i;
+	pid_t pid;
+
+	if (o->user == NULL || o->user[0] == '\0' || geteuid() != 0)
+		return restore_body(rd, files, nfiles, o, last);
+	/*
+	 * Run as root for a service user: the whole restore runs as that
+	 * user, so that every file is theirs from the start (no chown by
+	 * path in a directory they could change meanwhile). The sets are
+	 * opened here, as root.
+	 */
+	if ((fds = calloc(nfiles, sizeof(*fds))) == NULL ||
+	    (rep = calloc(1, sizeof(*rep))) == NULL) {
+		free(fds);
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	}
+	for (i = 0; i < nfiles; i++)
+		fds[i] = -1;
+	for (i = 0; i < nfiles; i++)
+		if (rd->fds == NULL &&
+		    (fds[i] = open(files[i], O_RDONLY | O_CLOEXEC)) < 0) {
+			r = ck_err_set(CK_E_IO, "cannot open %s: %s", files[i],
+			    strerror(errno));
+			goto out;
+		}
+	memcpy(&rd2, rd, sizeof(rd2));
+	if (rd->fds == NULL)
+		rd2.fds = fds;
+	memcpy(&o2, o, sizeof(o2));
+	o2.user = NULL;
+	if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
+		r = ck_err_set(CK_E_IO, "cannot start the restore: %s",
+		    strerror(errno));
+		goto out;
+	}
+	if (pid == 0) {
+		int sw;
+		const char *w = (const char *)rep;
+		size_t left = sizeof(*rep);
+
+		close(p[0]);
+		if ((rep->r = ck_privs_drop(o->user, NULL, 0, &sw)) == 0)
+			rep->r = restore_body(&rd2, files, nfiles, &o2,
+			    &rep->last);
+		snprintf(rep->msg, sizeof(rep->msg), "%s", ck_err_msg());
+		while (left > 0) {
+			ssize_t n = write(p[1], w, left);
+			if (n <= 0)
+				_exit(2);
+			w += n;
+			left -= (size_t)n;
+		}
+		_exit(rep->r == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	{
+		char *w = (char *)rep;
+		size_t got = 0;
+		ssize_t n;
+		while (got < sizeof(*rep) && ((n = read(p[0], w + got,
+		    sizeof(*rep) - got)) > 0 || (n < 0 && errno == EINTR)))
+			if (n > 0)
+				got += (size_t)n;
+		close(p[0]);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		if (got != sizeof(*rep)) {
+			r = ck_err_set(CK_E_INTERNAL, "the restore process died");
+			goto out;
+		}
+	}
+	if ((r = rep->r) != 0)
+		ck_err_set(r, "%s", rep->msg);
+	else if (last != NULL)
+		memcpy(last, &rep->last, sizeof(*last));
+out:
+	for (i = 0; i < nfiles; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	free(rep);
 	return r;
 }

@@ -50,8 +50,8 @@ static const char backup_usage[] =
     "order; drill with no SET uses the newest set in the catalogue.";
 
 static const char restore_usage[] =
-    "certkeep restore --home NEWDIR SET... --recipient-key KEY\n"
-    "        [--recipient CERT] [--ca CHAIN.pem] [--upto-seq N | --upto-time T]\n"
+    "certkeep restore --home NEWDIR SET... --recipient-key KEY --ca CHAIN.pem\n"
+    "        [--recipient CERT] [--upto-seq N | --upto-time T]\n"
     "        [--user NAME] [--quiet]\n"
     "\n"
     "Restores a full set and the incrementals after it (in order) into a\n"
@@ -383,9 +383,13 @@ backup_make(struct bargs *a, const char *home)
 				fprintf(stderr, "certkeep: stopping certkeepd "
 				    "(pid %ld) for an offline backup\n",
 				    (long)pid);
+			/* From here on, whatever happens, it is started
+			 * again below. */
 			if ((r = service_signal(home, SIGTERM)) != 0 ||
-			    (r = service_wait_stopped(home, 60)) != 0)
-				goto fail;
+			    (r = service_wait_stopped(home, 300)) != 0) {
+				ex = cli_fail(r);
+				goto restart;
+			}
 		}
 	}
 	if ((r = ck_ca_open(home, &ca)) != 0 ||
@@ -409,7 +413,8 @@ backup_make(struct bargs *a, const char *home)
 	}
 	ck_ca_close(ca);
 	ca = NULL;
-	if (running) {
+restart:
+	if (running && service_running(home, &pid) != 1) {
 		/* Always brought back, whatever became of the backup. */
 		cli_certkeepd_path(exe, sizeof(exe));
 		if ((r = service_spawn(exe, home, pw, a->quiet)) != 0) {
@@ -654,6 +659,14 @@ cmd_restore(int argc, char **argv)
 		ex = cli_usage(restore_usage);
 		goto out;
 	}
+	if (a.ca == NULL) {
+		/* Without it, anyone who has a recipient's certificate could
+		 * make sets that restore. */
+		r = ck_err_set(CK_E_INVAL, "name the CA certificate and chain "
+		    "the sets must be signed by (--ca CHAIN.pem, from your "
+		    "records, not from the backup)");
+		goto fail;
+	}
 	if ((r = setup_reader(&a, NULL, &rd, &trusted)) != 0)
 		goto fail;
 	memset(&ro, 0, sizeof(ro));
@@ -670,10 +683,6 @@ cmd_restore(int argc, char **argv)
 	    (unsigned long long)last.counts.certs,
 	    (unsigned long long)last.counts.revoked,
 	    (unsigned long long)last.counts.crl_number);
-	if (a.ca == NULL)
-		printf("note: the sets are signed by the CA they name; no --ca "
-		    "was given to check that CA against\n  CA certificate "
-		    "SHA-256 %s\n", last.ca_cert_sha256);
 	printf("next: restore the CA key ('certkeep key restore --home %s "
 	    "...'), then 'certkeep service start'\n", ro.home);
 	ex = CLI_EXIT_OK;

@@ -147,8 +147,12 @@ service_spawn(const char *exe, const char *home, const struct ck_secret *pw,
 		return ck_err_set(CK_E_IO, "fork: %s", strerror(errno));
 	}
 	if (pid == 0) {
-		/* The read end as descriptor 3, not closed on exec. */
-		if (dup2(p[0], 3) < 0)
+		/* The read end as descriptor 3, not closed on exec (when it
+		 * is 3 already, dup2 does nothing: clear the flag). */
+		if (p[0] == 3) {
+			if (fcntl(3, F_SETFD, 0) != 0)
+				_exit(127);
+		} else if (dup2(p[0], 3) < 0)
 			_exit(127);
 		if (quiet) {
 			int dn = open("/dev/null", O_WRONLY);
@@ -162,10 +166,18 @@ service_spawn(const char *exe, const char *home, const struct ck_secret *pw,
 		_exit(127);
 	}
 	close(p[0]);
-	w = write(p[1], pw->buf, pw->len);
-	if (w == (ssize_t)pw->len)
-		w = write(p[1], "\n", 1);
-	close(p[1]);
+	/* A child that failed to start must not kill us with SIGPIPE. */
+	{
+		struct sigaction ign, old;
+		memset(&ign, 0, sizeof(ign));
+		ign.sa_handler = SIG_IGN;
+		sigaction(SIGPIPE, &ign, &old);
+		w = write(p[1], pw->buf, pw->len);
+		if (w == (ssize_t)pw->len)
+			w = write(p[1], "\n", 1);
+		close(p[1]);
+		sigaction(SIGPIPE, &old, NULL);
+	}
 	while (waitpid(pid, &status, 0) < 0)
 		if (errno != EINTR)
 			return ck_err_set(CK_E_IO, "waitpid: %s",

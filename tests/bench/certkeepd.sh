@@ -73,7 +73,9 @@ issued() { curl -s "$pub/metrics" | awk '/^certkeep_certificates_issued_total/ {
 
 echo "== issuance over HTTPS"
 printf '%-6s %10s %9s %9s %9s %8s %12s %10s\n' conc 'certs/s' 'p50 ms' 'p99 ms' errors ratio 'cpu ms/cert' 'batch'
+commit_stats() { curl -s "$pub/metrics" | awk '/^certkeep_store_committed_items_total/ {i=$2} /^certkeep_store_commits_total/ {c=$2} END { print i + 0, c + 0 }'; }
 for c in ${CONCURRENCY:-1 8 64}; do
+	read -r i0 k0 < <(commit_stats)
 	t0=$(cpu_ticks) n0=$(issued)
 	line=$("$here/bin/loadgen" --url "$api/api/v1/certificates" --cacert "$work/root.pem" \
 	    --header "Authorization: Bearer $token" \
@@ -81,7 +83,10 @@ for c in ${CONCURRENCY:-1 8 64}; do
 	    --expect 'BEGIN CERTIFICATE' --concurrency "$c" --duration "${DURATION:-10}" \
 	    --warmup "${WARMUP:-2}" --json --label "certkeep-$kt") || true
 	t1=$(cpu_ticks) n1=$(issued)
-	batch=$(curl -s "$pub/metrics" | awk '/^certkeep_store_committed_items_total/ {i=$2} /^certkeep_store_commits_total/ {c=$2} END { if (c) printf "%.1f", i / c }')
+	# Items (pending rows, issued rows, other writes) per durable
+	# transaction during this run.
+	read -r i1 k1 < <(commit_stats)
+	batch=$(awk -v i=$((i1 - i0)) -v k=$((k1 - k0)) 'BEGIN { if (k) printf "%.1f", i / k }')
 	jq -r --arg ceil "${ceiling:-0}" --arg hz "$hz" --arg t "$((t1 - t0))" --arg n "$((n1 - n0))" --arg b "$batch" \
 	    '[.concurrency, .rps, .latency_ms.p50, .latency_ms.p99, .errors,
 	      (if ($ceil|tonumber) > 0 then .rps / ($ceil|tonumber) else 0 end),

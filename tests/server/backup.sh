@@ -193,19 +193,21 @@ cp "$T/m1/$(basename "$incr1")" "$T/m2/"
 
 say "restore refuses a non-empty home and a running CA"
 mkdir "$T/busy" && touch "$T/busy/x"
-expect_fail "not empty" ck restore --home "$T/busy" "$full1" \
-    --recipient-key "$T/r1.key"
-expect_fail "running|not empty" ck restore --home "$ca" "$full1" \
-    --recipient-key "$T/r1.key"
+rk=(--recipient-key "$T/r1.key" --ca "$ca/chain.pem")
+expect_fail "CA certificate and chain" ck restore --home "$T/noca" "$full1" --recipient-key "$T/r1.key"
+expect_fail "not empty" ck restore --home "$T/busy" "$full1" "${rk[@]}"
+expect_fail "running|not empty" ck restore --home "$ca" "$full1" "${rk[@]}"
 expect_fail "missing or out of order|parent" ck restore --home "$T/gap" \
-    "$full1" "$incr2" --recipient-key "$T/r1.key"
+    "$full1" "$incr2" "${rk[@]}"
 [ ! -e "$T/gap" ] || fail "a refused restore left a home behind"
 expect_fail "altered|digest|decrypt|corrupt|bad|zstd|tar" ck restore \
-    --home "$T/bad" "$T/flip.ckb" --recipient-key "$T/r1.key"
+    --home "$T/bad" "$T/flip.ckb" "${rk[@]}"
 [ ! -e "$T/bad" ] || fail "a refused restore left a home behind"
 
 say "restore full + incrementals; every acknowledged certificate is there"
-new="$T/restored"
+mkdir "$T/rest"
+own "$T/rest"	# a restore run as root works as the service user
+new="$T/rest/restored"
 expect_ok ck restore --home "$new" "$full1" "$incr1" "$incr2" \
     --recipient-key "$T/r1.key" --recipient "$T/r1.pem" --ca "$ca/chain.pem" \
     "${as_user[@]}"
@@ -277,7 +279,10 @@ say "after a restore the next backup starts a new chain"
 expect_fail "full backup" ck backup --home "$new" --passphrase-fd 3 3<"$PWFILE" \
     --quiet --incremental --to "$T/other" --recipient "$T/r1.pem"
 expect_ok ck backup --home "$new" --passphrase-fd 3 3<"$PWFILE" --quiet \
-    --to "$T/other" --recipient "$T/r1.pem"
+    --to "$T/other" --recipient "$T/r1.pem" --keep-last 1
+# Its catalogue came from the source CA: those sets are not its to delete.
+[ -f "$full1" ] && [ -f "$incr1" ] ||
+    fail "the restored CA's retention deleted the source CA's sets"
 srv_stop "$new"
 
 say "drill: restore, check, serve, issue; recorded in list and metrics"
@@ -304,6 +309,13 @@ pid_before=$SRV_PID
 expect_ok ck backup --home "$ca" --passphrase-fd 3 3<"$PWFILE" --quiet \
     --offline --to "$T/m1" --to "$T/m2" --recipient "$T/r1.pem"
 srv_running "$ca" || fail "certkeepd is not running after an offline backup"
+# The same with the passphrase from a file (the restarted server gets it
+# through a pipe on descriptor 3, which is then free in the command).
+cp "$PWFILE" "$T/pw.own"
+own "$T/pw.own"
+expect_ok ck backup --home "$ca" --passphrase-file "$T/pw.own" --quiet \
+    --offline --to "$T/m1" --recipient "$T/r1.pem"
+srv_running "$ca" || fail "certkeepd is not running after an offline backup (passphrase file)"
 expect_fail "not a directory" ck backup --home "$ca" --passphrase-fd 3 \
     3<"$PWFILE" --quiet --offline --to "$T/nonexistent" --recipient "$T/r1.pem"
 srv_running "$ca" || fail "a failed offline backup left certkeepd stopped"
