@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -104,6 +105,63 @@ ck_backup_ca_cert_sha256(const struct ck_ca *ca, char hex[65])
 	OPENSSL_free(der);
 	ck_hex_encode(md, 32, hex);
 	return 0;
+}
+
+static int
+has_part(const struct ck_manifest *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->nparts; i++)
+		if (strcmp(m->parts[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* A part holding BUF. */
+static int
+add_buf_part(struct ck_archive_writer *w, const unsigned char *buf,
+    size_t len, const char *part, struct ck_manifest *m)
+{
+	struct ck_archive_part info;
+	int r;
+
+	if (m->nparts >= sizeof(m->parts) / sizeof(m->parts[0]))
+		return ck_err_set(CK_E_INTERNAL, "too many parts");
+	if ((r = ck_archive_part_begin(w, part)) != 0 ||
+	    (r = ck_archive_part_write(w, buf, len)) != 0 ||
+	    (r = ck_archive_part_end(w, &info)) != 0)
+		return r;
+	snprintf(m->parts[m->nparts].name, sizeof(m->parts[m->nparts].name),
+	    "%s", info.name);
+	m->parts[m->nparts].size = info.size;
+	m->parts[m->nparts].raw_size = info.raw_size;
+	m->parts[m->nparts].rows = 0;
+	memcpy(m->parts[m->nparts].sha256, info.sha256, 32);
+	m->nparts++;
+	return 0;
+}
+
+/* The newest CRL and configuration as the snapshot has them, so that the
+ * set is one point in time (the files in the home may be newer). */
+static int
+add_snapshot_part(struct ck_archive_writer *w, struct store_snapshot *snap,
+    const char *what, const char *part, struct ck_manifest *m)
+{
+	unsigned char *buf = NULL;
+	size_t len;
+	int r;
+
+	if ((r = store_snapshot_latest(snap, what, &buf, &len)) != 0) {
+		if (r == CK_E_NOTFOUND) {
+			ck_err_clear();
+			return 0;
+		}
+		return r;
+	}
+	r = add_buf_part(w, buf, len, part, m);
+	free(buf);
+	return r;
 }
 
 /* A part holding a file of the CA home as it is (missing: skipped). */
@@ -216,6 +274,23 @@ out:
 	return r;
 }
 
+/* Rename TMP to PATH, never over an existing file. */
+static int
+publish(const char *tmp, const char *path)
+{
+	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno == EINVAL || errno == ENOSYS) {
+		/* A file system without it (some removable media). */
+		if (ck_fs_exists(path))
+			errno = EEXIST;
+		else if (rename(tmp, path) == 0)
+			return 0;
+	}
+	return ck_err_set(errno == EEXIST ? CK_E_EXISTS : CK_E_IO,
+	    "cannot publish %s: %s", path, strerror(errno));
+}
+
 static int
 fsync_dir(const char *dir)
 {
@@ -278,7 +353,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	char *json = NULL, hex[65], *copies = NULL;
 	unsigned char *p7s = NULL, digest[32], rnd[16], idmd[32];
 	size_t jsonlen, p7slen, i, t;
-	int fd = -1, r, made = 0;
+	int fd = -1, r, made = 0, incremental;
 	const char *op = o->operator_name ? o->operator_name : audit_os_user();
 	json_t *jcopies = NULL;
 	char dests[CK_BACKUP_MAX_DESTS][PATH_MAX];
@@ -324,7 +399,20 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	if (r != 0 && r != CK_E_NOTFOUND)
 		goto out;
 	ck_err_clear();
-	if (o->incremental) {
+	incremental = o->incremental;
+	if (incremental == CK_BACKUP_INCR_IF_POSSIBLE) {
+		/* An incremental where the chain allows one, else a full. */
+		incremental = 0;
+		if (chain != NULL) {
+			lc.chain = chain;
+			if ((r = store_backup_list(ca->st, latest_cb, &lc)) != 0)
+				goto out;
+			incremental = lc.found;
+			store_backup_clear(&lc.best);
+			memset(&lc, 0, sizeof(lc));
+		}
+	}
+	if (incremental) {
 		if (chain == NULL) {
 			r = ck_err_set(CK_E_STATE, "no full backup has been "
 			    "made of this CA (or it was restored since): make "
@@ -399,7 +487,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	for (i = 0; i < o->ndests; i++) {
 		if (snprintf(res->paths[i], sizeof(res->paths[i]),
 		    "%s/%s-%s-%s-%lld.ckb", dests[i], label, ts,
-		    o->incremental ? "incr" : "full", (long long)m->seq_to) >=
+		    incremental ? "incr" : "full", (long long)m->seq_to) >=
 		    (int)sizeof(res->paths[i])) {
 			r = ck_err_set(CK_E_INVAL, "destination path too long");
 			goto out;
@@ -451,19 +539,22 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 		memcpy(m->parts[m->nparts].sha256, info.sha256, 32);
 		m->nparts++;
 	}
-	store_snapshot_close(snap);
-	snap = NULL;
 	if (o->progress)
 		fprintf(stderr, "\rbackup: store done%30s\n", "");
 	if ((r = add_file_part(w, ca, ca->cfg->cert_file, "parts/ca/ca.pem.zst",
 	    m)) != 0 ||
 	    (r = add_file_part(w, ca, ca->cfg->chain_file,
 		"parts/ca/chain.pem.zst", m)) != 0 ||
-	    (r = add_file_part(w, ca, CK_CONFIG_FILE,
+	    (r = add_snapshot_part(w, snap, "config",
 		"parts/config/certkeep.conf.zst", m)) != 0 ||
-	    (r = add_file_part(w, ca, ca->cfg->crl_file,
-		"parts/crl/ca.crl.zst", m)) != 0)
+	    (!has_part(m, "parts/config/certkeep.conf.zst") &&
+		(r = add_file_part(w, ca, CK_CONFIG_FILE,
+		"parts/config/certkeep.conf.zst", m)) != 0) ||
+	    (r = add_snapshot_part(w, snap, "crl", "parts/crl/ca.crl.zst",
+		m)) != 0)
 		goto out;
+	store_snapshot_close(snap);
+	snap = NULL;
 	if ((r = ck_manifest_build(m, &json, &jsonlen)) != 0 ||
 	    (r = sign_manifest(ca, json, jsonlen, &p7s, &p7slen)) != 0 ||
 	    (r = ck_archive_writer_finish_signed(w, json, jsonlen, p7s,
@@ -485,11 +576,8 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 		}
 		res->size = (uint64_t)sb.st_size;
 	}
-	if (rename(tmp, res->paths[0]) != 0) {
-		r = ck_err_set(CK_E_IO, "cannot rename %s: %s", tmp,
-		    strerror(errno));
+	if ((r = publish(tmp, res->paths[0])) != 0)
 		goto out;
-	}
 	res->npaths = 1;
 	if ((r = fsync_dir(dests[0])) != 0 ||
 	    (r = check_copy(res->paths[0], digest, res->size)) != 0)
@@ -504,9 +592,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 			unlink(tmp);
 			goto out;
 		}
-		if (rename(tmp, res->paths[i]) != 0) {
-			r = ck_err_set(CK_E_IO, "cannot rename %s: %s", tmp,
-			    strerror(errno));
+		if ((r = publish(tmp, res->paths[i])) != 0) {
 			unlink(tmp);
 			goto out;
 		}
@@ -586,15 +672,29 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	}
 	if ((r = store_tx_commit(ca->st)) != 0)
 		goto out;
-	/* The ledger travels beside each copy (signed by the CA key). */
+	/*
+	 * The set is made and recorded. What follows cannot unmake it: a
+	 * failure is a warning (and audited), not a failed backup.
+	 * The ledger travels beside each copy (signed by the CA key).
+	 */
 	for (i = 0; i < res->npaths; i++) {
 		char cpath[4200];
 		snprintf(cpath, sizeof(cpath), "%s.custody", res->paths[i]);
-		if ((r = ck_custody_export(ca, res->archive_sha256, cpath)) !=
-		    0)
-			goto done;
+		if (ck_custody_export(ca, res->archive_sha256, cpath) != 0) {
+			snprintf(res->warning, sizeof(res->warning), "the "
+			    "custody record beside %s was not written: %s",
+			    res->paths[i], ck_err_msg());
+			break;
+		}
 	}
-	r = ck_backup_apply_retention(ca, &o->retention, op, &res->deleted);
+	if (ck_backup_apply_retention(ca, &o->retention, op, &res->deleted)
+	    != 0 && res->warning[0] == '\0')
+		snprintf(res->warning, sizeof(res->warning), "retention: %s",
+		    ck_err_msg());
+	if (res->warning[0] != '\0')
+		(void)audit_append(ca->st, op, "backup", m->id, AUDIT_FAILED,
+		    res->warning);
+	r = 0;
 	goto done;
 out:
 	/* Nothing half-made stays behind. */
@@ -604,11 +704,9 @@ out:
 		fd = -1;
 		snprintf(tmp, sizeof(tmp), "%s.partial", res->paths[0]);
 		unlink(tmp);
-		for (i = 0; i < o->ndests; i++) {
+		/* Only what this run published (npaths counts those). */
+		for (i = 0; i < res->npaths; i++)
 			unlink(res->paths[i]);
-			snprintf(tmp, sizeof(tmp), "%s.partial", res->paths[i]);
-			unlink(tmp);
-		}
 		res->npaths = 0;
 	}
 	{
@@ -641,7 +739,28 @@ ck_backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	int audited = 0, r;
 	char msg[1024];
 
-	if ((r = backup_make(ca, o, res, &audited)) != 0 && !audited) {
+	char lpath[4200];
+	int lfd;
+
+	/* One backup at a time per CA (timers may overlap): a second waits. */
+	if ((r = ck_ca_path(ca, "backup.lock", lpath, sizeof(lpath))) != 0)
+		return r;
+	if ((lfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return ck_err_set(CK_E_IO, "cannot open %s: %s", lpath,
+		    strerror(errno));
+	if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+		if (o->progress)
+			fprintf(stderr, "backup: waiting for another backup of "
+			    "this CA to finish\n");
+		if (flock(lfd, LOCK_EX) != 0) {
+			close(lfd);
+			return ck_err_set(CK_E_IO, "cannot lock %s: %s", lpath,
+			    strerror(errno));
+		}
+	}
+	r = backup_make(ca, o, res, &audited);
+	close(lfd);
+	if (r != 0 && !audited) {
 		/* Refused before it began: audited all the same. */
 		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
 		(void)audit_append(ca->st, o->operator_name, "backup", "-",

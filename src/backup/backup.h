@@ -29,8 +29,12 @@ struct ck_retention {
 	unsigned monthly;
 };
 
+#define CK_BACKUP_INCR_IF_POSSIBLE 2
+
 struct ck_backup_opts {
-	int incremental;		/* else full */
+	int incremental;		/* 1: incremental; 0: full;
+					   CK_BACKUP_INCR_IF_POSSIBLE: an
+					   incremental if the chain allows */
 	const char *dests[CK_BACKUP_MAX_DESTS];
 	size_t ndests;
 	STACK_OF(X509) *recipients;
@@ -49,6 +53,8 @@ struct ck_backup_result {
 	char paths[CK_BACKUP_MAX_DESTS][4096];
 	size_t npaths;
 	unsigned deleted;		/* sets removed by retention */
+	char warning[768];		/* a step after the set was made and
+					   recorded failed ("" if none) */
 };
 
 /* Make a set of CA (unlocked: the manifest is signed with its key). */

@@ -216,6 +216,7 @@ struct restore_ctx {
 	int fd;			/* file part: its staging file */
 	char *line;
 	size_t linelen, linecap;
+	uint64_t fbytes, fmax;	/* file part: bytes so far, limit */
 	uint64_t rows;
 	int progress;
 };
@@ -268,6 +269,11 @@ part_begin(void *arg, const char *name)
 	    strcmp(name, "parts/crl/ca.crl.zst") != 0)
 		return ck_err_set(CK_E_PARSE, "%s: unexpected part '%s'",
 		    c->file, name);
+	c->fbytes = 0;
+	c->fmax = strcmp(name, "parts/crl/ca.crl.zst") == 0 ?
+	    256u * 1024 * 1024 : strcmp(name,
+	    "parts/config/certkeep.conf.zst") == 0 ? CK_CONFIG_MAX :
+	    16u * 1024 * 1024;
 	snprintf(path, sizeof(path), "%s/.incoming-%s", c->staging,
 	    strrchr(name, '/') + 1);
 	if ((c->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
@@ -285,6 +291,11 @@ part_data(void *arg, const void *buf, size_t len)
 	int r;
 
 	if (c->fd >= 0) {
+		/* Bounded before the manifest vouches for anything: a forged
+		 * part cannot fill the disk. */
+		if ((c->fbytes += len) > c->fmax)
+			return ck_err_set(CK_E_TOOBIG, "%s: a file part is over "
+			    "%llu bytes", c->file, (unsigned long long)c->fmax);
 		while (len > 0) {
 			ssize_t k = write(c->fd, p, len);
 			if (k < 0) {
@@ -376,6 +387,38 @@ void
 ck_backup_rmtree(const char *dir)
 {
 	(void)nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int
+sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return ck_err_set(CK_E_IO, "cannot sync %s: %s", dir,
+		    strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+/* Forget staged file parts of a set that is not applied. */
+static void
+drop_incoming(const char *staging)
+{
+	static const char *const f[] = { ".incoming-ca.pem.zst",
+		".incoming-chain.pem.zst", ".incoming-certkeep.conf.zst",
+		".incoming-ca.crl.zst", NULL };
+	char a[4200];
+	size_t i;
+
+	for (i = 0; f[i] != NULL; i++) {
+		snprintf(a, sizeof(a), "%s/%s", staging, f[i]);
+		(void)unlink(a);
+	}
 }
 
 /* Move the staged file parts to their places. */
@@ -661,7 +704,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 	if ((r = ck_fs_mkdir_private(path)) != 0)
 		goto out;
 	snprintf(path, sizeof(path), "%s/crl", staging);
-	if (mkdir(path, 0755) != 0) {
+	if (mkdir(path, 0700) != 0) {
 		r = ck_err_set(CK_E_IO, "%s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -710,6 +753,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 		    o->upto_time))) {
 			store_tx_rollback(c.st);
 			in_tx = 0;
+			drop_incoming(staging);
 			break;
 		}
 		if (prev == NULL && ((o->upto_seq && cur->seq_to >
@@ -783,12 +827,25 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 		r = ck_err_set(CK_E_IO, "%s: %s", o->home, strerror(errno));
 		goto out;
 	}
+	if ((r = sync_dir(staging)) != 0)
+		goto out;
 	if (rename(staging, o->home) != 0) {
 		r = ck_err_set(CK_E_IO, "cannot move the restored home into "
 		    "place at %s: %s", o->home, strerror(errno));
 		goto out;
 	}
 	staging[0] = '\0';
+	{
+		/* Durable: the rename is in the parent directory. */
+		char *pc = strdup(o->home);
+		if (pc == NULL || (r = sync_dir(dirname(pc))) != 0) {
+			free(pc);
+			if (r == 0)
+				r = ck_err_set(CK_E_NOMEM, "out of memory");
+			goto done;
+		}
+		free(pc);
+	}
 	if (last)
 		memcpy(last, prev, sizeof(*prev));
 	goto done;

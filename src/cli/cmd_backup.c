@@ -26,7 +26,8 @@
 
 static const char backup_usage[] =
     "certkeep backup --home DIR --to DIR [--to DIR]... --recipient CERT...\n"
-    "        [--incremental] [--offline] [--zstd-level N] [--quiet]\n"
+    "        [--incremental | --incremental-or-full] [--offline]\n"
+    "        [--zstd-level N] [--quiet]\n"
     "        [--keep-last N] [--daily N] [--weekly N] [--monthly N]\n"
     "        [--operator NAME] [--passphrase-file F | --passphrase-fd N]\n"
     "       certkeep backup verify SET... --recipient-key KEY [--recipient CERT]\n"
@@ -61,13 +62,14 @@ static const char restore_usage[] =
 enum { O_TO = CLI_OPT__FIRST_LOCAL, O_RECIP, O_INCR, O_OFFLINE, O_ZLEVEL,
 	O_QUIET, O_KEEP, O_DAILY, O_WEEKLY, O_MONTHLY, O_OPERATOR, O_RKEY,
 	O_CA, O_SINGLE, O_JSON, O_SET, O_KEYBACKUP, O_BPASSFILE, O_SHARE,
-	O_UPTOSEQ, O_UPTOTIME, O_USER, O_FULL };
+	O_UPTOSEQ, O_UPTOTIME, O_USER, O_FULL, O_INCRFULL };
 
 static const struct option backup_longopts[] = {
 	CLI_COMMON_LONGOPTS,
 	{ "to", required_argument, NULL, O_TO },
 	{ "recipient", required_argument, NULL, O_RECIP },
 	{ "incremental", no_argument, NULL, O_INCR },
+	{ "incremental-or-full", no_argument, NULL, O_INCRFULL },
 	{ "full", no_argument, NULL, O_FULL },
 	{ "offline", no_argument, NULL, O_OFFLINE },
 	{ "zstd-level", required_argument, NULL, O_ZLEVEL },
@@ -164,6 +166,9 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 			break;
 		case O_FULL:
 			a->bo.incremental = 0;
+			break;
+		case O_INCRFULL:
+			a->bo.incremental = CK_BACKUP_INCR_IF_POSSIBLE;
 			break;
 		case O_OFFLINE:
 			a->offline = 1;
@@ -406,6 +411,9 @@ backup_make(struct bargs *a, const char *home)
 		if (res.deleted)
 			printf("retention: %u older set%s deleted\n",
 			    res.deleted, res.deleted == 1 ? "" : "s");
+		if (res.warning[0] != '\0')
+			fprintf(stderr, "certkeep: warning: the backup is good, "
+			    "but %s\n", res.warning);
 		if (res.npaths == 1 && !a->quiet)
 			fprintf(stderr, "certkeep: warning: this restore point "
 			    "has a single copy: name a second --to on other "
@@ -561,7 +569,11 @@ backup_drill(struct bargs *a, const char *home, int argc, char **argv)
 		    r == 0, r == 0 ? report + 4 : report);
 		if (r == 0)
 			r = r2;
-	}
+	} else
+		/* It failed before a manifest could be read: audited by the
+		 * first set's name. */
+		(void)ck_ca_audit(ca, "backup-drill", files[0], AUDIT_FAILED,
+		    report);
 	if (r != 0) {
 		ck_err_set(r, "restore drill failed: %s", report);
 		goto fail;

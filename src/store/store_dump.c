@@ -382,6 +382,49 @@ store_snapshot_seq(const struct store_snapshot *s)
 	return s->seq;
 }
 
+int
+store_snapshot_latest(struct store_snapshot *s, const char *what,
+    unsigned char **out, size_t *len)
+{
+	const char *sql;
+	sqlite3_stmt *st = NULL;
+	const void *p;
+	int r, n;
+
+	*out = NULL;
+	*len = 0;
+	if (strcmp(what, "crl") == 0)
+		sql = "SELECT der FROM crls ORDER BY number DESC LIMIT 1";
+	else if (strcmp(what, "config") == 0)
+		sql = "SELECT content FROM config_history ORDER BY id DESC "
+		    "LIMIT 1";
+	else
+		return ck_err_set(CK_E_INVAL, "no snapshot item '%s'", what);
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return snap_err(s, "reading the snapshot");
+	if ((r = sqlite3_step(st)) == SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return ck_err_set(CK_E_NOTFOUND, "the store holds no %s", what);
+	}
+	if (r != SQLITE_ROW) {
+		r = snap_err(s, "reading the snapshot");
+		sqlite3_finalize(st);
+		return r;
+	}
+	p = sqlite3_column_blob(st, 0);
+	n = sqlite3_column_bytes(st, 0);
+	if ((*out = malloc((size_t)n + 1)) == NULL) {
+		sqlite3_finalize(st);
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	}
+	if (n > 0)
+		memcpy(*out, p, (size_t)n);
+	(*out)[n] = '\0';
+	*len = (size_t)n;
+	sqlite3_finalize(st);
+	return 0;
+}
+
 /* ------------------------------------------------------- JSON writing */
 
 static const char b64_alphabet[] =

@@ -41,6 +41,12 @@ int store_dump_table(struct store_snapshot *s, const char *table,
     int64_t after_seq, int (*emit)(void *arg, const void *buf, size_t len),
     void *arg, uint64_t *nrows);
 
+/* The newest of WHAT at the snapshot: "crl" (its DER) or "config" (the
+ * configuration text in force). *OUT (NUL-terminated, caller frees);
+ * CK_E_NOTFOUND if there is none. */
+int store_snapshot_latest(struct store_snapshot *s, const char *what,
+    unsigned char **out, size_t *len);
+
 /* What the store holds at the snapshot, for the manifest and for checking a
  * restore. */
 struct store_dump_counts {
