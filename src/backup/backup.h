@@ -114,6 +114,8 @@ struct ck_restore_opts {
 	int64_t upto_seq;		/* 0: all sets */
 	int64_t upto_time;		/* 0: all sets */
 	const char *user;		/* root: the service user to own it */
+	uint64_t crl_floor;		/* CRL numbers go on after this (the
+					   last published); 0: the backup's */
 };
 
 /* Restore a full and its incrementals into a new CA home. Nothing is left

@@ -795,6 +795,8 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 	    (r = store_meta_set(c.st, "last_good_backup", "0")) != 0 ||
 	    (r = store_meta_set(c.st, "last_good_drill", "0")) != 0 ||
 	    (r = forget_copies(c.st)) != 0 ||
+	    (o->crl_floor > 0 &&
+		(r = store_crl_number_floor(c.st, o->crl_floor)) != 0) ||
 	    (r = audit_append(c.st, NULL, "restore", prev->id, AUDIT_OK,
 		detail)) != 0 ||
 	    (r = store_tx_commit(c.st)) != 0)

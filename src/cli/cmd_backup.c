@@ -53,16 +53,18 @@ static const char backup_usage[] =
 static const char restore_usage[] =
     "certkeep restore --home NEWDIR SET... --recipient-key KEY --ca CHAIN.pem\n"
     "        [--recipient CERT] [--upto-seq N | --upto-time T]\n"
-    "        [--user NAME] [--quiet]\n"
+    "        [--last-crl CRL] [--user NAME] [--quiet]\n"
     "\n"
     "Restores a full set and the incrementals after it (in order) into a\n"
     "new or empty CA home. The CA key is not in a data backup: restore it\n"
-    "with 'certkeep key restore' afterwards.";
+    "with 'certkeep key restore' afterwards. --last-crl names the last CRL\n"
+    "this CA published (DER or PEM, from its CRL URL): CRL numbers then go\n"
+    "on after it even if it is newer than the backup.";
 
 enum { O_TO = CLI_OPT__FIRST_LOCAL, O_RECIP, O_INCR, O_OFFLINE, O_ZLEVEL,
 	O_QUIET, O_KEEP, O_DAILY, O_WEEKLY, O_MONTHLY, O_OPERATOR, O_RKEY,
 	O_CA, O_SINGLE, O_JSON, O_SET, O_KEYBACKUP, O_BPASSFILE, O_SHARE,
-	O_UPTOSEQ, O_UPTOTIME, O_USER, O_FULL, O_INCRFULL };
+	O_UPTOSEQ, O_UPTOTIME, O_USER, O_FULL, O_INCRFULL, O_LASTCRL };
 
 static const struct option backup_longopts[] = {
 	CLI_COMMON_LONGOPTS,
@@ -90,6 +92,7 @@ static const struct option backup_longopts[] = {
 	{ "upto-seq", required_argument, NULL, O_UPTOSEQ },
 	{ "upto-time", required_argument, NULL, O_UPTOTIME },
 	{ "user", required_argument, NULL, O_USER },
+	{ "last-crl", required_argument, NULL, O_LASTCRL },
 	{ NULL, 0, NULL, 0 }
 };
 
@@ -97,7 +100,7 @@ struct bargs {
 	struct cli_common com;
 	struct ck_backup_opts bo;
 	STACK_OF(X509) *recips;
-	const char *rkey, *ca, *set, *keybackup, *bpassfile, *user;
+	const char *rkey, *ca, *set, *keybackup, *bpassfile, *user, *last_crl;
 	const char *shares[CK_KEYBACKUP_MAX_SHARES];
 	int nshares;
 	int offline, quiet, single, json, retention_set;
@@ -240,6 +243,9 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 			break;
 		case O_USER:
 			a->user = optarg;
+			break;
+		case O_LASTCRL:
+			a->last_crl = optarg;
 			break;
 		default:
 			return cli_usage(usage);
@@ -649,6 +655,44 @@ out:
 	return ex;
 }
 
+/* The number of the last CRL the CA published, checked to be the CA's:
+ * the restored CA's CRL numbers go on after it. */
+static int
+crl_number_of(const char *crlpath, STACK_OF(X509) *trusted, uint64_t *n)
+{
+	X509_CRL *crl = NULL;
+	ASN1_INTEGER *num = NULL;
+	BIO *b;
+	int crit;
+
+	if ((b = BIO_new_file(crlpath, "r")) == NULL)
+		return ck_err_set(CK_E_NOTFOUND, "cannot read %s", crlpath);
+	crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+	if (crl == NULL) {
+		(void)BIO_reset(b);
+		crl = d2i_X509_CRL_bio(b, NULL);
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	if (crl == NULL)
+		return ck_err_set(CK_E_PARSE, "%s is not a CRL", crlpath);
+	if (X509_CRL_verify(crl, X509_get0_pubkey(sk_X509_value(trusted, 0)))
+	    != 1) {
+		X509_CRL_free(crl);
+		ERR_clear_error();
+		return ck_err_set(CK_E_BADSIG, "%s is not signed by the CA",
+		    crlpath);
+	}
+	num = X509_CRL_get_ext_d2i(crl, NID_crl_number, &crit, NULL);
+	X509_CRL_free(crl);
+	if (num == NULL || ASN1_INTEGER_get_uint64(n, num) != 1) {
+		ASN1_INTEGER_free(num);
+		return ck_err_set(CK_E_PARSE, "%s has no CRL number", crlpath);
+	}
+	ASN1_INTEGER_free(num);
+	return 0;
+}
+
 int
 cmd_restore(int argc, char **argv)
 {
@@ -686,6 +730,9 @@ cmd_restore(int argc, char **argv)
 	ro.upto_seq = a.upto_seq;
 	ro.upto_time = a.upto_time;
 	ro.user = a.user;
+	if (a.last_crl != NULL &&
+	    (r = crl_number_of(a.last_crl, trusted, &ro.crl_floor)) != 0)
+		goto fail;
 	if ((r = ck_backup_restore(&rd, (const char *const *)argv + optind,
 	    (size_t)(argc - optind), &ro, &last)) != 0)
 		goto fail;

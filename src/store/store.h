@@ -176,6 +176,10 @@ int store_revoked_list(struct store *st, int64_t not_after_min,
 int store_crl_next_number(struct store *st, uint64_t *out);
 
 /* Record a signed CRL. */
+/* Make sure the next CRL number is above NUMBER (a CRL published after the
+ * backup a CA was restored from). */
+int store_crl_number_floor(struct store *st, uint64_t number);
+
 int store_crl_insert(struct store *st, uint64_t number, int64_t this_update,
     int64_t next_update, const unsigned char *der, size_t der_len);
 

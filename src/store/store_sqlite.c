@@ -895,6 +895,24 @@ store_crl_next_number(struct store *st, uint64_t *out)
 }
 
 int
+store_crl_number_floor(struct store *st, uint64_t number)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if ((r = mutation_begin(st, "UPDATE crl_counter SET value = max(value, "
+	    "?), change_seq = ? WHERE id = 1", &s, &seq)) != 0)
+		return r;
+	sqlite3_bind_int64(s, 1, (int64_t)number);
+	sqlite3_bind_int64(s, 2, seq);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = db_err(st, "CRL number");
+	stmt_done(st, s);
+	return tx_end(st, r);
+}
+
+int
 store_crl_insert(struct store *st, uint64_t number, int64_t this_update,
     int64_t next_update, const unsigned char *der, size_t der_len)
 {

@@ -208,9 +208,13 @@ say "restore full + incrementals; every acknowledged certificate is there"
 mkdir "$T/rest"
 own "$T/rest"	# a restore run as root works as the service user
 new="$T/rest/restored"
+# CRLs published after the last backup: the restore is told of the last.
+expect_ok ck crl --home "$ca" --passphrase-fd 3 3<"$PWFILE"
+expect_ok ck crl --home "$ca" --passphrase-fd 3 3<"$PWFILE"
+cp "$ca/crl/ca.crl" "$T/last.crl"
 expect_ok ck restore --home "$new" "$full1" "$incr1" "$incr2" \
     --recipient-key "$T/r1.key" --recipient "$T/r1.pem" --ca "$ca/chain.pem" \
-    "${as_user[@]}"
+    --last-crl "$T/last.crl" "${as_user[@]}"
 restored_serials() { ck list --home "$new" --json 2>/dev/null |
     jq -r '.[].serial' 2>/dev/null || ck list --home "$new" | awk 'NR>1 {print $1}'; }
 restored_serials >"$T/restored.serials"
@@ -238,7 +242,7 @@ expect_ok ck key backup --home "$ca" --passphrase-fd 3 3<"$PWFILE" \
     --out "$T/m1/ca-key.p8" --backup-passphrase-file "$T/kbpw"
 expect_ok ck key restore --home "$new" --from "$T/m1/ca-key.p8" \
     --backup-passphrase-file "$T/kbpw" --passphrase-fd 3 3<"$PWFILE"
-crl_before=$(openssl crl -in "$ca/crl/ca.crl" -inform DER -noout -crlnumber | cut -d= -f2)
+crl_before=$(openssl crl -in "$T/last.crl" -inform DER -noout -crlnumber | cut -d= -f2)
 srv_stop "$ca"
 conf_set "$new" server api_listen 127.0.0.1:0
 conf_set "$new" server http_listen 127.0.0.1:0
