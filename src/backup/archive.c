@@ -988,7 +988,7 @@ env_bad(const struct env *e, const char *what)
 static int
 ber_hdr(struct env *e, struct ber *b, uint64_t limit, const char *where)
 {
-	unsigned char c;
+	unsigned char c = 0;
 	unsigned n, i;
 	uint64_t start = e->in.off;
 	int rc;

@@ -687,7 +687,8 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 			break;
 		}
 	}
-	if (ck_backup_apply_retention(ca, &o->retention, op, &res->deleted)
+	if (ck_backup_apply_retention(ca, &o->retention, op, m->id,
+	    &res->deleted)
 	    != 0 && res->warning[0] == '\0')
 		snprintf(res->warning, sizeof(res->warning), "retention: %s",
 		    ck_err_msg());

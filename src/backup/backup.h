@@ -156,6 +156,6 @@ int ck_backup_ca_cert_sha256(const struct ck_ca *ca, char hex[65]);
 /* Apply a retention policy to the catalogue's sets (see catalogue.c). */
 int ck_backup_apply_retention(struct ck_ca *ca,
     const struct ck_retention *rt, const char *operator_name,
-    unsigned *deleted);
+    const char *keep_id, unsigned *deleted);
 
 #endif

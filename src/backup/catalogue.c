@@ -377,8 +377,8 @@ month_of(int64_t t)
 
 /* Keep the newest set of each of the last N periods. */
 static void
-keep_periods(const struct setlist *l, unsigned n, int64_t (*period)(int64_t),
-    char *keep)
+keep_periods(const struct setlist *l, const char *live, unsigned n,
+    int64_t (*period)(int64_t), char *keep)
 {
 	size_t i;
 	unsigned seen = 0;
@@ -386,8 +386,11 @@ keep_periods(const struct setlist *l, unsigned n, int64_t (*period)(int64_t),
 
 	if (n == 0)
 		return;
-	for (i = l->n; i-- > 0 && seen <= n;) {
-		int64_t p = period(l->v[i].created_at);
+	for (i = l->n; i-- > 0;) {
+		int64_t p;
+		if (!live[i])
+			continue;
+		p = period(l->v[i].created_at);
 		if (p != last) {
 			if (++seen > n)
 				break;
@@ -399,10 +402,10 @@ keep_periods(const struct setlist *l, unsigned n, int64_t (*period)(int64_t),
 
 int
 ck_backup_apply_retention(struct ck_ca *ca, const struct ck_retention *rt,
-    const char *operator_name, unsigned *deleted)
+    const char *operator_name, const char *keep_id, unsigned *deleted)
 {
 	struct setlist l;
-	char *keep = NULL;
+	char *keep = NULL, *live;
 	size_t i, j;
 	int r, changed;
 
@@ -414,18 +417,35 @@ ck_backup_apply_retention(struct ck_ca *ca, const struct ck_retention *rt,
 		return r;
 	if (l.n == 0)
 		goto out;
-	if ((keep = calloc(l.n, 1)) == NULL) {
+	if ((keep = calloc(2, l.n)) == NULL) {
 		r = ck_err_set(CK_E_NOMEM, "out of memory");
 		goto out;
 	}
-	/* Sets without copies left are history only: nothing to delete. */
-	for (i = l.n, j = 0; i-- > 0;)
-		if (j++ < rt->keep_last)
+	live = keep + l.n;
+	/*
+	 * The rules count only sets with a copy on disk: sets whose copies
+	 * are gone (lost media) are history, and must not push restorable
+	 * ones out. The set just made, and the newest restorable one, are
+	 * always kept.
+	 */
+	for (i = 0; i < l.n; i++) {
+		int rec, pres;
+		copy_state(&l.v[i], &rec, &pres, NULL, 0);
+		live[i] = pres > 0;
+		if (keep_id != NULL && strcmp(l.v[i].id, keep_id) == 0)
 			keep[i] = 1;
-	keep_periods(&l, rt->daily, day_of, keep);
-	keep_periods(&l, rt->weekly, week_of, keep);
-	keep_periods(&l, rt->monthly, month_of, keep);
-	keep[l.n - 1] = 1;
+	}
+	for (i = l.n, j = 0; i-- > 0;)
+		if (live[i] && j++ < rt->keep_last)
+			keep[i] = 1;
+	keep_periods(&l, live, rt->daily, day_of, keep);
+	keep_periods(&l, live, rt->weekly, week_of, keep);
+	keep_periods(&l, live, rt->monthly, month_of, keep);
+	for (i = l.n; i-- > 0;)
+		if (live[i]) {
+			keep[i] = 1;
+			break;
+		}
 	/* A kept set keeps its ancestors. */
 	do {
 		changed = 0;

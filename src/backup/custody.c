@@ -798,7 +798,7 @@ only_keys(json_t *o, const char *const *allowed, const char *what)
 static int
 time_pair(json_t *o, const char *tkey, const char *ukey, int64_t *out)
 {
-	const char *t;
+	const char *t = NULL;
 	char want[32];
 	int r;
 

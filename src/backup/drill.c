@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -194,8 +195,13 @@ https_post(unsigned port, STACK_OF(X509) *chain, const char *path,
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0) {
+		/* A drill never hangs on its own server. */
+		struct timeval tv = { 30, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
 		r = ck_err_set(CK_E_IO, "cannot connect to the drill server: "
 		    "%s", strerror(errno));
 		goto out;
@@ -249,6 +255,8 @@ out:
 	SSL_CTX_free(ctx);
 	if (fd >= 0)
 		close(fd);
+	if (req != NULL)
+		OPENSSL_cleanse(req, strlen(req));	/* the bearer token */
 	free(req);
 	free(buf);
 	return r;
@@ -552,10 +560,36 @@ struct drill_reply {
 	char report[1024];
 };
 
+static int drill_run(const struct ck_backup_reader *rd,
+    const char *const *files, size_t nfiles, const struct ck_drill_opts *o,
+    struct ck_manifest *last, char *report, size_t reportsz);
+
 int
 ck_backup_drill(const struct ck_backup_reader *rd,
     const char *const *files, size_t nfiles, const struct ck_drill_opts *o,
     struct ck_manifest *last, char *report, size_t reportsz)
+{
+	sigset_t sigs, oldsigs;
+	int r;
+
+	report[0] = '\0';
+	memset(last, 0, sizeof(*last));
+	/* An interrupt waits for the teardown: no throwaway server may be
+	 * left running with the key unlocked, nor its home left behind. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, &oldsigs);
+	r = drill_run(rd, files, nfiles, o, last, report, reportsz);
+	sigprocmask(SIG_SETMASK, &oldsigs, NULL);
+	return r;
+}
+
+static int
+drill_run(const struct ck_backup_reader *rd, const char *const *files,
+    size_t nfiles, const struct ck_drill_opts *o, struct ck_manifest *last,
+    char *report, size_t reportsz)
 {
 	char scratch[4200];
 	const char *tmp = getenv("TMPDIR");
@@ -567,8 +601,6 @@ ck_backup_drill(const struct ck_backup_reader *rd,
 	int r, p[2], status;
 	pid_t pid;
 
-	report[0] = '\0';
-	memset(last, 0, sizeof(*last));
 	if (o->key == NULL)
 		return ck_err_set(CK_E_INVAL, "a drill needs the CA key to "
 		    "bring the restored CA up (the live home's, or a key "

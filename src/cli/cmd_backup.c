@@ -363,6 +363,35 @@ apply_config(struct bargs *a, const char *home, const struct ck_config *cfg)
 	return 0;
 }
 
+/*
+ * A certkeepd run by systemd must be stopped and started by systemd: one
+ * started from here would run outside its unit (and its sandbox), and
+ * systemd would not know it. Its cgroup tells.
+ */
+static int
+not_systemd(pid_t pid)
+{
+	char path[64], buf[1024], *unit;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cgroup", (long)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return 0;
+	while (fgets(buf, sizeof(buf), f) != NULL) {
+		buf[strcspn(buf, "\n")] = '\0';
+		if ((unit = strrchr(buf, '/')) != NULL && strlen(unit) > 9 &&
+		    strcmp(unit + strlen(unit) - 8, ".service") == 0) {
+			fclose(f);
+			return ck_err_set(CK_E_STATE, "certkeepd runs under "
+			    "systemd (%s): stop and start it with systemctl "
+			    "around the backup (contrib/certkeep-backup-full."
+			    "service does), not with --offline", unit + 1);
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
 static int
 backup_make(struct bargs *a, const char *home)
 {
@@ -389,6 +418,8 @@ backup_make(struct bargs *a, const char *home)
 		if ((r = service_running(home, &pid)) < 0)
 			goto fail;
 		running = r == 1;
+		if (running && (r = not_systemd(pid)) != 0)
+			goto fail;
 		if (running) {
 			if (!a->quiet)
 				fprintf(stderr, "certkeep: stopping certkeepd "
