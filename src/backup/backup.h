@@ -147,6 +147,11 @@ int ck_backup_chain_files(struct ck_ca *ca, const char *id, char ***files,
 int ck_backup_config_set(const char *home, const char *section,
     const char *const *keys, const char *const *vals);
 
+/* Run FN(ARG, REPLY) in a child process that has become USER; REPLY
+ * (REPLYSZ bytes, at most a pipe's buffer) comes back to the caller. */
+int ck_backup_as_user(const char *user, int (*fn)(void *arg, void *reply),
+    void *arg, void *reply, size_t replysz);
+
 /* Remove a directory tree (scratch and staging directories). */
 void ck_backup_rmtree(const char *dir);
 

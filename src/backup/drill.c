@@ -555,10 +555,36 @@ out:
 
 /* What a drill run in a child process sends back. */
 struct drill_reply {
-	int r;
 	struct ck_manifest last;
 	char report[1024];
 };
+
+struct drill_job {
+	const struct ck_backup_reader *rd;
+	const char *const *files;
+	size_t nfiles;
+	const struct ck_drill_opts *o;
+	const char *scratch;
+};
+
+/* In the child, as the service user: the drill, then the user empties
+ * what the user made; root only removes the empty directory. */
+static int
+drill_job_run(void *arg, void *reply)
+{
+	struct drill_job *j = arg;
+	struct drill_reply *rep = reply;
+	char home[4300];
+	int r;
+
+	r = drill_body(j->rd, j->files, j->nfiles, j->o, j->scratch,
+	    &rep->last, rep->report, sizeof(rep->report));
+	snprintf(home, sizeof(home), "%s/home", j->scratch);
+	ck_backup_rmtree(home);
+	if (r != 0)
+		ck_err_set(r, "%s", rep->report);
+	return r;
+}
 
 static int drill_run(const struct ck_backup_reader *rd,
     const char *const *files, size_t nfiles, const struct ck_drill_opts *o,
@@ -595,11 +621,11 @@ drill_run(const struct ck_backup_reader *rd, const char *const *files,
 	const char *tmp = getenv("TMPDIR");
 	struct drill_reply *rep = NULL;
 	struct ck_backup_reader rd2;
+	struct drill_job job;
 	int *fds = NULL, as_child = 0;
 	size_t i;
 	unsigned uid, gid;
-	int r, p[2], status;
-	pid_t pid;
+	int r;
 
 	if (o->key == NULL)
 		return ck_err_set(CK_E_INVAL, "a drill needs the CA key to "
@@ -650,58 +676,19 @@ drill_run(const struct ck_backup_reader *rd, const char *const *files,
 		}
 	memcpy(&rd2, rd, sizeof(rd2));
 	rd2.fds = fds;
-	if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
-		r = ck_err_set(CK_E_IO, "cannot start the drill: %s",
-		    strerror(errno));
+	job.rd = &rd2;
+	job.files = files;
+	job.nfiles = nfiles;
+	job.o = o;
+	job.scratch = scratch;
+	r = ck_backup_as_user(o->service_user, drill_job_run, &job, rep,
+	    sizeof(*rep));
+	if (r != 0 && rep->report[0] == '\0') {
+		snprintf(report, reportsz, "%s", ck_err_msg());
 		goto out;
-	}
-	if (pid == 0) {
-		int sw;
-		const char *w;
-		size_t left;
-
-		close(p[0]);
-		if ((rep->r = ck_privs_drop(o->service_user, NULL, 0, &sw)) ==
-		    0) {
-			char home[4300];
-			rep->r = drill_body(&rd2, files, nfiles, o, scratch,
-			    &rep->last, rep->report, sizeof(rep->report));
-			/* The user empties what the user made; root only
-			 * removes the empty directory. */
-			snprintf(home, sizeof(home), "%s/home", scratch);
-			ck_backup_rmtree(home);
-		} else
-			snprintf(rep->report, sizeof(rep->report), "%s",
-			    ck_err_msg());
-		for (w = (const char *)rep, left = sizeof(*rep); left > 0;) {
-			ssize_t n = write(p[1], w, left);
-			if (n <= 0)
-				_exit(2);
-			w += n;
-			left -= (size_t)n;
-		}
-		_exit(rep->r == 0 ? 0 : 1);
-	}
-	close(p[1]);
-	{
-		char *w = (char *)rep;
-		size_t got = 0;
-		ssize_t n;
-		while (got < sizeof(*rep) && ((n = read(p[0], w + got,
-		    sizeof(*rep) - got)) > 0 || (n < 0 && errno == EINTR)))
-			if (n > 0)
-				got += (size_t)n;
-		close(p[0]);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (got != sizeof(*rep)) {
-			r = ck_err_set(CK_E_INTERNAL, "the drill process died");
-			goto out;
-		}
 	}
 	memcpy(last, &rep->last, sizeof(*last));
 	snprintf(report, reportsz, "%s", rep->report);
-	r = rep->r;
 out:
 	if (r != 0 && report[0] == '\0')
 		snprintf(report, reportsz, "%s", ck_err_msg());

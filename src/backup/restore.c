@@ -870,12 +870,88 @@ done:
 	return r;
 }
 
-/* What a restore run as another user sends back. */
-struct restore_reply {
+/*
+ * Run FN(ARG, REPLY) in a child process that has become USER, and copy the
+ * REPLYSZ bytes of REPLY it filled back into the caller's REPLY. Returns
+ * FN's result (its message carried over), or an error if the child could
+ * not run or died.
+ */
+struct as_user_msg {
 	int r;
-	struct ck_manifest last;
 	char msg[1024];
 };
+
+/* All LEN bytes to (WR) or from FD. */
+static int
+xfer(int fd, void *buf, size_t len, int wr)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = wr ? write(fd, p, len) : read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+ck_backup_as_user(const char *user, int (*fn)(void *arg, void *reply),
+    void *arg, void *reply, size_t replysz)
+{
+	struct as_user_msg hdr;
+	int p[2], status, r;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0)
+		return ck_err_set(CK_E_IO, "cannot start a process as %s: %s",
+		    user, strerror(errno));
+	if (pid == 0) {
+		int sw;
+
+		close(p[0]);
+		memset(&hdr, 0, sizeof(hdr));
+		if ((hdr.r = ck_privs_drop(user, NULL, 0, &sw)) == 0)
+			hdr.r = fn(arg, reply);
+		snprintf(hdr.msg, sizeof(hdr.msg), "%s", ck_err_msg());
+		if (xfer(p[1], &hdr, sizeof(hdr), 1) != 0 ||
+		    xfer(p[1], reply, replysz, 1) != 0)
+			_exit(2);
+		_exit(hdr.r == 0 ? 0 : 1);
+	}
+	close(p[1]);
+	r = xfer(p[0], &hdr, sizeof(hdr), 0);
+	if (r == 0)
+		r = xfer(p[0], reply, replysz, 0);
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (r != 0)
+		return ck_err_set(CK_E_INTERNAL, "the process run as %s died",
+		    user);
+	if ((r = hdr.r) != 0)
+		ck_err_set(r, "%s", hdr.msg);
+	return r;
+}
+
+struct restore_job {
+	const struct ck_backup_reader *rd;
+	const char *const *files;
+	size_t nfiles;
+	const struct ck_restore_opts *o;
+};
+
+static int
+restore_job_run(void *arg, void *reply)
+{
+	struct restore_job *j = arg;
+
+	return restore_body(j->rd, j->files, j->nfiles, j->o, reply);
+}
 
 int
 ck_backup_restore(const struct ck_backup_reader *rd,
@@ -884,10 +960,10 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 {
 	struct ck_backup_reader rd2;
 	struct ck_restore_opts o2;
-	struct restore_reply *rep = NULL;
-	int *fds = NULL, p[2], r, status;
+	struct restore_job job;
+	struct ck_manifest *m = NULL;
+	int *fds = NULL, r;
 	size_t i;
-	pid_t pid;
 
 	if (o->user == NULL || o->user[0] == '\0' || geteuid() != 0)
 		return restore_body(rd, files, nfiles, o, last);
@@ -898,7 +974,7 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 	 * opened here, as root.
 	 */
 	if ((fds = calloc(nfiles, sizeof(*fds))) == NULL ||
-	    (rep = calloc(1, sizeof(*rep))) == NULL) {
+	    (m = calloc(1, sizeof(*m))) == NULL) {
 		free(fds);
 		return ck_err_set(CK_E_NOMEM, "out of memory");
 	}
@@ -916,56 +992,18 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 		rd2.fds = fds;
 	memcpy(&o2, o, sizeof(o2));
 	o2.user = NULL;
-	if (pipe2(p, O_CLOEXEC) != 0 || (pid = fork()) < 0) {
-		r = ck_err_set(CK_E_IO, "cannot start the restore: %s",
-		    strerror(errno));
-		goto out;
-	}
-	if (pid == 0) {
-		int sw;
-		const char *w = (const char *)rep;
-		size_t left = sizeof(*rep);
-
-		close(p[0]);
-		if ((rep->r = ck_privs_drop(o->user, NULL, 0, &sw)) == 0)
-			rep->r = restore_body(&rd2, files, nfiles, &o2,
-			    &rep->last);
-		snprintf(rep->msg, sizeof(rep->msg), "%s", ck_err_msg());
-		while (left > 0) {
-			ssize_t n = write(p[1], w, left);
-			if (n <= 0)
-				_exit(2);
-			w += n;
-			left -= (size_t)n;
-		}
-		_exit(rep->r == 0 ? 0 : 1);
-	}
-	close(p[1]);
-	{
-		char *w = (char *)rep;
-		size_t got = 0;
-		ssize_t n;
-		while (got < sizeof(*rep) && ((n = read(p[0], w + got,
-		    sizeof(*rep) - got)) > 0 || (n < 0 && errno == EINTR)))
-			if (n > 0)
-				got += (size_t)n;
-		close(p[0]);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		if (got != sizeof(*rep)) {
-			r = ck_err_set(CK_E_INTERNAL, "the restore process died");
-			goto out;
-		}
-	}
-	if ((r = rep->r) != 0)
-		ck_err_set(r, "%s", rep->msg);
-	else if (last != NULL)
-		memcpy(last, &rep->last, sizeof(*last));
+	job.rd = &rd2;
+	job.files = files;
+	job.nfiles = nfiles;
+	job.o = &o2;
+	if ((r = ck_backup_as_user(o->user, restore_job_run, &job, m,
+	    sizeof(*m))) == 0 && last != NULL)
+		memcpy(last, m, sizeof(*m));
 out:
 	for (i = 0; i < nfiles; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(fds);
-	free(rep);
+	free(m);
 	return r;
 }
