@@ -354,7 +354,15 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	unsigned char *p7s = NULL, digest[32], rnd[16], idmd[32];
 	size_t jsonlen, p7slen, i, t;
 	int fd = -1, r, made = 0, incremental;
-	const char *op = o->operator_name ? o->operator_name : audit_os_user();
+	char opbuf[128];
+	const char *op = audit_os_user();
+
+	/* --operator names who did it; the OS user who ran it stays. */
+	if (o->operator_name != NULL && strcmp(o->operator_name, op) != 0) {
+		snprintf(opbuf, sizeof(opbuf), "%.40s (for %.64s)", op,
+		    o->operator_name);
+		op = opbuf;
+	}
 	json_t *jcopies = NULL;
 	char dests[CK_BACKUP_MAX_DESTS][PATH_MAX];
 

@@ -213,6 +213,21 @@ ck_manifest_parse(const char *json, size_t len, struct ck_manifest *m)
 		r = ck_err_set(CK_E_PARSE, "manifest: bad id or chain");
 		goto out;
 	}
+	{
+		/* The id is what the set's identity fields hash to. */
+		char src[256], hex2[65];
+		unsigned char md[32];
+		int n = snprintf(src, sizeof(src), "%s|%s|%lld|%lld|%lld",
+		    m->chain, m->kind, (long long)m->seq_from,
+		    (long long)m->seq_to, (long long)m->created);
+		SHA256((unsigned char *)src, (size_t)n, md);
+		ck_hex_encode(md, 32, hex2);
+		if (strcmp(hex2, m->id) != 0) {
+			r = ck_err_set(CK_E_PARSE, "manifest: its id does not "
+			    "match its chain, kind, sequences and time");
+			goto out;
+		}
+	}
 	if (strcmp(m->kind, "full") != 0 && strcmp(m->kind, "incremental")
 	    != 0) {
 		r = ck_err_set(CK_E_PARSE, "manifest: unknown kind '%s'",

@@ -133,6 +133,28 @@ load_certs(const char *path, STACK_OF(X509) *sk)
 	return 0;
 }
 
+/* The first certificate of FILE only: a PEM that also holds its issuers
+ * must not make them recipients too. */
+static int
+load_recipient(const char *path, STACK_OF(X509) *sk)
+{
+	STACK_OF(X509) *all = sk_X509_new_null();
+	X509 *x;
+	int r;
+
+	if (all == NULL)
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	if ((r = load_certs(path, all)) == 0) {
+		x = sk_X509_shift(all);
+		if (!sk_X509_push(sk, x)) {
+			X509_free(x);
+			r = ck_err_set(CK_E_NOMEM, "out of memory");
+		}
+	}
+	sk_X509_pop_free(all, X509_free);
+	return r;
+}
+
 static int
 parse_count(const char *s, const char *what, unsigned *out)
 {
@@ -162,7 +184,7 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 			a->bo.dests[a->bo.ndests++] = optarg;
 			break;
 		case O_RECIP:
-			r = load_certs(optarg, a->recips);
+			r = load_recipient(optarg, a->recips);
 			break;
 		case O_INCR:
 			a->bo.incremental = 1;
@@ -343,10 +365,10 @@ apply_config(struct bargs *a, const char *home, const struct ck_config *cfg)
 		for (i = 0; i < l.n && r == 0; i++) {
 			char path[4200];
 			if (l.v[i][0] == '/')
-				r = load_certs(l.v[i], a->recips);
+				r = load_recipient(l.v[i], a->recips);
 			else if ((r = ck_path_join(path, sizeof(path), home,
 			    l.v[i])) == 0)
-				r = load_certs(path, a->recips);
+				r = load_recipient(path, a->recips);
 		}
 		ck_strlist_clear(&l);
 		if (r != 0)

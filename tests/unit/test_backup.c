@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "backup/backup.h"
@@ -308,7 +309,6 @@ test_manifest(void **state)
 
 	(void)state;
 	memset(&m, 0, sizeof(m));
-	snprintf(m.id, sizeof(m.id), "%064d", 1);
 	snprintf(m.kind, sizeof(m.kind), "incremental");
 	snprintf(m.chain, sizeof(m.chain), "%032d", 2);
 	snprintf(m.parent_id, sizeof(m.parent_id), "%064d", 3);
@@ -322,6 +322,23 @@ test_manifest(void **state)
 	m.nparts = 1;
 	snprintf(m.parts[0].name, sizeof(m.parts[0].name), "parts/x.zst");
 	m.parts[0].sha256[0] = 0xab;
+	m.created = 1795000000;
+	{
+		/* The id the fields hash to (a wrong one is refused). */
+		char src[256];
+		unsigned char md[32];
+		snprintf(m.id, sizeof(m.id), "%064d", 1);
+		assert_int_equal(ck_manifest_build(&m, &json, &len), 0);
+		assert_int_not_equal(ck_manifest_parse(json, len, &m2), 0);
+		assert_contains(ck_err_msg(), "id");
+		free(json);
+		snprintf(src, sizeof(src), "%s|%s|%lld|%lld|%lld", m.chain,
+		    m.kind, (long long)m.seq_from, (long long)m.seq_to,
+		    (long long)m.created);
+		SHA256((unsigned char *)src, strlen(src), md);
+		for (size_t k = 0; k < 32; k++)
+			snprintf(m.id + 2 * k, 3, "%02x", md[k]);
+	}
 	assert_int_equal(ck_manifest_build(&m, &json, &len), 0);
 	assert_int_equal(ck_manifest_parse(json, len, &m2), 0);
 	assert_string_equal(m2.parent_id, m.parent_id);
