@@ -152,7 +152,11 @@ static const struct col cols_custody[] = {
  * index lookup per row, twice the time at a million rows). An incremental
  * one finds its rows by change_seq where there is an index on it (certs),
  * in that order, instead of walking every row; the other tables are small
- * or append-only. A load does not depend on the order.
+ * or append-only. A load does not depend on the order. The append-only
+ * tables (audit, custody, config_history, crls) take their rows in the
+ * order of the change sequence, so an incremental walks back from the end
+ * to the first row at or before the parent's sequence: its cost is the
+ * number of changes, not the size of the table.
  */
 #define CERTS_COLS "serial, status, subject, names, profile, requester, " \
 	"tbs_sha256, not_before, not_after, created_at, is_ca, der, " \
@@ -200,14 +204,17 @@ static const struct table tables[] = {
 	  "SELECT number, this_update, next_update, der, change_seq "
 	  "FROM crls ORDER BY number",
 	  "SELECT number, this_update, next_update, der, change_seq "
-	  "FROM crls WHERE change_seq > ?1 ORDER BY number",
+	  "FROM crls WHERE number > coalesce((SELECT number FROM crls "
+	  "WHERE change_seq <= ?1 ORDER BY number DESC LIMIT 1), 0) "
+	  "AND change_seq > ?1 ORDER BY number",
 	  "INSERT OR REPLACE INTO crls (number, this_update, next_update, "
 	  "der, change_seq) VALUES (?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },
 	{ "audit", cols_audit, N(cols_audit), 9, 0,
 	  "SELECT " AUDIT_COLS " FROM audit ORDER BY id",
-	  "SELECT " AUDIT_COLS " FROM audit WHERE change_seq > ?1 "
-	  "ORDER BY id",
+	  "SELECT " AUDIT_COLS " FROM audit WHERE id > coalesce((SELECT id "
+	  "FROM audit WHERE change_seq <= ?1 ORDER BY id DESC LIMIT 1), 0) "
+	  "AND change_seq > ?1 ORDER BY id",
 	  "INSERT OR REPLACE INTO audit (" AUDIT_COLS ") VALUES "
 	  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },
@@ -215,7 +222,9 @@ static const struct table tables[] = {
 	  "SELECT id, time, user, sha256, content, change_seq "
 	  "FROM config_history ORDER BY id",
 	  "SELECT id, time, user, sha256, content, change_seq "
-	  "FROM config_history WHERE change_seq > ?1 ORDER BY id",
+	  "FROM config_history WHERE id > coalesce((SELECT id FROM "
+	  "config_history WHERE change_seq <= ?1 ORDER BY id DESC LIMIT 1), "
+	  "0) AND change_seq > ?1 ORDER BY id",
 	  "INSERT OR REPLACE INTO config_history (id, time, user, sha256, "
 	  "content, change_seq) VALUES (?, ?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },
@@ -235,8 +244,9 @@ static const struct table tables[] = {
 	  NULL, NULL, 0, -1 },
 	{ "custody", cols_custody, N(cols_custody), 10, 0,
 	  "SELECT " CUSTODY_COLS " FROM custody ORDER BY id",
-	  "SELECT " CUSTODY_COLS " FROM custody WHERE change_seq > ?1 "
-	  "ORDER BY id",
+	  "SELECT " CUSTODY_COLS " FROM custody WHERE id > coalesce((SELECT "
+	  "id FROM custody WHERE change_seq <= ?1 ORDER BY id DESC LIMIT 1), "
+	  "0) AND change_seq > ?1 ORDER BY id",
 	  "INSERT OR REPLACE INTO custody (" CUSTODY_COLS ") VALUES "
 	  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },
