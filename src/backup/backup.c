@@ -690,16 +690,16 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 		snprintf(cpath, sizeof(cpath), "%s.custody", res->paths[i]);
 		if (ck_custody_export(ca, res->archive_sha256, cpath) != 0) {
 			snprintf(res->warning, sizeof(res->warning), "the "
-			    "custody record beside %s was not written: %s",
-			    res->paths[i], ck_err_msg());
+			    "custody record beside %.300s was not written: "
+			    "%.400s", res->paths[i], ck_err_msg());
 			break;
 		}
 	}
 	if (ck_backup_apply_retention(ca, &o->retention, op, m->id,
 	    &res->deleted)
 	    != 0 && res->warning[0] == '\0')
-		snprintf(res->warning, sizeof(res->warning), "retention: %s",
-		    ck_err_msg());
+		snprintf(res->warning, sizeof(res->warning), "retention: "
+		    "%.700s", ck_err_msg());
 	if (res->warning[0] != '\0')
 		(void)audit_append(ca->st, op, "backup", m->id, AUDIT_FAILED,
 		    res->warning);
