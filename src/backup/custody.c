@@ -1296,7 +1296,8 @@ cms_open(const unsigned char *buf, size_t len, STACK_OF(X509) *trusted,
 		r = CK_E_NOMEM;
 		goto out;
 	}
-	memcpy(c, bm->data, bm->length);
+	if (bm->length > 0)
+		memcpy(c, bm->data, bm->length);
 	c[bm->length] = '\0';
 	*content = c;
 	*clen = bm->length;

@@ -321,10 +321,13 @@ make_csr(const char *name, EVP_PKEY **key, char **pem)
 	if (sk_X509_EXTENSION_num(exts) == 1)
 		ext = NULL;	/* owned by the stack now */
 	BIO_get_mem_ptr(b, &bm);
-	if ((*pem = strndup(bm->data, bm->length)) == NULL) {
+	/* Not NUL-terminated: copy exactly its length. */
+	if ((*pem = malloc(bm->length + 1)) == NULL) {
 		r = ck_err_set(CK_E_NOMEM, "out of memory");
 		goto out;
 	}
+	memcpy(*pem, bm->data, bm->length);
+	(*pem)[bm->length] = '\0';
 	r = 0;
 out:
 	X509_EXTENSION_free(ext);
