@@ -218,6 +218,7 @@ struct ck_archive_writer {
 	int spool;
 	ZSTD_CCtx *zc;
 	int zlevel;
+	int zworkers;		/* zstd worker threads (0: none) */
 	EVP_MD_CTX *part_md;
 	struct ck_archive_part cur;
 	unsigned char *zbuf;
@@ -343,6 +344,11 @@ ck_archive_writer_open(int fd, const char *tmpdir,
 	w->spool = -1;
 	w->sink.fd = fd;
 	w->zlevel = zlevel;
+	{
+		/* One compression thread per spare core, at most 4. */
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		w->zworkers = n > 1 ? (int)(n - 1 < 4 ? n - 1 : 4) : 0;
+	}
 	w->mtime = (int64_t)time(NULL);
 	w->tio.write = w_tar_write;
 	w->tio.arg = w;
@@ -478,6 +484,11 @@ ck_archive_part_begin(struct ck_archive_writer *w, const char *name)
 	    1)))
 		return writer_fail(w, ck_err_set(CK_E_INTERNAL, "zstd setup "
 		    "failed"));
+	/* Compression runs beside the reading of the store, in worker
+	 * threads (where libzstd has them; else in this thread). */
+	if (w->zworkers > 0)
+		(void)ZSTD_CCtx_setParameter(w->zc, ZSTD_c_nbWorkers,
+		    w->zworkers);
 	if (EVP_DigestInit_ex(w->part_md, EVP_sha256(), NULL) != 1)
 		return writer_fail(w, ck_err_ssl(CK_E_INTERNAL, "SHA-256"));
 	memset(&w->cur, 0, sizeof(w->cur));

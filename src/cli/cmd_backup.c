@@ -381,7 +381,7 @@ apply_config(struct bargs *a, const char *home, const struct ck_config *cfg)
 		a->bo.retention.monthly = b->monthly;
 	}
 	if (a->bo.zlevel == 0)
-		a->bo.zlevel = b->zstd_level ? (int)b->zstd_level : 3;
+		a->bo.zlevel = b->zstd_level ? (int)b->zstd_level : 1;
 	return 0;
 }
 

@@ -332,11 +332,10 @@ store_snapshot_open(const char *path, struct store_snapshot **out)
 	}
 	sqlite3_busy_timeout(s->db, 10000);
 	sqlite3_extended_result_codes(s->db, 0);
-	/* Read the file through a mapping rather than a pread() and a copy
-	 * per page: a dump reads all of it. SQLite caps the size at its
-	 * build's limit; WAL frames are read as before. */
-	(void)sqlite3_exec(s->db, "PRAGMA mmap_size = 1099511627776", NULL,
-	    NULL, NULL);
+	/* No memory mapping of the store: it would be quicker to read (a
+	 * dump reads all of it), but the mapped pages would count against
+	 * the process, and a backup's memory must not grow with the CA. */
+	(void)sqlite3_exec(s->db, "PRAGMA mmap_size = 0", NULL, NULL, NULL);
 	/* Only WAL lets a long read run beside certkeepd's commits; in any
 	 * other mode this snapshot would hold them off. */
 	if ((r = snap_one(s, "PRAGMA journal_mode", NULL, mode, sizeof(mode),
