@@ -229,10 +229,15 @@ ck_path_join(char *buf, size_t bufsz, const char *dir, const char *name)
 {
 	int n;
 
+	size_t dl = strlen(dir);
+
+	/* "dir/" and "dir" give the same path. */
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
 	if (name[0] == '/')
 		n = snprintf(buf, bufsz, "%s", name);
 	else
-		n = snprintf(buf, bufsz, "%s/%s", dir, name);
+		n = snprintf(buf, bufsz, "%.*s/%s", (int)dl, dir, name);
 	if (n < 0 || (size_t)n >= bufsz)
 		return ck_err_set(CK_E_TOOBIG, "path too long: %s/%s", dir,
 		    name);
