@@ -92,15 +92,15 @@ ca_label(const struct ck_ca *ca, char *buf, size_t bufsz)
 }
 
 int
-ck_backup_ca_cert_sha256(const struct ck_ca *ca, char hex[65])
+ck_backup_cert_sha256(X509 *x, char hex[65])
 {
 	unsigned char *der = NULL, md[32];
 	int len;
 
-	if (ca->cert == NULL)
+	if (x == NULL)
 		return ck_err_set(CK_E_STATE, "this CA has no certificate yet");
-	if ((len = i2d_X509(ca->cert, &der)) <= 0)
-		return ck_err_ssl(CK_E_CRYPTO, "encoding the CA certificate");
+	if ((len = i2d_X509(x, &der)) <= 0)
+		return ck_err_ssl(CK_E_CRYPTO, "encoding a certificate");
 	SHA256(der, (size_t)len, md);
 	OPENSSL_free(der);
 	ck_hex_encode(md, 32, hex);
@@ -291,23 +291,6 @@ publish(const char *tmp, const char *path)
 	    "cannot publish %s: %s", path, strerror(errno));
 }
 
-static int
-fsync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0)
-		return ck_err_set(CK_E_IO, "cannot open %s: %s", dir,
-		    strerror(errno));
-	if (fsync(fd) != 0) {
-		close(fd);
-		return ck_err_set(CK_E_IO, "cannot sync %s: %s", dir,
-		    strerror(errno));
-	}
-	close(fd);
-	return 0;
-}
-
 /* Read a file back and compare its digest. */
 static int
 check_copy(const char *path, const unsigned char want[32], uint64_t size)
@@ -471,7 +454,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	if (gethostname(m->host, sizeof(m->host) - 1) != 0)
 		snprintf(m->host, sizeof(m->host), "unknown");
 	snprintf(m->operator_name, sizeof(m->operator_name), "%s", op);
-	if ((r = ck_backup_ca_cert_sha256(ca, m->ca_cert_sha256)) != 0)
+	if ((r = ck_backup_cert_sha256(ca->cert, m->ca_cert_sha256)) != 0)
 		goto out;
 	X509_NAME_oneline(X509_get_subject_name(ca->cert), m->ca_subject,
 	    sizeof(m->ca_subject));
@@ -587,7 +570,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	if ((r = publish(tmp, res->paths[0])) != 0)
 		goto out;
 	res->npaths = 1;
-	if ((r = fsync_dir(dests[0])) != 0 ||
+	if ((r = ck_fs_sync_dir(dests[0])) != 0 ||
 	    (r = check_copy(res->paths[0], digest, res->size)) != 0)
 		goto out;
 
@@ -605,7 +588,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 			goto out;
 		}
 		res->npaths = i + 1;
-		if ((r = fsync_dir(dests[i])) != 0 ||
+		if ((r = ck_fs_sync_dir(dests[i])) != 0 ||
 		    (r = check_copy(res->paths[i], digest, res->size)) != 0)
 			goto out;
 	}

@@ -142,6 +142,11 @@ int ck_backup_record_check(struct ck_ca *ca, const char *what,
 int ck_backup_chain_files(struct ck_ca *ca, const char *id, char ***files,
     size_t *nfiles);
 
+/* Keep the catalogue rows of ST (a restored store: they are the source
+ * CA's sets) as history, without their copies, so this CA never deletes
+ * or builds on them. */
+int ck_backup_catalogue_forget_copies(struct store *st);
+
 /* Set KEYS to VALS (NULL-terminated lists) in [SECTION] of HOME's
  * certkeep.conf, keeping the rest of the file. */
 int ck_backup_config_set(const char *home, const char *section,
@@ -155,8 +160,8 @@ int ck_backup_as_user(const char *user, int (*fn)(void *arg, void *reply),
 /* Remove a directory tree (scratch and staging directories). */
 void ck_backup_rmtree(const char *dir);
 
-/* Hex SHA-256 of the CA certificate's DER. */
-int ck_backup_ca_cert_sha256(const struct ck_ca *ca, char hex[65]);
+/* Hex SHA-256 of a certificate's DER (how manifests name the CA). */
+int ck_backup_cert_sha256(X509 *x, char hex[65]);
 
 /* Apply a retention policy to the catalogue's sets (see catalogue.c). */
 int ck_backup_apply_retention(struct ck_ca *ca,

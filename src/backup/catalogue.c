@@ -78,6 +78,25 @@ setlist_load(struct ck_ca *ca, struct setlist *l)
 	return store_backup_list(ca->st, collect_cb, l);
 }
 
+int
+ck_backup_catalogue_forget_copies(struct store *st)
+{
+	struct setlist l;
+	size_t i;
+	int r;
+
+	memset(&l, 0, sizeof(l));
+	r = store_backup_list(st, collect_cb, &l);
+	for (i = 0; i < l.n && r == 0; i++) {
+		free(l.v[i].copies);
+		l.v[i].copies = strdup("[]");
+		r = l.v[i].copies ? store_backup_put(st, &l.v[i]) :
+		    ck_err_set(CK_E_NOMEM, "out of memory");
+	}
+	setlist_free(&l);
+	return r;
+}
+
 static ssize_t
 setlist_find(const struct setlist *l, const char *id)
 {

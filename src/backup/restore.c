@@ -42,20 +42,6 @@
 
 #define LINE_MAX_BYTES (16u * 1024 * 1024)
 
-static int
-cert_sha256_hex(X509 *x, char hex[65])
-{
-	unsigned char *der = NULL, md[32];
-	int len;
-
-	if ((len = i2d_X509(x, &der)) <= 0)
-		return ck_err_ssl(CK_E_CRYPTO, "encoding a certificate");
-	SHA256(der, (size_t)len, md);
-	OPENSSL_free(der);
-	ck_hex_encode(md, 32, hex);
-	return 0;
-}
-
 /* The parts the archive layer read must be exactly the manifest's. */
 static int
 check_parts(const char *file, const struct ck_archive_result *res,
@@ -96,13 +82,13 @@ check_set(const struct ck_backup_reader *rd, const char *file,
 	if (res->signer == NULL)
 		return ck_err_set(CK_E_BADSIG, "%s: the manifest names no "
 		    "signer", file);
-	if ((r = cert_sha256_hex(res->signer, hex)) != 0)
+	if ((r = ck_backup_cert_sha256(res->signer, hex)) != 0)
 		return r;
 	if (strcmp(hex, m->ca_cert_sha256) != 0)
 		return ck_err_set(CK_E_TAMPER, "%s: the manifest is not signed "
 		    "by the CA it names", file);
 	if (rd->ca_cert != NULL) {
-		if ((r = cert_sha256_hex(rd->ca_cert, hex)) != 0)
+		if ((r = ck_backup_cert_sha256(rd->ca_cert, hex)) != 0)
 			return r;
 		if (strcmp(hex, m->ca_cert_sha256) != 0)
 			return ck_err_set(CK_E_TAMPER, "%s: this is a backup "
@@ -391,22 +377,6 @@ ck_backup_rmtree(const char *dir)
 	(void)nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int
-sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd < 0 || fsync(fd) != 0) {
-		int e = errno;
-		if (fd >= 0)
-			close(fd);
-		return ck_err_set(CK_E_IO, "cannot sync %s: %s", dir,
-		    strerror(e));
-	}
-	close(fd);
-	return 0;
-}
-
 /* Forget staged file parts of a set that is not applied. */
 static void
 drop_incoming(const char *staging)
@@ -551,62 +521,11 @@ check_ca_file(const char *staging, const struct ck_manifest *m)
 	BIO_free(b);
 	if (x == NULL)
 		return ck_err_ssl(CK_E_PARSE, "the restored CA certificate");
-	r = cert_sha256_hex(x, hex);
+	r = ck_backup_cert_sha256(x, hex);
 	X509_free(x);
 	if (r == 0 && strcmp(hex, m->ca_cert_sha256) != 0)
 		r = ck_err_set(CK_E_TAMPER, "the CA certificate in the sets is "
 		    "not the one that signed them");
-	return r;
-}
-
-/* The catalogue came with the store: its sets and their copies are the
- * source CA's. This CA must never delete them (retention) nor build on
- * them, so it keeps their history without their copies. */
-struct rows {
-	struct store_backup *v;
-	size_t n, cap;
-};
-
-static int
-rows_cb(const struct store_backup *b, void *arg)
-{
-	struct rows *l = arg;
-
-	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 16;
-		void *p = realloc(l->v, cap * sizeof(*l->v));
-		if (p == NULL)
-			return ck_err_set(CK_E_NOMEM, "out of memory");
-		l->v = p;
-		l->cap = cap;
-	}
-	memcpy(&l->v[l->n], b, sizeof(*b));
-	l->v[l->n].copies = NULL;
-	l->v[l->n].verify_result = b->verify_result ?
-	    strdup(b->verify_result) : NULL;
-	l->v[l->n].drill_result = b->drill_result ?
-	    strdup(b->drill_result) : NULL;
-	l->n++;
-	return 0;
-}
-
-static int
-forget_copies(struct store *st)
-{
-	struct rows l;
-	size_t i;
-	int r;
-
-	memset(&l, 0, sizeof(l));
-	r = store_backup_list(st, rows_cb, &l);
-	for (i = 0; i < l.n && r == 0; i++) {
-		l.v[i].copies = (char *)"[]";
-		r = store_backup_put(st, &l.v[i]);
-		l.v[i].copies = NULL;
-	}
-	for (i = 0; i < l.n; i++)
-		store_backup_clear(&l.v[i]);
-	free(l.v);
 	return r;
 }
 
@@ -801,7 +720,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 	    (r = store_meta_set(c.st, "restored_from", prev->id)) != 0 ||
 	    (r = store_meta_set(c.st, "last_good_backup", "0")) != 0 ||
 	    (r = store_meta_set(c.st, "last_good_drill", "0")) != 0 ||
-	    (r = forget_copies(c.st)) != 0 ||
+	    (r = ck_backup_catalogue_forget_copies(c.st)) != 0 ||
 	    (o->crl_floor > 0 &&
 		(r = store_crl_number_floor(c.st, o->crl_floor)) != 0) ||
 	    (r = audit_append(c.st, NULL, "restore", prev->id, AUDIT_OK,
@@ -836,7 +755,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 		r = ck_err_set(CK_E_IO, "%s: %s", o->home, strerror(errno));
 		goto out;
 	}
-	if ((r = sync_dir(staging)) != 0)
+	if ((r = ck_fs_sync_dir(staging)) != 0)
 		goto out;
 	if (rename(staging, o->home) != 0) {
 		r = ck_err_set(CK_E_IO, "cannot move the restored home into "
@@ -847,7 +766,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 	{
 		/* Durable: the rename is in the parent directory. */
 		char *pc = strdup(o->home);
-		if (pc == NULL || (r = sync_dir(dirname(pc))) != 0) {
+		if (pc == NULL || (r = ck_fs_sync_dir(dirname(pc))) != 0) {
 			free(pc);
 			if (r == 0)
 				r = ck_err_set(CK_E_NOMEM, "out of memory");

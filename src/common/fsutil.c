@@ -129,6 +129,22 @@ fsync_parent(const char *path)
 }
 
 int
+ck_fs_sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || fsync(fd) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return ck_err_set(CK_E_IO, "cannot sync %s: %s", dir,
+		    strerror(e));
+	}
+	close(fd);
+	return 0;
+}
+
+int
 ck_fs_write_atomic(const char *path, const void *data, size_t len,
     mode_t mode)
 {

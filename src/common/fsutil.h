@@ -37,6 +37,10 @@ int ck_fs_check_private_file(const char *path);
 int ck_fs_write_new(const char *path, const void *data, size_t len,
     mode_t mode);
 
+/* fsync a directory, so that the names created or renamed in it are
+ * durable. CK_E_IO naming it on failure. */
+int ck_fs_sync_dir(const char *dir);
+
 /*
  * Replace `path` atomically: write a temporary file beside it with `mode`,
  * fsync, rename over `path`, fsync the directory.
