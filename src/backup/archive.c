@@ -221,6 +221,9 @@ struct ck_archive_writer {
 	int zworkers;		/* zstd worker threads (0: none) */
 	EVP_MD_CTX *part_md;
 	struct ck_archive_part cur;
+	size_t head_len;	/* a head stored raw (0: none) */
+	off_t head_off;		/* its offset in the spool */
+	int head_set;
 	unsigned char *zbuf;
 	size_t zbufsz;
 
@@ -493,7 +496,93 @@ ck_archive_part_begin(struct ck_archive_writer *w, const char *name)
 		return writer_fail(w, ck_err_ssl(CK_E_INTERNAL, "SHA-256"));
 	memset(&w->cur, 0, sizeof(w->cur));
 	memcpy(w->cur.name, name, strlen(name) + 1);
+	w->head_len = 0;
+	w->head_set = 0;
 	w->in_part = 1;
+	return 0;
+}
+
+/* A zstd frame of one raw block of LEN bytes (RFC 8878, 3.1.1): magic,
+ * a descriptor saying "single segment, 2-byte content size", the size
+ * less 256, the block header (last block, raw, LEN). */
+#define RAW_FRAME_HDR 10
+
+static int spool_put(struct ck_archive_writer *w, const void *buf,
+    size_t len);
+
+int
+ck_archive_part_begin_head(struct ck_archive_writer *w, const char *name,
+    size_t headlen)
+{
+	unsigned char hdr[RAW_FRAME_HDR];
+	uint32_t bh;
+	int rc;
+
+	if (headlen < 256 || headlen > 65536)
+		return ck_err_set(CK_E_INVAL, "a part's raw head is 256 to 65536 "
+		    "bytes, not %zu", headlen);
+	if ((rc = ck_archive_part_begin(w, name)) != 0)
+		return rc;
+	hdr[0] = 0x28;
+	hdr[1] = 0xb5;
+	hdr[2] = 0x2f;
+	hdr[3] = 0xfd;
+	hdr[4] = 0x60;
+	hdr[5] = (unsigned char)((headlen - 256) & 0xff);
+	hdr[6] = (unsigned char)((headlen - 256) >> 8);
+	bh = 1u | ((uint32_t)headlen << 3);
+	hdr[7] = (unsigned char)(bh & 0xff);
+	hdr[8] = (unsigned char)((bh >> 8) & 0xff);
+	hdr[9] = (unsigned char)(bh >> 16);
+	if ((rc = spool_put(w, hdr, sizeof(hdr))) != 0)
+		return writer_fail(w, rc);
+	w->head_off = (off_t)w->cur.size;
+	/* Its place, filled in by ck_archive_part_set_head(). */
+	memset(w->zbuf, 0, w->zbufsz < headlen ? w->zbufsz : headlen);
+	{
+		size_t left = headlen;
+		while (left > 0) {
+			size_t n = left < w->zbufsz ? left : w->zbufsz;
+			if ((rc = spool_put(w, w->zbuf, n)) != 0)
+				return writer_fail(w, rc);
+			left -= n;
+		}
+	}
+	w->head_len = headlen;
+	w->cur.raw_size += headlen;
+	return 0;
+}
+
+int
+ck_archive_part_set_head(struct ck_archive_writer *w, const void *buf,
+    size_t len)
+{
+	const unsigned char *p = buf;
+	off_t off;
+	ssize_t n;
+	int rc;
+
+	if ((rc = writer_usable(w)) != 0)
+		return rc;
+	if (!w->in_part || w->head_len == 0 || w->head_set)
+		return ck_err_set(CK_E_STATE, "no part with a head to set is "
+		    "open");
+	if (len != w->head_len)
+		return ck_err_set(CK_E_INVAL, "the part's head is %zu bytes, "
+		    "not %zu", w->head_len, len);
+	for (off = w->head_off; len > 0; ) {
+		n = pwrite(w->spool, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return writer_fail(w, ck_err_set(CK_E_IO, "cannot write "
+			    "a temporary file in %s: %s", w->tmpdir,
+			    n < 0 ? strerror(errno) : "short write"));
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	w->head_set = 1;
 	return 0;
 }
 
@@ -505,8 +594,6 @@ spool_put(struct ck_archive_writer *w, const void *buf, size_t len)
 	if (write_all(w->spool, buf, len) != 0)
 		return ck_err_set(CK_E_IO, "cannot write a temporary file in "
 		    "%s: %s", w->tmpdir, strerror(errno));
-	if (EVP_DigestUpdate(w->part_md, buf, len) != 1)
-		return ck_err_ssl(CK_E_INTERNAL, "SHA-256");
 	w->cur.size += len;
 	return 0;
 }
@@ -565,12 +652,11 @@ ck_archive_part_end(struct ck_archive_writer *w,
 		return rc;
 	if (!w->in_part)
 		return ck_err_set(CK_E_STATE, "no part is open");
+	if (w->head_len != 0 && !w->head_set)
+		return ck_err_set(CK_E_STATE, "the head of part %s was not "
+		    "given", w->cur.name);
 	if ((rc = compress_some(w, "", 0, ZSTD_e_end)) != 0)
 		goto fail;
-	if (EVP_DigestFinal_ex(w->part_md, w->cur.sha256, NULL) != 1) {
-		rc = ck_err_ssl(CK_E_INTERNAL, "SHA-256");
-		goto fail;
-	}
 	if ((rc = ck_tar_header(&w->tio, w->cur.name, w->cur.size,
 	    w->mtime)) != 0)
 		goto fail;
@@ -587,9 +673,18 @@ ck_archive_part_end(struct ck_archive_writer *w,
 			    n < 0 ? strerror(errno) : "it is short");
 			goto fail;
 		}
+		/* The digest is of the bytes as they go into the set. */
+		if (EVP_DigestUpdate(w->part_md, buf, (size_t)n) != 1) {
+			rc = ck_err_ssl(CK_E_INTERNAL, "SHA-256");
+			goto fail;
+		}
 		if ((rc = w_tar_write(w, buf, (size_t)n)) != 0)
 			goto fail;
 		off += (uint64_t)n;
+	}
+	if (EVP_DigestFinal_ex(w->part_md, w->cur.sha256, NULL) != 1) {
+		rc = ck_err_ssl(CK_E_INTERNAL, "SHA-256");
+		goto fail;
 	}
 	if ((rc = ck_tar_pad(&w->tio, w->cur.size)) != 0)
 		goto fail;

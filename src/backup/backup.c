@@ -66,6 +66,79 @@ dump_emit(void *arg, const void *buf, size_t len)
 	return ck_archive_part_write(d->w, buf, len);
 }
 
+static int
+add_manifest_part(struct ck_manifest *m, const struct ck_archive_part *info,
+    uint64_t rows)
+{
+	if (m->nparts >= sizeof(m->parts) / sizeof(m->parts[0]))
+		return ck_err_set(CK_E_INTERNAL, "too many parts");
+	snprintf(m->parts[m->nparts].name, sizeof(m->parts[m->nparts].name),
+	    "%s", info->name);
+	m->parts[m->nparts].size = info->size;
+	m->parts[m->nparts].raw_size = info->raw_size;
+	m->parts[m->nparts].rows = rows;
+	memcpy(m->parts[m->nparts].sha256, info->sha256, 32);
+	m->nparts++;
+	return 0;
+}
+
+static int
+image_head(void *arg, const void *buf, size_t len)
+{
+	struct dump_ctx *d = arg;
+
+	return ck_archive_part_set_head(d->w, buf, len);
+}
+
+/* A full set's store: the SQLite file as of the snapshot, which restores
+ * by being put in place (docs/backup.md). */
+static int
+add_store_image(struct ck_archive_writer *w, struct store_snapshot *snap,
+    int progress, struct ck_manifest *m)
+{
+	struct dump_ctx d = { w, "store", progress, 0, 0 };
+	struct ck_archive_part info;
+	size_t pagesize;
+	int r;
+
+	if ((r = store_snapshot_page_size(snap, &pagesize)) != 0 ||
+	    (r = ck_archive_part_begin_head(w, CK_BACKUP_STORE_IMAGE,
+		pagesize)) != 0 ||
+	    (r = store_snapshot_image(snap, dump_emit, image_head, &d,
+		NULL)) != 0 ||
+	    (r = ck_archive_part_end(w, &info)) != 0)
+		return r;
+	return add_manifest_part(m, &info, 0);
+}
+
+/* The store as rows: every table's rows changed after the parent's
+ * sequence (all of them for a full set in the logical form). */
+static int
+add_store_dumps(struct ck_archive_writer *w, struct store_snapshot *snap,
+    int progress, struct ck_manifest *m)
+{
+	struct ck_archive_part info;
+	char name[100];
+	size_t t;
+	int r;
+
+	for (t = 0; store_dump_tables[t] != NULL; t++) {
+		struct dump_ctx d = { w, store_dump_tables[t], progress, 0,
+			0 };
+		uint64_t rows = 0;
+
+		snprintf(name, sizeof(name), "parts/store/%s.jsonl.zst",
+		    store_dump_tables[t]);
+		if ((r = ck_archive_part_begin(w, name)) != 0 ||
+		    (r = store_dump_table(snap, store_dump_tables[t],
+			m->seq_from, dump_emit, &d, &rows)) != 0 ||
+		    (r = ck_archive_part_end(w, &info)) != 0 ||
+		    (r = add_manifest_part(m, &info, rows)) != 0)
+			return r;
+	}
+	return 0;
+}
+
 /* A short, file-name-safe label for the CA: its CN, else "ca". */
 static void
 ca_label(const struct ck_ca *ca, char *buf, size_t bufsz)
@@ -126,20 +199,11 @@ add_buf_part(struct ck_archive_writer *w, const unsigned char *buf,
 	struct ck_archive_part info;
 	int r;
 
-	if (m->nparts >= sizeof(m->parts) / sizeof(m->parts[0]))
-		return ck_err_set(CK_E_INTERNAL, "too many parts");
 	if ((r = ck_archive_part_begin(w, part)) != 0 ||
 	    (r = ck_archive_part_write(w, buf, len)) != 0 ||
 	    (r = ck_archive_part_end(w, &info)) != 0)
 		return r;
-	snprintf(m->parts[m->nparts].name, sizeof(m->parts[m->nparts].name),
-	    "%s", info.name);
-	m->parts[m->nparts].size = info.size;
-	m->parts[m->nparts].raw_size = info.raw_size;
-	m->parts[m->nparts].rows = 0;
-	memcpy(m->parts[m->nparts].sha256, info.sha256, 32);
-	m->nparts++;
-	return 0;
+	return add_manifest_part(m, &info, 0);
 }
 
 /* The newest CRL and configuration as the snapshot has them, so that the
@@ -172,7 +236,6 @@ add_file_part(struct ck_archive_writer *w, const struct ck_ca *ca,
 	char path[4200];
 	unsigned char *buf = NULL;
 	size_t len;
-	struct ck_archive_part info;
 	int r;
 
 	if ((r = ck_ca_path(ca, file, path, sizeof(path))) != 0)
@@ -184,19 +247,7 @@ add_file_part(struct ck_archive_writer *w, const struct ck_ca *ca,
 		}
 		return r;
 	}
-	if (m->nparts >= sizeof(m->parts) / sizeof(m->parts[0]))
-		r = ck_err_set(CK_E_INTERNAL, "too many parts");
-	else if ((r = ck_archive_part_begin(w, part)) == 0 &&
-	    (r = ck_archive_part_write(w, buf, len)) == 0 &&
-	    (r = ck_archive_part_end(w, &info)) == 0) {
-		snprintf(m->parts[m->nparts].name,
-		    sizeof(m->parts[m->nparts].name), "%s", info.name);
-		m->parts[m->nparts].size = info.size;
-		m->parts[m->nparts].raw_size = info.raw_size;
-		m->parts[m->nparts].rows = 0;
-		memcpy(m->parts[m->nparts].sha256, info.sha256, 32);
-		m->nparts++;
-	}
+	r = add_buf_part(w, buf, len, part, m);
 	free(buf);
 	return r;
 }
@@ -335,7 +386,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	char storepath[4200], label[64], ts[32], tmp[4200], *chain = NULL;
 	char *json = NULL, hex[65], *copies = NULL;
 	unsigned char *p7s = NULL, digest[32], rnd[16], idmd[32];
-	size_t jsonlen, p7slen, i, t;
+	size_t jsonlen, p7slen, i;
 	int fd = -1, r, made = 0, incremental;
 	char opbuf[128];
 	const char *op = audit_os_user();
@@ -504,32 +555,12 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 		    o->zlevel, &w)) != 0)
 			goto out;
 	}
-	for (t = 0; store_dump_tables[t] != NULL; t++) {
-		struct dump_ctx d = { w, store_dump_tables[t], o->progress,
-			0, 0 };
-		struct ck_archive_part info;
-		char name[100];
-		uint64_t rows = 0;
-
-		snprintf(name, sizeof(name), "parts/store/%s.jsonl.zst",
-		    store_dump_tables[t]);
-		if (m->nparts >= sizeof(m->parts) / sizeof(m->parts[0])) {
-			r = ck_err_set(CK_E_INTERNAL, "too many parts");
-			goto out;
-		}
-		if ((r = ck_archive_part_begin(w, name)) != 0 ||
-		    (r = store_dump_table(snap, store_dump_tables[t],
-			m->seq_from, dump_emit, &d, &rows)) != 0 ||
-		    (r = ck_archive_part_end(w, &info)) != 0)
-			goto out;
-		snprintf(m->parts[m->nparts].name,
-		    sizeof(m->parts[m->nparts].name), "%s", info.name);
-		m->parts[m->nparts].size = info.size;
-		m->parts[m->nparts].raw_size = info.raw_size;
-		m->parts[m->nparts].rows = rows;
-		memcpy(m->parts[m->nparts].sha256, info.sha256, 32);
-		m->nparts++;
-	}
+	if (!incremental && !o->logical)
+		r = add_store_image(w, snap, o->progress, m);
+	else
+		r = add_store_dumps(w, snap, o->progress, m);
+	if (r != 0)
+		goto out;
 	if (o->progress)
 		fprintf(stderr, "\rbackup: store done%30s\n", "");
 	if ((r = add_file_part(w, ca, ca->cfg->cert_file, "parts/ca/ca.pem.zst",

@@ -20,6 +20,10 @@
 #include "store/store_dump.h"
 
 #define CK_BACKUP_MAX_DESTS 8
+
+/* A full set's store, as a SQLite database file (the logical form has one
+ * parts/store/<table>.jsonl.zst per table instead). */
+#define CK_BACKUP_STORE_IMAGE "parts/store/store.db.zst"
 #define CK_BACKUP_MAX_SETS 1024
 
 struct ck_retention {
@@ -39,6 +43,9 @@ struct ck_backup_opts {
 	size_t ndests;
 	STACK_OF(X509) *recipients;
 	int zlevel;
+	int logical;			/* a full set's store as rows (JSON
+					   lines, any backend) rather than
+					   the store's file */
 	int progress;			/* report progress on stderr */
 	const char *operator_name;	/* NULL: the login name */
 	struct ck_retention retention;	/* all 0: keep everything */

@@ -196,6 +196,8 @@ ck_backup_verify(const struct ck_backup_reader *rd,
 
 struct restore_ctx {
 	struct store *st;
+	int in_tx;		/* ST is in the current set's transaction */
+	int image;		/* the current set holds the store's file */
 	const char *staging;
 	const char *file;
 	int64_t after_seq;
@@ -227,6 +229,61 @@ load_line(struct restore_ctx *c, const char *p, size_t len)
 	return 0;
 }
 
+/* The restored store at its staging place, made new (no store file came
+ * first) or opened from the file a full set brought. */
+static int
+store_ready(struct restore_ctx *c, int create)
+{
+	char path[4200];
+	int r;
+
+	snprintf(path, sizeof(path), "%s/store.db", c->staging);
+	if ((r = store_open(path, create, &c->st)) != 0)
+		return r;
+	/* Each set loads in one transaction: a cache that holds more of it
+	 * keeps SQLite from spilling pages to the WAL and reading them back
+	 * (bounded: 64 MiB, whatever the size of the CA). */
+	(void)sqlite3_exec(store_sqlite_db(c->st), "PRAGMA cache_size = -65536",
+	    NULL, NULL, NULL);
+	return 0;
+}
+
+/* Rows of a set go into one transaction of the store. */
+static int
+set_begin(struct restore_ctx *c)
+{
+	int r;
+
+	if (c->st == NULL && (r = store_ready(c, 1)) != 0)
+		return r;
+	if (c->in_tx)
+		return 0;
+	if ((r = store_tx_begin(c->st)) != 0)
+		return r;
+	c->in_tx = 1;
+	return 0;
+}
+
+/* A full set's store file, checked by the manifest: put it in place. */
+static int
+place_image(struct restore_ctx *c)
+{
+	char a[4200], b[4200];
+	int r;
+
+	snprintf(a, sizeof(a), "%s/.incoming-store.db", c->staging);
+	snprintf(b, sizeof(b), "%s/store.db", c->staging);
+	if (rename(a, b) != 0)
+		return ck_err_set(CK_E_IO, "cannot place %s: %s", b,
+		    strerror(errno));
+	if ((r = store_ready(c, 0)) != 0)
+		return ck_err_set(r, "%s: the store it holds: %s", c->file,
+		    ck_err_msg());
+	if ((r = store_image_check(c->st)) != 0)
+		return ck_err_set(r, "%s: %s", c->file, ck_err_msg());
+	return 0;
+}
+
 static int
 part_begin(void *arg, const char *name)
 {
@@ -239,6 +296,22 @@ part_begin(void *arg, const char *name)
 	c->fd = -1;
 	c->linelen = 0;
 	c->rows = 0;
+	if (strcmp(name, CK_BACKUP_STORE_IMAGE) == 0) {
+		/* The store's file: only a chain's first set can hold it. */
+		if (c->st != NULL || c->image)
+			return ck_err_set(CK_E_PARSE, "%s: a store file in a set "
+			    "that is not the first of its chain", c->file);
+		c->image = 1;
+		c->fbytes = 0;
+		c->fmax = UINT64_MAX;
+		snprintf(path, sizeof(path), "%s/.incoming-store.db",
+		    c->staging);
+		if ((c->fd = open(path, O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600)) < 0)
+			return ck_err_set(CK_E_IO, "cannot write %s: %s", path,
+			    strerror(errno));
+		return 0;
+	}
 	if (strncmp(name, "parts/store/", 12) == 0) {
 		t = name + 12;
 		n = strlen(t);
@@ -248,7 +321,10 @@ part_begin(void *arg, const char *name)
 			    "'%s'", c->file, name);
 		memcpy(c->table, t, n - 10);
 		c->table[n - 10] = '\0';
-		return 0;
+		if (c->image)
+			return ck_err_set(CK_E_PARSE, "%s: a set holds the store "
+			    "either as a file or as rows, not both", c->file);
+		return set_begin(c);
 	}
 	/* Files: staged as "part.<n>" and named after the manifest checks. */
 	if (strcmp(name, "parts/ca/ca.pem.zst") != 0 &&
@@ -383,7 +459,7 @@ drop_incoming(const char *staging)
 {
 	static const char *const f[] = { ".incoming-ca.pem.zst",
 		".incoming-chain.pem.zst", ".incoming-certkeep.conf.zst",
-		".incoming-ca.crl.zst", NULL };
+		".incoming-ca.crl.zst", ".incoming-store.db", NULL };
 	char a[4200];
 	size_t i;
 
@@ -595,7 +671,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 	unsigned char rnd[16];
 	char chain[33], (*digests)[65] = NULL;
 	size_t i, used = 0;
-	int fd = -1, r, in_tx = 0;
+	int fd = -1, r;
 
 	memset(&c, 0, sizeof(c));
 	c.fd = -1;
@@ -629,14 +705,6 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 		r = ck_err_set(CK_E_IO, "%s: %s", path, strerror(errno));
 		goto out;
 	}
-	snprintf(path, sizeof(path), "%s/store.db", staging);
-	if ((r = store_open(path, 1, &c.st)) != 0)
-		goto out;
-	/* Each set loads in one transaction: a cache that holds more of it
-	 * keeps SQLite from spilling pages to the WAL and reading them back
-	 * (bounded: 64 MiB, whatever the size of the CA). */
-	(void)sqlite3_exec(store_sqlite_db(c.st), "PRAGMA cache_size = -65536",
-	    NULL, NULL, NULL);
 	c.staging = staging;
 	c.progress = rd->progress;
 	cb.arg = &c;
@@ -645,10 +713,13 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 		memset(&res, 0, sizeof(res));
 		c.file = files[i];
 		c.after_seq = prev ? prev->seq_to : 0;
-		if ((r = open_set(rd, i, files[i], &fd)) != 0 ||
-		    (r = store_tx_begin(c.st)) != 0)
+		c.image = 0;
+		if ((r = open_set(rd, i, files[i], &fd)) != 0)
 			goto out;
-		in_tx = 1;
+		/* An incremental's rows go into the store the sets before it
+		 * made, in one transaction; a full set brings its own. */
+		if (c.st != NULL && (r = set_begin(&c)) != 0)
+			goto out;
 		if (rd->progress)
 			fprintf(stderr, "restore: reading %s\n", files[i]);
 		r = ck_archive_read(fd, rd->rkey, rd->rcert, rd->trusted, &cb,
@@ -677,8 +748,9 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 		if (prev != NULL && ((o->upto_seq && cur->seq_to >
 		    o->upto_seq) || (o->upto_time && cur->created >
 		    o->upto_time))) {
-			store_tx_rollback(c.st);
-			in_tx = 0;
+			if (c.in_tx)
+				store_tx_rollback(c.st);
+			c.in_tx = 0;
 			drop_incoming(staging);
 			break;
 		}
@@ -690,9 +762,16 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 			    files[i]);
 			goto out;
 		}
-		if ((r = store_tx_commit(c.st)) != 0)
+		if (c.image && (r = place_image(&c)) != 0)
 			goto out;
-		in_tx = 0;
+		if (c.st == NULL) {
+			r = ck_err_set(CK_E_PARSE, "%s: the set holds no store",
+			    files[i]);
+			goto out;
+		}
+		if (c.in_tx && (r = store_tx_commit(c.st)) != 0)
+			goto out;
+		c.in_tx = 0;
 		if ((r = place_files(staging)) != 0)
 			goto out;
 		prev = cur;
@@ -715,7 +794,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 	    (long long)prev->created, prev->operator_name, prev->host);
 	if ((r = store_tx_begin(c.st)) != 0)
 		goto out;
-	in_tx = 1;
+	c.in_tx = 1;
 	if ((r = store_meta_set(c.st, "backup_chain", chain)) != 0 ||
 	    (r = store_meta_set(c.st, "restored_from", prev->id)) != 0 ||
 	    (r = store_meta_set(c.st, "last_good_backup", "0")) != 0 ||
@@ -727,7 +806,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 		detail)) != 0 ||
 	    (r = store_tx_commit(c.st)) != 0)
 		goto out;
-	in_tx = 0;
+	c.in_tx = 0;
 	store_close(c.st);
 	c.st = NULL;
 
@@ -782,7 +861,7 @@ out:
 		close(fd);
 	if (c.fd >= 0)
 		close(c.fd);
-	if (in_tx && c.st)
+	if (c.in_tx && c.st)
 		store_tx_rollback(c.st);
 	if (c.st)
 		store_close(c.st);

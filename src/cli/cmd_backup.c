@@ -27,7 +27,7 @@
 static const char backup_usage[] =
     "certkeep backup --home DIR --to DIR [--to DIR]... --recipient CERT...\n"
     "        [--incremental | --incremental-or-full] [--offline]\n"
-    "        [--zstd-level N] [--quiet]\n"
+    "        [--zstd-level N] [--logical] [--quiet]\n"
     "        [--keep-last N] [--daily N] [--weekly N] [--monthly N]\n"
     "        [--operator NAME] [--passphrase-file F | --passphrase-fd N]\n"
     "       certkeep backup verify SET... --recipient-key KEY [--recipient CERT]\n"
@@ -47,6 +47,8 @@ static const char backup_usage[] =
     "the CA key and encrypted to each --recipient certificate. Without\n"
     "--offline the service keeps running; with it, certkeepd is stopped for\n"
     "the backup and started again afterwards, also when the backup fails.\n"
+    "A full set holds the store's SQLite file as of one moment; --logical\n"
+    "writes its rows as JSON lines instead (slower; as incrementals do).\n"
     "verify and drill take a full set and the incrementals after it, in\n"
     "order; drill with no SET uses the newest set in the catalogue.";
 
@@ -64,7 +66,8 @@ static const char restore_usage[] =
 enum { O_TO = CLI_OPT__FIRST_LOCAL, O_RECIP, O_INCR, O_OFFLINE, O_ZLEVEL,
 	O_QUIET, O_KEEP, O_DAILY, O_WEEKLY, O_MONTHLY, O_OPERATOR, O_RKEY,
 	O_CA, O_SINGLE, O_JSON, O_SET, O_KEYBACKUP, O_BPASSFILE, O_SHARE,
-	O_UPTOSEQ, O_UPTOTIME, O_USER, O_FULL, O_INCRFULL, O_LASTCRL };
+	O_UPTOSEQ, O_UPTOTIME, O_USER, O_FULL, O_INCRFULL, O_LASTCRL,
+	O_LOGICAL };
 
 static const struct option backup_longopts[] = {
 	CLI_COMMON_LONGOPTS,
@@ -72,6 +75,7 @@ static const struct option backup_longopts[] = {
 	{ "recipient", required_argument, NULL, O_RECIP },
 	{ "incremental", no_argument, NULL, O_INCR },
 	{ "incremental-or-full", no_argument, NULL, O_INCRFULL },
+	{ "logical", no_argument, NULL, O_LOGICAL },
 	{ "full", no_argument, NULL, O_FULL },
 	{ "offline", no_argument, NULL, O_OFFLINE },
 	{ "zstd-level", required_argument, NULL, O_ZLEVEL },
@@ -194,6 +198,9 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 			break;
 		case O_INCRFULL:
 			a->bo.incremental = CK_BACKUP_INCR_IF_POSSIBLE;
+			break;
+		case O_LOGICAL:
+			a->bo.logical = 1;
 			break;
 		case O_OFFLINE:
 			a->offline = 1;

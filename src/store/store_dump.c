@@ -385,6 +385,12 @@ store_snapshot_close(struct store_snapshot *s)
 	free(s);
 }
 
+sqlite3 *
+store_snapshot_db(struct store_snapshot *s)
+{
+	return s->db;
+}
+
 int64_t
 store_snapshot_seq(const struct store_snapshot *s)
 {

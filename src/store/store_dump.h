@@ -41,6 +41,26 @@ int store_dump_table(struct store_snapshot *s, const char *table,
     int64_t after_seq, int (*emit)(void *arg, const void *buf, size_t len),
     void *arg, uint64_t *nrows);
 
+/* The whole store as of the snapshot as one SQLite database file, the
+ * file SQLite's own backup would write (every table and index), streamed:
+ * bytes from the second page on are handed to EMIT in order, in chunks of
+ * at most 1 MiB; the first page, which SQLite writes last, is handed to
+ * HEAD once, at the end (its length is the page size,
+ * store_snapshot_page_size(), so a caller can reserve its place). Memory
+ * stays that of a small page cache whatever the size of the store. *SIZE
+ * (if not NULL) gets the file's size. A non-zero return from EMIT or HEAD
+ * stops it and is returned. SQLite-specific: another backend would write
+ * its full sets as dumps (store_dump_table). */
+int store_snapshot_page_size(struct store_snapshot *s, size_t *pagesize);
+int store_snapshot_image(struct store_snapshot *s,
+    int (*emit)(void *arg, const void *buf, size_t len),
+    int (*head)(void *arg, const void *buf, size_t len), void *arg,
+    uint64_t *size);
+
+/* SQLite's check of every page and record of a store made from an image
+ * (CK_E_TAMPER with SQLite's first complaint). */
+int store_image_check(struct store *st);
+
 /* The newest of WHAT at the snapshot: "crl" (its DER) or "config" (the
  * configuration text in force). *OUT (NUL-terminated, caller frees);
  * CK_E_NOTFOUND if there is none. */

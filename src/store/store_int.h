@@ -1,6 +1,7 @@
 /*
  * store_int.h - what the SQLite backend shares with the other files of
- * src/store/ (store_dump.c). Not for use outside src/store/.
+ * src/store/ (store_dump.c,
+ * store_image.c). Not for use outside src/store/.
  */
 #ifndef CK_STORE_STORE_INT_H
 #define CK_STORE_STORE_INT_H
@@ -26,5 +27,9 @@ void store_stmt_done(struct store *st, sqlite3_stmt *s);
 /* CK_E_BUSY, CK_E_IO (disk full) or CK_E_STORE with the connection's last
  * error, prefixed by WHAT. */
 int store_db_err(struct store *st, const char *what);
+
+/* The connection of a snapshot (store_dump.h), in its read transaction. */
+struct store_snapshot;
+sqlite3 *store_snapshot_db(struct store_snapshot *s);
 
 #endif

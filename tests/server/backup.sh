@@ -17,10 +17,10 @@ srv_init "$ca"
 srv_start "$ca"
 TOK=$(srv_token "$ca" backup tls-server --allow-revoke)
 auth=(-H "Authorization: Bearer $TOK")
-mkdir -p "$T/m1" "$T/m2" "$T/other"
+mkdir -p "$T/m1" "$T/m2" "$T/other" "$T/logical"
 if [ "$(id -u)" = 0 ]; then
 	# The CLI runs as the home's owner: the media must be theirs.
-	chown "$(stat -c %U "$ca")" "$T/m1" "$T/m2" "$T/other"
+	chown "$(stat -c %U "$ca")" "$T/m1" "$T/m2" "$T/other" "$T/logical"
 	chmod 711 "$T"
 fi
 
@@ -113,9 +113,15 @@ for p in $(cd "$T/open" && find parts -type f); do
 	got=$(sha256sum "$T/open/$p" | cut -d' ' -f1)
 	[ "$want" = "$got" ] || fail "part $p: digest differs from the manifest"
 done
-zstd -dcq "$T/open/parts/store/certs.jsonl.zst" >"$T/open/certs.jsonl"
-[ "$(jq -s length "$T/open/certs.jsonl")" -ge 13 ] || fail "too few cert rows"
-ok "opened and checked with openssl, tar, zstd, sha256sum and jq"
+# A full set's store is the SQLite file itself.
+zstd -dcq "$T/open/parts/store/store.db.zst" >"$T/open/store.db"
+[ "$(sqlite3 "file:$T/open/store.db?immutable=1" 'PRAGMA integrity_check')" = ok ] ||
+    fail "the store file in the set is not a sound SQLite database"
+[ "$(sqlite3 "file:$T/open/store.db?immutable=1" 'SELECT count(*) FROM certs')" -ge 13 ] ||
+    fail "too few certificates in the store file"
+zstd -dcq "$T/open/parts/ca/ca.pem.zst" | cmp -s - "$ca/ca.pem" ||
+    fail "the CA certificate in the set differs"
+ok "opened and checked with openssl, tar, zstd, sha256sum and sqlite3"
 
 say "a data backup holds no private key material"
 for p in $(cd "$T/open" && find parts -name '*.zst'); do
@@ -137,6 +143,10 @@ priv_hex=$(openssl ec -in "$T/cakey.der" -inform DER -text -noout 2>/dev/null |
 [ -n "$priv_hex" ] || fail "cannot read the CA private scalar"
 if grep -qai "$priv_hex" "$T/open/all.txt"; then
 	fail "the CA private scalar is in a data backup"
+fi
+# ... nor as raw bytes (the store file is binary).
+if od -An -v -tx1 "$T/open/all.txt" | tr -d ' \n' | grep -qi "$priv_hex"; then
+	fail "the CA private scalar's bytes are in a data backup"
 fi
 rm -f "$T/cakey.der"
 ok "no PEM key, no key file bytes, no private scalar"
@@ -307,6 +317,23 @@ expect_fail "trusted" ck backup drill --home "$ca" --recipient-key "$T/r1.key" \
 expect_fail "not the key" ck backup drill --home "$ca" --recipient-key "$T/r1.key" \
     --key-backup "$T/m1/ca-key.p8" --backup-passphrase-file "$T/kbpw" \
     --ca "$other/chain.pem" "$ofull"
+
+say "a logical full set (rows as JSON lines) restores the same CA"
+expect_ok bk --logical --to "$T/logical" --recipient "$T/r1.pem"
+lfull=$(ls "$T"/logical/*-full-*.ckb)
+mkdir "$T/lopen"
+openssl cms -decrypt -inform DER -in "$lfull" -recip "$T/r1.pem" \
+    -inkey "$T/r1.key" -out "$T/lopen/set.tar" || fail "openssl cms -decrypt"
+(cd "$T/lopen" && tar xf set.tar) || fail "tar"
+[ ! -e "$T/lopen/parts/store/store.db.zst" ] || fail "a logical set holds the store file"
+zstd -dcq "$T/lopen/parts/store/certs.jsonl.zst" >"$T/lopen/certs.jsonl"
+nrows=$(jq -s length "$T/lopen/certs.jsonl")
+[ "$nrows" -ge 13 ] || fail "too few cert rows in the logical set"
+expect_ok ck restore --home "$T/rest/logical" "$lfull" "${rk[@]}" "${as_user[@]}"
+[ "$(ck list --home "$T/rest/logical" | awk 'NR>1' | wc -l)" = "$nrows" ] ||
+    fail "the logical restore does not hold the set's $nrows certificates"
+expect_ok ck audit verify --home "$T/rest/logical"
+ok "JSON lines open with zstd and jq; the restore holds all $nrows certificates"
 
 say "offline backup: certkeepd stopped for it and running again after"
 pid_before=$SRV_PID

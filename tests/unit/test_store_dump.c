@@ -9,9 +9,11 @@
  */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -1305,6 +1307,182 @@ test_migration(void **state)
 	store_snapshot_close(s);
 }
 
+/* ---- the store as a file (store_image.c) ---- */
+
+struct imgout {
+	int fd;
+	uint64_t off;
+	size_t calls, heads, fail_at;	/* fail_at: 1-based, 0 never */
+	struct store *writer;		/* commits while the image is made */
+	int written;
+};
+
+static int
+img_emit(void *arg, const void *data, size_t len)
+{
+	struct imgout *o = arg;
+	char serial[16];
+
+	o->calls++;
+	if (o->fail_at != 0 && o->calls == o->fail_at)
+		return CK_E_IO;
+	assert_true(len > 0 && len <= 1024 * 1024);
+	assert_int_equal(pwrite(o->fd, data, len, (off_t)o->off),
+	    (ssize_t)len);
+	o->off += len;
+	if (o->writer != NULL && o->written < 3) {
+		snprintf(serial, sizeof(serial), "D%03d", o->written++);
+		cert_issued(o->writer, serial, "CN=during the image", 100);
+	}
+	return 0;
+}
+
+static int
+img_head(void *arg, const void *data, size_t len)
+{
+	struct imgout *o = arg;
+
+	o->heads++;
+	assert_int_equal(pwrite(o->fd, data, len, 0), (ssize_t)len);
+	return 0;
+}
+
+/* Pages 2.. in order, then page 1: the file is the snapshot, sound for
+ * SQLite, equal row for row to a copy made by SQLite's own backup at the
+ * same moment, and nothing committed after the snapshot is in it. */
+static void
+test_image(void **state)
+{
+	struct fx *fx = *state;
+	struct store_snapshot *s = NULL;
+	struct store_dump_counts c0, c1;
+	struct store *st = NULL;
+	struct imgout o;
+	sqlite3 *src = NULL, *ref = NULL;
+	sqlite3_backup *bk;
+	char img[4200], refpath[4200], serial[16];
+	size_t pagesize = 0;
+	uint64_t size = 0;
+	struct stat sb;
+	int i;
+
+	populate(fx->st);
+	/* More than the image's 2 MiB page cache: SQLite spills pages. */
+	for (i = 0; i < 4000; i++) {
+		snprintf(serial, sizeof(serial), "1%05X", i);
+		cert_issued(fx->st, serial, "CN=filler", 900);
+	}
+	tu_path(img, sizeof(img), fx->dir, "image.db");
+	tu_path(refpath, sizeof(refpath), fx->dir, "ref.db");
+
+	OK(store_snapshot_open(fx->path, &s));
+	/* The reference: SQLite's copy of the same moment. */
+	assert_int_equal(sqlite3_open(refpath, &ref), SQLITE_OK);
+	bk = sqlite3_backup_init(ref, "main", store_snapshot_db(s), "main");
+	assert_non_null(bk);
+	assert_int_equal(sqlite3_backup_step(bk, -1), SQLITE_DONE);
+	assert_int_equal(sqlite3_backup_finish(bk), SQLITE_OK);
+	sqlite3_close(ref);
+	/* Commits after the snapshot and while the image is made. */
+	cert_issued(fx->st, "E000", "CN=after", 100);
+	OK(store_snapshot_counts(s, &c0));
+
+	memset(&o, 0, sizeof(o));
+	o.writer = fx->st;
+	o.fd = open(img, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(o.fd >= 0);
+	OK(store_snapshot_page_size(s, &pagesize));
+	o.off = pagesize;	/* what EMIT gets starts at the second page */
+	OK(store_snapshot_image(s, img_emit, img_head, &o, &size));
+	assert_int_equal(o.heads, 1);
+	assert_true(o.calls >= 4);	/* streamed, in 1 MiB chunks */
+	assert_int_equal(o.written, 3);
+	assert_int_equal(size, o.off);
+	assert_int_equal(size % pagesize, 0);
+	close(o.fd);
+	store_snapshot_close(s);
+	assert_int_equal(stat(img, &sb), 0);
+	assert_int_equal((uint64_t)sb.st_size, size);
+
+	compare_stores(refpath, img);
+	assert_int_equal(sqlite3_open_v2(img, &src, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	{
+		sqlite3_stmt *q = NULL;
+		assert_int_equal(sqlite3_prepare_v2(src, "SELECT count(*) "
+		    "FROM certs WHERE serial IN ('E000', 'D000', 'D001')", -1,
+		    &q, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(q, 0), 0);
+		sqlite3_finalize(q);
+	}
+	sqlite3_close(src);
+
+	/* It opens as a store, passes the check, counts as the snapshot. */
+	OK(store_open(img, 0, &st));
+	OK(store_image_check(st));
+	OK(store_counts(st, &c1));
+	assert_int_equal(c1.certs, c0.certs);
+	assert_int_equal(c1.audit, c0.audit);
+	assert_memory_equal(c1.audit_head, c0.audit_head, 32);
+	store_close(st);
+}
+
+/* A damaged store file is named by the check (or refused when opened);
+ * a failing consumer stops the image with its error. */
+static void
+test_image_faults(void **state)
+{
+	struct fx *fx = *state;
+	struct store_snapshot *s = NULL;
+	struct store *st = NULL;
+	struct imgout o;
+	char img[4200], serial[16];
+	unsigned char junk[64];
+	size_t pagesize = 0;
+	int i, r, fd;
+
+	populate(fx->st);
+	for (i = 0; i < 3000; i++) {
+		snprintf(serial, sizeof(serial), "2%05X", i);
+		cert_issued(fx->st, serial, "CN=filler", 900);
+	}
+	tu_path(img, sizeof(img), fx->dir, "image.db");
+	OK(store_snapshot_open(fx->path, &s));
+	OK(store_snapshot_page_size(s, &pagesize));
+	memset(&o, 0, sizeof(o));
+	o.fail_at = 2;
+	o.fd = open(img, O_RDWR | O_CREAT | O_EXCL, 0600);
+	assert_true(o.fd >= 0);
+	assert_int_equal(store_snapshot_image(s, img_emit, img_head, &o, NULL),
+	    CK_E_IO);
+	assert_int_equal(o.heads, 0);
+	/* The snapshot is still usable: a second image goes through. */
+	assert_int_equal(ftruncate(o.fd, 0), 0);
+	memset(&o, 0, sizeof(o));
+	o.fd = open(img, O_RDWR);
+	o.off = pagesize;
+	assert_true(o.fd >= 0);
+	OK(store_snapshot_image(s, img_emit, img_head, &o, NULL));
+	close(o.fd);
+	store_snapshot_close(s);
+
+	/* Garbage over the middle of a b-tree page deep in the file. */
+	memset(junk, 0xa5, sizeof(junk));
+	fd = open(img, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk),
+	    (off_t)(pagesize * 200)), (ssize_t)sizeof(junk));
+	close(fd);
+	if ((r = store_open(img, 0, &st)) == 0) {
+		r = store_image_check(st);
+		store_close(st);
+		assert_int_equal(r, CK_E_TAMPER);
+		assert_contains(ck_err_msg(), "damaged");
+	}
+	assert_int_not_equal(r, 0);
+}
+
 int
 main(void)
 {
@@ -1322,6 +1500,8 @@ main(void)
 		T(test_backup_catalogue),
 		T(test_custody),
 		T(test_migration),
+		T(test_image),
+		T(test_image_faults),
 #undef T
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
