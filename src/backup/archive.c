@@ -202,6 +202,17 @@ bio_with(BIO_METHOD **m, void *data)
  * Writer.
  */
 
+/* A finished part waiting to go into the set. */
+struct copy_job {
+	int spool;
+	uint64_t size;
+	char name[CK_ARCHIVE_NAME_MAX];
+};
+
+/* Parts queued behind the one being copied. */
+#define COPY_QUEUE 2
+#define COPY_CHUNK (256u * 1024)
+
 struct ck_archive_writer {
 	int failed;		/* an error ended the set; only free remains */
 	int finished;
@@ -221,15 +232,27 @@ struct ck_archive_writer {
 	int zworkers;		/* zstd worker threads (0: none) */
 	EVP_MD_CTX *part_md;
 	struct ck_archive_part cur;
-	size_t head_len;	/* a head stored raw (0: none) */
-	off_t head_off;		/* its offset in the spool */
-	int head_set;
 	unsigned char *zbuf;
 	size_t zbufsz;
 
 	char names[CK_ARCHIVE_MAX_PARTS][CK_ARCHIVE_NAME_MAX];
 	size_t nparts;
+
+	/* the copier (below) and its queue of finished parts */
+	pthread_t copier;
+	int copier_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct copy_job q[COPY_QUEUE];
+	size_t qhead, qlen;
+	int busy, stop;
+	int copy_rc;
+	char copy_msg[1024];
+	unsigned char *cbuf;
 };
+
+static void *copier_main(void *arg);
+static int copier_check(struct ck_archive_writer *w);
 
 static int
 w_tar_write(void *arg, const void *buf, size_t len)
@@ -344,13 +367,16 @@ ck_archive_writer_open(int fd, const char *tmpdir,
 
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return CK_E_NOMEM;
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
 	w->spool = -1;
 	w->sink.fd = fd;
 	w->zlevel = zlevel;
 	{
-		/* One compression thread per spare core, at most 4. */
+		/* One compression thread per core, at most 4: compressing
+		 * is most of the work, reading the store the lesser part. */
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		w->zworkers = n > 1 ? (int)(n - 1 < 4 ? n - 1 : 4) : 0;
+		w->zworkers = n > 1 ? (int)(n < 4 ? n : 4) : 0;
 	}
 	w->mtime = (int64_t)time(NULL);
 	w->tio.write = w_tar_write;
@@ -373,12 +399,22 @@ ck_archive_writer_open(int fd, const char *tmpdir,
 		rc = CK_E_CRYPTO;
 		goto out;
 	}
+	if ((w->cbuf = malloc(COPY_CHUNK)) == NULL) {
+		rc = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
 	/* Encrypting the content key for each recipient happens here. */
 	if ((w->cms_bio = BIO_new_CMS(w->sink_bio, w->cms)) == NULL) {
 		rc = w->sink.err != 0 ? w->sink.err : ck_err_ssl(CK_E_CRYPTO,
 		    "cannot start the CMS envelope");
 		goto out;
 	}
+	if (pthread_create(&w->copier, NULL, copier_main, w) != 0) {
+		rc = ck_err_set(CK_E_INTERNAL, "cannot start the backup "
+		    "writer's thread");
+		goto out;
+	}
+	w->copier_started = 1;
 	*out = w;
 	w = NULL;
 	rc = 0;
@@ -397,6 +433,8 @@ writer_usable(struct ck_archive_writer *w)
 		    "backup set");
 	if (w->finished)
 		return ck_err_set(CK_E_STATE, "the backup set is finished");
+	if (w->copier_started)
+		return copier_check(w);
 	return 0;
 }
 
@@ -443,6 +481,136 @@ open_spool(const char *dir)
 	}
 	(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	return fd;
+}
+
+/* ---------------------------------------------------------------------
+ * The copier: a thread that moves finished parts from their spools into
+ * the set (tar header, data through the CMS encryption, padding) while the
+ * caller compresses the next part. Only it writes to the tar stream until
+ * it is drained; the writer's finish drains it first.
+ */
+
+static int
+copy_one(struct ck_archive_writer *w, const struct copy_job *job)
+{
+	uint64_t off = 0;
+	ssize_t n;
+	int rc;
+
+	if ((rc = ck_tar_header(&w->tio, job->name, job->size, w->mtime)) !=
+	    0)
+		return rc;
+	while (off < job->size) {
+		size_t want = job->size - off < COPY_CHUNK ?
+		    (size_t)(job->size - off) : COPY_CHUNK;
+
+		n = pread(job->spool, w->cbuf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ck_err_set(CK_E_IO, "cannot read back the "
+			    "temporary file of part %s: %s", job->name,
+			    n < 0 ? strerror(errno) : "it is short");
+		if ((rc = w_tar_write(w, w->cbuf, (size_t)n)) != 0)
+			return rc;
+		off += (uint64_t)n;
+	}
+	return ck_tar_pad(&w->tio, job->size);
+}
+
+static void *
+copier_main(void *arg)
+{
+	struct ck_archive_writer *w = arg;
+	struct copy_job job;
+	int rc, failed = 0;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (w->qlen == 0 && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->qlen == 0)
+			break;
+		job = w->q[w->qhead];
+		w->qhead = (w->qhead + 1) % COPY_QUEUE;
+		w->qlen--;
+		w->busy = 1;
+		pthread_mutex_unlock(&w->mu);
+		/* After a failure the set is lost: spools are only closed. */
+		rc = failed ? 0 : copy_one(w, &job);
+		close(job.spool);
+		pthread_mutex_lock(&w->mu);
+		if (rc != 0 && !failed) {
+			failed = 1;
+			w->copy_rc = rc;
+			snprintf(w->copy_msg, sizeof(w->copy_msg), "%s",
+			    ck_err_msg());
+		}
+		w->busy = 0;
+		pthread_cond_broadcast(&w->cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* The copier's failure, if any, as this thread's error. */
+static int
+copier_check(struct ck_archive_writer *w)
+{
+	char msg[sizeof(w->copy_msg)];
+	int rc;
+
+	pthread_mutex_lock(&w->mu);
+	rc = w->copy_rc;
+	memcpy(msg, w->copy_msg, sizeof(msg));
+	pthread_mutex_unlock(&w->mu);
+	if (rc == 0)
+		return 0;
+	return writer_fail(w, ck_err_set(rc, "%s", msg));
+}
+
+/* Queue JOB (its spool is the copier's from here on); waits while the
+ * queue is full, so spools on disk stay few. */
+static int
+copier_put(struct ck_archive_writer *w, const struct copy_job *job)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->qlen == COPY_QUEUE && w->copy_rc == 0)
+		pthread_cond_wait(&w->cv, &w->mu);
+	if (w->copy_rc != 0) {
+		pthread_mutex_unlock(&w->mu);
+		close(job->spool);
+		return copier_check(w);
+	}
+	w->q[(w->qhead + w->qlen) % COPY_QUEUE] = *job;
+	w->qlen++;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+/* Wait until every queued part is in the set. */
+static int
+copier_drain(struct ck_archive_writer *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (w->qlen > 0 || w->busy)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	return copier_check(w);
+}
+
+static void
+copier_stop(struct ck_archive_writer *w)
+{
+	if (!w->copier_started)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = 1;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->copier, NULL);
+	w->copier_started = 0;
 }
 
 static int
@@ -496,93 +664,7 @@ ck_archive_part_begin(struct ck_archive_writer *w, const char *name)
 		return writer_fail(w, ck_err_ssl(CK_E_INTERNAL, "SHA-256"));
 	memset(&w->cur, 0, sizeof(w->cur));
 	memcpy(w->cur.name, name, strlen(name) + 1);
-	w->head_len = 0;
-	w->head_set = 0;
 	w->in_part = 1;
-	return 0;
-}
-
-/* A zstd frame of one raw block of LEN bytes (RFC 8878, 3.1.1): magic,
- * a descriptor saying "single segment, 2-byte content size", the size
- * less 256, the block header (last block, raw, LEN). */
-#define RAW_FRAME_HDR 10
-
-static int spool_put(struct ck_archive_writer *w, const void *buf,
-    size_t len);
-
-int
-ck_archive_part_begin_head(struct ck_archive_writer *w, const char *name,
-    size_t headlen)
-{
-	unsigned char hdr[RAW_FRAME_HDR];
-	uint32_t bh;
-	int rc;
-
-	if (headlen < 256 || headlen > 65536)
-		return ck_err_set(CK_E_INVAL, "a part's raw head is 256 to 65536 "
-		    "bytes, not %zu", headlen);
-	if ((rc = ck_archive_part_begin(w, name)) != 0)
-		return rc;
-	hdr[0] = 0x28;
-	hdr[1] = 0xb5;
-	hdr[2] = 0x2f;
-	hdr[3] = 0xfd;
-	hdr[4] = 0x60;
-	hdr[5] = (unsigned char)((headlen - 256) & 0xff);
-	hdr[6] = (unsigned char)((headlen - 256) >> 8);
-	bh = 1u | ((uint32_t)headlen << 3);
-	hdr[7] = (unsigned char)(bh & 0xff);
-	hdr[8] = (unsigned char)((bh >> 8) & 0xff);
-	hdr[9] = (unsigned char)(bh >> 16);
-	if ((rc = spool_put(w, hdr, sizeof(hdr))) != 0)
-		return writer_fail(w, rc);
-	w->head_off = (off_t)w->cur.size;
-	/* Its place, filled in by ck_archive_part_set_head(). */
-	memset(w->zbuf, 0, w->zbufsz < headlen ? w->zbufsz : headlen);
-	{
-		size_t left = headlen;
-		while (left > 0) {
-			size_t n = left < w->zbufsz ? left : w->zbufsz;
-			if ((rc = spool_put(w, w->zbuf, n)) != 0)
-				return writer_fail(w, rc);
-			left -= n;
-		}
-	}
-	w->head_len = headlen;
-	w->cur.raw_size += headlen;
-	return 0;
-}
-
-int
-ck_archive_part_set_head(struct ck_archive_writer *w, const void *buf,
-    size_t len)
-{
-	const unsigned char *p = buf;
-	off_t off;
-	ssize_t n;
-	int rc;
-
-	if ((rc = writer_usable(w)) != 0)
-		return rc;
-	if (!w->in_part || w->head_len == 0 || w->head_set)
-		return ck_err_set(CK_E_STATE, "no part with a head to set is "
-		    "open");
-	if (len != w->head_len)
-		return ck_err_set(CK_E_INVAL, "the part's head is %zu bytes, "
-		    "not %zu", w->head_len, len);
-	for (off = w->head_off; len > 0; ) {
-		n = pwrite(w->spool, p, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return writer_fail(w, ck_err_set(CK_E_IO, "cannot write "
-			    "a temporary file in %s: %s", w->tmpdir,
-			    n < 0 ? strerror(errno) : "short write"));
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	w->head_set = 1;
 	return 0;
 }
 
@@ -594,6 +676,8 @@ spool_put(struct ck_archive_writer *w, const void *buf, size_t len)
 	if (write_all(w->spool, buf, len) != 0)
 		return ck_err_set(CK_E_IO, "cannot write a temporary file in "
 		    "%s: %s", w->tmpdir, strerror(errno));
+	if (EVP_DigestUpdate(w->part_md, buf, len) != 1)
+		return ck_err_ssl(CK_E_INTERNAL, "SHA-256");
 	w->cur.size += len;
 	return 0;
 }
@@ -643,60 +727,28 @@ int
 ck_archive_part_end(struct ck_archive_writer *w,
     struct ck_archive_part *info)
 {
-	unsigned char *buf = w->zbuf;
-	uint64_t off = 0;
-	ssize_t n;
+	struct copy_job job;
 	int rc;
 
 	if ((rc = writer_usable(w)) != 0)
 		return rc;
 	if (!w->in_part)
 		return ck_err_set(CK_E_STATE, "no part is open");
-	if (w->head_len != 0 && !w->head_set)
-		return ck_err_set(CK_E_STATE, "the head of part %s was not "
-		    "given", w->cur.name);
 	if ((rc = compress_some(w, "", 0, ZSTD_e_end)) != 0)
-		goto fail;
-	if ((rc = ck_tar_header(&w->tio, w->cur.name, w->cur.size,
-	    w->mtime)) != 0)
-		goto fail;
-	while (off < w->cur.size) {
-		size_t want = w->cur.size - off < w->zbufsz ?
-		    (size_t)(w->cur.size - off) : w->zbufsz;
-
-		n = pread(w->spool, buf, want, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			rc = ck_err_set(CK_E_IO, "cannot read back the "
-			    "temporary file of part %s: %s", w->cur.name,
-			    n < 0 ? strerror(errno) : "it is short");
-			goto fail;
-		}
-		/* The digest is of the bytes as they go into the set. */
-		if (EVP_DigestUpdate(w->part_md, buf, (size_t)n) != 1) {
-			rc = ck_err_ssl(CK_E_INTERNAL, "SHA-256");
-			goto fail;
-		}
-		if ((rc = w_tar_write(w, buf, (size_t)n)) != 0)
-			goto fail;
-		off += (uint64_t)n;
-	}
-	if (EVP_DigestFinal_ex(w->part_md, w->cur.sha256, NULL) != 1) {
-		rc = ck_err_ssl(CK_E_INTERNAL, "SHA-256");
-		goto fail;
-	}
-	if ((rc = ck_tar_pad(&w->tio, w->cur.size)) != 0)
-		goto fail;
-	close(w->spool);
+		return writer_fail(w, rc);
+	if (EVP_DigestFinal_ex(w->part_md, w->cur.sha256, NULL) != 1)
+		return writer_fail(w, ck_err_ssl(CK_E_INTERNAL, "SHA-256"));
+	job.spool = w->spool;
+	job.size = w->cur.size;
+	memcpy(job.name, w->cur.name, CK_ARCHIVE_NAME_MAX);
 	w->spool = -1;
 	w->in_part = 0;
 	memcpy(w->names[w->nparts++], w->cur.name, CK_ARCHIVE_NAME_MAX);
+	if ((rc = copier_put(w, &job)) != 0)
+		return rc;
 	if (info != NULL)
 		*info = w->cur;
 	return 0;
-fail:
-	return writer_fail(w, rc);
 }
 
 int
@@ -855,6 +907,8 @@ finish_write(struct ck_archive_writer *w, const char *manifest,
 	unsigned char md[32];
 	int rc;
 
+	if ((rc = copier_drain(w)) != 0)
+		return rc;
 	if ((rc = put_entry(w, MANIFEST_JSON, manifest, manifest_len)) != 0 ||
 	    (rc = put_entry(w, MANIFEST_P7S, p7s, p7slen)) != 0 ||
 	    (rc = ck_tar_end(&w->tio)) != 0 ||
@@ -926,6 +980,10 @@ ck_archive_writer_free(struct ck_archive_writer *w)
 {
 	if (w == NULL)
 		return;
+	copier_stop(w);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w->cbuf);
 	close_cms_chain(w, 0);
 	BIO_free(w->sink_bio);
 	CMS_ContentInfo_free(w->cms);

@@ -58,18 +58,6 @@ int ck_archive_part_write(struct ck_archive_writer *w, const void *buf,
 int ck_archive_part_end(struct ck_archive_writer *w,
     struct ck_archive_part *info);
 
-/* A part whose first HEADLEN bytes (256 to 65536) are stored as they are,
- * in a zstd frame of their own (one raw block), and given only at the end
- * with ck_archive_part_set_head(); the bytes written with
- * ck_archive_part_write() follow them, compressed. For data whose first
- * bytes are known last (a SQLite database's first page). The part is the
- * same zstd stream to a reader. */
-int ck_archive_part_begin_head(struct ck_archive_writer *w, const char *name,
-    size_t headlen);
-/* Exactly HEADLEN bytes, once, before ck_archive_part_end(). */
-int ck_archive_part_set_head(struct ck_archive_writer *w, const void *buf,
-    size_t len);
-
 /* Sign MANIFEST (CMS SignedData, attached, SHA-256, signer certificate and
  * chain included) with KEY/CERT, write manifest.json and manifest.p7s, end
  * the tar stream and the envelope, fsync FD. On success the set is complete;

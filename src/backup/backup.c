@@ -82,33 +82,103 @@ add_manifest_part(struct ck_manifest *m, const struct ck_archive_part *info,
 	return 0;
 }
 
+/* A full set's store: the SQLite file as of the snapshot, in parts named
+ * by the offset of their first byte (16 hex digits), so that they sort in
+ * file order and `cat parts/store/store.db.*.zst | zstd -d` is the file.
+ * The file's first page comes last (SQLite writes it last). The parts are
+ * cut every STORE_CHUNK bytes or more, so that each is put into the set
+ * while the next is compressed. */
+#define STORE_CHUNK (128ull * 1024 * 1024)
+#define STORE_MAX_CHUNKS 48
+
+struct image_ctx {
+	struct dump_ctx d;
+	struct ck_manifest *m;
+	uint64_t chunk;		/* cut after this many bytes */
+	uint64_t off;		/* file offset of the next byte */
+	uint64_t in_part;	/* bytes in the open part */
+	int open;
+};
+
+static int
+image_part_begin(struct image_ctx *c, uint64_t off)
+{
+	char name[CK_ARCHIVE_NAME_MAX];
+	int r;
+
+	snprintf(name, sizeof(name), "%s%016" PRIx64 ".zst",
+	    CK_BACKUP_STORE_PREFIX, off);
+	if ((r = ck_archive_part_begin(c->d.w, name)) != 0)
+		return r;
+	c->open = 1;
+	c->in_part = 0;
+	return 0;
+}
+
+static int
+image_part_end(struct image_ctx *c)
+{
+	struct ck_archive_part info;
+	int r;
+
+	c->open = 0;
+	if ((r = ck_archive_part_end(c->d.w, &info)) != 0)
+		return r;
+	return add_manifest_part(c->m, &info, 0);
+}
+
+static int
+image_emit(void *arg, const void *buf, size_t len)
+{
+	struct image_ctx *c = arg;
+	int r;
+
+	if (!c->open && (r = image_part_begin(c, c->off)) != 0)
+		return r;
+	if ((r = dump_emit(&c->d, buf, len)) != 0)
+		return r;
+	c->off += len;
+	c->in_part += len;
+	if (c->in_part >= c->chunk)
+		return image_part_end(c);
+	return 0;
+}
+
 static int
 image_head(void *arg, const void *buf, size_t len)
 {
-	struct dump_ctx *d = arg;
+	struct image_ctx *c = arg;
+	int r;
 
-	return ck_archive_part_set_head(d->w, buf, len);
+	if (c->open && (r = image_part_end(c)) != 0)
+		return r;
+	if ((r = image_part_begin(c, 0)) != 0 ||
+	    (r = dump_emit(&c->d, buf, len)) != 0)
+		return r;
+	return image_part_end(c);
 }
 
-/* A full set's store: the SQLite file as of the snapshot, which restores
- * by being put in place (docs/backup.md). */
 static int
 add_store_image(struct ck_archive_writer *w, struct store_snapshot *snap,
     int progress, struct ck_manifest *m)
 {
-	struct dump_ctx d = { w, "store", progress, 0, 0 };
-	struct ck_archive_part info;
+	struct image_ctx c;
 	size_t pagesize;
+	uint64_t npages;
 	int r;
 
-	if ((r = store_snapshot_page_size(snap, &pagesize)) != 0 ||
-	    (r = ck_archive_part_begin_head(w, CK_BACKUP_STORE_IMAGE,
-		pagesize)) != 0 ||
-	    (r = store_snapshot_image(snap, dump_emit, image_head, &d,
-		NULL)) != 0 ||
-	    (r = ck_archive_part_end(w, &info)) != 0)
+	memset(&c, 0, sizeof(c));
+	c.d.w = w;
+	c.d.table = "store";
+	c.d.progress = progress;
+	c.m = m;
+	if ((r = store_snapshot_pages(snap, &pagesize, &npages)) != 0)
 		return r;
-	return add_manifest_part(m, &info, 0);
+	c.chunk = STORE_CHUNK;
+	if (npages * pagesize / STORE_MAX_CHUNKS > c.chunk)
+		c.chunk = npages * pagesize / STORE_MAX_CHUNKS;
+	c.off = pagesize;
+	return store_snapshot_image(snap, image_emit, image_head, &c, NULL);
 }
 
 /* The store as rows: every table's rows changed after the parent's

@@ -21,9 +21,11 @@
 
 #define CK_BACKUP_MAX_DESTS 8
 
-/* A full set's store, as a SQLite database file (the logical form has one
- * parts/store/<table>.jsonl.zst per table instead). */
-#define CK_BACKUP_STORE_IMAGE "parts/store/store.db.zst"
+/* A full set's store, as a SQLite database file in parts
+ * "parts/store/store.db.<offset of the part's first byte, 16 hex
+ * digits>.zst" (the logical form has one parts/store/<table>.jsonl.zst per
+ * table instead). */
+#define CK_BACKUP_STORE_PREFIX "parts/store/store.db."
 #define CK_BACKUP_MAX_SETS 1024
 
 struct ck_retention {

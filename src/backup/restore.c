@@ -198,6 +198,12 @@ struct restore_ctx {
 	struct store *st;
 	int in_tx;		/* ST is in the current set's transaction */
 	int image;		/* the current set holds the store's file */
+	int image_fd;		/* its staging file */
+	int image_part;		/* the current part is a piece of it */
+	uint64_t image_pos;	/* where the part's next byte goes */
+	uint64_t image_end;	/* end of the pieces after the first page */
+	uint64_t page_size;	/* offset of the first of those pieces */
+	int head_seen;		/* the piece at 0 (the first page) came */
 	const char *staging;
 	const char *file;
 	int64_t after_seq;
@@ -271,6 +277,16 @@ place_image(struct restore_ctx *c)
 	char a[4200], b[4200];
 	int r;
 
+	if (!c->head_seen)
+		return ck_err_set(CK_E_TAMPER, "%s: the store file's first page "
+		    "is missing", c->file);
+	r = fsync(c->image_fd) == 0 ? 0 : -1;
+	if (close(c->image_fd) != 0)
+		r = -1;
+	c->image_fd = -1;
+	if (r != 0)
+		return ck_err_set(CK_E_IO, "writing the restored store: %s",
+		    strerror(errno));
 	snprintf(a, sizeof(a), "%s/.incoming-store.db", c->staging);
 	snprintf(b, sizeof(b), "%s/store.db", c->staging);
 	if (rename(a, b) != 0)
@@ -281,6 +297,111 @@ place_image(struct restore_ctx *c)
 		    ck_err_msg());
 	if ((r = store_image_check(c->st)) != 0)
 		return ck_err_set(r, "%s: %s", c->file, ck_err_msg());
+	return 0;
+}
+
+/* A piece of the store's file, named by the offset of its first byte
+ * (backup.h): the pieces after the first page come in file order, one
+ * after the other; the first page comes last and fills the room left
+ * before them. Checked here, before the manifest vouches for anything, so
+ * that no piece lands anywhere else. */
+static int
+image_begin(struct restore_ctx *c, const char *rest)
+{
+	char path[4200];
+	uint64_t off = 0;
+	size_t i;
+
+	for (i = 0; i < 16; i++) {
+		char h = rest[i];
+		int v = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ?
+		    h - 'a' + 10 : -1;
+		if (v < 0)
+			break;
+		off = off << 4 | (uint64_t)v;
+	}
+	if (i != 16 || strcmp(rest + 16, ".zst") != 0)
+		return ck_err_set(CK_E_PARSE, "%s: unexpected part '%s%s'",
+		    c->file, CK_BACKUP_STORE_PREFIX, rest);
+	/* Only a chain's first set can hold the store's file. */
+	if (c->st != NULL)
+		return ck_err_set(CK_E_PARSE, "%s: a store file in a set that "
+		    "is not the first of its chain", c->file);
+	if (c->head_seen)
+		return ck_err_set(CK_E_PARSE, "%s: a piece of the store file "
+		    "after its first page", c->file);
+	if (off == 0) {
+		c->head_seen = 1;
+	} else if (c->page_size == 0) {
+		if (off < 512 || off > 65536 || (off & (off - 1)) != 0)
+			return ck_err_set(CK_E_PARSE, "%s: the store file's "
+			    "second page at %llu is not after a page",
+			    c->file, (unsigned long long)off);
+		c->page_size = c->image_end = off;
+	} else if (off != c->image_end) {
+		return ck_err_set(CK_E_PARSE, "%s: a piece of the store file "
+		    "at %llu, where %llu was next", c->file,
+		    (unsigned long long)off, (unsigned long long)c->image_end);
+	}
+	if (c->image_fd < 0) {
+		snprintf(path, sizeof(path), "%s/.incoming-store.db",
+		    c->staging);
+		if ((c->image_fd = open(path, O_WRONLY | O_CREAT | O_EXCL |
+		    O_CLOEXEC, 0600)) < 0)
+			return ck_err_set(CK_E_IO, "cannot write %s: %s", path,
+			    strerror(errno));
+	}
+	c->image = 1;
+	c->image_part = 1;
+	c->image_pos = off;
+	return 0;
+}
+
+static int
+image_data(struct restore_ctx *c, const void *buf, size_t len)
+{
+	const char *p = buf;
+	ssize_t k;
+
+	/* The first page: no more than the room before the second. */
+	if (c->head_seen && c->image_pos + len > (c->page_size ?
+	    c->page_size : 65536))
+		return ck_err_set(CK_E_TAMPER, "%s: the store file's first "
+		    "page is too long", c->file);
+	while (len > 0) {
+		k = pwrite(c->image_fd, p, len, (off_t)c->image_pos);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			return ck_err_set(CK_E_IO, "writing the restored store: "
+			    "%s", strerror(errno));
+		}
+		p += k;
+		len -= (size_t)k;
+		c->image_pos += (uint64_t)k;
+	}
+	if (!c->head_seen)
+		c->image_end = c->image_pos;
+	return 0;
+}
+
+static int
+image_end(struct restore_ctx *c)
+{
+	uint64_t want = c->page_size;
+
+	c->image_part = 0;
+	if (!c->head_seen)
+		return 0;
+	/* A store of one page has no other piece: the page is all. */
+	if (want == 0 && c->image_pos >= 512 && c->image_pos <= 65536 &&
+	    (c->image_pos & (c->image_pos - 1)) == 0)
+		want = c->image_end = c->image_pos;
+	if (c->image_pos != want)
+		return ck_err_set(CK_E_TAMPER, "%s: the store file's first page "
+		    "is %llu bytes, its pages %llu", c->file,
+		    (unsigned long long)c->image_pos,
+		    (unsigned long long)c->page_size);
 	return 0;
 }
 
@@ -296,22 +417,9 @@ part_begin(void *arg, const char *name)
 	c->fd = -1;
 	c->linelen = 0;
 	c->rows = 0;
-	if (strcmp(name, CK_BACKUP_STORE_IMAGE) == 0) {
-		/* The store's file: only a chain's first set can hold it. */
-		if (c->st != NULL || c->image)
-			return ck_err_set(CK_E_PARSE, "%s: a store file in a set "
-			    "that is not the first of its chain", c->file);
-		c->image = 1;
-		c->fbytes = 0;
-		c->fmax = UINT64_MAX;
-		snprintf(path, sizeof(path), "%s/.incoming-store.db",
-		    c->staging);
-		if ((c->fd = open(path, O_WRONLY | O_CREAT | O_EXCL |
-		    O_CLOEXEC, 0600)) < 0)
-			return ck_err_set(CK_E_IO, "cannot write %s: %s", path,
-			    strerror(errno));
-		return 0;
-	}
+	if (strncmp(name, CK_BACKUP_STORE_PREFIX,
+	    strlen(CK_BACKUP_STORE_PREFIX)) == 0)
+		return image_begin(c, name + strlen(CK_BACKUP_STORE_PREFIX));
 	if (strncmp(name, "parts/store/", 12) == 0) {
 		t = name + 12;
 		n = strlen(t);
@@ -354,6 +462,8 @@ part_data(void *arg, const void *buf, size_t len)
 	const char *p = buf, *nl;
 	int r;
 
+	if (c->image_part)
+		return image_data(c, buf, len);
 	if (c->fd >= 0) {
 		/* Bounded before the manifest vouches for anything: a forged
 		 * part cannot fill the disk. */
@@ -419,6 +529,8 @@ part_end(void *arg, const struct ck_archive_part *info)
 	struct restore_ctx *c = arg;
 
 	(void)info;
+	if (c->image_part)
+		return image_end(c);
 	if (c->fd >= 0) {
 		int r = fsync(c->fd) == 0 ? 0 : -1;
 		if (close(c->fd) != 0)
@@ -675,6 +787,7 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 
 	memset(&c, 0, sizeof(c));
 	c.fd = -1;
+	c.image_fd = -1;
 	staging[0] = '\0';
 	if (nfiles == 0)
 		return ck_err_set(CK_E_INVAL, "no backup set named");
@@ -861,6 +974,8 @@ out:
 		close(fd);
 	if (c.fd >= 0)
 		close(c.fd);
+	if (c.image_fd >= 0)
+		close(c.image_fd);
 	if (c.in_tx && c.st)
 		store_tx_rollback(c.st);
 	if (c.st)

@@ -44,14 +44,16 @@ int store_dump_table(struct store_snapshot *s, const char *table,
 /* The whole store as of the snapshot as one SQLite database file, the
  * file SQLite's own backup would write (every table and index), streamed:
  * bytes from the second page on are handed to EMIT in order, in chunks of
- * at most 1 MiB; the first page, which SQLite writes last, is handed to
- * HEAD once, at the end (its length is the page size,
- * store_snapshot_page_size(), so a caller can reserve its place). Memory
- * stays that of a small page cache whatever the size of the store. *SIZE
- * (if not NULL) gets the file's size. A non-zero return from EMIT or HEAD
+ * at most 1 MiB, each a whole number of pages; the first page, which
+ * SQLite writes last, is handed to HEAD once, at the end. Memory stays
+ * that of a small page cache whatever the size of the store. *SIZE (if
+ * not NULL) gets the file's size. A non-zero return from EMIT or HEAD
  * stops it and is returned. SQLite-specific: another backend would write
- * its full sets as dumps (store_dump_table). */
-int store_snapshot_page_size(struct store_snapshot *s, size_t *pagesize);
+ * its full sets as dumps (store_dump_table).
+ * store_snapshot_pages() gives the page size and the number of pages the
+ * file will have. */
+int store_snapshot_pages(struct store_snapshot *s, size_t *pagesize,
+    uint64_t *npages);
 int store_snapshot_image(struct store_snapshot *s,
     int (*emit)(void *arg, const void *buf, size_t len),
     int (*head)(void *arg, const void *buf, size_t len), void *arg,

@@ -357,18 +357,22 @@ pragma_int(sqlite3 *db, const char *sql, int64_t *v)
 }
 
 int
-store_snapshot_page_size(struct store_snapshot *s, size_t *pagesize)
+store_snapshot_pages(struct store_snapshot *s, size_t *pagesize,
+    uint64_t *npages)
 {
-	int64_t v = 0;
+	int64_t v = 0, n = 0;
 	int r;
 
 	if ((r = pragma_int(store_snapshot_db(s), "PRAGMA page_size", &v)) !=
-	    0)
+	    0 || (r = pragma_int(store_snapshot_db(s), "PRAGMA page_count",
+	    &n)) != 0)
 		return r;
-	if (v < 512 || v > 65536 || (v & (v - 1)) != 0)
-		return ck_err_set(CK_E_STORE, "the store's page size is %lld",
-		    (long long)v);
+	if (v < 512 || v > 65536 || (v & (v - 1)) != 0 || n < 1)
+		return ck_err_set(CK_E_STORE, "the store has %lld pages of %lld "
+		    "bytes", (long long)n, (long long)v);
 	*pagesize = (size_t)v;
+	if (npages != NULL)
+		*npages = (uint64_t)n;
 	return 0;
 }
 
@@ -383,15 +387,12 @@ store_snapshot_image(struct store_snapshot *s,
 	sqlite3_vfs vfs;
 	struct img g;
 	char name[64];
-	int64_t npages = 0;
 	int r, registered = 0, step;
 
 	memset(&g, 0, sizeof(g));
 	memset(&vfs, 0, sizeof(vfs));
-	if ((r = store_snapshot_page_size(s, &g.pagesize)) != 0 ||
-	    (r = pragma_int(src, "PRAGMA page_count", &npages)) != 0)
+	if ((r = store_snapshot_pages(s, &g.pagesize, &g.npages)) != 0)
 		return r;
-	g.npages = (uint64_t)npages;
 	g.tail = g.pagesize;
 	g.emit = emit;
 	g.arg = arg;

@@ -113,8 +113,11 @@ for p in $(cd "$T/open" && find parts -type f); do
 	got=$(sha256sum "$T/open/$p" | cut -d' ' -f1)
 	[ "$want" = "$got" ] || fail "part $p: digest differs from the manifest"
 done
-# A full set's store is the SQLite file itself.
-zstd -dcq "$T/open/parts/store/store.db.zst" >"$T/open/store.db"
+# A full set's store is the SQLite file itself, in pieces named by their
+# offsets: in name order they are the file.
+ls "$T"/open/parts/store/store.db.0000000000000000.zst >/dev/null ||
+    fail "no first page of the store file"
+cat "$T"/open/parts/store/store.db.*.zst | zstd -dcq >"$T/open/store.db"
 [ "$(sqlite3 "file:$T/open/store.db?immutable=1" 'PRAGMA integrity_check')" = ok ] ||
     fail "the store file in the set is not a sound SQLite database"
 [ "$(sqlite3 "file:$T/open/store.db?immutable=1" 'SELECT count(*) FROM certs')" -ge 13 ] ||
@@ -325,7 +328,7 @@ mkdir "$T/lopen"
 openssl cms -decrypt -inform DER -in "$lfull" -recip "$T/r1.pem" \
     -inkey "$T/r1.key" -out "$T/lopen/set.tar" || fail "openssl cms -decrypt"
 (cd "$T/lopen" && tar xf set.tar) || fail "tar"
-[ ! -e "$T/lopen/parts/store/store.db.zst" ] || fail "a logical set holds the store file"
+ls "$T"/lopen/parts/store/store.db.* >/dev/null 2>&1 && fail "a logical set holds the store file"
 zstd -dcq "$T/lopen/parts/store/certs.jsonl.zst" >"$T/lopen/certs.jsonl"
 nrows=$(jq -s length "$T/lopen/certs.jsonl")
 [ "$nrows" -ge 13 ] || fail "too few cert rows in the logical set"

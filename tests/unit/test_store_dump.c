@@ -1391,7 +1391,7 @@ test_image(void **state)
 	o.writer = fx->st;
 	o.fd = open(img, O_RDWR | O_CREAT | O_EXCL, 0600);
 	assert_true(o.fd >= 0);
-	OK(store_snapshot_page_size(s, &pagesize));
+	OK(store_snapshot_pages(s, &pagesize, NULL));
 	o.off = pagesize;	/* what EMIT gets starts at the second page */
 	OK(store_snapshot_image(s, img_emit, img_head, &o, &size));
 	assert_int_equal(o.heads, 1);
@@ -1449,7 +1449,7 @@ test_image_faults(void **state)
 	}
 	tu_path(img, sizeof(img), fx->dir, "image.db");
 	OK(store_snapshot_open(fx->path, &s));
-	OK(store_snapshot_page_size(s, &pagesize));
+	OK(store_snapshot_pages(s, &pagesize, NULL));
 	memset(&o, 0, sizeof(o));
 	o.fail_at = 2;
 	o.fd = open(img, O_RDWR | O_CREAT | O_EXCL, 0600);
