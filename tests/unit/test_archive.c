@@ -1465,6 +1465,49 @@ test_envelope_check(void **state)
 	sk_X509_free(r);
 }
 
+/* A medium that fills up while parts are moved into the set by the
+ * writer's thread: the failure comes back to the caller, with the
+ * system's reason, at the latest when the set is finished, and every call
+ * after it is refused. */
+static void
+test_disk_full(void **state)
+{
+	struct ck_archive_writer *w = NULL;
+	STACK_OF(X509) *r = stack_of(pki.ec_cert, NULL);
+	struct fx *fx = *state;
+	unsigned char *data = malloc(1024 * 1024);
+	char nm[64];
+	int fd, rc = 0, i;
+
+	assert_non_null(data);
+	assert_int_equal(RAND_bytes(data, 1024 * 1024), 1);
+	fd = open("/dev/full", O_WRONLY);
+	if (fd < 0)
+		skip();
+	rc = ck_archive_writer_open(fd, fx->dir, r, 1, &w);
+	for (i = 0; rc == 0 && i < 8; i++) {
+		snprintf(nm, sizeof(nm), "parts/p%d.zst", i);
+		if ((rc = ck_archive_part_begin(w, nm)) == 0 &&
+		    (rc = ck_archive_part_write(w, data, 1024 * 1024)) == 0)
+			rc = ck_archive_part_end(w, NULL);
+	}
+	if (rc == 0)
+		rc = ck_archive_writer_finish(w, "{}", 2, pki.ca_key, pki.ca,
+		    NULL, NULL);
+	assert_int_equal(rc, CK_E_IO);
+	assert_contains(ck_err_msg(), "No space left");
+	if (w != NULL) {
+		assert_int_not_equal(ck_archive_part_begin(w, "parts/x.zst"),
+		    0);
+		assert_int_not_equal(ck_archive_writer_finish(w, "{}", 2,
+		    pki.ca_key, pki.ca, NULL, NULL), 0);
+	}
+	ck_archive_writer_free(w);
+	close(fd);
+	sk_X509_free(r);
+	free(data);
+}
+
 int
 main(void)
 {
@@ -1480,6 +1523,7 @@ main(void)
 		T(test_ed25519_recipient_refused),
 		T(test_writer_refusals),
 		T(test_big_part),
+		T(test_disk_full),
 		T(test_wrong_recipient),
 		T(test_untrusted_signer),
 		T(test_raw_sets),

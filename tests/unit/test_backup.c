@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
+#include "backup/archive.h"
 #include "backup/backup.h"
 #include "backup/manifest.h"
 #include "ca/ca.h"
@@ -427,6 +428,100 @@ test_retention(void **state)
 	ck_ca_close(ca);
 }
 
+/* A set with the given parts (zeros of the given lengths), signed by a
+ * key that is not the CA's: the pieces of a store file are checked as
+ * they come, before the manifest is read. */
+static void
+craft(const char *path, const char *const *names, const size_t *lens,
+    size_t n)
+{
+	struct ck_archive_writer *w = NULL;
+	STACK_OF(X509) *rc = sk_X509_new_null();
+	unsigned char *zeros = calloc(1, 65536);
+	size_t i;
+	int fd;
+
+	assert_non_null(zeros);
+	sk_X509_push(rc, g.rcert);
+	unlink(path);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	if (ck_archive_writer_open(fd, g.base, rc, 3, &w) != 0)
+		fail_msg("writer: %s", ck_err_msg());
+	for (i = 0; i < n; i++)
+		if (ck_archive_part_begin(w, names[i]) != 0 ||
+		    ck_archive_part_write(w, zeros, lens[i]) != 0 ||
+		    ck_archive_part_end(w, NULL) != 0)
+			fail_msg("part %s: %s", names[i], ck_err_msg());
+	if (ck_archive_writer_finish(w, "{}", 2, g.rkey, g.rcert, NULL,
+	    NULL) != 0)
+		fail_msg("finish: %s", ck_err_msg());
+	ck_archive_writer_free(w);
+	close(fd);
+	sk_X509_free(rc);
+	free(zeros);
+}
+
+#define PIECE(hex) "parts/store/store.db." hex ".zst"
+
+static void
+test_store_pieces(void **state)
+{
+	static const struct {
+		const char *names[3];
+		size_t lens[3];
+		size_t n;
+		const char *err;
+	} cases[] = {
+		/* a gap between pieces */
+		{ { PIECE("0000000000001000"), PIECE("0000000000005000") },
+		    { 8192, 4096 }, 2, "where 12288 was next" },
+		/* a first piece that does not start after a page */
+		{ { PIECE("0000000000001234") }, { 4096 }, 1,
+		    "is not after a page" },
+		/* a first page longer than the room for it */
+		{ { PIECE("0000000000001000"), PIECE("0000000000000000") },
+		    { 4096, 8192 }, 2, "too long" },
+		/* a first page shorter than a page */
+		{ { PIECE("0000000000001000"), PIECE("0000000000000000") },
+		    { 4096, 100 }, 2, "is 100 bytes" },
+		/* a piece after the first page */
+		{ { PIECE("0000000000000000"), PIECE("0000000000001000") },
+		    { 4096, 4096 }, 2, "after its first page" },
+		/* a name that is no offset */
+		{ { PIECE("00000000000010zz") }, { 4096 }, 1,
+		    "unexpected part" },
+		/* the store both as a file and as rows */
+		{ { PIECE("0000000000001000"), "parts/store/certs.jsonl.zst" },
+		    { 4096, 10 }, 2, "not both" },
+	};
+	struct ck_ca *ca = open_ca();
+	struct ck_backup_reader rd;
+	struct ck_restore_opts ro;
+	struct ck_manifest last;
+	char set[4300], dst[4300];
+	const char *files[1] = { set };
+	size_t i;
+
+	(void)state;
+	reader(ca, &rd);
+	rd.trusted = NULL;
+	tu_path(set, sizeof(set), g.base, "crafted.ckb");
+	tu_path(dst, sizeof(dst), g.base, "never");
+	memset(&ro, 0, sizeof(ro));
+	ro.home = dst;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		craft(set, cases[i].names, cases[i].lens, cases[i].n);
+		assert_int_not_equal(ck_backup_restore(&rd, files, 1, &ro,
+		    &last), 0);
+		if (strstr(ck_err_msg(), cases[i].err) == NULL)
+			fail_msg("case %zu: %s", i, ck_err_msg());
+		assert_false(access(dst, F_OK) == 0);
+	}
+	unlink(set);
+	ck_ca_close(ca);
+}
+
 int
 main(void)
 {
@@ -434,6 +529,7 @@ main(void)
 		cmocka_unit_test(test_manifest),
 		cmocka_unit_test(test_full_incremental_restore),
 		cmocka_unit_test(test_faults),
+		cmocka_unit_test(test_store_pieces),
 		cmocka_unit_test(test_retention),
 	};
 
