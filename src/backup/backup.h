@@ -21,6 +21,11 @@
 
 #define CK_BACKUP_MAX_DESTS 8
 
+/* The default compression: zstd's fast level -2. On a store of DER
+ * certificates it makes sets about a tenth larger than level 1 for about
+ * two thirds of the compression time, which is most of a full backup's. */
+#define CK_BACKUP_ZSTD_LEVEL (-2)
+
 /* A full set's store, as a SQLite database file in parts
  * "parts/store/store.db.<offset of the part's first byte, 16 hex
  * digits>.zst" (the logical form has one parts/store/<table>.jsonl.zst per

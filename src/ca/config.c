@@ -281,8 +281,12 @@ handler(void *user, const char *section, const char *name, const char *value)
 			return set_uint(ps, &b->weekly, name, value, 0, 100000);
 		if (strcmp(name, "monthly") == 0)
 			return set_uint(ps, &b->monthly, name, value, 0, 100000);
-		if (strcmp(name, "zstd_level") == 0)
-			return set_uint(ps, &b->zstd_level, name, value, 1, 19);
+		if (strcmp(name, "zstd_level") == 0) {
+			if (ck_parse_zstd_level(value, name,
+			    &b->zstd_level) != 0)
+				return fail(ps, "%s%s", ck_err_msg(), "");
+			return 1;
+		}
 		return fail(ps, "[backup]: unknown setting '%s'%s", name, "");
 	}
 	if (strcmp(section, "server") == 0)

@@ -80,7 +80,7 @@ struct ck_backup_config {
 	char to[CK_CONFIG_STR];		/* comma-separated directories */
 	char recipients[CK_CONFIG_STR];	/* comma-separated certificate files */
 	unsigned keep_last, daily, weekly, monthly;
-	unsigned zstd_level;		/* 0: default */
+	int zstd_level;			/* 0: default */
 };
 
 struct ck_config {

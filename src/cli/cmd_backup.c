@@ -40,7 +40,8 @@ static const char backup_usage[] =
     "\n"
     "Where options are not given, the [backup] section of certkeep.conf\n"
     "says: to = DIR,DIR  recipients = CERT,CERT  keep_last, daily, weekly,\n"
-    "monthly = N  zstd_level = N. Relative recipient paths are in the home.\n"
+    "monthly = N  zstd_level = N (-7..-1 fast, 1..19 smaller; default -2).\n"
+    "Relative recipient paths are in the home.\n"
     "\n"
     "A backup holds the store, the CA certificates, the configuration and\n"
     "the CRL, never the CA key (see 'certkeep key backup'). It is signed by\n"
@@ -206,9 +207,8 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 			a->offline = 1;
 			break;
 		case O_ZLEVEL:
-			if ((r = ck_parse_u64(optarg, 1, 19, "--zstd-level",
-			    &v)) == 0)
-				a->bo.zlevel = (int)v;
+			r = ck_parse_zstd_level(optarg, "--zstd-level",
+			    &a->bo.zlevel);
 			break;
 		case O_QUIET:
 			a->quiet = 1;
@@ -388,7 +388,8 @@ apply_config(struct bargs *a, const char *home, const struct ck_config *cfg)
 		a->bo.retention.monthly = b->monthly;
 	}
 	if (a->bo.zlevel == 0)
-		a->bo.zlevel = b->zstd_level ? (int)b->zstd_level : 1;
+		a->bo.zlevel = b->zstd_level ? b->zstd_level :
+		    CK_BACKUP_ZSTD_LEVEL;
 	return 0;
 }
 

@@ -112,6 +112,21 @@ ck_parse_u64(const char *s, uint64_t min, uint64_t max, const char *what,
 }
 
 int
+ck_parse_zstd_level(const char *s, const char *what, int *out)
+{
+	uint64_t v;
+	int neg = s != NULL && s[0] == '-';
+
+	if (ck_parse_u64(neg ? s + 1 : s, 1, neg ?
+	    (uint64_t)-CK_ZSTD_LEVEL_MIN : CK_ZSTD_LEVEL_MAX, what, &v) != 0)
+		return ck_err_set(CK_E_PARSE, "%s: '%s' is not a zstd level "
+		    "(%d to -1, or 1 to %d)", what, s ? s : "",
+		    CK_ZSTD_LEVEL_MIN, CK_ZSTD_LEVEL_MAX);
+	*out = neg ? -(int)v : (int)v;
+	return 0;
+}
+
+int
 ck_strcpy_bounded(char *dst, size_t dstsz, const char *src)
 {
 	size_t n = strlen(src);

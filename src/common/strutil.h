@@ -38,6 +38,12 @@ void ck_hex_encode(const unsigned char *in, size_t len, char *out);
 int ck_parse_u64(const char *s, uint64_t min, uint64_t max, const char *what,
     uint64_t *out);
 
+/* A zstd compression level for backups: -7 to -1 (fast) or 1 to 19;
+ * 0 is refused (zstd reads it as "its default"). */
+#define CK_ZSTD_LEVEL_MIN (-7)
+#define CK_ZSTD_LEVEL_MAX 19
+int ck_parse_zstd_level(const char *s, const char *what, int *out);
+
 /* Copy with truncation check; CK_E_TOOBIG if `src` does not fit. */
 int ck_strcpy_bounded(char *dst, size_t dstsz, const char *src);
 

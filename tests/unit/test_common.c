@@ -790,6 +790,35 @@ test_parse_u64(void **state)
 	assert_int_equal(v, 99);
 }
 
+/* zstd levels: fast (negative) and normal ones; 0 and the rest refused. */
+static void
+test_parse_zstd_level(void **state)
+{
+	static const char *const bad[] = {
+		"0", "-0", "20", "-8", "--1", "-", "", "1x", "+3", " 1",
+	};
+	int v = 42;
+	size_t i;
+
+	(void)state;
+	assert_int_equal(ck_parse_zstd_level("-2", "level", &v), 0);
+	assert_int_equal(v, -2);
+	assert_int_equal(ck_parse_zstd_level("-7", "level", &v), 0);
+	assert_int_equal(v, -7);
+	assert_int_equal(ck_parse_zstd_level("1", "level", &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(ck_parse_zstd_level("19", "level", &v), 0);
+	assert_int_equal(v, 19);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 42;
+		if (ck_parse_zstd_level(bad[i], "zstd_level", &v) !=
+		    CK_E_PARSE || v != 42)
+			fail_msg("accepted zstd level '%s'", bad[i]);
+		assert_contains(ck_err_msg(), "zstd_level");
+		assert_contains(ck_err_msg(), "-7 to -1, or 1 to 19");
+	}
+}
+
 static void
 test_parse_u64_bad(void **state)
 {
@@ -876,6 +905,7 @@ main(void)
 		cmocka_unit_test(test_strlist_split_long_item),
 		cmocka_unit_test(test_parse_u64),
 		cmocka_unit_test(test_parse_u64_bad),
+		cmocka_unit_test(test_parse_zstd_level),
 		cmocka_unit_test(test_hex_and_bounded_copy),
 	};
 
