@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,36 +41,206 @@
 #include "common/strutil.h"
 #include "daemon/service.h"
 #include "keystore/keystore.h"
+#include "x509/sigcheck.h"
 #include "x509/serial.h"
+
+/*
+ * Checking every certificate's signature: the store is read in this
+ * thread and the certificates are checked in batches by one thread per
+ * core (at a million certificates the checking is most of a drill).
+ */
+#define CHECK_BATCH 512
+#define CHECK_QUEUE 4
+#define CHECK_THREADS_MAX 16
+
+struct check_batch {
+	size_t n, used, cap;
+	unsigned char *buf;	/* the DERs, back to back */
+	size_t off[CHECK_BATCH], len[CHECK_BATCH];
+	char serial[CHECK_BATCH][80];
+};
 
 struct certcheck {
 	EVP_PKEY *capub;
-	const X509_NAME *caname;
+	unsigned char *issuer;	/* the CA's subject, DER */
+	size_t issuer_len;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct check_batch *q[CHECK_QUEUE];
+	size_t qhead, qlen;
+	int stop;
+	struct check_batch *cur;	/* being filled */
 	uint64_t checked, bad;
 	char first_bad[80];
+	int oom;
 };
+
+static void
+batch_free(struct check_batch *b)
+{
+	if (b != NULL)
+		free(b->buf);
+	free(b);
+}
+
+static void
+check_one_batch(struct certcheck *k, struct check_batch *b)
+{
+	uint64_t bad = 0;
+	char first[80] = "";
+	size_t i;
+
+	for (i = 0; i < b->n; i++)
+		if (ck_cert_check_issued(k->capub, k->issuer, k->issuer_len,
+		    b->buf + b->off[i], b->len[i]) != 0 && bad++ == 0)
+			snprintf(first, sizeof(first), "%s", b->serial[i]);
+	ERR_clear_error();
+	pthread_mutex_lock(&k->mu);
+	k->checked += b->n;
+	if (bad > 0 && k->bad == 0)
+		snprintf(k->first_bad, sizeof(k->first_bad), "%s", first);
+	k->bad += bad;
+	pthread_mutex_unlock(&k->mu);
+}
+
+static void *
+check_worker(void *arg)
+{
+	struct certcheck *k = arg;
+	struct check_batch *b;
+
+	pthread_mutex_lock(&k->mu);
+	for (;;) {
+		while (k->qlen == 0 && !k->stop)
+			pthread_cond_wait(&k->cv, &k->mu);
+		if (k->qlen == 0)
+			break;
+		b = k->q[k->qhead];
+		k->qhead = (k->qhead + 1) % CHECK_QUEUE;
+		k->qlen--;
+		pthread_cond_broadcast(&k->cv);
+		pthread_mutex_unlock(&k->mu);
+		check_one_batch(k, b);
+		batch_free(b);
+		pthread_mutex_lock(&k->mu);
+	}
+	pthread_mutex_unlock(&k->mu);
+	return NULL;
+}
+
+/* Hand the batch being filled to the workers (waits while they are
+ * behind, so memory stays a few batches). */
+static void
+batch_push(struct certcheck *k)
+{
+	if (k->cur == NULL || k->cur->n == 0)
+		return;
+	pthread_mutex_lock(&k->mu);
+	while (k->qlen == CHECK_QUEUE)
+		pthread_cond_wait(&k->cv, &k->mu);
+	k->q[(k->qhead + k->qlen) % CHECK_QUEUE] = k->cur;
+	k->qlen++;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	k->cur = NULL;
+}
 
 static int
 cert_cb(const struct store_cert *c, void *arg)
 {
 	struct certcheck *k = arg;
-	const unsigned char *p;
-	X509 *x;
+	struct check_batch *b;
 
 	if (c->der == NULL)
 		return 0;
-	p = c->der;
-	x = d2i_X509(NULL, &p, (long)c->der_len);
-	k->checked++;
-	if (x == NULL || p != c->der + c->der_len ||
-	    X509_verify(x, k->capub) != 1 ||
-	    X509_NAME_cmp(X509_get_issuer_name(x), k->caname) != 0) {
-		if (k->bad++ == 0)
-			snprintf(k->first_bad, sizeof(k->first_bad), "%s",
-			    c->serial);
+	if (k->cur == NULL && (k->cur = calloc(1, sizeof(*k->cur))) == NULL)
+		goto oom;
+	b = k->cur;
+	if (b->used + c->der_len > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 512 * 1024;
+		unsigned char *nb;
+		while (cap < b->used + c->der_len)
+			cap *= 2;
+		if ((nb = realloc(b->buf, cap)) == NULL)
+			goto oom;
+		b->buf = nb;
+		b->cap = cap;
 	}
-	X509_free(x);
-	ERR_clear_error();
+	memcpy(b->buf + b->used, c->der, c->der_len);
+	b->off[b->n] = b->used;
+	b->len[b->n] = c->der_len;
+	snprintf(b->serial[b->n], sizeof(b->serial[b->n]), "%s", c->serial);
+	b->used += c->der_len;
+	if (++b->n == CHECK_BATCH)
+		batch_push(k);
+	return 0;
+oom:
+	k->oom = 1;
+	return ck_err_set(CK_E_NOMEM, "out of memory");
+}
+
+int
+ck_drill_check_certs(struct ck_ca *ca, uint64_t *checked)
+{
+	struct certcheck k;
+	struct store_cert_filter f;
+	pthread_t th[CHECK_THREADS_MAX];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int i, nth = 0, r, len;
+	unsigned char *p;
+
+	memset(&k, 0, sizeof(k));
+	*checked = 0;
+	if (ca->cert == NULL)
+		return ck_err_set(CK_E_STATE, "the CA has no certificate");
+	k.capub = X509_get0_pubkey(ca->cert);
+	if (k.capub == NULL || (len = i2d_X509_NAME(
+	    X509_get_subject_name(ca->cert), NULL)) <= 0 ||
+	    (k.issuer = malloc((size_t)len)) == NULL)
+		return ck_err_set(CK_E_INTERNAL, "the CA certificate's key or "
+		    "name");
+	p = k.issuer;
+	k.issuer_len = (size_t)i2d_X509_NAME(X509_get_subject_name(ca->cert),
+	    &p);
+	pthread_mutex_init(&k.mu, NULL);
+	pthread_cond_init(&k.cv, NULL);
+	if (ncpu < 1)
+		ncpu = 1;
+	for (i = 0; i < ncpu && i < CHECK_THREADS_MAX; i++) {
+		if (pthread_create(&th[i], NULL, check_worker, &k) != 0)
+			break;
+		nth++;
+	}
+	memset(&f, 0, sizeof(f));
+	f.status = -1;
+	if (nth == 0)
+		r = ck_err_set(CK_E_INTERNAL, "cannot start checking threads");
+	else if ((r = store_cert_list(ca->st, &f, cert_cb, &k)) == 0)
+		batch_push(&k);
+	pthread_mutex_lock(&k.mu);
+	k.stop = 1;
+	pthread_cond_broadcast(&k.cv);
+	pthread_mutex_unlock(&k.mu);
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	/* After a failure, batches the workers did not take. */
+	while (k.qlen > 0) {
+		batch_free(k.q[k.qhead]);
+		k.qhead = (k.qhead + 1) % CHECK_QUEUE;
+		k.qlen--;
+	}
+	batch_free(k.cur);
+	free(k.issuer);
+	pthread_mutex_destroy(&k.mu);
+	pthread_cond_destroy(&k.cv);
+	if (r != 0)
+		return r;
+	*checked = k.checked;
+	if (k.bad)
+		return ck_err_set(CK_E_BADSIG, "%llu of %llu restored "
+		    "certificates do not verify under the CA (first found: "
+		    "%s)", (unsigned long long)k.bad,
+		    (unsigned long long)k.checked, k.first_bad);
 	return 0;
 }
 
@@ -444,8 +615,7 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 	struct ck_restore_opts ro;
 	struct ck_ca *ca = NULL;
 	struct ck_secret *pw = NULL;
-	struct certcheck k;
-	struct store_cert_filter f;
+	uint64_t checked = 0;
 	char home[4300], kpath[4900] = "", serial[80] = "";
 	unsigned char rnd[32];
 	unsigned port = 0;
@@ -453,7 +623,6 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 	int r, started = 0;
 
 	report[0] = '\0';
-	memset(&k, 0, sizeof(k));
 	snprintf(home, sizeof(home), "%s/home", scratch);
 	memset(&ro, 0, sizeof(ro));
 	ro.home = home;
@@ -471,23 +640,12 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 	if (o->progress)
 		fprintf(stderr, "drill: checking every certificate's "
 		    "signature\n");
-	k.capub = X509_get0_pubkey(ca->cert);
-	k.caname = X509_get_subject_name(ca->cert);
-	memset(&f, 0, sizeof(f));
-	f.status = -1;
-	if ((r = store_cert_list(ca->st, &f, cert_cb, &k)) != 0)
+	if ((r = ck_drill_check_certs(ca, &checked)) != 0)
 		goto out;
-	if (k.bad) {
-		r = ck_err_set(CK_E_BADSIG, "%llu of %llu restored certificates "
-		    "do not verify under the CA (first: %s)",
-		    (unsigned long long)k.bad, (unsigned long long)k.checked,
-		    k.first_bad);
-		goto out;
-	}
-	if (k.checked != last->counts.issued + last->counts.revoked) {
+	if (checked != last->counts.issued + last->counts.revoked) {
 		r = ck_err_set(CK_E_TAMPER, "%llu signed certificates restored, "
 		    "the manifest counts %llu issued and revoked",
-		    (unsigned long long)k.checked, (unsigned long long)
+		    (unsigned long long)checked, (unsigned long long)
 		    (last->counts.issued + last->counts.revoked));
 		goto out;
 	}
@@ -538,7 +696,7 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 	    "%llu certificates verify under the CA, %llu revoked (%llu on the "
 	    "CRL), key matches; test certificate %s issued by a restored "
 	    "certkeepd", nfiles, nfiles == 1 ? "" : "s",
-	    (long long)last->seq_to, (unsigned long long)k.checked,
+	    (long long)last->seq_to, (unsigned long long)checked,
 	    (unsigned long long)last->counts.revoked,
 	    (unsigned long long)crl_listed, serial);
 	r = 0;

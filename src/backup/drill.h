@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "backup/backup.h"
+#include "ca/ca.h"
 
 struct ck_drill_opts {
 	EVP_PKEY *key;		/* the CA key (the live home's or a key
@@ -24,5 +25,10 @@ struct ck_drill_opts {
 int ck_backup_drill(const struct ck_backup_reader *rd,
     const char *const *files, size_t nfiles, const struct ck_drill_opts *o,
     struct ck_manifest *last, char *report, size_t reportsz);
+
+/* Every certificate in CA's store must verify under the CA's key and name
+ * it as issuer (checked on every core). *CHECKED gets how many were
+ * checked; CK_E_BADSIG says how many fail and names one. */
+int ck_drill_check_certs(struct ck_ca *ca, uint64_t *checked);
 
 #endif

@@ -32,6 +32,7 @@
 #include <openssl/x509.h>
 
 #include "common/err.h"
+#include "x509/sigcheck.h"
 
 typedef struct {
 	X509_ALGOR *alg;
@@ -65,34 +66,12 @@ IMPLEMENT_ASN1_FUNCTIONS(CK_CRI)
 
 static pthread_once_t groups_once = PTHREAD_ONCE_INIT;
 static EC_GROUP *group_p256, *group_p384;
-/* Digests fetched once: EVP_get_digestbynid()'s are fetched again on
- * every use. */
-static EVP_MD *md_sha256, *md_sha384, *md_sha512;
 
 static void
 groups_init(void)
 {
 	group_p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 	group_p384 = EC_GROUP_new_by_curve_name(NID_secp384r1);
-	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	md_sha384 = EVP_MD_fetch(NULL, "SHA384", NULL);
-	md_sha512 = EVP_MD_fetch(NULL, "SHA512", NULL);
-}
-
-/* The digest for a signature's digest NID (SHA-2 only reach here). */
-static const EVP_MD *
-digest_for(int mdnid)
-{
-	const EVP_MD *md = NULL;
-
-	pthread_once(&groups_once, groups_init);
-	if (mdnid == NID_sha256)
-		md = md_sha256;
-	else if (mdnid == NID_sha384)
-		md = md_sha384;
-	else if (mdnid == NID_sha512)
-		md = md_sha512;
-	return md != NULL ? md : EVP_get_digestbynid(mdnid);
 }
 
 /* Read one definite-length TLV header; CK_E_PARSE unless DER-like. */
@@ -243,80 +222,6 @@ spki_key(const CK_SPKI *spki, const unsigned char *spki_der, long spki_len,
 	return 0;
 }
 
-/* Check the request's signature over the CertificationRequestInfo. */
-static int
-verify_sig(EVP_PKEY *pk, const X509_ALGOR *sigalg, const ASN1_BIT_STRING *sig,
-    const unsigned char *tbs, size_t tbs_len)
-{
-	int signid = OBJ_obj2nid(sigalg->algorithm), mdnid = NID_undef;
-	int pknid = NID_undef, ptype, ok;
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	const EVP_MD *evpmd;
-	EVP_MD_CTX *ctx;
-
-	if (sig->flags & 0x07)
-		return ck_err_set(CK_E_BADSIG, "CSR signature has unused bits");
-	if (!OBJ_find_sigid_algs(signid, &mdnid, &pknid))
-		return ck_err_set(CK_E_BADSIG, "unknown CSR signature "
-		    "algorithm");
-	/* SHA-2 or none (EdDSA): MD5 and SHA-1 signatures prove nothing. */
-	if (mdnid != NID_undef && mdnid != NID_sha256 && mdnid != NID_sha384 &&
-	    mdnid != NID_sha512)
-		return ck_err_set(CK_E_BADSIG, "the CSR is signed with a weak "
-		    "digest (%s); use SHA-256 or better", OBJ_nid2sn(mdnid));
-	X509_ALGOR_get0(NULL, &ptype, NULL, sigalg);
-	switch (EVP_PKEY_get_base_id(pk)) {
-	case EVP_PKEY_EC:
-		if (pknid != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_UNDEF)
-			goto mismatch;
-		if ((evpmd = digest_for(mdnid)) == NULL ||
-		    !EVP_Digest(tbs, tbs_len, md, &mdlen, evpmd, NULL))
-			return ck_err_set(CK_E_BADSIG, "CSR digest");
-		{
-			EC_KEY *ec = EVP_PKEY_get1_EC_KEY(pk);
-			ok = ec != NULL && ECDSA_verify(0, md, (int)mdlen,
-			    sig->data, sig->length, ec) == 1;
-			EC_KEY_free(ec);
-		}
-		break;
-	case EVP_PKEY_RSA:
-		if (pknid != NID_rsaEncryption || (ptype != V_ASN1_NULL &&
-		    ptype != V_ASN1_UNDEF))
-			goto mismatch;
-		if ((evpmd = digest_for(mdnid)) == NULL ||
-		    !EVP_Digest(tbs, tbs_len, md, &mdlen, evpmd, NULL))
-			return ck_err_set(CK_E_BADSIG, "CSR digest");
-		{
-			RSA *rsa = EVP_PKEY_get1_RSA(pk);
-			ok = rsa != NULL && RSA_verify(mdnid, md, mdlen,
-			    sig->data, (unsigned)sig->length, rsa) == 1;
-			RSA_free(rsa);
-		}
-		break;
-	default:
-		/* Ed25519 and anything generic: the EVP path. */
-		if (pknid != EVP_PKEY_get_base_id(pk))
-			goto mismatch;
-		if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519 &&
-		    (signid != NID_ED25519 || ptype != V_ASN1_UNDEF))
-			goto mismatch;
-		if ((ctx = EVP_MD_CTX_new()) == NULL)
-			return CK_E_NOMEM;
-		evpmd = mdnid == NID_undef ? NULL : digest_for(mdnid);
-		ok = EVP_DigestVerifyInit(ctx, NULL, evpmd, NULL, pk) == 1 &&
-		    EVP_DigestVerify(ctx, sig->data, (size_t)sig->length, tbs,
-		    tbs_len) == 1;
-		EVP_MD_CTX_free(ctx);
-	}
-	ERR_clear_error();
-	return ok == 1 ? 0 : ck_err_set(CK_E_BADSIG, "CSR signature does not "
-	    "verify");
-mismatch:
-	return ck_err_set(CK_E_BADSIG, "the CSR's signature algorithm does "
-	    "not match its key");
-}
-
 int
 csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out)
 {
@@ -370,7 +275,7 @@ csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out)
 	if ((r = spki_key(info->spki, spki_start, spki_len, &out->pubkey,
 	    out->key_desc, sizeof(out->key_desc))) != 0)
 		goto out;
-	if ((r = verify_sig(out->pubkey, sigalg, sig, cri,
+	if ((r = ck_sig_verify(out->pubkey, sigalg, sig, "CSR", cri,
 	    (size_t)cri_len)) != 0)
 		goto out;
 	/* extensionRequest, if any (at most one). */

@@ -13,9 +13,11 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
+#include <sqlite3.h>
 
 #include "backup/archive.h"
 #include "backup/backup.h"
+#include "backup/drill.h"
 #include "backup/manifest.h"
 #include "ca/ca.h"
 #include "common/err.h"
@@ -522,6 +524,67 @@ test_store_pieces(void **state)
 	ck_ca_close(ca);
 }
 
+/* The drill's check of every certificate: all verify; one whose
+ * signature or issuer is altered is found and named. */
+static void
+test_check_certs(void **state)
+{
+	struct ck_ca *ca = open_ca();
+	sqlite3 *db = NULL;
+	char path[4300], serial[80] = "";
+	uint64_t n = 0, n0 = 0;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 5; i++) {
+		char cn[64];
+		snprintf(cn, sizeof(cn), "check%d.example.com", i);
+		issue_one(ca, cn);
+	}
+	if (ck_drill_check_certs(ca, &n0) != 0)
+		fail_msg("check: %s", ck_err_msg());
+	assert_true(n0 >= 5);
+	ck_ca_close(ca);
+
+	/* The last byte of one certificate (in its signature). */
+	tu_path(path, sizeof(path), g.home, "store.db");
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	{
+		sqlite3_stmt *q = NULL;
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT serial FROM "
+		    "certs WHERE der IS NOT NULL ORDER BY rowid DESC LIMIT 1",
+		    -1, &q, NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		snprintf(serial, sizeof(serial), "%s",
+		    (const char *)sqlite3_column_text(q, 0));
+		sqlite3_finalize(q);
+	}
+	assert_int_equal(sqlite3_exec(db, "UPDATE certs SET der = "
+	    "CAST(substr(der, 1, length(der) - 1) || CASE WHEN "
+	    "substr(der, -1) = x'5a' THEN x'a5' ELSE x'5a' END AS BLOB) "
+	    "WHERE rowid = (SELECT max(rowid) FROM certs WHERE der IS NOT "
+	    "NULL)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+	ca = open_ca();
+	assert_int_equal(ck_drill_check_certs(ca, &n), CK_E_BADSIG);
+	assert_contains(ck_err_msg(), "1 of");
+	assert_contains(ck_err_msg(), serial);
+	ck_ca_close(ca);
+
+	/* Truncated: not a certificate at all. */
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE certs SET der = "
+	    "substr(der, 1, 40) WHERE rowid = (SELECT min(rowid) FROM certs "
+	    "WHERE der IS NOT NULL)", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+	ca = open_ca();
+	assert_int_equal(ck_drill_check_certs(ca, &n), CK_E_BADSIG);
+	assert_contains(ck_err_msg(), "2 of");
+	ck_ca_close(ca);
+}
+
 int
 main(void)
 {
@@ -531,6 +594,7 @@ main(void)
 		cmocka_unit_test(test_faults),
 		cmocka_unit_test(test_store_pieces),
 		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_check_certs),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
