@@ -74,19 +74,6 @@ groups_init(void)
 	group_p384 = EC_GROUP_new_by_curve_name(NID_secp384r1);
 }
 
-/* Read one definite-length TLV header; CK_E_PARSE unless DER-like. */
-static int
-tlv(const unsigned char **p, long avail, int want_tag, long *len)
-{
-	int tag, xclass, ret;
-
-	ret = ASN1_get_object(p, len, &tag, &xclass, avail);
-	if ((ret & 0x80) || ret == 0x21 || tag != want_tag ||
-	    xclass != V_ASN1_UNIVERSAL)
-		return ck_err_set(CK_E_PARSE, "malformed or truncated DER CSR");
-	return 0;
-}
-
 static int
 ec_key_from_bits(int curve_nid, const ASN1_BIT_STRING *bits, EVP_PKEY **out,
     char *desc, size_t descsz)
@@ -238,7 +225,7 @@ csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out)
 	if (len > 0x7fffffff)
 		return ck_err_set(CK_E_TOOBIG, "CSR too large");
 	/* CertificationRequest ::= SEQUENCE { info, algorithm, signature } */
-	if ((r = tlv(&p, (long)len, V_ASN1_SEQUENCE, &l)) != 0)
+	if ((r = ck_der_tlv(&p, (long)len, V_ASN1_SEQUENCE, &l, "CSR")) != 0)
 		return r;
 	if (p + l != end)
 		return ck_err_set(CK_E_PARSE, p + l < end ? "CSR has %ld bytes "
@@ -246,7 +233,8 @@ csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out)
 		    (long)(end - (p + l)));
 	cri = p;
 	q = p;
-	if ((r = tlv(&q, (long)(end - p), V_ASN1_SEQUENCE, &l)) != 0)
+	if ((r = ck_der_tlv(&q, (long)(end - p), V_ASN1_SEQUENCE, &l,
+	    "CSR")) != 0)
 		return r;
 	cri_len = (long)(q - cri) + l;
 	q = cri;

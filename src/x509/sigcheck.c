@@ -123,17 +123,17 @@ mismatch:
 }
 
 
-/* One TLV header of DER at *P (AVAIL bytes left): its tag must be WANT
- * (universal, constructed for SEQUENCE), its length definite and inside. */
-static int
-der_tlv(const unsigned char **p, long avail, int want, long *len)
+int
+ck_der_tlv(const unsigned char **p, long avail, int want, long *len,
+    const char *what)
 {
 	int tag, xclass, ret;
 
 	ret = ASN1_get_object(p, len, &tag, &xclass, avail);
 	if ((ret & 0x80) || ret == 0x21 || tag != want ||
 	    xclass != V_ASN1_UNIVERSAL)
-		return ck_err_set(CK_E_PARSE, "not a DER certificate");
+		return ck_err_set(CK_E_PARSE, "malformed or truncated DER %s",
+		    what);
 	return 0;
 }
 
@@ -152,12 +152,14 @@ ck_cert_check_issued(EVP_PKEY *pk, const unsigned char *issuer,
 	if (len > 0x7fffffff)
 		return ck_err_set(CK_E_PARSE, "not a DER certificate");
 	/* Certificate ::= SEQUENCE { tbs, signatureAlgorithm, signature } */
-	if ((r = der_tlv(&p, (long)len, V_ASN1_SEQUENCE, &l)) != 0)
+	if ((r = ck_der_tlv(&p, (long)len, V_ASN1_SEQUENCE, &l,
+	    "certificate")) != 0)
 		return r;
 	if (p + l != end)
 		return ck_err_set(CK_E_PARSE, "not one DER certificate");
 	tbs = p;
-	if ((r = der_tlv(&p, end - p, V_ASN1_SEQUENCE, &tlen)) != 0)
+	if ((r = ck_der_tlv(&p, end - p, V_ASN1_SEQUENCE, &tlen,
+	    "certificate")) != 0)
 		return r;
 	tend = p + tlen;
 	q = p;
@@ -167,17 +169,20 @@ ck_cert_check_issued(EVP_PKEY *pk, const unsigned char *issuer,
 			return ck_err_set(CK_E_PARSE, "not a DER certificate");
 		q += n;
 	}
-	if ((r = der_tlv(&q, tend - q, V_ASN1_INTEGER, &n)) != 0)
+	if ((r = ck_der_tlv(&q, tend - q, V_ASN1_INTEGER, &n,
+	    "certificate")) != 0)
 		return r;
 	q += n;
 	alg_in = q;
-	if ((r = der_tlv(&q, tend - q, V_ASN1_SEQUENCE, &n)) != 0)
+	if ((r = ck_der_tlv(&q, tend - q, V_ASN1_SEQUENCE, &n,
+	    "certificate")) != 0)
 		return r;
 	q += n;
 	alg_len = (size_t)(q - alg_in);
 	{
 		const unsigned char *name = q;
-		if ((r = der_tlv(&q, tend - q, V_ASN1_SEQUENCE, &n)) != 0)
+		if ((r = ck_der_tlv(&q, tend - q, V_ASN1_SEQUENCE, &n,
+		    "certificate")) != 0)
 			return r;
 		q += n;
 		if ((size_t)(q - name) != issuer_len ||

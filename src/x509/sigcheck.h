@@ -11,6 +11,12 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+/* One definite-length TLV header at *P (AVAIL bytes left) whose tag is
+ * WANT (universal); *P moves past it, *LEN gets the content length.
+ * CK_E_PARSE "malformed or truncated DER <WHAT>" otherwise. */
+int ck_der_tlv(const unsigned char **p, long avail, int want, long *len,
+    const char *what);
+
 /* The digest for a signature's digest NID; SHA-2 fetched once. */
 const EVP_MD *ck_md_for(int mdnid);
 
