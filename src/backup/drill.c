@@ -75,6 +75,22 @@ struct certcheck {
 	int oom;
 };
 
+/* The drill runs with SIGINT, SIGTERM and SIGHUP blocked (see
+ * ck_backup_drill()); its long steps look for one waiting and stop early,
+ * tearing down as on any failure, after which the signal takes effect. */
+static int
+drill_interrupted(void)
+{
+	sigset_t p;
+
+	if (sigpending(&p) != 0)
+		return 0;
+	if (sigismember(&p, SIGINT) == 1 || sigismember(&p, SIGTERM) == 1 ||
+	    sigismember(&p, SIGHUP) == 1)
+		return ck_err_set(CK_E_STATE, "the drill was interrupted");
+	return 0;
+}
+
 static void
 batch_free(struct check_batch *b)
 {
@@ -171,8 +187,10 @@ cert_cb(const struct store_cert *c, void *arg)
 	b->len[b->n] = c->der_len;
 	snprintf(b->serial[b->n], sizeof(b->serial[b->n]), "%s", c->serial);
 	b->used += c->der_len;
-	if (++b->n == CHECK_BATCH)
+	if (++b->n == CHECK_BATCH) {
 		batch_push(k);
+		return drill_interrupted();
+	}
 	return 0;
 oom:
 	k->oom = 1;
@@ -628,7 +646,8 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 	ro.home = home;
 	if (o->progress)
 		fprintf(stderr, "drill: restoring into a scratch home\n");
-	if ((r = ck_backup_restore(rd, files, nfiles, &ro, last)) != 0)
+	if ((r = ck_backup_restore(rd, files, nfiles, &ro, last)) != 0 ||
+	    (r = drill_interrupted()) != 0)
 		goto out;
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		goto out;
@@ -649,7 +668,8 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 		    (last->counts.issued + last->counts.revoked));
 		goto out;
 	}
-	if ((r = check_crl(ca, &crl_listed)) != 0)
+	if ((r = drill_interrupted()) != 0 ||
+	    (r = check_crl(ca, &crl_listed)) != 0)
 		goto out;
 	/* The key. */
 	if (EVP_PKEY_eq(o->key, X509_get0_pubkey(ca->cert)) != 1) {
@@ -676,6 +696,8 @@ drill_body(const struct ck_backup_reader *rd, const char *const *files,
 		goto out;
 	ck_ca_close(ca);
 	ca = NULL;
+	if ((r = drill_interrupted()) != 0)
+		goto out;
 	if (o->progress)
 		fprintf(stderr, "drill: starting a throwaway certkeepd\n");
 	r = service_spawn(o->certkeepd, home, pw, 1);

@@ -4,10 +4,12 @@
  */
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -585,6 +587,35 @@ test_check_certs(void **state)
 	ck_ca_close(ca);
 }
 
+/* A drill runs with SIGTERM blocked and stops at the next batch of
+ * certificates when one is waiting. */
+static void
+test_check_interrupted(void **state)
+{
+	struct ck_ca *ca = open_ca();
+	sigset_t set, old;
+	struct timespec zero = { 0, 0 };
+	uint64_t n = 0;
+	int i;
+
+	(void)state;
+	for (i = 0; i < 530; i++) {
+		char cn[64];
+		snprintf(cn, sizeof(cn), "many%d.example.com", i);
+		issue_one(ca, cn);
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	assert_int_equal(sigprocmask(SIG_BLOCK, &set, &old), 0);
+	assert_int_equal(raise(SIGTERM), 0);
+	assert_int_equal(ck_drill_check_certs(ca, &n), CK_E_STATE);
+	assert_contains(ck_err_msg(), "interrupted");
+	/* Take the signal back and restore the mask. */
+	assert_int_equal(sigtimedwait(&set, NULL, &zero), SIGTERM);
+	assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
+	ck_ca_close(ca);
+}
+
 int
 main(void)
 {
@@ -594,6 +625,7 @@ main(void)
 		cmocka_unit_test(test_faults),
 		cmocka_unit_test(test_store_pieces),
 		cmocka_unit_test(test_retention),
+		cmocka_unit_test(test_check_interrupted),
 		cmocka_unit_test(test_check_certs),
 	};
 
