@@ -246,6 +246,7 @@ struct ck_archive_writer {
 	struct copy_job q[COPY_QUEUE];
 	size_t qhead, qlen;
 	int busy, stop;
+	int abort;		/* stop without copying what is queued */
 	int copy_rc;
 	char copy_msg[1024];
 	unsigned char *cbuf;
@@ -503,7 +504,14 @@ copy_one(struct ck_archive_writer *w, const struct copy_job *job)
 	while (off < job->size) {
 		size_t want = job->size - off < COPY_CHUNK ?
 		    (size_t)(job->size - off) : COPY_CHUNK;
+		int abort;
 
+		pthread_mutex_lock(&w->mu);
+		abort = w->abort;
+		pthread_mutex_unlock(&w->mu);
+		if (abort)
+			return ck_err_set(CK_E_STATE, "the backup set was "
+			    "abandoned");
 		n = pread(job->spool, w->cbuf, want, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -523,7 +531,7 @@ copier_main(void *arg)
 {
 	struct ck_archive_writer *w = arg;
 	struct copy_job job;
-	int rc, failed = 0;
+	int rc, failed = 0, abandon;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
@@ -535,9 +543,11 @@ copier_main(void *arg)
 		w->qhead = (w->qhead + 1) % COPY_QUEUE;
 		w->qlen--;
 		w->busy = 1;
+		abandon = w->abort;
 		pthread_mutex_unlock(&w->mu);
-		/* After a failure the set is lost: spools are only closed. */
-		rc = failed ? 0 : copy_one(w, &job);
+		/* After a failure, or once the set is abandoned, spools are
+		 * only closed. */
+		rc = failed || abandon ? 0 : copy_one(w, &job);
 		close(job.spool);
 		pthread_mutex_lock(&w->mu);
 		if (rc != 0 && !failed) {
@@ -607,6 +617,8 @@ copier_stop(struct ck_archive_writer *w)
 		return;
 	pthread_mutex_lock(&w->mu);
 	w->stop = 1;
+	/* A finished set has nothing queued; any other is thrown away. */
+	w->abort = 1;
 	pthread_cond_broadcast(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->copier, NULL);

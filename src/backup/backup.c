@@ -131,16 +131,24 @@ static int
 image_emit(void *arg, const void *buf, size_t len)
 {
 	struct image_ctx *c = arg;
+	const unsigned char *p = buf;
+	size_t take;
 	int r;
 
-	if (!c->open && (r = image_part_begin(c, c->off)) != 0)
-		return r;
-	if ((r = dump_emit(&c->d, buf, len)) != 0)
-		return r;
-	c->off += len;
-	c->in_part += len;
-	if (c->in_part >= c->chunk)
-		return image_part_end(c);
+	while (len > 0) {
+		if (!c->open && (r = image_part_begin(c, c->off)) != 0)
+			return r;
+		take = c->chunk - c->in_part < len ?
+		    (size_t)(c->chunk - c->in_part) : len;
+		if ((r = dump_emit(&c->d, p, take)) != 0)
+			return r;
+		p += take;
+		len -= take;
+		c->off += take;
+		c->in_part += take;
+		if (c->in_part == c->chunk && (r = image_part_end(c)) != 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -160,7 +168,7 @@ image_head(void *arg, const void *buf, size_t len)
 
 static int
 add_store_image(struct ck_archive_writer *w, struct store_snapshot *snap,
-    int progress, struct ck_manifest *m)
+    const struct ck_backup_opts *o, struct ck_manifest *m)
 {
 	struct image_ctx c;
 	size_t pagesize;
@@ -170,13 +178,15 @@ add_store_image(struct ck_archive_writer *w, struct store_snapshot *snap,
 	memset(&c, 0, sizeof(c));
 	c.d.w = w;
 	c.d.table = "store";
-	c.d.progress = progress;
+	c.d.progress = o->progress;
 	c.m = m;
 	if ((r = store_snapshot_pages(snap, &pagesize, &npages)) != 0)
 		return r;
-	c.chunk = STORE_CHUNK;
+	c.chunk = o->store_chunk ? o->store_chunk : STORE_CHUNK;
 	if (npages * pagesize / STORE_MAX_CHUNKS > c.chunk)
 		c.chunk = npages * pagesize / STORE_MAX_CHUNKS;
+	/* Whole pages in every piece. */
+	c.chunk = (c.chunk + pagesize - 1) / pagesize * pagesize;
 	c.off = pagesize;
 	return store_snapshot_image(snap, image_emit, image_head, &c, NULL);
 }
@@ -626,7 +636,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 			goto out;
 	}
 	if (!incremental && !o->logical)
-		r = add_store_image(w, snap, o->progress, m);
+		r = add_store_image(w, snap, o, m);
 	else
 		r = add_store_dumps(w, snap, o->progress, m);
 	if (r != 0)
@@ -790,6 +800,9 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	r = 0;
 	goto done;
 out:
+	/* The writer's thread stops writing to FD before FD goes. */
+	ck_archive_writer_free(w);
+	w = NULL;
 	/* Nothing half-made stays behind. */
 	if (made) {
 		if (fd >= 0)

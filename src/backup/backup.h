@@ -53,6 +53,8 @@ struct ck_backup_opts {
 	int logical;			/* a full set's store as rows (JSON
 					   lines, any backend) rather than
 					   the store's file */
+	uint64_t store_chunk;		/* the store file's pieces: at least
+					   this many bytes (0: 128 MiB) */
 	int progress;			/* report progress on stderr */
 	const char *operator_name;	/* NULL: the login name */
 	struct ck_retention retention;	/* all 0: keep everything */

@@ -194,6 +194,12 @@ ck_backup_verify(const struct ck_backup_reader *rd,
 
 /* --- restore --- */
 
+/* A store file restored from a set is at most IMAGE_RATIO times the set's
+ * size (or IMAGE_MIN): sets compress a store about three times, and a
+ * mostly empty one a few dozen. */
+#define IMAGE_RATIO 100ull
+#define IMAGE_MIN (64ull * 1024 * 1024)
+
 struct restore_ctx {
 	struct store *st;
 	int in_tx;		/* ST is in the current set's transaction */
@@ -203,6 +209,8 @@ struct restore_ctx {
 	uint64_t image_pos;	/* where the part's next byte goes */
 	uint64_t image_end;	/* end of the pieces after the first page */
 	uint64_t page_size;	/* offset of the first of those pieces */
+	uint64_t image_bytes;	/* written so far, all pieces */
+	uint64_t image_max;	/* bound before the signature is checked */
 	int head_seen;		/* the piece at 0 (the first page) came */
 	const char *staging;
 	const char *file;
@@ -289,14 +297,14 @@ place_image(struct restore_ctx *c)
 		    strerror(errno));
 	snprintf(a, sizeof(a), "%s/.incoming-store.db", c->staging);
 	snprintf(b, sizeof(b), "%s/store.db", c->staging);
+	if ((r = store_image_check(a)) != 0)
+		return ck_err_set(r, "%s: %s", c->file, ck_err_msg());
 	if (rename(a, b) != 0)
 		return ck_err_set(CK_E_IO, "cannot place %s: %s", b,
 		    strerror(errno));
 	if ((r = store_ready(c, 0)) != 0)
 		return ck_err_set(r, "%s: the store it holds: %s", c->file,
 		    ck_err_msg());
-	if ((r = store_image_check(c->st)) != 0)
-		return ck_err_set(r, "%s: %s", c->file, ck_err_msg());
 	return 0;
 }
 
@@ -363,6 +371,12 @@ image_data(struct restore_ctx *c, const void *buf, size_t len)
 	const char *p = buf;
 	ssize_t k;
 
+	/* Before the manifest vouches for anything, a forged set must not
+	 * fill the disk: the file may be at most so many times the set. */
+	if ((c->image_bytes += len) > c->image_max)
+		return ck_err_set(CK_E_TOOBIG, "%s: the store file in it is over "
+		    "%llu bytes, more than a set of its size can hold", c->file,
+		    (unsigned long long)c->image_max);
 	/* The first page: no more than the room before the second. */
 	if (c->head_seen && c->image_pos + len > (c->page_size ?
 	    c->page_size : 65536))
@@ -394,9 +408,14 @@ image_end(struct restore_ctx *c)
 	if (!c->head_seen)
 		return 0;
 	/* A store of one page has no other piece: the page is all. */
-	if (want == 0 && c->image_pos >= 512 && c->image_pos <= 65536 &&
-	    (c->image_pos & (c->image_pos - 1)) == 0)
+	if (want == 0) {
+		if (c->image_pos < 512 || c->image_pos > 65536 ||
+		    (c->image_pos & (c->image_pos - 1)) != 0)
+			return ck_err_set(CK_E_TAMPER, "%s: the store file is "
+			    "one page of %llu bytes", c->file,
+			    (unsigned long long)c->image_pos);
 		want = c->image_end = c->image_pos;
+	}
 	if (c->image_pos != want)
 		return ck_err_set(CK_E_TAMPER, "%s: the store file's first page "
 		    "is %llu bytes, its pages %llu", c->file,
@@ -829,6 +848,13 @@ restore_body(const struct ck_backup_reader *rd, const char *const *files,
 		c.image = 0;
 		if ((r = open_set(rd, i, files[i], &fd)) != 0)
 			goto out;
+		{
+			struct stat sb;
+			uint64_t sz = fstat(fd, &sb) == 0 && sb.st_size > 0 ?
+			    (uint64_t)sb.st_size : 0;
+			c.image_max = sz > IMAGE_MIN / IMAGE_RATIO ?
+			    sz * IMAGE_RATIO : IMAGE_MIN;
+		}
 		/* An incremental's rows go into the store the sets before it
 		 * made, in one transaction; a full set brings its own. */
 		if (c.st != NULL && (r = set_begin(&c)) != 0)

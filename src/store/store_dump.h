@@ -59,9 +59,10 @@ int store_snapshot_image(struct store_snapshot *s,
     int (*head)(void *arg, const void *buf, size_t len), void *arg,
     uint64_t *size);
 
-/* SQLite's check of every page and record of a store made from an image
+/* SQLite's check of every page and record of the store file at PATH made
+ * from an image, on a read-only connection, before anything writes to it
  * (CK_E_TAMPER with SQLite's first complaint). */
-int store_image_check(struct store *st);
+int store_image_check(const char *path);
 
 /* The newest of WHAT at the snapshot: "crl" (its DER) or "config" (the
  * configuration text in force). *OUT (NUL-terminated, caller frees);

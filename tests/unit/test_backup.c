@@ -133,6 +133,8 @@ make(struct ck_ca *ca, int incremental, int two, unsigned keep_last,
 	o.ndests = two ? 2 : 1;
 	o.recipients = rc;
 	o.zlevel = 3;
+	/* Small pieces: a full set's store file comes in several. */
+	o.store_chunk = 64 * 1024;
 	o.retention.keep_last = keep_last;
 	if (ck_backup_make(ca, &o, res) != 0)
 		fail_msg("backup: %s", ck_err_msg());
@@ -211,6 +213,22 @@ test_full_incremental_restore(void **state)
 	files[1] = inc.paths[0];
 	assert_int_equal(ck_backup_verify(&rd, files, 2, 1, mf), 0);
 	assert_string_equal(mf[1].parent_id, mf[0].id);
+	/* The full set's store file came in several pieces (64 KiB here),
+	 * first page last; the incremental holds rows. */
+	{
+		size_t k, pieces = 0, rows = 0;
+		for (k = 0; k < mf[0].nparts; k++)
+			pieces += strncmp(mf[0].parts[k].name,
+			    CK_BACKUP_STORE_PREFIX,
+			    strlen(CK_BACKUP_STORE_PREFIX)) == 0;
+		assert_true(pieces >= 3);
+		assert_true(strstr(mf[0].parts[pieces - 1].name,
+		    "0000000000000000") != NULL);
+		for (k = 0; k < mf[1].nparts; k++)
+			rows += strstr(mf[1].parts[k].name, ".jsonl.zst") !=
+			    NULL;
+		assert_true(rows > 0);
+	}
 	/* The other order, and the incremental alone as a chain. */
 	files[0] = inc.paths[0];
 	files[1] = full.paths[0];
@@ -452,11 +470,19 @@ craft(const char *path, const char *const *names, const size_t *lens,
 	assert_true(fd >= 0);
 	if (ck_archive_writer_open(fd, g.base, rc, 3, &w) != 0)
 		fail_msg("writer: %s", ck_err_msg());
-	for (i = 0; i < n; i++)
-		if (ck_archive_part_begin(w, names[i]) != 0 ||
-		    ck_archive_part_write(w, zeros, lens[i]) != 0 ||
-		    ck_archive_part_end(w, NULL) != 0)
+	for (i = 0; i < n; i++) {
+		size_t left = lens[i];
+		if (ck_archive_part_begin(w, names[i]) != 0)
 			fail_msg("part %s: %s", names[i], ck_err_msg());
+		while (left > 0) {
+			size_t k = left < 65536 ? left : 65536;
+			if (ck_archive_part_write(w, zeros, k) != 0)
+				fail_msg("part %s: %s", names[i], ck_err_msg());
+			left -= k;
+		}
+		if (ck_archive_part_end(w, NULL) != 0)
+			fail_msg("part %s: %s", names[i], ck_err_msg());
+	}
 	if (ck_archive_writer_finish(w, "{}", 2, g.rkey, g.rcert, NULL,
 	    NULL) != 0)
 		fail_msg("finish: %s", ck_err_msg());
@@ -498,6 +524,11 @@ test_store_pieces(void **state)
 		/* the store both as a file and as rows */
 		{ { PIECE("0000000000001000"), "parts/store/certs.jsonl.zst" },
 		    { 4096, 10 }, 2, "not both" },
+		/* a first page of nothing */
+		{ { PIECE("0000000000000000") }, { 0 }, 1, "one page of 0" },
+		/* zeros that would fill the disk before the signature check */
+		{ { PIECE("0000000000001000") }, { 80u * 1024 * 1024 }, 1,
+		    "more than a set of its size can hold" },
 	};
 	struct ck_ca *ca = open_ca();
 	struct ck_backup_reader rd;
@@ -520,6 +551,22 @@ test_store_pieces(void **state)
 		    &last), 0);
 		if (strstr(ck_err_msg(), cases[i].err) == NULL)
 			fail_msg("case %zu: %s", i, ck_err_msg());
+		assert_false(access(dst, F_OK) == 0);
+	}
+	/* A store file in a set after a chain's first. */
+	{
+		static const char *const nm[] = { PIECE("0000000000001000") };
+		static const size_t ln[] = { 4096 };
+		struct ck_backup_result full;
+		const char *two[2];
+
+		make(ca, 0, 0, 0, &full);
+		craft(set, nm, ln, 1);
+		two[0] = full.paths[0];
+		two[1] = set;
+		assert_int_not_equal(ck_backup_restore(&rd, two, 2, &ro,
+		    &last), 0);
+		assert_contains(ck_err_msg(), "not the first of its chain");
 		assert_false(access(dst, F_OK) == 0);
 	}
 	unlink(set);
@@ -616,6 +663,62 @@ test_check_interrupted(void **state)
 	ck_ca_close(ca);
 }
 
+/* A store with a damaged page is backed up as it is (the backup copies
+ * pages), and the restore refuses it: SQLite's check of the file runs
+ * before anything uses it. Last: it leaves the test CA damaged. */
+static void
+test_damaged_store(void **state)
+{
+	struct ck_ca *ca;
+	struct ck_backup_result full;
+	struct ck_backup_reader rd;
+	struct ck_restore_opts ro;
+	struct ck_manifest last;
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	char path[4300], dst[4300];
+	const char *files[1];
+	unsigned char junk[512];
+	int64_t pgno, pgsz;
+	int fd;
+
+	(void)state;
+	tu_path(path, sizeof(path), g.home, "store.db");
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)",
+	    NULL, NULL, NULL), SQLITE_OK);
+	/* A leaf page of the certificates' rows, which the backup's counts
+	 * (indexes, the audit log's last row) never read. */
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT pageno, "
+	    "(SELECT page_size FROM pragma_page_size) FROM dbstat "
+	    "WHERE name = 'certs' AND pagetype = 'leaf' "
+	    "ORDER BY pageno LIMIT 1 OFFSET 3", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	pgno = sqlite3_column_int64(q, 0);
+	pgsz = sqlite3_column_int64(q, 1);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	memset(junk, 0xee, sizeof(junk));
+	fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, junk, sizeof(junk),
+	    (off_t)((pgno - 1) * pgsz + 8)), (ssize_t)sizeof(junk));
+	close(fd);
+
+	ca = open_ca();
+	make(ca, 0, 0, 0, &full);
+	reader(ca, &rd);
+	tu_path(dst, sizeof(dst), g.base, "damaged");
+	memset(&ro, 0, sizeof(ro));
+	ro.home = dst;
+	files[0] = full.paths[0];
+	assert_int_equal(ck_backup_restore(&rd, files, 1, &ro, &last),
+	    CK_E_TAMPER);
+	assert_contains(ck_err_msg(), "damaged");
+	assert_false(access(dst, F_OK) == 0);
+	ck_ca_close(ca);
+}
+
 int
 main(void)
 {
@@ -627,6 +730,7 @@ main(void)
 		cmocka_unit_test(test_retention),
 		cmocka_unit_test(test_check_interrupted),
 		cmocka_unit_test(test_check_certs),
+		cmocka_unit_test(test_damaged_store),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
