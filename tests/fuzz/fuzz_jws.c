@@ -3,6 +3,9 @@
  * parser and, for a request that carries its key, the signature check;
  * then what a server reads inside the payload: an external account
  * binding (checked with a fixed HMAC key) or a key-change inner JWS.
+ * The same input is also tried as a protected header (wrapped into a
+ * body here, as mutations of base64url inside a body rarely make JSON)
+ * and as a JWK on its own.
  *
  * Invariants: a refusal leaves nothing behind and is one of the codes;
  * a request parses either as an outer one (with a nonce) or as an inner
@@ -11,7 +14,8 @@
  * texts that encode back to themselves.
  *
  * Seeds: CK_JWS_CORPUS_DIR=tests/fuzz/corpus/jws build/tests/unit/test_jws
- * writes valid requests of each algorithm and malformed ones.
+ * writes valid requests of each algorithm, malformed ones, and protected
+ * headers (hdr-*) for the second reading.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -127,8 +131,9 @@ b64url_round_trip(const uint8_t *data, size_t size)
 	free(bin);
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Both readings of one body; returns nothing, checks everything. */
+static void
+body(const uint8_t *data, size_t size)
 {
 	struct ck_jws *j = NULL, *in = NULL;
 	int rc, rc_inner;
@@ -147,6 +152,51 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_parsed(in, 1);
 	ck_jws_free(j);
 	ck_jws_free(in);
+}
+
+/* The input as the protected header of a body with a small payload. */
+static void
+header(const uint8_t *data, size_t size)
+{
+	static const char pre[] = "{\"protected\":\"";
+	static const char post[] = "\",\"payload\":\"e30\","
+	    "\"signature\":\"AAAA\"}";
+	size_t n;
+	char *b;
+
+	if (size == 0 || size > FUZZ_MAX_BODY / 2)
+		return;
+	n = sizeof(pre) - 1 + ck_jws_b64url_len(size) + sizeof(post) - 1;
+	b = malloc(n + 1);
+	FUZZ_CHECK(b != NULL);
+	memcpy(b, pre, sizeof(pre) - 1);
+	ck_jws_b64url_encode(data, size, b + sizeof(pre) - 1);
+	memcpy(b + sizeof(pre) - 1 + ck_jws_b64url_len(size), post,
+	    sizeof(post));
+	FUZZ_CHECK(strlen(b) == n);
+	body((const uint8_t *)b, n);
+	free(b);
+}
+
+static void
+jwk(const uint8_t *data, size_t size)
+{
+	EVP_PKEY *pk = NULL;
+	int rc;
+
+	rc = ck_jwk_parse_text((const char *)data, size, &pk);
+	FUZZ_CHECK(is_code(rc) && (rc == 0) == (pk != NULL));
+	if (rc == 0)
+		check_key(pk);
+	EVP_PKEY_free(pk);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	body(data, size);
+	header(data, size);
+	jwk(data, size);
 	b64url_round_trip(data, size);
 	return 0;
 }

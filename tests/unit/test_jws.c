@@ -688,6 +688,18 @@ test_jwk_refused(void **state)
 	    "duplicate");
 	expect_jwk("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AA==\"}",
 	    CK_JWS_E_MALFORMED, "padding");
+	{
+		/* A JSON object built by a caller may hold a NUL in a
+		 * string; it must not cut the string short. */
+		json_t *o = json_pack("{s:s%}", "kty", "OKP\0x", (size_t)5);
+
+		assert_non_null(o);
+		k = (EVP_PKEY *)1;
+		assert_int_equal(ck_jwk_parse(o, &k), CK_JWS_E_MALFORMED);
+		assert_null(k);
+		assert_contains(ck_err_msg(), "NUL");
+		json_decref(o);
+	}
 }
 
 /* -------------------------------------------------- request round trips */
@@ -928,6 +940,14 @@ test_header_refused(void **state)
 	free(hdr);
 	hdr = t_hdr("ES256", NONCE, URL_ORDER, NULL, NULL, "\"kid\":7");
 	t_expect_parse(hdr, "{}", k, "ES256", CK_JWS_E_MALFORMED, "kid");
+	free(hdr);
+	hdr = t_hdr("ES256", NONCE, URL_ORDER, "", NULL, NULL);
+	t_expect_parse(hdr, "{}", k, "ES256", CK_JWS_E_MALFORMED,
+	    "\"kid\" is empty");
+	free(hdr);
+	/* A NUL escaped inside a string: jansson refuses it. */
+	hdr = t_hdr("ES256", NONCE, URL_ORDER, "a\\u0000b", NULL, NULL);
+	t_expect_parse(hdr, "{}", k, "ES256", CK_JWS_E_MALFORMED, NULL);
 	free(hdr);
 	hdr = t_hdr("ES256", NONCE, URL_ORDER, NULL, "\"a string\"", NULL);
 	t_expect_parse(hdr, "{}", k, "ES256", CK_JWS_E_MALFORMED, "object");
@@ -1643,6 +1663,23 @@ write_corpus(void **state)
 	t_write(dir, "bad-dup-key", t_replace(tmp, "{",
 	    "{\"payload\":\"e30\","));
 	t_write(dir, "bad-padding", t_replace(tmp, "\"}", "=\"}"));
+	free(tmp);
+	/* Protected headers alone, for the fuzz target's second reading. */
+	t_write(dir, "hdr-es256-kid", t_hdr("ES256", NONCE, URL_ORDER, KID,
+	    NULL, NULL));
+	t_write(dir, "hdr-es256-jwk", t_hdr("ES256", NONCE, URL_NEWACCT, NULL,
+	    jwk, NULL));
+	tmp = t_jwk(rsa, NULL);
+	t_write(dir, "hdr-rs256-jwk", t_hdr("RS256", NONCE, URL_NEWACCT, NULL,
+	    tmp, NULL));
+	free(tmp);
+	tmp = t_jwk(ed, NULL);
+	t_write(dir, "hdr-eddsa-jwk-inner", t_hdr("EdDSA", NULL, URL_NEWACCT,
+	    NULL, tmp, "\"b64\":true"));
+	free(tmp);
+	tmp = t_jwk(p521, NULL);
+	t_write(dir, "hdr-es512-jwk", t_hdr("ES512", NONCE, URL_NEWACCT, NULL,
+	    tmp, "\"crit\":[]"));
 	free(tmp);
 	t_write(dir, "bad-general", strdup("{\"payload\":\"e30\",\"signatures\":"
 	    "[{\"protected\":\"e30\",\"signature\":\"AAAA\"}]}"));
