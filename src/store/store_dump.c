@@ -138,6 +138,34 @@ static const struct col cols_custody[] = {
 	{ "hash", B, 0 }, { "change_seq", I, 0 },
 };
 
+static const struct col cols_acme_accounts[] = {
+	{ "id", T, 0 }, { "jwk_thumbprint", T, 0 }, { "jwk", T, 0 },
+	{ "status", T, 0 }, { "contact", T, 0 }, { "eab_kid", T, 1 },
+	{ "tos_agreed", I, 0 }, { "created_at", I, 0 },
+	{ "change_seq", I, 0 },
+};
+
+static const struct col cols_acme_orders[] = {
+	{ "id", T, 0 }, { "account_id", T, 0 }, { "status", T, 0 },
+	{ "expires", I, 0 }, { "identifiers", T, 0 },
+	{ "not_before", I, 1 }, { "not_after", I, 1 }, { "profile", T, 0 },
+	{ "cert_serial", T, 1 }, { "error", T, 1 }, { "replaces", T, 1 },
+	{ "created_at", I, 0 }, { "change_seq", I, 0 },
+};
+
+static const struct col cols_acme_authzs[] = {
+	{ "id", T, 0 }, { "account_id", T, 0 }, { "order_id", T, 0 },
+	{ "identifier_type", T, 0 }, { "identifier_value", T, 0 },
+	{ "wildcard", I, 0 }, { "status", T, 0 }, { "expires", I, 0 },
+	{ "created_at", I, 0 }, { "change_seq", I, 0 },
+};
+
+static const struct col cols_acme_challenges[] = {
+	{ "id", T, 0 }, { "authz_id", T, 0 }, { "type", T, 0 },
+	{ "token", T, 0 }, { "status", T, 0 }, { "validated", I, 1 },
+	{ "error", T, 1 }, { "change_seq", I, 0 },
+};
+
 #undef I
 #undef T
 #undef B
@@ -171,6 +199,15 @@ static const struct col cols_custody[] = {
 	"verified_at, verify_result, drilled_at, drill_result, change_seq"
 #define CUSTODY_COLS "id, time, operator, event, artefact, kind, place, " \
 	"detail, prev_hash, hash, change_seq"
+#define ACME_ACCOUNT_COLS "id, jwk_thumbprint, jwk, status, contact, " \
+	"eab_kid, tos_agreed, created_at, change_seq"
+#define ACME_ORDER_COLS "id, account_id, status, expires, identifiers, " \
+	"not_before, not_after, profile, cert_serial, error, replaces, " \
+	"created_at, change_seq"
+#define ACME_AUTHZ_COLS "id, account_id, order_id, identifier_type, " \
+	"identifier_value, wildcard, status, expires, created_at, change_seq"
+#define ACME_CHALLENGE_COLS "id, authz_id, type, token, status, " \
+	"validated, error, change_seq"
 
 static const struct table tables[] = {
 	{ "change_seq", cols_change_seq, N(cols_change_seq), -1, 1,
@@ -250,13 +287,46 @@ static const struct table tables[] = {
 	  "INSERT OR REPLACE INTO custody (" CUSTODY_COLS ") VALUES "
 	  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },
+	/* ACME: accounts are few and updated in place; orders, authzs and
+	 * challenges grow with issuance and are found by their change_seq
+	 * index in an incremental, as certs are. */
+	{ "acme_accounts", cols_acme_accounts, N(cols_acme_accounts), 8, 0,
+	  "SELECT " ACME_ACCOUNT_COLS " FROM acme_accounts ORDER BY id",
+	  "SELECT " ACME_ACCOUNT_COLS " FROM acme_accounts "
+	  "WHERE change_seq > ?1 ORDER BY id",
+	  "INSERT OR REPLACE INTO acme_accounts (" ACME_ACCOUNT_COLS ") "
+	  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
+	{ "acme_orders", cols_acme_orders, N(cols_acme_orders), 12, 0,
+	  "SELECT " ACME_ORDER_COLS " FROM acme_orders ORDER BY id",
+	  "SELECT " ACME_ORDER_COLS " FROM acme_orders INDEXED BY "
+	  "acme_orders_seq WHERE change_seq > ?1 ORDER BY change_seq",
+	  "INSERT OR REPLACE INTO acme_orders (" ACME_ORDER_COLS ") VALUES "
+	  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
+	{ "acme_authzs", cols_acme_authzs, N(cols_acme_authzs), 9, 0,
+	  "SELECT " ACME_AUTHZ_COLS " FROM acme_authzs ORDER BY id",
+	  "SELECT " ACME_AUTHZ_COLS " FROM acme_authzs INDEXED BY "
+	  "acme_authzs_seq WHERE change_seq > ?1 ORDER BY change_seq",
+	  "INSERT OR REPLACE INTO acme_authzs (" ACME_AUTHZ_COLS ") VALUES "
+	  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
+	{ "acme_challenges", cols_acme_challenges, N(cols_acme_challenges), 7,
+	  0,
+	  "SELECT " ACME_CHALLENGE_COLS " FROM acme_challenges ORDER BY id",
+	  "SELECT " ACME_CHALLENGE_COLS " FROM acme_challenges INDEXED BY "
+	  "acme_challenges_seq WHERE change_seq > ?1 ORDER BY change_seq",
+	  "INSERT OR REPLACE INTO acme_challenges (" ACME_CHALLENGE_COLS ") "
+	  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
 };
 
 /* No table depends on another (there are no foreign keys), so any order
  * loads; this one puts the counters first. */
 const char *const store_dump_tables[] = {
 	"change_seq", "meta", "certs", "crl_counter", "crls", "audit",
-	"config_history", "api_tokens", "backups", "custody", NULL
+	"config_history", "api_tokens", "backups", "custody",
+	"acme_accounts", "acme_orders", "acme_authzs", "acme_challenges", NULL
 };
 
 static const struct table *

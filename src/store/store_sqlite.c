@@ -19,7 +19,7 @@
 
 /* Prepared statements are kept for reuse, keyed by the address of their
  * SQL text (always a string literal here). */
-#define STMT_CACHE 64
+#define STMT_CACHE 128
 
 struct stmt_slot {
 	const char *sql;
@@ -97,6 +97,49 @@ static const char *const migrations[] = {
 	"  detail TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL,"
 	"  change_seq INTEGER NOT NULL);"
 	"CREATE INDEX custody_artefact ON custody (artefact, id);",
+	/* 4: ACME (RFC 8555) accounts, orders, authorizations, challenges
+	 * (store_acme.h). No foreign keys: a restore loads tables in any
+	 * order. The change_seq indexes keep an incremental dump's cost that
+	 * of the changes: these tables grow with issuance, as certs does. */
+	"CREATE TABLE acme_accounts (id TEXT PRIMARY KEY,"
+	"  jwk_thumbprint TEXT NOT NULL UNIQUE, jwk TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN"
+	"    ('valid','deactivated','revoked')),"
+	"  contact TEXT NOT NULL, eab_kid TEXT, tos_agreed INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL, change_seq INTEGER NOT NULL);"
+	"CREATE TABLE acme_orders (id TEXT PRIMARY KEY,"
+	"  account_id TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN"
+	"    ('pending','ready','processing','valid','invalid')),"
+	"  expires INTEGER NOT NULL, identifiers TEXT NOT NULL,"
+	"  not_before INTEGER, not_after INTEGER, profile TEXT NOT NULL,"
+	"  cert_serial TEXT, error TEXT, replaces TEXT,"
+	"  created_at INTEGER NOT NULL, change_seq INTEGER NOT NULL);"
+	"CREATE INDEX acme_orders_account ON acme_orders (account_id, id);"
+	"CREATE INDEX acme_orders_seq ON acme_orders (change_seq);"
+	"CREATE TABLE acme_authzs (id TEXT PRIMARY KEY,"
+	"  account_id TEXT NOT NULL, order_id TEXT NOT NULL,"
+	"  identifier_type TEXT NOT NULL CHECK (identifier_type IN"
+	"    ('dns','ip')),"
+	"  identifier_value TEXT NOT NULL, wildcard INTEGER NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('pending','valid',"
+	"    'invalid','deactivated','expired','revoked')),"
+	"  expires INTEGER NOT NULL, created_at INTEGER NOT NULL,"
+	"  change_seq INTEGER NOT NULL);"
+	"CREATE INDEX acme_authzs_order ON acme_authzs (order_id);"
+	"CREATE INDEX acme_authzs_reuse ON acme_authzs (account_id,"
+	"  identifier_type, identifier_value, wildcard, status, expires);"
+	"CREATE INDEX acme_authzs_seq ON acme_authzs (change_seq);"
+	"CREATE TABLE acme_challenges (id TEXT PRIMARY KEY,"
+	"  authz_id TEXT NOT NULL,"
+	"  type TEXT NOT NULL CHECK (type IN"
+	"    ('http-01','dns-01','tls-alpn-01')),"
+	"  token TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN"
+	"    ('pending','processing','valid','invalid')),"
+	"  validated INTEGER, error TEXT, change_seq INTEGER NOT NULL);"
+	"CREATE INDEX acme_challenges_authz ON acme_challenges (authz_id);"
+	"CREATE INDEX acme_challenges_seq ON acme_challenges (change_seq);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -21,10 +21,11 @@
 
 #include "common/err.h"
 #include "store/store.h"
+#include "store/store_acme.h"
 #include "store/store_dump.h"
 #include "store/store_int.h"
 
-#define NTABLES 10
+#define NTABLES 14
 
 struct fx {
 	char dir[4096];
@@ -185,6 +186,40 @@ static const char nasty[] = "CN=\"q\\u\",O=a\nb\tc\r\x01\x1f\x7f"
 /* A configuration with a Latin-1 byte: not UTF-8. */
 static const char latin1[] = "# caf\xe9 \xff\n[ca]\nname = x\n";
 
+/* An ACME account with one order, authorization and challenge, so that
+ * every table of the schema has a row. */
+static void
+acme_add(struct store *st)
+{
+	struct store_acme_account a;
+	struct store_acme_order o;
+	struct store_acme_authz z;
+	struct store_acme_challenge c;
+
+	memset(&a, 0, sizeof(a));
+	snprintf(a.id, sizeof(a.id), "acct1");
+	snprintf(a.jwk_thumbprint, sizeof(a.jwk_thumbprint), "thumb1");
+	a.jwk = (char *)"{\"crv\":\"P-256\",\"kty\":\"EC\"}";
+	a.contact = (char *)nasty;
+	OK(store_acme_account_create(st, &a));
+	memset(&o, 0, sizeof(o));
+	memset(&z, 0, sizeof(z));
+	memset(&c, 0, sizeof(c));
+	snprintf(o.id, sizeof(o.id), "ord1");
+	snprintf(o.account_id, sizeof(o.account_id), "acct1");
+	o.identifiers = (char *)"[{\"type\":\"dns\",\"value\":\"a.example\"}]";
+	o.expires = 1700600000;
+	snprintf(z.id, sizeof(z.id), "az1");
+	snprintf(z.identifier_type, sizeof(z.identifier_type), "dns");
+	snprintf(z.identifier_value, sizeof(z.identifier_value), "a.example");
+	z.challenges = &c;
+	z.nchallenges = 1;
+	snprintf(c.id, sizeof(c.id), "ch1");
+	snprintf(c.type, sizeof(c.type), "http-01");
+	snprintf(c.token, sizeof(c.token), "tok1");
+	OK(store_acme_order_create(st, &o, &z, 1));
+}
+
 static void
 populate(struct store *st)
 {
@@ -235,6 +270,7 @@ populate(struct store *st)
 	custody_add(st, "aa11", "created");
 	custody_add(st, "bb22", "created");
 	custody_add(st, "aa11", "copied");
+	acme_add(st);
 }
 
 /* ---- dumping into memory ---- */
@@ -1295,12 +1331,14 @@ test_migration(void **state)
 	fx->st = NULL;
 	assert_int_equal(sqlite3_open(fx->path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE backups; DROP TABLE "
-	    "custody; PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	    "custody; DROP TABLE acme_accounts; DROP TABLE acme_orders; "
+	    "DROP TABLE acme_authzs; DROP TABLE acme_challenges; "
+	    "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_snapshot_open(fx->path, &s), CK_E_STORE);
 	assert_contains(ck_err_msg(), "schema version 2");
 	OK(store_open(fx->path, 0, &fx->st));
-	assert_int_equal(store_schema_version(), 3);
+	assert_int_equal(store_schema_version(), 4);
 	custody_add(fx->st, "cc33", "created");
 	backup_add(fx->st, "b9", 0, 1);
 	OK(store_snapshot_open(fx->path, &s));
