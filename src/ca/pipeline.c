@@ -211,6 +211,8 @@ committer_main(void *arg)
 	size_t n;
 	int r;
 
+	/* Named for top and perf. */
+	(void)pthread_setname_np(pthread_self(), "ck-commit");
 	for (;;) {
 		pthread_mutex_lock(&pl->mu);
 		pl->commit_want = 1;
@@ -286,6 +288,7 @@ signer_main(void *arg)
 	struct pl_item *it;
 	int r;
 
+	(void)pthread_setname_np(pthread_self(), "ck-sign");
 	for (;;) {
 		pthread_mutex_lock(&pl->mu);
 		while (pl->signq.n == 0 && pl->doneq.n == 0 && !pl->stopping)
