@@ -1,5 +1,6 @@
 #include "audit/audit.h"
 
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,17 @@ put_str(EVP_MD_CTX *ctx, const char *s)
 		EVP_DigestUpdate(ctx, s, n);
 }
 
+/* SHA-256 fetched once (EVP_sha256() is looked up on every use): the
+ * server hashes an entry per certificate. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void
+sha256_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 audit_chain_hash(const char *tag, const int64_t *nums, size_t nnums,
     const char *const *strs, size_t nstrs, const unsigned char prev[32],
@@ -65,7 +77,9 @@ audit_chain_hash(const char *tag, const int64_t *nums, size_t nnums,
 	memset(out, 0, 32);
 	if (ctx == NULL)
 		return;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+	(void)pthread_once(&sha256_once, sha256_init);
+	if (EVP_DigestInit_ex(ctx, sha256_md != NULL ? sha256_md : EVP_sha256(),
+	    NULL) == 1) {
 		/* The tag with its NUL, as the audit log has always had it. */
 		EVP_DigestUpdate(ctx, tag, strlen(tag) + 1);
 		for (i = 0; i < nnums; i++)
