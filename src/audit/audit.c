@@ -1,5 +1,6 @@
 #include "audit/audit.h"
 
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,17 @@ put_str(EVP_MD_CTX *ctx, const char *s)
 		EVP_DigestUpdate(ctx, s, n);
 }
 
+/* SHA-256 fetched once (EVP_sha256() is looked up on every use): the
+ * server hashes an entry per certificate. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void
+sha256_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void
 audit_chain_hash(const char *tag, const int64_t *nums, size_t nnums,
     const char *const *strs, size_t nstrs, const unsigned char prev[32],
@@ -65,7 +77,9 @@ audit_chain_hash(const char *tag, const int64_t *nums, size_t nnums,
 	memset(out, 0, 32);
 	if (ctx == NULL)
 		return;
-	if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1) {
+	(void)pthread_once(&sha256_once, sha256_init);
+	if (EVP_DigestInit_ex(ctx, sha256_md != NULL ? sha256_md : EVP_sha256(),
+	    NULL) == 1) {
 		/* The tag with its NUL, as the audit log has always had it. */
 		EVP_DigestUpdate(ctx, tag, strlen(tag) + 1);
 		for (i = 0; i < nnums; i++)
@@ -93,28 +107,51 @@ int
 audit_append(struct store *st, const char *user, const char *action,
     const char *object, const char *result, const char *detail)
 {
-	struct store_audit_entry e;
+	const struct audit_item it = { user, action, object, result, detail };
+
+	return audit_append_many(st, &it, 1);
+}
+
+int
+audit_append_many(struct store *st, const struct audit_item *items, size_t n)
+{
+	struct store_audit_entry ebuf[AUDIT_BATCH_MAX], *e;
+	unsigned char prev[32];
 	char head[128], hex[65];
-	int64_t last;
+	int64_t last, now;
+	size_t i;
 	int r;
 
-	memset(&e, 0, sizeof(e));
+	if (n == 0)
+		return 0;
+	if (n > AUDIT_BATCH_MAX)
+		return ck_err_set(CK_E_INVAL, "at most %d audit entries at "
+		    "once", AUDIT_BATCH_MAX);
 	if ((r = store_tx_begin(st)) != 0)
 		return r;
-	if ((r = store_audit_last(st, &last, e.prev_hash)) != 0)
+	if ((r = store_audit_last(st, &last, prev)) != 0)
 		goto fail;
-	e.id = last + 1;
-	e.time = ck_time_now();
-	e.user = (char *)(user ? user : audit_os_user());
-	e.action = (char *)action;
-	e.object = (char *)(object ? object : "");
-	e.result = (char *)result;
-	e.detail = (char *)(detail ? detail : "");
-	audit_entry_hash(&e, e.hash);
-	if ((r = store_audit_insert(st, &e)) != 0)
+	now = ck_time_now();
+	for (i = 0; i < n; i++) {
+		e = &ebuf[i];
+		memset(e, 0, sizeof(*e));
+		e->id = last + 1 + (int64_t)i;
+		e->time = now;
+		e->user = (char *)(items[i].user ? items[i].user :
+		    audit_os_user());
+		e->action = (char *)items[i].action;
+		e->object = (char *)(items[i].object ? items[i].object : "");
+		e->result = (char *)items[i].result;
+		e->detail = (char *)(items[i].detail ? items[i].detail : "");
+		memcpy(e->prev_hash, i == 0 ? prev : ebuf[i - 1].hash, 32);
+		audit_entry_hash(e, e->hash);
+	}
+	if ((r = store_audit_insert_many(st, ebuf, n)) != 0)
 		goto fail;
-	ck_hex_encode(e.hash, 32, hex);
-	snprintf(head, sizeof(head), "%lld:%s", (long long)e.id, hex);
+	/* The head once for the lot: it names the last entry. */
+	ck_hex_encode(ebuf[n - 1].hash, 32, hex);
+	snprintf(head, sizeof(head), "%lld:%s", (long long)ebuf[n - 1].id,
+	    hex);
 	if ((r = store_meta_set(st, AUDIT_HEAD_KEY, head)) != 0)
 		goto fail;
 	return store_tx_commit(st);

@@ -29,6 +29,25 @@
 int audit_append(struct store *st, const char *user, const char *action,
     const char *object, const char *result, const char *detail);
 
+/* One entry's fields for audit_append_many(); NULLs as for audit_append(). */
+struct audit_item {
+	const char *user;
+	const char *action;
+	const char *object;
+	const char *result;
+	const char *detail;
+};
+
+#define AUDIT_BATCH_MAX 64
+
+/*
+ * Append n (at most AUDIT_BATCH_MAX) entries in order, all or nothing,
+ * chained as n calls of audit_append() would chain them, with the head of
+ * the log written once. Returns 0 or a negative code.
+ */
+int audit_append_many(struct store *st, const struct audit_item *items,
+    size_t n);
+
 /* Compute an entry's chained hash from its fields and prev_hash. */
 void audit_entry_hash(const struct store_audit_entry *e, unsigned char out[32]);
 

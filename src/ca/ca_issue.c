@@ -41,6 +41,7 @@ struct ck_issue_job {
 	char names[2048];
 	char requester[128];
 	char profile[CK_PROFILE_NAME_MAX];
+	char detail[600];	/* of the audit entry */
 	unsigned char *der;
 	size_t der_len;
 };
@@ -164,6 +165,8 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 
 	X509_NAME_oneline(j->t.subject, j->subj, sizeof(j->subj));
 	ck_names_format(&j->d.sans, j->names, sizeof(j->names));
+	snprintf(j->detail, sizeof(j->detail), "profile %s, subject %.200s, "
+	    "names %.300s", j->profile, j->subj, j->names);
 	j->rec.subject = j->subj;
 	j->rec.names = j->names;
 	j->rec.profile = j->profile;
@@ -219,16 +222,13 @@ ck_issue_sign(struct ck_ca *ca, struct ck_issue_job *j)
 int
 ck_issue_record(struct ck_ca *ca, struct ck_issue_job *j)
 {
-	char detail[600];
 	int r;
 
-	snprintf(detail, sizeof(detail), "profile %s, subject %.200s, "
-	    "names %.300s", j->profile, j->subj, j->names);
 	if ((r = store_cert_mark_issued(ca->st, j->rec.serial, j->der,
 	    j->der_len)) != 0)
 		return r;
 	return audit_append(ca->st, j->requester, "issue", j->rec.serial,
-	    AUDIT_OK, detail);
+	    AUDIT_OK, j->detail);
 }
 
 int
@@ -253,33 +253,31 @@ int
 ck_issue_record_many(struct ck_ca *ca, struct ck_issue_job *const *jobs,
     size_t n)
 {
-	const struct store_cert *recs[64];
-	char detail[600];
+	const struct store_cert *recs[AUDIT_BATCH_MAX];
+	struct audit_item items[AUDIT_BATCH_MAX];
 	size_t i, k, m;
 	int r;
 
 	for (i = 0; i < n; i += m) {
-		m = n - i < 64 ? n - i : 64;
+		m = n - i < AUDIT_BATCH_MAX ? n - i : AUDIT_BATCH_MAX;
 		for (k = 0; k < m; k++) {
 			struct ck_issue_job *j = jobs[i + k];
 			j->rec.der = j->der;
 			j->rec.der_len = j->der_len;
 			recs[k] = &j->rec;
+			items[k].user = j->requester;
+			items[k].action = "issue";
+			items[k].object = j->rec.serial;
+			items[k].result = AUDIT_OK;
+			items[k].detail = j->detail;
 		}
 		r = store_cert_mark_issued_many(ca->st, recs, m);
 		for (k = 0; k < m; k++) {
 			jobs[i + k]->rec.der = NULL;
 			jobs[i + k]->rec.der_len = 0;
 		}
-		if (r != 0)
-			return r;
-	}
-	for (i = 0; i < n; i++) {
-		struct ck_issue_job *j = jobs[i];
-		snprintf(detail, sizeof(detail), "profile %s, subject %.200s, "
-		    "names %.300s", j->profile, j->subj, j->names);
-		if ((r = audit_append(ca->st, j->requester, "issue",
-		    j->rec.serial, AUDIT_OK, detail)) != 0)
+		/* An entry per certificate, the chain's head once. */
+		if (r != 0 || (r = audit_append_many(ca->st, items, m)) != 0)
 			return r;
 	}
 	return 0;

@@ -1,5 +1,6 @@
 #include "ca/token.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,13 +43,25 @@ b64url(const unsigned char *in, size_t len, char *out)
 	out[o] = '\0';
 }
 
+/* SHA-256 fetched once: EVP_sha256() is looked up again on every use,
+ * and every API request hashes its token. */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static EVP_MD *sha256_md;
+
+static void
+sha256_init(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static int
 sha256(const void *p, size_t n, unsigned char out[32])
 {
 	unsigned int len = 32;
 
-	return EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) ? 0 :
-	    ck_err_ssl(CK_E_CRYPTO, "SHA-256");
+	(void)pthread_once(&sha256_once, sha256_init);
+	return EVP_Digest(p, n, out, &len, sha256_md != NULL ? sha256_md :
+	    EVP_sha256(), NULL) ? 0 : ck_err_ssl(CK_E_CRYPTO, "SHA-256");
 }
 
 /* Parse the narrower name rules into a profile; NULL if there are none. */

@@ -189,6 +189,11 @@ int store_audit_last(struct store *st, int64_t *id, unsigned char hash[32]);
 /* Append an entry (id must be last id + 1); stamps change_seq into e. */
 int store_audit_insert(struct store *st, struct store_audit_entry *e);
 
+/* Append n entries in order (ids consecutive from last id + 1), all or
+ * nothing, with one statement; stamps each one's change_seq. */
+int store_audit_insert_many(struct store *st, struct store_audit_entry *e,
+    size_t n);
+
 /* Walk entries with id >= from_id in id order (rows as stored). */
 int store_audit_iter(struct store *st, int64_t from_id,
     int (*cb)(const struct store_audit_entry *e, void *arg), void *arg);

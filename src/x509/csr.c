@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -166,6 +167,104 @@ no_pass_cb(char *buf, int size, int rwflag, void *u)
 	return -1;
 }
 
+static const unsigned char *
+skip_space(const unsigned char *p, const unsigned char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' ||
+	    *p == '\n'))
+		p++;
+	return p;
+}
+
+/* Past the line `s` (and its LF or CRLF) at p, or NULL. */
+static const unsigned char *
+match_line(const unsigned char *p, const unsigned char *end, const char *s)
+{
+	size_t n = strlen(s);
+
+	if ((size_t)(end - p) < n || memcmp(p, s, n) != 0)
+		return NULL;
+	p += n;
+	if (p < end && *p == '\r')
+		p++;
+	if (p >= end || *p != '\n')
+		return NULL;
+	return p + 1;
+}
+
+static int
+b64_char(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	    (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '=';
+}
+
+/*
+ * The upload as nearly every tool writes it, read without a BIO: only
+ * blank lines and whitespace around one CERTIFICATE REQUEST block with no headers, full
+ * 64-character base64 lines and a shorter last one, padding only at the
+ * end. 1 with *der (OPENSSL_malloc'd) when so; 0 for anything else, which
+ * PEM_bytes_read_bio() then reads (or refuses) as before.
+ */
+static int
+pem_fast(const unsigned char *buf, size_t len, unsigned char **der,
+    long *derlen)
+{
+	static const char begin[] = "-----BEGIN CERTIFICATE REQUEST-----";
+	static const char endl[] = "-----END CERTIFICATE REQUEST-----";
+	const unsigned char *p = buf, *end = buf + len;
+	unsigned char *b64 = NULL, *out = NULL;
+	size_t nb = 0, line, pad = 0;
+	int last = 0, n;
+
+	/* Blank lines before BEGIN, which starts a line (as OpenSSL wants). */
+	p = skip_space(p, end);
+	if ((p > buf && p[-1] != '\n') ||
+	    (p = match_line(p, end, begin)) == NULL)
+		return 0;
+	if ((b64 = malloc(len)) == NULL)
+		return 0;
+	for (;;) {
+		if ((size_t)(end - p) >= sizeof(endl) - 1 &&
+		    memcmp(p, endl, sizeof(endl) - 1) == 0) {
+			p += sizeof(endl) - 1;
+			break;
+		}
+		/* A line after the short one, or no END line. */
+		if (last)
+			goto no;
+		for (line = 0; p < end && line <= 64 && b64_char(*p); p++)
+			b64[nb + line++] = *p;
+		if (line == 0 || line > 64)
+			goto no;
+		if (p < end && *p == '\r')
+			p++;
+		if (p >= end || *p++ != '\n')
+			goto no;
+		nb += line;
+		last = line < 64;
+	}
+	if (skip_space(p, end) != end || nb == 0 || nb % 4 != 0)
+		goto no;
+	while (pad < 2 && b64[nb - 1 - pad] == '=')
+		pad++;
+	if (memchr(b64, '=', nb - pad) != NULL)
+		goto no;
+	if ((out = OPENSSL_malloc(nb / 4 * 3)) == NULL)
+		goto no;
+	n = EVP_DecodeBlock(out, b64, (int)nb);
+	if (n < 0 || (size_t)n != nb / 4 * 3)
+		goto no;
+	free(b64);
+	*der = out;
+	*derlen = n - (long)pad;
+	return 1;
+no:
+	OPENSSL_free(out);
+	free(b64);
+	return 0;
+}
+
 int
 ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 {
@@ -175,18 +274,27 @@ ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 	long derlen = 0;
 	BIO *bio = NULL;
 	char rest[16];
-	int r;
+	int r, pem;
 
 	memset(&d, 0, sizeof(d));
 	if (len > CK_CSR_MAX)
 		return ck_err_set(CK_E_TOOBIG, "CSR is %zu bytes; the limit is "
 		    "%u", len, CK_CSR_MAX);
-	if (len == 0)
+	if (len == 0 || buf == NULL)
 		return ck_err_set(CK_E_PARSE, "CSR is empty");
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return CK_E_NOMEM;
 	c->bc_pathlen = -1;
-	if (len >= 11 && memmem(buf, len, "-----BEGIN ", 11) != NULL) {
+	pem = len >= 11 && memmem(buf, len, "-----BEGIN ", 11) != NULL;
+	if (pem && pem_fast(buf, len, &der, &derlen)) {
+		if ((r = csr_der_decode(der, (size_t)derlen, &d)) ==
+		    CK_E_PARSE) {
+			char why[512];
+			snprintf(why, sizeof(why), "%s", ck_err_msg());
+			r = ck_err_set(CK_E_PARSE, "malformed PEM CSR: %s",
+			    why);
+		}
+	} else if (pem) {
 		if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL) {
 			r = CK_E_NOMEM;
 			goto out;

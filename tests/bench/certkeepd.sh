@@ -12,8 +12,9 @@
 #      ratio to the ceiling; every 201 is a durable certificate;
 #   4. OCSP: GET /ocsp/<base64> for the issued certificates at concurrency
 #      64, answers from the in-memory cache;
-#   5. certkeepd's peak memory (VmHWM) and CPU time per certificate, the
-#      store's group-commit figures from /metrics.
+#   5. certkeepd's peak memory (VmHWM) and CPU time per certificate
+#      (cpu ms/cert: its own threads; lg ms/cert: loadgen's, which shares
+#      the cores), the store's group-commit figures from /metrics.
 # Environment: CONCURRENCY="1 8 64" DURATION=10 WARMUP=2 NCSR=2000 KEEP=1
 # (keep the scratch directory). Build first: meson setup build && ninja -C
 # build (or set CERTKEEP_BUILD=DIR).
@@ -72,7 +73,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 issued() { curl -s "$pub/metrics" | awk '/^certkeep_certificates_issued_total/ { print $2 }'; }
 
 echo "== issuance over HTTPS"
-printf '%-6s %10s %9s %9s %9s %8s %12s %10s\n' conc 'certs/s' 'p50 ms' 'p99 ms' errors ratio 'cpu ms/cert' 'batch'
+printf '%-6s %10s %9s %9s %9s %8s %12s %12s %10s\n' conc 'certs/s' 'p50 ms' 'p99 ms' errors ratio 'cpu ms/cert' 'lg ms/cert' 'batch'
 commit_stats() { curl -s "$pub/metrics" | awk '/^certkeep_store_committed_items_total/ {i=$2} /^certkeep_store_commits_total/ {c=$2} END { print i + 0, c + 0 }'; }
 for c in ${CONCURRENCY:-1 8 64}; do
 	read -r i0 k0 < <(commit_stats)
@@ -90,8 +91,9 @@ for c in ${CONCURRENCY:-1 8 64}; do
 	jq -r --arg ceil "${ceiling:-0}" --arg hz "$hz" --arg t "$((t1 - t0))" --arg n "$((n1 - n0))" --arg b "$batch" \
 	    '[.concurrency, .rps, .latency_ms.p50, .latency_ms.p99, .errors,
 	      (if ($ceil|tonumber) > 0 then .rps / ($ceil|tonumber) else 0 end),
-	      (if ($n|tonumber) > 0 then 1000 * ($t|tonumber) / ($hz|tonumber) / ($n|tonumber) else 0 end), $b] | @tsv' <<<"$line" |
-	awk -F'\t' '{ printf "%-6d %10.1f %9.2f %9.2f %9d %8.3f %12.3f %10s\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
+	      (if ($n|tonumber) > 0 then 1000 * ($t|tonumber) / ($hz|tonumber) / ($n|tonumber) else 0 end),
+	      (if .ok > 0 then 1000 * (.cpu_user_s + .cpu_sys_s) / .ok else 0 end), $b] | @tsv' <<<"$line" |
+	awk -F'\t' '{ printf "%-6d %10.1f %9.2f %9.2f %9d %8.3f %12.3f %12.3f %10s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 done
 
 echo "== OCSP (GET, cached answers)"

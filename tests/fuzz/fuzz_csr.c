@@ -146,6 +146,17 @@ check(const struct ck_profile *p, const struct ck_csr *csr)
 	ck_issue_decision_clear(&d);
 }
 
+/* Never a password prompt. */
+static int
+no_pass(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
 static void
 parse_and_check(const uint8_t *data, size_t size)
 {
@@ -155,6 +166,18 @@ parse_and_check(const uint8_t *data, size_t size)
 	if (ck_csr_parse(data, size, &csr) != 0)
 		return;
 	FUZZ_CHECK(csr->subject != NULL && csr->pubkey != NULL);
+	/* PEM accepted (by the quick reading of the usual layout or by
+	 * OpenSSL's): OpenSSL must read the same armour too. */
+	if (size >= 11 && memmem(data, size, "-----BEGIN ", 11) != NULL) {
+		BIO *bio = BIO_new_mem_buf(data, (int)size);
+		unsigned char *der = NULL;
+		long derlen = 0;
+
+		FUZZ_CHECK(bio != NULL && PEM_bytes_read_bio(&der, &derlen,
+		    NULL, PEM_STRING_X509_REQ, bio, no_pass, NULL) == 1);
+		OPENSSL_free(der);
+		BIO_free(bio);
+	}
 	(void)ck_csr_subject_get(csr, "CN");
 	ck_names_format(&csr->names, buf, sizeof(buf));
 	check(&profiles[0], csr);

@@ -85,6 +85,12 @@ csr p256-other-ext p256 /CN=o.example.com -addext 'nsComment=hello' \
     -addext 'subjectKeyIdentifier=hash'
 csr p256-all-ku p256 /CN=ku.example.com -addext \
     'keyUsage=digitalSignature,nonRepudiation,keyEncipherment,dataEncipherment,keyAgreement,keyCertSign,cRLSign,encipherOnly,decipherOnly'
+# The same request in other PEM layouts: CRLF lines (the quick reading),
+# 76-character lines (OpenSSL's reading).
+sed 's/$/\r/' "$out/p256-all-ku.pem" >"$out/p256-crlf.pem"
+{ echo '-----BEGIN CERTIFICATE REQUEST-----'
+  base64 -w 76 "$out/p256-all-ku.der"
+  echo '-----END CERTIFICATE REQUEST-----'; } >"$out/p256-wide-lines.pem"
 csr p256-outside p256 /CN=evil.example.org \
     -addext 'subjectAltName=DNS:evil.example.org,IP:192.0.2.1,email:x@evil.example'
 csr rsa2048-bigpath rsa2048 /CN=deep \

@@ -230,6 +230,68 @@ test_append_defaults(void **state)
 	expect_ok(fx, NENTRIES + 1);
 }
 
+/* A batch chains exactly as the same entries appended one by one, writes
+ * the head once, and is all or nothing. */
+static void
+test_append_many(void **state)
+{
+	struct fx *fx = *state;
+	struct audit_item items[AUDIT_BATCH_MAX + 1];
+	struct collected c;
+	char objs[AUDIT_BATCH_MAX + 1][16];
+	unsigned char h[32], last[32];
+	int64_t last_id, seq0, seq1;
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		snprintf(objs[i], sizeof(objs[i]), "B%zu", i);
+		items[i].user = i == 1 ? NULL : "carol";
+		items[i].action = "issue";
+		items[i].object = objs[i];
+		items[i].result = AUDIT_OK;
+		items[i].detail = i == 2 ? NULL : "batched";
+	}
+	assert_int_equal(store_change_seq(fx->st, &seq0), 0);
+	assert_int_equal(audit_append_many(fx->st, items, 3), 0);
+	assert_int_equal(store_change_seq(fx->st, &seq1), 0);
+	/* Three entries and one head. */
+	assert_int_equal(seq1 - seq0, 4);
+	expect_ok(fx, NENTRIES + 3);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(store_audit_iter(fx->st, NENTRIES, collect, &c), 0);
+	assert_int_equal(c.n, 4);
+	for (i = 1; i < 4; i++) {
+		assert_int_equal(c.e[i].id, NENTRIES + (int64_t)i);
+		assert_memory_equal(c.e[i].prev_hash, c.e[i - 1].hash, 32);
+		audit_entry_hash(&c.e[i], h);
+		assert_memory_equal(h, c.e[i].hash, 32);
+		assert_string_equal(c.e[i].object, objs[i - 1]);
+		assert_int_equal(c.e[i].change_seq, seq0 + (int64_t)i);
+	}
+	assert_string_equal(c.e[1].user, "carol");
+	assert_string_equal(c.e[2].user, audit_os_user());
+	assert_string_equal(c.e[1].detail, "batched");
+	assert_string_equal(c.e[3].detail, "");
+	assert_int_equal(store_audit_last(fx->st, &last_id, last), 0);
+	assert_int_equal(last_id, NENTRIES + 3);
+	assert_memory_equal(last, c.e[3].hash, 32);
+	collected_free(&c);
+
+	/* Too many at once: refused, nothing written. */
+	for (i = 0; i <= AUDIT_BATCH_MAX; i++)
+		items[i] = items[0];
+	assert_int_equal(audit_append_many(fx->st, items, AUDIT_BATCH_MAX + 1),
+	    CK_E_INVAL);
+	/* A failing entry (a NULL action) fails the batch: nothing of it
+	 * stays, and the log goes on from where it was. */
+	items[1].action = NULL;
+	assert_int_not_equal(audit_append_many(fx->st, items, 3), 0);
+	assert_int_equal(audit_append_many(fx->st, items, 0), 0);
+	expect_ok(fx, NENTRIES + 3);
+	assert_int_equal(audit_append_many(fx->st, items, 1), 0);
+	expect_ok(fx, NENTRIES + 4);
+}
+
 static void
 test_append_follows_caller_tx(void **state)
 {
@@ -534,6 +596,7 @@ main(void)
 		cmocka_unit_test(test_empty_log),
 		T(test_append_defaults),
 		T(test_append_follows_caller_tx),
+		T(test_append_many),
 		cmocka_unit_test(test_entry_hash),
 		T(test_altered_fields),
 		T(test_altered_detail),

@@ -1033,6 +1033,41 @@ test_tx_deep_nesting(void **state)
 	expect_meta(fx->st, "g", "7");
 }
 
+/* Past the levels whose statements are kept prepared (8), and back, the
+ * same rules hold; a statement reused at a level behaves as the first. */
+static void
+test_tx_nesting_past_prepared(void **state)
+{
+	struct fx *fx = *state;
+	char key[8];
+	int round, i;
+
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < 12; i++) {
+			assert_int_equal(store_tx_begin(fx->st), 0);
+			snprintf(key, sizeof(key), "k%d_%d", round, i);
+			assert_int_equal(store_meta_set(fx->st, key, "v"), 0);
+		}
+		assert_int_equal(store_tx_depth(fx->st), 12);
+		/* Levels 12 and 11 are undone, 10 is kept, 9 is undone
+		 * (with 10 inside it), the rest is committed. */
+		store_tx_rollback(fx->st);
+		store_tx_rollback(fx->st);
+		assert_int_equal(store_tx_commit(fx->st), 0);
+		store_tx_rollback(fx->st);
+		while (store_tx_depth(fx->st) > 0)
+			assert_int_equal(store_tx_commit(fx->st), 0);
+		for (i = 0; i < 12; i++) {
+			snprintf(key, sizeof(key), "k%d_%d", round, i);
+			if (i < 8)
+				expect_meta(fx->st, key, "v");
+			else
+				expect_meta_missing(fx->st, key);
+		}
+	}
+	assert_int_equal(store_tx_commit(fx->st), CK_E_STATE);
+}
+
 static void
 test_failed_mutation_in_tx(void **state)
 {
@@ -1245,6 +1280,7 @@ main(void)
 		T(test_tx_outer_rollback),
 		T(test_tx_inner_rollback),
 		T(test_tx_deep_nesting),
+		T(test_tx_nesting_past_prepared),
 		T(test_failed_mutation_in_tx),
 		T(test_close_rolls_back),
 		T(test_second_connection_sees_commits_only),

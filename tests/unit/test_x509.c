@@ -305,6 +305,124 @@ expect_parse_error(const unsigned char *buf, size_t len, int want)
 	assert_null(c);
 }
 
+/* PEM text of DER with `width` base64 characters a line, `eol` after each
+ * line, `lead` before the BEGIN line and `tail` after the END line. */
+static char *
+pem_layout(const unsigned char *der, size_t len, size_t width,
+    const char *eol, const char *lead, const char *tail)
+{
+	char *b64 = malloc((len + 2) / 3 * 4 + 1), *out;
+	size_t n, off, cap, o = 0;
+
+	assert_non_null(b64);
+	n = (size_t)EVP_EncodeBlock((unsigned char *)b64, der, (int)len);
+	cap = strlen(lead) + strlen(tail) + n + (n / width + 3) * 4 + 128;
+	out = malloc(cap);
+	assert_non_null(out);
+	o += (size_t)snprintf(out + o, cap - o, "%s-----BEGIN CERTIFICATE "
+	    "REQUEST-----%s", lead, eol);
+	for (off = 0; off < n; off += width)
+		o += (size_t)snprintf(out + o, cap - o, "%.*s%s",
+		    (int)(n - off < width ? n - off : width), b64 + off, eol);
+	snprintf(out + o, cap - o, "-----END CERTIFICATE REQUEST-----%s",
+	    tail);
+	free(b64);
+	return out;
+}
+
+/* Whatever the layout of the armour (the quick reading of the usual one,
+ * or OpenSSL's of any other), the same request comes out; broken armour
+ * is refused either way. */
+static void
+test_csr_pem_layouts(void **state)
+{
+	static const struct {
+		size_t width;
+		const char *eol, *lead, *tail;
+	} ok[] = {
+		{ 64, "\n", "", "" },		/* as openssl writes it */
+		{ 64, "\r\n", "", "" },
+		{ 64, "\n", " \n\n", "\n\n " },
+		{ 64, "\n", "", "-" },		/* no newline after END */
+		{ 76, "\n", "", "" },		/* other widths: OpenSSL */
+		{ 16, "\r\n", "", "" },
+		{ 64, "\n", "a note\n", "\ntrailing text\n" },
+	};
+	struct tu_csr o = full_csr;
+	EVP_PKEY *k = tu_key("ec-p256");
+	unsigned char *der;
+	size_t len, i;
+	struct ck_csr *ref, *c;
+	char *pem, *p;
+
+	(void)state;
+	tu_csr_make(k, &o, &der, &len);
+	ref = parse_ok(der, len);
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		pem = pem_layout(der, len, ok[i].width, ok[i].eol, ok[i].lead,
+		    ok[i].tail);
+		/* "-" as tail: drop the END line's newline instead. */
+		if (strcmp(ok[i].tail, "-") == 0)
+			pem[strlen(pem) - 1] = '\0';
+		c = parse_ok((unsigned char *)pem, strlen(pem));
+		/* OpenSSL reads every one of them the same. */
+		{
+			BIO *bio = BIO_new_mem_buf(pem, (int)strlen(pem));
+			unsigned char *d = NULL;
+			long dlen = 0;
+
+			assert_non_null(bio);
+			assert_int_equal(PEM_bytes_read_bio(&d, &dlen, NULL,
+			    PEM_STRING_X509_REQ, bio, NULL, NULL), 1);
+			assert_int_equal(dlen, (long)len);
+			assert_memory_equal(d, der, len);
+			OPENSSL_free(d);
+			BIO_free(bio);
+		}
+		check_full(c, "ec-p256");
+		assert_int_equal(c->spki_der_len, ref->spki_der_len);
+		assert_memory_equal(c->spki_der, ref->spki_der,
+		    ref->spki_der_len);
+		assert_int_equal(X509_NAME_cmp(c->subject, ref->subject), 0);
+		ck_csr_free(c);
+		free(pem);
+	}
+
+	/* BEGIN not at the start of its line, a character outside base64,
+	 * a short line in the middle, padding in the middle, no END line,
+	 * a second block: refused. */
+	pem = pem_layout(der, len, 64, "\n", "\n\t", "");
+	expect_parse_error((unsigned char *)pem, strlen(pem), CK_E_PARSE);
+	free(pem);
+	pem = pem_layout(der, len, 64, "\n", "", "");
+	p = strchr(pem, '\n') + 10;
+	*p = '!';
+	expect_parse_error((unsigned char *)pem, strlen(pem), CK_E_PARSE);
+	free(pem);
+	pem = pem_layout(der, len, 64, "\n", "", "");
+	p = strchr(pem, '\n') + 1 + 64;
+	memmove(p - 4, p, strlen(p) + 1);	/* first line 60 long */
+	expect_parse_error((unsigned char *)pem, strlen(pem), CK_E_PARSE);
+	free(pem);
+	pem = pem_layout(der, len, 64, "\n", "", "");
+	p = strchr(pem, '\n') + 1;
+	p[3] = '=';
+	expect_parse_error((unsigned char *)pem, strlen(pem), CK_E_PARSE);
+	free(pem);
+	pem = pem_layout(der, len, 64, "\n", "", "");
+	*strstr(pem, "-----END") = '\0';
+	expect_parse_error((unsigned char *)pem, strlen(pem), CK_E_PARSE);
+	free(pem);
+	pem = pem_layout(der, len, 64, "\n", "", "\n-----BEGIN CERTIFICATE "
+	    "REQUEST-----\n");
+	expect_parse_error((unsigned char *)pem, strlen(pem), CK_E_PARSE);
+	free(pem);
+
+	ck_csr_free(ref);
+	free(der);
+	EVP_PKEY_free(k);
+}
+
 static void
 test_csr_bad_signature(void **state)
 {
@@ -1557,6 +1675,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_csr_ec_pem),
+		cmocka_unit_test(test_csr_pem_layouts),
 		cmocka_unit_test(test_csr_ec_der),
 		cmocka_unit_test(test_csr_rsa),
 		cmocka_unit_test(test_csr_ed25519),
