@@ -354,7 +354,13 @@ report() {
 	    "incremental/full size $(ratio "${size[incr,$n]}" "${size[full,$n]}")," \
 	    "restore/.backup wall $(ratio "${wall[restore,$n]}" "${wall[.backup,$n]}")"
 	t=$(ratio "${wall[full,$n]}" "${wall[.backup,$n]}")
-	echo "target full backup <= 2x .backup (wall): $t x -> $(verdict "$t" 2)"
+	# The issue states the 2x target for a CA of 1,000,000 certificates;
+	# smaller CAs show the fixed costs (key unlock, signing, syncs).
+	if [ "$n" -ge 1000000 ]; then
+		echo "target full backup <= 2x .backup (wall): $t x -> $(verdict "$t" 2)"
+	else
+		echo "full backup / .backup (wall): $t x (the 2x target is stated at 1,000,000)"
+	fi
 	echo "target incremental of $incr issuances < 1 s: ${wall[incr,$n]} s ->" \
 	    "$(verdict "${wall[incr,$n]}" 0.999)"
 }
