@@ -132,37 +132,6 @@ status_or(const char *s, const char *def)
 	return s[0] == '\0' ? def : s;
 }
 
-static int
-tx_end(struct store *st, int r)
-{
-	if (r == 0)
-		return store_tx_commit(st);
-	store_tx_rollback(st);
-	return r;
-}
-
-/* Next change-sequence value; inside a transaction. */
-static int
-next_seq(struct store *st, int64_t *out)
-{
-	sqlite3_stmt *s = NULL;
-	int r;
-
-	if ((r = store_stmt_prepare(st, "UPDATE change_seq SET value = "
-	    "value + 1 WHERE id = 1 RETURNING value", &s)) != 0)
-		return r;
-	if (sqlite3_step(s) != SQLITE_ROW)
-		r = store_db_err(st, "change sequence");
-	else {
-		*out = sqlite3_column_int64(s, 0);
-		/* Drain so the UPDATE completes. */
-		while (sqlite3_step(s) == SQLITE_ROW)
-			;
-	}
-	store_stmt_done(st, s);
-	return r;
-}
-
 /* Begin a transaction level and take the next sequence value. */
 static int
 mutation_begin(struct store *st, int64_t *seq)
@@ -171,7 +140,7 @@ mutation_begin(struct store *st, int64_t *seq)
 
 	if ((r = store_tx_begin(st)) != 0)
 		return r;
-	if ((r = next_seq(st, seq)) != 0)
+	if ((r = store_next_seq(st, seq)) != 0)
 		store_tx_rollback(st);
 	return r;
 }
@@ -278,7 +247,7 @@ guarded_update(struct store *st, const char *sql, const char *status_sql,
 	if ((r = mutation_begin(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, sql, &s)) != 0)
-		return tx_end(st, r);
+		return store_tx_end(st, r);
 	if (to != NULL)
 		sqlite3_bind_text(s, 1, to, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, seq);
@@ -293,7 +262,7 @@ guarded_update(struct store *st, const char *sql, const char *status_sql,
 	else if (sqlite3_changes(store_sqlite_db(st)) != 1)
 		r = refusal(st, status_sql, what, id, from);
 	store_stmt_done(st, s);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 /* ------------------------------------------------------------ accounts */
@@ -322,7 +291,7 @@ store_acme_account_create(struct store *st,
 		return r;
 	if ((r = store_stmt_prepare(st, "INSERT INTO acme_accounts ("
 	    ACCOUNT_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", &s)) != 0)
-		return tx_end(st, r);
+		return store_tx_end(st, r);
 	bind_fixed(s, 1, a->id, sizeof(a->id));
 	bind_fixed(s, 2, a->jwk_thumbprint, sizeof(a->jwk_thumbprint));
 	sqlite3_bind_text(s, 3, a->jwk, -1, SQLITE_STATIC);
@@ -352,7 +321,7 @@ store_acme_account_create(struct store *st,
 		store_acme_account_clear(&other);
 	} else if (rc != SQLITE_DONE)
 		r = store_db_err(st, "recording ACME account");
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 static int
@@ -451,7 +420,7 @@ store_acme_account_key_change(struct store *st, const char *id,
 	if ((r = store_stmt_prepare(st, "UPDATE acme_accounts SET "
 	    "jwk_thumbprint = ?1, jwk = ?2, change_seq = ?3 WHERE id = ?4 "
 	    "AND status = 'valid' AND jwk_thumbprint = ?5", &s)) != 0)
-		return tx_end(st, r);
+		return store_tx_end(st, r);
 	sqlite3_bind_text(s, 1, new_thumbprint, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, new_jwk, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, seq);
@@ -477,7 +446,7 @@ store_acme_account_key_change(struct store *st, const char *id,
 		store_acme_account_clear(&cur);
 	}
 	store_stmt_done(st, s);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 void
@@ -676,7 +645,7 @@ store_acme_order_create(struct store *st,
 		return r;
 	if ((r = order_insert(st, o, seq)) == 0)
 		r = authzs_insert(st, o, authzs, nauthz, seq);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 static int

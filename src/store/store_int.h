@@ -24,6 +24,13 @@ sqlite3 *store_sqlite_db(struct store *st);
 int store_stmt_prepare(struct store *st, const char *sql, sqlite3_stmt **out);
 void store_stmt_done(struct store *st, sqlite3_stmt *s);
 
+/* The next change-sequence value; inside a transaction. */
+int store_next_seq(struct store *st, int64_t *out);
+
+/* End a mutation's own transaction: commit if R is 0, else roll back;
+ * returns R or the commit's error. */
+int store_tx_end(struct store *st, int r);
+
 /* CK_E_BUSY, CK_E_IO (disk full) or CK_E_STORE with the connection's last
  * error, prefixed by WHAT. */
 int store_db_err(struct store *st, const char *what);

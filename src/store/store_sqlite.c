@@ -439,8 +439,8 @@ store_tx_rollback(struct store *st)
 }
 
 /* Finish a one-statement mutation's own transaction. */
-static int
-tx_end(struct store *st, int r)
+int
+store_tx_end(struct store *st, int r)
 {
 	if (r == 0)
 		return store_tx_commit(st);
@@ -449,8 +449,8 @@ tx_end(struct store *st, int r)
 }
 
 /* Next change-sequence value; must be called inside a transaction. */
-static int
-next_seq(struct store *st, int64_t *out)
+int
+store_next_seq(struct store *st, int64_t *out)
 {
 	sqlite3_stmt *s = NULL;
 	int r;
@@ -484,7 +484,7 @@ mutation_begin(struct store *st, const char *sql, sqlite3_stmt **s,
 
 	if ((r = store_tx_begin(st)) != 0)
 		return r;
-	if ((r = next_seq(st, seq)) != 0 || (r = prepare(st, sql, s)) != 0) {
+	if ((r = store_next_seq(st, seq)) != 0 || (r = prepare(st, sql, s)) != 0) {
 		store_tx_rollback(st);
 		return r;
 	}
@@ -549,7 +549,7 @@ store_meta_set(struct store *st, const char *key, const char *value)
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, seq);
-	return tx_end(st, step_done(st, s, "meta"));
+	return store_tx_end(st, step_done(st, s, "meta"));
 }
 
 static const char cert_insert_sql[] = "INSERT INTO certs (serial, status, "
@@ -605,7 +605,7 @@ next_seq_n(struct store *st, size_t n, int64_t *first)
 	int r;
 
 	if (n == 1)
-		return next_seq(st, first);
+		return store_next_seq(st, first);
 	if ((r = prepare(st, "UPDATE change_seq SET value = value + ? "
 	    "WHERE id = 1 RETURNING value", &s)) != 0)
 		return r;
@@ -643,7 +643,7 @@ store_cert_insert_pending_many(struct store *st,
 	for (i = 0; i < n && r == 0; i++)
 		r = cert_insert_row(st, s, c[i], seq + (int64_t)i);
 	stmt_done(st, s);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 int
@@ -677,7 +677,7 @@ store_cert_mark_issued_many(struct store *st,
 		sqlite3_reset(s);
 	}
 	stmt_done(st, s);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 /* UPDATE ... WHERE serial = ? AND status = ?; CK_E_STATE if no row. */
@@ -702,7 +702,7 @@ cert_transition(struct store *st, const char *sql, const char *serial,
 	if ((r = step_done(st, s, "updating certificate")) == 0 &&
 	    sqlite3_changes(st->db) != 1)
 		r = CK_E_STATE;
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 int
@@ -755,7 +755,7 @@ store_cert_revoke(struct store *st, const char *serial, int64_t when,
 	    "AND status = 'issued'", serial, NULL, 0, when, reason);
 out:
 	store_cert_free(c);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 static char *
@@ -961,7 +961,7 @@ store_crl_next_number(struct store *st, uint64_t *out)
 	while (r == 0 && sqlite3_step(s) == SQLITE_ROW)
 		;
 	stmt_done(st, s);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 int
@@ -979,7 +979,7 @@ store_crl_number_floor(struct store *st, uint64_t number)
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = db_err(st, "CRL number");
 	stmt_done(st, s);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 int
@@ -998,7 +998,7 @@ store_crl_insert(struct store *st, uint64_t number, int64_t this_update,
 	sqlite3_bind_int64(s, 3, next_update);
 	sqlite3_bind_blob(s, 4, der, (int)der_len, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 5, seq);
-	return tx_end(st, step_done(st, s, "recording CRL"));
+	return store_tx_end(st, step_done(st, s, "recording CRL"));
 }
 
 int
@@ -1076,7 +1076,7 @@ store_audit_insert_many(struct store *st, struct store_audit_entry *e,
 		sqlite3_reset(s);
 	}
 	stmt_done(st, s);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 int
@@ -1167,7 +1167,7 @@ store_config_insert(struct store *st, int64_t when, const char *user,
 	sqlite3_bind_text(s, 3, hash_hex, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 4, content, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 5, seq);
-	return tx_end(st, step_done(st, s, "recording configuration"));
+	return store_tx_end(st, step_done(st, s, "recording configuration"));
 }
 
 int
@@ -1204,7 +1204,7 @@ store_token_insert(struct store *st, const struct store_token *t)
 	else if (rc != SQLITE_DONE)
 		r = db_err(st, "recording token");
 	stmt_done(st, s);
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 int
@@ -1235,7 +1235,7 @@ store_token_revoke(struct store *st, const char *id_or_name, int64_t when)
 			stmt_done(st, s);
 		}
 	}
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 int
@@ -1475,7 +1475,7 @@ store_backup_put(struct store *st, const struct store_backup *b)
 	if (b->drill_result != NULL)
 		sqlite3_bind_text(s, 15, b->drill_result, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 16, seq);
-	return tx_end(st, step_done(st, s, "recording backup"));
+	return store_tx_end(st, step_done(st, s, "recording backup"));
 }
 
 /* strdup that keeps NULL. */
@@ -1623,13 +1623,13 @@ store_custody_insert(struct store *st, struct store_custody *e)
 	sqlite3_bind_blob(s, 9, e->prev_hash, 32, SQLITE_STATIC);
 	sqlite3_bind_blob(s, 10, e->hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 11, seq);
-	if ((r = tx_end(st, step_done(st, s, "appending to the custody "
+	if ((r = store_tx_end(st, step_done(st, s, "appending to the custody "
 	    "ledger"))) == 0) {
 		e->id = last_id + 1;
 		e->change_seq = seq;
 	}
 out:
-	return tx_end(st, r);
+	return store_tx_end(st, r);
 }
 
 int
