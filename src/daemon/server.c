@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/timeutil.h"
+#include "proto/acme.h"
 #include "proto/ocsp.h"
 #include "signer/signer.h"
 #include "x509/certbuild.h"
@@ -33,6 +34,10 @@
 #define STOP_DRAIN_S 30
 /* The TLS certificate certkeepd issues itself at each start. */
 #define SELF_TLS_DAYS 30
+/* Outstanding ACME nonces (the oldest are forgotten beyond this) and how
+ * long one stays usable. */
+#define ACME_NONCES_MAX 65536
+#define ACME_NONCE_TTL_S 3600
 
 static int
 ocsp_lookup(void *arg, const char *serial, struct ocsp_status *out)
@@ -905,11 +910,17 @@ server_start(struct server *sv, struct ck_ca *ca)
 		sv->pub_port = http_server_port(sv->pub);
 	}
 	if (cf->api.addr[0] != '\0') {
-		if ((routes = calloc(rest_nroutes, sizeof(*routes))) == NULL) {
+		if ((r = acme_nonces_new(ACME_NONCES_MAX, ACME_NONCE_TTL_S,
+		    &sv->acme_nonces)) != 0)
+			goto fail;
+		if ((routes = calloc(rest_nroutes + acme_nroutes,
+		    sizeof(*routes))) == NULL) {
 			r = CK_E_NOMEM;
 			goto fail;
 		}
 		memcpy(routes, rest_routes, rest_nroutes * sizeof(*routes));
+		memcpy(routes + rest_nroutes, acme_routes,
+		    acme_nroutes * sizeof(*routes));
 		for (i = 0; i < rest_nroutes; i++)
 			if (routes[i].max_body > 0 && strcmp(routes[i].path,
 			    "/api/v1/certificates") == 0)
@@ -919,7 +930,8 @@ server_start(struct server *sv, struct ck_ca *ca)
 		hc.tls_cert_pem = cert_pem;
 		hc.tls_key_pem = (const char *)key_pem->buf;
 		hc.tls_trust_pem = sv->chain_pem;
-		r = http_server_start(&hc, routes, rest_nroutes, sv, &sv->api);
+		r = http_server_start(&hc, routes, rest_nroutes + acme_nroutes,
+		    sv, &sv->api);
 		free(routes);
 		if (r != 0)
 			goto fail;
@@ -964,6 +976,8 @@ server_stop(struct server *sv)
 	sv->api = sv->pub = NULL;
 	ocsp_responder_free(sv->ocsp);
 	sv->ocsp = NULL;
+	acme_nonces_free(sv->acme_nonces);
+	sv->acme_nonces = NULL;
 	ck_token_set_free(sv->tokens);
 	sv->tokens = NULL;
 	store_close(sv->rd);

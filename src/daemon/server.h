@@ -22,6 +22,7 @@
 #include "proto/metrics.h"
 
 struct ocsp_responder;
+struct acme_nonces;
 
 struct server {
 	struct ck_ca *ca;
@@ -44,6 +45,7 @@ struct server {
 	struct ck_strlist client_cert_profiles;
 
 	struct ocsp_responder *ocsp;
+	struct acme_nonces *acme_nonces; /* ACME Replay-Nonce values */
 	/* Who signs OCSP responses, fixed at start ([server] ocsp_signer);
 	 * the rest only the housekeeper touches (ocsp_reload_wanted under
 	 * hk_mu). */

@@ -175,6 +175,10 @@ send_response(struct MHD_Connection *c, struct http_response *r)
 	if (r->cache_control != NULL)
 		MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL,
 		    r->cache_control);
+	if (r->replay_nonce[0] != '\0')
+		MHD_add_response_header(mr, "Replay-Nonce", r->replay_nonce);
+	if (r->link[0] != '\0')
+		MHD_add_response_header(mr, "Link", r->link);
 	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
 	ret = MHD_queue_response(c, (unsigned int)r->status, mr);
 	MHD_destroy_response(mr);
@@ -363,6 +367,8 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 	    MHD_HTTP_HEADER_CONTENT_TYPE);
 	req.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 	    MHD_HTTP_HEADER_AUTHORIZATION);
+	req.host = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_HOST);
 	peer_address(c, req.peer, sizeof(req.peer));
 	client_cert(p);
 	req.client_cert = p->cert_der;

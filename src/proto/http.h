@@ -30,6 +30,7 @@ struct http_request {
 	size_t body_len;
 	const char *content_type;
 	const char *authorization;
+	const char *host;	/* Host header or NULL */
 	const unsigned char *client_cert; /* DER of a TLS client cert, or NULL */
 	size_t client_cert_len;
 	char peer[64];		/* client address, for logs and audit */
@@ -43,6 +44,8 @@ struct http_response {
 	size_t body_len;
 	char location[256];	/* optional Location header */
 	const char *cache_control; /* optional */
+	char replay_nonce[48];	/* optional Replay-Nonce header (ACME) */
+	char link[320];		/* optional Link header (ACME) */
 };
 
 /* Handler result. */

@@ -1,0 +1,77 @@
+/*
+ * acme.h - the ACME server (RFC 8555) on the API listener (HTTPS).
+ *
+ *   GET       /acme/directory
+ *   HEAD, GET /acme/new-nonce
+ *   POST      /acme/new-account
+ *   POST      /acme/acct/ID           (POST-as-GET, contact, deactivate)
+ *
+ * URLs are absolute and built from the request's Host header
+ * ("https://" HOST), because the configuration names no public URL for
+ * the API listener; a Host that is not a plain host name or address with
+ * an optional port is refused. Requests signed for one host name are
+ * therefore refused when sent through another ("url" must match).
+ *
+ * Every ACME answer carries a fresh Replay-Nonce and
+ * Link: <directory>;rel="index"; errors are RFC 8555 problem documents
+ * (urn:ietf:params:acme:error:*). Bodies over ACME_MAX_BODY are refused
+ * with 413 by the HTTP layer before they reach the handlers (that answer
+ * carries no nonce).
+ *
+ * Account writes go through the issuance pipeline's group transaction
+ * together with their audit entries; reads use the server's read
+ * connection.
+ *
+ * XXX External account binding is not enforced yet: a binding in a
+ * newAccount request is ignored (RFC 8555 7.3.4 allows that for a server
+ * that does not require one); the keys and the switch come later.
+ */
+#ifndef CK_PROTO_ACME_H
+#define CK_PROTO_ACME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/http.h"
+
+/* Largest ACME request body accepted. */
+#define ACME_MAX_BODY (64u * 1024u)
+
+/* ---- nonces (RFC 8555 6.5) ---- */
+
+/* Text length of a nonce: 16 random bytes and a 4-byte slot number,
+ * base64url (27 characters). */
+#define ACME_NONCE_LEN 27
+
+struct acme_nonces;
+
+/*
+ * A nonce service holding at most CAP (>= 1) outstanding nonces, each
+ * valid for TTL_S seconds and usable once. When full, issuing a nonce
+ * forgets the oldest one. Thread-safe. 0, CK_E_INVAL or CK_E_NOMEM;
+ * *out is the caller's (acme_nonces_free()).
+ */
+int acme_nonces_new(size_t cap, int64_t ttl_s, struct acme_nonces **out);
+
+/* Accepts NULL. */
+void acme_nonces_free(struct acme_nonces *ns);
+
+/* A new nonce issued at NOW into out (NUL-terminated). 0 or CK_E_CRYPTO
+ * (random number generator). */
+int acme_nonce_issue(struct acme_nonces *ns, int64_t now,
+    char out[ACME_NONCE_LEN + 1]);
+
+/*
+ * Use up NONCE at NOW: 0 if it was issued here, has not been used and
+ * has not expired (it is then forgotten); CK_E_NOTFOUND otherwise.
+ */
+int acme_nonce_consume(struct acme_nonces *ns, int64_t now,
+    const char *nonce);
+
+/* ---- routes ---- */
+
+/* The ACME routes for the API listener; ctx is the struct server. */
+extern const struct http_route acme_routes[];
+extern const size_t acme_nroutes;
+
+#endif
