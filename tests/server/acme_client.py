@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""acme_client.py - a small ACME (RFC 8555) client for the server tests.
+
+Usage: acme_client.py API_URL CA_PEM
+
+Talks to a running certkeepd with JWS requests it signs itself (Python's
+standard library and the 'cryptography' package), and checks the
+directory, nonces, accounts (new, existing, lookup, update, deactivate)
+and the refusals of RFC 8555 section 6: each with the problem type and
+HTTP status the RFC gives. Prints one line per check; exits 1 at the
+first failure.
+"""
+import base64
+import hashlib
+import json
+import ssl
+import sys
+import urllib.error
+import urllib.request
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import \
+    decode_dss_signature
+
+ERR = "urn:ietf:params:acme:error:"
+
+
+def b64u(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def ok(msg):
+    print("   ok: " + msg)
+
+
+class Key:
+    """An account key and its JWK; sign() gives the JWS signature."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        if kind == "ES256":
+            self.k = ec.generate_private_key(ec.SECP256R1())
+            n = self.k.public_key().public_numbers()
+            self.jwk = {"kty": "EC", "crv": "P-256",
+                        "x": b64u(n.x.to_bytes(32, "big")),
+                        "y": b64u(n.y.to_bytes(32, "big"))}
+        elif kind == "RS256":
+            self.k = rsa.generate_private_key(65537, 2048)
+            n = self.k.public_key().public_numbers()
+            self.jwk = {"kty": "RSA",
+                        "n": b64u(n.n.to_bytes(256, "big")),
+                        "e": b64u(n.e.to_bytes(3, "big"))}
+        else:
+            self.k = ed25519.Ed25519PrivateKey.generate()
+            raw = self.k.public_key().public_bytes_raw()
+            self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64u(raw)}
+        self.alg = kind
+
+    def sign(self, data):
+        if self.kind == "ES256":
+            r, s = decode_dss_signature(
+                self.k.sign(data, ec.ECDSA(hashes.SHA256())))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        if self.kind == "RS256":
+            return self.k.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return self.k.sign(data)
+
+    def thumbprint(self):
+        req = {k: self.jwk[k] for k in sorted(self.jwk)}
+        return b64u(hashlib.sha256(json.dumps(
+            req, separators=(",", ":"), sort_keys=True).encode()).digest())
+
+
+class Client:
+    def __init__(self, api, ca):
+        self.api = api
+        self.ctx = ssl.create_default_context(cafile=ca)
+        self.nonce = None
+
+    def http(self, method, url, body=None, ctype=None):
+        req = urllib.request.Request(url, data=body, method=method)
+        if ctype is not None:
+            req.add_header("Content-Type", ctype)
+        try:
+            with urllib.request.urlopen(req, context=self.ctx,
+                                        timeout=30) as r:
+                st, hd, data = r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            st, hd, data = e.code, e.headers, e.read()
+        n = hd.get("Replay-Nonce")
+        if n:
+            self.nonce = n
+        return st, hd, data
+
+    def get_nonce(self):
+        st, hd, _ = self.http("HEAD", self.dir["newNonce"])
+        return hd["Replay-Nonce"]
+
+    def jws(self, key, url, payload, kid=None, nonce=None, alg=None,
+            jwk=None):
+        prot = {"alg": alg or key.alg, "url": url,
+                "nonce": nonce if nonce is not None else self.get_nonce()}
+        if kid is not None:
+            prot["kid"] = kid
+        else:
+            prot["jwk"] = jwk or key.jwk
+        p64 = b64u(json.dumps(prot).encode())
+        pl64 = "" if payload is None else b64u(json.dumps(payload).encode())
+        sig = key.sign((p64 + "." + pl64).encode())
+        return {"protected": p64, "payload": pl64, "signature": b64u(sig)}
+
+    def post(self, url, obj, ctype="application/jose+json"):
+        body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+        return self.http("POST", url, body, ctype)
+
+
+def problem(res, status, typ, what):
+    st, hd, data = res
+    if st != status:
+        fail("%s: HTTP %d, expected %d: %s" % (what, st, status,
+                                               data[:300]))
+    if hd.get("Content-Type") != "application/problem+json":
+        fail("%s: Content-Type %s" % (what, hd.get("Content-Type")))
+    doc = json.loads(data)
+    if doc.get("type") != ERR + typ:
+        fail("%s: problem type %s, expected %s" % (what, doc.get("type"),
+                                                   ERR + typ))
+    if not doc.get("detail"):
+        fail("%s: no detail" % what)
+    if not hd.get("Replay-Nonce"):
+        fail("%s: no Replay-Nonce on the problem" % what)
+    ok("%s -> %d %s" % (what, st, typ))
+    return doc
+
+
+def expect(res, status, what):
+    st, hd, data = res
+    if st != status:
+        fail("%s: HTTP %d, expected %d: %s" % (what, st, status,
+                                               data[:300]))
+    return hd, (json.loads(data) if data else None)
+
+
+def main():
+    api, ca = sys.argv[1], sys.argv[2]
+    c = Client(api, ca)
+
+    # Directory: absolute URLs on this server, nonce and index link.
+    st, hd, data = c.http("GET", api + "/acme/directory")
+    if st != 200:
+        fail("directory: HTTP %d" % st)
+    d = json.loads(data)
+    c.dir = d
+    for k, path in (("newNonce", "new-nonce"), ("newAccount", "new-account"),
+                    ("newOrder", "new-order"), ("revokeCert", "revoke-cert"),
+                    ("keyChange", "key-change")):
+        if d.get(k) != api + "/acme/" + path:
+            fail("directory %s is %s" % (k, d.get(k)))
+    index = '<%s/acme/directory>;rel="index"' % api
+    if hd.get("Link") != index or not hd.get("Replay-Nonce"):
+        fail("directory: Link %s, Replay-Nonce %s" % (hd.get("Link"),
+                                                     hd.get("Replay-Nonce")))
+    ok("directory lists the five URLs, with a nonce and the index link")
+
+    # new-nonce: HEAD 200, GET 204, not cached, all different.
+    seen = set()
+    for m, want in (("HEAD", 200), ("GET", 204), ("HEAD", 200)):
+        st, hd, data = c.http(m, d["newNonce"])
+        n = hd.get("Replay-Nonce")
+        if st != want or not n or hd.get("Cache-Control") != "no-store":
+            fail("%s new-nonce: %d, nonce %s, Cache-Control %s" % (
+                m, st, n, hd.get("Cache-Control")))
+        if len(n) < 22 or n in seen or \
+                not all(ch.isalnum() or ch in "-_" for ch in n):
+            fail("%s new-nonce: nonce %r" % (m, n))
+        if hd.get("Link") != index:
+            fail("%s new-nonce: Link %s" % (m, hd.get("Link")))
+        seen.add(n)
+    ok("new-nonce: HEAD 200, GET 204, no-store, fresh base64url nonces")
+
+    # newAccount: created (201), then the same key finds it (200).
+    k1 = Key("ES256")
+    new_acct = d["newAccount"]
+    res = c.post(new_acct, c.jws(k1, new_acct, {
+        "termsOfServiceAgreed": True,
+        "contact": ["mailto:ops@certkeep.test"]}))
+    hd, acct = expect(res, 201, "newAccount")
+    kid = hd.get("Location")
+    if not kid or not kid.startswith(api + "/acme/acct/"):
+        fail("newAccount: Location %s" % kid)
+    if acct.get("status") != "valid" or \
+            acct.get("contact") != ["mailto:ops@certkeep.test"] or \
+            acct.get("termsOfServiceAgreed") is not True or \
+            not acct.get("orders"):
+        fail("newAccount: account object %s" % acct)
+    if hd.get("Content-Type") != "application/json" or \
+            not hd.get("Replay-Nonce") or hd.get("Link") != index:
+        fail("newAccount: headers %s" % dict(hd))
+    ok("newAccount 201, Location %s" % kid)
+    res = c.post(new_acct, c.jws(k1, new_acct, {"contact": []}))
+    hd, a2 = expect(res, 200, "newAccount with a known key")
+    if hd.get("Location") != kid or \
+            a2.get("contact") != ["mailto:ops@certkeep.test"]:
+        fail("newAccount again: Location %s, %s" % (hd.get("Location"),
+                                                    a2))
+    ok("newAccount with the same key: 200, the same account, unchanged")
+    res = c.post(new_acct, c.jws(k1, new_acct,
+                                 {"onlyReturnExisting": True}))
+    hd, _ = expect(res, 200, "onlyReturnExisting, known key")
+    if hd.get("Location") != kid:
+        fail("onlyReturnExisting: Location %s" % hd.get("Location"))
+    ok("onlyReturnExisting finds the account")
+
+    # Other key types register too.
+    for kind in ("RS256", "EdDSA"):
+        k = Key(kind)
+        res = c.post(new_acct, c.jws(k, new_acct,
+                                     {"termsOfServiceAgreed": True}))
+        expect(res, 201, "newAccount " + kind)
+        ok("newAccount with an %s key: 201" % kind)
+
+    # POST-as-GET, contact update.
+    res = c.post(kid, c.jws(k1, kid, None, kid=kid))
+    hd, a3 = expect(res, 200, "account POST-as-GET")
+    if a3.get("status") != "valid" or a3.get("contact") != \
+            ["mailto:ops@certkeep.test"]:
+        fail("POST-as-GET: %s" % a3)
+    ok("account POST-as-GET: 200, valid")
+    res = c.post(kid, c.jws(k1, kid, {"contact": [
+        "mailto:pki@certkeep.test", "mailto:oncall@certkeep.test"]},
+        kid=kid))
+    hd, a4 = expect(res, 200, "contact update")
+    if a4.get("contact") != ["mailto:pki@certkeep.test",
+                             "mailto:oncall@certkeep.test"]:
+        fail("contact update: %s" % a4)
+    res = c.post(kid, c.jws(k1, kid, None, kid=kid))
+    _, a5 = expect(res, 200, "POST-as-GET after the update")
+    if a5.get("contact") != a4.get("contact"):
+        fail("the contact update did not last: %s" % a5)
+    ok("contact updated and kept")
+    problem(c.post(kid, c.jws(k1, kid, {"contact": ["tel:+1555"]},
+                              kid=kid)),
+            400, "unsupportedContact", "a tel: contact")
+    problem(c.post(kid, c.jws(k1, kid, {"contact": [
+        "mailto:a@certkeep.test,b@certkeep.test"]}, kid=kid)),
+            400, "invalidContact", "two addresses in one contact")
+
+    # Negatives (RFC 8555 section 6).
+    n = c.get_nonce()
+    body = c.jws(k1, kid, None, kid=kid, nonce=n)
+    expect(c.post(kid, body), 200, "first use of a nonce")
+    problem(c.post(kid, body), 400, "badNonce", "replayed nonce")
+    problem(c.post(kid, c.jws(k1, kid, None, kid=kid, nonce="AAAA")),
+            400, "badNonce", "a nonce never issued")
+    problem(c.post(kid, c.jws(k1, api + "/acme/acct/other", None,
+                              kid=kid)),
+            403, "unauthorized", "wrong url in the protected header")
+    body = c.jws(k1, kid, {"contact": ["mailto:x@certkeep.test"]}, kid=kid)
+    body["payload"] = b64u(json.dumps(
+        {"contact": ["mailto:evil@certkeep.test"]}).encode())
+    problem(c.post(kid, body), 403, "unauthorized", "tampered payload")
+    _, a6 = expect(c.post(kid, c.jws(k1, kid, None, kid=kid)), 200,
+                   "POST-as-GET after the tampered request")
+    if a6.get("contact") != a4.get("contact"):
+        fail("a tampered request changed the account: %s" % a6)
+    ok("the tampered request changed nothing")
+    ghost = api + "/acme/acct/NoSuchAccount0000000000"
+    problem(c.post(ghost, c.jws(k1, ghost, None, kid=ghost)),
+            400, "accountDoesNotExist", "unknown kid")
+    problem(c.post(new_acct, c.jws(Key("ES256"), new_acct,
+                                   {"onlyReturnExisting": True})),
+            400, "accountDoesNotExist", "onlyReturnExisting, unknown key")
+    body = c.jws(k1, kid, None, kid=kid)
+    prot = json.loads(base64.urlsafe_b64decode(body["protected"] + "=="))
+    prot["alg"] = "none"
+    body["protected"] = b64u(json.dumps(prot).encode())
+    # The signature is left in place: an empty one is refused as
+    # malformed before the algorithm is looked at.
+    doc = problem(c.post(kid, body), 400, "badSignatureAlgorithm",
+                  "alg none")
+    if "ES256" not in doc.get("algorithms", []):
+        fail("badSignatureAlgorithm without \"algorithms\": %s" % doc)
+    ok("badSignatureAlgorithm lists the algorithms")
+    problem(c.post(kid, c.jws(k1, kid, None, kid=kid),
+                   ctype="application/json"),
+            415, "malformed", "wrong Content-Type")
+    problem(c.post(kid, b"{not json"), 400, "malformed", "not a JWS")
+    problem(c.post(new_acct, c.jws(k1, new_acct, {}, kid=kid)),
+            400, "malformed", "newAccount signed with kid")
+    problem(c.post(kid, c.jws(k1, kid, None)),
+            400, "malformed", "account request signed with jwk")
+    k2 = Key("ES256")
+    problem(c.post(kid, c.jws(k2, kid, None, kid=kid)),
+            403, "unauthorized", "signed with another key")
+    big = c.jws(k1, kid, {"contact": ["mailto:" + "a" * 70000 +
+                                      "@certkeep.test"]}, kid=kid)
+    st, _, _ = c.post(kid, big)
+    if st != 413:
+        fail("oversized body: HTTP %d, expected 413" % st)
+    ok("oversized body -> 413")
+
+    # Deactivation: then every request with that kid is refused, and the
+    # key no longer finds its account.
+    res = c.post(kid, c.jws(k1, kid, {"status": "deactivated"}, kid=kid))
+    _, a7 = expect(res, 200, "deactivate")
+    if a7.get("status") != "deactivated":
+        fail("deactivate: %s" % a7)
+    ok("account deactivated")
+    problem(c.post(kid, c.jws(k1, kid, None, kid=kid)),
+            403, "unauthorized", "POST-as-GET of a deactivated account")
+    problem(c.post(kid, c.jws(k1, kid, {"contact": []}, kid=kid)),
+            403, "unauthorized", "update of a deactivated account")
+    problem(c.post(new_acct, c.jws(k1, new_acct, {})),
+            403, "unauthorized", "newAccount with a deactivated key")
+    print("acme-account-url " + kid)
+
+
+if __name__ == "__main__":
+    main()
