@@ -26,7 +26,7 @@
 #define ACME_NONCE_BYTES (ACME_NONCE_RAND + 4)
 #define ACME_CONTACT_MAX 8
 #define ACME_CONTACT_LEN 320
-#define ACME_HOST_MAX 255
+#define ACME_HOST_MAX 160	/* so that every URL fits a Location header */
 #define ACME_BASE_SIZE (8 + ACME_HOST_MAX + 1)
 #define ACME_URL_SIZE 512
 
@@ -570,7 +570,7 @@ account_respond(struct server *sv, const char *base,
 
 /* ---- account writes, through the pipeline ---- */
 
-enum acct_op { ACCT_CREATE, ACCT_UPDATE };
+enum acct_op { ACCT_CREATE, ACCT_UPDATE, ACCT_KEY_CHANGE };
 
 struct acct_job {
 	struct server *sv;
@@ -581,6 +581,9 @@ struct acct_job {
 	char id[STORE_ACME_ID_SIZE];	/* UPDATE: which */
 	char *status;			/* UPDATE: NULL or the new one */
 	char *contact;			/* UPDATE: NULL or the new one */
+	/* KEY_CHANGE: the key replaced; the new one in a.jwk and
+	 * a.jwk_thumbprint. */
+	char old_tp[CK_JWK_THUMBPRINT_LEN + 1];
 };
 
 static void
@@ -611,6 +614,16 @@ acct_write(struct ck_ca *ca, void *arg)
 		    jb->a.tos_agreed ? "agreed" : "not agreed");
 		return audit_append(ca->st, user, "acme-account-new",
 		    jb->a.id, AUDIT_OK, detail);
+	}
+	if (jb->op == ACCT_KEY_CHANGE) {
+		if ((r = store_acme_account_key_change(ca->st, jb->id,
+		    jb->old_tp, jb->a.jwk_thumbprint, jb->a.jwk)) != 0)
+			return r;
+		snprintf(user, sizeof(user), "acme:%s", jb->id);
+		snprintf(detail, sizeof(detail), "key %s replaced by %s",
+		    jb->old_tp, jb->a.jwk_thumbprint);
+		return audit_append(ca->st, user, "acme-account-key-change",
+		    jb->id, AUDIT_OK, detail);
 	}
 	if ((r = store_acme_account_update(ca->st, jb->id, jb->status,
 	    jb->contact)) != 0)
@@ -659,6 +672,24 @@ acct_done(void *arg, int r, const char *msg)
 			    "of this key is %s", a.status);
 			goto out;
 		}
+	}
+	if (jb->op == ACCT_KEY_CHANGE && r == CK_E_EXISTS) {
+		/* RFC 8555 7.3.5: 409 naming the account of the new key. */
+		pthread_mutex_lock(&jb->sv->rd_mu);
+		g = store_acme_account_get_by_key(jb->sv->rd,
+		    jb->a.jwk_thumbprint, &a);
+		pthread_mutex_unlock(&jb->sv->rd_mu);
+		problem(&cx, &resp, 409, "malformed", "the new key belongs "
+		    "to another account");
+		if (g == 0)
+			snprintf(resp.location, sizeof(resp.location),
+			    "%s/acme/acct/%s", jb->base, a.id);
+		goto out;
+	}
+	if (jb->op == ACCT_KEY_CHANGE && r == CK_E_STATE) {
+		problem(&cx, &resp, 403, "unauthorized", "the account is no "
+		    "longer valid or its key changed meanwhile");
+		goto out;
 	}
 	if (jb->op == ACCT_UPDATE && r == CK_E_STATE) {
 		problem(&cx, &resp, 403, "unauthorized", "the account is no "
@@ -863,11 +894,122 @@ out:
 	return hr;
 }
 
+/* ---- key rollover (RFC 8555 7.3.5) ---- */
+
+static enum http_result
+acme_key_change(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct acme_ctx cx;
+	struct ck_jws *jws = NULL, *inner = NULL;
+	struct store_acme_account a, other;
+	struct acct_job *jb = NULL;
+	char tp[CK_JWK_THUMBPRINT_LEN + 1], old_tp[CK_JWK_THUMBPRINT_LEN + 1];
+	char *jwk = NULL;
+	EVP_PKEY *old = NULL;
+	json_t *p = NULL, *v;
+	json_error_t e;
+	enum http_result hr = HTTP_DONE;
+	int r;
+
+	memset(&other, 0, sizeof(other));
+	if (ctx_init(&cx, ctx, req) != 0)
+		return bad_host(resp);
+	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
+		return HTTP_DONE;
+	ck_err_clear();
+	/* The payload is itself a JWS, signed by the new key, without a
+	 * nonce. */
+	if ((r = ck_jws_parse(jws->payload, jws->payload_len, ACME_MAX_BODY,
+	    CK_JWS_INNER, &inner)) != 0) {
+		jws_problem(&cx, resp, r);
+		goto out;
+	}
+	if (inner->jwk == NULL) {
+		problem(&cx, resp, 400, "malformed", "the inner JWS must be "
+		    "signed with \"jwk\" (the new key)");
+		goto out;
+	}
+	if (strcmp(inner->url, jws->url) != 0) {
+		problem(&cx, resp, 400, "malformed", "the inner and outer "
+		    "\"url\" differ");
+		goto out;
+	}
+	ck_err_clear();
+	if ((r = ck_jws_verify(inner, inner->jwk)) != 0) {
+		jws_problem(&cx, resp, r);
+		goto out;
+	}
+	p = json_loadb((const char *)inner->payload, inner->payload_len,
+	    JSON_REJECT_DUPLICATES, &e);
+	if (p == NULL || !json_is_object(p) ||
+	    !json_is_string(v = json_object_get(p, "account")) ||
+	    json_object_get(p, "oldKey") == NULL) {
+		problem(&cx, resp, 400, "malformed", "the inner payload must "
+		    "be {\"account\", \"oldKey\"}");
+		goto out;
+	}
+	if (strcmp(json_string_value(v), jws->kid) != 0) {
+		problem(&cx, resp, 400, "malformed", "the inner \"account\" "
+		    "is not the signing account");
+		goto out;
+	}
+	if (ck_jwk_parse(json_object_get(p, "oldKey"), &old) != 0 ||
+	    ck_jwk_thumbprint(old, old_tp) != 0 ||
+	    strcmp(old_tp, a.jwk_thumbprint) != 0) {
+		problem(&cx, resp, 400, "malformed", "\"oldKey\" is not the "
+		    "account's current key");
+		goto out;
+	}
+	if (ck_jwk_thumbprint(inner->jwk, tp) != 0 ||
+	    ck_jwk_canonical(inner->jwk, &jwk) != 0) {
+		problem(&cx, resp, 400, "badPublicKey", "unsupported key");
+		goto out;
+	}
+	pthread_mutex_lock(&cx.sv->rd_mu);
+	r = store_acme_account_get_by_key(cx.sv->rd, tp, &other);
+	pthread_mutex_unlock(&cx.sv->rd_mu);
+	if (r == 0) {
+		problem(&cx, resp, 409, "malformed", "the new key belongs to "
+		    "an account already");
+		snprintf(resp->location, sizeof(resp->location),
+		    "%s/acme/acct/%s", cx.base, other.id);
+		goto out;
+	}
+	if ((jb = calloc(1, sizeof(*jb))) == NULL) {
+		problem(&cx, resp, 500, "serverInternal", "out of memory");
+		goto out;
+	}
+	jb->sv = cx.sv;
+	jb->pending = req->pending;
+	snprintf(jb->base, sizeof(jb->base), "%s", cx.base);
+	jb->op = ACCT_KEY_CHANGE;
+	snprintf(jb->id, sizeof(jb->id), "%s", a.id);
+	snprintf(jb->old_tp, sizeof(jb->old_tp), "%s", old_tp);
+	snprintf(jb->a.jwk_thumbprint, sizeof(jb->a.jwk_thumbprint), "%s", tp);
+	jb->a.jwk = jwk;
+	jwk = NULL;
+	ck_pipeline_write(cx.sv->pl, acct_write, jb, acct_done, jb);
+	jb = NULL;
+	hr = HTTP_DEFERRED;
+out:
+	acct_job_free(jb);
+	free(jwk);
+	EVP_PKEY_free(old);
+	json_decref(p);
+	store_acme_account_clear(&other);
+	store_acme_account_clear(&a);
+	ck_jws_free(inner);
+	ck_jws_free(jws);
+	return hr;
+}
+
 const struct http_route acme_routes[] = {
 	{ "GET", "/acme/directory", acme_directory, 0 },
 	{ "HEAD", "/acme/new-nonce", acme_new_nonce, 0 },
 	{ "GET", "/acme/new-nonce", acme_new_nonce, 0 },
 	{ "POST", "/acme/new-account", acme_new_account, ACME_MAX_BODY },
 	{ "POST", "/acme/acct/", acme_account, ACME_MAX_BODY },
+	{ "POST", "/acme/key-change", acme_key_change, ACME_MAX_BODY },
 };
 const size_t acme_nroutes = sizeof(acme_routes) / sizeof(acme_routes[0]);

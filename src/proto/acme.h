@@ -5,6 +5,7 @@
  *   HEAD, GET /acme/new-nonce
  *   POST      /acme/new-account
  *   POST      /acme/acct/ID           (POST-as-GET, contact, deactivate)
+ *   POST      /acme/key-change        (account key rollover)
  *
  * URLs are absolute and built from the request's Host header
  * ("https://" HOST), because the configuration names no public URL for

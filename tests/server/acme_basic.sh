@@ -2,7 +2,8 @@
 # acme_basic.sh - the ACME server's directory, nonces and accounts (RFC
 # 8555 7.1-7.3, 6.2-6.5) through acme_client.py: a new account (201), the
 # same key again (200), lookup, contact update, deactivation and then
-# refusal, and the refusals of section 6 with their problem types. Every
+# refusal, key rollover (7.3.5), and the refusals of section 6 with their
+# problem types. Every
 # account change is in the audit log.
 source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
 
@@ -29,9 +30,11 @@ n=$(count_audit "$ca" ok acme-account-new)
 assert_eq 3 "$n" "audited new accounts"
 n=$(count_audit "$ca" ok acme-account-update)
 assert_eq 1 "$n" "audited account updates"
+n=$(count_audit "$ca" ok acme-account-key-change)
+assert_eq 1 "$n" "audited key changes"
 n=$(count_audit "$ca" ok acme-account-deactivate)
 assert_eq 1 "$n" "audited deactivations"
-ok "three accounts created, one update, one deactivation audited"
+ok "three accounts created, one update, one key change, one deactivation audited"
 
 srv_stop "$ca"
 srv_stopped_cleanly "$ca"

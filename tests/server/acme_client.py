@@ -104,8 +104,9 @@ class Client:
 
     def jws(self, key, url, payload, kid=None, nonce=None, alg=None,
             jwk=None):
-        prot = {"alg": alg or key.alg, "url": url,
-                "nonce": nonce if nonce is not None else self.get_nonce()}
+        prot = {"alg": alg or key.alg, "url": url}
+        if nonce is not False:      # False: none (an inner JWS)
+            prot["nonce"] = nonce if nonce is not None else self.get_nonce()
         if kid is not None:
             prot["kid"] = kid
         else:
@@ -218,8 +219,10 @@ def main():
     ok("onlyReturnExisting finds the account")
 
     # Other key types register too.
+    others = []
     for kind in ("RS256", "EdDSA"):
         k = Key(kind)
+        others.append(k)
         res = c.post(new_acct, c.jws(k, new_acct,
                                      {"termsOfServiceAgreed": True}))
         expect(res, 201, "newAccount " + kind)
@@ -304,6 +307,49 @@ def main():
     if st != 413:
         fail("oversized body: HTTP %d, expected 413" % st)
     ok("oversized body -> 413")
+
+    # Key rollover (RFC 8555 7.3.5): the inner JWS is signed by the new
+    # key and names the account and its old key.
+    kc = d["keyChange"]
+
+    def rollover(old, new, account=None, old_jwk=None, inner_url=None):
+        inner = c.jws(new, inner_url or kc, {
+            "account": account or kid, "oldKey": old_jwk or old.jwk},
+            nonce=False)
+        return c.post(kc, c.jws(old, kc, inner, kid=kid))
+
+    kn = Key("ES256")
+    problem(rollover(k1, kn, old_jwk=Key("ES256").jwk), 400, "malformed",
+            "key change naming another old key")
+    problem(rollover(k1, kn, account=api + "/acme/acct/x"), 400,
+            "malformed", "key change naming another account")
+    problem(rollover(k1, kn, inner_url=d["newAccount"]), 400, "malformed",
+            "key change with another inner url")
+    res = rollover(k1, others[0])
+    problem(res, 409, "malformed", "key change to another account's key")
+    if not res[1].get("Location", "").startswith(api + "/acme/acct/") or \
+            res[1].get("Location") == kid:
+        fail("409 without the other account's Location: %s" %
+             res[1].get("Location"))
+    ok("409 names the account that holds the key")
+    _, a8 = expect(rollover(k1, kn), 200, "key change")
+    if a8.get("status") != "valid":
+        fail("key change: %s" % a8)
+    ok("account key changed (to another ES256 key)")
+    problem(c.post(kid, c.jws(k1, kid, None, kid=kid)), 403,
+            "unauthorized", "a request signed with the old key")
+    expect(c.post(kid, c.jws(kn, kid, None, kid=kid)), 200,
+           "POST-as-GET signed with the new key")
+    hd, _ = expect(c.post(new_acct, c.jws(kn, new_acct,
+                                          {"onlyReturnExisting": True})),
+                   200, "lookup by the new key")
+    if hd.get("Location") != kid:
+        fail("the new key finds %s" % hd.get("Location"))
+    problem(c.post(new_acct, c.jws(k1, new_acct,
+                                   {"onlyReturnExisting": True})),
+            400, "accountDoesNotExist", "lookup by the old key")
+    ok("the new key signs for the account and finds it; the old one not")
+    k1 = kn
 
     # Deactivation: then every request with that kid is refused, and the
     # key no longer finds its account.
