@@ -263,11 +263,15 @@ respond_json(struct server *sv, const char *base, struct http_response *resp,
 	decorate(sv, base, resp);
 }
 
+/* No usable Host: no URLs to give, so no Link, but still a nonce. */
 static enum http_result
-bad_host(struct http_response *resp)
+bad_host(struct server *sv, struct http_response *resp)
 {
 	http_problem(resp, 400, ACME_ERR_PREFIX "malformed",
 	    "missing or unusable Host header");
+	if (acme_nonce_issue(sv->acme_nonces, ck_time_now(),
+	    resp->replay_nonce) != 0)
+		resp->replay_nonce[0] = '\0';
 	return HTTP_DONE;
 }
 
@@ -282,7 +286,7 @@ acme_directory(void *ctx, const struct http_request *req,
 	json_t *j;
 
 	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(resp);
+		return bad_host(ctx, resp);
 	snprintf(u[0], sizeof(u[0]), "%s/acme/new-nonce", cx.base);
 	snprintf(u[1], sizeof(u[1]), "%s/acme/new-account", cx.base);
 	snprintf(u[2], sizeof(u[2]), "%s/acme/new-order", cx.base);
@@ -305,7 +309,7 @@ acme_new_nonce(void *ctx, const struct http_request *req,
 	struct acme_ctx cx;
 
 	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(resp);
+		return bad_host(ctx, resp);
 	http_respond(resp, strcmp(req->method, "HEAD") == 0 ? 200 : 204,
 	    NULL, NULL, 0);
 	resp->cache_control = "no-store";
@@ -733,7 +737,7 @@ acme_new_account(void *ctx, const struct http_request *req,
 
 	memset(&a, 0, sizeof(a));
 	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(resp);
+		return bad_host(ctx, resp);
 	if (post_begin(&cx, req, resp, WANT_JWK, &jws, &none) != 0)
 		return HTTP_DONE;
 	if ((p = payload_object(&cx, jws, resp)) == NULL)
@@ -832,7 +836,7 @@ acme_account(void *ctx, const struct http_request *req,
 	const char *status = NULL;
 
 	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(resp);
+		return bad_host(ctx, resp);
 	if (*id == '\0' || strchr(id, '/') != NULL ||
 	    strlen(id) >= STORE_ACME_ID_SIZE) {
 		problem(&cx, resp, 404, "malformed", "no such resource");
@@ -914,7 +918,7 @@ acme_key_change(void *ctx, const struct http_request *req,
 
 	memset(&other, 0, sizeof(other));
 	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(resp);
+		return bad_host(ctx, resp);
 	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
 		return HTTP_DONE;
 	ck_err_clear();

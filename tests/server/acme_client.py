@@ -83,8 +83,10 @@ class Client:
         self.ctx = ssl.create_default_context(cafile=ca)
         self.nonce = None
 
-    def http(self, method, url, body=None, ctype=None):
+    def http(self, method, url, body=None, ctype=None, host=None):
         req = urllib.request.Request(url, data=body, method=method)
+        if host is not None:
+            req.add_header("Host", host)
         if ctype is not None:
             req.add_header("Content-Type", ctype)
         try:
@@ -168,6 +170,10 @@ def main():
         fail("directory: Link %s, Replay-Nonce %s" % (hd.get("Link"),
                                                      hd.get("Replay-Nonce")))
     ok("directory lists the five URLs, with a nonce and the index link")
+
+    # URLs come from Host: one that is not a host name is refused.
+    problem(c.http("GET", api + "/acme/directory", host="ca/../evil"),
+            400, "malformed", "directory with an unusable Host")
 
     # new-nonce: HEAD 200, GET 204, not cached, all different.
     seen = set()
