@@ -18,7 +18,7 @@ import sys
 import urllib.error
 import urllib.request
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import \
     decode_dss_signature
@@ -58,7 +58,9 @@ class Key:
                         "e": b64u(n.e.to_bytes(3, "big"))}
         else:
             self.k = ed25519.Ed25519PrivateKey.generate()
-            raw = self.k.public_key().public_bytes_raw()
+            # (public_bytes_raw() needs cryptography 40; Debian 12 has 38)
+            raw = self.k.public_key().public_bytes(
+                serialization.Encoding.Raw, serialization.PublicFormat.Raw)
             self.jwk = {"kty": "OKP", "crv": "Ed25519", "x": b64u(raw)}
         self.alg = kind
 
