@@ -14,11 +14,13 @@
 #include <openssl/rand.h>
 
 #include "audit/audit.h"
+#include "ca/config.h"
 #include "common/err.h"
 #include "common/timeutil.h"
 #include "daemon/server.h"
 #include "proto/acme.h"
 #include "proto/jws.h"
+#include "profile/profile.h"
 #include "store/store_acme.h"
 
 #define ACME_ERR_PREFIX "urn:ietf:params:acme:error:"
@@ -821,6 +823,10 @@ out:
 
 /* ---- the account (RFC 8555 7.3.2, 7.3.6) ---- */
 
+static void orders_list(struct acme_ctx *cx, const struct http_request *req,
+    struct http_response *resp, const struct ck_jws *jws,
+    const struct store_acme_account *a, const char *id);
+
 static enum http_result
 acme_account(void *ctx, const struct http_request *req,
     struct http_response *resp)
@@ -835,15 +841,30 @@ acme_account(void *ctx, const struct http_request *req,
 	enum http_result hr = HTTP_DONE;
 	const char *status = NULL;
 
+	const char *slash;
+	char list_of[STORE_ACME_ID_SIZE];
+
+	list_of[0] = '\0';
 	if (ctx_init(&cx, ctx, req) != 0)
 		return bad_host(ctx, resp);
-	if (*id == '\0' || strchr(id, '/') != NULL ||
+	/* ID, or ID/orders[/CURSOR]: the account's orders list. */
+	if ((slash = strchr(id, '/')) != NULL &&
+	    strncmp(slash, "/orders", 7) == 0 &&
+	    (slash[7] == '\0' || slash[7] == '/') &&
+	    slash > id && (size_t)(slash - id) < STORE_ACME_ID_SIZE)
+		snprintf(list_of, sizeof(list_of), "%.*s", (int)(slash - id),
+		    id);
+	else if (*id == '\0' || slash != NULL ||
 	    strlen(id) >= STORE_ACME_ID_SIZE) {
 		problem(&cx, resp, 404, "malformed", "no such resource");
 		return HTTP_DONE;
 	}
 	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
 		return HTTP_DONE;
+	if (list_of[0] != '\0') {
+		orders_list(&cx, req, resp, jws, &a, list_of);
+		goto out;
+	}
 	/* Only the account itself may read or change it. */
 	if (strcmp(jws->kid, cx.url) != 0) {
 		problem(&cx, resp, 403, "unauthorized", "signed by another "
@@ -1008,6 +1029,945 @@ out:
 	return hr;
 }
 
+/* ---- orders, authorizations, challenges (RFC 8555 7.4, 7.5; RFC 8738) */
+
+#define ACME_ORDER_MAX_IDS 100	/* identifiers in one order */
+#define ACME_ORDER_TTL (7 * 86400)
+#define ACME_AUTHZ_TTL (7 * 86400)
+#define ACME_ORDERS_PAGE 50	/* orders per page of an account's list */
+
+/*
+ * The profile whose name rules bind what ACME orders may name. The
+ * configuration has no ACME section yet, so it is the default server
+ * profile that 'certkeep init' writes (tls-server: the CA's DNS suffixes,
+ * loopback addresses, wildcards only if that profile allows them).
+ */
+#define ACME_PROFILE "tls-server"
+
+/* A fresh id or token: 128 random bits, base64url (22 characters). */
+static int
+new_id(char out[STORE_ACME_ID_SIZE])
+{
+	unsigned char b[16];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return ck_err_ssl(CK_E_CRYPTO, "ACME id: random number "
+		    "generator");
+	ck_jws_b64url_encode(b, sizeof(b), out);
+	return 0;
+}
+
+/* A path's last segment after PREFIX into id; -1 if it is not one. */
+static int
+path_id(const char *path, const char *prefix, char id[STORE_ACME_ID_SIZE])
+{
+	const char *p = path + strlen(prefix);
+
+	if (*p == '\0' || strchr(p, '/') != NULL ||
+	    strlen(p) >= STORE_ACME_ID_SIZE)
+		return -1;
+	snprintf(id, STORE_ACME_ID_SIZE, "%s", p);
+	return 0;
+}
+
+/* rejectedIdentifier (RFC 8555 6.7.1) with one subproblem per refused
+ * identifier; SUB is borrowed. */
+static void
+problem_rejected(struct server *sv, const char *base,
+    struct http_response *resp, const char *detail, json_t *sub)
+{
+	json_t *j;
+	char *s = NULL;
+
+	j = json_pack("{s:s, s:s, s:i, s:O}", "type",
+	    ACME_ERR_PREFIX "rejectedIdentifier", "detail", detail, "status",
+	    400, "subproblems", sub);
+	if (j != NULL)
+		s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	http_respond_take(resp, 400, "application/problem+json", s,
+	    s ? strlen(s) : 0);
+	decorate(sv, base, resp);
+}
+
+static void
+time_str(int64_t t, char buf[32])
+{
+	ck_time_format(t, buf, 32);
+}
+
+/* The order object (RFC 8555 7.1.3); AUTHZ_IDS is borrowed. */
+static json_t *
+order_json(const char *base, const struct store_acme_order *o,
+    const json_t *authz_ids)
+{
+	char u[ACME_URL_SIZE], t[32];
+	json_t *j, *ids, *az, *v;
+	size_t i;
+
+	ids = json_loads(o->identifiers, 0, NULL);
+	if (ids == NULL || !json_is_array(ids)) {
+		json_decref(ids);
+		ids = json_array();
+	}
+	if ((az = json_array()) == NULL) {
+		json_decref(ids);
+		return NULL;
+	}
+	json_array_foreach(authz_ids, i, v) {
+		snprintf(u, sizeof(u), "%s/acme/authz/%s", base,
+		    json_string_value(v));
+		json_array_append_new(az, json_string(u));
+	}
+	time_str(o->expires, t);
+	snprintf(u, sizeof(u), "%s/acme/order/%s/finalize", base, o->id);
+	j = json_pack("{s:s, s:s, s:o, s:o, s:s}", "status", o->status,
+	    "expires", t, "identifiers", ids, "authorizations", az,
+	    "finalize", u);
+	if (j == NULL)
+		return NULL;
+	if (o->not_before != 0) {
+		time_str(o->not_before, t);
+		json_object_set_new(j, "notBefore", json_string(t));
+	}
+	if (o->not_after != 0) {
+		time_str(o->not_after, t);
+		json_object_set_new(j, "notAfter", json_string(t));
+	}
+	if (o->error != NULL && (v = json_loads(o->error, 0, NULL)) != NULL)
+		json_object_set_new(j, "error", v);
+	return j;
+}
+
+static json_t *
+challenge_json(const char *base, const struct store_acme_challenge *c)
+{
+	char u[ACME_URL_SIZE], t[32];
+	json_t *j, *e;
+
+	snprintf(u, sizeof(u), "%s/acme/chall/%s", base, c->id);
+	j = json_pack("{s:s, s:s, s:s, s:s}", "type", c->type, "url", u,
+	    "token", c->token, "status", c->status);
+	if (j == NULL)
+		return NULL;
+	if (c->validated != 0) {
+		time_str(c->validated, t);
+		json_object_set_new(j, "validated", json_string(t));
+	}
+	if (c->error != NULL && (e = json_loads(c->error, 0, NULL)) != NULL)
+		json_object_set_new(j, "error", e);
+	return j;
+}
+
+/* The authorization object (RFC 8555 7.1.4), with its challenges. */
+static json_t *
+authz_json(const char *base, const struct store_acme_authz *a)
+{
+	char t[32];
+	json_t *j, *ch;
+	size_t i;
+
+	if ((ch = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < a->nchallenges; i++)
+		json_array_append_new(ch, challenge_json(base,
+		    &a->challenges[i]));
+	time_str(a->expires, t);
+	j = json_pack("{s:{s:s, s:s}, s:s, s:s, s:o}", "identifier", "type",
+	    a->identifier_type, "value", a->identifier_value, "status",
+	    a->status, "expires", t, "challenges", ch);
+	if (j != NULL && a->wildcard)
+		json_object_set_new(j, "wildcard", json_true());
+	return j;
+}
+
+static int
+authz_id_cb(const struct store_acme_authz *a, void *arg)
+{
+	return json_array_append_new(arg, json_string(a->id)) == 0 ? 0 :
+	    CK_E_NOMEM;
+}
+
+/* Answer with order O as read back from the read connection. */
+static void
+order_respond(struct server *sv, const char *base,
+    struct http_response *resp, int status, const struct store_acme_order *o)
+{
+	struct acme_ctx cx;
+	json_t *ids = json_array(), *j = NULL;
+	int r = CK_E_NOMEM;
+
+	if (ids != NULL) {
+		pthread_mutex_lock(&sv->rd_mu);
+		r = store_acme_order_authzs(sv->rd, o->id, authz_id_cb, ids);
+		pthread_mutex_unlock(&sv->rd_mu);
+	}
+	if (r != 0) {
+		memset(&cx, 0, sizeof(cx));
+		cx.sv = sv;
+		snprintf(cx.base, sizeof(cx.base), "%s", base);
+		problem(&cx, resp, 500, "serverInternal", "cannot read the "
+		    "order's authorizations");
+		json_decref(ids);
+		return;
+	}
+	j = order_json(base, o, ids);
+	respond_json(sv, base, resp, status, j);
+	json_decref(j);
+	json_decref(ids);
+	snprintf(resp->location, sizeof(resp->location), "%s/acme/order/%s",
+	    base, o->id);
+}
+
+/* ---- newOrder, through the pipeline ---- */
+
+struct order_job {
+	struct server *sv;
+	struct http_pending *pending;
+	char base[ACME_BASE_SIZE];
+	struct store_acme_order o;
+	struct store_acme_authz *az;
+	size_t naz;
+	json_t *sub;		/* refused identifiers (subproblems) */
+};
+
+static void
+order_job_free(struct order_job *jb)
+{
+	size_t i;
+
+	if (jb == NULL)
+		return;
+	for (i = 0; i < jb->naz; i++)
+		store_acme_authz_clear(&jb->az[i]);
+	free(jb->az);
+	store_acme_order_clear(&jb->o);
+	json_decref(jb->sub);
+	free(jb);
+}
+
+/* The challenges an identifier is offered (RFC 8555 8, RFC 8737, RFC
+ * 8738): dns-01 only for a wildcard, no dns-01 for an address. */
+static int
+authz_add_challenges(struct store_acme_authz *a)
+{
+	const char *types[3];
+	size_t n = 0, i;
+
+	if (a->wildcard) {
+		types[n++] = "dns-01";
+	} else {
+		types[n++] = "http-01";
+		if (strcmp(a->identifier_type, "dns") == 0)
+			types[n++] = "dns-01";
+		types[n++] = "tls-alpn-01";
+	}
+	if ((a->challenges = calloc(n, sizeof(*a->challenges))) == NULL)
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	a->nchallenges = n;
+	for (i = 0; i < n; i++) {
+		struct store_acme_challenge *c = &a->challenges[i];
+		snprintf(c->type, sizeof(c->type), "%s", types[i]);
+		snprintf(c->status, sizeof(c->status), "pending");
+		if (new_id(c->id) != 0 || new_id(c->token) != 0)
+			return CK_E_CRYPTO;
+	}
+	return 0;
+}
+
+/* Replace A's fresh challenges by copies of those of the valid
+ * authorization FOUND (same tokens and results, new ids). */
+static int
+authz_reuse(struct store_acme_authz *a, const struct store_acme_authz *found)
+{
+	struct store_acme_challenge *c;
+	size_t i;
+
+	if ((c = calloc(found->nchallenges ? found->nchallenges : 1,
+	    sizeof(*c))) == NULL)
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	for (i = 0; i < a->nchallenges; i++)
+		store_acme_challenge_clear(&a->challenges[i]);
+	free(a->challenges);
+	a->challenges = c;
+	a->nchallenges = found->nchallenges;
+	for (i = 0; i < found->nchallenges; i++) {
+		snprintf(c[i].type, sizeof(c[i].type), "%s",
+		    found->challenges[i].type);
+		snprintf(c[i].token, sizeof(c[i].token), "%s",
+		    found->challenges[i].token);
+		snprintf(c[i].status, sizeof(c[i].status), "%s",
+		    found->challenges[i].status);
+		c[i].validated = found->challenges[i].validated;
+		if (new_id(c[i].id) != 0)
+			return CK_E_CRYPTO;
+	}
+	snprintf(a->status, sizeof(a->status), "valid");
+	a->expires = found->expires;
+	return 0;
+}
+
+/*
+ * On the committer: judge the identifiers by the profile (the
+ * configuration is only swapped there, so it cannot change under us),
+ * reuse valid authorizations, record the order and audit it.
+ */
+static int
+order_write(struct ck_ca *ca, void *arg)
+{
+	struct order_job *jb = arg;
+	const struct ck_profile *pf;
+	struct store_acme_authz found, full;
+	struct ck_name n;
+	char user[96], detail[1024];
+	size_t i, reused = 0;
+	int64_t now = ck_time_now();
+	int r;
+
+	memset(&found, 0, sizeof(found));
+	memset(&full, 0, sizeof(full));
+	if ((pf = ck_config_profile(ca->cfg, ACME_PROFILE)) == NULL)
+		return ck_err_set(CK_E_POLICY, "the configuration has no "
+		    "profile '%s' for ACME", ACME_PROFILE);
+	for (i = 0; i < jb->naz; i++) {
+		const struct store_acme_authz *a = &jb->az[i];
+		memset(&n, 0, sizeof(n));
+		n.type = strcmp(a->identifier_type, "ip") == 0 ?
+		    CK_NAME_IP : CK_NAME_DNS;
+		/* Lengths were checked on the way in (dns_ident). */
+		if (a->wildcard) {
+			memcpy(n.value, "*.", 2);
+			snprintf(n.value + 2, sizeof(n.value) - 2, "%.253s",
+			    a->identifier_value);
+		} else
+			snprintf(n.value, sizeof(n.value), "%s",
+			    a->identifier_value);
+		ck_err_clear();
+		if (ck_profile_name_check(pf, &n) != 0)
+			json_array_append_new(jb->sub, json_pack(
+			    "{s:s, s:s, s:{s:s, s:s}}", "type",
+			    ACME_ERR_PREFIX "rejectedIdentifier", "detail",
+			    ck_err_msg(), "identifier", "type",
+			    a->identifier_type, "value", n.value));
+	}
+	if (json_array_size(jb->sub) != 0)
+		return ck_err_set(CK_E_POLICY, "identifiers refused by "
+		    "profile '%s'", ACME_PROFILE);
+	for (i = 0; i < jb->naz; i++) {
+		struct store_acme_authz *a = &jb->az[i];
+		r = store_acme_authz_find_valid(ca->st, jb->o.account_id,
+		    a->identifier_type, a->identifier_value, a->wildcard, now,
+		    &found);
+		if (r == CK_E_NOTFOUND)
+			continue;
+		if (r == 0)
+			r = store_acme_authz_get(ca->st, found.id, &full);
+		if (r == 0)
+			r = authz_reuse(a, &full);
+		store_acme_authz_clear(&found);
+		store_acme_authz_clear(&full);
+		if (r != 0)
+			return r;
+		reused++;
+	}
+	if (reused == jb->naz)
+		snprintf(jb->o.status, sizeof(jb->o.status), "ready");
+	if ((r = store_acme_order_create(ca->st, &jb->o, jb->az,
+	    jb->naz)) != 0)
+		return r;
+	snprintf(user, sizeof(user), "acme:%s", jb->o.account_id);
+	snprintf(detail, sizeof(detail), "identifiers %.900s, %zu "
+	    "authorization(s) reused", jb->o.identifiers, reused);
+	return audit_append(ca->st, user, "acme-order-new", jb->o.id,
+	    AUDIT_OK, detail);
+}
+
+static void
+order_done(void *arg, int r, const char *msg)
+{
+	struct order_job *jb = arg;
+	struct http_response resp;
+	struct store_acme_order o;
+	struct acme_ctx cx;
+	int g;
+
+	memset(&resp, 0, sizeof(resp));
+	memset(&o, 0, sizeof(o));
+	memset(&cx, 0, sizeof(cx));
+	cx.sv = jb->sv;
+	snprintf(cx.base, sizeof(cx.base), "%s", jb->base);
+	if (r == CK_E_POLICY && json_array_size(jb->sub) != 0) {
+		problem_rejected(jb->sv, jb->base, &resp, "the profile does "
+		    "not allow some of the identifiers", jb->sub);
+		goto out;
+	}
+	if (r != 0) {
+		problem(&cx, &resp, 500, "serverInternal", "the order could "
+		    "not be recorded: %s", msg ? msg : ck_strerror(r));
+		goto out;
+	}
+	pthread_mutex_lock(&jb->sv->rd_mu);
+	g = store_acme_order_get(jb->sv->rd, jb->o.id, &o);
+	pthread_mutex_unlock(&jb->sv->rd_mu);
+	if (g != 0)
+		problem(&cx, &resp, 500, "serverInternal", "the order cannot "
+		    "be read back");
+	else
+		order_respond(jb->sv, jb->base, &resp, 201, &o);
+out:
+	store_acme_order_clear(&o);
+	http_pending_finish(jb->pending, &resp);
+	order_job_free(jb);
+}
+
+/* A DNS name as ACME takes it: lower case, letters, digits, hyphens and
+ * dots; "*." only in front (then *wildcard is set and it is dropped). */
+static int
+dns_ident(char *v, int *wildcard)
+{
+	char *p;
+
+	*wildcard = 0;
+	if (strncmp(v, "*.", 2) == 0) {
+		*wildcard = 1;
+		memmove(v, v + 2, strlen(v + 2) + 1);
+	}
+	if (*v == '\0' || *v == '.' || strlen(v) > 253)
+		return -1;
+	for (p = v; *p != '\0'; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+		else if (!((*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			return -1;
+	}
+	return 0;
+}
+
+/* "notBefore"/"notAfter" of a newOrder: absent (0) or an RFC 3339 time. */
+static int
+order_time(const json_t *p, const char *key, int64_t *out)
+{
+	const json_t *v = json_object_get(p, key);
+
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) || ck_time_parse(json_string_value(v),
+	    out) != 0 || *out <= 0)
+		return -1;
+	return 0;
+}
+
+static enum http_result
+acme_new_order(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct acme_ctx cx;
+	struct ck_jws *jws = NULL;
+	struct store_acme_account a;
+	struct order_job *jb = NULL;
+	json_t *p = NULL, *ids, *v, *norm = NULL;
+	enum http_result hr = HTTP_DONE;
+	int64_t now = ck_time_now();
+	size_t i, k;
+
+	if (ctx_init(&cx, ctx, req) != 0)
+		return bad_host(ctx, resp);
+	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
+		return HTTP_DONE;
+	if ((p = payload_object(&cx, jws, resp)) == NULL)
+		goto out;
+	ids = json_object_get(p, "identifiers");
+	if (!json_is_array(ids) || json_array_size(ids) == 0) {
+		problem(&cx, resp, 400, "malformed", "\"identifiers\" must be "
+		    "a non-empty array");
+		goto out;
+	}
+	if (json_array_size(ids) > ACME_ORDER_MAX_IDS) {
+		problem(&cx, resp, 400, "rejectedIdentifier", "more than %d "
+		    "identifiers", ACME_ORDER_MAX_IDS);
+		goto out;
+	}
+	if ((jb = calloc(1, sizeof(*jb))) == NULL ||
+	    (jb->az = calloc(json_array_size(ids), sizeof(*jb->az))) ==
+	    NULL || (jb->sub = json_array()) == NULL ||
+	    (norm = json_array()) == NULL) {
+		problem(&cx, resp, 500, "serverInternal", "out of memory");
+		goto out;
+	}
+	if (order_time(p, "notBefore", &jb->o.not_before) != 0 ||
+	    order_time(p, "notAfter", &jb->o.not_after) != 0 ||
+	    (jb->o.not_before != 0 && jb->o.not_after != 0 &&
+	    jb->o.not_after <= jb->o.not_before)) {
+		problem(&cx, resp, 400, "malformed", "\"notBefore\" and "
+		    "\"notAfter\" must be RFC 3339 times, in that order");
+		goto out;
+	}
+	json_array_foreach(ids, i, v) {
+		struct store_acme_authz *az = &jb->az[i];
+		const char *type, *value;
+		json_t *t = json_object_get(v, "type");
+		json_t *val = json_object_get(v, "value");
+		if (!json_is_object(v) || !json_is_string(t) ||
+		    !json_is_string(val)) {
+			problem(&cx, resp, 400, "malformed", "an identifier "
+			    "must be {\"type\", \"value\"}");
+			goto out;
+		}
+		type = json_string_value(t);
+		value = json_string_value(val);
+		if (strcmp(type, "dns") != 0 && strcmp(type, "ip") != 0) {
+			problem(&cx, resp, 400, "unsupportedIdentifier",
+			    "identifier type '%.32s' is not supported "
+			    "(dns, ip)", type);
+			goto out;
+		}
+		if (strlen(value) >= sizeof(az->identifier_value)) {
+			problem(&cx, resp, 400, "rejectedIdentifier", "an "
+			    "identifier is too long");
+			goto out;
+		}
+		snprintf(az->identifier_type, sizeof(az->identifier_type),
+		    "%s", type);
+		snprintf(az->identifier_value, sizeof(az->identifier_value),
+		    "%s", value);
+		if (strcmp(type, "dns") == 0 ? dns_ident(az->identifier_value,
+		    &az->wildcard) != 0 : strchr(value, '*') != NULL) {
+			problem(&cx, resp, 400, "rejectedIdentifier", "'%.80s'"
+			    " is not a %s identifier (wildcards only as "
+			    "\"*.name\" and only for dns)", value, type);
+			goto out;
+		}
+		for (k = 0; k < i; k++)
+			if (strcmp(jb->az[k].identifier_type, type) == 0 &&
+			    strcmp(jb->az[k].identifier_value,
+			    az->identifier_value) == 0 &&
+			    jb->az[k].wildcard == az->wildcard) {
+				problem(&cx, resp, 400, "malformed", "'%.80s' "
+				    "is named twice", value);
+				goto out;
+			}
+		jb->naz = i + 1;
+		snprintf(az->status, sizeof(az->status), "pending");
+		az->expires = now + ACME_AUTHZ_TTL;
+		az->created_at = now;
+		if (new_id(az->id) != 0 || authz_add_challenges(az) != 0) {
+			problem(&cx, resp, 500, "serverInternal", "no ids");
+			goto out;
+		}
+		{
+			char shown[STORE_ACME_IDENT_SIZE + 2];
+			snprintf(shown, sizeof(shown), "%s%s",
+			    az->wildcard ? "*." : "", az->identifier_value);
+			json_array_append_new(norm, json_pack("{s:s, s:s}",
+			    "type", type, "value", shown));
+		}
+	}
+	if (new_id(jb->o.id) != 0 ||
+	    (jb->o.identifiers = json_dumps(norm, JSON_COMPACT)) == NULL) {
+		problem(&cx, resp, 500, "serverInternal", "no order id");
+		goto out;
+	}
+	jb->sv = cx.sv;
+	jb->pending = req->pending;
+	snprintf(jb->base, sizeof(jb->base), "%s", cx.base);
+	snprintf(jb->o.account_id, sizeof(jb->o.account_id), "%s", a.id);
+	snprintf(jb->o.status, sizeof(jb->o.status), "pending");
+	jb->o.expires = now + ACME_ORDER_TTL;
+	jb->o.created_at = now;
+	ck_pipeline_write(cx.sv->pl, order_write, jb, order_done, jb);
+	jb = NULL;
+	hr = HTTP_DEFERRED;
+out:
+	order_job_free(jb);
+	json_decref(norm);
+	json_decref(p);
+	store_acme_account_clear(&a);
+	ck_jws_free(jws);
+	return hr;
+}
+
+/* ---- the order (RFC 8555 7.1.3) ---- */
+
+static enum http_result
+acme_order(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct acme_ctx cx;
+	struct ck_jws *jws = NULL;
+	struct store_acme_account a;
+	struct store_acme_order o;
+	char id[STORE_ACME_ID_SIZE];
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	if (ctx_init(&cx, ctx, req) != 0)
+		return bad_host(ctx, resp);
+	if (path_id(req->path, "/acme/order/", id) != 0) {
+		/* XXX finalize (/acme/order/ID/finalize) comes later. */
+		problem(&cx, resp, 404, "malformed", "no such resource");
+		return HTTP_DONE;
+	}
+	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
+		return HTTP_DONE;
+	if (jws->payload_len != 0) {
+		problem(&cx, resp, 400, "malformed", "an order is read with "
+		    "POST-as-GET (empty payload)");
+		goto out;
+	}
+	pthread_mutex_lock(&cx.sv->rd_mu);
+	r = store_acme_order_get(cx.sv->rd, id, &o);
+	pthread_mutex_unlock(&cx.sv->rd_mu);
+	if (r == CK_E_NOTFOUND) {
+		problem(&cx, resp, 404, "malformed", "no such order");
+		goto out;
+	} else if (r != 0) {
+		problem(&cx, resp, 500, "serverInternal", "cannot read the "
+		    "order");
+		goto out;
+	}
+	if (strcmp(o.account_id, a.id) != 0) {
+		problem(&cx, resp, 403, "unauthorized", "the order belongs to "
+		    "another account");
+		goto out;
+	}
+	order_respond(cx.sv, cx.base, resp, 200, &o);
+	resp->location[0] = '\0';
+out:
+	store_acme_order_clear(&o);
+	store_acme_account_clear(&a);
+	ck_jws_free(jws);
+	return HTTP_DONE;
+}
+
+/* ---- the account's orders (RFC 8555 7.1.2.1), paged ---- */
+
+struct orders_page {
+	const char *base;
+	json_t *urls;
+	char last[STORE_ACME_ID_SIZE];
+};
+
+static int
+orders_page_cb(const struct store_acme_order *o, void *arg)
+{
+	struct orders_page *pg = arg;
+	char u[ACME_URL_SIZE];
+
+	snprintf(pg->last, sizeof(pg->last), "%s", o->id);
+	/* Invalid orders are left out, as the RFC suggests. */
+	if (strcmp(o->status, "invalid") == 0)
+		return 0;
+	snprintf(u, sizeof(u), "%s/acme/order/%s", pg->base, o->id);
+	return json_array_append_new(pg->urls, json_string(u)) == 0 ? 0 :
+	    CK_E_NOMEM;
+}
+
+/*
+ * The cursor of a page: the last segment of ".../orders/CURSOR" (the id
+ * after which the page starts), or "" for ".../orders". The HTTP layer
+ * gives handlers no query string, so the cursor is in the path.
+ */
+static int
+orders_cursor(const char *path, char after[STORE_ACME_ID_SIZE])
+{
+	const char *c = strstr(path, "/orders");
+
+	after[0] = '\0';
+	if (c == NULL)
+		return -1;
+	c += 7;
+	if (*c == '\0')
+		return 0;
+	c++;
+	if (*c == '\0' || strlen(c) >= STORE_ACME_ID_SIZE ||
+	    strspn(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789-_") != strlen(c))
+		return -1;
+	snprintf(after, STORE_ACME_ID_SIZE, "%s", c);
+	return 0;
+}
+
+/* ID is the account whose list is asked for; A signed the request. */
+static void
+orders_list(struct acme_ctx *cx, const struct http_request *req,
+    struct http_response *resp, const struct ck_jws *jws,
+    const struct store_acme_account *a, const char *id)
+{
+	struct orders_page pg;
+	char after[STORE_ACME_ID_SIZE], acct_url[ACME_URL_SIZE];
+	size_t count = 0;
+	json_t *j;
+	int r;
+
+	snprintf(acct_url, sizeof(acct_url), "%s/acme/acct/%s", cx->base, id);
+	if (strcmp(jws->kid, acct_url) != 0 || strcmp(a->id, id) != 0) {
+		problem(cx, resp, 403, "unauthorized", "another account's "
+		    "orders");
+		return;
+	}
+	if (jws->payload_len != 0) {
+		problem(cx, resp, 400, "malformed", "the orders list is read "
+		    "with POST-as-GET (empty payload)");
+		return;
+	}
+	if (orders_cursor(req->path, after) != 0) {
+		problem(cx, resp, 400, "malformed", "bad cursor");
+		return;
+	}
+	memset(&pg, 0, sizeof(pg));
+	pg.base = cx->base;
+	if ((pg.urls = json_array()) == NULL) {
+		problem(cx, resp, 500, "serverInternal", "out of memory");
+		return;
+	}
+	pthread_mutex_lock(&cx->sv->rd_mu);
+	r = store_acme_order_list(cx->sv->rd, id, after, ACME_ORDERS_PAGE,
+	    orders_page_cb, &pg, &count);
+	pthread_mutex_unlock(&cx->sv->rd_mu);
+	if (r != 0) {
+		json_decref(pg.urls);
+		problem(cx, resp, 500, "serverInternal", "cannot list the "
+		    "orders");
+		return;
+	}
+	j = json_pack("{s:o}", "orders", pg.urls);
+	respond_json(cx->sv, cx->base, resp, 200, j);
+	json_decref(j);
+	/* A full page may have a successor: point at it. */
+	if (count == ACME_ORDERS_PAGE && resp->status == 200) {
+		size_t n = strlen(resp->link);
+		snprintf(resp->link + n, sizeof(resp->link) - n,
+		    ", <%s/orders/%s>;rel=\"next\"", acct_url,
+		    pg.last);
+	}
+}
+
+/* ---- authorizations (RFC 8555 7.5, 7.5.2) ---- */
+
+struct authz_job {
+	struct server *sv;
+	struct http_pending *pending;
+	char base[ACME_BASE_SIZE];
+	struct store_acme_authz a;	/* as read before the change */
+};
+
+static int
+authz_write(struct ck_ca *ca, void *arg)
+{
+	struct authz_job *jb = arg;
+	char user[96], detail[512];
+	static const char *const live[] = { "pending", "ready" };
+	size_t i;
+	int r;
+
+	if ((r = store_acme_authz_transition(ca->st, jb->a.id, jb->a.status,
+	    "deactivated")) != 0)
+		return r;
+	/* The order cannot be completed without it any more. */
+	for (i = 0; i < 2; i++) {
+		r = store_acme_order_transition(ca->st, jb->a.order_id,
+		    live[i], "invalid", "{\"type\":\"" ACME_ERR_PREFIX
+		    "unauthorized\",\"detail\":\"an authorization was "
+		    "deactivated\"}");
+		if (r == 0 || r != CK_E_STATE)
+			break;
+	}
+	if (r != 0 && r != CK_E_STATE)
+		return r;
+	snprintf(user, sizeof(user), "acme:%s", jb->a.account_id);
+	snprintf(detail, sizeof(detail), "%s %s%s, was %s",
+	    jb->a.identifier_type, jb->a.wildcard ? "*." : "",
+	    jb->a.identifier_value, jb->a.status);
+	return audit_append(ca->st, user, "acme-authz-deactivate", jb->a.id,
+	    AUDIT_OK, detail);
+}
+
+static void
+authz_done(void *arg, int r, const char *msg)
+{
+	struct authz_job *jb = arg;
+	struct http_response resp;
+	struct store_acme_authz a;
+	struct acme_ctx cx;
+	json_t *j;
+	int g;
+
+	memset(&resp, 0, sizeof(resp));
+	memset(&a, 0, sizeof(a));
+	memset(&cx, 0, sizeof(cx));
+	cx.sv = jb->sv;
+	snprintf(cx.base, sizeof(cx.base), "%s", jb->base);
+	if (r == CK_E_STATE) {
+		problem(&cx, &resp, 400, "malformed", "the authorization is "
+		    "no longer pending or valid");
+		goto out;
+	}
+	if (r != 0) {
+		problem(&cx, &resp, 500, "serverInternal", "the authorization "
+		    "could not be changed: %s", msg ? msg : ck_strerror(r));
+		goto out;
+	}
+	pthread_mutex_lock(&jb->sv->rd_mu);
+	g = store_acme_authz_get(jb->sv->rd, jb->a.id, &a);
+	pthread_mutex_unlock(&jb->sv->rd_mu);
+	if (g != 0) {
+		problem(&cx, &resp, 500, "serverInternal", "the authorization "
+		    "cannot be read back");
+		goto out;
+	}
+	j = authz_json(jb->base, &a);
+	respond_json(jb->sv, jb->base, &resp, 200, j);
+	json_decref(j);
+out:
+	store_acme_authz_clear(&a);
+	http_pending_finish(jb->pending, &resp);
+	store_acme_authz_clear(&jb->a);
+	free(jb);
+}
+
+static enum http_result
+acme_authz(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct acme_ctx cx;
+	struct ck_jws *jws = NULL;
+	struct store_acme_account acct;
+	struct store_acme_authz a;
+	struct authz_job *jb = NULL;
+	char id[STORE_ACME_ID_SIZE];
+	json_t *p = NULL, *v, *j;
+	enum http_result hr = HTTP_DONE;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	if (ctx_init(&cx, ctx, req) != 0)
+		return bad_host(ctx, resp);
+	if (path_id(req->path, "/acme/authz/", id) != 0) {
+		problem(&cx, resp, 404, "malformed", "no such resource");
+		return HTTP_DONE;
+	}
+	if (post_begin(&cx, req, resp, WANT_KID, &jws, &acct) != 0)
+		return HTTP_DONE;
+	pthread_mutex_lock(&cx.sv->rd_mu);
+	r = store_acme_authz_get(cx.sv->rd, id, &a);
+	pthread_mutex_unlock(&cx.sv->rd_mu);
+	if (r == CK_E_NOTFOUND) {
+		problem(&cx, resp, 404, "malformed", "no such authorization");
+		goto out;
+	} else if (r != 0) {
+		problem(&cx, resp, 500, "serverInternal", "cannot read the "
+		    "authorization");
+		goto out;
+	}
+	if (strcmp(a.account_id, acct.id) != 0) {
+		problem(&cx, resp, 403, "unauthorized", "the authorization "
+		    "belongs to another account");
+		goto out;
+	}
+	if (jws->payload_len == 0) {	/* POST-as-GET */
+		j = authz_json(cx.base, &a);
+		respond_json(cx.sv, cx.base, resp, 200, j);
+		json_decref(j);
+		goto out;
+	}
+	if ((p = payload_object(&cx, jws, resp)) == NULL)
+		goto out;
+	v = json_object_get(p, "status");
+	if (!json_is_string(v) || strcmp(json_string_value(v),
+	    "deactivated") != 0) {
+		problem(&cx, resp, 400, "malformed", "an authorization can "
+		    "only be changed to {\"status\": \"deactivated\"}");
+		goto out;
+	}
+	if (strcmp(a.status, "pending") != 0 && strcmp(a.status, "valid") != 0) {
+		problem(&cx, resp, 400, "malformed", "the authorization is %s",
+		    a.status);
+		goto out;
+	}
+	if ((jb = calloc(1, sizeof(*jb))) == NULL) {
+		problem(&cx, resp, 500, "serverInternal", "out of memory");
+		goto out;
+	}
+	jb->sv = cx.sv;
+	jb->pending = req->pending;
+	snprintf(jb->base, sizeof(jb->base), "%s", cx.base);
+	jb->a = a;
+	memset(&a, 0, sizeof(a));
+	ck_pipeline_write(cx.sv->pl, authz_write, jb, authz_done, jb);
+	hr = HTTP_DEFERRED;
+out:
+	store_acme_authz_clear(&a);
+	json_decref(p);
+	store_acme_account_clear(&acct);
+	ck_jws_free(jws);
+	return hr;
+}
+
+/* ---- challenges (RFC 8555 7.5.1) ---- */
+
+/*
+ * POST-as-GET returns the challenge. XXX Validation is not built yet: a
+ * client's POST {} ("ready to be validated") is answered with the
+ * challenge as it is, still pending, and nothing is checked.
+ */
+static enum http_result
+acme_challenge(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct acme_ctx cx;
+	struct ck_jws *jws = NULL;
+	struct store_acme_account acct;
+	struct store_acme_challenge c;
+	struct store_acme_authz a;
+	char id[STORE_ACME_ID_SIZE];
+	json_t *p = NULL, *j;
+	int r;
+
+	memset(&c, 0, sizeof(c));
+	memset(&a, 0, sizeof(a));
+	if (ctx_init(&cx, ctx, req) != 0)
+		return bad_host(ctx, resp);
+	if (path_id(req->path, "/acme/chall/", id) != 0) {
+		problem(&cx, resp, 404, "malformed", "no such resource");
+		return HTTP_DONE;
+	}
+	if (post_begin(&cx, req, resp, WANT_KID, &jws, &acct) != 0)
+		return HTTP_DONE;
+	if (jws->payload_len != 0 &&
+	    (p = payload_object(&cx, jws, resp)) == NULL)
+		goto out;
+	pthread_mutex_lock(&cx.sv->rd_mu);
+	r = store_acme_challenge_get(cx.sv->rd, id, &c);
+	if (r == 0)
+		r = store_acme_authz_get(cx.sv->rd, c.authz_id, &a);
+	pthread_mutex_unlock(&cx.sv->rd_mu);
+	if (r == CK_E_NOTFOUND) {
+		problem(&cx, resp, 404, "malformed", "no such challenge");
+		goto out;
+	} else if (r != 0) {
+		problem(&cx, resp, 500, "serverInternal", "cannot read the "
+		    "challenge");
+		goto out;
+	}
+	if (strcmp(a.account_id, acct.id) != 0) {
+		problem(&cx, resp, 403, "unauthorized", "the challenge "
+		    "belongs to another account");
+		goto out;
+	}
+	j = challenge_json(cx.base, &c);
+	respond_json(cx.sv, cx.base, resp, 200, j);
+	json_decref(j);
+out:
+	json_decref(p);
+	store_acme_authz_clear(&a);
+	store_acme_challenge_clear(&c);
+	store_acme_account_clear(&acct);
+	ck_jws_free(jws);
+	return HTTP_DONE;
+}
+
 const struct http_route acme_routes[] = {
 	{ "GET", "/acme/directory", acme_directory, 0 },
 	{ "HEAD", "/acme/new-nonce", acme_new_nonce, 0 },
@@ -1015,5 +1975,9 @@ const struct http_route acme_routes[] = {
 	{ "POST", "/acme/new-account", acme_new_account, ACME_MAX_BODY },
 	{ "POST", "/acme/acct/", acme_account, ACME_MAX_BODY },
 	{ "POST", "/acme/key-change", acme_key_change, ACME_MAX_BODY },
+	{ "POST", "/acme/new-order", acme_new_order, ACME_MAX_BODY },
+	{ "POST", "/acme/order/", acme_order, ACME_MAX_BODY },
+	{ "POST", "/acme/authz/", acme_authz, ACME_MAX_BODY },
+	{ "POST", "/acme/chall/", acme_challenge, ACME_MAX_BODY },
 };
 const size_t acme_nroutes = sizeof(acme_routes) / sizeof(acme_routes[0]);

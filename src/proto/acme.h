@@ -6,6 +6,18 @@
  *   POST      /acme/new-account
  *   POST      /acme/acct/ID           (POST-as-GET, contact, deactivate)
  *   POST      /acme/key-change        (account key rollover)
+ *   POST      /acme/new-order         (RFC 8555 7.4; ip per RFC 8738)
+ *   POST      /acme/order/ID          (POST-as-GET)
+ *   POST      /acme/acct/ID/orders[/CURSOR]  (the account's orders, paged
+ *                                     by Link rel="next")
+ *   POST      /acme/authz/ID          (POST-as-GET, deactivation)
+ *   POST      /acme/chall/ID          (POST-as-GET; XXX POST {} does not
+ *                                     start validation yet)
+ *
+ * Orders are judged by the name rules of the "tls-server" profile (the
+ * default server profile; the configuration names none for ACME yet).
+ * Orders, authorizations and challenges are visible to their account
+ * only. Finalize and certificate download are not built yet.
  *
  * URLs are absolute and built from the request's Host header
  * ("https://" HOST), because the configuration names no public URL for
@@ -19,7 +31,7 @@
  * with 413 by the HTTP layer before they reach the handlers (that answer
  * carries no nonce).
  *
- * Account writes go through the issuance pipeline's group transaction
+ * Account, order and authorization writes go through the issuance pipeline's group transaction
  * together with their audit entries; reads use the server's read
  * connection.
  *

@@ -45,7 +45,7 @@ struct http_response {
 	char location[256];	/* optional Location header */
 	const char *cache_control; /* optional */
 	char replay_nonce[48];	/* optional Replay-Nonce header (ACME) */
-	char link[320];		/* optional Link header (ACME) */
+	char link[640];		/* optional Link header (ACME): index, next */
 };
 
 /* Handler result. */

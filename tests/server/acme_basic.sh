@@ -15,13 +15,16 @@ fi
 
 ca="$T/ca"
 srv_init "$ca"
+# Orders are judged by the tls-server profile; let it take wildcards so
+# that a wildcard order can be checked.
+conf_set "$ca" profile.tls-server allow_wildcard yes
 srv_start "$ca"
 ok "certkeepd serves $API"
 
 say "the ACME client"
 rc=0
 python3 "$(dirname "${BASH_SOURCE[0]}")/acme_client.py" "$API" "$SRV_CA" \
-    >"$T/client.out" 2>&1 || rc=$?
+    "$ca/store.db" >"$T/client.out" 2>&1 || rc=$?
 cat "$T/client.out"
 [[ $rc -eq 0 ]] || fail "the ACME client failed (exit $rc)"
 
@@ -35,6 +38,11 @@ assert_eq 1 "$n" "audited key changes"
 n=$(count_audit "$ca" ok acme-account-deactivate)
 assert_eq 1 "$n" "audited deactivations"
 ok "three accounts created, one update, one key change, one deactivation audited"
+n=$(count_audit "$ca" ok acme-order-new)
+assert_eq 59 "$n" "audited new orders"
+n=$(count_audit "$ca" ok acme-authz-deactivate)
+assert_eq 1 "$n" "audited authorization deactivations"
+ok "59 orders and one authorization deactivation audited"
 
 srv_stop "$ca"
 srv_stopped_cleanly "$ca"

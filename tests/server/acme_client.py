@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """acme_client.py - a small ACME (RFC 8555) client for the server tests.
 
-Usage: acme_client.py API_URL CA_PEM
+Usage: acme_client.py API_URL CA_PEM [STORE_DB]
 
 Talks to a running certkeepd with JWS requests it signs itself (Python's
 standard library and the 'cryptography' package), and checks the
 directory, nonces, accounts (new, existing, lookup, update, deactivate)
 and the refusals of RFC 8555 section 6: each with the problem type and
-HTTP status the RFC gives. Prints one line per check; exits 1 at the
-first failure.
+HTTP status the RFC gives. With STORE_DB (the server's store file) it
+also checks orders, authorizations, challenges and the orders list; the
+store file is where it marks an authorization valid, since the server
+does not validate challenges yet. Prints one line per check; exits 1 at
+the first failure.
 """
 import base64
 import hashlib
@@ -152,8 +155,235 @@ def expect(res, status, what):
     return hd, (json.loads(data) if data else None)
 
 
+def new_order(c, key, kid, idents, extra=None):
+    url = c.dir["newOrder"]
+    payload = {"identifiers": [{"type": t, "value": v} for t, v in idents]}
+    payload.update(extra or {})
+    return c.post(url, c.jws(key, url, payload, kid=kid))
+
+
+def pag(c, key, kid, url):
+    """POST-as-GET."""
+    return c.post(url, c.jws(key, url, None, kid=kid))
+
+
+def check_order(api, res, idents, what, status="pending"):
+    hd, o = expect(res, 201, what)
+    loc = hd.get("Location", "")
+    if not loc.startswith(api + "/acme/order/"):
+        fail("%s: Location %s" % (what, loc))
+    want = [{"type": t, "value": v} for t, v in idents]
+    if o.get("status") != status or o.get("identifiers") != want or \
+            len(o.get("authorizations", [])) != len(idents) or \
+            o.get("finalize") != loc + "/finalize" or not o.get("expires"):
+        fail("%s: order object %s" % (what, o))
+    for u in o["authorizations"]:
+        if not u.startswith(api + "/acme/authz/"):
+            fail("%s: authorization URL %s" % (what, u))
+    return loc, o
+
+
+def authz_by_value(c, key, kid, o):
+    out = {}
+    for u in o["authorizations"]:
+        _, a = expect(pag(c, key, kid, u), 200, "authorization " + u)
+        out[(a["identifier"]["value"], bool(a.get("wildcard")))] = (u, a)
+    return out
+
+
+def check_challenges(api, a, types, what):
+    got = sorted(ch["type"] for ch in a["challenges"])
+    if got != sorted(types):
+        fail("%s: challenges %s, expected %s" % (what, got, sorted(types)))
+    for ch in a["challenges"]:
+        t = ch.get("token", "")
+        if len(t) != 22 or not all(x.isalnum() or x in "-_" for x in t) \
+                or not ch.get("url", "").startswith(api + "/acme/chall/") \
+                or ch.get("status") != "pending":
+            fail("%s: challenge %s" % (what, ch))
+    if len({ch["token"] for ch in a["challenges"]}) != len(types):
+        fail("%s: tokens repeat" % what)
+    ok("%s: challenges %s, 128-bit tokens" % (what, ", ".join(got)))
+
+
+def orders(c, api, kid, k1, kid2, k2, store_db):
+    """newOrder (RFC 8555 7.4, RFC 8738), orders, authorizations,
+    challenges and the account's orders list."""
+    dom = "certkeep.test"
+    # One name.
+    res = new_order(c, k1, kid, [("dns", "www." + dom)])
+    o1_url, o1 = check_order(api, res, [("dns", "www." + dom)],
+                             "newOrder for one name")
+    ok("newOrder for one name: 201, pending, Location %s" % o1_url)
+    _, o1b = expect(pag(c, k1, kid, o1_url), 200, "order POST-as-GET")
+    if o1b != o1:
+        fail("order POST-as-GET: %s, was %s" % (o1b, o1))
+    ok("order POST-as-GET returns the same order")
+    az = authz_by_value(c, k1, kid, o1)
+    u1, a1 = az[("www." + dom, False)]
+    if a1["status"] != "pending" or \
+            a1["identifier"] != {"type": "dns", "value": "www." + dom}:
+        fail("authorization: %s" % a1)
+    check_challenges(api, a1, ["http-01", "dns-01", "tls-alpn-01"],
+                     "www." + dom)
+    ch = a1["challenges"][0]
+    _, chg = expect(pag(c, k1, kid, ch["url"]), 200, "challenge GET")
+    if chg != ch:
+        fail("challenge POST-as-GET: %s, expected %s" % (chg, ch))
+    _, chp = expect(c.post(ch["url"], c.jws(k1, ch["url"], {}, kid=kid)),
+                    200, "challenge POST {}")
+    if chp.get("status") != "pending":
+        fail("challenge POST {}: %s" % chp)
+    ok("challenge POST-as-GET returns it; POST {} leaves it pending "
+       "(validation not built yet)")
+
+    # Two names, with a validity window.
+    two = [("dns", "api." + dom), ("dns", "mail." + dom)]
+    res = new_order(c, k1, kid, two, {"notBefore": "2030-01-01T00:00:00Z",
+                                      "notAfter": "2030-02-01T00:00:00Z"})
+    o2_url, o2 = check_order(api, res, two, "newOrder for two names")
+    if o2.get("notBefore") != "2030-01-01T00:00:00Z" or \
+            o2.get("notAfter") != "2030-02-01T00:00:00Z":
+        fail("notBefore/notAfter: %s" % o2)
+    az2 = authz_by_value(c, k1, kid, o2)
+    if sorted(az2) != [("api." + dom, False), ("mail." + dom, False)]:
+        fail("two names: authorizations for %s" % sorted(az2))
+    ok("newOrder for two names: two authorizations, notBefore/notAfter "
+       "kept")
+
+    # An IP address (RFC 8738): no dns-01.
+    res = new_order(c, k1, kid, [("ip", "127.0.0.1")])
+    _, o3 = check_order(api, res, [("ip", "127.0.0.1")],
+                        "newOrder for an address")
+    _, a3 = authz_by_value(c, k1, kid, o3)[("127.0.0.1", False)]
+    if a3["identifier"] != {"type": "ip", "value": "127.0.0.1"}:
+        fail("ip authorization: %s" % a3)
+    check_challenges(api, a3, ["http-01", "tls-alpn-01"], "ip 127.0.0.1")
+
+    # A wildcard: only dns-01; the authorization names the base domain.
+    res = new_order(c, k1, kid, [("dns", "*.apps." + dom)])
+    _, o4 = check_order(api, res, [("dns", "*.apps." + dom)],
+                        "newOrder for a wildcard")
+    _, a4 = authz_by_value(c, k1, kid, o4)[("apps." + dom, True)]
+    if a4["identifier"] != {"type": "dns", "value": "apps." + dom} or \
+            a4.get("wildcard") is not True:
+        fail("wildcard authorization: %s" % a4)
+    check_challenges(api, a4, ["dns-01"], "*.apps." + dom)
+
+    # Names outside the profile: one subproblem per refused identifier.
+    doc = problem(new_order(c, k1, kid, [
+        ("dns", "www." + dom), ("dns", "www.example.org"),
+        ("ip", "10.1.2.3")]), 400, "rejectedIdentifier",
+        "names outside the profile")
+    subs = doc.get("subproblems", [])
+    if sorted((s["identifier"]["type"], s["identifier"]["value"])
+              for s in subs) != [("dns", "www.example.org"),
+                                 ("ip", "10.1.2.3")] or \
+            any(s.get("type") != ERR + "rejectedIdentifier" for s in subs):
+        fail("subproblems: %s" % subs)
+    ok("subproblems name exactly the two refused identifiers")
+    problem(new_order(c, k1, kid, [("dns", "a.*." + dom)]), 400,
+            "rejectedIdentifier", "a wildcard not in front")
+    problem(new_order(c, k1, kid, [("ip", "*.0.0.1")]), 400,
+            "rejectedIdentifier", "a wildcard address")
+    problem(new_order(c, k1, kid, [("email", "a@" + dom)]), 400,
+            "unsupportedIdentifier", "an e-mail identifier")
+    problem(new_order(c, k1, kid, []), 400, "malformed", "no identifiers")
+
+    # Another account sees none of it.
+    problem(pag(c, k2, kid2, o1_url), 403, "unauthorized",
+            "another account's order")
+    problem(pag(c, k2, kid2, u1), 403, "unauthorized",
+            "another account's authorization")
+    problem(pag(c, k2, kid2, ch["url"]), 403, "unauthorized",
+            "another account's challenge")
+
+    # Reuse: challenge validation is not built yet, so the store is told
+    # directly that www's authorization was validated (http-01).
+    import sqlite3
+    import time
+    db = sqlite3.connect(store_db, timeout=30)
+    aid = u1.rsplit("/", 1)[1]
+    with db:
+        db.execute("UPDATE acme_authzs SET status = 'valid' WHERE id = ?",
+                   (aid,))
+        db.execute("UPDATE acme_challenges SET status = 'valid', "
+                   "validated = ? WHERE authz_id = ? AND type = 'http-01'",
+                   (int(time.time()), aid))
+    db.close()
+    res = new_order(c, k1, kid, [("dns", "www." + dom)])
+    o5_url, o5 = check_order(api, res, [("dns", "www." + dom)],
+                             "a second order for www", status="ready")
+    u5, a5 = authz_by_value(c, k1, kid, o5)[("www." + dom, False)]
+    if u5 == u1 or a5["status"] != "valid" or a5["expires"] != \
+            a1["expires"] or not any(x["type"] == "http-01" and
+                                     x["status"] == "valid"
+                                     for x in a5["challenges"]):
+        fail("reused authorization: %s" % a5)
+    ok("a second order for www reuses its valid authorization: ready")
+    res = new_order(c, k1, kid, [("dns", "www." + dom), ("dns", "ftp." + dom)])
+    _, o6 = check_order(api, res, [("dns", "www." + dom),
+                                   ("dns", "ftp." + dom)],
+                        "order with one known name")
+    az6 = authz_by_value(c, k1, kid, o6)
+    if az6[("www." + dom, False)][1]["status"] != "valid" or \
+            az6[("ftp." + dom, False)][1]["status"] != "pending":
+        fail("mixed order: %s" % az6)
+    ok("an order with one known and one new name: pending, one valid")
+    res = new_order(c, k2, kid2, [("dns", "www." + dom)])
+    _, o7 = check_order(api, res, [("dns", "www." + dom)],
+                        "the same name for another account")
+    ok("another account does not get the first one's authorization")
+
+    # Deactivation (RFC 8555 7.5.2): the order can no longer complete.
+    ua, _ = az2[("api." + dom, False)]
+    _, ad = expect(c.post(ua, c.jws(k1, ua, {"status": "deactivated"},
+                                    kid=kid)), 200,
+                   "authorization deactivation")
+    if ad.get("status") != "deactivated":
+        fail("deactivation: %s" % ad)
+    _, o2b = expect(pag(c, k1, kid, o2_url), 200, "order after deactivation")
+    if o2b.get("status") != "invalid":
+        fail("order after deactivation: %s" % o2b)
+    ok("authorization deactivated; its order is invalid")
+    problem(c.post(ua, c.jws(k1, ua, {"status": "deactivated"}, kid=kid)),
+            400, "malformed", "deactivating it again")
+    problem(c.post(ua, c.jws(k2, ua, {"status": "deactivated"}, kid=kid2)),
+            403, "unauthorized", "another account deactivating it")
+
+    # The account's orders list, paged (50 a page): invalid orders are
+    # left out.
+    _, acct = expect(pag(c, k1, kid, kid), 200, "account")
+    lst = acct["orders"]
+    if lst != kid + "/orders":
+        fail("orders URL %s" % lst)
+    problem(pag(c, k2, kid2, lst), 403, "unauthorized",
+            "another account's orders list")
+    mine = {o1_url, o5_url}
+    for _ in range(52):
+        hd, _ = expect(new_order(c, k1, kid, [("dns", "www." + dom)]), 201,
+                       "more orders")
+        mine.add(hd["Location"])
+    seen, url, pages = [], lst, 0
+    while url:
+        hd, page = expect(pag(c, k1, kid, url), 200, "orders list page " + url)
+        seen += page["orders"]
+        pages += 1
+        url = None
+        for part in (hd.get("Link") or "").split(","):
+            if part.strip().endswith('rel="next"'):
+                url = part.strip().split(">")[0].lstrip("<")
+    if pages < 2 or len(seen) != len(set(seen)) or not mine <= set(seen) \
+            or o2_url in seen:
+        fail("orders list: %d pages, %d orders" % (pages, len(seen)))
+    ok("orders list: %d orders on %d pages (Link rel=next), the invalid "
+       "one left out" % (len(seen), pages))
+    return 3 + 3 + 52 + 1   # orders created for the audit count
+
+
 def main():
     api, ca = sys.argv[1], sys.argv[2]
+    store_db = sys.argv[3] if len(sys.argv) > 3 else None
     c = Client(api, ca)
 
     # Directory: absolute URLs on this server, nonce and index link.
@@ -227,13 +457,14 @@ def main():
     ok("onlyReturnExisting finds the account")
 
     # Other key types register too.
-    others = []
+    others, other_kids = [], []
     for kind in ("RS256", "EdDSA"):
         k = Key(kind)
         others.append(k)
         res = c.post(new_acct, c.jws(k, new_acct,
                                      {"termsOfServiceAgreed": True}))
-        expect(res, 201, "newAccount " + kind)
+        h, _ = expect(res, 201, "newAccount " + kind)
+        other_kids.append(h["Location"])
         ok("newAccount with an %s key: 201" % kind)
 
     # POST-as-GET, contact update.
@@ -358,6 +589,9 @@ def main():
             400, "accountDoesNotExist", "lookup by the old key")
     ok("the new key signs for the account and finds it; the old one not")
     k1 = kn
+
+    if store_db:
+        orders(c, api, kid, k1, other_kids[1], others[1], store_db)
 
     # Deactivation: then every request with that kid is refused, and the
     # key no longer finds its account.
