@@ -1372,6 +1372,11 @@ order_write(struct ck_ca *ca, void *arg)
 	}
 	if (reused == jb->naz)
 		snprintf(jb->o.status, sizeof(jb->o.status), "ready");
+	/* The order cannot outlive what it needs: a reused authorization
+	 * may expire sooner than a fresh order would. */
+	for (i = 0; i < jb->naz; i++)
+		if (jb->az[i].expires < jb->o.expires)
+			jb->o.expires = jb->az[i].expires;
 	if ((r = store_acme_order_create(ca->st, &jb->o, jb->az,
 	    jb->naz)) != 0)
 		return r;

@@ -320,6 +320,8 @@ def orders(c, api, kid, k1, kid2, k2, store_db):
                                      x["status"] == "valid"
                                      for x in a5["challenges"]):
         fail("reused authorization: %s" % a5)
+    if o5["expires"] > a5["expires"]:
+        fail("the order outlives its reused authorization: %s" % o5)
     ok("a second order for www reuses its valid authorization: ready")
     res = new_order(c, k1, kid, [("dns", "www." + dom), ("dns", "ftp." + dom)])
     _, o6 = check_order(api, res, [("dns", "www." + dom),
