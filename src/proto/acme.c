@@ -1031,7 +1031,6 @@ out:
 
 /* ---- orders, authorizations, challenges (RFC 8555 7.4, 7.5; RFC 8738) */
 
-#define ACME_ORDER_MAX_IDS 100	/* identifiers in one order */
 #define ACME_ORDER_TTL (7 * 86400)
 #define ACME_AUTHZ_TTL (7 * 86400)
 #define ACME_ORDERS_PAGE 50	/* orders per page of an account's list */
@@ -1464,6 +1463,110 @@ order_time(const json_t *p, const char *key, int64_t *out)
 	return 0;
 }
 
+void
+acme_order_req_clear(struct acme_order_req *rq)
+{
+	if (rq == NULL)
+		return;
+	free(rq->ids);
+	memset(rq, 0, sizeof(*rq));
+}
+
+int
+acme_order_parse(const unsigned char *payload, size_t len,
+    struct acme_order_req *out, const char **ptype)
+{
+	struct acme_order_req rq;
+	json_t *p = NULL, *ids, *v;
+	json_error_t e;
+	size_t i, k;
+	int r = CK_E_PARSE;
+
+	memset(&rq, 0, sizeof(rq));
+	*ptype = "malformed";
+	p = json_loadb((const char *)payload, len, JSON_REJECT_DUPLICATES, &e);
+	if (p == NULL || !json_is_object(p)) {
+		ck_err_set(r, "the payload is not a JSON object");
+		goto out;
+	}
+	ids = json_object_get(p, "identifiers");
+	if (!json_is_array(ids) || json_array_size(ids) == 0) {
+		ck_err_set(r, "\"identifiers\" must be a non-empty array");
+		goto out;
+	}
+	if (json_array_size(ids) > ACME_ORDER_MAX_IDS) {
+		*ptype = "rejectedIdentifier";
+		ck_err_set(r, "more than %d identifiers", ACME_ORDER_MAX_IDS);
+		goto out;
+	}
+	if (order_time(p, "notBefore", &rq.not_before) != 0 ||
+	    order_time(p, "notAfter", &rq.not_after) != 0 ||
+	    (rq.not_before != 0 && rq.not_after != 0 &&
+	    rq.not_after <= rq.not_before)) {
+		ck_err_set(r, "\"notBefore\" and \"notAfter\" must be RFC "
+		    "3339 times, in that order");
+		goto out;
+	}
+	if ((rq.ids = calloc(json_array_size(ids), sizeof(*rq.ids))) == NULL) {
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+		goto out;
+	}
+	json_array_foreach(ids, i, v) {
+		struct acme_ident *id = &rq.ids[i];
+		const char *type, *value;
+		json_t *t = json_object_get(v, "type");
+		json_t *val = json_object_get(v, "value");
+		if (!json_is_object(v) || !json_is_string(t) ||
+		    !json_is_string(val)) {
+			*ptype = "malformed";
+			ck_err_set(r, "an identifier must be {\"type\", "
+			    "\"value\"}");
+			goto out;
+		}
+		type = json_string_value(t);
+		value = json_string_value(val);
+		if (strcmp(type, "dns") != 0 && strcmp(type, "ip") != 0) {
+			*ptype = "unsupportedIdentifier";
+			ck_err_set(r, "identifier type '%.32s' is not "
+			    "supported (dns, ip)", type);
+			goto out;
+		}
+		*ptype = "rejectedIdentifier";
+		if (strlen(value) != json_string_length(val) ||
+		    strlen(value) >= sizeof(id->value)) {
+			ck_err_set(r, "an identifier is too long or holds a "
+			    "NUL");
+			goto out;
+		}
+		snprintf(id->type, sizeof(id->type), "%s", type);
+		snprintf(id->value, sizeof(id->value), "%s", value);
+		if (strcmp(type, "dns") == 0 ? dns_ident(id->value,
+		    &id->wildcard) != 0 : (*value == '\0' ||
+		    strchr(value, '*') != NULL)) {
+			ck_err_set(r, "'%.80s' is not a %s identifier "
+			    "(wildcards only as \"*.name\" and only for dns)",
+			    value, type);
+			goto out;
+		}
+		for (k = 0; k < i; k++)
+			if (strcmp(rq.ids[k].type, id->type) == 0 &&
+			    strcmp(rq.ids[k].value, id->value) == 0 &&
+			    rq.ids[k].wildcard == id->wildcard) {
+				*ptype = "malformed";
+				ck_err_set(r, "'%.80s' is named twice", value);
+				goto out;
+			}
+		rq.nids = i + 1;
+	}
+	*out = rq;
+	memset(&rq, 0, sizeof(rq));
+	r = 0;
+out:
+	acme_order_req_clear(&rq);
+	json_decref(p);
+	return r;
+}
+
 static enum http_result
 acme_new_order(void *ctx, const struct http_request *req,
     struct http_response *resp)
@@ -1471,89 +1574,48 @@ acme_new_order(void *ctx, const struct http_request *req,
 	struct acme_ctx cx;
 	struct ck_jws *jws = NULL;
 	struct store_acme_account a;
+	struct acme_order_req rq;
 	struct order_job *jb = NULL;
-	json_t *p = NULL, *ids, *v, *norm = NULL;
+	const char *ptype;
+	json_t *norm = NULL;
 	enum http_result hr = HTTP_DONE;
 	int64_t now = ck_time_now();
-	size_t i, k;
+	size_t i;
+	int r;
 
+	memset(&rq, 0, sizeof(rq));
 	if (ctx_init(&cx, ctx, req) != 0)
 		return bad_host(ctx, resp);
 	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
 		return HTTP_DONE;
-	if ((p = payload_object(&cx, jws, resp)) == NULL)
-		goto out;
-	ids = json_object_get(p, "identifiers");
-	if (!json_is_array(ids) || json_array_size(ids) == 0) {
-		problem(&cx, resp, 400, "malformed", "\"identifiers\" must be "
-		    "a non-empty array");
-		goto out;
-	}
-	if (json_array_size(ids) > ACME_ORDER_MAX_IDS) {
-		problem(&cx, resp, 400, "rejectedIdentifier", "more than %d "
-		    "identifiers", ACME_ORDER_MAX_IDS);
+	ck_err_clear();
+	if ((r = acme_order_parse(jws->payload, jws->payload_len, &rq,
+	    &ptype)) != 0) {
+		if (r == CK_E_PARSE)
+			problem(&cx, resp, 400, ptype, "%s", ck_err_msg());
+		else
+			problem(&cx, resp, 500, "serverInternal", "out of "
+			    "memory");
 		goto out;
 	}
 	if ((jb = calloc(1, sizeof(*jb))) == NULL ||
-	    (jb->az = calloc(json_array_size(ids), sizeof(*jb->az))) ==
-	    NULL || (jb->sub = json_array()) == NULL ||
+	    (jb->az = calloc(rq.nids, sizeof(*jb->az))) == NULL ||
+	    (jb->sub = json_array()) == NULL ||
 	    (norm = json_array()) == NULL) {
 		problem(&cx, resp, 500, "serverInternal", "out of memory");
 		goto out;
 	}
-	if (order_time(p, "notBefore", &jb->o.not_before) != 0 ||
-	    order_time(p, "notAfter", &jb->o.not_after) != 0 ||
-	    (jb->o.not_before != 0 && jb->o.not_after != 0 &&
-	    jb->o.not_after <= jb->o.not_before)) {
-		problem(&cx, resp, 400, "malformed", "\"notBefore\" and "
-		    "\"notAfter\" must be RFC 3339 times, in that order");
-		goto out;
-	}
-	json_array_foreach(ids, i, v) {
+	jb->o.not_before = rq.not_before;
+	jb->o.not_after = rq.not_after;
+	for (i = 0; i < rq.nids; i++) {
 		struct store_acme_authz *az = &jb->az[i];
-		const char *type, *value;
-		json_t *t = json_object_get(v, "type");
-		json_t *val = json_object_get(v, "value");
-		if (!json_is_object(v) || !json_is_string(t) ||
-		    !json_is_string(val)) {
-			problem(&cx, resp, 400, "malformed", "an identifier "
-			    "must be {\"type\", \"value\"}");
-			goto out;
-		}
-		type = json_string_value(t);
-		value = json_string_value(val);
-		if (strcmp(type, "dns") != 0 && strcmp(type, "ip") != 0) {
-			problem(&cx, resp, 400, "unsupportedIdentifier",
-			    "identifier type '%.32s' is not supported "
-			    "(dns, ip)", type);
-			goto out;
-		}
-		if (strlen(value) >= sizeof(az->identifier_value)) {
-			problem(&cx, resp, 400, "rejectedIdentifier", "an "
-			    "identifier is too long");
-			goto out;
-		}
-		snprintf(az->identifier_type, sizeof(az->identifier_type),
-		    "%s", type);
-		snprintf(az->identifier_value, sizeof(az->identifier_value),
-		    "%s", value);
-		if (strcmp(type, "dns") == 0 ? dns_ident(az->identifier_value,
-		    &az->wildcard) != 0 : strchr(value, '*') != NULL) {
-			problem(&cx, resp, 400, "rejectedIdentifier", "'%.80s'"
-			    " is not a %s identifier (wildcards only as "
-			    "\"*.name\" and only for dns)", value, type);
-			goto out;
-		}
-		for (k = 0; k < i; k++)
-			if (strcmp(jb->az[k].identifier_type, type) == 0 &&
-			    strcmp(jb->az[k].identifier_value,
-			    az->identifier_value) == 0 &&
-			    jb->az[k].wildcard == az->wildcard) {
-				problem(&cx, resp, 400, "malformed", "'%.80s' "
-				    "is named twice", value);
-				goto out;
-			}
+		char shown[ACME_IDENT_SIZE + 2];
 		jb->naz = i + 1;
+		snprintf(az->identifier_type, sizeof(az->identifier_type),
+		    "%s", rq.ids[i].type);
+		snprintf(az->identifier_value, sizeof(az->identifier_value),
+		    "%s", rq.ids[i].value);
+		az->wildcard = rq.ids[i].wildcard;
 		snprintf(az->status, sizeof(az->status), "pending");
 		az->expires = now + ACME_AUTHZ_TTL;
 		az->created_at = now;
@@ -1561,13 +1623,10 @@ acme_new_order(void *ctx, const struct http_request *req,
 			problem(&cx, resp, 500, "serverInternal", "no ids");
 			goto out;
 		}
-		{
-			char shown[STORE_ACME_IDENT_SIZE + 2];
-			snprintf(shown, sizeof(shown), "%s%s",
-			    az->wildcard ? "*." : "", az->identifier_value);
-			json_array_append_new(norm, json_pack("{s:s, s:s}",
-			    "type", type, "value", shown));
-		}
+		snprintf(shown, sizeof(shown), "%s%s",
+		    az->wildcard ? "*." : "", az->identifier_value);
+		json_array_append_new(norm, json_pack("{s:s, s:s}", "type",
+		    az->identifier_type, "value", shown));
 	}
 	if (new_id(jb->o.id) != 0 ||
 	    (jb->o.identifiers = json_dumps(norm, JSON_COMPACT)) == NULL) {
@@ -1586,8 +1645,8 @@ acme_new_order(void *ctx, const struct http_request *req,
 	hr = HTTP_DEFERRED;
 out:
 	order_job_free(jb);
+	acme_order_req_clear(&rq);
 	json_decref(norm);
-	json_decref(p);
 	store_acme_account_clear(&a);
 	ck_jws_free(jws);
 	return hr;

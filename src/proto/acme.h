@@ -81,6 +81,41 @@ int acme_nonce_issue(struct acme_nonces *ns, int64_t now,
 int acme_nonce_consume(struct acme_nonces *ns, int64_t now,
     const char *nonce);
 
+/* ---- newOrder requests (RFC 8555 7.4; RFC 8738) ---- */
+
+#define ACME_ORDER_MAX_IDS 100	/* identifiers in one order */
+#define ACME_IDENT_SIZE 256	/* a DNS name (253) or an address, + NUL */
+
+struct acme_ident {
+	char type[8];		/* "dns" or "ip" */
+	char value[ACME_IDENT_SIZE]; /* dns: lower case, without "*." */
+	int wildcard;		/* dns only: it was "*." value */
+};
+
+struct acme_order_req {
+	struct acme_ident *ids;	/* malloc'd, nids entries */
+	size_t nids;
+	int64_t not_before;	/* 0: not requested */
+	int64_t not_after;	/* 0: not requested */
+};
+
+/*
+ * Parse a newOrder payload (untrusted JSON, LEN bytes): "identifiers"
+ * (1 to ACME_ORDER_MAX_IDS of {"type": "dns"|"ip", "value"}, none twice;
+ * a wildcard only as "*.name" and only for dns) and the optional
+ * "notBefore"/"notAfter" times, in that order. Whether a name is allowed
+ * is the profile's business, not this function's. 0 and *out (free with
+ * acme_order_req_clear()); otherwise CK_E_PARSE with the reason in
+ * ck_err_msg() and the RFC 8555 problem type (without its prefix:
+ * "malformed", "rejectedIdentifier" or "unsupportedIdentifier") in
+ * *ptype, or CK_E_NOMEM.
+ */
+int acme_order_parse(const unsigned char *payload, size_t len,
+    struct acme_order_req *out, const char **ptype);
+
+/* Accepts a zeroed struct. */
+void acme_order_req_clear(struct acme_order_req *rq);
+
 /* ---- routes ---- */
 
 /* The ACME routes for the API listener; ctx is the struct server. */
