@@ -3,7 +3,9 @@
  * only before it expires, only as issued (any altered character or slot
  * number is refused); a full set forgets its oldest; nonces are distinct
  * and well formed; several threads issuing and using nonces at once each
- * get every one of theirs accepted exactly once.
+ * get every one of theirs accepted exactly once. newOrder payloads:
+ * identifiers normalised (lower case, "*." taken off), and each kind of
+ * bad request refused with its RFC 8555 problem type.
  */
 #include "testutil.h"
 
@@ -156,6 +158,67 @@ test_nonce_threads(void **state)
 	acme_nonces_free(ns);
 }
 
+/* Parse PAYLOAD; 0 or the problem type's first letter. */
+static int
+order_parse(const char *payload, struct acme_order_req *rq)
+{
+	const char *ptype = NULL;
+	int r;
+
+	memset(rq, 0, sizeof(*rq));
+	r = acme_order_parse((const unsigned char *)payload, strlen(payload),
+	    rq, &ptype);
+	if (r == 0)
+		return 0;
+	assert_int_equal(r, CK_E_PARSE);
+	assert_non_null(ptype);
+	assert_null(rq->ids);
+	return ptype[0];
+}
+
+static void
+test_order_parse(void **state)
+{
+	struct acme_order_req rq;
+
+	(void)state;
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\","
+	    "\"value\":\"*.Apps.Example.TEST\"},{\"type\":\"ip\",\"value\":"
+	    "\"::1\"}],\"notBefore\":\"2030-01-01T00:00:00Z\"}", &rq), 0);
+	assert_int_equal(rq.nids, 2);
+	assert_string_equal(rq.ids[0].type, "dns");
+	assert_string_equal(rq.ids[0].value, "apps.example.test");
+	assert_int_equal(rq.ids[0].wildcard, 1);
+	assert_string_equal(rq.ids[1].type, "ip");
+	assert_string_equal(rq.ids[1].value, "::1");
+	assert_int_equal(rq.ids[1].wildcard, 0);
+	assert_int_equal(rq.not_before, 1893456000);
+	assert_int_equal(rq.not_after, 0);
+	acme_order_req_clear(&rq);
+
+	/* malformed, rejectedIdentifier, unsupportedIdentifier */
+	assert_int_equal(order_parse("[]", &rq), 'm');
+	assert_int_equal(order_parse("{\"identifiers\":[]}", &rq), 'm');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\"}]}",
+	    &rq), 'm');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\","
+	    "\"value\":\"a.test\"},{\"type\":\"dns\",\"value\":\"A.test\"}]}",
+	    &rq), 'm');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\","
+	    "\"value\":\"a.test\"}],\"notBefore\":\"2031-01-01T00:00:00Z\","
+	    "\"notAfter\":\"2030-01-01T00:00:00Z\"}", &rq), 'm');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\","
+	    "\"value\":\"a.*.test\"}]}", &rq), 'r');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\","
+	    "\"value\":\"*\"}]}", &rq), 'r');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"ip\","
+	    "\"value\":\"*.0.0.1\"}]}", &rq), 'r');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\","
+	    "\"value\":\"a b.test\"}]}", &rq), 'r');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"email\","
+	    "\"value\":\"a@b.test\"}]}", &rq), 'u');
+}
+
 int
 main(void)
 {
@@ -165,6 +228,7 @@ main(void)
 		cmocka_unit_test(test_nonce_expiry),
 		cmocka_unit_test(test_nonce_bounded),
 		cmocka_unit_test(test_nonce_threads),
+		cmocka_unit_test(test_order_parse),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
