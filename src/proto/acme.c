@@ -2,6 +2,7 @@
  * acme.c - the ACME server endpoints (RFC 8555): directory, nonces,
  * accounts. See acme.h for the routes and how URLs are built.
  */
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1448,6 +1449,23 @@ dns_ident(char *v, int *wildcard)
 	return 0;
 }
 
+/* An address as RFC 8738 wants it (dotted quad, or RFC 5952 text for
+ * IPv6), rewritten in its canonical form so that one address cannot be
+ * named twice in different spellings. */
+static int
+ip_ident(char *v)
+{
+	unsigned char b[16];
+	char t[INET6_ADDRSTRLEN];
+	int af = strchr(v, ':') != NULL ? AF_INET6 : AF_INET;
+
+	if (inet_pton(af, v, b) != 1 ||
+	    inet_ntop(af, b, t, sizeof(t)) == NULL)
+		return -1;
+	snprintf(v, ACME_IDENT_SIZE, "%s", t);
+	return 0;
+}
+
 /* "notBefore"/"notAfter" of a newOrder: absent (0) or an RFC 3339 time. */
 static int
 order_time(const json_t *p, const char *key, int64_t *out)
@@ -1541,8 +1559,7 @@ acme_order_parse(const unsigned char *payload, size_t len,
 		snprintf(id->type, sizeof(id->type), "%s", type);
 		snprintf(id->value, sizeof(id->value), "%s", value);
 		if (strcmp(type, "dns") == 0 ? dns_ident(id->value,
-		    &id->wildcard) != 0 : (*value == '\0' ||
-		    strchr(value, '*') != NULL)) {
+		    &id->wildcard) != 0 : ip_ident(id->value) != 0) {
 			ck_err_set(r, "'%.80s' is not a %s identifier "
 			    "(wildcards only as \"*.name\" and only for dns)",
 			    value, type);

@@ -88,7 +88,8 @@ int acme_nonce_consume(struct acme_nonces *ns, int64_t now,
 
 struct acme_ident {
 	char type[8];		/* "dns" or "ip" */
-	char value[ACME_IDENT_SIZE]; /* dns: lower case, without "*." */
+	char value[ACME_IDENT_SIZE]; /* dns: lower case, without "*."; ip:
+					 canonical text (RFC 5952) */
 	int wildcard;		/* dns only: it was "*." value */
 };
 

@@ -184,7 +184,7 @@ test_order_parse(void **state)
 	(void)state;
 	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\","
 	    "\"value\":\"*.Apps.Example.TEST\"},{\"type\":\"ip\",\"value\":"
-	    "\"::1\"}],\"notBefore\":\"2030-01-01T00:00:00Z\"}", &rq), 0);
+	    "\"0:0::01\"}],\"notBefore\":\"2030-01-01T00:00:00Z\"}", &rq), 0);
 	assert_int_equal(rq.nids, 2);
 	assert_string_equal(rq.ids[0].type, "dns");
 	assert_string_equal(rq.ids[0].value, "apps.example.test");
@@ -215,6 +215,11 @@ test_order_parse(void **state)
 	    "\"value\":\"*.0.0.1\"}]}", &rq), 'r');
 	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"dns\","
 	    "\"value\":\"a b.test\"}]}", &rq), 'r');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"ip\","
+	    "\"value\":\"::1\"},{\"type\":\"ip\",\"value\":\"0::1\"}]}",
+	    &rq), 'm');
+	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"ip\","
+	    "\"value\":\"127.1\"}]}", &rq), 'r');
 	assert_int_equal(order_parse("{\"identifiers\":[{\"type\":\"email\","
 	    "\"value\":\"a@b.test\"}]}", &rq), 'u');
 }
