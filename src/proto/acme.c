@@ -248,6 +248,30 @@ problem(struct acme_ctx *cx, struct http_response *resp, int status,
 	va_end(ap);
 }
 
+/*
+ * The result R of reading one of an account's objects (WHAT: "order",
+ * "authorization", "challenge") owned by OWNER, for account ACCT: 0 to go
+ * on; otherwise the problem (404 unknown, 500 unreadable, 403 another
+ * account's) is answered and -1 returned.
+ */
+static int
+own_object(struct acme_ctx *cx, struct http_response *resp, int r,
+    const char *what, const char *owner, const char *acct)
+{
+	if (r == CK_E_NOTFOUND)
+		problem(cx, resp, 404, "malformed", "no such %s", what);
+	else if (r != 0)
+		problem(cx, resp, 500, "serverInternal", "cannot read the %s",
+		    what);
+	else if (strcmp(owner, acct) != 0)
+		problem(cx, resp, 403, "unauthorized", "the %s belongs to "
+		    "another account", what);
+	else
+		return 0;
+	return -1;
+}
+
+
 static void
 respond_json(struct server *sv, const char *base, struct http_response *resp,
     int status, json_t *j)
@@ -1700,19 +1724,8 @@ acme_order(void *ctx, const struct http_request *req,
 	pthread_mutex_lock(&cx.sv->rd_mu);
 	r = store_acme_order_get(cx.sv->rd, id, &o);
 	pthread_mutex_unlock(&cx.sv->rd_mu);
-	if (r == CK_E_NOTFOUND) {
-		problem(&cx, resp, 404, "malformed", "no such order");
+	if (own_object(&cx, resp, r, "order", o.account_id, a.id) != 0)
 		goto out;
-	} else if (r != 0) {
-		problem(&cx, resp, 500, "serverInternal", "cannot read the "
-		    "order");
-		goto out;
-	}
-	if (strcmp(o.account_id, a.id) != 0) {
-		problem(&cx, resp, 403, "unauthorized", "the order belongs to "
-		    "another account");
-		goto out;
-	}
 	order_respond(cx.sv, cx.base, resp, 200, &o);
 	resp->location[0] = '\0';
 out:
@@ -1934,19 +1947,9 @@ acme_authz(void *ctx, const struct http_request *req,
 	pthread_mutex_lock(&cx.sv->rd_mu);
 	r = store_acme_authz_get(cx.sv->rd, id, &a);
 	pthread_mutex_unlock(&cx.sv->rd_mu);
-	if (r == CK_E_NOTFOUND) {
-		problem(&cx, resp, 404, "malformed", "no such authorization");
+	if (own_object(&cx, resp, r, "authorization", a.account_id,
+	    acct.id) != 0)
 		goto out;
-	} else if (r != 0) {
-		problem(&cx, resp, 500, "serverInternal", "cannot read the "
-		    "authorization");
-		goto out;
-	}
-	if (strcmp(a.account_id, acct.id) != 0) {
-		problem(&cx, resp, 403, "unauthorized", "the authorization "
-		    "belongs to another account");
-		goto out;
-	}
 	if (jws->payload_len == 0) {	/* POST-as-GET */
 		j = authz_json(cx.base, &a);
 		respond_json(cx.sv, cx.base, resp, 200, j);
@@ -2024,19 +2027,9 @@ acme_challenge(void *ctx, const struct http_request *req,
 	if (r == 0)
 		r = store_acme_authz_get(cx.sv->rd, c.authz_id, &a);
 	pthread_mutex_unlock(&cx.sv->rd_mu);
-	if (r == CK_E_NOTFOUND) {
-		problem(&cx, resp, 404, "malformed", "no such challenge");
+	if (own_object(&cx, resp, r, "challenge", a.account_id,
+	    acct.id) != 0)
 		goto out;
-	} else if (r != 0) {
-		problem(&cx, resp, 500, "serverInternal", "cannot read the "
-		    "challenge");
-		goto out;
-	}
-	if (strcmp(a.account_id, acct.id) != 0) {
-		problem(&cx, resp, 403, "unauthorized", "the challenge "
-		    "belongs to another account");
-		goto out;
-	}
 	j = challenge_json(cx.base, &c);
 	respond_json(cx.sv, cx.base, resp, 200, j);
 	json_decref(j);
