@@ -176,6 +176,66 @@ server_setting(struct parse_state *ps, const char *name, const char *value)
 	return fail(ps, "[server]: unknown setting '%s'%s", name, "");
 }
 
+static int
+set_bool(struct parse_state *ps, int *dst, const char *key,
+    const char *value)
+{
+	if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 ||
+	    strcmp(value, "1") == 0)
+		*dst = 1;
+	else if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+	    strcmp(value, "0") == 0)
+		*dst = 0;
+	else
+		return fail(ps, "%s: '%s' is not true or false", key, value);
+	return 1;
+}
+
+static int
+acme_setting(struct parse_state *ps, const char *name, const char *value)
+{
+	struct ck_acme_config *a = &ps->cfg->acme;
+	unsigned v;
+
+	if (strcmp(name, "enabled") == 0)
+		return set_bool(ps, &a->enabled, name, value);
+	if (strcmp(name, "eab_required") == 0)
+		return set_bool(ps, &a->eab_required, name, value);
+	if (strcmp(name, "profile") == 0)
+		return set_str(ps, a->profile, sizeof(a->profile), name, value);
+	if (strcmp(name, "days") == 0) {
+		if (!set_uint(ps, &v, name, value, 1, 3650))
+			return 0;
+		a->days = v;
+		return 1;
+	}
+	if (strcmp(name, "dns_servers") == 0)
+		return set_str(ps, a->dns_servers, CK_CONFIG_STR, name, value);
+	if (strcmp(name, "http01_port") == 0 ||
+	    strcmp(name, "tlsalpn01_port") == 0) {
+		if (!set_uint(ps, &v, name, value, 1, 65535))
+			return 0;
+		*(name[0] == 'h' ? &a->http01_port : &a->tlsalpn01_port) =
+		    (uint16_t)v;
+		return 1;
+	}
+	if (strcmp(name, "validation_timeout") == 0)
+		return set_uint(ps, &a->validation_timeout_s, name, value, 1,
+		    300);
+	if (strcmp(name, "caa_identity") == 0)
+		return set_str(ps, a->caa_identity, sizeof(a->caa_identity),
+		    name, value);
+	if (strcmp(name, "orders_per_hour") == 0)
+		return set_uint(ps, &a->orders_per_hour, name, value, 0,
+		    1000000);
+	if (strcmp(name, "certs_per_name_per_week") == 0)
+		return set_uint(ps, &a->certs_per_name_per_week, name, value, 0,
+		    1000000);
+	if (strcmp(name, "ari_percent") == 0)
+		return set_uint(ps, &a->ari_percent, name, value, 10, 95);
+	return fail(ps, "[acme]: unknown setting '%s'%s", name, "");
+}
+
 static struct ck_profile *
 find_or_add_profile(struct parse_state *ps, const char *name)
 {
@@ -291,6 +351,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 	}
 	if (strcmp(section, "server") == 0)
 		return server_setting(ps, name, value);
+	if (strcmp(section, "acme") == 0)
+		return acme_setting(ps, name, value);
 	if (strncmp(section, "profile.", 8) == 0) {
 		if ((p = find_or_add_profile(ps, section + 8)) == NULL)
 			return 0;
@@ -374,6 +436,12 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 	cfg->server.ocsp_validity_s = 24 * 3600;
 	cfg->server.ocsp_signer = CK_OCSP_SIGNER_CA;
 	cfg->server.ocsp_signer_validity_s = 48 * 3600;
+	cfg->acme.enabled = 1;
+	snprintf(cfg->acme.profile, sizeof(cfg->acme.profile), "tls-server");
+	cfg->acme.http01_port = 80;
+	cfg->acme.tlsalpn01_port = 443;
+	cfg->acme.validation_timeout_s = 10;
+	cfg->acme.ari_percent = 67;
 	memset(&ps, 0, sizeof(ps));
 	ps.cfg = cfg;
 	line = ini_parse_string(copy, handler, &ps);

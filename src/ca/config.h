@@ -12,6 +12,10 @@
  *                  ocsp_key
  *   [backup]       to, recipients (comma-separated), keep_last, daily,
  *                  weekly, monthly, zstd_level
+ *   [acme]         enabled, profile, days, eab_required, dns_servers,
+ *                  http01_port, tlsalpn01_port, validation_timeout,
+ *                  caa_identity, orders_per_hour, certs_per_name_per_week,
+ *                  ari_percent
  *   [profile.NAME] see profile.h
  *
  * OCSP signing ([server]): ocsp_signer = ca (the default) signs every
@@ -83,6 +87,29 @@ struct ck_backup_config {
 	int zstd_level;			/* 0: default */
 };
 
+/*
+ * [acme]: the ACME server on the API listener (src/proto/acme.h).
+ * Validation goes to the DNS servers named here (none: the first
+ * "nameserver" of /etc/resolv.conf at start) and to the http-01 and
+ * tls-alpn-01 ports named here (80 and 443 unless set: tests and closed
+ * networks move them). caa_identity "" skips CAA checking; a public CA
+ * names its domain (RFC 8659). Rate limits of 0 are off.
+ */
+struct ck_acme_config {
+	int enabled;			/* default 1 */
+	char profile[64];		/* default "tls-server" */
+	uint32_t days;			/* 0: the profile's maximum */
+	int eab_required;		/* newAccount needs a binding */
+	char dns_servers[CK_CONFIG_STR]; /* "ADDR[:PORT], ..." */
+	uint16_t http01_port;
+	uint16_t tlsalpn01_port;
+	unsigned validation_timeout_s;
+	char caa_identity[256];
+	unsigned orders_per_hour;	/* per account */
+	unsigned certs_per_name_per_week;
+	unsigned ari_percent;		/* renewal window start, % of life */
+};
+
 struct ck_config {
 	char key_file[CK_CONFIG_STR];
 	char cert_file[CK_CONFIG_STR];
@@ -97,6 +124,7 @@ struct ck_config {
 	char store_path[CK_CONFIG_STR];
 	struct ck_server_config server;
 	struct ck_backup_config backup;
+	struct ck_acme_config acme;
 	struct ck_profile *profiles;
 	size_t nprofiles;
 };
