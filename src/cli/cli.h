@@ -87,6 +87,7 @@ int cmd_list(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_acme(int argc, char **argv);
 int cmd_service(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_custody(int argc, char **argv);

@@ -6,13 +6,24 @@
  * passphrase form is decrypted again, the shares are rejoined from two
  * different subsets. A restore writes the key only into a home that has
  * the CA certificate and no key, and only a key that matches it.
+ *
+ * A home with an ACME EAB key pair (src/ca/eab_seal.h) has the pair's
+ * private key backed up with the CA key: in the passphrase form as a
+ * second ENCRYPTED PRIVATE KEY block after the CA key's, same scheme, same
+ * backup passphrase (whatever reads only the first block, an older
+ * certkeep or `openssl pkey`, sees the CA key as before); in the share
+ * form as a second set of shares for the same custodians, labelled
+ * "<ca>-acme-eab", given back with --eab-share. A backup without it
+ * restores the CA key alone, as before.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -20,6 +31,7 @@
 #include "backup/custody.h"
 #include "backup/keybackup.h"
 #include "ca/ca.h"
+#include "ca/eab_seal.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/fsutil.h"
@@ -35,6 +47,7 @@ static const char key_usage[] =
     "       certkeep key restore --home DIR --from FILE\n"
     "        [--backup-passphrase-file FILE | --backup-passphrase-fd N]\n"
     "       certkeep key restore --home DIR --share FILE --share FILE ...\n"
+    "        [--eab-share FILE --eab-share FILE ...]\n"
     "       certkeep key fingerprint --home DIR\n"
     "\n"
     "backup reads the CA key's passphrase (--passphrase-file/-fd or the\n"
@@ -42,10 +55,14 @@ static const char key_usage[] =
     "from it. restore asks for the passphrase the restored key file gets\n"
     "(--passphrase-file/-fd or the terminal). --scrypt-log2n: backup: the\n"
     "backup's scrypt cost (14..22, default 20); restore: the key file's\n"
-    "(10..15, as init).";
+    "(10..15, as init).\n"
+    "\n"
+    "A CA with an ACME EAB key pair has its private key backed up too: in\n"
+    "the passphrase file, or as shares of its own (\"-acme-eab-\" in their\n"
+    "names), which restore takes as --eab-share.";
 
 enum { O_OUT = CLI_OPT__FIRST_LOCAL, O_BPFILE, O_BPFD, O_LOG2N, O_SHARES,
-	O_THRESHOLD, O_CUSTODIAN, O_OUTDIR, O_FROM, O_SHARE };
+	O_THRESHOLD, O_CUSTODIAN, O_OUTDIR, O_FROM, O_SHARE, O_EAB_SHARE };
 
 struct key_opts {
 	struct cli_common com;
@@ -53,7 +70,8 @@ struct key_opts {
 	const char *out, *out_dir, *from;
 	const char *custodians[CK_KEYBACKUP_MAX_SHARES];
 	const char *shares[CK_KEYBACKUP_MAX_SHARES];
-	int ncust, nshare, n, m, log2n;
+	const char *eab_shares[CK_KEYBACKUP_MAX_SHARES];
+	int ncust, nshare, neab, n, m, log2n;
 };
 
 /* Audit a failure of ACTION; the error message is kept for the user. */
@@ -199,6 +217,204 @@ backup_passphrase(const struct ck_pass_src *src, int new,
 	return 0;
 }
 
+/* ---- the ACME EAB key in key backups (see the top of the file) ---- */
+
+/* Largest passphrase-form file read here (the CA key and the EAB key). */
+#define PASS_SET_MAX (64u * 1024)
+
+/* The home's EAB private key, under the CA key's passphrase PW; *out stays
+ * NULL if the home has none. */
+static int
+eab_backup_key(struct ck_ca *ca, const struct ck_secret *pw, EVP_PKEY **out)
+{
+	int r;
+
+	*out = NULL;
+	if ((r = eab_key_load(ca->home, pw, out)) == CK_E_NOTFOUND) {
+		ck_err_clear();
+		return 0;
+	}
+	return r;
+}
+
+/* A private scratch directory (mkdtemp, 0700) under $TMPDIR or /tmp: the
+ * key backup functions read and write files by name only. What goes in it
+ * is encrypted under the backup passphrase. */
+static int
+scratch_dir(char *buf, size_t size)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	if (snprintf(buf, size, "%s/certkeep-key.XXXXXX", tmp != NULL &&
+	    tmp[0] != '\0' ? tmp : "/tmp") >= (int)size)
+		return ck_err_set(CK_E_TOOBIG, "$TMPDIR is too long");
+	if (mkdtemp(buf) == NULL)
+		return ck_err_set(CK_E_IO, "cannot make a scratch directory: "
+		    "%s", strerror(errno));
+	return 0;
+}
+
+/*
+ * Write the passphrase form to PATH (exclusive, 0600): the CA key's block
+ * and, if EAB is not NULL, the EAB key's after it, each as
+ * ck_keybackup_write_pass() makes them under BPW.
+ */
+static int
+write_pass_set(const char *path, EVP_PKEY *key, EVP_PKEY *eab,
+    const struct ck_secret *bpw, int log2n)
+{
+	unsigned char *b1 = NULL, *b2 = NULL, *all = NULL;
+	char dir[4200], p1[4300], p2[4300];
+	size_t l1 = 0, l2 = 0;
+	int r;
+
+	if (eab == NULL)
+		return ck_keybackup_write_pass(path, key, bpw, log2n);
+	if (ck_fs_exists(path))
+		return ck_err_set(CK_E_EXISTS, "%s already exists; not "
+		    "overwriting it", path);
+	if ((r = scratch_dir(dir, sizeof(dir))) != 0)
+		return r;
+	snprintf(p1, sizeof(p1), "%s/ca.p8", dir);
+	snprintf(p2, sizeof(p2), "%s/acme-eab.p8", dir);
+	if ((r = ck_keybackup_write_pass(p1, key, bpw, log2n)) != 0 ||
+	    (r = ck_keybackup_write_pass(p2, eab, bpw, log2n)) != 0 ||
+	    (r = ck_fs_read(p1, PASS_SET_MAX, &b1, &l1)) != 0 ||
+	    (r = ck_fs_read(p2, PASS_SET_MAX, &b2, &l2)) != 0)
+		goto out;
+	if ((all = malloc(l1 + l2)) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	memcpy(all, b1, l1);
+	memcpy(all + l1, b2, l2);
+	r = ck_fs_write_new(path, all, l1 + l2, 0600);
+out:
+	(void)unlink(p1);
+	(void)unlink(p2);
+	(void)rmdir(dir);
+	free(all);
+	free(b1);
+	free(b2);
+	return r;
+}
+
+/*
+ * The EAB key of the passphrase-form backup at PATH: its second ENCRYPTED
+ * PRIVATE KEY block, decrypted with BPW (*out, caller frees); *out stays
+ * NULL for a backup without one.
+ */
+static int
+read_pass_eab(const char *path, const struct ck_secret *bpw, EVP_PKEY **out)
+{
+	unsigned char *buf = NULL;
+	X509_SIG *sig = NULL;
+	BIO *in = NULL, *mem = NULL;
+	BUF_MEM *bm;
+	char dir[4200] = "", p[4300] = "", msg[1024];
+	unsigned long e;
+	size_t len = 0;
+	int r;
+
+	*out = NULL;
+	if ((r = ck_fs_read(path, PASS_SET_MAX, &buf, &len)) != 0)
+		return r;
+	if ((in = BIO_new_mem_buf(buf, (int)len)) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	/* The first block is the CA key, read by ck_keybackup_read_pass(). */
+	if ((sig = PEM_read_bio_PKCS8(in, NULL, NULL, NULL)) == NULL) {
+		ERR_clear_error();
+		r = ck_err_set(CK_E_PARSE, "%s is not a key backup: no "
+		    "ENCRYPTED PRIVATE KEY (PKCS#8) in it", path);
+		goto out;
+	}
+	X509_SIG_free(sig);
+	if ((sig = PEM_read_bio_PKCS8(in, NULL, NULL, NULL)) == NULL) {
+		e = ERR_peek_last_error();
+		ERR_clear_error();
+		if (ERR_GET_LIB(e) == ERR_LIB_PEM &&
+		    ERR_GET_REASON(e) == PEM_R_NO_START_LINE)
+			r = 0;		/* a backup without an EAB key */
+		else
+			r = ck_err_set(CK_E_PARSE, "%s: the block after the CA "
+			    "key is not an encrypted PKCS#8 key", path);
+		goto out;
+	}
+	if ((mem = BIO_new(BIO_s_mem())) == NULL ||
+	    PEM_write_bio_PKCS8(mem, sig) != 1) {
+		r = ck_err_ssl(CK_E_CRYPTO, "copying the EAB key block");
+		goto out;
+	}
+	BIO_get_mem_ptr(mem, &bm);
+	if ((r = scratch_dir(dir, sizeof(dir))) != 0) {
+		dir[0] = '\0';
+		goto out;
+	}
+	snprintf(p, sizeof(p), "%s/acme-eab.p8", dir);
+	if ((r = ck_fs_write_new(p, bm->data, bm->length, 0600)) != 0)
+		goto out;
+	if ((r = ck_keybackup_read_pass(p, bpw, out)) != 0) {
+		/* Name the backup, not the scratch copy. */
+		snprintf(msg, sizeof(msg), "%s", r == CK_E_PASSPHRASE ?
+		    "wrong passphrase (or the backup is damaged)" :
+		    ck_err_msg());
+		r = ck_err_set(r, "cannot decrypt the ACME EAB key in %s: %s",
+		    path, msg);
+		goto out;
+	}
+	if (!EVP_PKEY_is_a(*out, "X25519")) {
+		EVP_PKEY_free(*out);
+		*out = NULL;
+		r = ck_err_set(CK_E_PARSE, "%s: the second key is not an ACME "
+		    "EAB key (X25519)", path);
+	}
+out:
+	if (p[0] != '\0')
+		(void)unlink(p);
+	if (dir[0] != '\0')
+		(void)rmdir(dir);
+	BIO_free(mem);
+	BIO_free(in);
+	X509_SIG_free(sig);
+	free(buf);
+	return r;
+}
+
+/*
+ * Whether a restore writes the backed-up EAB key EAB (*write): yes into a
+ * home without one; a home that has one keeps it if it is the same key
+ * and opens with the restored CA key's passphrase PW (certkeepd unlocks
+ * both with one passphrase); otherwise refused, before anything is
+ * written.
+ */
+static int
+eab_restore_plan(struct ck_ca *ca, EVP_PKEY *eab, const struct ck_secret *pw,
+    int *write)
+{
+	EVP_PKEY *cur = NULL;
+	int r, same;
+
+	*write = 0;
+	if ((r = eab_key_restore_check(ca->home, eab)) == 0) {
+		*write = 1;
+		return 0;
+	}
+	if (r != CK_E_EXISTS)
+		return r;
+	r = eab_key_load(ca->home, pw, &cur);
+	same = r == 0 && eab_key_match(cur, eab);
+	EVP_PKEY_free(cur);
+	if (same)
+		return 0;
+	return ck_err_set(CK_E_EXISTS, "%s is in the home already, but %s: "
+	    "move it away to restore the backed-up one", EAB_SEAL_KEY_FILE,
+	    r == 0 ? "it is another key" : r == CK_E_PASSPHRASE ?
+	    "it does not open with the new CA key passphrase" :
+	    "it cannot be read");
+}
+
 /* The custody ledger: the artefact is created, and its record is written
  * beside it, signed (the CA is unlocked for the backup). */
 static int
@@ -220,11 +436,11 @@ record_created(struct ck_ca *ca, const char *path, const char *kind,
 
 static int
 key_backup_pass(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
-    const struct ck_secret *capw, const char *fp, char *detail,
-    size_t dsz)
+    EVP_PKEY *eab, const struct ck_secret *capw, const char *fp,
+    char *detail, size_t dsz)
 {
 	struct ck_secret *bpw = NULL;
-	EVP_PKEY *back = NULL;
+	EVP_PKEY *back = NULL, *eback = NULL;
 	char path[4096], label[CK_KEYBACKUP_NAME_MAX + 1], name[256];
 	char msg[1024];
 	struct stat st;
@@ -245,11 +461,14 @@ key_backup_pass(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
 		goto out;
 	fprintf(stderr, "certkeep: encrypting the key (scrypt N=2^%d, "
 	    "%llu MiB)...\n", log2n, (1ull << log2n) / 1024);
-	if ((r = ck_keybackup_write_pass(path, key, bpw, log2n)) != 0)
+	if ((r = write_pass_set(path, key, eab, bpw, log2n)) != 0)
 		goto out;
-	/* Read back what was written before calling it a backup. */
+	/* Read back what was written before calling it a backup, as a
+	 * restore reads it. */
 	if ((r = ck_keybackup_read_pass(path, bpw, &back)) != 0 ||
-	    EVP_PKEY_eq(back, key) != 1) {
+	    EVP_PKEY_eq(back, key) != 1 ||
+	    (eab != NULL && ((r = read_pass_eab(path, bpw, &eback)) != 0 ||
+	    eback == NULL || !eab_key_match(eback, eab)))) {
 		(void)unlink(path);
 		snprintf(msg, sizeof(msg), "%s", r ? ck_err_msg() :
 		    "it holds another key");
@@ -257,13 +476,16 @@ key_backup_pass(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
 		    "read back (%s); removed it", msg);
 		goto out;
 	}
-	if ((r = record_created(ca, path, "key-backup", "passphrase form "
-	    "(scrypt)")) != 0)
+	if ((r = record_created(ca, path, "key-backup", eab != NULL ?
+	    "passphrase form (scrypt), with the ACME EAB key" :
+	    "passphrase form (scrypt)")) != 0)
 		goto out;
-	printf("Wrote %s (key %s); it decrypts to the CA key.\n", path, fp);
-	snprintf(detail, dsz, "passphrase form, scrypt N=2^%d, %.1024s",
-	    log2n, path);
+	printf("Wrote %s (key %s%s); it decrypts to the CA key.\n", path, fp,
+	    eab != NULL ? ", and the ACME EAB key" : "");
+	snprintf(detail, dsz, "passphrase form, scrypt N=2^%d, %.1024s%s",
+	    log2n, path, eab != NULL ? ", with the ACME EAB key" : "");
 out:
+	EVP_PKEY_free(eback);
 	EVP_PKEY_free(back);
 	ck_secret_free(bpw);
 	return r;
@@ -284,33 +506,66 @@ join_check(char **paths, int from, int m, EVP_PKEY *key)
 	return r;
 }
 
+/* Split KEY into shares labelled LABEL and check that they rejoin;
+ * nothing is left behind on failure. */
+static int
+split_checked(struct key_opts *o, EVP_PKEY *key, const char *label,
+    char ***paths)
+{
+	char msg[1024];
+	int i, r;
+
+	if ((r = ck_keybackup_split(key, o->m, o->n, o->custodians,
+	    o->out_dir, label, paths)) != 0)
+		return r;
+	/* The first M and the last M shares must each give the key back. */
+	if ((r = join_check(*paths, 0, o->m, key)) != 0 ||
+	    (r = join_check(*paths, o->n - o->m, o->m, key)) != 0) {
+		for (i = 0; i < o->n; i++) {
+			(void)unlink((*paths)[i]);
+			free((*paths)[i]);
+		}
+		free(*paths);
+		*paths = NULL;
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+		return ck_err_set(r, "the shares do not rejoin (%s); removed "
+		    "them", msg);
+	}
+	return 0;
+}
+
 static int
 key_backup_shares(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
-    char *detail, size_t dsz)
+    EVP_PKEY *eab, char *detail, size_t dsz)
 {
-	char label[CK_KEYBACKUP_NAME_MAX + 1], **paths = NULL, msg[1024];
+	char label[CK_KEYBACKUP_NAME_MAX + 1], elabel[CK_KEYBACKUP_NAME_MAX + 1];
+	char **paths = NULL, **epaths = NULL, what[256];
 	size_t dl;
 	int i, r;
 
 	ca_label(ca, label, sizeof(label));
-	if ((r = ck_keybackup_split(key, o->m, o->n, o->custodians,
-	    o->out_dir, label, &paths)) != 0)
+	/* The EAB key's shares: a set of their own, named apart. */
+	snprintf(elabel, sizeof(elabel), "%.*s-acme-eab",
+	    CK_KEYBACKUP_NAME_MAX - 9, label);
+	if ((r = split_checked(o, key, label, &paths)) != 0)
 		return r;
-	/* The first M and the last M shares must each give the key back. */
-	if ((r = join_check(paths, 0, o->m, key)) != 0 ||
-	    (r = join_check(paths, o->n - o->m, o->m, key)) != 0) {
+	if (eab != NULL && (r = split_checked(o, eab, elabel, &epaths)) != 0) {
+		/* All or nothing. */
 		for (i = 0; i < o->n; i++)
 			(void)unlink(paths[i]);
-		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-		r = ck_err_set(r, "the shares do not rejoin (%s); removed "
-		    "them", msg);
 		goto out;
 	}
 	for (i = 0; i < o->n; i++) {
-		char what[256];
 		snprintf(what, sizeof(what), "share %d of %d (any %d), "
 		    "custodian %s", i + 1, o->n, o->m, o->custodians[i]);
 		if ((r = record_created(ca, paths[i], "key-share", what)) != 0)
+			goto out;
+	}
+	for (i = 0; epaths != NULL && i < o->n; i++) {
+		snprintf(what, sizeof(what), "ACME EAB key share %d of %d "
+		    "(any %d), custodian %s", i + 1, o->n, o->m,
+		    o->custodians[i]);
+		if ((r = record_created(ca, epaths[i], "key-share", what)) != 0)
 			goto out;
 	}
 	dl = (size_t)snprintf(detail, dsz, "%d of %d shares in %s to", o->m,
@@ -321,12 +576,21 @@ key_backup_shares(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
 			dl += (size_t)snprintf(detail + dl, dsz - dl, "%s %s",
 			    i ? "," : "", o->custodians[i]);
 	}
-	fprintf(stderr, "certkeep: wrote %d shares; any %d of them restore "
-	    "the key. Give each file to its custodian only.\n", o->n, o->m);
+	for (i = 0; epaths != NULL && i < o->n; i++)
+		printf("%s\n", epaths[i]);
+	if (epaths != NULL && dl < dsz)
+		(void)snprintf(detail + dl, dsz - dl, "; with the ACME EAB "
+		    "key's shares");
+	fprintf(stderr, "certkeep: wrote %d shares%s; any %d of them restore "
+	    "the key. Give each file to its custodian only.\n", o->n,
+	    epaths != NULL ? ", and as many of the ACME EAB key" : "", o->m);
 out:
 	for (i = 0; paths != NULL && i < o->n; i++)
 		free(paths[i]);
 	free(paths);
+	for (i = 0; epaths != NULL && i < o->n; i++)
+		free(epaths[i]);
+	free(epaths);
 	return r;
 }
 
@@ -335,24 +599,26 @@ key_backup(const char *home, struct key_opts *o)
 {
 	struct ck_ca *ca = NULL;
 	struct ck_secret *capw = NULL;
-	EVP_PKEY *key = NULL;
+	EVP_PKEY *key = NULL, *eab = NULL;
 	char fp[65] = "", detail[2048] = "";
 	int r;
 
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		return cli_fail(r);
 	if ((r = load_ca_key(ca, &o->com.pass, &capw, &key)) != 0 ||
-	    (r = ck_key_fingerprint(key, fp)) != 0)
+	    (r = ck_key_fingerprint(key, fp)) != 0 ||
+	    (r = eab_backup_key(ca, capw, &eab)) != 0)
 		goto fail;
 	if (o->out != NULL)
-		r = key_backup_pass(ca, o, key, capw, fp, detail,
+		r = key_backup_pass(ca, o, key, eab, capw, fp, detail,
 		    sizeof(detail));
 	else
-		r = key_backup_shares(ca, o, key, detail, sizeof(detail));
+		r = key_backup_shares(ca, o, key, eab, detail, sizeof(detail));
 	if (r != 0)
 		goto fail;
 	if ((r = ck_ca_audit(ca, "key-backup", fp, AUDIT_OK, detail)) != 0)
 		goto fail;
+	EVP_PKEY_free(eab);
 	EVP_PKEY_free(key);
 	ck_secret_free(capw);
 	ck_ca_close(ca);
@@ -360,6 +626,7 @@ key_backup(const char *home, struct key_opts *o)
 fail:
 	r = audit_failure(ca, "key-backup", fp[0] ? fp : ca->cfg->key_file,
 	    r);
+	EVP_PKEY_free(eab);
 	EVP_PKEY_free(key);
 	ck_secret_free(capw);
 	ck_ca_close(ca);

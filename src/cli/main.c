@@ -28,6 +28,7 @@ static const struct {
 	{ "show", cmd_show, "show one certificate" },
 	{ "audit", cmd_audit, "show or verify the audit log" },
 	{ "token", cmd_token, "create, list and revoke REST API tokens" },
+	{ "acme", cmd_acme, "create, list and revoke ACME EAB keys" },
 	{ "service", cmd_service, "start, stop, reload certkeepd; status" },
 	{ "backup", cmd_backup, "back up the CA; verify, list and drill "
 	    "backups" },

@@ -7,7 +7,8 @@
  * Start-up order (acquire, then drop, then serve): read the passphrase
  * (perhaps from a file only root can read); if started as root, become the
  * user who owns the CA home (or [server] user) and forbid new privileges;
- * take the home's lock (one server per CA); unlock the key; issue our own
+ * take the home's lock (one server per CA); unlock the key (and the ACME
+ * EAB key, private/acme-eab.key, if the home has one); issue our own
  * TLS certificate; start serving; then detach, write the pid file and
  * report readiness to the parent. SIGTERM and SIGINT finish in-flight
  * requests and exit; SIGHUP reloads tokens, configuration and the CRL.
@@ -86,6 +87,7 @@ main(int argc, char **argv)
 	pid_t child;
 
 	ck_process_harden();
+	memset(&sv, 0, sizeof(sv));
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'H':
@@ -186,6 +188,10 @@ main(int argc, char **argv)
 		goto fail;
 	}
 	r = ck_ca_unlock_with(ca, pw);
+	/* The ACME EAB key is under the same passphrase; it is kept, the
+	 * passphrase is not. */
+	if (r == 0)
+		r = server_eab_unlock(&sv, ca, pw);
 	ck_secret_free(pw);
 	pw = NULL;
 	if (r != 0)
@@ -266,6 +272,7 @@ fail:
 			fprintf(stderr, "certkeepd: error: %s\n", msg);
 	}
 	ck_secret_free(pw);
+	EVP_PKEY_free(sv.eab_key);	/* NULL once server_stop() ran */
 	ck_ca_close(ca);
 	if (lockfd >= 0)
 		close(lockfd);

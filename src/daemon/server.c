@@ -20,7 +20,9 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/timeutil.h"
+#include "ca/eab_seal.h"
 #include "proto/acme.h"
+#include "proto/acme_int.h"
 #include "proto/ocsp.h"
 #include "signer/signer.h"
 #include "x509/certbuild.h"
@@ -839,6 +841,28 @@ load_chain(struct server *sv)
 }
 
 int
+server_eab_unlock(struct server *sv, struct ck_ca *ca,
+    const struct ck_secret *pw)
+{
+	const struct ck_acme_config *ac = &ca->cfg->acme;
+	int r;
+
+	EVP_PKEY_free(sv->eab_key);
+	sv->eab_key = NULL;
+	r = eab_key_load(ca->home, pw, &sv->eab_key);
+	if (r == CK_E_NOTFOUND && ac->enabled && ac->eab_required)
+		return ck_err_set(CK_E_STATE, "[acme] eab_required is set, but "
+		    "this CA has no EAB key (%s): create the first external "
+		    "account binding key with 'certkeep acme eab create', or "
+		    "set eab_required = false", EAB_SEAL_KEY_FILE);
+	if (r == CK_E_NOTFOUND) {
+		ck_err_clear();
+		return 0;
+	}
+	return r;
+}
+
+int
 server_start(struct server *sv, struct ck_ca *ca)
 {
 	const struct ck_server_config *cf = &ca->cfg->server;
@@ -846,10 +870,12 @@ server_start(struct server *sv, struct ck_ca *ca)
 	struct http_route *routes = NULL;
 	struct ck_secret *key_pem = NULL;
 	char *cert_pem = NULL, path[4096];
-	size_t i;
+	size_t i, nacme = 0;
+	EVP_PKEY *eab_key = sv->eab_key;	/* server_eab_unlock() */
 	int r;
 
 	memset(sv, 0, sizeof(*sv));
+	sv->eab_key = eab_key;
 	sv->ca = ca;
 	sv->started_at = ck_time_now();
 	pthread_mutex_init(&sv->rd_mu, NULL);
@@ -913,14 +939,18 @@ server_start(struct server *sv, struct ck_ca *ca)
 		if ((r = acme_nonces_new(ACME_NONCES_MAX, ACME_NONCE_TTL_S,
 		    &sv->acme_nonces)) != 0)
 			goto fail;
+		if (ca->cfg->acme.enabled &&
+		    (r = acme_validators_start(sv)) != 0)
+			goto fail;
 		if ((routes = calloc(rest_nroutes + acme_nroutes,
 		    sizeof(*routes))) == NULL) {
 			r = CK_E_NOMEM;
 			goto fail;
 		}
 		memcpy(routes, rest_routes, rest_nroutes * sizeof(*routes));
+		nacme = ca->cfg->acme.enabled ? acme_nroutes : 0;
 		memcpy(routes + rest_nroutes, acme_routes,
-		    acme_nroutes * sizeof(*routes));
+		    nacme * sizeof(*routes));
 		for (i = 0; i < rest_nroutes; i++)
 			if (routes[i].max_body > 0 && strcmp(routes[i].path,
 			    "/api/v1/certificates") == 0)
@@ -930,7 +960,7 @@ server_start(struct server *sv, struct ck_ca *ca)
 		hc.tls_cert_pem = cert_pem;
 		hc.tls_key_pem = (const char *)key_pem->buf;
 		hc.tls_trust_pem = sv->chain_pem;
-		r = http_server_start(&hc, routes, rest_nroutes + acme_nroutes,
+		r = http_server_start(&hc, routes, rest_nroutes + nacme,
 		    sv, &sv->api);
 		free(routes);
 		if (r != 0)
@@ -969,6 +999,7 @@ server_stop(struct server *sv)
 		sv->hk_running = 0;
 	}
 	/* Drain the pipeline: every accepted request gets its answer. */
+	acme_validators_stop(sv);	/* before the pipeline: they write */
 	ck_pipeline_stop(sv->pl);
 	sv->pl = NULL;
 	http_server_stop(sv->api);
@@ -978,6 +1009,8 @@ server_stop(struct server *sv)
 	sv->ocsp = NULL;
 	acme_nonces_free(sv->acme_nonces);
 	sv->acme_nonces = NULL;
+	EVP_PKEY_free(sv->eab_key);
+	sv->eab_key = NULL;
 	ck_token_set_free(sv->tokens);
 	sv->tokens = NULL;
 	store_close(sv->rd);

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/evp.h>
+
 #include "ca/ca.h"
 #include "ca/pipeline.h"
 #include "ca/token.h"
@@ -46,6 +48,11 @@ struct server {
 
 	struct ocsp_responder *ocsp;
 	struct acme_nonces *acme_nonces; /* ACME Replay-Nonce values */
+	/* Opens the sealed ACME EAB keys (src/ca/eab_seal.h); NULL if the
+	 * home has none. Set by server_eab_unlock() before server_start(),
+	 * read-only while serving, freed by server_stop(). */
+	EVP_PKEY *eab_key;
+	struct acme_va *acme_va;	/* ACME challenge validation */
 	/* Who signs OCSP responses, fixed at start ([server] ocsp_signer);
 	 * the rest only the housekeeper touches (ocsp_reload_wanted under
 	 * hk_mu). */
@@ -85,6 +92,16 @@ struct server {
  * certificate, start the pipeline, the housekeeper and the listeners.
  */
 int server_start(struct server *sv, struct ck_ca *ca);
+
+/*
+ * Unlock the home's ACME EAB key (private/acme-eab.key) with PW, the CA
+ * key's passphrase, into sv->eab_key, for the server_start() that follows
+ * on the same SV (call it on a zeroed struct, after ck_ca_unlock_with()).
+ * A home without the key is fine (sv->eab_key stays NULL), unless ACME is
+ * enabled with [acme] eab_required: CK_E_STATE saying how to make one.
+ */
+int server_eab_unlock(struct server *sv, struct ck_ca *ca,
+    const struct ck_secret *pw);
 
 /* Stop accepting, finish in-flight requests, stop everything. */
 void server_stop(struct server *sv);

@@ -20,18 +20,17 @@
 #include "common/timeutil.h"
 #include "daemon/server.h"
 #include "proto/acme.h"
+#include "proto/acme_eab.h"
+#include "proto/acme_int.h"
 #include "proto/jws.h"
 #include "profile/profile.h"
 #include "store/store_acme.h"
+#include "x509/serial.h"
 
-#define ACME_ERR_PREFIX "urn:ietf:params:acme:error:"
 #define ACME_NONCE_RAND 16
 #define ACME_NONCE_BYTES (ACME_NONCE_RAND + 4)
 #define ACME_CONTACT_MAX 8
 #define ACME_CONTACT_LEN 320
-#define ACME_HOST_MAX 160	/* so that every URL fits a Location header */
-#define ACME_BASE_SIZE (8 + ACME_HOST_MAX + 1)
-#define ACME_URL_SIZE 512
 
 /* ---- nonces ---- */
 
@@ -144,18 +143,11 @@ out:
 
 /* ---- answers ---- */
 
-/* What every handler knows about its request: the base URL from Host and
- * the request's own URL. */
-struct acme_ctx {
-	struct server *sv;
-	char base[ACME_BASE_SIZE];
-	char url[ACME_URL_SIZE];
-};
 
 /* "https://" HOST, for a Host that is a host name, an IPv4 address or a
  * bracketed IPv6 address, with an optional port. */
-static int
-ctx_init(struct acme_ctx *cx, struct server *sv,
+int
+acme_ctx_init(struct acme_ctx *cx, struct server *sv,
     const struct http_request *req)
 {
 	const char *h = req->host, *p;
@@ -177,9 +169,16 @@ ctx_init(struct acme_ctx *cx, struct server *sv,
 	return 0;
 }
 
-/* The headers every ACME answer carries: a fresh nonce and the index. */
-static void
-decorate(struct server *sv, const char *base, struct http_response *resp)
+void
+acme_ctx_for(struct acme_ctx *cx, struct server *sv, const char *base)
+{
+	memset(cx, 0, sizeof(*cx));
+	cx->sv = sv;
+	snprintf(cx->base, sizeof(cx->base), "%s", base);
+}
+
+void
+acme_decorate(struct server *sv, const char *base, struct http_response *resp)
 {
 	if (acme_nonce_issue(sv->acme_nonces, ck_time_now(),
 	    resp->replay_nonce) != 0)
@@ -228,16 +227,11 @@ problem_v(struct server *sv, const char *base, struct http_response *resp,
 	http_respond_take(resp, status, "application/problem+json", s,
 	    s ? strlen(s) : 0);
 	if (base != NULL)
-		decorate(sv, base, resp);
+		acme_decorate(sv, base, resp);
 }
 
-static void
-problem(struct acme_ctx *cx, struct http_response *resp, int status,
-    const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static void
-problem(struct acme_ctx *cx, struct http_response *resp, int status,
+void
+acme_problem(struct acme_ctx *cx, struct http_response *resp, int status,
     const char *type, const char *fmt, ...)
 {
 	va_list ap;
@@ -254,17 +248,17 @@ problem(struct acme_ctx *cx, struct http_response *resp, int status,
  * on; otherwise the problem (404 unknown, 500 unreadable, 403 another
  * account's) is answered and -1 returned.
  */
-static int
-own_object(struct acme_ctx *cx, struct http_response *resp, int r,
+int
+acme_own_object(struct acme_ctx *cx, struct http_response *resp, int r,
     const char *what, const char *owner, const char *acct)
 {
 	if (r == CK_E_NOTFOUND)
-		problem(cx, resp, 404, "malformed", "no such %s", what);
+		acme_problem(cx, resp, 404, "malformed", "no such %s", what);
 	else if (r != 0)
-		problem(cx, resp, 500, "serverInternal", "cannot read the %s",
+		acme_problem(cx, resp, 500, "serverInternal", "cannot read the %s",
 		    what);
 	else if (strcmp(owner, acct) != 0)
-		problem(cx, resp, 403, "unauthorized", "the %s belongs to "
+		acme_problem(cx, resp, 403, "unauthorized", "the %s belongs to "
 		    "another account", what);
 	else
 		return 0;
@@ -272,27 +266,25 @@ own_object(struct acme_ctx *cx, struct http_response *resp, int r,
 }
 
 
-static void
-respond_json(struct server *sv, const char *base, struct http_response *resp,
+void
+acme_respond_json(struct server *sv, const char *base, struct http_response *resp,
     int status, json_t *j)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 
 	if (s == NULL) {
 		struct acme_ctx cx;
-		memset(&cx, 0, sizeof(cx));
-		cx.sv = sv;
-		snprintf(cx.base, sizeof(cx.base), "%s", base);
-		problem(&cx, resp, 500, "serverInternal", "out of memory");
+		acme_ctx_for(&cx, sv, base);
+		acme_problem(&cx, resp, 500, "serverInternal", "out of memory");
 		return;
 	}
 	http_respond_take(resp, status, "application/json", s, strlen(s));
-	decorate(sv, base, resp);
+	acme_decorate(sv, base, resp);
 }
 
 /* No usable Host: no URLs to give, so no Link, but still a nonce. */
-static enum http_result
-bad_host(struct server *sv, struct http_response *resp)
+enum http_result
+acme_bad_host(struct server *sv, struct http_response *resp)
 {
 	http_problem(resp, 400, ACME_ERR_PREFIX "malformed",
 	    "missing or unusable Host header");
@@ -309,21 +301,29 @@ acme_directory(void *ctx, const struct http_request *req,
     struct http_response *resp)
 {
 	struct acme_ctx cx;
-	char u[5][ACME_URL_SIZE];
-	json_t *j;
+	char u[6][ACME_URL_SIZE];
+	const struct ck_acme_config *ac;
+	json_t *j, *meta;
 
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
+	if (acme_ctx_init(&cx, ctx, req) != 0)
+		return acme_bad_host(ctx, resp);
 	snprintf(u[0], sizeof(u[0]), "%s/acme/new-nonce", cx.base);
 	snprintf(u[1], sizeof(u[1]), "%s/acme/new-account", cx.base);
 	snprintf(u[2], sizeof(u[2]), "%s/acme/new-order", cx.base);
 	snprintf(u[3], sizeof(u[3]), "%s/acme/revoke-cert", cx.base);
 	snprintf(u[4], sizeof(u[4]), "%s/acme/key-change", cx.base);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:b}}",
+	snprintf(u[5], sizeof(u[5]), "%s/acme/renewal-info", cx.base);
+	ac = &cx.sv->ca->cfg->acme;
+	meta = json_pack("{s:b}", "externalAccountRequired",
+	    ac->eab_required);
+	if (meta != NULL && ac->caa_identity[0] != '\0')
+		json_object_set_new(meta, "caaIdentities",
+		    json_pack("[s]", ac->caa_identity));
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
 	    "newNonce", u[0], "newAccount", u[1], "newOrder", u[2],
-	    "revokeCert", u[3], "keyChange", u[4],
-	    "meta", "externalAccountRequired", 0);
-	respond_json(cx.sv, cx.base, resp, 200, j);
+	    "revokeCert", u[3], "keyChange", u[4], "renewalInfo", u[5],
+	    "meta", meta);
+	acme_respond_json(cx.sv, cx.base, resp, 200, j);
 	json_decref(j);
 	return HTTP_DONE;
 }
@@ -335,19 +335,17 @@ acme_new_nonce(void *ctx, const struct http_request *req,
 {
 	struct acme_ctx cx;
 
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
+	if (acme_ctx_init(&cx, ctx, req) != 0)
+		return acme_bad_host(ctx, resp);
 	http_respond(resp, strcmp(req->method, "HEAD") == 0 ? 200 : 204,
 	    NULL, NULL, 0);
 	resp->cache_control = "no-store";
-	decorate(cx.sv, cx.base, resp);
+	acme_decorate(cx.sv, cx.base, resp);
 	return HTTP_DONE;
 }
 
 /* ---- POST checks common to every ACME request (RFC 8555 6.2-6.5) ---- */
 
-#define WANT_JWK 1	/* signed with its own key (newAccount) */
-#define WANT_KID 2	/* signed by an account */
 
 static int
 jws_status(int code)
@@ -367,7 +365,7 @@ jws_status(int code)
 static void
 jws_problem(struct acme_ctx *cx, struct http_response *resp, int code)
 {
-	problem(cx, resp, jws_status(code), ck_jws_problem(code), "%s",
+	acme_problem(cx, resp, jws_status(code), ck_jws_problem(code), "%s",
 	    ck_err_msg()[0] != '\0' ? ck_err_msg() : ck_jws_strerror(code));
 }
 
@@ -395,8 +393,8 @@ kid_account_id(const struct acme_ctx *cx, const char *kid)
  * *acct the (valid) account that signed it. Otherwise resp holds the
  * problem and -1 is returned.
  */
-static int
-post_begin(struct acme_ctx *cx, const struct http_request *req,
+int
+acme_post_begin(struct acme_ctx *cx, const struct http_request *req,
     struct http_response *resp, int want, struct ck_jws **out,
     struct store_acme_account *acct)
 {
@@ -409,7 +407,7 @@ post_begin(struct acme_ctx *cx, const struct http_request *req,
 	memset(acct, 0, sizeof(*acct));
 	if (ct == NULL || strncasecmp(ct, "application/jose+json", ctlen) != 0 ||
 	    (ct[ctlen] != '\0' && ct[ctlen] != ';' && ct[ctlen] != ' ')) {
-		problem(cx, resp, 415, "malformed", "Content-Type must be "
+		acme_problem(cx, resp, 415, "malformed", "Content-Type must be "
 		    "application/jose+json");
 		goto out;
 	}
@@ -421,18 +419,20 @@ post_begin(struct acme_ctx *cx, const struct http_request *req,
 	}
 	if (acme_nonce_consume(cx->sv->acme_nonces, ck_time_now(),
 	    jws->nonce) != 0) {
-		problem(cx, resp, 400, "badNonce", "the nonce is unknown, "
+		acme_problem(cx, resp, 400, "badNonce", "the nonce is unknown, "
 		    "used or expired");
 		goto out;
 	}
 	if (strcmp(jws->url, cx->url) != 0) {
-		problem(cx, resp, 403, "unauthorized", "the signed \"url\" "
+		acme_problem(cx, resp, 403, "unauthorized", "the signed \"url\" "
 		    "is not the URL of this request");
 		goto out;
 	}
+	if (want == WANT_ANY)
+		want = jws->jwk != NULL ? WANT_JWK : WANT_KID;
 	if (want == WANT_JWK) {
 		if (jws->jwk == NULL) {
-			problem(cx, resp, 400, "malformed", "this request "
+			acme_problem(cx, resp, 400, "malformed", "this request "
 			    "must be signed with \"jwk\", not \"kid\"");
 			goto out;
 		}
@@ -440,12 +440,12 @@ post_begin(struct acme_ctx *cx, const struct http_request *req,
 		EVP_PKEY_up_ref(key);
 	} else {
 		if (jws->kid == NULL) {
-			problem(cx, resp, 400, "malformed", "this request "
+			acme_problem(cx, resp, 400, "malformed", "this request "
 			    "must be signed with \"kid\", not \"jwk\"");
 			goto out;
 		}
 		if ((id = kid_account_id(cx, jws->kid)) == NULL) {
-			problem(cx, resp, 400, "accountDoesNotExist",
+			acme_problem(cx, resp, 400, "accountDoesNotExist",
 			    "\"kid\" is not an account URL of this server");
 			goto out;
 		}
@@ -453,23 +453,23 @@ post_begin(struct acme_ctx *cx, const struct http_request *req,
 		r = store_acme_account_get(cx->sv->rd, id, acct);
 		pthread_mutex_unlock(&cx->sv->rd_mu);
 		if (r == CK_E_NOTFOUND) {
-			problem(cx, resp, 400, "accountDoesNotExist", "no "
+			acme_problem(cx, resp, 400, "accountDoesNotExist", "no "
 			    "such account");
 			goto out;
 		} else if (r != 0) {
-			problem(cx, resp, 500, "serverInternal", "cannot "
+			acme_problem(cx, resp, 500, "serverInternal", "cannot "
 			    "read the account");
 			goto out;
 		}
 		if (strcmp(acct->status, "valid") != 0) {
-			problem(cx, resp, 403, "unauthorized", "the account "
+			acme_problem(cx, resp, 403, "unauthorized", "the account "
 			    "is %s", acct->status);
 			goto out;
 		}
 		ck_err_clear();
 		if ((r = ck_jwk_parse_text(acct->jwk, strlen(acct->jwk),
 		    &key)) != 0) {
-			problem(cx, resp, 500, "serverInternal", "the "
+			acme_problem(cx, resp, 500, "serverInternal", "the "
 			    "account's key cannot be read");
 			goto out;
 		}
@@ -491,8 +491,8 @@ out:
 }
 
 /* The payload as a JSON object; NULL with resp filled otherwise. */
-static json_t *
-payload_object(struct acme_ctx *cx, const struct ck_jws *jws,
+json_t *
+acme_payload_object(struct acme_ctx *cx, const struct ck_jws *jws,
     struct http_response *resp)
 {
 	json_error_t e;
@@ -502,7 +502,7 @@ payload_object(struct acme_ctx *cx, const struct ck_jws *jws,
 	    JSON_REJECT_DUPLICATES, &e);
 	if (j == NULL || !json_is_object(j)) {
 		json_decref(j);
-		problem(cx, resp, 400, "malformed", "the payload is not a "
+		acme_problem(cx, resp, 400, "malformed", "the payload is not a "
 		    "JSON object");
 		return NULL;
 	}
@@ -522,44 +522,44 @@ contacts_check(struct acme_ctx *cx, const json_t *c,
 	if (c == NULL)
 		return 0;
 	if (!json_is_array(c)) {
-		problem(cx, resp, 400, "malformed", "\"contact\" is not an "
+		acme_problem(cx, resp, 400, "malformed", "\"contact\" is not an "
 		    "array");
 		return -1;
 	}
 	if (json_array_size(c) > ACME_CONTACT_MAX) {
-		problem(cx, resp, 400, "invalidContact", "more than %d "
+		acme_problem(cx, resp, 400, "invalidContact", "more than %d "
 		    "contacts", ACME_CONTACT_MAX);
 		return -1;
 	}
 	json_array_foreach(c, i, v) {
 		const char *s, *p;
 		if (!json_is_string(v)) {
-			problem(cx, resp, 400, "malformed", "a contact is "
+			acme_problem(cx, resp, 400, "malformed", "a contact is "
 			    "not a string");
 			return -1;
 		}
 		s = json_string_value(v);
 		if (strncasecmp(s, "mailto:", 7) != 0) {
-			problem(cx, resp, 400, "unsupportedContact", "only "
+			acme_problem(cx, resp, 400, "unsupportedContact", "only "
 			    "mailto: contacts are supported");
 			return -1;
 		}
 		/* One plain address: no hfields, no list, printable. */
 		if (strlen(s) > ACME_CONTACT_LEN || strchr(s + 7, '@') == NULL) {
-			problem(cx, resp, 400, "invalidContact", "not an "
+			acme_problem(cx, resp, 400, "invalidContact", "not an "
 			    "e-mail address");
 			return -1;
 		}
 		for (p = s + 7; *p != '\0'; p++)
 			if (*p <= ' ' || *p >= 127 || *p == ',' || *p == '?' ||
 			    *p == '<' || *p == '>' || *p == '"') {
-				problem(cx, resp, 400, "invalidContact", "not "
+				acme_problem(cx, resp, 400, "invalidContact", "not "
 				    "a single plain e-mail address");
 				return -1;
 			}
 	}
 	if ((*out = json_dumps(c, JSON_COMPACT)) == NULL) {
-		problem(cx, resp, 500, "serverInternal", "out of memory");
+		acme_problem(cx, resp, 500, "serverInternal", "out of memory");
 		return -1;
 	}
 	return 0;
@@ -593,7 +593,7 @@ account_respond(struct server *sv, const char *base,
 {
 	json_t *j = account_json(base, a);
 
-	respond_json(sv, base, resp, status, j);
+	acme_respond_json(sv, base, resp, status, j);
 	json_decref(j);
 	snprintf(resp->location, sizeof(resp->location), "%s/acme/acct/%s",
 	    base, a->id);
@@ -638,6 +638,11 @@ acct_write(struct ck_ca *ca, void *arg)
 	if (jb->op == ACCT_CREATE) {
 		if ((r = store_acme_account_create(ca->st, &jb->a)) != 0)
 			return r;
+		/* The binding's guard refuses a kid bound or revoked since
+		 * the request was checked. */
+		if (jb->a.eab_kid != NULL && (r = store_acme_eab_bind(ca->st,
+		    jb->a.eab_kid, jb->a.id, jb->a.created_at)) != 0)
+			return r;
 		snprintf(user, sizeof(user), "acme:%s", jb->a.id);
 		snprintf(detail, sizeof(detail), "key %s, contact %s, terms "
 		    "of service %s", jb->a.jwk_thumbprint,
@@ -681,9 +686,7 @@ acct_done(void *arg, int r, const char *msg)
 
 	memset(&resp, 0, sizeof(resp));
 	memset(&a, 0, sizeof(a));
-	memset(&cx, 0, sizeof(cx));
-	cx.sv = jb->sv;
-	snprintf(cx.base, sizeof(cx.base), "%s", jb->base);
+	acme_ctx_for(&cx, jb->sv, jb->base);
 	if (jb->op == ACCT_CREATE && r == 0) {
 		account_respond(jb->sv, jb->base, &resp, 201, &jb->a);
 		goto out;
@@ -699,10 +702,17 @@ acct_done(void *arg, int r, const char *msg)
 			goto out;
 		}
 		if (g == 0) {
-			problem(&cx, &resp, 403, "unauthorized", "the account "
+			acme_problem(&cx, &resp, 403, "unauthorized", "the account "
 			    "of this key is %s", a.status);
 			goto out;
 		}
+	}
+	if (jb->op == ACCT_CREATE && r == CK_E_STATE &&
+	    jb->a.eab_kid != NULL) {
+		acme_problem(&cx, &resp, 403, "unauthorized", "external "
+		    "account binding: the key id was bound to another "
+		    "account or revoked meanwhile");
+		goto out;
 	}
 	if (jb->op == ACCT_KEY_CHANGE && r == CK_E_EXISTS) {
 		/* RFC 8555 7.3.5: 409 naming the account of the new key. */
@@ -710,7 +720,7 @@ acct_done(void *arg, int r, const char *msg)
 		g = store_acme_account_get_by_key(jb->sv->rd,
 		    jb->a.jwk_thumbprint, &a);
 		pthread_mutex_unlock(&jb->sv->rd_mu);
-		problem(&cx, &resp, 409, "malformed", "the new key belongs "
+		acme_problem(&cx, &resp, 409, "malformed", "the new key belongs "
 		    "to another account");
 		if (g == 0)
 			snprintf(resp.location, sizeof(resp.location),
@@ -718,17 +728,17 @@ acct_done(void *arg, int r, const char *msg)
 		goto out;
 	}
 	if (jb->op == ACCT_KEY_CHANGE && r == CK_E_STATE) {
-		problem(&cx, &resp, 403, "unauthorized", "the account is no "
+		acme_problem(&cx, &resp, 403, "unauthorized", "the account is no "
 		    "longer valid or its key changed meanwhile");
 		goto out;
 	}
 	if (jb->op == ACCT_UPDATE && r == CK_E_STATE) {
-		problem(&cx, &resp, 403, "unauthorized", "the account is no "
+		acme_problem(&cx, &resp, 403, "unauthorized", "the account is no "
 		    "longer valid");
 		goto out;
 	}
 	if (r != 0) {
-		problem(&cx, &resp, 500, "serverInternal", "the account could "
+		acme_problem(&cx, &resp, 500, "serverInternal", "the account could "
 		    "not be recorded: %s", msg ? msg : ck_strerror(r));
 		goto out;
 	}
@@ -736,7 +746,7 @@ acct_done(void *arg, int r, const char *msg)
 	g = store_acme_account_get(jb->sv->rd, jb->id, &a);
 	pthread_mutex_unlock(&jb->sv->rd_mu);
 	if (g != 0)
-		problem(&cx, &resp, 500, "serverInternal", "the account "
+		acme_problem(&cx, &resp, 500, "serverInternal", "the account "
 		    "cannot be read back");
 	else
 		account_respond(jb->sv, jb->base, &resp, status, &a);
@@ -757,21 +767,22 @@ acme_new_account(void *ctx, const struct http_request *req,
 	struct store_acme_account none, a;
 	struct acct_job *jb = NULL;
 	char tp[CK_JWK_THUMBPRINT_LEN + 1], *contact = NULL, *jwk = NULL;
+	char kid[STORE_ACME_ID_SIZE] = "";
 	unsigned char idb[16];
 	json_t *p = NULL, *v;
 	enum http_result hr = HTTP_DONE;
 	int only_existing = 0, tos = 0, r;
 
 	memset(&a, 0, sizeof(a));
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
-	if (post_begin(&cx, req, resp, WANT_JWK, &jws, &none) != 0)
+	if (acme_ctx_init(&cx, ctx, req) != 0)
+		return acme_bad_host(ctx, resp);
+	if (acme_post_begin(&cx, req, resp, WANT_JWK, &jws, &none) != 0)
 		return HTTP_DONE;
-	if ((p = payload_object(&cx, jws, resp)) == NULL)
+	if ((p = acme_payload_object(&cx, jws, resp)) == NULL)
 		goto out;
 	if ((v = json_object_get(p, "onlyReturnExisting")) != NULL) {
 		if (!json_is_boolean(v)) {
-			problem(&cx, resp, 400, "malformed",
+			acme_problem(&cx, resp, 400, "malformed",
 			    "\"onlyReturnExisting\" is not a boolean");
 			goto out;
 		}
@@ -779,7 +790,7 @@ acme_new_account(void *ctx, const struct http_request *req,
 	}
 	if ((v = json_object_get(p, "termsOfServiceAgreed")) != NULL) {
 		if (!json_is_boolean(v)) {
-			problem(&cx, resp, 400, "malformed",
+			acme_problem(&cx, resp, 400, "malformed",
 			    "\"termsOfServiceAgreed\" is not a boolean");
 			goto out;
 		}
@@ -787,7 +798,7 @@ acme_new_account(void *ctx, const struct http_request *req,
 	}
 	if (ck_jwk_thumbprint(jws->jwk, tp) != 0 ||
 	    ck_jwk_canonical(jws->jwk, &jwk) != 0) {
-		problem(&cx, resp, 400, "badPublicKey", "unsupported key");
+		acme_problem(&cx, resp, 400, "badPublicKey", "unsupported key");
 		goto out;
 	}
 	pthread_mutex_lock(&cx.sv->rd_mu);
@@ -796,28 +807,46 @@ acme_new_account(void *ctx, const struct http_request *req,
 	if (r == 0) {
 		/* RFC 8555 7.3.1: the existing account, 200, unchanged. */
 		if (strcmp(a.status, "valid") != 0)
-			problem(&cx, resp, 403, "unauthorized", "the account "
+			acme_problem(&cx, resp, 403, "unauthorized", "the account "
 			    "of this key is %s", a.status);
 		else
 			account_respond(cx.sv, cx.base, resp, 200, &a);
 		goto out;
 	}
 	if (r != CK_E_NOTFOUND) {
-		problem(&cx, resp, 500, "serverInternal", "cannot read the "
+		acme_problem(&cx, resp, 500, "serverInternal", "cannot read the "
 		    "accounts");
 		goto out;
 	}
 	if (only_existing) {
-		problem(&cx, resp, 400, "accountDoesNotExist", "no account "
+		acme_problem(&cx, resp, 400, "accountDoesNotExist", "no account "
 		    "has this key");
 		goto out;
+	}
+	v = json_object_get(p, "externalAccountBinding");
+	if (v == NULL && cx.sv->ca->cfg->acme.eab_required) {
+		acme_problem(&cx, resp, 400, "externalAccountRequired", "this "
+		    "server registers only accounts with an external account "
+		    "binding (ask the CA's operators for a key id and key)");
+		goto out;
+	}
+	if (v != NULL) {
+		const char *ptype = "malformed";
+		char detail[512];
+		ck_err_clear();
+		if (acme_eab_check(cx.sv, v, jws, kid, &ptype, detail,
+		    sizeof(detail)) != 0) {
+			acme_problem(&cx, resp, 0, ptype, "external account "
+			    "binding: %s", detail);
+			goto out;
+		}
 	}
 	if (contacts_check(&cx, json_object_get(p, "contact"), resp,
 	    &contact) != 0)
 		goto out;
 	if (RAND_bytes(idb, sizeof(idb)) != 1 ||
 	    (jb = calloc(1, sizeof(*jb))) == NULL) {
-		problem(&cx, resp, 500, "serverInternal", "no account id");
+		acme_problem(&cx, resp, 500, "serverInternal", "no account id");
 		goto out;
 	}
 	jb->sv = cx.sv;
@@ -832,6 +861,10 @@ acme_new_account(void *ctx, const struct http_request *req,
 	jb->a.contact = contact;
 	jb->a.tos_agreed = tos;
 	jb->a.created_at = ck_time_now();
+	if (v != NULL && (jb->a.eab_kid = strdup(kid)) == NULL) {
+		acme_problem(&cx, resp, 500, "serverInternal", "out of memory");
+		goto out;
+	}
 	jwk = contact = NULL;
 	ck_pipeline_write(cx.sv->pl, acct_write, jb, acct_done, jb);
 	jb = NULL;
@@ -870,8 +903,8 @@ acme_account(void *ctx, const struct http_request *req,
 	char list_of[STORE_ACME_ID_SIZE];
 
 	list_of[0] = '\0';
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
+	if (acme_ctx_init(&cx, ctx, req) != 0)
+		return acme_bad_host(ctx, resp);
 	/* ID, or ID/orders[/CURSOR]: the account's orders list. */
 	if ((slash = strchr(id, '/')) != NULL &&
 	    strncmp(slash, "/orders", 7) == 0 &&
@@ -881,10 +914,10 @@ acme_account(void *ctx, const struct http_request *req,
 		    id);
 	else if (*id == '\0' || slash != NULL ||
 	    strlen(id) >= STORE_ACME_ID_SIZE) {
-		problem(&cx, resp, 404, "malformed", "no such resource");
+		acme_problem(&cx, resp, 404, "malformed", "no such resource");
 		return HTTP_DONE;
 	}
-	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
+	if (acme_post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
 		return HTTP_DONE;
 	if (list_of[0] != '\0') {
 		orders_list(&cx, req, resp, jws, &a, list_of);
@@ -892,7 +925,7 @@ acme_account(void *ctx, const struct http_request *req,
 	}
 	/* Only the account itself may read or change it. */
 	if (strcmp(jws->kid, cx.url) != 0) {
-		problem(&cx, resp, 403, "unauthorized", "signed by another "
+		acme_problem(&cx, resp, 403, "unauthorized", "signed by another "
 		    "account");
 		goto out;
 	}
@@ -900,13 +933,13 @@ acme_account(void *ctx, const struct http_request *req,
 		account_respond(cx.sv, cx.base, resp, 200, &a);
 		goto out;
 	}
-	if ((p = payload_object(&cx, jws, resp)) == NULL)
+	if ((p = acme_payload_object(&cx, jws, resp)) == NULL)
 		goto out;
 	if ((v = json_object_get(p, "status")) != NULL) {
 		if (!json_is_string(v) || (strcmp(json_string_value(v),
 		    "deactivated") != 0 && strcmp(json_string_value(v),
 		    "valid") != 0)) {
-			problem(&cx, resp, 400, "malformed", "an account's "
+			acme_problem(&cx, resp, 400, "malformed", "an account's "
 			    "\"status\" can only become \"deactivated\"");
 			goto out;
 		}
@@ -922,7 +955,7 @@ acme_account(void *ctx, const struct http_request *req,
 	}
 	if ((jb = calloc(1, sizeof(*jb))) == NULL ||
 	    (status != NULL && (jb->status = strdup(status)) == NULL)) {
-		problem(&cx, resp, 500, "serverInternal", "out of memory");
+		acme_problem(&cx, resp, 500, "serverInternal", "out of memory");
 		goto out;
 	}
 	jb->sv = cx.sv;
@@ -963,9 +996,9 @@ acme_key_change(void *ctx, const struct http_request *req,
 	int r;
 
 	memset(&other, 0, sizeof(other));
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
-	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
+	if (acme_ctx_init(&cx, ctx, req) != 0)
+		return acme_bad_host(ctx, resp);
+	if (acme_post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
 		return HTTP_DONE;
 	ck_err_clear();
 	/* The payload is itself a JWS, signed by the new key, without a
@@ -976,12 +1009,12 @@ acme_key_change(void *ctx, const struct http_request *req,
 		goto out;
 	}
 	if (inner->jwk == NULL) {
-		problem(&cx, resp, 400, "malformed", "the inner JWS must be "
+		acme_problem(&cx, resp, 400, "malformed", "the inner JWS must be "
 		    "signed with \"jwk\" (the new key)");
 		goto out;
 	}
 	if (strcmp(inner->url, jws->url) != 0) {
-		problem(&cx, resp, 400, "malformed", "the inner and outer "
+		acme_problem(&cx, resp, 400, "malformed", "the inner and outer "
 		    "\"url\" differ");
 		goto out;
 	}
@@ -995,39 +1028,39 @@ acme_key_change(void *ctx, const struct http_request *req,
 	if (p == NULL || !json_is_object(p) ||
 	    !json_is_string(v = json_object_get(p, "account")) ||
 	    json_object_get(p, "oldKey") == NULL) {
-		problem(&cx, resp, 400, "malformed", "the inner payload must "
+		acme_problem(&cx, resp, 400, "malformed", "the inner payload must "
 		    "be {\"account\", \"oldKey\"}");
 		goto out;
 	}
 	if (strcmp(json_string_value(v), jws->kid) != 0) {
-		problem(&cx, resp, 400, "malformed", "the inner \"account\" "
+		acme_problem(&cx, resp, 400, "malformed", "the inner \"account\" "
 		    "is not the signing account");
 		goto out;
 	}
 	if (ck_jwk_parse(json_object_get(p, "oldKey"), &old) != 0 ||
 	    ck_jwk_thumbprint(old, old_tp) != 0 ||
 	    strcmp(old_tp, a.jwk_thumbprint) != 0) {
-		problem(&cx, resp, 400, "malformed", "\"oldKey\" is not the "
+		acme_problem(&cx, resp, 400, "malformed", "\"oldKey\" is not the "
 		    "account's current key");
 		goto out;
 	}
 	if (ck_jwk_thumbprint(inner->jwk, tp) != 0 ||
 	    ck_jwk_canonical(inner->jwk, &jwk) != 0) {
-		problem(&cx, resp, 400, "badPublicKey", "unsupported key");
+		acme_problem(&cx, resp, 400, "badPublicKey", "unsupported key");
 		goto out;
 	}
 	pthread_mutex_lock(&cx.sv->rd_mu);
 	r = store_acme_account_get_by_key(cx.sv->rd, tp, &other);
 	pthread_mutex_unlock(&cx.sv->rd_mu);
 	if (r == 0) {
-		problem(&cx, resp, 409, "malformed", "the new key belongs to "
+		acme_problem(&cx, resp, 409, "malformed", "the new key belongs to "
 		    "an account already");
 		snprintf(resp->location, sizeof(resp->location),
 		    "%s/acme/acct/%s", cx.base, other.id);
 		goto out;
 	}
 	if ((jb = calloc(1, sizeof(*jb))) == NULL) {
-		problem(&cx, resp, 500, "serverInternal", "out of memory");
+		acme_problem(&cx, resp, 500, "serverInternal", "out of memory");
 		goto out;
 	}
 	jb->sv = cx.sv;
@@ -1061,16 +1094,26 @@ out:
 #define ACME_ORDERS_PAGE 50	/* orders per page of an account's list */
 
 /*
- * The profile whose name rules bind what ACME orders may name. The
- * configuration has no ACME section yet, so it is the default server
- * profile that 'certkeep init' writes (tls-server: the CA's DNS suffixes,
- * loopback addresses, wildcards only if that profile allows them).
+ * The profile whose name rules bind what ACME orders may name: [acme]
+ * profile, by default the server profile 'certkeep init' writes
+ * (tls-server: the CA's DNS suffixes, loopback addresses, wildcards only
+ * if that profile allows them).
  */
-#define ACME_PROFILE "tls-server"
+const char *
+acme_profile_name(const struct server *sv)
+{
+	return sv->ca->cfg->acme.profile;
+}
+
+void
+acme_user(const char *account_id, char out[96])
+{
+	snprintf(out, 96, "acme:%.80s", account_id);
+}
 
 /* A fresh id or token: 128 random bits, base64url (22 characters). */
-static int
-new_id(char out[STORE_ACME_ID_SIZE])
+int
+acme_new_id(char out[STORE_ACME_ID_SIZE])
 {
 	unsigned char b[16];
 
@@ -1082,8 +1125,8 @@ new_id(char out[STORE_ACME_ID_SIZE])
 }
 
 /* A path's last segment after PREFIX into id; -1 if it is not one. */
-static int
-path_id(const char *path, const char *prefix, char id[STORE_ACME_ID_SIZE])
+int
+acme_path_id(const char *path, const char *prefix, char id[STORE_ACME_ID_SIZE])
 {
 	const char *p = path + strlen(prefix);
 
@@ -1096,8 +1139,8 @@ path_id(const char *path, const char *prefix, char id[STORE_ACME_ID_SIZE])
 
 /* rejectedIdentifier (RFC 8555 6.7.1) with one subproblem per refused
  * identifier; SUB is borrowed. */
-static void
-problem_rejected(struct server *sv, const char *base,
+void
+acme_problem_rejected(struct server *sv, const char *base,
     struct http_response *resp, const char *detail, json_t *sub)
 {
 	json_t *j;
@@ -1111,18 +1154,36 @@ problem_rejected(struct server *sv, const char *base,
 	json_decref(j);
 	http_respond_take(resp, 400, "application/problem+json", s,
 	    s ? strlen(s) : 0);
-	decorate(sv, base, resp);
+	acme_decorate(sv, base, resp);
 }
 
-static void
-time_str(int64_t t, char buf[32])
+void
+acme_time_str(int64_t t, char buf[32])
 {
 	ck_time_format(t, buf, 32);
 }
 
+const char *
+acme_order_status_now(const struct store_acme_order *o, int64_t now)
+{
+	if (o->expires <= now && (strcmp(o->status, "pending") == 0 ||
+	    strcmp(o->status, "ready") == 0))
+		return "invalid";
+	return o->status;
+}
+
+const char *
+acme_authz_status_now(const struct store_acme_authz *a, int64_t now)
+{
+	if (a->expires <= now && (strcmp(a->status, "pending") == 0 ||
+	    strcmp(a->status, "valid") == 0))
+		return "expired";
+	return a->status;
+}
+
 /* The order object (RFC 8555 7.1.3); AUTHZ_IDS is borrowed. */
-static json_t *
-order_json(const char *base, const struct store_acme_order *o,
+json_t *
+acme_order_json(const char *base, const struct store_acme_order *o,
     const json_t *authz_ids)
 {
 	char u[ACME_URL_SIZE], t[32];
@@ -1143,28 +1204,35 @@ order_json(const char *base, const struct store_acme_order *o,
 		    json_string_value(v));
 		json_array_append_new(az, json_string(u));
 	}
-	time_str(o->expires, t);
+	acme_time_str(o->expires, t);
 	snprintf(u, sizeof(u), "%s/acme/order/%s/finalize", base, o->id);
-	j = json_pack("{s:s, s:s, s:o, s:o, s:s}", "status", o->status,
+	j = json_pack("{s:s, s:s, s:o, s:o, s:s}", "status",
+	    acme_order_status_now(o, ck_time_now()),
 	    "expires", t, "identifiers", ids, "authorizations", az,
 	    "finalize", u);
 	if (j == NULL)
 		return NULL;
 	if (o->not_before != 0) {
-		time_str(o->not_before, t);
+		acme_time_str(o->not_before, t);
 		json_object_set_new(j, "notBefore", json_string(t));
 	}
 	if (o->not_after != 0) {
-		time_str(o->not_after, t);
+		acme_time_str(o->not_after, t);
 		json_object_set_new(j, "notAfter", json_string(t));
 	}
 	if (o->error != NULL && (v = json_loads(o->error, 0, NULL)) != NULL)
 		json_object_set_new(j, "error", v);
+	if (strcmp(o->status, "valid") == 0) {
+		snprintf(u, sizeof(u), "%s/acme/cert/%s", base, o->id);
+		json_object_set_new(j, "certificate", json_string(u));
+	}
+	if (o->replaces != NULL && o->replaces[0] != '\0')
+		json_object_set_new(j, "replaces", json_string(o->replaces));
 	return j;
 }
 
-static json_t *
-challenge_json(const char *base, const struct store_acme_challenge *c)
+json_t *
+acme_challenge_json(const char *base, const struct store_acme_challenge *c)
 {
 	char u[ACME_URL_SIZE], t[32];
 	json_t *j, *e;
@@ -1175,7 +1243,7 @@ challenge_json(const char *base, const struct store_acme_challenge *c)
 	if (j == NULL)
 		return NULL;
 	if (c->validated != 0) {
-		time_str(c->validated, t);
+		acme_time_str(c->validated, t);
 		json_object_set_new(j, "validated", json_string(t));
 	}
 	if (c->error != NULL && (e = json_loads(c->error, 0, NULL)) != NULL)
@@ -1184,8 +1252,8 @@ challenge_json(const char *base, const struct store_acme_challenge *c)
 }
 
 /* The authorization object (RFC 8555 7.1.4), with its challenges. */
-static json_t *
-authz_json(const char *base, const struct store_acme_authz *a)
+json_t *
+acme_authz_json(const char *base, const struct store_acme_authz *a)
 {
 	char t[32];
 	json_t *j, *ch;
@@ -1194,12 +1262,13 @@ authz_json(const char *base, const struct store_acme_authz *a)
 	if ((ch = json_array()) == NULL)
 		return NULL;
 	for (i = 0; i < a->nchallenges; i++)
-		json_array_append_new(ch, challenge_json(base,
+		json_array_append_new(ch, acme_challenge_json(base,
 		    &a->challenges[i]));
-	time_str(a->expires, t);
+	acme_time_str(a->expires, t);
 	j = json_pack("{s:{s:s, s:s}, s:s, s:s, s:o}", "identifier", "type",
 	    a->identifier_type, "value", a->identifier_value, "status",
-	    a->status, "expires", t, "challenges", ch);
+	    acme_authz_status_now(a, ck_time_now()), "expires", t,
+	    "challenges", ch);
 	if (j != NULL && a->wildcard)
 		json_object_set_new(j, "wildcard", json_true());
 	return j;
@@ -1213,8 +1282,8 @@ authz_id_cb(const struct store_acme_authz *a, void *arg)
 }
 
 /* Answer with order O as read back from the read connection. */
-static void
-order_respond(struct server *sv, const char *base,
+void
+acme_order_respond(struct server *sv, const char *base,
     struct http_response *resp, int status, const struct store_acme_order *o)
 {
 	struct acme_ctx cx;
@@ -1227,16 +1296,14 @@ order_respond(struct server *sv, const char *base,
 		pthread_mutex_unlock(&sv->rd_mu);
 	}
 	if (r != 0) {
-		memset(&cx, 0, sizeof(cx));
-		cx.sv = sv;
-		snprintf(cx.base, sizeof(cx.base), "%s", base);
-		problem(&cx, resp, 500, "serverInternal", "cannot read the "
+		acme_ctx_for(&cx, sv, base);
+		acme_problem(&cx, resp, 500, "serverInternal", "cannot read the "
 		    "order's authorizations");
 		json_decref(ids);
 		return;
 	}
-	j = order_json(base, o, ids);
-	respond_json(sv, base, resp, status, j);
+	j = acme_order_json(base, o, ids);
+	acme_respond_json(sv, base, resp, status, j);
 	json_decref(j);
 	json_decref(ids);
 	snprintf(resp->location, sizeof(resp->location), "%s/acme/order/%s",
@@ -1253,6 +1320,9 @@ struct order_job {
 	struct store_acme_authz *az;
 	size_t naz;
 	json_t *sub;		/* refused identifiers (subproblems) */
+	const char *ptype;	/* a refusal other than the profile's */
+	int pstatus;
+	unsigned retry_after;
 };
 
 static void
@@ -1293,7 +1363,7 @@ authz_add_challenges(struct store_acme_authz *a)
 		struct store_acme_challenge *c = &a->challenges[i];
 		snprintf(c->type, sizeof(c->type), "%s", types[i]);
 		snprintf(c->status, sizeof(c->status), "pending");
-		if (new_id(c->id) != 0 || new_id(c->token) != 0)
+		if (acme_new_id(c->id) != 0 || acme_new_id(c->token) != 0)
 			return CK_E_CRYPTO;
 	}
 	return 0;
@@ -1323,11 +1393,68 @@ authz_reuse(struct store_acme_authz *a, const struct store_acme_authz *found)
 		snprintf(c[i].status, sizeof(c[i].status), "%s",
 		    found->challenges[i].status);
 		c[i].validated = found->challenges[i].validated;
-		if (new_id(c[i].id) != 0)
+		if (acme_new_id(c[i].id) != 0)
 			return CK_E_CRYPTO;
 	}
 	snprintf(a->status, sizeof(a->status), "valid");
 	a->expires = found->expires;
+	return 0;
+}
+
+/*
+ * Rate limits ([acme] orders_per_hour per account, certs_per_name_per_week
+ * per identifier) and ARI's one replacement per certificate, judged on the
+ * committer so that concurrent orders cannot all slip under a limit.
+ */
+static int
+order_limits(struct ck_ca *ca, struct order_job *jb, int64_t now)
+{
+	const struct ck_acme_config *ac = &ca->cfg->acme;
+	int64_t n;
+	size_t i;
+	int r;
+
+	if (ac->orders_per_hour != 0) {
+		if ((r = store_acme_orders_since(ca->st, jb->o.account_id,
+		    now - 3600, &n)) != 0)
+			return r;
+		if (n >= (int64_t)ac->orders_per_hour) {
+			jb->ptype = "rateLimited";
+			jb->pstatus = 429;
+			jb->retry_after = 3600;
+			return ck_err_set(CK_E_POLICY, "this account created "
+			    "%lld orders in the last hour; the limit is %u",
+			    (long long)n, ac->orders_per_hour);
+		}
+	}
+	for (i = 0; ac->certs_per_name_per_week != 0 && i < jb->naz; i++) {
+		const struct store_acme_authz *a = &jb->az[i];
+		if ((r = store_acme_certs_for_name_since(ca->st,
+		    a->identifier_type, a->identifier_value, a->wildcard,
+		    now - 7 * 86400, &n)) != 0)
+			return r;
+		if (n >= (int64_t)ac->certs_per_name_per_week) {
+			jb->ptype = "rateLimited";
+			jb->pstatus = 429;
+			jb->retry_after = 86400;
+			return ck_err_set(CK_E_POLICY, "%lld certificates for "
+			    "%s%s in the last week; the limit is %u",
+			    (long long)n, a->wildcard ? "*." : "",
+			    a->identifier_value, ac->certs_per_name_per_week);
+		}
+	}
+	if (jb->o.replaces != NULL) {
+		if ((r = store_acme_order_replaced(ca->st, jb->o.replaces,
+		    &n)) != 0)
+			return r;
+		if (n != 0) {
+			jb->ptype = "alreadyReplaced";
+			jb->pstatus = 409;
+			return ck_err_set(CK_E_POLICY, "certificate %s is "
+			    "already being replaced by another order",
+			    jb->o.replaces);
+		}
+	}
 	return 0;
 }
 
@@ -1350,9 +1477,9 @@ order_write(struct ck_ca *ca, void *arg)
 
 	memset(&found, 0, sizeof(found));
 	memset(&full, 0, sizeof(full));
-	if ((pf = ck_config_profile(ca->cfg, ACME_PROFILE)) == NULL)
+	if ((pf = ck_config_profile(ca->cfg, ca->cfg->acme.profile)) == NULL)
 		return ck_err_set(CK_E_POLICY, "the configuration has no "
-		    "profile '%s' for ACME", ACME_PROFILE);
+		    "profile '%s' for ACME", ca->cfg->acme.profile);
 	for (i = 0; i < jb->naz; i++) {
 		const struct store_acme_authz *a = &jb->az[i];
 		memset(&n, 0, sizeof(n));
@@ -1376,7 +1503,9 @@ order_write(struct ck_ca *ca, void *arg)
 	}
 	if (json_array_size(jb->sub) != 0)
 		return ck_err_set(CK_E_POLICY, "identifiers refused by "
-		    "profile '%s'", ACME_PROFILE);
+		    "profile '%s'", ca->cfg->acme.profile);
+	if ((r = order_limits(ca, jb, now)) != 0)
+		return r;
 	for (i = 0; i < jb->naz; i++) {
 		struct store_acme_authz *a = &jb->az[i];
 		r = store_acme_authz_find_valid(ca->st, jb->o.account_id,
@@ -1422,16 +1551,20 @@ order_done(void *arg, int r, const char *msg)
 
 	memset(&resp, 0, sizeof(resp));
 	memset(&o, 0, sizeof(o));
-	memset(&cx, 0, sizeof(cx));
-	cx.sv = jb->sv;
-	snprintf(cx.base, sizeof(cx.base), "%s", jb->base);
+	acme_ctx_for(&cx, jb->sv, jb->base);
+	if (r == CK_E_POLICY && jb->ptype != NULL) {
+		acme_problem(&cx, &resp, jb->pstatus, jb->ptype, "%s",
+		    msg ? msg : "refused");
+		resp.retry_after = jb->retry_after;
+		goto out;
+	}
 	if (r == CK_E_POLICY && json_array_size(jb->sub) != 0) {
-		problem_rejected(jb->sv, jb->base, &resp, "the profile does "
+		acme_problem_rejected(jb->sv, jb->base, &resp, "the profile does "
 		    "not allow some of the identifiers", jb->sub);
 		goto out;
 	}
 	if (r != 0) {
-		problem(&cx, &resp, 500, "serverInternal", "the order could "
+		acme_problem(&cx, &resp, 500, "serverInternal", "the order could "
 		    "not be recorded: %s", msg ? msg : ck_strerror(r));
 		goto out;
 	}
@@ -1439,10 +1572,10 @@ order_done(void *arg, int r, const char *msg)
 	g = store_acme_order_get(jb->sv->rd, jb->o.id, &o);
 	pthread_mutex_unlock(&jb->sv->rd_mu);
 	if (g != 0)
-		problem(&cx, &resp, 500, "serverInternal", "the order cannot "
+		acme_problem(&cx, &resp, 500, "serverInternal", "the order cannot "
 		    "be read back");
 	else
-		order_respond(jb->sv, jb->base, &resp, 201, &o);
+		acme_order_respond(jb->sv, jb->base, &resp, 201, &o);
 out:
 	store_acme_order_clear(&o);
 	http_pending_finish(jb->pending, &resp);
@@ -1549,6 +1682,32 @@ acme_order_parse(const unsigned char *payload, size_t len,
 		    "3339 times, in that order");
 		goto out;
 	}
+	if ((v = json_object_get(p, "replaces")) != NULL) {
+		const char *c = json_string_value(v), *q;
+		size_t dots = 0;
+		if (c == NULL || json_string_length(v) == 0 ||
+		    json_string_length(v) >= sizeof(rq.replaces)) {
+			ck_err_set(r, "\"replaces\" must be a certificate "
+			    "identifier (RFC 9773)");
+			goto out;
+		}
+		for (q = c; *q != '\0'; q++) {
+			if (*q == '.')
+				dots++;
+			else if (!((*q >= 'a' && *q <= 'z') ||
+			    (*q >= 'A' && *q <= 'Z') ||
+			    (*q >= '0' && *q <= '9') || *q == '-' ||
+			    *q == '_'))
+				break;
+		}
+		if (*q != '\0' || dots != 1 || c[0] == '.' ||
+		    q[-1] == '.') {
+			ck_err_set(r, "\"replaces\" must be a certificate "
+			    "identifier (RFC 9773)");
+			goto out;
+		}
+		snprintf(rq.replaces, sizeof(rq.replaces), "%s", c);
+	}
 	if ((rq.ids = calloc(json_array_size(ids), sizeof(*rq.ids))) == NULL) {
 		r = ck_err_set(CK_E_NOMEM, "out of memory");
 		goto out;
@@ -1625,17 +1784,17 @@ acme_new_order(void *ctx, const struct http_request *req,
 	int r;
 
 	memset(&rq, 0, sizeof(rq));
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
-	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
+	if (acme_ctx_init(&cx, ctx, req) != 0)
+		return acme_bad_host(ctx, resp);
+	if (acme_post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
 		return HTTP_DONE;
 	ck_err_clear();
 	if ((r = acme_order_parse(jws->payload, jws->payload_len, &rq,
 	    &ptype)) != 0) {
 		if (r == CK_E_PARSE)
-			problem(&cx, resp, 400, ptype, "%s", ck_err_msg());
+			acme_problem(&cx, resp, 400, ptype, "%s", ck_err_msg());
 		else
-			problem(&cx, resp, 500, "serverInternal", "out of "
+			acme_problem(&cx, resp, 500, "serverInternal", "out of "
 			    "memory");
 		goto out;
 	}
@@ -1643,11 +1802,46 @@ acme_new_order(void *ctx, const struct http_request *req,
 	    (jb->az = calloc(rq.nids, sizeof(*jb->az))) == NULL ||
 	    (jb->sub = json_array()) == NULL ||
 	    (norm = json_array()) == NULL) {
-		problem(&cx, resp, 500, "serverInternal", "out of memory");
+		acme_problem(&cx, resp, 500, "serverInternal", "out of memory");
 		goto out;
 	}
 	jb->o.not_before = rq.not_before;
 	jb->o.not_after = rq.not_after;
+	if (rq.replaces[0] != '\0') {
+		char serial[CK_SERIAL_HEX_MAX];
+		r = acme_certid_parse(cx.sv, rq.replaces, serial);
+		if (r != 0) {
+			acme_problem(&cx, resp, 400, "malformed", "\"replaces\""
+			    ": %s", ck_err_msg());
+			goto out;
+		}
+		{
+			struct store_cert *c = NULL;
+			char user[96];
+			acme_user(a.id, user);
+			pthread_mutex_lock(&cx.sv->rd_mu);
+			r = store_cert_get(cx.sv->rd, serial, &c);
+			pthread_mutex_unlock(&cx.sv->rd_mu);
+			if (r == 0 && (c->requester == NULL ||
+			    strcmp(c->requester, user) != 0))
+				r = CK_E_PERM;
+			store_cert_free(c);
+			if (r != 0) {
+				acme_problem(&cx, resp, r == CK_E_PERM ? 403 :
+				    400, r == CK_E_PERM ? "unauthorized" :
+				    "malformed", "\"replaces\" names %s",
+				    r == CK_E_PERM ? "a certificate this "
+				    "account did not order" : "no certificate "
+				    "of this CA");
+				goto out;
+			}
+		}
+		if ((jb->o.replaces = strdup(serial)) == NULL) {
+			acme_problem(&cx, resp, 500, "serverInternal", "out of "
+			    "memory");
+			goto out;
+		}
+	}
 	for (i = 0; i < rq.nids; i++) {
 		struct store_acme_authz *az = &jb->az[i];
 		char shown[ACME_IDENT_SIZE + 2];
@@ -1660,8 +1854,8 @@ acme_new_order(void *ctx, const struct http_request *req,
 		snprintf(az->status, sizeof(az->status), "pending");
 		az->expires = now + ACME_AUTHZ_TTL;
 		az->created_at = now;
-		if (new_id(az->id) != 0 || authz_add_challenges(az) != 0) {
-			problem(&cx, resp, 500, "serverInternal", "no ids");
+		if (acme_new_id(az->id) != 0 || authz_add_challenges(az) != 0) {
+			acme_problem(&cx, resp, 500, "serverInternal", "no ids");
 			goto out;
 		}
 		snprintf(shown, sizeof(shown), "%s%s",
@@ -1669,9 +1863,9 @@ acme_new_order(void *ctx, const struct http_request *req,
 		json_array_append_new(norm, json_pack("{s:s, s:s}", "type",
 		    az->identifier_type, "value", shown));
 	}
-	if (new_id(jb->o.id) != 0 ||
+	if (acme_new_id(jb->o.id) != 0 ||
 	    (jb->o.identifiers = json_dumps(norm, JSON_COMPACT)) == NULL) {
-		problem(&cx, resp, 500, "serverInternal", "no order id");
+		acme_problem(&cx, resp, 500, "serverInternal", "no order id");
 		goto out;
 	}
 	jb->sv = cx.sv;
@@ -1707,26 +1901,30 @@ acme_order(void *ctx, const struct http_request *req,
 	int r;
 
 	memset(&o, 0, sizeof(o));
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
-	if (path_id(req->path, "/acme/order/", id) != 0) {
-		/* XXX finalize (/acme/order/ID/finalize) comes later. */
-		problem(&cx, resp, 404, "malformed", "no such resource");
+	if (acme_ctx_init(&cx, ctx, req) != 0)
+		return acme_bad_host(ctx, resp);
+	{
+		size_t n = strlen(req->path);
+		if (n > 9 && strcmp(req->path + n - 9, "/finalize") == 0)
+			return acme_finalize(ctx, req, resp);
+	}
+	if (acme_path_id(req->path, "/acme/order/", id) != 0) {
+		acme_problem(&cx, resp, 404, "malformed", "no such resource");
 		return HTTP_DONE;
 	}
-	if (post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
+	if (acme_post_begin(&cx, req, resp, WANT_KID, &jws, &a) != 0)
 		return HTTP_DONE;
 	if (jws->payload_len != 0) {
-		problem(&cx, resp, 400, "malformed", "an order is read with "
+		acme_problem(&cx, resp, 400, "malformed", "an order is read with "
 		    "POST-as-GET (empty payload)");
 		goto out;
 	}
 	pthread_mutex_lock(&cx.sv->rd_mu);
 	r = store_acme_order_get(cx.sv->rd, id, &o);
 	pthread_mutex_unlock(&cx.sv->rd_mu);
-	if (own_object(&cx, resp, r, "order", o.account_id, a.id) != 0)
+	if (acme_own_object(&cx, resp, r, "order", o.account_id, a.id) != 0)
 		goto out;
-	order_respond(cx.sv, cx.base, resp, 200, &o);
+	acme_order_respond(cx.sv, cx.base, resp, 200, &o);
 	resp->location[0] = '\0';
 out:
 	store_acme_order_clear(&o);
@@ -1797,23 +1995,23 @@ orders_list(struct acme_ctx *cx, const struct http_request *req,
 
 	snprintf(acct_url, sizeof(acct_url), "%s/acme/acct/%s", cx->base, id);
 	if (strcmp(jws->kid, acct_url) != 0 || strcmp(a->id, id) != 0) {
-		problem(cx, resp, 403, "unauthorized", "another account's "
+		acme_problem(cx, resp, 403, "unauthorized", "another account's "
 		    "orders");
 		return;
 	}
 	if (jws->payload_len != 0) {
-		problem(cx, resp, 400, "malformed", "the orders list is read "
+		acme_problem(cx, resp, 400, "malformed", "the orders list is read "
 		    "with POST-as-GET (empty payload)");
 		return;
 	}
 	if (orders_cursor(req->path, after) != 0) {
-		problem(cx, resp, 400, "malformed", "bad cursor");
+		acme_problem(cx, resp, 400, "malformed", "bad cursor");
 		return;
 	}
 	memset(&pg, 0, sizeof(pg));
 	pg.base = cx->base;
 	if ((pg.urls = json_array()) == NULL) {
-		problem(cx, resp, 500, "serverInternal", "out of memory");
+		acme_problem(cx, resp, 500, "serverInternal", "out of memory");
 		return;
 	}
 	pthread_mutex_lock(&cx->sv->rd_mu);
@@ -1822,12 +2020,12 @@ orders_list(struct acme_ctx *cx, const struct http_request *req,
 	pthread_mutex_unlock(&cx->sv->rd_mu);
 	if (r != 0) {
 		json_decref(pg.urls);
-		problem(cx, resp, 500, "serverInternal", "cannot list the "
+		acme_problem(cx, resp, 500, "serverInternal", "cannot list the "
 		    "orders");
 		return;
 	}
 	j = json_pack("{s:o}", "orders", pg.urls);
-	respond_json(cx->sv, cx->base, resp, 200, j);
+	acme_respond_json(cx->sv, cx->base, resp, 200, j);
 	json_decref(j);
 	/* A full page may have a successor: point at it. */
 	if (count == ACME_ORDERS_PAGE && resp->status == 200) {
@@ -1890,16 +2088,14 @@ authz_done(void *arg, int r, const char *msg)
 
 	memset(&resp, 0, sizeof(resp));
 	memset(&a, 0, sizeof(a));
-	memset(&cx, 0, sizeof(cx));
-	cx.sv = jb->sv;
-	snprintf(cx.base, sizeof(cx.base), "%s", jb->base);
+	acme_ctx_for(&cx, jb->sv, jb->base);
 	if (r == CK_E_STATE) {
-		problem(&cx, &resp, 400, "malformed", "the authorization is "
+		acme_problem(&cx, &resp, 400, "malformed", "the authorization is "
 		    "no longer pending or valid");
 		goto out;
 	}
 	if (r != 0) {
-		problem(&cx, &resp, 500, "serverInternal", "the authorization "
+		acme_problem(&cx, &resp, 500, "serverInternal", "the authorization "
 		    "could not be changed: %s", msg ? msg : ck_strerror(r));
 		goto out;
 	}
@@ -1907,12 +2103,12 @@ authz_done(void *arg, int r, const char *msg)
 	g = store_acme_authz_get(jb->sv->rd, jb->a.id, &a);
 	pthread_mutex_unlock(&jb->sv->rd_mu);
 	if (g != 0) {
-		problem(&cx, &resp, 500, "serverInternal", "the authorization "
+		acme_problem(&cx, &resp, 500, "serverInternal", "the authorization "
 		    "cannot be read back");
 		goto out;
 	}
-	j = authz_json(jb->base, &a);
-	respond_json(jb->sv, jb->base, &resp, 200, j);
+	j = acme_authz_json(jb->base, &a);
+	acme_respond_json(jb->sv, jb->base, &resp, 200, j);
 	json_decref(j);
 out:
 	store_acme_authz_clear(&a);
@@ -1936,42 +2132,42 @@ acme_authz(void *ctx, const struct http_request *req,
 	int r;
 
 	memset(&a, 0, sizeof(a));
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
-	if (path_id(req->path, "/acme/authz/", id) != 0) {
-		problem(&cx, resp, 404, "malformed", "no such resource");
+	if (acme_ctx_init(&cx, ctx, req) != 0)
+		return acme_bad_host(ctx, resp);
+	if (acme_path_id(req->path, "/acme/authz/", id) != 0) {
+		acme_problem(&cx, resp, 404, "malformed", "no such resource");
 		return HTTP_DONE;
 	}
-	if (post_begin(&cx, req, resp, WANT_KID, &jws, &acct) != 0)
+	if (acme_post_begin(&cx, req, resp, WANT_KID, &jws, &acct) != 0)
 		return HTTP_DONE;
 	pthread_mutex_lock(&cx.sv->rd_mu);
 	r = store_acme_authz_get(cx.sv->rd, id, &a);
 	pthread_mutex_unlock(&cx.sv->rd_mu);
-	if (own_object(&cx, resp, r, "authorization", a.account_id,
+	if (acme_own_object(&cx, resp, r, "authorization", a.account_id,
 	    acct.id) != 0)
 		goto out;
 	if (jws->payload_len == 0) {	/* POST-as-GET */
-		j = authz_json(cx.base, &a);
-		respond_json(cx.sv, cx.base, resp, 200, j);
+		j = acme_authz_json(cx.base, &a);
+		acme_respond_json(cx.sv, cx.base, resp, 200, j);
 		json_decref(j);
 		goto out;
 	}
-	if ((p = payload_object(&cx, jws, resp)) == NULL)
+	if ((p = acme_payload_object(&cx, jws, resp)) == NULL)
 		goto out;
 	v = json_object_get(p, "status");
 	if (!json_is_string(v) || strcmp(json_string_value(v),
 	    "deactivated") != 0) {
-		problem(&cx, resp, 400, "malformed", "an authorization can "
+		acme_problem(&cx, resp, 400, "malformed", "an authorization can "
 		    "only be changed to {\"status\": \"deactivated\"}");
 		goto out;
 	}
 	if (strcmp(a.status, "pending") != 0 && strcmp(a.status, "valid") != 0) {
-		problem(&cx, resp, 400, "malformed", "the authorization is %s",
+		acme_problem(&cx, resp, 400, "malformed", "the authorization is %s",
 		    a.status);
 		goto out;
 	}
 	if ((jb = calloc(1, sizeof(*jb))) == NULL) {
-		problem(&cx, resp, 500, "serverInternal", "out of memory");
+		acme_problem(&cx, resp, 500, "serverInternal", "out of memory");
 		goto out;
 	}
 	jb->sv = cx.sv;
@@ -1989,59 +2185,6 @@ out:
 	return hr;
 }
 
-/* ---- challenges (RFC 8555 7.5.1) ---- */
-
-/*
- * POST-as-GET returns the challenge. XXX Validation is not built yet: a
- * client's POST {} ("ready to be validated") is answered with the
- * challenge as it is, still pending, and nothing is checked.
- */
-static enum http_result
-acme_challenge(void *ctx, const struct http_request *req,
-    struct http_response *resp)
-{
-	struct acme_ctx cx;
-	struct ck_jws *jws = NULL;
-	struct store_acme_account acct;
-	struct store_acme_challenge c;
-	struct store_acme_authz a;
-	char id[STORE_ACME_ID_SIZE];
-	json_t *p = NULL, *j;
-	int r;
-
-	memset(&c, 0, sizeof(c));
-	memset(&a, 0, sizeof(a));
-	if (ctx_init(&cx, ctx, req) != 0)
-		return bad_host(ctx, resp);
-	if (path_id(req->path, "/acme/chall/", id) != 0) {
-		problem(&cx, resp, 404, "malformed", "no such resource");
-		return HTTP_DONE;
-	}
-	if (post_begin(&cx, req, resp, WANT_KID, &jws, &acct) != 0)
-		return HTTP_DONE;
-	if (jws->payload_len != 0 &&
-	    (p = payload_object(&cx, jws, resp)) == NULL)
-		goto out;
-	pthread_mutex_lock(&cx.sv->rd_mu);
-	r = store_acme_challenge_get(cx.sv->rd, id, &c);
-	if (r == 0)
-		r = store_acme_authz_get(cx.sv->rd, c.authz_id, &a);
-	pthread_mutex_unlock(&cx.sv->rd_mu);
-	if (own_object(&cx, resp, r, "challenge", a.account_id,
-	    acct.id) != 0)
-		goto out;
-	j = challenge_json(cx.base, &c);
-	respond_json(cx.sv, cx.base, resp, 200, j);
-	json_decref(j);
-out:
-	json_decref(p);
-	store_acme_authz_clear(&a);
-	store_acme_challenge_clear(&c);
-	store_acme_account_clear(&acct);
-	ck_jws_free(jws);
-	return HTTP_DONE;
-}
-
 const struct http_route acme_routes[] = {
 	{ "GET", "/acme/directory", acme_directory, 0 },
 	{ "HEAD", "/acme/new-nonce", acme_new_nonce, 0 },
@@ -2053,5 +2196,8 @@ const struct http_route acme_routes[] = {
 	{ "POST", "/acme/order/", acme_order, ACME_MAX_BODY },
 	{ "POST", "/acme/authz/", acme_authz, ACME_MAX_BODY },
 	{ "POST", "/acme/chall/", acme_challenge, ACME_MAX_BODY },
+	{ "POST", "/acme/cert/", acme_cert, ACME_MAX_BODY },
+	{ "POST", "/acme/revoke-cert", acme_revoke_cert, ACME_MAX_BODY },
+	{ "GET", "/acme/renewal-info/", acme_renewal_info, 0 },
 };
 const size_t acme_nroutes = sizeof(acme_routes) / sizeof(acme_routes[0]);

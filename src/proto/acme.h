@@ -85,6 +85,7 @@ int acme_nonce_consume(struct acme_nonces *ns, int64_t now,
 
 #define ACME_ORDER_MAX_IDS 100	/* identifiers in one order */
 #define ACME_IDENT_SIZE 256	/* a DNS name (253) or an address, + NUL */
+#define ACME_CERTID_SIZE 192	/* an ARI certificate id, + NUL */
 
 struct acme_ident {
 	char type[8];		/* "dns" or "ip" */
@@ -98,13 +99,16 @@ struct acme_order_req {
 	size_t nids;
 	int64_t not_before;	/* 0: not requested */
 	int64_t not_after;	/* 0: not requested */
+	char replaces[ACME_CERTID_SIZE]; /* ARI (RFC 9773): "" or the
+					    certificate id it replaces */
 };
 
 /*
  * Parse a newOrder payload (untrusted JSON, LEN bytes): "identifiers"
  * (1 to ACME_ORDER_MAX_IDS of {"type": "dns"|"ip", "value"}, none twice;
- * a wildcard only as "*.name" and only for dns) and the optional
- * "notBefore"/"notAfter" times, in that order. Whether a name is allowed
+ * a wildcard only as "*.name" and only for dns), the optional
+ * "notBefore"/"notAfter" times, in that order, and the optional
+ * "replaces" (RFC 9773: base64url "." base64url, checked for form only). Whether a name is allowed
  * is the profile's business, not this function's. 0 and *out (free with
  * acme_order_req_clear()); otherwise CK_E_PARSE with the reason in
  * ck_err_msg() and the RFC 8555 problem type (without its prefix:

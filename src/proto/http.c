@@ -179,6 +179,11 @@ send_response(struct MHD_Connection *c, struct http_response *r)
 		MHD_add_response_header(mr, "Replay-Nonce", r->replay_nonce);
 	if (r->link[0] != '\0')
 		MHD_add_response_header(mr, "Link", r->link);
+	if (r->retry_after != 0) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%u", r->retry_after);
+		MHD_add_response_header(mr, "Retry-After", ra);
+	}
 	MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
 	ret = MHD_queue_response(c, (unsigned int)r->status, mr);
 	MHD_destroy_response(mr);

@@ -46,6 +46,7 @@ struct http_response {
 	const char *cache_control; /* optional */
 	char replay_nonce[48];	/* optional Replay-Nonce header (ACME) */
 	char link[640];		/* optional Link header (ACME): index, next */
+	unsigned retry_after;	/* optional Retry-After header (seconds) */
 };
 
 /* Handler result. */

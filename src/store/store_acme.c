@@ -769,6 +769,93 @@ store_acme_order_set_cert(struct store *st, const char *id,
 	    "valid", 0, cert_serial);
 }
 
+static int
+count_query(struct store *st, const char *sql, const char *a,
+    const char *b, int64_t i3, int64_t i4, int64_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	*out = 0;
+	if ((r = store_stmt_prepare(st, sql, &s)) != 0)
+		return r;
+	sqlite3_bind_text(s, 1, a, -1, SQLITE_STATIC);
+	if (b != NULL)
+		sqlite3_bind_text(s, 2, b, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, i3);
+	sqlite3_bind_int64(s, 4, i4);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		*out = sqlite3_column_int64(s, 0);
+	else
+		r = store_db_err(st, "counting ACME orders");
+	store_stmt_done(st, s);
+	return r;
+}
+
+int
+store_acme_orders_since(struct store *st, const char *account_id,
+    int64_t since, int64_t *out)
+{
+	return count_query(st, "SELECT count(*) FROM acme_orders WHERE "
+	    "account_id = ?1 AND created_at >= ?3 AND ?4 = 0", account_id,
+	    NULL, since, 0, out);
+}
+
+int
+store_acme_certs_for_name_since(struct store *st, const char *type,
+    const char *value, int wildcard, int64_t since, int64_t *out)
+{
+	return count_query(st, "SELECT count(DISTINCT o.id) FROM acme_authzs a "
+	    "JOIN acme_orders o ON o.id = a.order_id WHERE "
+	    "a.identifier_type = ?1 AND a.identifier_value = ?2 AND "
+	    "a.wildcard = ?4 AND o.status IN ('processing', 'valid') AND "
+	    "o.created_at >= ?3", type, value, since, wildcard ? 1 : 0, out);
+}
+
+int
+store_acme_order_replaced(struct store *st, const char *serial,
+    int64_t *out)
+{
+	return count_query(st, "SELECT count(*) FROM acme_orders WHERE "
+	    "replaces = ?1 AND status IN ('pending', 'ready', 'processing', "
+	    "'valid') AND ?3 = 0 AND ?4 = 0", serial, NULL, 0, 0, out);
+}
+
+int
+store_acme_order_begin_issue(struct store *st, const char *id,
+    const char *cert_serial)
+{
+	if (cert_serial == NULL || cert_serial[0] == '\0' ||
+	    !fits(cert_serial, sizeof(((struct store_acme_order *)0)->
+	    cert_serial)))
+		return ck_err_set(CK_E_INVAL, "ACME order %s: no certificate "
+		    "serial", id);
+	return guarded_update(st, "UPDATE acme_orders SET status = ?1, "
+	    "cert_serial = ?6, change_seq = ?2 WHERE id = ?3 AND "
+	    "status = ?4", order_status_sql, "order", id, "ready",
+	    "processing", 0, cert_serial);
+}
+
+int
+store_acme_order_ids_in(struct store *st, const char *status,
+    int (*cb)(const char *id, void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int r, rc;
+
+	if ((r = store_stmt_prepare(st, "SELECT id FROM acme_orders WHERE "
+	    "status = ?1", &s)) != 0)
+		return r;
+	sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((r = cb((const char *)sqlite3_column_text(s, 0), arg)) != 0)
+			break;
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_db_err(st, "listing ACME orders");
+	store_stmt_done(st, s);
+	return r;
+}
+
 void
 store_acme_order_clear(struct store_acme_order *o)
 {
@@ -1020,6 +1107,26 @@ store_acme_challenge_transition(struct store *st, const char *id,
 	    challenge_status_sql, "challenge", id, from, to,
 	    strcmp(to, "valid") == 0 ? validated : 0,
 	    strcmp(to, "invalid") == 0 ? error : NULL);
+}
+
+int
+store_acme_challenge_ids_in(struct store *st, const char *status,
+    int (*cb)(const char *id, void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int r, rc;
+
+	if ((r = store_stmt_prepare(st, "SELECT id FROM acme_challenges "
+	    "WHERE status = ?1", &s)) != 0)
+		return r;
+	sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if ((r = cb((const char *)sqlite3_column_text(s, 0), arg)) != 0)
+			break;
+	if (r == 0 && rc != SQLITE_DONE)
+		r = store_db_err(st, "listing ACME challenges");
+	store_stmt_done(st, s);
+	return r;
 }
 
 void

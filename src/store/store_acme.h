@@ -183,6 +183,28 @@ int store_acme_order_transition(struct store *st, const char *id,
 int store_acme_order_set_cert(struct store *st, const char *id,
     const char *cert_serial);
 
+/* ready -> processing, recording the serial of the certificate being
+ * issued for it (so that an order left processing by a crash can be
+ * settled from the certificate's row). CK_E_STATE if not ready. */
+int store_acme_order_begin_issue(struct store *st, const char *id,
+    const char *cert_serial);
+
+/* Rate limits: the orders ACCOUNT_ID created since SINCE; the orders for
+ * an identifier (TYPE, VALUE, WILDCARD) created since SINCE that are
+ * issuing or issued (a certificate each). */
+int store_acme_orders_since(struct store *st, const char *account_id,
+    int64_t since, int64_t *out);
+int store_acme_certs_for_name_since(struct store *st, const char *type,
+    const char *value, int wildcard, int64_t since, int64_t *out);
+
+/* ARI: live orders (not invalid) that replace certificate SERIAL. */
+int store_acme_order_replaced(struct store *st, const char *serial,
+    int64_t *out);
+
+/* The ids of the orders in STATUS (a full scan: for start-up). */
+int store_acme_order_ids_in(struct store *st, const char *status,
+    int (*cb)(const char *id, void *arg), void *arg);
+
 void store_acme_order_clear(struct store_acme_order *o);
 
 /* Walk the authorizations of an order (without their challenges), sorted
@@ -226,6 +248,71 @@ int store_acme_challenge_get(struct store *st, const char *id,
 int store_acme_challenge_transition(struct store *st, const char *id,
     const char *from, const char *to, int64_t validated, const char *error);
 
+/* The ids of the challenges in STATUS (a full scan: for start-up). */
+int store_acme_challenge_ids_in(struct store *st, const char *status,
+    int (*cb)(const char *id, void *arg), void *arg);
+
 void store_acme_challenge_clear(struct store_acme_challenge *c);
+
+/* ------------------------------------------------------------------------
+ * External account binding keys (RFC 8555 7.3.4; migration 5; the code is
+ * in store_acme_eab.c).
+ *
+ * One row per key id (kid) the operator created. The HMAC key itself is
+ * never stored: only SEALED, the key encrypted to the CA home's EAB key
+ * (src/ca/eab_seal.h), which the store treats as opaque bytes. A kid binds
+ * one account, once: store_acme_eab_bind() records the first account that
+ * used it and refuses any later one. Revocation is final. Both are
+ * guarded UPDATEs like the transitions above (CK_E_STATE, CK_E_NOTFOUND).
+ * ------------------------------------------------------------------------ */
+
+#define STORE_ACME_EAB_NOTE_MAX 200	/* bytes of a note */
+#define STORE_ACME_EAB_SEALED_MAX 1024	/* bytes of a sealed key */
+
+struct store_acme_eab {
+	char kid[STORE_ACME_ID_SIZE];
+	unsigned char *sealed;	/* opaque, sealed_len bytes */
+	size_t sealed_len;
+	char *note;		/* "" if none; NULL on insert: "" */
+	int64_t created_at;
+	int64_t revoked_at;	/* 0: not revoked */
+	char account_id[STORE_ACME_ID_SIZE]; /* "": not bound yet */
+	int64_t bound_at;	/* 0: not bound yet */
+	int64_t change_seq;
+};
+
+/*
+ * Record a new kid with its sealed key, not revoked and not bound (those
+ * fields of E are ignored). CK_E_EXISTS if the kid is taken; CK_E_INVAL
+ * for an empty or overlong kid, an empty or overlong sealed key, a note
+ * over STORE_ACME_EAB_NOTE_MAX bytes.
+ */
+int store_acme_eab_create(struct store *st, const struct store_acme_eab *e);
+
+/* Fetch one kid; CK_E_NOTFOUND. *out is overwritten and owned by the
+ * caller (store_acme_eab_clear()). */
+int store_acme_eab_get(struct store *st, const char *kid,
+    struct store_acme_eab *out);
+
+/* Walk every kid in creation order (then kid). The row passed to CB is
+ * freed after it returns; a non-zero return stops the walk and is
+ * returned. */
+int store_acme_eab_list(struct store *st,
+    int (*cb)(const struct store_acme_eab *e, void *arg), void *arg);
+
+/* Revoke KID at NOW: it binds no account from then on (an account it
+ * bound already stays). CK_E_STATE if it is revoked already. */
+int store_acme_eab_revoke(struct store *st, const char *kid, int64_t now);
+
+/*
+ * Bind KID to ACCOUNT_ID at NOW: only a kid that is neither revoked nor
+ * bound (CK_E_STATE otherwise, saying which). The caller runs it in the
+ * transaction that creates the account, so that both or neither happen.
+ */
+int store_acme_eab_bind(struct store *st, const char *kid,
+    const char *account_id, int64_t now);
+
+/* Frees the sealed key and the note; accepts a zeroed struct. */
+void store_acme_eab_clear(struct store_acme_eab *e);
 
 #endif

@@ -166,6 +166,12 @@ static const struct col cols_acme_challenges[] = {
 	{ "error", T, 1 }, { "change_seq", I, 0 },
 };
 
+static const struct col cols_acme_eab[] = {
+	{ "kid", T, 0 }, { "sealed", B, 0 }, { "note", T, 0 },
+	{ "created_at", I, 0 }, { "revoked_at", I, 1 },
+	{ "account_id", T, 1 }, { "bound_at", I, 1 }, { "change_seq", I, 0 },
+};
+
 #undef I
 #undef T
 #undef B
@@ -208,6 +214,8 @@ static const struct col cols_acme_challenges[] = {
 	"identifier_value, wildcard, status, expires, created_at, change_seq"
 #define ACME_CHALLENGE_COLS "id, authz_id, type, token, status, " \
 	"validated, error, change_seq"
+#define ACME_EAB_COLS "kid, sealed, note, created_at, revoked_at, " \
+	"account_id, bound_at, change_seq"
 
 static const struct table tables[] = {
 	{ "change_seq", cols_change_seq, N(cols_change_seq), -1, 1,
@@ -319,6 +327,16 @@ static const struct table tables[] = {
 	  "INSERT OR REPLACE INTO acme_challenges (" ACME_CHALLENGE_COLS ") "
 	  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },
+	/* EAB keys: few, updated in place (revoked, bound). The sealed key
+	 * is opaque here; it opens only with the home's EAB key, which is
+	 * never in a data backup. */
+	{ "acme_eab", cols_acme_eab, N(cols_acme_eab), 7, 0,
+	  "SELECT " ACME_EAB_COLS " FROM acme_eab ORDER BY kid",
+	  "SELECT " ACME_EAB_COLS " FROM acme_eab WHERE change_seq > ?1 "
+	  "ORDER BY kid",
+	  "INSERT OR REPLACE INTO acme_eab (" ACME_EAB_COLS ") "
+	  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
 };
 
 /* No table depends on another (there are no foreign keys), so any order
@@ -326,7 +344,8 @@ static const struct table tables[] = {
 const char *const store_dump_tables[] = {
 	"change_seq", "meta", "certs", "crl_counter", "crls", "audit",
 	"config_history", "api_tokens", "backups", "custody",
-	"acme_accounts", "acme_orders", "acme_authzs", "acme_challenges", NULL
+	"acme_accounts", "acme_orders", "acme_authzs", "acme_challenges",
+	"acme_eab", NULL
 };
 
 static const struct table *

@@ -148,6 +148,23 @@ static const char *const migrations[] = {
 	"  validated INTEGER, error TEXT, change_seq INTEGER NOT NULL);"
 	"CREATE INDEX acme_challenges_authz ON acme_challenges (authz_id);"
 	"CREATE INDEX acme_challenges_seq ON acme_challenges (change_seq);",
+	/* 5: ACME external account binding keys (store_acme.h): the HMAC key
+	 * only sealed to the home's EAB key (src/ca/eab_seal.h), never in
+	 * the clear. */
+	"CREATE TABLE acme_eab (kid TEXT PRIMARY KEY, sealed BLOB NOT NULL,"
+	"  note TEXT NOT NULL, created_at INTEGER NOT NULL,"
+	"  revoked_at INTEGER, account_id TEXT, bound_at INTEGER,"
+	"  change_seq INTEGER NOT NULL);"
+	"CREATE INDEX acme_eab_seq ON acme_eab (change_seq);",
+	/* 6: ACME rate limits (orders of an account in a period,
+	 * certificates for a name in a period) and lookups by the
+	 * certificate an order produced or replaces. */
+	"CREATE INDEX acme_orders_recent ON acme_orders (account_id,"
+	"  created_at);"
+	"CREATE INDEX acme_orders_cert ON acme_orders (cert_serial);"
+	"CREATE INDEX acme_orders_replaces ON acme_orders (replaces);"
+	"CREATE INDEX acme_authzs_ident ON acme_authzs (identifier_type,"
+	"  identifier_value, wildcard);",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

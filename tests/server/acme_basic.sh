@@ -39,10 +39,10 @@ n=$(count_audit "$ca" ok acme-account-deactivate)
 assert_eq 1 "$n" "audited deactivations"
 ok "three accounts created, one update, one key change, one deactivation audited"
 n=$(count_audit "$ca" ok acme-order-new)
-assert_eq 59 "$n" "audited new orders"
+assert_eq 60 "$n" "audited new orders"
 n=$(count_audit "$ca" ok acme-authz-deactivate)
 assert_eq 1 "$n" "audited authorization deactivations"
-ok "59 orders and one authorization deactivation audited"
+ok "60 orders and one authorization deactivation audited"
 
 srv_stop "$ca"
 srv_stopped_cleanly "$ca"

@@ -25,7 +25,7 @@
 #include "store/store_dump.h"
 #include "store/store_int.h"
 
-#define NTABLES 14
+#define NTABLES 15
 
 struct fx {
 	char dir[4096];
@@ -186,6 +186,32 @@ static const char nasty[] = "CN=\"q\\u\",O=a\nb\tc\r\x01\x1f\x7f"
 /* A configuration with a Latin-1 byte: not UTF-8. */
 static const char latin1[] = "# caf\xe9 \xff\n[ca]\nname = x\n";
 
+/* EAB keys: one bound and revoked, one fresh; the sealed keys are any
+ * bytes to the store (a NUL and 0xff among them). */
+static void
+acme_eab_add(struct store *st)
+{
+	struct store_acme_eab e;
+	unsigned char sealed[77];
+	size_t i;
+
+	for (i = 0; i < sizeof(sealed); i++)
+		sealed[i] = (unsigned char)(i * 37 + 255);
+	memset(&e, 0, sizeof(e));
+	snprintf(e.kid, sizeof(e.kid), "eab1");
+	e.sealed = sealed;
+	e.sealed_len = sizeof(sealed);
+	e.note = (char *)nasty;
+	e.created_at = 1700000900;
+	OK(store_acme_eab_create(st, &e));
+	OK(store_acme_eab_bind(st, "eab1", "acct1", 1700000910));
+	OK(store_acme_eab_revoke(st, "eab1", 1700000920));
+	snprintf(e.kid, sizeof(e.kid), "eab2");
+	e.note = NULL;
+	e.sealed_len = 1;
+	OK(store_acme_eab_create(st, &e));
+}
+
 /* An ACME account with one order, authorization and challenge, so that
  * every table of the schema has a row. */
 static void
@@ -218,6 +244,7 @@ acme_add(struct store *st)
 	snprintf(c.type, sizeof(c.type), "http-01");
 	snprintf(c.token, sizeof(c.token), "tok1");
 	OK(store_acme_order_create(st, &o, &z, 1));
+	acme_eab_add(st);
 }
 
 static void
@@ -570,6 +597,9 @@ test_roundtrip_full(void **state)
 	assert_int_equal(d.rows[table_index("change_seq")], 1);
 	assert_int_equal(d.rows[table_index("crl_counter")], 1);
 	assert_int_equal(d.rows[table_index("custody")], 3);
+	assert_int_equal(d.rows[table_index("acme_eab")], 2);
+	assert_non_null(strstr(d.t[table_index("acme_eab")].p,
+	    "\"account_id\":\"acct1\""));
 
 	/* Counts at the snapshot. */
 	assert_int_equal(d.counts.certs, 7);
@@ -801,6 +831,7 @@ test_incremental(void **state)
 	backup_add(fx->st, "b1", 0, 20);	/* replaced */
 	backup_add(fx->st, "b2", 20, 30);
 	custody_add(fx->st, "bb22", "moved");
+	OK(store_acme_eab_bind(fx->st, "eab2", "acct9", 1700001000));
 
 	dump_store(fx->path, n1, &inc);
 	assert_true(inc.seq > n1);
@@ -810,6 +841,7 @@ test_incremental(void **state)
 	assert_int_equal(inc.rows[table_index("api_tokens")], 2);
 	assert_int_equal(inc.rows[table_index("backups")], 2);
 	assert_int_equal(inc.rows[table_index("custody")], 1);
+	assert_int_equal(inc.rows[table_index("acme_eab")], 1);
 	assert_int_equal(inc.rows[table_index("crls")], 0);
 	assert_int_equal(inc.rows[table_index("config_history")], 0);
 	/* The counters always. */
@@ -1333,12 +1365,13 @@ test_migration(void **state)
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE backups; DROP TABLE "
 	    "custody; DROP TABLE acme_accounts; DROP TABLE acme_orders; "
 	    "DROP TABLE acme_authzs; DROP TABLE acme_challenges; "
-	    "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	    "DROP TABLE acme_eab; PRAGMA user_version = 2", NULL, NULL, NULL),
+	    SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_snapshot_open(fx->path, &s), CK_E_STORE);
 	assert_contains(ck_err_msg(), "schema version 2");
 	OK(store_open(fx->path, 0, &fx->st));
-	assert_int_equal(store_schema_version(), 4);
+	assert_true(store_schema_version() >= 5);
 	custody_add(fx->st, "cc33", "created");
 	backup_add(fx->st, "b9", 0, 1);
 	OK(store_snapshot_open(fx->path, &s));
