@@ -313,12 +313,15 @@ acme_directory(void *ctx, const struct http_request *req,
 	snprintf(u[3], sizeof(u[3]), "%s/acme/revoke-cert", cx.base);
 	snprintf(u[4], sizeof(u[4]), "%s/acme/key-change", cx.base);
 	snprintf(u[5], sizeof(u[5]), "%s/acme/renewal-info", cx.base);
+	/* The configuration is swapped under the write lock (SIGHUP). */
+	pthread_rwlock_rdlock(&cx.sv->lock);
 	ac = &cx.sv->ca->cfg->acme;
 	meta = json_pack("{s:b}", "externalAccountRequired",
 	    ac->eab_required);
 	if (meta != NULL && ac->caa_identity[0] != '\0')
 		json_object_set_new(meta, "caaIdentities",
 		    json_pack("[s]", ac->caa_identity));
+	pthread_rwlock_unlock(&cx.sv->lock);
 	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o}",
 	    "newNonce", u[0], "newAccount", u[1], "newOrder", u[2],
 	    "revokeCert", u[3], "keyChange", u[4], "renewalInfo", u[5],
@@ -824,7 +827,10 @@ acme_new_account(void *ctx, const struct http_request *req,
 		goto out;
 	}
 	v = json_object_get(p, "externalAccountBinding");
-	if (v == NULL && cx.sv->ca->cfg->acme.eab_required) {
+	pthread_rwlock_rdlock(&cx.sv->lock);
+	r = cx.sv->ca->cfg->acme.eab_required;
+	pthread_rwlock_unlock(&cx.sv->lock);
+	if (v == NULL && r) {
 		acme_problem(&cx, resp, 400, "externalAccountRequired", "this "
 		    "server registers only accounts with an external account "
 		    "binding (ask the CA's operators for a key id and key)");

@@ -3,21 +3,26 @@
  *
  *   GET       /acme/directory
  *   HEAD, GET /acme/new-nonce
- *   POST      /acme/new-account
+ *   POST      /acme/new-account       (external account binding: acme_eab.h)
  *   POST      /acme/acct/ID           (POST-as-GET, contact, deactivate)
  *   POST      /acme/key-change        (account key rollover)
- *   POST      /acme/new-order         (RFC 8555 7.4; ip per RFC 8738)
+ *   POST      /acme/new-order         (RFC 8555 7.4; ip per RFC 8738;
+ *                                     "replaces" per RFC 9773)
  *   POST      /acme/order/ID          (POST-as-GET)
+ *   POST      /acme/order/ID/finalize (acme_cert.c)
  *   POST      /acme/acct/ID/orders[/CURSOR]  (the account's orders, paged
  *                                     by Link rel="next")
  *   POST      /acme/authz/ID          (POST-as-GET, deactivation)
- *   POST      /acme/chall/ID          (POST-as-GET; XXX POST {} does not
- *                                     start validation yet)
+ *   POST      /acme/chall/ID          (POST-as-GET; POST {} starts
+ *                                     validation: acme_chall.c)
+ *   POST      /acme/cert/ID           (the certificate of order ID, with
+ *                                     its chain)
+ *   POST      /acme/revoke-cert
+ *   GET       /acme/renewal-info/CERTID   (RFC 9773)
  *
- * Orders are judged by the name rules of the "tls-server" profile (the
- * default server profile; the configuration names none for ACME yet).
- * Orders, authorizations and challenges are visible to their account
- * only. Finalize and certificate download are not built yet.
+ * Orders are judged by the name rules of the [acme] profile (tls-server
+ * unless configured). Orders, authorizations, challenges and certificates
+ * are visible to their account only. docs/acme.md describes the whole.
  *
  * URLs are absolute and built from the request's Host header
  * ("https://" HOST), because the configuration names no public URL for
@@ -31,13 +36,9 @@
  * with 413 by the HTTP layer before they reach the handlers (that answer
  * carries no nonce).
  *
- * Account, order and authorization writes go through the issuance pipeline's group transaction
- * together with their audit entries; reads use the server's read
+ * Every write goes through the issuance pipeline's group transaction
+ * together with its audit entries; reads use the server's read
  * connection.
- *
- * XXX External account binding is not enforced yet: a binding in a
- * newAccount request is ignored (RFC 8555 7.3.4 allows that for a server
- * that does not require one); the keys and the switch come later.
  */
 #ifndef CK_PROTO_ACME_H
 #define CK_PROTO_ACME_H

@@ -435,7 +435,7 @@ acme_finalize(void *ctx, const struct http_request *req,
 	struct ck_csr *csr = NULL;
 	struct ck_issue_params ip;
 	struct fin_job *f = NULL;
-	char id[STORE_ACME_ID_SIZE], user[96], why[640];
+	char id[STORE_ACME_ID_SIZE], user[96], why[640], profile[64];
 	unsigned char *der = NULL;
 	size_t der_len = 0, n;
 	const char *st;
@@ -518,12 +518,17 @@ acme_finalize(void *ctx, const struct http_request *req,
 	memset(&ip, 0, sizeof(ip));
 	ip.csr = der;
 	ip.csr_len = der_len;
-	ip.profile = acme_profile_name(cx.sv);
-	ip.days = fin_days(cx.sv, &o, ck_time_now());
+	ip.profile = profile;
 	ip.path_len = -1;
 	ip.requester = user;
+	/* The configuration is swapped under the write lock (SIGHUP). */
+	pthread_rwlock_rdlock(&cx.sv->lock);
+	snprintf(profile, sizeof(profile), "%s", acme_profile_name(cx.sv));
+	ip.days = fin_days(cx.sv, &o, ck_time_now());
 	ck_err_clear();
-	if ((r = ck_issue_prepare(cx.sv->ca, &ip, NULL, &f->job)) != 0) {
+	r = ck_issue_prepare(cx.sv->ca, &ip, NULL, &f->job);
+	pthread_rwlock_unlock(&cx.sv->lock);
+	if (r != 0) {
 		snprintf(why, sizeof(why), "%s", ck_err_msg()[0] ?
 		    ck_err_msg() : ck_strerror(r));
 		hr = refuse(&cx, req, resp, user, "issue", o.id, ip.profile,
@@ -1029,7 +1034,9 @@ acme_renewal_info(void *ctx, const struct http_request *req,
 		start = c->revoked_at;
 		end = c->revoked_at + 3600;
 	} else {
+		pthread_rwlock_rdlock(&cx.sv->lock);
 		pct = cx.sv->ca->cfg->acme.ari_percent;
+		pthread_rwlock_unlock(&cx.sv->lock);
 		life = c->not_after - c->not_before;
 		start = c->not_before + life * pct / 100;
 		end = start + (c->not_after - start) / 2;
