@@ -348,7 +348,35 @@ def new_account(c, kind="ES256"):
 # ------------------------------------------------------------------ main
 
 
+def limits(api, ca):
+    """[acme] orders_per_hour = 2, certs_per_name_per_week = 1."""
+    dom = os.environ.get("SRV_DOMAIN", "certkeep.test")
+    c = Client(api, ca)
+    _, _, data = c.http("GET", api + "/acme/directory")
+    c.dir = json.loads(data)
+    k, kid = new_account(c)
+    url = c.dir["newOrder"]
+    res = c.post(url, c.jws(k, url, {"identifiers": [
+        {"type": "dns", "value": "www." + dom}]}, kid=kid))
+    problem(res, 429, "rateLimited", "an order for a name with a "
+            "certificate this week (limit 1)")
+    if not res[1].get("Retry-After"):
+        fail("rateLimited without Retry-After")
+    for i in range(2):
+        order(c, k, kid, [("dns", "fresh%d.%s" % (i, dom))])
+    ok("two orders for fresh names accepted")
+    res = c.post(url, c.jws(k, url, {"identifiers": [
+        {"type": "dns", "value": "fresh9." + dom}]}, kid=kid))
+    problem(res, 429, "rateLimited", "a third order within the hour "
+            "(limit 2)")
+    k2, kid2 = new_account(c)
+    order(c, k2, kid2, [("dns", "fresh9." + dom)])
+    ok("another account is not limited by the first one's orders")
+
+
 def main():
+    if sys.argv[1] == "--limits":
+        return limits(sys.argv[2], sys.argv[3])
     api, ca, dns_port, http_port, tls_port, outdir = sys.argv[1:7]
     dom = os.environ.get("SRV_DOMAIN", "certkeep.test")
     ds = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -6,7 +6,8 @@
 # checks, download, challenges answered wrongly or not at all, ARI, and
 # revocation by the ordering account, by the certificate's key and
 # refused to others. Then: the certificates verify, OCSP and the CRL say
-# revoked, every step is audited, and the ACME state survives a restart.
+# revoked, every step is audited, the ACME state survives a restart, and
+# the rate limits refuse with rateLimited.
 source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
 
 command -v python3 >/dev/null 2>&1 || fail "this test needs python3"
@@ -93,6 +94,17 @@ n=$(sqlite3 "$ca/store.db" "SELECT count(*) FROM acme_orders WHERE status = 'val
 n=$(sqlite3 "$ca/store.db" "SELECT count(*) FROM acme_orders WHERE status = 'processing'" 2>/dev/null || echo x)
 assert_eq 0 "$n" "orders left processing"
 ok "$(sqlite3 "$ca/store.db" "SELECT count(*) FROM acme_orders") orders kept, none processing"
+srv_stop "$ca"
+
+say "rate limits"
+conf_set "$ca" acme orders_per_hour 2
+conf_set "$ca" acme certs_per_name_per_week 1
+srv_start "$ca"
+rc=0
+SRV_DOMAIN="$SRV_DOMAIN" python3 "$(dirname "${BASH_SOURCE[0]}")/acme_flow.py" \
+    --limits "$API" "$SRV_CA" >"$T/limits.out" 2>&1 || rc=$?
+cat "$T/limits.out"
+[[ $rc -eq 0 ]] || fail "the rate limit checks failed (exit $rc)"
 srv_stop "$ca"
 srv_stopped_cleanly "$ca"
 ok "stopped"
