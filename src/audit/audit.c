@@ -164,6 +164,8 @@ struct verify_state {
 	struct audit_report *rep;
 	int64_t expect_id;
 	unsigned char prev[32];
+	int (*each)(const struct store_audit_entry *e, void *arg);
+	void *arg;
 };
 
 static int
@@ -192,6 +194,13 @@ verify_one(const struct store_audit_entry *e, void *arg)
 	audit_entry_hash(e, h);
 	if (memcmp(h, e->hash, 32) != 0)
 		return bad(vs->rep, e->id, "entry was altered (hash mismatch)");
+	if (vs->each != NULL) {
+		int r = vs->each(e, vs->arg);
+		if (r == CK_E_TAMPER && vs->rep->first_bad == 0)
+			vs->rep->first_bad = e->id;
+		if (r != 0)
+			return r;
+	}
 	memcpy(vs->prev, e->hash, 32);
 	vs->expect_id++;
 	vs->rep->entries++;
@@ -201,12 +210,22 @@ verify_one(const struct store_audit_entry *e, void *arg)
 int
 audit_verify(struct store *st, struct audit_report *rep)
 {
+	return audit_verify_each(st, NULL, NULL, rep);
+}
+
+int
+audit_verify_each(struct store *st,
+    int (*each)(const struct store_audit_entry *e, void *arg), void *arg,
+    struct audit_report *rep)
+{
 	struct verify_state vs;
 	char *head = NULL, hex[65], want[128];
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
 	memset(&vs, 0, sizeof(vs));
+	vs.each = each;
+	vs.arg = arg;
 	vs.rep = rep;
 	vs.expect_id = 1;
 	if ((r = store_audit_iter(st, 1, verify_one, &vs)) != 0)

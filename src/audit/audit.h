@@ -75,6 +75,15 @@ struct audit_report {
  */
 int audit_verify(struct store *st, struct audit_report *rep);
 
+/*
+ * audit_verify(), calling EACH (if not NULL) for every entry whose link
+ * and hash are good, in order: a non-zero return stops the walk and is
+ * returned (CK_E_TAMPER with rep->reason set by EACH names that entry).
+ */
+int audit_verify_each(struct store *st,
+    int (*each)(const struct store_audit_entry *e, void *arg), void *arg,
+    struct audit_report *rep);
+
 /* The operating-system user name of this process (static storage). */
 const char *audit_os_user(void);
 

@@ -353,6 +353,15 @@ handler(void *user, const char *section, const char *name, const char *value)
 		return server_setting(ps, name, value);
 	if (strcmp(section, "acme") == 0)
 		return acme_setting(ps, name, value);
+	if (strcmp(section, "audit") == 0) {
+		if (strcmp(name, "checkpoint_interval") == 0)
+			return set_uint(ps,
+			    &cfg->audit.checkpoint_interval_s, name, value, 0,
+			    86400);
+		if (strcmp(name, "syslog") == 0)
+			return set_bool(ps, &cfg->audit.syslog, name, value);
+		return fail(ps, "[audit]: unknown setting '%s'%s", name, "");
+	}
 	if (strncmp(section, "profile.", 8) == 0) {
 		if ((p = find_or_add_profile(ps, section + 8)) == NULL)
 			return 0;
@@ -442,6 +451,8 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 	cfg->acme.tlsalpn01_port = 443;
 	cfg->acme.validation_timeout_s = 10;
 	cfg->acme.ari_percent = 67;
+	cfg->audit.checkpoint_interval_s = 300;
+	cfg->audit.syslog = 1;
 	memset(&ps, 0, sizeof(ps));
 	ps.cfg = cfg;
 	line = ini_parse_string(copy, handler, &ps);

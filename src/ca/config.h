@@ -16,6 +16,9 @@
  *                  http01_port, tlsalpn01_port, validation_timeout,
  *                  caa_identity, orders_per_hour, certs_per_name_per_week,
  *                  ari_percent
+ *   [audit]        checkpoint_interval (seconds, 0: only at start and
+ *                  stop), syslog (true: certkeepd sends every entry to
+ *                  syslog, facility authpriv)
  *   [profile.NAME] see profile.h
  *
  * OCSP signing ([server]): ocsp_signer = ca (the default) signs every
@@ -110,6 +113,11 @@ struct ck_acme_config {
 	unsigned ari_percent;		/* renewal window start, % of life */
 };
 
+struct ck_audit_config {
+	unsigned checkpoint_interval_s;	/* default 300 */
+	int syslog;			/* default 1 */
+};
+
 struct ck_config {
 	char key_file[CK_CONFIG_STR];
 	char cert_file[CK_CONFIG_STR];
@@ -125,6 +133,7 @@ struct ck_config {
 	struct ck_server_config server;
 	struct ck_backup_config backup;
 	struct ck_acme_config acme;
+	struct ck_audit_config audit;
 	struct ck_profile *profiles;
 	size_t nprofiles;
 };

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "audit/audit.h"
+#include "audit/checkpoint.h"
 #include "ca/ca.h"
 #include "common/err.h"
 #include "common/fsutil.h"
@@ -254,6 +255,10 @@ main(int argc, char **argv)
 	server_stop(&sv);
 	(void)ck_ca_audit(ca, "service-stop", home, AUDIT_OK,
 	    sig == SIGINT ? "SIGINT" : "SIGTERM");
+	/* The log ends signed: a truncation of what this run wrote shows. */
+	if (audit_checkpoint(ca, NULL, NULL) != 0)
+		ck_error("audit checkpoint at stop: %s", ck_err_msg());
+	server_audit_stopped(&sv);
 	unlink(pidpath);
 	unlink(urlpath);
 	ck_ca_close(ca);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -15,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "audit/audit.h"
+#include "audit/checkpoint.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -640,6 +642,99 @@ ocsp_signer_tend(struct server *sv, int64_t now, int reload)
 	}
 }
 
+/* ---- the audit log: checkpoints and the syslog copy ---- */
+
+#define AUDIT_SYSLOG_NEXT_KEY "audit_syslog_next"
+#define AUDIT_SYSLOG_BACKLOG 10000	/* at most sent at start */
+
+static int
+cp_write(struct ck_ca *ca, void *arg)
+{
+	(void)arg;
+	return audit_checkpoint(ca, NULL, NULL);
+}
+
+/* A checkpoint now (through the committer, which owns the store). */
+static int
+audit_cp_now(struct server *sv)
+{
+	char msg[256];
+	int r;
+
+	if ((r = ck_pipeline_write_wait(sv->pl, cp_write, NULL, msg,
+	    sizeof(msg))) != 0)
+		ck_error("audit checkpoint: %s", msg);
+	sv->audit_cp_at = ck_time_now();
+	return r;
+}
+
+/* At start: a checkpoint over what happened while we were stopped, and
+ * the syslog copy resumed where the last run left it. */
+static int
+audit_start(struct server *sv)
+{
+	char *v = NULL;
+	unsigned char h[32];
+	int64_t head = 0;
+	int r;
+
+	if ((r = audit_cp_now(sv)) != 0)
+		return r;
+	sv->audit_syslog = sv->ca->cfg->audit.syslog;
+	if (!sv->audit_syslog)
+		return 0;
+	openlog("certkeepd", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+	pthread_mutex_lock(&sv->rd_mu);
+	if (store_audit_last(sv->rd, &head, h) != 0)
+		head = 0;
+	if (store_meta_get(sv->rd, AUDIT_SYSLOG_NEXT_KEY, &v) == 0)
+		sv->audit_syslog_next = strtoll(v, NULL, 10);
+	pthread_mutex_unlock(&sv->rd_mu);
+	free(v);
+	if (sv->audit_syslog_next < 1)
+		sv->audit_syslog_next = 1;
+	if (sv->audit_syslog_next < head - AUDIT_SYSLOG_BACKLOG + 1)
+		sv->audit_syslog_next = head - AUDIT_SYSLOG_BACKLOG + 1;
+	return 0;
+}
+
+static void
+audit_tend(struct server *sv, int64_t now)
+{
+	unsigned interval;
+	int64_t last;
+
+	pthread_rwlock_rdlock(&sv->lock);
+	interval = sv->ca->cfg->audit.checkpoint_interval_s;
+	pthread_rwlock_unlock(&sv->lock);
+	if (sv->audit_syslog) {
+		pthread_mutex_lock(&sv->rd_mu);
+		if (audit_syslog_send(sv->rd, sv->audit_syslog_next,
+		    &last) == 0)
+			sv->audit_syslog_next = last + 1;
+		pthread_mutex_unlock(&sv->rd_mu);
+	}
+	if (interval == 0 || now - sv->audit_cp_at < (int64_t)interval)
+		return;
+	(void)audit_cp_now(sv);
+}
+
+void
+server_audit_stopped(struct server *sv)
+{
+	int64_t last;
+	char v[32];
+
+	if (!sv->audit_syslog)
+		return;
+	if (audit_syslog_send(sv->ca->st, sv->audit_syslog_next,
+	    &last) == 0)
+		sv->audit_syslog_next = last + 1;
+	snprintf(v, sizeof(v), "%lld", (long long)sv->audit_syslog_next);
+	(void)store_meta_set(sv->ca->st, AUDIT_SYSLOG_NEXT_KEY, v);
+	closelog();
+}
+
 static void *
 housekeeper_main(void *arg)
 {
@@ -698,6 +793,7 @@ housekeeper_main(void *arg)
 		    (sv->crl_next_update - sv->crl_this_update) / 2)
 			(void)server_crl_refresh(sv);
 		ocsp_signer_tend(sv, ck_time_now(), want_ocsp);
+		audit_tend(sv, ck_time_now());
 	}
 	return NULL;
 }
@@ -856,8 +952,23 @@ server_eab_unlock(struct server *sv, struct ck_ca *ca,
 		    "account binding key with 'certkeep acme eab create', or "
 		    "set eab_required = false", EAB_SEAL_KEY_FILE);
 	if (r == CK_E_NOTFOUND) {
+		char pub[4096];
+
 		ck_err_clear();
+		if (ck_path_join(pub, sizeof(pub), ca->home,
+		    EAB_SEAL_PUB_FILE) == 0 && ck_fs_exists(pub))
+			ck_warn("%s is missing (%s is there): external account "
+			    "bindings cannot be checked until it is restored "
+			    "('certkeep key restore')", EAB_SEAL_KEY_FILE,
+			    EAB_SEAL_PUB_FILE);
 		return 0;
+	}
+	if (r == CK_E_PASSPHRASE) {
+		char msg[1024];
+
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+		return ck_err_set(r, "%s; the ACME EAB key must be under the CA "
+		    "key's passphrase", msg);
 	}
 	return r;
 }
@@ -913,6 +1024,8 @@ server_start(struct server *sv, struct ck_ca *ca)
 	    &cert_pem)) != 0)
 		goto fail;
 	if ((r = ck_pipeline_start(ca, cf->signers, &sv->pl)) != 0)
+		goto fail;
+	if ((r = audit_start(sv)) != 0)
 		goto fail;
 	if ((r = server_crl_refresh(sv)) != 0)
 		goto fail;

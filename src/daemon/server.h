@@ -53,6 +53,10 @@ struct server {
 	 * read-only while serving, freed by server_stop(). */
 	EVP_PKEY *eab_key;
 	struct acme_va *acme_va;	/* ACME challenge validation */
+	/* The audit log's checkpoints and its syslog copy (housekeeper). */
+	int64_t audit_cp_at;		/* time of the last checkpoint */
+	int audit_syslog;		/* [audit] syslog, fixed at start */
+	int64_t audit_syslog_next;	/* the next entry to send */
 	/* Who signs OCSP responses, fixed at start ([server] ocsp_signer);
 	 * the rest only the housekeeper touches (ocsp_reload_wanted under
 	 * hk_mu). */
@@ -105,6 +109,11 @@ int server_eab_unlock(struct server *sv, struct ck_ca *ca,
 
 /* Stop accepting, finish in-flight requests, stop everything. */
 void server_stop(struct server *sv);
+
+/* After server_stop() and the last entries of the run (service-stop, the
+ * final checkpoint): send them to syslog and remember where the copy
+ * ends, for the next start. */
+void server_audit_stopped(struct server *sv);
 
 /* Re-read what a SIGHUP reloads: tokens, CRL (re-signed); a delegated
  * OCSP responder certificate is renewed, or re-read from its files, soon

@@ -280,6 +280,9 @@ srv_stopped_cleanly() {
 	last_audit "$1" >"$T/.last-audit"
 	assert_grep '^ *[0-9]+ \S+ \S+ +service-stop +ok ' "$T/.last-audit" \
 	    "the last audit entry after a stop"
+	_audit_show "$1" | tail -n 1 >"$T/.last-audit"
+	assert_grep '^ *[0-9]+ \S+ \S+ +audit-checkpoint +ok ' \
+	    "$T/.last-audit" "a signed checkpoint ends the log after a stop"
 }
 
 # srv_token HOME NAME PROFILES [token options...]: prints the token.
