@@ -23,36 +23,6 @@
 #define HEAD_TAG "certkeep-audit-head"
 #define HEAD_KEY "audit_head_signed"
 
-static int
-hex_val(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Lower- or upper-case hex of exactly N bytes into OUT; -1 otherwise. */
-static int
-hex_decode(const char *s, size_t slen, unsigned char *out, size_t n)
-{
-	size_t i;
-	int hi, lo;
-
-	if (slen != 2 * n)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if ((hi = hex_val((unsigned char)s[2 * i])) < 0 ||
-		    (lo = hex_val((unsigned char)s[2 * i + 1])) < 0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 /*
  * The signed head: a second signature, over the checkpoint entry just
  * written (its id and its own hash, which covers the first signature),
@@ -179,7 +149,7 @@ cp_check(const struct store_audit_entry *e, struct cp_state *cs)
 
 	if (dlen == 0 || dlen > CP_CMS_MAX ||
 	    (der = malloc(dlen)) == NULL ||
-	    hex_decode(e->detail, strlen(e->detail), der, dlen) != 0) {
+	    ck_hex_decode(e->detail, strlen(e->detail), der, dlen) != 0) {
 		snprintf(cs->rep->chain.reason, sizeof(cs->rep->chain.reason),
 		    "checkpoint: the signature is not hex");
 		goto out;
@@ -195,7 +165,7 @@ cp_check(const struct store_audit_entry *e, struct cp_state *cs)
 	lh = json_string_value(json_object_get(j, "last_hash"));
 	lid = json_integer_value(json_object_get(j, "last_id"));
 	if (j == NULL || json_integer_value(json_object_get(j, CP_TAG)) != 1 ||
-	    lh == NULL || hex_decode(lh, strlen(lh), h, 32) != 0) {
+	    lh == NULL || ck_hex_decode(lh, strlen(lh), h, 32) != 0) {
 		snprintf(cs->rep->chain.reason, sizeof(cs->rep->chain.reason),
 		    "checkpoint: the signed content is not a checkpoint");
 		goto out;
@@ -249,7 +219,7 @@ head_check(struct store *st, struct cp_state *cs)
 		return r;
 	dlen = strlen(val) / 2;
 	if (dlen == 0 || dlen > CP_CMS_MAX || (der = malloc(dlen)) == NULL ||
-	    hex_decode(val, strlen(val), der, dlen) != 0) {
+	    ck_hex_decode(val, strlen(val), der, dlen) != 0) {
 		r = head_bad(cs, "the signed head is not hex");
 		goto out;
 	}
@@ -262,7 +232,7 @@ head_check(struct store *st, struct cp_state *cs)
 	j = json_loadb(content, clen, JSON_REJECT_DUPLICATES, NULL);
 	hh = json_string_value(json_object_get(j, "checkpoint_hash"));
 	if (j == NULL || json_integer_value(json_object_get(j, HEAD_TAG)) !=
-	    1 || hh == NULL || hex_decode(hh, strlen(hh), h, 32) != 0) {
+	    1 || hh == NULL || ck_hex_decode(hh, strlen(hh), h, 32) != 0) {
 		r = head_bad(cs, "the signed head is not a head");
 		goto out;
 	}
@@ -441,8 +411,8 @@ x_entry(json_t *j, struct store_audit_entry *e)
 	if (!json_is_integer(json_object_get(j, "id")) || e->id < 1 ||
 	    e->user == NULL || e->action == NULL || e->object == NULL ||
 	    e->result == NULL || e->detail == NULL || ph == NULL ||
-	    h == NULL || hex_decode(ph, strlen(ph), e->prev_hash, 32) != 0 ||
-	    hex_decode(h, strlen(h), e->hash, 32) != 0)
+	    h == NULL || ck_hex_decode(ph, strlen(ph), e->prev_hash, 32) != 0 ||
+	    ck_hex_decode(h, strlen(h), e->hash, 32) != 0)
 		return -1;
 	return 0;
 }

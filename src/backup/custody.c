@@ -182,29 +182,6 @@ hex_norm(const char *s, char out[65])
 	return 0;
 }
 
-/* 64 lower-case hex digits to 32 bytes; 0 or -1. */
-static int
-hex_decode32(const char *s, unsigned char out[32])
-{
-	size_t i;
-	int hi, lo;
-
-	if (strlen(s) != 64)
-		return -1;
-	for (i = 0; i < 32; i++) {
-		hi = s[2 * i];
-		lo = s[2 * i + 1];
-		hi = (hi >= '0' && hi <= '9') ? hi - '0' :
-		    (hi >= 'a' && hi <= 'f') ? hi - 'a' + 10 : -1;
-		lo = (lo >= '0' && lo <= '9') ? lo - '0' :
-		    (lo >= 'a' && lo <= 'f') ? lo - 'a' + 10 : -1;
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 void
 ck_custody_entry_hash(const struct store_custody *e, unsigned char out[32])
 {
@@ -849,8 +826,8 @@ entry_from_json(json_t *o, const char *art, const char *kind,
 	if (op[0] == '\0' || pl[0] == '\0')
 		return ck_err_set(CK_E_PARSE, "custody file: entry %lld has no "
 		    "operator or place", (long long)tmp.id);
-	if (hex_decode32(ph, tmp.prev_hash) != 0 ||
-	    hex_decode32(h, tmp.hash) != 0)
+	if (ck_hex_decode(ph, strlen(ph), tmp.prev_hash, 32) != 0 ||
+	    ck_hex_decode(h, strlen(h), tmp.hash, 32) != 0)
 		return ck_err_set(CK_E_PARSE, "custody file: entry %lld has a "
 		    "malformed hash", (long long)tmp.id);
 	tmp.operator_name = (char *)op;

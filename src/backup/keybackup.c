@@ -933,33 +933,6 @@ ks_small_uint(const char *s, size_t len, unsigned *out)
 }
 
 static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;		/* upper case is not what we write */
-}
-
-static int
-ks_hex(const char *s, size_t len, unsigned char *out, size_t outlen)
-{
-	size_t i;
-	int h, l;
-
-	if (len != 2 * outlen)
-		return -1;
-	for (i = 0; i < outlen; i++) {
-		if ((h = hexval((unsigned char)s[2 * i])) < 0 ||
-		    (l = hexval((unsigned char)s[2 * i + 1])) < 0)
-			return -1;
-		out[i] = (unsigned char)(h << 4 | l);
-	}
-	return 0;
-}
-
-static int
 b64val(int c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -1131,10 +1104,10 @@ ck_keyshare_parse(const unsigned char *buf, size_t len,
 		return ck_err_set(CK_E_PARSE, "line 3: bad CA name");
 	memcpy(label, v[1], vl[1]);
 	label[vl[1]] = '\0';
-	if (ks_hex(v[2], vl[2], fp, sizeof(fp)) != 0)
+	if (ck_hex_decode(v[2], vl[2], fp, sizeof(fp)) != 0)
 		return ck_err_set(CK_E_PARSE, "line 4: the key fingerprint "
 		    "must be 64 lower-case hex digits");
-	if (ks_hex(v[3], vl[3], set, sizeof(set)) != 0)
+	if (ck_hex_decode(v[3], vl[3], set, sizeof(set)) != 0)
 		return ck_err_set(CK_E_PARSE, "line 5: the set id must be 32 "
 		    "lower-case hex digits");
 	of = vl[4] >= 5 ? memchr(v[4], ' ', vl[4]) : NULL;

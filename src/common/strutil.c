@@ -88,6 +88,33 @@ ck_hex_encode(const unsigned char *in, size_t len, char *out)
 	out[2 * len] = '\0';
 }
 
+static int
+hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+int
+ck_hex_decode(const char *s, size_t len, unsigned char *out, size_t n)
+{
+	size_t i;
+	int hi, lo;
+
+	if (len != 2 * n)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if ((hi = hex_digit((unsigned char)s[2 * i])) < 0 ||
+		    (lo = hex_digit((unsigned char)s[2 * i + 1])) < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 int
 ck_parse_u64(const char *s, uint64_t min, uint64_t max, const char *what,
     uint64_t *out)

@@ -31,6 +31,10 @@ void ck_strlist_clear(struct ck_strlist *l);
 /* Lower-case hex of `len` bytes into `out` (2*len+1 bytes). */
 void ck_hex_encode(const unsigned char *in, size_t len, char *out);
 
+/* Exactly 2*n lower-case hex digits (LEN of them at S) into n bytes: 0,
+ * or -1 for any other length or character (we only write lower case). */
+int ck_hex_decode(const char *s, size_t len, unsigned char *out, size_t n);
+
 /*
  * Parse an unsigned decimal integer in [min, max] with no trailing junk.
  * Returns 0 or CK_E_PARSE with a message naming `what`.

@@ -836,24 +836,32 @@ store_acme_order_begin_issue(struct store *st, const char *id,
 	    "processing", 0, cert_serial);
 }
 
-int
-store_acme_order_ids_in(struct store *st, const char *status,
-    int (*cb)(const char *id, void *arg), void *arg)
+/* The ids SQL (one parameter, STATUS) yields, to CB. */
+static int
+ids_in(struct store *st, const char *sql, const char *status,
+    int (*cb)(const char *id, void *arg), void *arg, const char *what)
 {
 	sqlite3_stmt *s = NULL;
 	int r, rc;
 
-	if ((r = store_stmt_prepare(st, "SELECT id FROM acme_orders WHERE "
-	    "status = ?1", &s)) != 0)
+	if ((r = store_stmt_prepare(st, sql, &s)) != 0)
 		return r;
 	sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		if ((r = cb((const char *)sqlite3_column_text(s, 0), arg)) != 0)
 			break;
 	if (r == 0 && rc != SQLITE_DONE)
-		r = store_db_err(st, "listing ACME orders");
+		r = store_db_err(st, what);
 	store_stmt_done(st, s);
 	return r;
+}
+
+int
+store_acme_order_ids_in(struct store *st, const char *status,
+    int (*cb)(const char *id, void *arg), void *arg)
+{
+	return ids_in(st, "SELECT id FROM acme_orders WHERE status = ?1",
+	    status, cb, arg, "listing ACME orders");
 }
 
 void
@@ -1113,20 +1121,8 @@ int
 store_acme_challenge_ids_in(struct store *st, const char *status,
     int (*cb)(const char *id, void *arg), void *arg)
 {
-	sqlite3_stmt *s = NULL;
-	int r, rc;
-
-	if ((r = store_stmt_prepare(st, "SELECT id FROM acme_challenges "
-	    "WHERE status = ?1", &s)) != 0)
-		return r;
-	sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-		if ((r = cb((const char *)sqlite3_column_text(s, 0), arg)) != 0)
-			break;
-	if (r == 0 && rc != SQLITE_DONE)
-		r = store_db_err(st, "listing ACME challenges");
-	store_stmt_done(st, s);
-	return r;
+	return ids_in(st, "SELECT id FROM acme_challenges WHERE status = ?1",
+	    status, cb, arg, "listing ACME challenges");
 }
 
 void
