@@ -23,6 +23,7 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/secmem.h"
+#include "common/strutil.h"
 #include "common/timeutil.h"
 #include "proto/jws.h"
 #include "store/store_acme.h"
@@ -40,7 +41,9 @@ static const char acme_usage[] =
 
 enum { O_NOTE = CLI_OPT__FIRST_LOCAL };
 
-/* Bytes of a new HMAC key (HS256's own size) and of a key id. */
+/* Bytes of a new HMAC key (HS256's own size) and of a key id (in hex:
+ * a kid never starts with '-', which command lines would take for an
+ * option). */
 #define EAB_HMAC_BYTES 32
 #define EAB_KID_BYTES 16
 
@@ -57,6 +60,14 @@ note_check(const char *note)
 		if (*p < 0x20 || *p == 0x7f)
 			return ck_err_set(CK_E_INVAL, "the note holds a control "
 			    "character: one line of text, please");
+	return 0;
+}
+
+static int
+count_live(const struct store_acme_eab *e, void *arg)
+{
+	if (e->revoked_at == 0)
+		(*(size_t *)arg)++;
 	return 0;
 }
 
@@ -82,6 +93,21 @@ eab_pub_or_make(struct ck_ca *ca, const struct ck_pass_src *src,
 	if ((r = ck_path_join(kpath, sizeof(kpath), ca->home,
 	    EAB_SEAL_KEY_FILE)) != 0)
 		return r;
+	/* A new pair would orphan the keys sealed to the old one (a home
+	 * rebuilt from a data backup has the rows but not the pair). */
+	if (!ck_fs_exists(kpath)) {
+		size_t live = 0;
+
+		if ((r = store_acme_eab_list(ca->st, count_live, &live)) != 0)
+			return r;
+		if (live > 0)
+			return ck_err_set(CK_E_STATE, "the store holds %zu EAB "
+			    "key(s) sealed to an EAB key pair that is not in "
+			    "this home (%s, %s): bring it back with 'certkeep "
+			    "key restore', or revoke them, before a new pair "
+			    "is made", live, EAB_SEAL_KEY_FILE,
+			    EAB_SEAL_PUB_FILE);
+	}
 	fprintf(stderr, "certkeep: %s: the CA key's passphrase %s\n",
 	    ck_fs_exists(kpath) ? "the EAB public key is missing" :
 	    "this CA has no EAB key pair yet", ck_fs_exists(kpath) ?
@@ -135,7 +161,7 @@ eab_create(struct ck_ca *ca, const struct ck_pass_src *src, const char *note)
 		goto out;
 	}
 	key->len = EAB_HMAC_BYTES;
-	ck_jws_b64url_encode(idb, sizeof(idb), e.kid);
+	ck_hex_encode(idb, sizeof(idb), e.kid);
 	ck_jws_b64url_encode(key->buf, key->len, (char *)text->buf);
 	text->len = strlen((char *)text->buf);
 	if ((r = eab_seal(pub, e.kid, key->buf, key->len, &sealed,
@@ -178,14 +204,14 @@ print_eab(const struct store_acme_eab *e, void *arg)
 	int *n = arg;
 
 	if ((*n)++ == 0)
-		printf("%-22s %-8s %-20s %-20s %-22s %s\n", "KID", "STATE",
+		printf("%-32s %-8s %-20s %-20s %-22s %s\n", "KID", "STATE",
 		    "CREATED", "REVOKED", "ACCOUNT", "NOTE");
 	ck_time_format(e->created_at, c, sizeof(c));
 	if (e->revoked_at != 0)
 		ck_time_format(e->revoked_at, rv, sizeof(rv));
 	if (e->bound_at != 0)
 		ck_time_format(e->bound_at, b, sizeof(b));
-	printf("%-22s %-8s %-20s %-20s %-22s %s%s%s%s\n", e->kid,
+	printf("%-32s %-8s %-20s %-20s %-22s %s%s%s%s\n", e->kid,
 	    e->revoked_at ? "revoked" : e->account_id[0] ? "bound" : "valid",
 	    c, rv, e->account_id[0] ? e->account_id : "-", e->note,
 	    b[0] ? (e->note[0] ? " (bound " : "(bound ") : "", b,
@@ -222,11 +248,13 @@ cmd_acme(int argc, char **argv)
 	const char *home, *group, *sub, *note = NULL;
 	int opt, r, n = 0, ex = CLI_EXIT_OK;
 
-	if ((group = cli_subcommand(&argc, &argv)) == NULL)
+	if ((group = cli_subcommand(&argc, &argv)) == NULL ||
+	    strcmp(group, "eab") != 0 ||
+	    (sub = cli_subcommand(&argc, &argv)) == NULL) {
+		if (argc > 1 && strcmp(argv[argc - 1], "--help") == 0)
+			return cli_help(acme_usage);
 		return cli_usage(acme_usage);
-	if (strcmp(group, "eab") != 0 ||
-	    (sub = cli_subcommand(&argc, &argv)) == NULL)
-		return cli_usage(acme_usage);
+	}
 	cli_common_init(&com);
 	optind = 1;
 	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {

@@ -638,11 +638,11 @@ key_restore(const char *home, struct key_opts *o)
 {
 	struct ck_ca *ca = NULL;
 	struct ck_secret *bpw = NULL, *pw = NULL;
-	EVP_PKEY *key = NULL;
+	EVP_PKEY *key = NULL, *eab = NULL;
 	char path[4096], dir[4096], fp[65] = "", cfp[65] = "", detail[2048];
-	char *slash;
+	char epub[4096], ekey[4096], *slash;
 	size_t dl;
-	int i, r;
+	int i, r, eab_write = 0;
 
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		return cli_fail(r);
@@ -662,7 +662,8 @@ key_restore(const char *home, struct key_opts *o)
 	}
 	if (o->from != NULL) {
 		if ((r = backup_passphrase(&o->bpass, 0, NULL, &bpw)) != 0 ||
-		    (r = ck_keybackup_read_pass(o->from, bpw, &key)) != 0)
+		    (r = ck_keybackup_read_pass(o->from, bpw, &key)) != 0 ||
+		    (r = read_pass_eab(o->from, bpw, &eab)) != 0)
 			goto fail;
 		snprintf(detail, sizeof(detail), "from the passphrase backup "
 		    "%s", o->from);
@@ -685,9 +686,37 @@ key_restore(const char *home, struct key_opts *o)
 		    "belong to this CA's certificate (key %s)", fp, cfp);
 		goto fail;
 	}
+	if (o->neab > 0) {
+		if ((r = ck_keybackup_join(o->eab_shares, o->neab, &eab)) != 0)
+			goto fail;
+		if (!EVP_PKEY_is_a(eab, "X25519")) {
+			r = ck_err_set(CK_E_INVAL, "the --eab-share files hold "
+			    "no ACME EAB key (X25519): CA key shares?");
+			goto fail;
+		}
+	}
+	if ((r = ck_path_join(epub, sizeof(epub), ca->home,
+	    EAB_SEAL_PUB_FILE)) != 0 ||
+	    (r = ck_path_join(ekey, sizeof(ekey), ca->home,
+	    EAB_SEAL_KEY_FILE)) != 0)
+		goto fail;
+	/* Refused before anything is written: an EAB public key of another
+	 * pair (the store's sealed keys would not open). */
+	if (eab != NULL && (r = eab_key_restore_check(ca->home, eab)) != 0 &&
+	    r != CK_E_EXISTS)
+		goto fail;
 	if ((r = ck_passphrase_read(&o->com.pass, "New CA key passphrase: ", 1,
 	    CK_PASSPHRASE_MIN, &pw)) != 0)
 		goto fail;
+	if (eab != NULL && (r = eab_restore_plan(ca, eab, pw,
+	    &eab_write)) != 0)
+		goto fail;
+	if (eab == NULL && ck_fs_exists(epub) && !ck_fs_exists(ekey))
+		fprintf(stderr, "certkeep: warning: this CA has ACME EAB keys "
+		    "(%s) but the backup holds no EAB private key: bindings "
+		    "cannot be checked until %s is back%s\n", EAB_SEAL_PUB_FILE,
+		    EAB_SEAL_KEY_FILE, o->from == NULL ? " (its shares go in "
+		    "as --eab-share)" : "");
 	/* private/ may have gone with the key. */
 	snprintf(dir, sizeof(dir), "%s", path);
 	if ((slash = strrchr(dir, '/')) != NULL) {
@@ -702,9 +731,26 @@ key_restore(const char *home, struct key_opts *o)
 		(void)unlink(path);
 		goto fail;
 	}
+	/* Under the same passphrase: certkeepd unlocks both with it. */
+	if (eab_write && (r = eab_key_restore(ca->home, eab, pw,
+	    o->log2n)) != 0) {
+		(void)unlink(path);
+		goto fail;
+	}
+	if (eab != NULL) {
+		dl = strlen(detail);
+		snprintf(detail + dl, sizeof(detail) - dl, "; %s ACME EAB key",
+		    eab_write ? "with the" : "kept the home's");
+	}
 	if ((r = ck_ca_audit(ca, "key-restore", fp, AUDIT_OK, detail)) != 0)
 		goto fail;
 	printf("Restored the CA key (%s) into %s.\n", fp, path);
+	if (eab_write)
+		printf("Restored the ACME EAB key into %s.\n", ekey);
+	else if (eab != NULL)
+		printf("Kept the ACME EAB key in %s: the backed-up one is the "
+		    "same.\n", ekey);
+	EVP_PKEY_free(eab);
 	EVP_PKEY_free(key);
 	ck_secret_free(pw);
 	ck_secret_free(bpw);
@@ -713,6 +759,7 @@ key_restore(const char *home, struct key_opts *o)
 fail:
 	r = audit_failure(ca, "key-restore", fp[0] ? fp : cfp[0] ? cfp :
 	    ca->cfg->key_file, r);
+	EVP_PKEY_free(eab);
 	EVP_PKEY_free(key);
 	ck_secret_free(pw);
 	ck_secret_free(bpw);
@@ -773,6 +820,7 @@ cmd_key(int argc, char **argv)
 		{ "out-dir", required_argument, NULL, O_OUTDIR },
 		{ "from", required_argument, NULL, O_FROM },
 		{ "share", required_argument, NULL, O_SHARE },
+		{ "eab-share", required_argument, NULL, O_EAB_SHARE },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct key_opts o;
@@ -835,6 +883,11 @@ cmd_key(int argc, char **argv)
 				return cli_usage(key_usage);
 			o.shares[o.nshare++] = optarg;
 			break;
+		case O_EAB_SHARE:
+			if (o.neab == CK_KEYBACKUP_MAX_SHARES)
+				return cli_usage(key_usage);
+			o.eab_shares[o.neab++] = optarg;
+			break;
 		default:
 			return cli_usage(key_usage);
 		}
@@ -850,7 +903,8 @@ cmd_key(int argc, char **argv)
 	bp = o.bpass.kind != CK_PASS_TTY;
 	if (backup) {
 		if ((o.out != NULL) == (o.n != 0 || o.m != 0 || o.ncust != 0 ||
-		    o.out_dir != NULL) || o.from != NULL || o.nshare != 0)
+		    o.out_dir != NULL) || o.from != NULL || o.nshare != 0 ||
+		    o.neab != 0)
 			return cli_usage(key_usage);
 		if (o.out == NULL) {
 			if (o.n == 0 || o.m == 0 || o.out_dir == NULL || bp)
@@ -877,7 +931,8 @@ cmd_key(int argc, char **argv)
 	if (restore) {
 		if ((o.from != NULL) == (o.nshare != 0) || o.out != NULL ||
 		    o.out_dir != NULL || o.n != 0 || o.m != 0 ||
-		    o.ncust != 0 || (bp && o.from == NULL))
+		    o.ncust != 0 || (bp && o.from == NULL) ||
+		    (o.neab != 0 && o.from != NULL))
 			return cli_usage(key_usage);
 		if (o.log2n > KEYSTORE_SCRYPT_LOG2N) {
 			fprintf(stderr, "certkeep: --scrypt-log2n must be 10..%d "
@@ -889,7 +944,7 @@ cmd_key(int argc, char **argv)
 	}
 	if (strcmp(sub, "fingerprint") == 0) {
 		if (o.out || o.out_dir || o.from || o.nshare || o.ncust ||
-		    o.n || o.m || o.log2n || bp)
+		    o.n || o.m || o.log2n || bp || o.neab)
 			return cli_usage(key_usage);
 		return key_fingerprint(home);
 	}
