@@ -909,13 +909,15 @@ out:
 static void
 why_add(char *why, size_t whysz, const struct sockaddr *sa, const char *msg)
 {
-	char addr[80];
+	char addr[80], one[400];
 	size_t l = strlen(why);
 
 	dns_addr_format(sa, addr, sizeof(addr));
+	snprintf(one, sizeof(one), "%s: %s", addr, msg);
+	if (strstr(why, one) != NULL)	/* the same again, next round */
+		return;
 	if (l + 1 < whysz)
-		snprintf(why + l, whysz - l, "%s%s: %s", l > 0 ? "; " : "",
-		    addr, msg);
+		snprintf(why + l, whysz - l, "%s%s", l > 0 ? "; " : "", one);
 }
 
 /* One question asked of the servers in turn; no CNAME re-query here. */
