@@ -132,6 +132,7 @@ struct cp_state {
 	STACK_OF(X509) *trusted;
 	struct audit_signed_report *rep;
 	unsigned char last_cp_hash[32];
+	int key_used;		/* an entry that needed the certified key */
 };
 
 /* Check checkpoint E: its signature, and that it names the entry before
@@ -257,14 +258,49 @@ out:
 	return r;
 }
 
+/* Entries that only a certified CA key at hand can have produced; after
+ * any of them, certkeep has written a checkpoint. */
+static int
+key_use(const struct store_audit_entry *e)
+{
+	static const char *const acts[] = { "issue", "crl", "service-start",
+	    "backup", NULL };
+	size_t i;
+
+	if (strcmp(e->result, AUDIT_OK) != 0)
+		return 0;
+	for (i = 0; acts[i] != NULL; i++)
+		if (strcmp(e->action, acts[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 verify_each(const struct store_audit_entry *e, void *arg)
 {
 	struct cp_state *cs = arg;
 
+	if (key_use(e))
+		cs->key_used = 1;
 	if (strcmp(e->action, AUDIT_CHECKPOINT_ACTION) != 0)
 		return 0;
 	return cp_check(e, cs);
+}
+
+/* 0 when the CA's key cannot make the CMS signatures of checkpoints
+ * (Ed25519 and Ed448 with OpenSSL 3.0): such a log has none. */
+static int
+cms_capable(STACK_OF(X509) *trusted)
+{
+	int i, id;
+
+	for (i = 0; i < sk_X509_num(trusted); i++) {
+		id = EVP_PKEY_get_base_id(X509_get0_pubkey(
+		    sk_X509_value(trusted, i)));
+		if (id != EVP_PKEY_ED25519 && id != EVP_PKEY_ED448)
+			return 1;
+	}
+	return 0;
 }
 
 int
@@ -272,14 +308,28 @@ audit_verify_signed(struct store *st, STACK_OF(X509) *trusted,
     struct audit_signed_report *rep)
 {
 	struct cp_state cs;
+	char *head = NULL;
 	int r;
 
 	memset(rep, 0, sizeof(*rep));
+	memset(&cs, 0, sizeof(cs));
 	cs.trusted = trusted;
 	cs.rep = rep;
 	r = audit_verify_each(st, verify_each, &cs, &rep->chain);
 	if (r == 0 && rep->checkpoints > 0)
 		r = head_check(st, &cs);
+	else if (r == 0 && ((cs.key_used && cms_capable(trusted)) ||
+	    store_meta_get(st, HEAD_KEY, &head) == 0)) {
+		/* The key was at hand, so checkpoints were written: a log
+		 * without any was rebuilt without them. */
+		free(head);
+		rep->chain.first_bad = rep->chain.entries;
+		snprintf(rep->chain.reason, sizeof(rep->chain.reason),
+		    "no signed checkpoint, although %s (if this CA predates "
+		    "checkpoints: certkeep audit checkpoint)", cs.key_used ?
+		    "the CA key was used" : "the log has a signed head");
+		r = CK_E_TAMPER;
+	}
 	if (r == 0)
 		rep->unanchored = rep->chain.entries - rep->last_checkpoint;
 	return r;

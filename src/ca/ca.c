@@ -9,7 +9,9 @@
 #include <openssl/pem.h>
 
 #include "audit/audit.h"
+#include "audit/checkpoint.h"
 #include "common/err.h"
+#include "common/log.h"
 #include "common/fsutil.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
@@ -194,11 +196,23 @@ ck_ca_unlock(struct ck_ca *ca, const struct ck_pass_src *pass)
 	return r;
 }
 
+static int checkpoint_on_close;
+
+void
+ck_ca_checkpoint_on_close(int on)
+{
+	checkpoint_on_close = on;
+}
+
 void
 ck_ca_close(struct ck_ca *ca)
 {
 	if (ca == NULL)
 		return;
+	/* What this process wrote with the key at hand ends signed. */
+	if (checkpoint_on_close && ca->signer != NULL && ca->cert != NULL &&
+	    audit_checkpoint(ca, NULL, NULL) != 0)
+		ck_warn("audit checkpoint: %s", ck_err_msg());
 	signer_free(ca->signer);
 	store_close(ca->st);
 	ck_config_free(ca->cfg);

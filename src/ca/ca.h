@@ -66,6 +66,11 @@ int ck_ca_unlock_with(struct ck_ca *ca, const struct ck_secret *pw);
 /* Close and wipe; accepts NULL. */
 void ck_ca_close(struct ck_ca *ca);
 
+/* With ON, ck_ca_close() of an unlocked, certified CA first appends a
+ * signed audit checkpoint (the command line: every command that used the
+ * key leaves the log anchored). */
+void ck_ca_checkpoint_on_close(int on);
+
 /* Append to the audit log as the operating-system user. */
 int ck_ca_audit(struct ck_ca *ca, const char *action, const char *object,
     const char *result, const char *detail);

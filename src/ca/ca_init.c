@@ -16,6 +16,7 @@
 #include <openssl/x509v3.h>
 
 #include "audit/audit.h"
+#include "audit/checkpoint.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/privs.h"
@@ -210,6 +211,10 @@ init_root(struct ck_ca *ca, const struct ck_init_params *p,
 	    (r = write_pem_x509(path, certs, 1, 0)) != 0)
 		goto out;
 	r = store_meta_set(ca->st, "ca_state", "active");
+	/* The signer now has its certificate (audit checkpoints are CMS
+	 * signatures naming it). */
+	if (r == 0)
+		r = signer_set_cert(ca->signer, x);
 out:
 	signer_pending_free(pend);
 	X509_free(x);
@@ -381,6 +386,13 @@ ck_ca_init(const struct ck_init_params *p)
 	    p->root ? "root" : "issuing", ck_key_type_name(p->key_type),
 	    p->subject);
 	r = ck_ca_audit(ca, "init", p->home, AUDIT_OK, detail);
+	/* A root's log starts anchored (an issuing CA's once it has its
+	 * certificate). Ed25519 keys cannot sign CMS with OpenSSL 3.0. */
+	if (r == 0 && p->root) {
+		int c = audit_checkpoint(ca, NULL, NULL);
+		if (c != 0 && c != CK_E_STATE)
+			r = c;
+	}
 out:
 	ck_secret_free(pw);
 	EVP_PKEY_free(key);

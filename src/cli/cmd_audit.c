@@ -198,8 +198,16 @@ cmd_audit(int argc, char **argv)
 		    NULL)) != 0)
 			ex = cli_fail(r);
 	} else if (strcmp(sub, "verify") == 0) {
-		r = audit_verify_signed(ca->st, ca->chain, &rep);
-		ex = report(r, &rep, "audit log");
+		/* Signed by this CA's key, not by a parent's. */
+		STACK_OF(X509) *own = sk_X509_new_null();
+		if (own == NULL || (ca->cert != NULL &&
+		    !sk_X509_push(own, ca->cert)))
+			ex = cli_fail(CK_E_NOMEM);
+		else {
+			r = audit_verify_signed(ca->st, own, &rep);
+			ex = report(r, &rep, "audit log");
+		}
+		sk_X509_free(own);
 	} else if (strcmp(sub, "checkpoint") == 0) {
 		if ((r = ck_ca_unlock(ca, &com.pass)) != 0 ||
 		    (r = audit_checkpoint(ca, NULL, &written)) != 0)

@@ -8,6 +8,7 @@
 
 #include <openssl/crypto.h>
 
+#include "ca/ca.h"
 #include "cli/cli.h"
 #include "audit/audit.h"
 #include "common/err.h"
@@ -94,6 +95,7 @@ main(int argc, char **argv)
 	size_t i;
 
 	ck_process_harden();
+	ck_ca_checkpoint_on_close(1);
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;

@@ -1097,6 +1097,7 @@ out:
 
 #define ACME_ORDER_TTL (7 * 86400)
 #define ACME_AUTHZ_TTL (7 * 86400)
+#define ACME_CAA_REUSE_S (8 * 3600)
 #define ACME_ORDERS_PAGE 50	/* orders per page of an account's list */
 
 /*
@@ -1519,6 +1520,16 @@ order_write(struct ck_ca *ca, void *arg)
 		    &found);
 		if (r == CK_E_NOTFOUND)
 			continue;
+		/* CAA (RFC 8659 3) is checked when a name is validated; with
+		 * CAA on, an authorization is reused only while that check is
+		 * recent (the CA/Browser Forum's 8 hours), so a CAA change
+		 * takes effect within that time. */
+		if (r == 0 && ca->cfg->acme.caa_identity[0] != '\0' &&
+		    strcmp(a->identifier_type, "dns") == 0 &&
+		    found.created_at < now - ACME_CAA_REUSE_S) {
+			store_acme_authz_clear(&found);
+			continue;
+		}
 		if (r == 0)
 			r = store_acme_authz_get(ca->st, found.id, &full);
 		if (r == 0)
@@ -1609,6 +1620,17 @@ dns_ident(char *v, int *wildcard)
 		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
 			return -1;
 	}
+	/* A last label of digits only is an address in disguise (it would
+	 * be connected to without any lookup): "ip" identifiers are for
+	 * those. Empty labels are not names either. */
+	if (p[-1] == '.' || strstr(v, "..") != NULL)
+		return -1;
+	if ((p = strrchr(v, '.')) == NULL)
+		p = v;
+	else
+		p++;
+	if (strspn(p, "0123456789") == strlen(p))
+		return -1;
 	return 0;
 }
 
@@ -2073,6 +2095,13 @@ authz_write(struct ck_ca *ca, void *arg)
 			break;
 	}
 	if (r != 0 && r != CK_E_STATE)
+		return r;
+	/* Its copies in other orders (reuse) end with it. */
+	if (strcmp(jb->a.status, "valid") == 0 &&
+	    (r = store_acme_authz_deactivate_ident(ca->st, jb->a.account_id,
+	    jb->a.identifier_type, jb->a.identifier_value, jb->a.wildcard,
+	    "{\"type\":\"" ACME_ERR_PREFIX "unauthorized\",\"detail\":\"an "
+	    "authorization was deactivated\"}")) != 0)
 		return r;
 	snprintf(user, sizeof(user), "acme:%s", jb->a.account_id);
 	snprintf(detail, sizeof(detail), "%s %s%s, was %s",

@@ -364,13 +364,46 @@ fin_issued(void *arg, int r, const char *msg, struct ck_issue_job *job)
 	ck_pipeline_write(f->sv->pl, fin_end_write, f, fin_end_done, f);
 }
 
+struct name_limit {
+	struct ck_ca *ca;
+	unsigned limit;
+	int64_t since;
+};
+
+static int
+name_limit_cb(const struct store_acme_authz *a, void *arg)
+{
+	struct name_limit *nl = arg;
+	int64_t n;
+	int r;
+
+	if ((r = store_acme_certs_for_name_since(nl->ca->st,
+	    a->identifier_type, a->identifier_value, a->wildcard, nl->since,
+	    &n)) != 0)
+		return r;
+	if (n >= (int64_t)nl->limit)
+		return ck_err_set(CK_E_POLICY, "%lld certificates for %s%s in "
+		    "the last week; the limit is %u", (long long)n,
+		    a->wildcard ? "*." : "", a->identifier_value, nl->limit);
+	return 0;
+}
+
 static int
 fin_begin_write(struct ck_ca *ca, void *arg)
 {
 	struct fin_job *f = arg;
+	struct name_limit nl;
 	char user[96];
 	int r;
 
+	/* [acme] certs_per_name_per_week again, here on the committer: at
+	 * newOrder, orders not yet finalized did not count. */
+	nl.ca = ca;
+	nl.limit = ca->cfg->acme.certs_per_name_per_week;
+	nl.since = ck_time_now() - 7 * 86400;
+	if (nl.limit != 0 && (r = store_acme_order_authzs(ca->st, f->order_id,
+	    name_limit_cb, &nl)) != 0)
+		return r;
 	if ((r = store_acme_order_begin_issue(ca->st, f->order_id,
 	    f->serial)) != 0)
 		return r;
@@ -398,7 +431,11 @@ fin_begin_done(void *arg, int r, const char *msg)
 	if (r == CK_E_STATE)
 		acme_problem(&cx, &resp, 403, "orderNotReady", "the order is "
 		    "no longer ready (finalized by another request?)");
-	else
+	else if (r == CK_E_POLICY) {
+		acme_problem(&cx, &resp, 429, "rateLimited", "%s", msg ? msg :
+		    "rate limited");
+		resp.retry_after = 86400;
+	} else
 		acme_problem(&cx, &resp, 500, "serverInternal", "the order "
 		    "could not be finalized: %s", msg ? msg : ck_strerror(r));
 	http_pending_finish(f->pending, &resp);

@@ -857,6 +857,44 @@ ids_in(struct store *st, const char *sql, const char *status,
 }
 
 int
+store_acme_authz_deactivate_ident(struct store *st, const char *account_id,
+    const char *type, const char *value, int wildcard, const char *error)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r, i;
+	/* The orders first, while their authorizations still say valid. */
+	static const char *const sql[2] = {
+		"UPDATE acme_orders SET status = 'invalid', error = ?5, "
+		"change_seq = ?1 WHERE status IN ('pending', 'ready') AND id IN "
+		"(SELECT order_id FROM acme_authzs WHERE account_id = ?2 AND "
+		"identifier_type = ?3 AND identifier_value = ?4 AND "
+		"wildcard = ?6 AND status = 'valid')",
+		"UPDATE acme_authzs SET status = 'deactivated', change_seq = ?1 "
+		"WHERE account_id = ?2 AND identifier_type = ?3 AND "
+		"identifier_value = ?4 AND wildcard = ?6 AND status = 'valid' "
+		"AND ?5 IS NOT NULL"
+	};
+
+	if ((r = mutation_begin(st, &seq)) != 0)
+		return r;
+	for (i = 0; i < 2 && r == 0; i++) {
+		if ((r = store_stmt_prepare(st, sql[i], &s)) != 0)
+			break;
+		sqlite3_bind_int64(s, 1, seq);
+		sqlite3_bind_text(s, 2, account_id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 3, type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 4, value, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 5, error, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 6, wildcard ? 1 : 0);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			r = store_db_err(st, "deactivating ACME authorizations");
+		store_stmt_done(st, s);
+	}
+	return store_tx_end(st, r);
+}
+
+int
 store_acme_order_ids_in(struct store *st, const char *status,
     int (*cb)(const char *id, void *arg), void *arg)
 {

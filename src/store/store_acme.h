@@ -234,6 +234,16 @@ int store_acme_authz_find_valid(struct store *st, const char *account_id,
     const char *type, const char *value, int wildcard, int64_t now,
     struct store_acme_authz *out);
 
+/*
+ * Deactivate every valid authorization of ACCOUNT_ID for the identifier
+ * (TYPE, VALUE, WILDCARD): a reused authorization is recorded as a copy
+ * per order, and deactivating one must end them all. Their pending or
+ * ready orders become invalid with ERROR (a problem document).
+ */
+int store_acme_authz_deactivate_ident(struct store *st,
+    const char *account_id, const char *type, const char *value,
+    int wildcard, const char *error);
+
 void store_acme_authz_clear(struct store_acme_authz *a);
 
 /* Fetch one challenge; CK_E_NOTFOUND. */

@@ -23,29 +23,27 @@ db() { sqlite3 -bail "$1/store.db" "$2" || fail "sqlite3 failed on $1: $2"; }
 
 say "checkpoints"
 audit_verify_ok "$ca"
-assert_grep "no checkpoint yet" "$LAST_OUT" "verify before any checkpoint"
+assert_grep "1 signed checkpoint" "$LAST_OUT" "a new root's log starts anchored"
 issue www
 issue api
-cp_now
-assert_grep "checkpoint written" "$LAST_OUT" "the first checkpoint"
+audit_verify_ok "$ca"
+assert_grep "3 signed checkpoint\(s\)" "$LAST_OUT" "a checkpoint after each command that used the key"
+assert_grep "anchors all but the last 0 entries" "$LAST_OUT" "fully anchored"
 cp_now
 assert_grep "is a checkpoint already" "$LAST_OUT" "no checkpoint of a checkpoint"
-issue mail
+# revoke does not unlock the key: its entry stays unanchored until the next
 expect_ok "$CERTKEEP" revoke --home "$ca" --serial "$(cert_serial "$T/api.pem")" \
     --reason superseded
+audit_verify_ok "$ca"
+assert_grep "anchors all but the last 1 entries" "$LAST_OUT" "unanchored entries reported"
+ok "entries after the last checkpoint are reported as not yet anchored"
 cp_now
+assert_grep "checkpoint written" "$LAST_OUT" "an offline checkpoint"
+issue mail
 N=$(db "$ca" 'SELECT max(id) FROM audit')
 CP1=$(db "$ca" "SELECT min(id) FROM audit WHERE action = 'audit-checkpoint'")
 audit_verify_ok "$ca"
-assert_grep "2 signed checkpoint\(s\)" "$LAST_OUT" "checkpoints counted"
-assert_grep "anchors all but the last 0 entries" "$LAST_OUT" "fully anchored"
 ok "$(cat "$LAST_OUT")"
-issue ftp
-audit_verify_ok "$ca"
-assert_grep "anchors all but the last [1-9]" "$LAST_OUT" "unanchored entries reported"
-ok "entries after the last checkpoint are reported as not yet anchored"
-cp_now
-N=$(db "$ca" 'SELECT max(id) FROM audit')
 
 # tampered NAME SQL ERE: a fresh copy, SQL applied, verify fails with ERE.
 tampered() {
@@ -71,6 +69,8 @@ tampered cut-three "$(cut_to $((N - 3)))" "signed head names checkpoint $N"
 tampered cut-to-first-checkpoint "$(cut_to "$CP1")" "signed head names checkpoint $N"
 tampered no-signed-head "DELETE FROM meta WHERE key = 'audit_head_signed'" \
     "signed head is missing"
+tampered no-checkpoints-left "DELETE FROM audit WHERE action = 'audit-checkpoint';
+    DELETE FROM meta WHERE key = 'audit_head_signed'" "entry .*"
 tampered old-signed-head "UPDATE meta SET value = (SELECT detail FROM audit
     WHERE id = $CP1) WHERE key = 'audit_head_signed'" "not a head"
 
