@@ -201,6 +201,9 @@ acme_setting(struct parse_state *ps, const char *name, const char *value)
 		return set_bool(ps, &a->enabled, name, value);
 	if (strcmp(name, "eab_required") == 0)
 		return set_bool(ps, &a->eab_required, name, value);
+	if (strcmp(name, "validation_allow_loopback") == 0)
+		return set_bool(ps, &a->validation_allow_loopback, name,
+		    value);
 	if (strcmp(name, "profile") == 0)
 		return set_str(ps, a->profile, sizeof(a->profile), name, value);
 	if (strcmp(name, "days") == 0) {

@@ -15,7 +15,7 @@
  *   [acme]         enabled, profile, days, eab_required, dns_servers,
  *                  http01_port, tlsalpn01_port, validation_timeout,
  *                  caa_identity, orders_per_hour, certs_per_name_per_week,
- *                  ari_percent
+ *                  ari_percent, validation_allow_loopback
  *   [audit]        checkpoint_interval (seconds, 0: only at start and
  *                  stop), syslog (true: certkeepd sends every entry to
  *                  syslog, facility authpriv)
@@ -107,6 +107,7 @@ struct ck_acme_config {
 	uint16_t http01_port;
 	uint16_t tlsalpn01_port;
 	unsigned validation_timeout_s;
+	int validation_allow_loopback;	/* default 0 */
 	char caa_identity[256];
 	unsigned orders_per_hour;	/* per account */
 	unsigned certs_per_name_per_week;

@@ -351,6 +351,7 @@ acme_validators_start(struct server *sv)
 	va->conf.tls_port = ac->tlsalpn01_port;
 	va->conf.timeout_ms = (int)ac->validation_timeout_s * 1000;
 	va->conf.caa_identity = va->caa_identity;
+	va->conf.allow_loopback = ac->validation_allow_loopback;
 	for (i = 0; i < VA_WORKERS; i++) {
 		if (pthread_create(&va->workers[i], NULL, va_main, va) != 0)
 			break;

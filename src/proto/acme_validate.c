@@ -200,16 +200,56 @@ target_set(struct target *t, const unsigned char *ip, size_t iplen,
 	dns_addr_format((struct sockaddr *)&t->sa, t->text, sizeof(t->text));
 }
 
-/* Addresses nothing should be asked to connect to. */
+/*
+ * Addresses the validator must not be sent to: unspecified, "this
+ * network", multicast, broadcast, link-local (cloud metadata services
+ * live there) and, unless [acme] validation_allow_loopback, loopback (the
+ * CA's own host). An IPv4-mapped IPv6 address is judged as its IPv4
+ * address. Private ranges are allowed: an organisation's CA validates its
+ * own networks.
+ */
+/* Base64url characters around one dot, at most 200 bytes. */
 static int
-addr_unusable(const unsigned char *ip, size_t len)
+looks_like_keyauth(const unsigned char *b, size_t n)
+{
+	size_t i, dots = 0;
+
+	if (n == 0 || n > 200)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (b[i] == '.')
+			dots++;
+		else if (!((b[i] >= 'a' && b[i] <= 'z') ||
+		    (b[i] >= 'A' && b[i] <= 'Z') ||
+		    (b[i] >= '0' && b[i] <= '9') || b[i] == '-' ||
+		    b[i] == '_'))
+			return 0;
+	}
+	return dots == 1;
+}
+
+static int
+addr_unusable(const struct vctx *v, const unsigned char *ip, size_t len)
 {
 	static const unsigned char zero[16];
+	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
+	static const unsigned char lo6[16] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0, 0, 0, 0, 1 };
+	int loop_ok = v->cf->allow_loopback;
 
+	if (len == 16 && memcmp(ip, mapped, 12) == 0) {
+		ip += 12;
+		len = 4;
+	}
 	if (len == 4)
-		return memcmp(ip, zero, 4) == 0 || (ip[0] & 0xf0) == 0xe0 ||
-		    memcmp(ip, "\xff\xff\xff\xff", 4) == 0;
-	return memcmp(ip, zero, 16) == 0 || ip[0] == 0xff;
+		return ip[0] == 0 || (ip[0] & 0xf0) == 0xe0 ||
+		    memcmp(ip, "\xff\xff\xff\xff", 4) == 0 ||
+		    (ip[0] == 169 && ip[1] == 254) ||
+		    (ip[0] == 127 && !loop_ok);
+	return memcmp(ip, zero, 16) == 0 || ip[0] == 0xff ||
+	    (ip[0] == 0xfe && (ip[1] & 0xc0) == 0x80) ||
+	    (memcmp(ip, lo6, 16) == 0 && !loop_ok);
 }
 
 /*
@@ -229,7 +269,7 @@ resolve(struct vctx *v, const char *host, uint16_t port, struct target *t,
 
 	*nt = 0;
 	if ((iplen = ck_ip_parse(host, ip)) != 0) {
-		if (addr_unusable(ip, (size_t)iplen))
+		if (addr_unusable(v, ip, (size_t)iplen))
 			return fail(v, CK_E_IO, "connection", "%s is not an "
 			    "address that can be connected to", host);
 		target_set(&t[0], ip, (size_t)iplen, port);
@@ -249,7 +289,7 @@ resolve(struct vctx *v, const char *host, uint16_t port, struct target *t,
 		for (size_t i = 0; i < v->ans->nrr && n < V_MAX_TARGETS; i++) {
 			if ((len = dns_rr_addr(v->ans, i, ip)) == 0)
 				continue;
-			if (addr_unusable(ip, len)) {
+			if (addr_unusable(v, ip, len)) {
 				skipped++;
 				continue;
 			}
@@ -266,8 +306,9 @@ resolve(struct vctx *v, const char *host, uint16_t port, struct target *t,
 		return fail(v, CK_E_IO, "dns", "%s (and no address of the "
 		    "other family)", errs[0]);
 	if (skipped > 0)
-		return fail(v, CK_E_IO, "dns", "%s has only unusable "
-		    "addresses (unspecified, multicast or broadcast)", host);
+		return fail(v, CK_E_IO, "dns", "%s has only addresses the "
+		    "validator may not connect to (unspecified, multicast, "
+		    "broadcast, link-local, or loopback)", host);
 	return fail(v, CK_E_IO, "dns", "no A or AAAA records for %s", host);
 }
 
@@ -782,13 +823,10 @@ validate_http01(struct vctx *v, const char *idvalue, const char *token,
 				    res->status);
 				goto out;
 			}
-			show((const unsigned char *)res->location,
-			    strlen(res->location), 100, seen, sizeof(seen));
 			if (hop >= ACME_V_MAX_REDIRECTS) {
 				r = fail(v, CK_E_POLICY, "incorrectResponse",
-				    "%s (address %s): more than %d redirects "
-				    "(the last to %s)", url, t[which].text,
-				    ACME_V_MAX_REDIRECTS, seen);
+				    "%s (address %s): more than %d redirects",
+				    url, t[which].text, ACME_V_MAX_REDIRECTS);
 				goto out;
 			}
 			{
@@ -799,9 +837,9 @@ validate_http01(struct vctx *v, const char *idvalue, const char *token,
 				    sizeof(why)) != 0) {
 					r = fail(v, CK_E_POLICY,
 					    "incorrectResponse", "%s (address "
-					    "%s): redirect to '%s' not "
+					    "%s): a redirect (%d) not "
 					    "followed: %s", url, t[which].text,
-					    seen, why);
+					    res->status, why);
 					goto out;
 				}
 				if (res->location[0] != '/')
@@ -831,11 +869,19 @@ validate_http01(struct vctx *v, const char *idvalue, const char *token,
 	    res->body[bl - 1] == '\n'))
 		bl--;
 	if (bl != strlen(keyauth) || memcmp(res->body, keyauth, bl) != 0) {
-		show(res->body, bl, 100, seen, sizeof(seen));
-		r = fail(v, CK_E_POLICY, "incorrectResponse", "%s (address "
-		    "%s): the body \"%s\" (%zu bytes) is not the key "
-		    "authorization \"%s\"", url, t[which].text, seen,
-		    res->bodylen, keyauth);
+		/* The body is shown only if it looks like a key
+		 * authorization: the validator must not become a way to
+		 * read what other services answer. */
+		if (looks_like_keyauth(res->body, bl)) {
+			show(res->body, bl, 100, seen, sizeof(seen));
+			r = fail(v, CK_E_POLICY, "incorrectResponse", "%s "
+			    "(address %s): the body \"%s\" is not the key "
+			    "authorization \"%s\"", url, t[which].text, seen,
+			    keyauth);
+		} else
+			r = fail(v, CK_E_POLICY, "incorrectResponse", "%s "
+			    "(address %s): the body (%zu bytes) is not a key "
+			    "authorization", url, t[which].text, res->bodylen);
 		goto out;
 	}
 	r = 0;

@@ -11,8 +11,11 @@
  * What may be contacted: the configured DNS servers (dns.h: never the
  * system resolver), and the addresses those servers give for the
  * identifier (or for a redirect target), or the identifier's own address
- * for an "ip" identifier. Loopback addresses are allowed (tests run on
- * 127.0.0.1); the unspecified and multicast addresses are skipped.
+ * for an "ip" identifier; never unspecified, multicast, broadcast or
+ * link-local addresses, and loopback ones only with allow_loopback. A body
+ * that is not the key authorization is quoted in the error only if it
+ * looks like one, and a redirect's target never: the validator must not
+ * become a way to read what other services answer.
  *
  *  http-01: A and AAAA of the name (IPv6 addresses tried first), each
  *    address on http_port until one accepts the connection (that one
@@ -85,6 +88,8 @@ struct acme_vconf {
 				     <= 0: ACME_V_TIMEOUT_MS */
 	const char *caa_identity; /* the CA's issuer domain name for CAA,
 				     e.g. "ca.example"; NULL or "": skip CAA */
+	int allow_loopback;	  /* connect to 127.0.0.0/8 and ::1 (tests,
+				     single-host setups) */
 };
 
 /*

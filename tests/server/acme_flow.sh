@@ -32,6 +32,7 @@ conf_set "$ca" acme dns_servers "127.0.0.1:$dns_port"
 conf_set "$ca" acme http01_port "$http_port"
 conf_set "$ca" acme tlsalpn01_port "$tls_port"
 conf_set "$ca" acme validation_timeout 5
+conf_set "$ca" acme validation_allow_loopback true	# the responders are here
 srv_start "$ca"
 ok "certkeepd serves $API"
 

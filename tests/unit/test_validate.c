@@ -1533,6 +1533,7 @@ vconf(const char *servers)
 	c.tls_port = tls.port;
 	c.timeout_ms = 3000;
 	c.caa_identity = CA_ID;
+	c.allow_loopback = 1;	/* every test server is on 127.0.0.1 */
 	return c;
 }
 
@@ -1800,8 +1801,33 @@ test_http01(void **state)
 		    NULL, NULL);
 	}
 
+	/* A body that is no key authorization is not quoted back: the
+	 * validator must not be a way to read other services' answers. */
 	EXPECT_V(&c, "http-01", "dns", "www.test", 0, "tok-wrong", CK_E_POLICY,
-	    "incorrectResponse", "\"something-else\"");
+	    "incorrectResponse", "is not a key authorization");
+	{
+		char ka[300], detail[1024];
+		const char *pt;
+		keyauth_of("tok-wrong", ka, sizeof(ka));
+		assert_int_not_equal(acme_validate(&c, "http-01", "dns",
+		    "www.test", 0, "tok-wrong", ka, &pt, detail,
+		    sizeof(detail)), 0);
+		assert_null(strstr(detail, "something-else"));
+	}
+	/* Loopback only when allowed; link-local never. */
+	{
+		struct acme_vconf nl = vconf(srv_ok);
+
+		nl.allow_loopback = 0;
+		EXPECT_V(&nl, "http-01", "ip", "127.0.0.1", 0, "tok-good",
+		    CK_E_IO, "connection", "can be connected to");
+		EXPECT_V(&nl, "http-01", "dns", "www.test", 0, "tok-good",
+		    CK_E_IO, "dns", "may not connect to");
+		EXPECT_V(&c, "http-01", "ip", "169.254.169.254", 0,
+		    "tok-good", CK_E_IO, "connection", "can be connected to");
+		EXPECT_V(&c, "tls-alpn-01", "ip", "::ffff:169.254.169.254", 0,
+		    "tok-good", CK_E_IO, "connection", "can be connected to");
+	}
 	EXPECT_V(&c, "http-01", "dns", "www.test", 0, "tok-wrong", CK_E_POLICY,
 	    "incorrectResponse", "127.0.0.1");
 	EXPECT_V(&c, "http-01", "dns", "www.test", 0, "tok-404", CK_E_POLICY,
@@ -1877,7 +1903,7 @@ test_http01_failures(void **state)
 	EXPECT_V(&c, "http-01", "dns", "missing.test", 0, "tok-good", CK_E_IO,
 	    "dns", NULL);
 	EXPECT_V(&c, "http-01", "dns", "zero.test", 0, "tok-good", CK_E_IO,
-	    "dns", "unusable");
+	    "dns", "may not connect to");
 	cs = vconf(srv_fail);
 	EXPECT_V(&cs, "http-01", "dns", "www.test", 0, "tok-good", CK_E_IO,
 	    "dns", "SERVFAIL");
