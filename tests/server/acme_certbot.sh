@@ -46,10 +46,11 @@ cb_fails() {
 		show_log "$LOG"
 		fail "certbot exited $rc where it must fail: $*"
 	fi
-	# Debian's certbot 2.1 with python 3.11 prints "AttributeError: can't
-	# set attribute" for an ACME error raised from a request (josepy's
-	# Error is immutable; Debian bug in the packaged versions): the
-	# server's problem document is then only in certbot's debug log.
+	# Debian 12's certbot 2.1 prints only "AttributeError: can't set
+	# attribute" for an ACME error raised by a request: on its way out,
+	# python 3.11's contextlib sets __traceback__ on the acme Error,
+	# which josepy 1.13 makes immutable. The server's problem document is
+	# then only in certbot's debug log.
 	grep -Eq -- "$re" "$LOG" ||
 	    grep -Eq -- "acme.messages.Error: .*($re)" "$C/logs/letsencrypt.log" || {
 		show_log "$LOG"
@@ -135,22 +136,39 @@ wrong_responder_stop
 ok "validation failed on a wrong key authorization"
 
 say "external account binding"
-if acme_eab_supported; then
-	acme_eab_create
-	C2="$T/certbot-eab"
+# eab_register DIR EMAIL [EAB options] / eab_issue DIR NAME
+eab_register() {
+	local c=$1 email=$2
+	shift 2
 	# shellcheck disable=SC2046
-	cb "register with EAB" --server "$DIR_URL" $(dirs "$C2") \
-	    --non-interactive --agree-tos --no-eff-email \
-	    -m "eab@$ACME_DOMAIN" --eab-kid "$EAB_KID" \
-	    --eab-hmac-key "$EAB_KEY" register
-	cb "certonly e" --server "$DIR_URL" $(dirs "$C2") --non-interactive \
-	    certonly "${standalone[@]}" --cert-name e -d "e.$ACME_DOMAIN"
-	check_cert "$C2/conf/live/e/cert.pem" "$C2/conf/live/e/chain.pem" \
-	    "e.$ACME_DOMAIN"
-	ok "account bound to $EAB_KID; e.$ACME_DOMAIN issued"
-else
-	echo "   note: certkeep has no 'acme eab' command yet: EAB not tested"
-fi
+	cb "register $email" --server "$DIR_URL" $(dirs "$c") \
+	    --non-interactive --agree-tos --no-eff-email -m "$email" "$@" register
+}
+eab_issue() {
+	# shellcheck disable=SC2046
+	cb "certonly $2" --server "$DIR_URL" $(dirs "$1") --non-interactive \
+	    certonly "${standalone[@]}" --cert-name "$2" -d "$2"
+	check_cert "$1/conf/live/$2/cert.pem" "$1/conf/live/$2/chain.pem" "$2"
+}
+acme_eab_create
+eab_register "$T/certbot-eab" "eab@$ACME_DOMAIN" \
+    --eab-kid="$EAB_KID" --eab-hmac-key="$EAB_KEY"
+eab_issue "$T/certbot-eab" "e.$ACME_DOMAIN"
+eab_bound "$EAB_KID" || fail "the server did not bind $EAB_KID"
+ok "account bound to $EAB_KID; e.$ACME_DOMAIN issued"
+
+say "external account binding required"
+acme_require_eab
+# shellcheck disable=SC2046
+cb_fails 'externalAccountRequired|[Ee]xternal [Aa]ccount' --server "$DIR_URL" \
+    $(dirs "$T/certbot-noeab") --non-interactive --agree-tos --no-eff-email \
+    -m "no-eab@$ACME_DOMAIN" register
+ok "an account without a binding is refused"
+acme_eab_create
+eab_register "$T/certbot-eab2" "eab2@$ACME_DOMAIN" \
+    --eab-kid="$EAB_KID" --eab-hmac-key="$EAB_KEY"
+eab_issue "$T/certbot-eab2" "f.$ACME_DOMAIN"
+ok "with $EAB_KID: f.$ACME_DOMAIN issued"
 
 if [[ "$ACME_SERVER" == certkeepd ]]; then
 	srv_stop "$CA_HOME"

@@ -72,7 +72,10 @@ present) _mgmt_hook /set-txt "{\"host\":\"$2\",\"value\":\"$3\"}" ;;
 cleanup) _mgmt_hook /clear-txt "{\"host\":\"$2\"}" ;;
 *) exit 0 ;;
 esac'
+# The exec provider waits a minute between two records of one name
+# (the name and its wildcard) unless told otherwise.
 EXEC_PATH="$T/dns-hook" EXEC_POLLING_INTERVAL=1 EXEC_PROPAGATION_TIMEOUT=30 \
+    EXEC_SEQUENCE_INTERVAL=1 \
     lego_run "run w, *.w by dns-01" "${base[@]}" --dns exec \
     --dns.resolvers "127.0.0.1:$DNS_PORT" --dns.disable-cp \
     -d "w.$ACME_DOMAIN" -d "*.w.$ACME_DOMAIN" run
@@ -104,11 +107,23 @@ cp "$(crt "a.$ACME_DOMAIN")" "$T/a-new.pem"
 lego_run "revoke a" "${base[@]}" -d "a.$ACME_DOMAIN" revoke --reason 4
 check_revoked "$T/a-new.pem"
 check_good "$T/a-old.pem"
-ok "the renewed certificate is revoked (OCSP and CRL); the old one is not"
+ok "the renewed certificate is revoked; the old one is not"
 
 say "a name outside the profile"
 lego_fails 'rejectedIdentifier' "${base[@]}" "${http[@]}" -d "$BAD_NAME" run
 ok "$BAD_NAME refused with rejectedIdentifier"
+
+if [[ "$ACME_SERVER" == certkeepd ]]; then	# pebble checks no CAA
+	say "CAA"
+	caa_set "caa-no.$ACME_DOMAIN" other-ca.example
+	lego_fails 'error:caa' "${base[@]}" "${http[@]}" -d "caa-no.$ACME_DOMAIN" run
+	ok "a CAA record naming another CA refuses the name (caa)"
+	caa_set "caa-yes.$ACME_DOMAIN" "$CAA_IDENTITY"
+	lego_run "run caa-yes" "${base[@]}" "${http[@]}" -d "caa-yes.$ACME_DOMAIN" run
+	check_cert "$(crt "caa-yes.$ACME_DOMAIN")" \
+	    "$(issuer "caa-yes.$ACME_DOMAIN")" "caa-yes.$ACME_DOMAIN"
+	ok "a CAA record naming $CAA_IDENTITY allows it"
+fi
 
 say "a wrong http-01 answer"
 wrong_responder_start "$HTTP01_PORT"
@@ -119,18 +134,31 @@ wrong_responder_stop
 ok "validation failed on a wrong key authorization"
 
 say "external account binding"
-if acme_eab_supported; then
-	acme_eab_create
-	P2="$T/lego-eab"
-	lego_run "run e with EAB" --server "$DIR_URL" --accept-tos \
-	    --email "eab@$ACME_DOMAIN" --path "$P2" --eab --kid "$EAB_KID" \
-	    --hmac "$EAB_KEY" "${http[@]}" -d "e.$ACME_DOMAIN" run
-	check_cert "$P2/certificates/e.$ACME_DOMAIN.crt" \
-	    "$P2/certificates/e.$ACME_DOMAIN.issuer.crt" "e.$ACME_DOMAIN"
-	ok "account bound to $EAB_KID; e.$ACME_DOMAIN issued"
-else
-	echo "   note: certkeep has no 'acme eab' command yet: EAB not tested"
-fi
+# eab_run DIR EMAIL NAME [EAB options]: register and order NAME (http-01).
+eab_run() {
+	local p=$1 email=$2 name=$3
+	shift 3
+	lego_run "run $name" --server "$DIR_URL" --accept-tos --email "$email" \
+	    --path "$p" "$@" "${http[@]}" -d "$name" run
+	check_cert "$p/certificates/$name.crt" \
+	    "$p/certificates/$name.issuer.crt" "$name"
+}
+acme_eab_create
+eab_run "$T/lego-eab" "eab@$ACME_DOMAIN" "e.$ACME_DOMAIN" \
+    --eab --kid="$EAB_KID" --hmac="$EAB_KEY"
+eab_bound "$EAB_KID" || fail "the server did not bind $EAB_KID"
+ok "account bound to $EAB_KID; e.$ACME_DOMAIN issued"
+
+say "external account binding required"
+acme_require_eab
+lego_fails 'externalAccountRequired|[Ee]xternal [Aa]ccount' --server "$DIR_URL" \
+    --accept-tos --email "no-eab@$ACME_DOMAIN" --path "$T/lego-noeab" \
+    "${http[@]}" -d "f.$ACME_DOMAIN" run
+ok "an account without a binding is refused"
+acme_eab_create
+eab_run "$T/lego-eab2" "eab2@$ACME_DOMAIN" "f.$ACME_DOMAIN" \
+    --eab --kid="$EAB_KID" --hmac="$EAB_KEY"
+ok "with $EAB_KID: f.$ACME_DOMAIN issued"
 
 if [[ "$ACME_SERVER" == certkeepd ]]; then
 	srv_stop "$CA_HOME"

@@ -28,15 +28,22 @@
 #   $DIR_URL               the ACME directory
 #   $TLS_CA                the certificate clients trust for the server's
 #                          TLS
+#   $ROOT_CA               the root the issued certificates verify to
+#   $CA_HOME               certkeepd's CA home
 #   $HTTP01_PORT           where the server validates http-01
 #   $TLSALPN_PORT          where the server validates tls-alpn-01
 #   $DNS_PORT, $MGMT       challtestsrv's DNS port and management URL
 #   acme_start             challtestsrv and the ACME server
-#   acme_eab_create        sets $EAB_KID and $EAB_KEY (base64url HMAC key)
-#   acme_eab_supported     0 when the server takes external account keys
+#   acme_eab_create        a new external account key: $EAB_KID and
+#                          $EAB_KEY (base64url HMAC key)
+#   eab_bound KID          the server bound KID to an account
+#   acme_require_eab       restart the server requiring EAB for new
+#                          accounts ($DIR_URL changes)
 #   free_port              a free TCP+UDP port on 127.0.0.1
 #   txt_set NAME VALUE / txt_clear NAME
 #                          the _acme-challenge TXT record of NAME
+#   $CAA_IDENTITY, caa_set NAME ISSUER
+#                          certkeepd's CAA identity; a CAA record for NAME
 #   http01_add TOKEN CONTENT / http01_del TOKEN
 #                          an http-01 answer served by challtestsrv on
 #                          $HTTP01_PORT (when acme_start was given
@@ -51,7 +58,10 @@
 #   check_revoked CERT     OCSP and the CRL (pebble: its management API)
 #                          say CERT is revoked
 #   check_good CERT        OCSP says good (pebble: valid)
-#   hook_script FILE BODY  an executable script (bash) with that body
+#   hook_script FILE BODY  an executable bash script: BODY, after $MGMT,
+#                          $HOOKLOG ($T/hooks.log) and _mgmt_hook PATH
+#                          JSON (a logged challtestsrv request)
+#   show_log FILE [N]      the last N (40) lines of FILE, on stderr
 
 command -v "${ACME_CLIENT:?}" >/dev/null 2>&1 || {
 	echo "SKIP: $ACME_CLIENT is not installed (scripts/setup installs it)"
@@ -65,6 +75,7 @@ command -v pebble-challtestsrv >/dev/null 2>&1 ||
 command -v python3 >/dev/null 2>&1 || fail "these tests need python3"
 
 ACME_SERVER=${ACME_SERVER:-certkeepd}
+CAA_IDENTITY=ca.$SRV_DOMAIN
 ACME_DOMAIN=acme.test
 BAD_NAME=outside.example.org
 CHALL_PID=
@@ -115,6 +126,9 @@ txt_set() {
 txt_clear() {
 	_mgmt /clear-txt "{\"host\":\"_acme-challenge.${1#\*.}.\"}"
 }
+caa_set() {	# caa_set NAME ISSUER: NAME's CAA record says "0 issue ISSUER"
+	_mgmt /add-caa "{\"host\":\"$1.\",\"policies\":[{\"tag\":\"issue\",\"value\":\"$2\"}]}"
+}
 http01_add() {
 	_mgmt /add-http01 "{\"token\":\"$1\",\"content\":\"$2\"}"
 }
@@ -122,8 +136,8 @@ http01_del() {
 	_mgmt /del-http01 "{\"token\":\"$1\"}"
 }
 
-# hook_script FILE BODY: an executable bash script. The body sees this
-# test's $MGMT and helpers through the environment it exports.
+# hook_script FILE BODY: an executable bash script; BODY can use $MGMT,
+# $HOOKLOG and _mgmt_hook, which are written in before it.
 hook_script() {
 	{
 		echo '#!/usr/bin/env bash'
@@ -158,7 +172,7 @@ _start_challtestsrv() {
 	bg_track "$CHALL_PID"
 	wait_until 10 _port_open "$mport" ||
 	    fail "pebble-challtestsrv does not listen (see its log: $(tail -n 3 "$T/challtestsrv.log"))"
-	# The resolver answers for the test names.
+	# The management API answers (and the probe name resolves).
 	_mgmt /add-a "{\"host\":\"probe.$ACME_DOMAIN.\",\"addresses\":[\"127.0.0.1\"]}"
 }
 
@@ -175,56 +189,85 @@ _start_certkeepd() {
 	conf_set "$ca" acme dns_servers "127.0.0.1:$DNS_PORT"
 	conf_set "$ca" acme http01_port "$HTTP01_PORT"
 	conf_set "$ca" acme tlsalpn01_port "$TLSALPN_PORT"
-	conf_set "$ca" acme caa_identity ""
+	conf_set "$ca" acme validation_allow_loopback true
+	# CAA (RFC 8659) is checked for this identity; the test names have
+	# no CAA records (any CA may issue) unless a scenario adds one.
+	conf_set "$ca" acme caa_identity "$CAA_IDENTITY"
 	CA_HOME=$ca
+	# certkeepd loads the CA's EAB key pair when it starts, and the first
+	# 'acme eab create' makes that pair: one key before the start.
+	acme_eab_create
+	EAB_FIRST_KID=$EAB_KID EAB_FIRST_KEY=$EAB_KEY
 	srv_start "$ca"
 	DIR_URL="$API/acme/directory"
 	TLS_CA=$SRV_CA
 	ROOT_CA=$SRV_CA
 }
 
-acme_eab_supported() {
-	[[ "$ACME_SERVER" == pebble ]] && return 0
-	"$CERTKEEP" acme eab --help >/dev/null 2>&1 ||
-	    "$CERTKEEP" help acme 2>&1 | grep -q eab
-}
-
-# acme_eab_create: $EAB_KID, $EAB_KEY (base64url).
+# acme_eab_create: a new external account key: $EAB_KID, $EAB_KEY
+# (base64url HMAC key). pebble: the next key of its configuration.
 acme_eab_create() {
 	if [[ "$ACME_SERVER" == pebble ]]; then
-		EAB_KID=kid-1
-		EAB_KEY=$PEBBLE_EAB_KEY
+		PEBBLE_EAB_N=$((PEBBLE_EAB_N + 1))
+		EAB_KID=kid-$PEBBLE_EAB_N
+		EAB_KEY=${PEBBLE_EAB_KEYS[$EAB_KID]}
 		return 0
 	fi
-	run "$CERTKEEP" acme eab create --home "$CA_HOME"
+	if [[ -n "${EAB_FIRST_KID:-}" ]]; then	# made before the start
+		EAB_KID=$EAB_FIRST_KID EAB_KEY=$EAB_FIRST_KEY
+		EAB_FIRST_KID=
+		return 0
+	fi
+	# The first key of a CA makes its EAB key pair: the CA passphrase.
+	run "$CERTKEEP" acme eab create --home "$CA_HOME" --note "$TEST_NAME" \
+	    --passphrase-fd 3 3<"$PWFILE"
 	[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeep acme eab create failed"
-	EAB_KID=$(sed -nE 's/^(kid|key id|key_id)[: =]+//Ip' "$LAST_OUT" | head -n 1)
-	EAB_KEY=$(sed -nE 's/^(key|hmac|hmac key|mac key)[: =]+//Ip' "$LAST_OUT" | head -n 1)
-	[[ -n "$EAB_KID" && "$EAB_KEY" =~ ^[A-Za-z0-9_-]+$ ]] ||
-	    fail_cmd "no kid and key in the output of certkeep acme eab create"
+	EAB_KID=$(sed -n 's/^kid: *//p' "$LAST_OUT")
+	EAB_KEY=$(sed -n 's/^hmac-key: *//p' "$LAST_OUT")
+	[[ "$EAB_KID" =~ ^[A-Za-z0-9_-]+$ && "$EAB_KEY" =~ ^[A-Za-z0-9_-]+$ ]] ||
+	    fail_cmd "no kid and hmac-key in the output of certkeep acme eab create"
+}
+
+# eab_bound KID: 0 when the server has bound KID to an account.
+eab_bound() {
+	[[ "$ACME_SERVER" == pebble ]] && return 0
+	run "$CERTKEEP" acme eab list --home "$CA_HOME"
+	[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeep acme eab list failed"
+	awk -v k="$1" '$1 == k && $5 != "-" { f = 1 } END { exit !f }' \
+	    "$LAST_OUT"
+}
+
+# acme_require_eab: restart the server so that a new account needs an
+# external account binding ([acme] eab_required); $DIR_URL changes.
+acme_require_eab() {
+	if [[ "$ACME_SERVER" == pebble ]]; then
+		kill "$PEBBLE_PID" 2>/dev/null || true
+		wait "$PEBBLE_PID" 2>/dev/null || true
+		_start_pebble true
+		return 0
+	fi
+	srv_stop "$CA_HOME"
+	conf_set "$CA_HOME" acme eab_required yes
+	srv_start "$CA_HOME"
+	DIR_URL="$API/acme/directory"
 }
 
 # ---------------------------------------------------------------------
 # pebble (the reference run)
 
-PEBBLE_EAB_KEY=zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
+# The keys of pebble's example configuration.
+declare -A PEBBLE_EAB_KEYS=(
+	[kid-1]=zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W
+	[kid-2]=b10lLJs8l1GPIzsLP0s6pMt8O0XVGnfTaCeROxQM0BIt2XrJMDHJZBM5NuQmQJQH
+)
+PEBBLE_EAB_N=0
 
+# _start_pebble [EAB-REQUIRED (false|true)]
 _start_pebble() {
 	command -v pebble >/dev/null 2>&1 || fail "pebble is not installed"
-	local port mport d="$T/pebble"
+	local port mport d="$T/pebble" req=${1:-false}
 	mkdir -p "$d"
-	# Pebble's own TLS: a throwaway CA and a certificate for 127.0.0.1.
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$d/tlsca.key" -out "$d/tlsca.pem" -days 2 \
-	    -subj "/CN=pebble test TLS CA" 2>/dev/null ||
-	    fail "cannot make pebble's TLS CA"
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-	    -keyout "$d/tls.key" -out "$d/tls.csr" -subj /CN=localhost \
-	    2>/dev/null || fail "cannot make pebble's TLS key"
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/ext"
-	openssl x509 -req -in "$d/tls.csr" -CA "$d/tlsca.pem" \
-	    -CAkey "$d/tlsca.key" -CAcreateserial -days 2 -extfile "$d/ext" \
-	    -out "$d/tls.pem" 2>/dev/null || fail "cannot sign pebble's TLS cert"
+	[[ -s "$d/tls.pem" ]] || _pebble_tls "$d"
 	port=$(free_port)
 	mport=$(free_port)
 	cat >"$d/config.json" <<EOF
@@ -237,24 +280,46 @@ _start_pebble() {
     "httpPort": $HTTP01_PORT,
     "tlsPort": $TLSALPN_PORT,
     "ocspResponderURL": "",
-    "externalAccountBindingRequired": false,
-    "externalAccountMACKeys": { "kid-1": "$PEBBLE_EAB_KEY" },
+    "externalAccountBindingRequired": $req,
+    "externalAccountMACKeys": {
+      "kid-1": "${PEBBLE_EAB_KEYS[kid-1]}",
+      "kid-2": "${PEBBLE_EAB_KEYS[kid-2]}"
+    },
     "domainBlocklist": ["example.org"]
   }
 }
 EOF
 	PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
 	    pebble -config "$d/config.json" -dnsserver "127.0.0.1:$DNS_PORT" \
-	    >"$T/pebble.log" 2>&1 &
-	bg_track $!
+	    >>"$T/pebble.log" 2>&1 &
+	PEBBLE_PID=$!
+	bg_track "$PEBBLE_PID"
 	wait_until 10 _port_open "$mport" ||
 	    fail "pebble does not listen: $(tail -n 3 "$T/pebble.log")"
 	PEBBLE_MGMT="https://127.0.0.1:$mport"
 	DIR_URL="https://127.0.0.1:$port/dir"
 	TLS_CA="$d/tlsca.pem"
+	# Each start makes a new root; certificates verify to the current one.
 	ROOT_CA="$d/root.pem"
 	curl -sf --cacert "$TLS_CA" "$PEBBLE_MGMT/roots/0" >"$ROOT_CA" ||
 	    fail "cannot fetch pebble's root"
+}
+
+# _pebble_tls DIR: pebble's own TLS: a throwaway CA and a certificate
+# for 127.0.0.1.
+_pebble_tls() {
+	local d=$1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$d/tlsca.key" -out "$d/tlsca.pem" -days 2 \
+	    -subj "/CN=pebble test TLS CA" 2>/dev/null ||
+	    fail "cannot make pebble's TLS CA"
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	    -keyout "$d/tls.key" -out "$d/tls.csr" -subj /CN=localhost \
+	    2>/dev/null || fail "cannot make pebble's TLS key"
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/ext"
+	openssl x509 -req -in "$d/tls.csr" -CA "$d/tlsca.pem" \
+	    -CAkey "$d/tlsca.key" -CAcreateserial -days 2 -extfile "$d/ext" \
+	    -out "$d/tls.pem" 2>/dev/null || fail "cannot sign pebble's TLS cert"
 }
 
 # ---------------------------------------------------------------------

@@ -2,7 +2,7 @@
 # acme_uacme.sh - uacme (Debian's package) gets certificates from
 # certkeepd's ACME server: registration (and with an external account
 # binding), a single name and three names by http-01, a name and its
-# wildcard by dns-01, a name by tls-alpn-01 through ualpn (uacme's
+# wildcard by dns-01, an IP address by http-01 (RFC 8738), a name by tls-alpn-01 through ualpn (uacme's
 # tls-alpn-01 responder, same package), 'openssl verify' of every chain,
 # forced reissue, revocation by the account key and by the certificate's
 # key seen by OCSP and the CRL, a name outside the profile refused with
@@ -144,6 +144,15 @@ grep -q "hook done tls-alpn-01 t.$ACME_DOMAIN" "$T/hooks.log" ||
     fail "the tls-alpn-01 challenge was not the one completed"
 ok "t.$ACME_DOMAIN by tls-alpn-01"
 
+say "an IP address (RFC 8738, http-01)"
+WANT=http-01 ua "issue 127.0.0.1" -h "$HOOK" issue 127.0.0.1
+run openssl verify -CAfile "$ROOT_CA" -untrusted "$(crt 127.0.0.1)" \
+    -purpose sslserver "$(crt 127.0.0.1)"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "openssl verify fails for the IP certificate"
+openssl x509 -in "$(crt 127.0.0.1)" -noout -ext subjectAltName >"$T/ip-san.txt"
+assert_grep '^ *IP Address:127\.0\.0\.1$' "$T/ip-san.txt" "the IP certificate's SAN"
+ok "127.0.0.1 issued with an iPAddress SAN"
+
 say "reissue (-f)"
 cp "$(crt "a.$ACME_DOMAIN")" "$T/a-old.pem"
 old=$(serial_of "$T/a-old.pem")
@@ -184,20 +193,29 @@ grep -q "hook failed http-01 x.$ACME_DOMAIN" "$T/hooks.log" ||
 ok "validation failed on a wrong key authorization"
 
 say "external account binding"
-if acme_eab_supported; then
-	acme_eab_create
-	C2="$T/uacme-eab"
-	C_SAVE=$C
-	C=$C2
-	ua "new with EAB" -y -e "$EAB_KID:$EAB_KEY" new "eab@$ACME_DOMAIN"
-	WANT=http-01 ua "issue e" -h "$HOOK" issue "e.$ACME_DOMAIN"
-	check_cert "$(crt "e.$ACME_DOMAIN")" "$(crt "e.$ACME_DOMAIN")" \
-	    "e.$ACME_DOMAIN"
-	C=$C_SAVE
-	ok "account bound to $EAB_KID; e.$ACME_DOMAIN issued"
-else
-	echo "   note: certkeep has no 'acme eab' command yet: EAB not tested"
-fi
+acme_eab_create
+C_SAVE=$C
+C="$T/uacme-eab"
+ua "new with EAB" -y -e "$EAB_KID:$EAB_KEY" new "eab@$ACME_DOMAIN"
+WANT=http-01 ua "issue e" -h "$HOOK" issue "e.$ACME_DOMAIN"
+check_cert "$(crt "e.$ACME_DOMAIN")" "$(crt "e.$ACME_DOMAIN")" "e.$ACME_DOMAIN"
+eab_bound "$EAB_KID" || fail "the server did not bind $EAB_KID"
+ok "account bound to $EAB_KID; e.$ACME_DOMAIN issued"
+
+say "external account binding required"
+acme_require_eab
+C="$T/uacme-noeab"
+# uacme, like certbot and lego, refuses by itself when the directory's
+# meta says externalAccountRequired.
+ua_fails 'externalAccountRequired|[Ee]xternal ([Aa]ccount|credentials)' -y new "no-eab@$ACME_DOMAIN"
+ok "an account without a binding is refused"
+acme_eab_create
+C="$T/uacme-eab2"
+ua "new with EAB" -y -e "$EAB_KID:$EAB_KEY" new "eab2@$ACME_DOMAIN"
+WANT=http-01 ua "issue f" -h "$HOOK" issue "f.$ACME_DOMAIN"
+check_cert "$(crt "f.$ACME_DOMAIN")" "$(crt "f.$ACME_DOMAIN")" "f.$ACME_DOMAIN"
+C=$C_SAVE
+ok "with $EAB_KID: f.$ACME_DOMAIN issued"
 
 if [[ "$ACME_SERVER" == certkeepd ]]; then
 	srv_stop "$CA_HOME"
