@@ -936,6 +936,30 @@ load_chain(struct server *sv)
 	return 0;
 }
 
+static int
+eab_live_cb(const struct store_acme_eab *e, void *arg)
+{
+	if (e->revoked_at == 0)
+		++*(size_t *)arg;
+	return 0;
+}
+
+/* Neither half of the EAB pair exists and no unrevoked sealed key waits
+ * for the lost one. */
+static int
+eab_pair_absent(struct ck_ca *ca)
+{
+	char pub[4096];
+	size_t live = 0;
+
+	if (ck_path_join(pub, sizeof(pub), ca->home, EAB_SEAL_PUB_FILE) != 0 ||
+	    ck_fs_exists(pub))
+		return 0;
+	if (store_acme_eab_list(ca->st, eab_live_cb, &live) != 0)
+		return 0;
+	return live == 0;
+}
+
 int
 server_eab_unlock(struct server *sv, struct ck_ca *ca,
     const struct ck_secret *pw)
@@ -946,6 +970,24 @@ server_eab_unlock(struct server *sv, struct ck_ca *ca,
 	EVP_PKEY_free(sv->eab_key);
 	sv->eab_key = NULL;
 	r = eab_key_load(ca->home, pw, &sv->eab_key);
+	/* No pair yet: make it now, while the passphrase is at hand, so that
+	 * EAB keys created while we run ('certkeep acme eab create' seals to
+	 * the public half) can be checked without a restart. Not over a
+	 * lost pair whose sealed keys the store still holds. */
+	if (r == CK_E_NOTFOUND && ac->enabled && eab_pair_absent(ca)) {
+		EVP_PKEY *k = NULL;
+		ck_err_clear();
+		if ((r = eab_keypair_generate(&k)) == 0 &&
+		    (r = eab_keypair_save(ca->home, k, pw, 0)) == 0) {
+			sv->eab_key = k;
+			k = NULL;
+			ck_info("made the ACME EAB key pair (%s)",
+			    EAB_SEAL_PUB_FILE);
+		}
+		EVP_PKEY_free(k);
+		if (r != 0)
+			return r;
+	}
 	if (r == CK_E_NOTFOUND && ac->enabled && ac->eab_required)
 		return ck_err_set(CK_E_STATE, "[acme] eab_required is set, but "
 		    "this CA has no EAB key (%s): create the first external "

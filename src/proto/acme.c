@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "audit/audit.h"
@@ -391,6 +392,68 @@ kid_account_id(const struct acme_ctx *cx, const char *kid)
 }
 
 /*
+ * Account keys, parsed and checked once: ck_jwk_parse() checks the point
+ * (a scalar multiplication for EC keys), which cost more than verifying
+ * the request's signature. Keyed by the SHA-256 of the account's
+ * canonical JWK text, so a key change is simply another entry; a slot
+ * holds the last key that hashed to it.
+ */
+#define KEY_CACHE_SLOTS 1024
+
+static struct {
+	unsigned char h[32];
+	EVP_PKEY *key;
+} key_cache[KEY_CACHE_SLOTS];
+static pthread_mutex_t key_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int
+key_cache_get(const char *jwk, EVP_PKEY **out)
+{
+	unsigned char h[32];
+	unsigned slot;
+	EVP_PKEY *k = NULL;
+	int r;
+
+	if (EVP_Digest(jwk, strlen(jwk), h, NULL, EVP_sha256(), NULL) != 1)
+		return ck_jwk_parse_text(jwk, strlen(jwk), out);
+	slot = ((unsigned)h[0] << 8 | h[1]) % KEY_CACHE_SLOTS;
+	pthread_mutex_lock(&key_cache_mu);
+	if (key_cache[slot].key != NULL &&
+	    memcmp(key_cache[slot].h, h, 32) == 0) {
+		k = key_cache[slot].key;
+		EVP_PKEY_up_ref(k);
+	}
+	pthread_mutex_unlock(&key_cache_mu);
+	if (k != NULL) {
+		*out = k;
+		return 0;
+	}
+	if ((r = ck_jwk_parse_text(jwk, strlen(jwk), &k)) != 0)
+		return r;
+	EVP_PKEY_up_ref(k);
+	pthread_mutex_lock(&key_cache_mu);
+	EVP_PKEY_free(key_cache[slot].key);
+	key_cache[slot].key = k;
+	memcpy(key_cache[slot].h, h, 32);
+	pthread_mutex_unlock(&key_cache_mu);
+	*out = k;
+	return 0;
+}
+
+void
+acme_key_cache_clear(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&key_cache_mu);
+	for (i = 0; i < KEY_CACHE_SLOTS; i++) {
+		EVP_PKEY_free(key_cache[i].key);
+		key_cache[i].key = NULL;
+	}
+	pthread_mutex_unlock(&key_cache_mu);
+}
+
+/*
  * Check an ACME POST: media type, JWS form, nonce, url, key choice and
  * signature. On success *out is the parsed request and, for WANT_KID,
  * *acct the (valid) account that signed it. Otherwise resp holds the
@@ -470,8 +533,7 @@ acme_post_begin(struct acme_ctx *cx, const struct http_request *req,
 			goto out;
 		}
 		ck_err_clear();
-		if ((r = ck_jwk_parse_text(acct->jwk, strlen(acct->jwk),
-		    &key)) != 0) {
+		if ((r = key_cache_get(acct->jwk, &key)) != 0) {
 			acme_problem(cx, resp, 500, "serverInternal", "the "
 			    "account's key cannot be read");
 			goto out;

@@ -30,7 +30,9 @@
 #include "proto/acme_int.h"
 #include "proto/acme_validate.h"
 
-#define VA_WORKERS 4
+/* Validation waits on the network (each bounded by the timeout), so
+ * there are more workers than cores. */
+#define VA_WORKERS 16
 #define VA_QUEUE_MAX 4096	/* challenges waiting for a worker */
 
 struct va_job {
@@ -398,6 +400,7 @@ acme_validators_stop(struct server *sv)
 	}
 	for (i = 0; i < va->nworkers; i++)
 		pthread_join(va->workers[i], NULL);
+	acme_key_cache_clear();
 	pthread_cond_destroy(&va->cv);
 	pthread_mutex_destroy(&va->mu);
 	free(va);

@@ -110,6 +110,9 @@ void acme_order_respond(struct server *sv, const char *base,
     struct http_response *resp, int status,
     const struct store_acme_order *o);
 
+/* Drop the parsed account keys (at server stop). */
+void acme_key_cache_clear(void);
+
 /* The profile ACME issues under ([acme] profile). */
 const char *acme_profile_name(const struct server *sv);
 
