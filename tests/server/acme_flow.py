@@ -374,9 +374,31 @@ def limits(api, ca):
     ok("another account is not limited by the first one's orders")
 
 
+def eab_required(api, ca):
+    """[acme] eab_required = true: newAccount without a binding."""
+    c = Client(api, ca)
+    _, _, data = c.http("GET", api + "/acme/directory")
+    c.dir = json.loads(data)
+    if c.dir.get("meta", {}).get("externalAccountRequired") is not True:
+        fail("directory meta: %s" % c.dir.get("meta"))
+    k = Key("ES256")
+    url = c.dir["newAccount"]
+    problem(c.post(url, c.jws(k, url, {"termsOfServiceAgreed": True})),
+            400, "externalAccountRequired", "newAccount without a binding")
+    bogus = {"protected": b64u(json.dumps({"alg": "HS256", "kid": "nokid",
+                                           "url": url}).encode()),
+             "payload": b64u(json.dumps(k.jwk).encode()),
+             "signature": b64u(b"x" * 32)}
+    problem(c.post(url, c.jws(k, url, {"termsOfServiceAgreed": True,
+                                       "externalAccountBinding": bogus})),
+            403, "unauthorized", "newAccount with an unknown key id")
+
+
 def main():
     if sys.argv[1] == "--limits":
         return limits(sys.argv[2], sys.argv[3])
+    if sys.argv[1] == "--eab-required":
+        return eab_required(sys.argv[2], sys.argv[3])
     api, ca, dns_port, http_port, tls_port, outdir = sys.argv[1:7]
     dom = os.environ.get("SRV_DOMAIN", "certkeep.test")
     ds = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -107,5 +107,15 @@ SRV_DOMAIN="$SRV_DOMAIN" python3 "$(dirname "${BASH_SOURCE[0]}")/acme_flow.py" \
 cat "$T/limits.out"
 [[ $rc -eq 0 ]] || fail "the rate limit checks failed (exit $rc)"
 srv_stop "$ca"
+
+say "external account binding required"
+conf_set "$ca" acme eab_required true
+srv_start "$ca"
+rc=0
+python3 "$(dirname "${BASH_SOURCE[0]}")/acme_flow.py" --eab-required "$API" \
+    "$SRV_CA" >"$T/eab.out" 2>&1 || rc=$?
+cat "$T/eab.out"
+[[ $rc -eq 0 ]] || fail "the EAB checks failed (exit $rc)"
+srv_stop "$ca"
 srv_stopped_cleanly "$ca"
 ok "stopped"
