@@ -109,12 +109,11 @@ eab_add(struct fx *fx, const char *kid, const char *key, const char *note)
 static int
 collect(const struct store_acme_eab *e, void *arg)
 {
-	char *s = arg;
+	char *s = arg;	/* 256 bytes (test_store) */
+	size_t n = strlen(s);
 
-	strcat(s, e->kid);
-	strcat(s, e->revoked_at ? "-r" : "");
-	strcat(s, e->account_id[0] ? "-b" : "");
-	strcat(s, " ");
+	snprintf(s + n, 256 - n, "%s%s%s ", e->kid, e->revoked_at ? "-r" :
+	    "", e->account_id[0] ? "-b" : "");
 	return 0;
 }
 
