@@ -35,6 +35,8 @@ static const struct {
 	{ "restore", cmd_restore, "restore a CA from backup sets" },
 	{ "key", cmd_key, "back up and restore the CA key itself" },
 	{ "custody", cmd_custody, "record and check hand-overs of backups" },
+	{ "operator", cmd_operator, "add, list and remove operators and "
+	    "their roles" },
 };
 
 static void
