@@ -188,6 +188,27 @@ set_timeouts(int fd)
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
+/*
+ * After an error reply to a request not read in full: stop sending and
+ * drop what the client still sends for a moment, so that closing with
+ * unread data does not reset the connection before the client has read
+ * the reply.
+ */
+static void
+drain(int fd)
+{
+	struct timeval tv = { 1, 0 };
+	char junk[4096];
+	size_t total = 0;
+	ssize_t n;
+
+	(void)shutdown(fd, SHUT_WR);
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	while (total < 4 * ADMIN_REQUEST_MAX &&
+	    (n = read(fd, junk, sizeof(junk))) > 0)
+		total += (size_t)n;
+}
+
 /* One connection: one request, one reply. */
 static void
 serve(struct adminsock *as, int fd)
@@ -221,6 +242,7 @@ serve(struct adminsock *as, int fd)
 		ck_warn("admin socket: uid %u: %s", (unsigned)cred.uid,
 		    ck_err_msg());
 		send_error(fd, CK_E_TOOBIG, ck_err_msg());
+		drain(fd);
 		goto out;
 	}
 	if (read_full(fd, buf + 4, n) != 0) {
