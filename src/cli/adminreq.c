@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
 #include "authz/admin.h"
+#include "authz/authz.h"
 #include "ca/ca.h"
 #include "cli/cli.h"
 #include "common/err.h"
@@ -109,5 +111,79 @@ cli_admin_run(const char *home, json_t *req, const char *datafile)
 	if (note != NULL)
 		fprintf(stderr, "certkeep: %s\n", note);
 	json_decref(reply);
+	return ex;
+}
+
+/* The action a command that runs here (not through certkeepd) is, by its
+ * words and options; -1 for commands outside the table (or routed ones,
+ * judged by admin_exec()). */
+static int
+local_action(int argc, char **argv)
+{
+	const char *cmd = argv[0], *sub = argc > 1 ? argv[1] : "";
+	int i;
+
+	if (strcmp(cmd, "backup") == 0) {
+		if (strcmp(sub, "drill") == 0)
+			return AUTHZ_DRILL;
+		if (strcmp(sub, "verify") == 0 || strcmp(sub, "list") == 0)
+			return AUTHZ_BACKUP;
+		for (i = 1; i < argc; i++)
+			if (strcmp(argv[i], "--offline") == 0)
+				return AUTHZ_BACKUP_COLD;
+		return AUTHZ_BACKUP;
+	}
+	if (strcmp(cmd, "restore") == 0)
+		return AUTHZ_RESTORE;
+	if (strcmp(cmd, "custody") == 0)
+		return AUTHZ_CUSTODY;
+	/* A key backup is a backup, done apart (docs/backup.md). */
+	if (strcmp(cmd, "key") == 0)
+		return AUTHZ_BACKUP;
+	if (strcmp(cmd, "acme") == 0 && strcmp(sub, "eab") == 0) {
+		sub = argc > 2 ? argv[2] : "";
+		if (strcmp(sub, "create") == 0)
+			return AUTHZ_EAB_CREATE;
+		if (strcmp(sub, "list") == 0)
+			return AUTHZ_EAB_LIST;
+		if (strcmp(sub, "revoke") == 0)
+			return AUTHZ_EAB_REVOKE;
+	}
+	return -1;
+}
+
+int
+cli_authorize_local(const char *home, int argc, char **argv)
+{
+	struct authz_principal p;
+	struct authz_decision d;
+	struct ck_ca *ca = NULL;
+	uid_t owner;
+	int action, r, ex = CLI_EXIT_OK;
+
+	if (home == NULL || argc < 1 || (action = local_action(argc, argv)) < 0)
+		return CLI_EXIT_OK;
+	for (r = 1; r < argc; r++)
+		if (strcmp(argv[r], "--help") == 0)
+			return CLI_EXIT_OK;
+	/* No CA there yet (a restore's new home), or one this user cannot
+	 * open: the command itself says what is wrong. */
+	if (admin_home_owner(home, &owner) != 0 ||
+	    ck_ca_open(home, &ca) != 0) {
+		ck_err_clear();
+		return CLI_EXIT_OK;
+	}
+	if ((r = authz_principal_load(ca->st, getuid(), owner, &p)) != 0 ||
+	    (r = authz_decide(ca->st, &p, action, &d)) != 0) {
+		ex = cli_fail(r);
+	} else if (!d.allowed) {
+		(void)audit_append(ca->st, d.actor, authz_action_name(action),
+		    "", AUDIT_REFUSED, d.reason);
+		fprintf(stderr, "certkeep: %s\n", d.reason);
+		ex = CLI_EXIT_FAIL;
+	} else if (p.is_operator)
+		/* What the command audits names the operator and role. */
+		audit_actor_set(d.actor);
+	ck_ca_close(ca);
 	return ex;
 }

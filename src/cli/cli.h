@@ -89,6 +89,15 @@ struct json_t;
 int cli_admin_run(const char *home, struct json_t *req,
     const char *datafile);
 
+/*
+ * The role check of a command that runs here rather than through
+ * certkeepd (backup, restore, custody, key, acme eab; src/authz/authz.h):
+ * ARGV[0] is the command. A refusal is audited and printed and returns
+ * CLI_EXIT_FAIL; an operator's command then audits as "NAME/ROLE".
+ * Commands outside the table, and homes that cannot be opened, pass.
+ */
+int cli_authorize_local(const char *home, int argc, char **argv);
+
 int cmd_init(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_issue(int argc, char **argv);

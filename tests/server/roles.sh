@@ -223,4 +223,22 @@ expect_fail "revoke needs the cert-manager role" ck revoke --home "$ca" \
     --serial "$SERIAL"
 expect_ok ck operator list --home "$ca" --all
 assert_grep "^extra +ckr-late .* removed " "$LAST_OUT" "removed operator listed"
+
+say "commands that run here follow the same table (backup, custody, acme eab)"
+expect_fail "backup needs the backup-operator role; OS user $owner is no operator" \
+    ck backup list --home "$ca"
+expect_ok ck operator add --home "$ca" --name keeper --role backup-operator \
+    --os-user "$owner"
+expect_ok ck backup list --home "$ca"
+expect_ok ck custody show --home "$ca"
+expect_fail "acme-eab-list needs the ca-admin role; keeper is backup-operator" \
+    ck acme eab list --home "$ca"
+expect_fail "revoke needs the cert-manager role; keeper is backup-operator" \
+    ck revoke --home "$ca" --serial "$SERIAL"
+sqlite3 "$ca/store.db" "SELECT user || ' ' || action || ' ' || result FROM \
+audit ORDER BY id" >"$T/audit-tail.txt"
+assert_grep "^$owner backup refused$" "$T/audit-tail.txt" \
+    "the owner's refused backup is audited"
+assert_grep "^keeper/backup-operator acme-eab-list refused$" \
+    "$T/audit-tail.txt" "the operator's refused EAB listing is audited"
 ok "done"
