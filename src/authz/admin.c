@@ -34,13 +34,68 @@ admin_home_owner(const char *home, uid_t *out)
 
 /* ---- replies ---------------------------------------------------------- */
 
+/*
+ * A copy of S with every byte that is not part of valid UTF-8 (an audit
+ * entry may hold whatever a refused request carried) replaced by '?':
+ * JSON strings are UTF-8, and one bad entry must not make the whole log
+ * unreadable through the socket. Caller frees.
+ */
+static char *
+utf8_clean(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s), i = 0, n, k;
+	unsigned char c;
+	char *out;
+
+	if ((out = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(out, s, len + 1);
+	while (i < len) {
+		c = p[i];
+		n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 && c >= 0xc2 ? 2 :
+		    (c & 0xf0) == 0xe0 ? 3 : (c & 0xf8) == 0xf0 && c <= 0xf4 ?
+		    4 : 0;
+		for (k = 1; n > 1 && k < n; k++)
+			if (i + k >= len || (p[i + k] & 0xc0) != 0x80)
+				n = 0;
+		/* Overlong, surrogate and out-of-range forms. */
+		if (n == 3 && ((c == 0xe0 && p[i + 1] < 0xa0) ||
+		    (c == 0xed && p[i + 1] >= 0xa0)))
+			n = 0;
+		if (n == 4 && ((c == 0xf0 && p[i + 1] < 0x90) ||
+		    (c == 0xf4 && p[i + 1] >= 0x90)))
+			n = 0;
+		if (n == 0) {
+			out[i++] = '?';
+			continue;
+		}
+		i += n;
+	}
+	return out;
+}
+
+/* A JSON string of S, cleaned (NULL when out of memory). */
+static json_t *
+text_json(const char *s)
+{
+	char *c = utf8_clean(s);
+	json_t *j;
+
+	if (c == NULL)
+		return NULL;
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
 static json_t *
 reply_err(int code, const char *msg, int refused)
 {
 	if (msg == NULL || msg[0] == '\0')
 		msg = ck_strerror(code);
-	return json_pack("{s:b, s:i, s:s, s:b}", "ok", 0, "code", code,
-	    "error", msg, "refused", refused);
+	return json_pack("{s:b, s:i, s:o, s:b}", "ok", 0, "code", code,
+	    "error", text_json(msg), "refused", refused);
 }
 
 /* The error of the last failure on this thread, code R. */
@@ -57,11 +112,11 @@ reply_fail(int r)
 static json_t *
 reply_ok(const char *out, const char *note)
 {
-	json_t *j = json_pack("{s:b, s:s}", "ok", 1, "out",
-	    out != NULL ? out : "");
+	json_t *j = json_pack("{s:b, s:o}", "ok", 1, "out",
+	    text_json(out != NULL ? out : ""));
 
 	if (j != NULL && note != NULL &&
-	    json_object_set_new(j, "note", json_string(note)) != 0) {
+	    json_object_set_new(j, "note", text_json(note)) != 0) {
 		json_decref(j);
 		return NULL;
 	}
@@ -498,9 +553,17 @@ run_read(struct admin_env *env, enum authz_action action, const json_t *req)
 			char out[160];
 			snprintf(out, sizeof(out), "entries %lld to %lld",
 			    (long long)from, (long long)last);
-			if ((j = reply_ok(out, NULL)) != NULL &&
-			    (json_object_set_new(j, "data",
-			    json_stringn(t.buf, t.len)) != 0 ||
+			json_t *data = json_stringn(t.buf, t.len);
+			/* Byte for byte, or not at all: the hashes cover
+			 * the bytes. */
+			if (data == NULL) {
+				text_free(&t);
+				return reply_fail(ck_err_set(CK_E_PARSE,
+				    "the extract is not UTF-8 text"));
+			}
+			if ((j = reply_ok(out, NULL)) == NULL)
+				json_decref(data);
+			else if ((json_object_set_new(j, "data", data) != 0 ||
 			    json_object_set_new(j, "last",
 			    json_integer(last)) != 0)) {
 				json_decref(j);

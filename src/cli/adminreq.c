@@ -71,8 +71,10 @@ cli_admin_run(const char *home, json_t *req, const char *datafile)
 	const char *out, *note, *err;
 	int r, ex = CLI_EXIT_OK;
 
+	/* json_pack() refuses strings that are not UTF-8. */
 	if (req == NULL)
-		return cli_fail(CK_E_NOMEM);
+		return cli_fail(ck_err_set(CK_E_INVAL, "the arguments must be "
+		    "UTF-8 text"));
 	r = adminsock_call(home, req, &reply);
 	if (r == CK_E_NOTFOUND) {
 		ck_err_clear();

@@ -480,6 +480,14 @@ test_admin_local(void **state)
 	assert_true(reply_ok(j));
 	assert_contains(reply_str(j, "out"), "audit log intact");
 	json_decref(j);
+	/* An entry that is not UTF-8 (written by anything that audits raw
+	 * input) shows with '?' instead of breaking the reply. */
+	OK(audit_append(fx->ca->st, NULL, "x-test", "a\xff\xc0\x80" "b\xed\xa0"
+	    "\x80" "c\xe2\x82", AUDIT_OK, "caf\xc3\xa9"));
+	j = exec_text(fx, me, "{\"action\":\"audit-show\",\"from\":1}");
+	assert_true(reply_ok(j));
+	assert_contains(reply_str(j, "out"), "a???b???c?? -- caf\xc3\xa9");
+	json_decref(j);
 
 	/* The owner still manages operators; a second role is refused. */
 	j = exec_text(fx, me, "{\"action\":\"operator-grant\",\"name\":\"me\","
