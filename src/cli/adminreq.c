@@ -139,9 +139,12 @@ local_action(int argc, char **argv)
 		return AUTHZ_RESTORE;
 	if (strcmp(cmd, "custody") == 0)
 		return AUTHZ_CUSTODY;
-	/* A key backup is a backup, done apart (docs/backup.md). */
+	/* A key backup is a backup, done apart (docs/backup.md); a key
+	 * restore is part of a restore, which the home's owner may always
+	 * do (recovery of a CA whose operators are gone). */
 	if (strcmp(cmd, "key") == 0)
-		return AUTHZ_BACKUP;
+		return strcmp(sub, "restore") == 0 ? AUTHZ_RESTORE :
+		    AUTHZ_BACKUP;
 	if (strcmp(cmd, "acme") == 0 && strcmp(sub, "eab") == 0) {
 		sub = argc > 2 ? argv[2] : "";
 		if (strcmp(sub, "create") == 0)
