@@ -4,6 +4,7 @@
  */
 #include "authz/admin.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -599,6 +600,16 @@ action_object(const json_t *req)
 	return "";
 }
 
+static int
+os_user_exists(const char *name)
+{
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	return getpwnam_r(name, &pw, buf, sizeof(buf), &res) == 0 &&
+	    res != NULL;
+}
+
 /* Judge, then run a write action as D's actor. */
 static json_t *
 run_write(struct admin_env *env, enum authz_action action,
@@ -671,6 +682,10 @@ run_write(struct admin_env *env, enum authz_action action,
 			return reply_fail(ck_err_set(CK_E_INVAL, "unknown role "
 			    "'%.40s' (ca-admin, cert-manager, auditor, "
 			    "backup-operator)", role));
+		/* A typo would make an operator nobody can ever be. */
+		if (oa.os_user != NULL && !os_user_exists(oa.os_user))
+			return reply_fail(ck_err_set(CK_E_NOTFOUND, "there is "
+			    "no OS user '%.40s' here", oa.os_user));
 		break;
 	case AUTHZ_OPERATOR_REMOVE:
 		if ((r = arg_str(req, "name", 1, &oa.name)) != 0)

@@ -528,6 +528,10 @@ test_admin_local(void **state)
 	    "\"role\":\"god\",\"os_user\":\"x\"}");
 	assert_contains(reply_str(j, "error"), "unknown role");
 	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"operator-add\",\"name\":\"x\","
+	    "\"role\":\"auditor\",\"os_user\":\"no-such-user-ck7\"}");
+	assert_contains(reply_str(j, "error"), "no OS user 'no-such-user-ck7'");
+	json_decref(j);
 	j = exec_text(fx, me, "{\"action\":\"operator-role-separation\"}");
 	assert_contains(reply_str(j, "error"), "\"on\" is missing");
 	json_decref(j);
