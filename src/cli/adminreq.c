@@ -145,6 +145,11 @@ local_action(int argc, char **argv)
 	if (strcmp(cmd, "key") == 0)
 		return strcmp(sub, "restore") == 0 ? AUTHZ_RESTORE :
 		    AUTHZ_BACKUP;
+	/* What changes how the CA is set up: its certificate, and the
+	 * configuration certkeepd takes on reload. */
+	if ((strcmp(cmd, "ca") == 0 && strcmp(sub, "install") == 0) ||
+	    (strcmp(cmd, "service") == 0 && strcmp(sub, "reload") == 0))
+		return AUTHZ_CONFIG;
 	if (strcmp(cmd, "acme") == 0 && strcmp(sub, "eab") == 0) {
 		sub = argc > 2 ? argv[2] : "";
 		if (strcmp(sub, "create") == 0)

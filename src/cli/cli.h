@@ -91,7 +91,8 @@ int cli_admin_run(const char *home, struct json_t *req,
 
 /*
  * The role check of a command that runs here rather than through
- * certkeepd (backup, restore, custody, key, acme eab; src/authz/authz.h):
+ * certkeepd (backup, restore, custody, key, acme eab, ca install, service
+ * reload; src/authz/authz.h):
  * ARGV[0] is the command. A refusal is audited and printed and returns
  * CLI_EXIT_FAIL; an operator's command then audits as "NAME/ROLE".
  * Commands outside the table, and homes that cannot be opened, pass.

@@ -224,7 +224,7 @@ expect_fail "revoke needs the cert-manager role" ck revoke --home "$ca" \
 expect_ok ck operator list --home "$ca" --all
 assert_grep "^extra +ckr-late .* removed " "$LAST_OUT" "removed operator listed"
 
-say "commands that run here follow the same table (backup, custody, acme eab)"
+say "commands that run here follow the same table (backup, custody, acme eab, ca install)"
 expect_fail "backup needs the backup-operator role; OS user $owner is no operator" \
     ck backup list --home "$ca"
 expect_ok ck operator add --home "$ca" --name keeper --role backup-operator \
@@ -233,6 +233,8 @@ expect_ok ck backup list --home "$ca"
 expect_ok ck custody show --home "$ca"
 expect_fail "acme-eab-list needs the ca-admin role; keeper is backup-operator" \
     ck acme eab list --home "$ca"
+expect_fail "config needs the ca-admin role; keeper is backup-operator" \
+    ck ca install --home "$ca" --cert "$SRV_CA" --chain "$SRV_CA"
 expect_fail "revoke needs the cert-manager role; keeper is backup-operator" \
     ck revoke --home "$ca" --serial "$SERIAL"
 sqlite3 "$ca/store.db" "SELECT user || ' ' || action || ' ' || result FROM \
