@@ -636,7 +636,7 @@ run_write(struct admin_env *env, enum authz_action action,
 		if ((r = env_write(env, actor, revoke_fn, &rv)) != 0)
 			return reply_fail(r);
 		if (env->changed != NULL)
-			env->changed(env->changed_arg);
+			env->changed(env->changed_arg, 1);
 		snprintf(out, sizeof(out), "Revoked %s (%s). Publish a new CRL "
 		    "with 'certkeep crl'.\n", rv.serial,
 		    ck_crl_reason_name(rv.reason));
@@ -654,7 +654,7 @@ run_write(struct admin_env *env, enum authz_action action,
 		if ((r = env_write(env, actor, token_create_fn, &ta)) != 0)
 			return reply_fail(r);
 		if (env->changed != NULL)
-			env->changed(env->changed_arg);
+			env->changed(env->changed_arg, 0);
 		snprintf(out, sizeof(out), "token '%s' created; it is shown "
 		    "only this once", ta.tp.name);
 		/* XXX the token passes through jansson's buffers, which are
@@ -668,7 +668,7 @@ run_write(struct admin_env *env, enum authz_action action,
 		if ((r = env_write(env, actor, token_revoke_fn, &ta)) != 0)
 			return reply_fail(r);
 		if (env->changed != NULL)
-			env->changed(env->changed_arg);
+			env->changed(env->changed_arg, 0);
 		snprintf(out, sizeof(out), "Revoked token %s.\n", ta.id);
 		return reply_ok(out, NULL);
 	case AUTHZ_OPERATOR_ADD:

@@ -59,9 +59,10 @@ struct admin_env {
 	pthread_mutex_t *rd_mu;		/* NULL: reads need no lock */
 	struct ck_pipeline *pl;		/* NULL: write on ca->st directly */
 	uid_t owner;			/* the home's owner */
-	/* Called after a successful revocation or token change (certkeepd
-	 * wakes its housekeeper for a new CRL); may be NULL. */
-	void (*changed)(void *arg);
+	/* Called after a successful revocation (REVOKED 1) or token change
+	 * (0): certkeepd wakes its housekeeper, for a new CRL or to reload
+	 * the tokens at once; may be NULL. */
+	void (*changed)(void *arg, int revoked);
 	void *changed_arg;
 };
 

@@ -299,12 +299,13 @@ serve_main(void *arg)
 }
 
 static void
-wake_housekeeper(void *arg)
+wake_housekeeper(void *arg, int revoked)
 {
 	struct server *sv = arg;
 
 	pthread_mutex_lock(&sv->hk_mu);
-	sv->crl_wanted = 1;
+	if (revoked)
+		sv->crl_wanted = 1;
 	pthread_cond_signal(&sv->hk_cv);
 	pthread_mutex_unlock(&sv->hk_mu);
 }

@@ -130,6 +130,13 @@ assert_grep " admin1/ca-admin +operator-add +ok +extra " "$T/audit.txt" \
     "operator add names operator and role"
 assert_grep " admin1/ca-admin +token-revoke +ok +victim" "$T/audit.txt" \
     "token revocation names operator and role"
+crl_lists() {
+	curl -sf "$PUB/crl/ca.crl" | openssl crl -inform DER -noout -text |
+	    grep -qi "Serial Number: 0*$SERIAL\$"
+}
+wait_until 10 crl_lists ||
+    fail "the CRL certkeepd serves does not list $SERIAL soon after the revocation"
+ok "certkeepd re-signed its CRL after the revocation through the socket"
 run as ckr-admin "$CERTKEEP" token list --home "$ca"
 assert_grep "^[0-9a-f]+ +victim +revoked " "$LAST_OUT" "victim revoked"
 assert_no_grep "tok-ckr-(certmgr|auditor|backup|nobody)" "$LAST_OUT" \
