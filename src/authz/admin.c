@@ -770,7 +770,9 @@ admin_exec(struct admin_env *env, uid_t peer, const json_t *req)
 		rf.action = authz_action_name(action);
 		rf.object = action_object(req);
 		rf.reason = d.reason;
-		if ((r = env_write(env, d.actor, refusal_write, &rf)) != 0)
+		if ((env->refusal_budget == NULL ||
+		    env->refusal_budget(env->budget_arg)) &&
+		    (r = env_write(env, d.actor, refusal_write, &rf)) != 0)
 			return reply_fail(r);
 		return reply_err(CK_E_POLICY, d.reason, 1);
 	}

@@ -64,6 +64,11 @@ struct admin_env {
 	 * the tokens at once; may be NULL. */
 	void (*changed)(void *arg, int revoked);
 	void *changed_arg;
+	/* Whether one more refusal may be audited now (certkeepd caps them
+	 * per second, so that no local user can fill the store with them);
+	 * NULL: always. */
+	int (*refusal_budget)(void *arg);
+	void *budget_arg;
 };
 
 /*

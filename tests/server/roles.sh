@@ -87,6 +87,8 @@ ACTIONS=(
 	"audit-export|auditor|audit export --to 2 --out $T/out/extract-@U.jsonl"
 	"token-revoke|ca-admin|token revoke victim"
 )
+# Fewer refusals than certkeepd audits in a second (50) happen before the
+# flood below, so every one of them is audited however fast this runs.
 say "every routed action as every user: allowed exactly by role"
 for a in "${ACTIONS[@]}"; do
 	IFS='|' read -r action need cmd <<<"$a"
@@ -222,6 +224,45 @@ wait_until 10 _health_ok || fail "certkeepd does not answer /health"
 expect_ok as ckr-auditor "$CERTKEEP" audit verify --home "$ca"
 assert_grep 'audit log intact' "$LAST_OUT" "audit verify after the pokes"
 ok "certkeepd still serves"
+
+say "a flood of refused requests is not all audited (the store stays small)"
+nobody_refusals() {
+	run as ckr-auditor "$CERTKEEP" audit show --home "$ca"
+	[[ $LAST_RC -eq 0 ]] || fail_cmd "audit show as the auditor"
+	grep -Ec " ckr-nobody +token-list +refused " "$LAST_OUT" || true
+}
+before=$(nobody_refusals)
+cat >"$T/flood.py" <<'EOF'
+import hashlib, os, socket, struct, sys, time
+home = os.path.realpath(sys.argv[1])
+name = "\0certkeep-admin-" + hashlib.sha256(home.encode()).hexdigest()[:32]
+req = b'{"action":"token-list"}'
+t0 = time.time()
+refused = 0
+for i in range(300):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(name)
+    s.sendall(struct.pack(">I", len(req)) + req)
+    buf = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    s.close()
+    if b'needs the ca-admin role' in buf:
+        refused += 1
+print(refused, int(time.time() - t0) + 1)
+EOF
+run as ckr-nobody "$PY" - "$ca" <"$T/flood.py"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "the flood client failed"
+read -r refused secs <"$LAST_OUT"
+assert_eq 300 "$refused" "every flooded request answered with a refusal"
+audited=$(( $(nobody_refusals) - before ))
+(( audited <= 50 * (secs + 1) )) ||
+    fail "$audited refusals audited in $secs s: more than 50 a second"
+(( secs > 4 || audited < 300 )) || fail "all 300 refusals audited in $secs s"
+ok "$audited of 300 refusals audited in ${secs} s; all were answered"
 
 say "stopped: the owner still may not act as an operator"
 expect_ok ck service stop --home "$ca"
