@@ -31,6 +31,20 @@ audit_os_user(void)
 	return name;
 }
 
+static _Thread_local char actor[160];
+
+void
+audit_actor_set(const char *a)
+{
+	snprintf(actor, sizeof(actor), "%s", a != NULL ? a : "");
+}
+
+const char *
+audit_actor(void)
+{
+	return actor[0] != '\0' ? actor : audit_os_user();
+}
+
 static void
 put_u64(EVP_MD_CTX *ctx, uint64_t v)
 {
@@ -138,7 +152,7 @@ audit_append_many(struct store *st, const struct audit_item *items, size_t n)
 		e->id = last + 1 + (int64_t)i;
 		e->time = now;
 		e->user = (char *)(items[i].user ? items[i].user :
-		    audit_os_user());
+		    audit_actor());
 		e->action = (char *)items[i].action;
 		e->object = (char *)(items[i].object ? items[i].object : "");
 		e->result = (char *)items[i].result;

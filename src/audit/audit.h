@@ -87,4 +87,13 @@ int audit_verify_each(struct store *st,
 /* The operating-system user name of this process (static storage). */
 const char *audit_os_user(void);
 
+/*
+ * Who entries with a NULL user name, on this thread: ACTOR (e.g.
+ * "alice/cert-manager", copied) until audit_actor_set(NULL); by default
+ * the OS user. The admin paths (src/authz/admin.h) set it around an
+ * operator's action so that everything the action audits names them.
+ */
+void audit_actor_set(const char *actor);
+const char *audit_actor(void);
+
 #endif

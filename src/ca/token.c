@@ -156,7 +156,7 @@ ck_token_create(struct ck_ca *ca, const struct ck_token_params *p,
 	t.email_domains = (char *)p->email_domains;
 	t.can_revoke = p->can_revoke;
 	t.created_at = ck_time_now();
-	t.created_by = (char *)audit_os_user();
+	t.created_by = (char *)audit_actor();
 	if ((tok = ck_secret_new(128)) == NULL) {
 		r = CK_E_NOMEM;
 		goto out;

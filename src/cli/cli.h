@@ -78,6 +78,27 @@ int cli_write_output(const char *path, const void *data, size_t len);
 /* The certkeepd program: beside this certkeep, else from PATH. */
 void cli_certkeepd_path(char *buf, size_t bufsz);
 
+/*
+ * Run an admin request (src/authz/admin.h; REQ is taken, may be NULL when
+ * out of memory) through the certkeepd serving HOME, or here when none
+ * does, and print its reply: the output on stdout, a refusal or error on
+ * stderr; DATAFILE (may be NULL) gets the reply's data. Returns the exit
+ * status.
+ */
+struct json_t;
+int cli_admin_run(const char *home, struct json_t *req,
+    const char *datafile);
+
+/*
+ * The role check of a command that runs here rather than through
+ * certkeepd (backup, restore, custody, key, acme eab, ca install, service
+ * reload; src/authz/authz.h):
+ * ARGV[0] is the command. A refusal is audited and printed and returns
+ * CLI_EXIT_FAIL; an operator's command then audits as "NAME/ROLE".
+ * Commands outside the table, and homes that cannot be opened, pass.
+ */
+int cli_authorize_local(const char *home, int argc, char **argv);
+
 int cmd_init(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_issue(int argc, char **argv);
@@ -93,5 +114,6 @@ int cmd_key(int argc, char **argv);
 int cmd_custody(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_operator(int argc, char **argv);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <jansson.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
@@ -29,25 +30,6 @@ static const char audit_usage[] =
     "--out FILE";
 
 enum { O_FROM = CLI_OPT__FIRST_LOCAL, O_TO, O_OUT, O_EXTRACT, O_CA };
-
-static int
-print_entry(const struct store_audit_entry *e, void *arg)
-{
-	char t[32];
-
-	(void)arg;
-	ck_time_format(e->time, t, sizeof(t));
-	if (strcmp(e->action, AUDIT_CHECKPOINT_ACTION) == 0) {
-		printf("%6lld %s %-10s %-20s %-8s covers entries up to %s "
-		    "(signed)\n", (long long)e->id, t, e->user, e->action,
-		    e->result, e->object);
-		return 0;
-	}
-	printf("%6lld %s %-10s %-20s %-8s %s%s%s\n", (long long)e->id, t,
-	    e->user, e->action, e->result, e->object,
-	    e->detail[0] ? " -- " : "", e->detail);
-	return 0;
-}
 
 /* The certificates in a PEM file (an auditor's copy of the CA's). */
 static int
@@ -152,7 +134,6 @@ cmd_audit(int argc, char **argv)
 	};
 	struct cli_common com;
 	struct ck_ca *ca = NULL;
-	struct audit_signed_report rep;
 	const char *home, *sub, *outf = NULL, *extract = NULL, *cafile = NULL;
 	uint64_t from = 1, to = 0;
 	int opt, r, ex = CLI_EXIT_OK, written;
@@ -191,58 +172,26 @@ cmd_audit(int argc, char **argv)
 		return cli_usage(audit_usage);
 	if ((home = cli_home(&com)) == NULL)
 		return CLI_EXIT_USAGE;
+	/* show, verify and export through certkeepd when it serves the
+	 * home (admin socket); a checkpoint needs the key, here. */
+	if (strcmp(sub, "show") == 0)
+		return cli_admin_run(home, json_pack("{s:s, s:I}", "action",
+		    "audit-show", "from", (json_int_t)from), NULL);
+	if (strcmp(sub, "verify") == 0)
+		return cli_admin_run(home, json_pack("{s:s}", "action",
+		    "audit-verify"), NULL);
+	if (strcmp(sub, "export") == 0)
+		return cli_admin_run(home, json_pack("{s:s, s:I, s:I}",
+		    "action", "audit-export", "from", (json_int_t)from, "to",
+		    (json_int_t)to), outf);
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		return cli_fail(r);
-	if (strcmp(sub, "show") == 0) {
-		if ((r = store_audit_iter(ca->st, (int64_t)from, print_entry,
-		    NULL)) != 0)
-			ex = cli_fail(r);
-	} else if (strcmp(sub, "verify") == 0) {
-		/* Signed by this CA's key, not by a parent's. */
-		STACK_OF(X509) *own = sk_X509_new_null();
-		if (own == NULL || (ca->cert != NULL &&
-		    !sk_X509_push(own, ca->cert)))
-			ex = cli_fail(CK_E_NOMEM);
-		else {
-			r = audit_verify_signed(ca->st, own, &rep);
-			ex = report(r, &rep, "audit log");
-		}
-		sk_X509_free(own);
-	} else if (strcmp(sub, "checkpoint") == 0) {
-		if ((r = ck_ca_unlock(ca, &com.pass)) != 0 ||
-		    (r = audit_checkpoint(ca, NULL, &written)) != 0)
-			ex = cli_fail(r);
-		else
-			printf("%s\n", written ? "checkpoint written" :
-			    "the last entry is a checkpoint already");
-	} else {
-		FILE *f;
-		int64_t last = 0;
-		char tmp[4200];
-		snprintf(tmp, sizeof(tmp), "%s.tmp", outf);
-		if ((f = fopen(tmp, "wx")) == NULL) {
-			ex = cli_fail(ck_err_set(CK_E_IO, "cannot create %s",
-			    tmp));
-		} else {
-			r = audit_export(ca->st, ca->chain, (int64_t)from,
-			    (int64_t)to, f, &last);
-			if (fflush(f) != 0 || fsync(fileno(f)) != 0)
-				r = r ? r : ck_err_set(CK_E_IO, "cannot write "
-				    "%s", tmp);
-			fclose(f);
-			if (r == 0 && rename(tmp, outf) != 0)
-				r = ck_err_set(CK_E_IO, "cannot rename %s",
-				    tmp);
-			if (r != 0) {
-				unlink(tmp);
-				ex = cli_fail(r);
-			} else
-				printf("entries %llu to %lld written to %s, "
-				    "ending with a signed checkpoint\n",
-				    (unsigned long long)from, (long long)last,
-				    outf);
-		}
-	}
+	if ((r = ck_ca_unlock(ca, &com.pass)) != 0 ||
+	    (r = audit_checkpoint(ca, NULL, &written)) != 0)
+		ex = cli_fail(r);
+	else
+		printf("%s\n", written ? "checkpoint written" :
+		    "the last entry is a checkpoint already");
 	ck_ca_close(ca);
 	return ex;
 }

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/strutil.h"
+#include "store/store_authz.h"
 
 static const char init_usage[] =
     "certkeep init --home DIR (--root | --issuing) --subject DN\n"
@@ -38,6 +39,7 @@ cmd_init(int argc, char **argv)
 	};
 	struct cli_common com;
 	struct ck_init_params p;
+	struct ck_ca *ca = NULL;
 	uint64_t v;
 	int opt, kt, root = 0, issuing = 0, r;
 
@@ -107,6 +109,14 @@ cmd_init(int argc, char **argv)
 	p.pass = &com.pass;
 	if ((r = ck_ca_init(&p)) != 0)
 		return cli_fail(r);
+	/* A new CA separates roles (docs/roles.md); recorded, so that a
+	 * later default cannot change it. */
+	if ((r = ck_ca_open(p.home, &ca)) != 0 ||
+	    (r = store_role_separation_set(ca->st, 1)) != 0) {
+		ck_ca_close(ca);
+		return cli_fail(r);
+	}
+	ck_ca_close(ca);
 	if (root)
 		printf("Created root CA in %s (certificate: %s/ca.pem)\n",
 		    p.home, p.home);

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ca/ca.h"
+#include <jansson.h>
+
 #include "cli/cli.h"
-#include "common/err.h"
 #include "x509/certbuild.h"
 
 static const char revoke_usage[] =
@@ -27,9 +27,8 @@ cmd_revoke(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli_common com;
-	struct ck_ca *ca = NULL;
 	const char *home, *serial = NULL;
-	int opt, r, reason = 0, ex = CLI_EXIT_OK;
+	int opt, reason = 0;
 
 	cli_common_init(&com);
 	optind = 1;
@@ -58,12 +57,7 @@ cmd_revoke(int argc, char **argv)
 		return cli_usage(revoke_usage);
 	if ((home = cli_home(&com)) == NULL)
 		return CLI_EXIT_USAGE;
-	if ((r = ck_ca_open(home, &ca)) != 0 ||
-	    (r = ck_ca_revoke(ca, serial, reason)) != 0)
-		ex = cli_fail(r);
-	else
-		printf("Revoked %s (%s). Publish a new CRL with 'certkeep "
-		    "crl'.\n", serial, ck_crl_reason_name(reason));
-	ck_ca_close(ca);
-	return ex;
+	/* Through certkeepd when it serves the home (admin socket). */
+	return cli_admin_run(home, json_pack("{s:s, s:s, s:i}", "action",
+	    "revoke", "serial", serial, "reason", reason), NULL);
 }

@@ -4,11 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ca/ca.h"
+#include <jansson.h>
+
 #include "ca/token.h"
 #include "cli/cli.h"
-#include "common/err.h"
-#include "common/timeutil.h"
 
 static const char token_usage[] =
     "certkeep token create --home DIR --name NAME --profiles P1[,P2...]\n"
@@ -19,27 +18,6 @@ static const char token_usage[] =
 
 enum { O_NAME = CLI_OPT__FIRST_LOCAL, O_PROFILES, O_DNS, O_IP, O_EMAIL,
 	O_REVOKE };
-
-static int
-print_token(const struct store_token *t, void *arg)
-{
-	char c[32], rv[32] = "";
-	int *n = arg;
-
-	if ((*n)++ == 0)
-		printf("%-16s %-20s %-8s %-20s %s\n", "ID", "NAME", "STATE",
-		    "CREATED", "PROFILES / RULES");
-	ck_time_format(t->created_at, c, sizeof(c));
-	if (t->revoked_at)
-		ck_time_format(t->revoked_at, rv, sizeof(rv));
-	printf("%-16s %-20s %-8s %-20s %s%s%s%s%s%s%s%s\n", t->id, t->name,
-	    t->revoked_at ? "revoked" : "valid", c, t->profiles,
-	    t->dns_suffixes[0] ? " dns:" : "", t->dns_suffixes,
-	    t->ip_ranges[0] ? " ip:" : "", t->ip_ranges,
-	    t->email_domains[0] ? " email:" : "", t->email_domains,
-	    t->can_revoke ? " (may revoke)" : "");
-	return 0;
-}
 
 int
 cmd_token(int argc, char **argv)
@@ -56,10 +34,9 @@ cmd_token(int argc, char **argv)
 	};
 	struct cli_common com;
 	struct ck_token_params tp;
-	struct ck_ca *ca = NULL;
-	struct ck_secret *tok = NULL;
 	const char *home, *sub;
-	int opt, r, n = 0, ex = CLI_EXIT_OK;
+	json_t *req;
+	int opt;
 
 	if ((sub = cli_subcommand(&argc, &argv)) == NULL)
 		return cli_usage(token_usage);
@@ -96,37 +73,25 @@ cmd_token(int argc, char **argv)
 		return cli_help(token_usage);
 	if ((home = cli_home(&com)) == NULL)
 		return CLI_EXIT_USAGE;
+	/* Through certkeepd when it serves the home (admin socket). */
 	if (strcmp(sub, "create") == 0) {
 		if (optind != argc || tp.name == NULL || tp.profiles == NULL)
 			return cli_usage(token_usage);
-		if ((r = ck_ca_open(home, &ca)) != 0 ||
-		    (r = ck_token_create(ca, &tp, &tok)) != 0)
-			goto fail;
-		/* Shown once; only its hash is kept. */
-		printf("%s\n", (const char *)tok->buf);
-		fflush(stdout);
-		fprintf(stderr, "certkeep: token '%s' created; it is shown "
-		    "only this once\n", tp.name);
+		req = json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:s*, s:b}",
+		    "action", "token-create", "name", tp.name, "profiles",
+		    tp.profiles, "dns_suffixes", tp.dns_suffixes, "ip_ranges",
+		    tp.ip_ranges, "email_domains", tp.email_domains,
+		    "can_revoke", tp.can_revoke);
 	} else if (strcmp(sub, "list") == 0) {
 		if (optind != argc)
 			return cli_usage(token_usage);
-		if ((r = ck_ca_open(home, &ca)) != 0 ||
-		    (r = store_token_list(ca->st, print_token, &n)) != 0)
-			goto fail;
+		req = json_pack("{s:s}", "action", "token-list");
 	} else if (strcmp(sub, "revoke") == 0) {
 		if (optind + 1 != argc)
 			return cli_usage(token_usage);
-		if ((r = ck_ca_open(home, &ca)) != 0 ||
-		    (r = ck_token_revoke(ca, argv[optind])) != 0)
-			goto fail;
-		printf("Revoked token %s.\n", argv[optind]);
+		req = json_pack("{s:s, s:s}", "action", "token-revoke", "id",
+		    argv[optind]);
 	} else
-		ex = cli_usage(token_usage);
-	goto out;
-fail:
-	ex = cli_fail(r);
-out:
-	ck_secret_free(tok);
-	ck_ca_close(ca);
-	return ex;
+		return cli_usage(token_usage);
+	return cli_admin_run(home, req, NULL);
 }

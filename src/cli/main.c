@@ -36,6 +36,8 @@ static const struct {
 	{ "restore", cmd_restore, "restore a CA from backup sets" },
 	{ "key", cmd_key, "back up and restore the CA key itself" },
 	{ "custody", cmd_custody, "record and check hand-overs of backups" },
+	{ "operator", cmd_operator, "add, list and remove operators and "
+	    "their roles" },
 };
 
 static void
@@ -112,7 +114,9 @@ main(int argc, char **argv)
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0) {
-			if (become_home_owner(argc, argv) != 0)
+			if (become_home_owner(argc, argv) != 0 ||
+			    cli_authorize_local(home_arg(argc, argv),
+			    argc - 1, argv + 1) != CLI_EXIT_OK)
 				return CLI_EXIT_FAIL;
 			return commands[i].fn(argc - 1, argv + 1);
 		}

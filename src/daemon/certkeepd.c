@@ -9,7 +9,8 @@
  * user who owns the CA home (or [server] user) and forbid new privileges;
  * take the home's lock (one server per CA); unlock the key (and the ACME
  * EAB key, private/acme-eab.key, if the home has one); issue our own
- * TLS certificate; start serving; then detach, write the pid file and
+ * TLS certificate; start serving (and the admin socket,
+ * src/daemon/adminsock.h); then detach, write the pid file and
  * report readiness to the parent. SIGTERM and SIGINT finish in-flight
  * requests and exit; SIGHUP reloads tokens, configuration and the CRL.
  */
@@ -37,6 +38,7 @@
 #include "common/secmem.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
+#include "daemon/adminsock.h"
 #include "daemon/server.h"
 #include "daemon/service.h"
 
@@ -79,6 +81,7 @@ main(int argc, char **argv)
 	struct ck_secret *pw = NULL;
 	struct ck_ca *ca = NULL;
 	struct server sv;
+	struct adminsock *adm = NULL;
 	sigset_t sigs;
 	const char *home = getenv("CERTKEEP_HOME");
 	char user[64], pidpath[4200], urlpath[4200], urls[512];
@@ -200,6 +203,11 @@ main(int argc, char **argv)
 	if ((r = ck_ca_audit(ca, "service-start", home, AUDIT_OK, NULL)) != 0 ||
 	    (r = server_start(&sv, ca)) != 0)
 		goto fail;
+	/* Admin commands of the CLI, judged by role (src/authz/). */
+	if ((r = adminsock_start(&sv, home, &adm)) != 0) {
+		server_stop(&sv);
+		goto fail;
+	}
 	/* Where we serve (ports may have been chosen by the kernel). */
 	snprintf(urls, sizeof(urls), "api https://%s%s%s:%u\n"
 	    "http http://%s%s%s:%u\n",
@@ -217,6 +225,7 @@ main(int argc, char **argv)
 	    (r = ck_path_join(pidpath, sizeof(pidpath), home,
 	    SERVICE_PID_FILE)) != 0 ||
 	    (r = service_pid_write(pidpath)) != 0) {
+		adminsock_stop(adm);
 		server_stop(&sv);
 		goto fail;
 	}
@@ -252,6 +261,7 @@ main(int argc, char **argv)
 		}
 		break;
 	}
+	adminsock_stop(adm);
 	server_stop(&sv);
 	(void)ck_ca_audit(ca, "service-stop", home, AUDIT_OK,
 	    sig == SIGINT ? "SIGINT" : "SIGTERM");

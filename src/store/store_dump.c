@@ -172,6 +172,18 @@ static const struct col cols_acme_eab[] = {
 	{ "account_id", T, 1 }, { "bound_at", I, 1 }, { "change_seq", I, 0 },
 };
 
+static const struct col cols_operators[] = {
+	{ "name", T, 0 }, { "os_user", T, 1 }, { "cert_sha256", T, 1 },
+	{ "created_at", I, 0 }, { "created_by", T, 0 },
+	{ "disabled_at", I, 1 }, { "change_seq", I, 0 },
+};
+
+static const struct col cols_operator_roles[] = {
+	{ "operator", T, 0 }, { "role", T, 0 }, { "granted_at", I, 0 },
+	{ "granted_by", T, 0 }, { "revoked_at", I, 1 },
+	{ "change_seq", I, 0 },
+};
+
 #undef I
 #undef T
 #undef B
@@ -216,6 +228,10 @@ static const struct col cols_acme_eab[] = {
 	"validated, error, change_seq"
 #define ACME_EAB_COLS "kid, sealed, note, created_at, revoked_at, " \
 	"account_id, bound_at, change_seq"
+#define OPERATOR_COLS "name, os_user, cert_sha256, created_at, " \
+	"created_by, disabled_at, change_seq"
+#define OPERATOR_ROLE_COLS "operator, role, granted_at, granted_by, " \
+	"revoked_at, change_seq"
 
 static const struct table tables[] = {
 	{ "change_seq", cols_change_seq, N(cols_change_seq), -1, 1,
@@ -337,6 +353,23 @@ static const struct table tables[] = {
 	  "INSERT OR REPLACE INTO acme_eab (" ACME_EAB_COLS ") "
 	  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },
+	/* Operators and their roles: few, updated in place (removed,
+	 * granted, taken away), never deleted. */
+	{ "operators", cols_operators, N(cols_operators), 6, 0,
+	  "SELECT " OPERATOR_COLS " FROM operators ORDER BY name",
+	  "SELECT " OPERATOR_COLS " FROM operators WHERE change_seq > ?1 "
+	  "ORDER BY name",
+	  "INSERT OR REPLACE INTO operators (" OPERATOR_COLS ") "
+	  "VALUES (?, ?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
+	{ "operator_roles", cols_operator_roles, N(cols_operator_roles), 5, 0,
+	  "SELECT " OPERATOR_ROLE_COLS " FROM operator_roles "
+	  "ORDER BY operator, role",
+	  "SELECT " OPERATOR_ROLE_COLS " FROM operator_roles "
+	  "WHERE change_seq > ?1 ORDER BY operator, role",
+	  "INSERT OR REPLACE INTO operator_roles (" OPERATOR_ROLE_COLS ") "
+	  "VALUES (?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
 };
 
 /* No table depends on another (there are no foreign keys), so any order
@@ -345,7 +378,7 @@ const char *const store_dump_tables[] = {
 	"change_seq", "meta", "certs", "crl_counter", "crls", "audit",
 	"config_history", "api_tokens", "backups", "custody",
 	"acme_accounts", "acme_orders", "acme_authzs", "acme_challenges",
-	"acme_eab", NULL
+	"acme_eab", "operators", "operator_roles", NULL
 };
 
 static const struct table *

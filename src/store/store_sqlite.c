@@ -165,6 +165,23 @@ static const char *const migrations[] = {
 	"CREATE INDEX acme_orders_replaces ON acme_orders (replaces);"
 	"CREATE INDEX acme_authzs_ident ON acme_authzs (identifier_type,"
 	"  identifier_value, wildcard);",
+	/* 7: operators and their roles (store_authz.h). Rows are never
+	 * deleted (incremental backups carry every change); the OS user and
+	 * the certificate are unique among active operators. */
+	"CREATE TABLE operators (name TEXT PRIMARY KEY, os_user TEXT,"
+	"  cert_sha256 TEXT, created_at INTEGER NOT NULL,"
+	"  created_by TEXT NOT NULL, disabled_at INTEGER,"
+	"  change_seq INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX operators_os_user ON operators (os_user)"
+	"  WHERE disabled_at IS NULL;"
+	"CREATE UNIQUE INDEX operators_cert ON operators (cert_sha256)"
+	"  WHERE disabled_at IS NULL;"
+	"CREATE TABLE operator_roles (operator TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('ca-admin','cert-manager',"
+	"    'auditor','backup-operator')),"
+	"  granted_at INTEGER NOT NULL, granted_by TEXT NOT NULL,"
+	"  revoked_at INTEGER, change_seq INTEGER NOT NULL,"
+	"  PRIMARY KEY (operator, role));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

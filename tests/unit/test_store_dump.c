@@ -22,10 +22,11 @@
 #include "common/err.h"
 #include "store/store.h"
 #include "store/store_acme.h"
+#include "store/store_authz.h"
 #include "store/store_dump.h"
 #include "store/store_int.h"
 
-#define NTABLES 15
+#define NTABLES 17
 
 struct fx {
 	char dir[4096];
@@ -212,6 +213,29 @@ acme_eab_add(struct store *st)
 	OK(store_acme_eab_create(st, &e));
 }
 
+/* Operators: one active with a role, one removed (NULL and non-NULL
+ * columns both). */
+static void
+operators_add(struct store *st)
+{
+	struct store_operator op;
+
+	memset(&op, 0, sizeof(op));
+	snprintf(op.name, sizeof(op.name), "alice");
+	snprintf(op.os_user, sizeof(op.os_user), "alice");
+	snprintf(op.created_by, sizeof(op.created_by), "%s", nasty);
+	op.created_at = 1700000930;
+	OK(store_operator_add(st, &op));
+	OK(store_operator_grant(st, "alice", STORE_ROLE_AUDITOR, 1700000931,
+	    "root"));
+	snprintf(op.name, sizeof(op.name), "bob");
+	snprintf(op.os_user, sizeof(op.os_user), "bob");
+	OK(store_operator_add(st, &op));
+	OK(store_operator_grant(st, "bob", STORE_ROLE_CA_ADMIN, 1700000932,
+	    "root"));
+	OK(store_operator_remove(st, "bob", 1700000933));
+}
+
 /* An ACME account with one order, authorization and challenge, so that
  * every table of the schema has a row. */
 static void
@@ -245,6 +269,7 @@ acme_add(struct store *st)
 	snprintf(c.token, sizeof(c.token), "tok1");
 	OK(store_acme_order_create(st, &o, &z, 1));
 	acme_eab_add(st);
+	operators_add(st);
 }
 
 static void
@@ -1365,7 +1390,8 @@ test_migration(void **state)
 	assert_int_equal(sqlite3_exec(db, "DROP TABLE backups; DROP TABLE "
 	    "custody; DROP TABLE acme_accounts; DROP TABLE acme_orders; "
 	    "DROP TABLE acme_authzs; DROP TABLE acme_challenges; "
-	    "DROP TABLE acme_eab; PRAGMA user_version = 2", NULL, NULL, NULL),
+	    "DROP TABLE acme_eab; DROP TABLE operator_roles; DROP TABLE "
+	    "operators; PRAGMA user_version = 2", NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_snapshot_open(fx->path, &s), CK_E_STORE);

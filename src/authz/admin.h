@@ -1,0 +1,84 @@
+/*
+ * admin.h - the admin actions, run on behalf of a principal.
+ *
+ * One code path for both ways an admin command reaches the CA: certkeepd
+ * runs requests that arrive on its admin socket (src/daemon/adminsock.c),
+ * and the CLI runs the very same request objects itself when no certkeepd
+ * serves the home. Either way the request is judged by authz.h, a refusal
+ * is audited and answered with the role it needs, and what the action
+ * audits names the operator and role ("alice/cert-manager").
+ *
+ * Writes go through ENV's write path: under certkeepd, the issuance
+ * pipeline's committer (ck_pipeline_write_wait), the only writer of the
+ * store; in the CLI, directly in a transaction. Reads use ENV->rd (under
+ * rd_mu when set).
+ *
+ * A request is a JSON object: {"action": NAME, ...arguments}; the reply
+ * is {"ok": true, "out": TEXT [, "note": TEXT] [, "data": TEXT]} or
+ * {"ok": false, "code": N, "error": TEXT, "refused": BOOL}. OUT is what
+ * the CLI prints on standard output, NOTE on standard error, DATA what it
+ * writes to a file (an audit extract); ERROR is printed after
+ * "certkeep: " (refusals and tamper reports as they are, other errors
+ * after "error: "). Actions and their arguments:
+ *
+ *   revoke            serial (string), reason (integer, RFC 5280)
+ *   token-create      name, profiles, dns_suffixes, ip_ranges,
+ *                     email_domains (strings), can_revoke (boolean)
+ *   token-list        -
+ *   token-revoke      id (id or name)
+ *   operator-add      name, role, os_user (strings)
+ *   operator-grant    name, role
+ *   operator-remove   name
+ *   operator-list     all (boolean)
+ *   operator-role-separation  on (boolean)
+ *   audit-show        from (integer)
+ *   audit-verify      -
+ *   audit-export      from, to (integers; to 0 is the last)
+ */
+#ifndef CK_AUTHZ_ADMIN_H
+#define CK_AUTHZ_ADMIN_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "ca/ca.h"
+#include "ca/pipeline.h"
+
+/* A request's size limit on the socket, and a reply's. */
+#define ADMIN_REQUEST_MAX (64u * 1024)
+#define ADMIN_REPLY_MAX (256u * 1024 * 1024)
+/* A string argument's limit. */
+#define ADMIN_ARG_MAX 1024
+
+struct admin_env {
+	struct ck_ca *ca;
+	struct store *rd;		/* reads (ca->st in the CLI) */
+	pthread_mutex_t *rd_mu;		/* NULL: reads need no lock */
+	struct ck_pipeline *pl;		/* NULL: write on ca->st directly */
+	uid_t owner;			/* the home's owner */
+	/* Called after a successful revocation (REVOKED 1) or token change
+	 * (0): certkeepd wakes its housekeeper, for a new CRL or to reload
+	 * the tokens at once; may be NULL. */
+	void (*changed)(void *arg, int revoked);
+	void *changed_arg;
+	/* Whether one more refusal may be audited now (certkeepd caps them
+	 * per second, so that no local user can fill the store with them);
+	 * NULL: always. */
+	int (*refusal_budget)(void *arg);
+	void *budget_arg;
+};
+
+/*
+ * Judge and run REQ for the OS user PEER. Returns a new reply object
+ * (caller decrefs), NULL only when out of memory. A malformed request
+ * gets an "ok": false reply with code CK_E_INVAL.
+ */
+json_t *admin_exec(struct admin_env *env, uid_t peer, const json_t *req);
+
+/* The owner of the CA home at HOME (stat). 0 or a negative code. */
+int admin_home_owner(const char *home, uid_t *out);
+
+#endif

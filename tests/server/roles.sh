@@ -1,0 +1,294 @@
+#!/usr/bin/env bash
+# roles: operators and separated roles through certkeepd's admin socket.
+#
+# Four OS users, each an operator with one role, and one OS user who is no
+# operator, run every admin action the socket serves (runuser): each is
+# allowed exactly what its role allows (docs/roles.md), every refusal says
+# which role the action needs and is audited under the caller's name;
+# a second role is refused; the home's owner still manages operators but
+# nothing else; malformed socket requests do not bring certkeepd down.
+# Needs root (to create the users); skipped (77) otherwise.
+source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "SKIP: roles needs root to create OS users"
+	exit 77
+fi
+command -v runuser >/dev/null 2>&1 || { echo "SKIP: no runuser"; exit 77; }
+# The other users cannot use a python3 under root's home (pyenv shims).
+PY=$(PATH=/usr/local/bin:/usr/bin:/bin command -v python3 || true)
+[[ -n "$PY" ]] || { echo "SKIP: no python3"; exit 77; }
+
+# OS user -> operator and role ("" for the one who is no operator).
+USERS=(ckr-admin ckr-certmgr ckr-auditor ckr-backup ckr-nobody)
+declare -A OPNAME=([ckr-admin]=admin1 [ckr-certmgr]=certmgr1
+    [ckr-auditor]=auditor1 [ckr-backup]=backup1 [ckr-nobody]=)
+declare -A ROLE=([ckr-admin]=ca-admin [ckr-certmgr]=cert-manager
+    [ckr-auditor]=auditor [ckr-backup]=backup-operator [ckr-nobody]=)
+for u in "${USERS[@]}" ckr-late; do
+	getent passwd "$u" >/dev/null 2>&1 ||
+	    useradd --system --no-create-home --shell /usr/sbin/nologin \
+	    "$u" >/dev/null 2>&1 || true	# maybe a parallel run
+	getent passwd "$u" >/dev/null 2>&1 || fail "cannot create user $u"
+done
+
+as() {	# as USER CMD...: CMD as USER (certkeep is $CERTKEEP)
+	local u=$1
+	shift
+	runuser -u "$u" -- "$@"
+}
+
+ca="$T/ca"
+srv_init "$ca"
+say "a new CA separates roles; no operator yet: only the owner acts"
+expect_ok ck operator list --home "$ca"
+assert_eq 1 "$(sqlite3 "$ca/store.db" "SELECT count(*) FROM meta WHERE \
+key = 'role_separation' AND value = 'on'")" "role separation recorded by init"
+
+srv_csr "$T/a.csr" "a.$SRV_DOMAIN"
+# certkeep as root acts as the home's owner, who cannot read $T: stdin.
+expect_ok ck issue --home "$ca" --profile tls-server --csr - --cert-only \
+    --passphrase-fd 3 3<"$PWFILE" <"$T/a.csr"
+cp "$LAST_OUT" "$T/a.pem"
+SERIAL=$(serial_of "$T/a.pem")
+expect_ok ck token create --home "$ca" --name victim --profiles tls-server
+
+srv_start "$ca"
+
+say "before any operator, another OS user may do nothing"
+expect_fail "revoke needs the cert-manager role; no operator is defined" \
+    as ckr-certmgr "$CERTKEEP" revoke --home "$ca" --serial "$SERIAL"
+
+say "the owner adds one operator per role (through certkeepd)"
+for u in "${USERS[@]}"; do
+	[[ -n "${OPNAME[$u]}" ]] || continue
+	expect_ok ck operator add --home "$ca" --name "${OPNAME[$u]}" \
+	    --role "${ROLE[$u]}" --os-user "$u"
+	assert_grep "Operator ${OPNAME[$u]} \\(OS user $u\\) is ${ROLE[$u]}" \
+	    "$LAST_OUT" "operator add"
+done
+expect_ok ck operator list --home "$ca"
+assert_eq 4 "$(grep -c ' active ' "$LAST_OUT")" "four active operators"
+
+# The routed actions: "ACTION ROLE CMD..." (HOME is added; @U is the
+# user running it, for names that must differ).
+mkdir -p "$T/out"
+chmod 1777 "$T/out"
+ACTIONS=(
+	"revoke|cert-manager|revoke --serial $SERIAL --reason superseded"
+	"token-create|ca-admin|token create --name tok-@U --profiles tls-server"
+	"token-list|ca-admin|token list"
+	"operator-list|ca-admin|operator list"
+	"operator-add|ca-admin|operator add --name extra --role auditor --os-user ckr-late"
+	"operator-remove|ca-admin|operator remove extra"
+	"operator-role-separation|ca-admin|operator role-separation on"
+	"audit-show|auditor|audit show"
+	"audit-verify|auditor|audit verify"
+	"audit-export|auditor|audit export --to 2 --out $T/out/extract-@U.jsonl"
+	"token-revoke|ca-admin|token revoke victim"
+)
+# Fewer refusals than certkeepd audits in a second (50) happen before the
+# flood below, so every one of them is audited however fast this runs.
+say "every routed action as every user: allowed exactly by role"
+for a in "${ACTIONS[@]}"; do
+	IFS='|' read -r action need cmd <<<"$a"
+	for u in "${USERS[@]}"; do
+		read -r -a argv <<<"${cmd//@U/$u}"
+		run as "$u" "$CERTKEEP" "${argv[@]}" --home "$ca"
+		[[ $LAST_RC -lt 126 ]] ||
+		    fail_cmd "$u: $action crashed (exit $LAST_RC)"
+		if [[ "${ROLE[$u]}" == "$need" ]]; then
+			[[ $LAST_RC -eq 0 ]] ||
+			    fail_cmd "$u (${ROLE[$u]}) must be allowed $action"
+		else
+			[[ $LAST_RC -eq 1 ]] ||
+			    fail_cmd "$u (${ROLE[$u]:-no operator}) must be refused $action"
+			if [[ -n "${OPNAME[$u]}" ]]; then
+				want="^certkeep: $action needs the $need role; ${OPNAME[$u]} is ${ROLE[$u]}\$"
+			else
+				want="^certkeep: $action needs the $need role; OS user $u is no operator\$"
+			fi
+			grep -Eq -- "$want" "$LAST_ERR" ||
+			    fail_cmd "$u: refusal of $action does not say /$want/"
+		fi
+	done
+	ok "$action: only $need"
+done
+[[ -s "$T/out/extract-ckr-auditor.jsonl" ]] || fail "the auditor's extract is missing"
+[[ ! -e "$T/out/extract-ckr-admin.jsonl" ]] || fail "a refused export wrote a file"
+expect_ok ck audit verify --extract "$T/out/extract-ckr-auditor.jsonl" \
+    --ca "$SRV_CA"
+ok "the auditor's extract verifies"
+
+say "the actions took effect, in certkeepd's store"
+run as ckr-auditor "$CERTKEEP" audit show --home "$ca"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "audit show as the auditor"
+cp "$LAST_OUT" "$T/audit.txt"
+assert_grep " certmgr1/cert-manager +revoke +ok +$SERIAL " "$T/audit.txt" \
+    "the revocation names operator and role"
+assert_grep " admin1/ca-admin +token-create +ok +tok-ckr-admin" \
+    "$T/audit.txt" "token creation names operator and role"
+assert_grep " admin1/ca-admin +operator-add +ok +extra " "$T/audit.txt" \
+    "operator add names operator and role"
+assert_grep " admin1/ca-admin +token-revoke +ok +victim" "$T/audit.txt" \
+    "token revocation names operator and role"
+crl_lists() {
+	curl -sf "$PUB/crl/ca.crl" | openssl crl -inform DER -noout -text |
+	    grep -qi "Serial Number: 0*$SERIAL\$"
+}
+wait_until 10 crl_lists ||
+    fail "the CRL certkeepd serves does not list $SERIAL soon after the revocation"
+ok "certkeepd re-signed its CRL after the revocation through the socket"
+run as ckr-admin "$CERTKEEP" token list --home "$ca"
+assert_grep "^[0-9a-f]+ +victim +revoked " "$LAST_OUT" "victim revoked"
+assert_no_grep "tok-ckr-(certmgr|auditor|backup|nobody)" "$LAST_OUT" \
+    "tokens of refused users"
+
+say "every refusal is audited, with the role it needed"
+for a in "${ACTIONS[@]}"; do
+	IFS='|' read -r action need cmd <<<"$a"
+	for u in "${USERS[@]}"; do
+		[[ "${ROLE[$u]}" != "$need" ]] || continue
+		if [[ -n "${OPNAME[$u]}" ]]; then
+			who="${OPNAME[$u]}/${ROLE[$u]}"
+		else
+			who="$u"
+		fi
+		grep -Eq -- " $who +$action +refused .*-- $action needs the $need role" \
+		    "$T/audit.txt" ||
+		    fail "no audited refusal of $action for $who"
+	done
+done
+ok "refusals audited for every user and action"
+
+say "role separation: a second role is refused"
+expect_fail "role separation is on: operator auditor1 is auditor and may not also be cert-manager" \
+    as ckr-admin "$CERTKEEP" operator grant --home "$ca" --name auditor1 \
+    --role cert-manager
+run as ckr-auditor "$CERTKEEP" audit show --home "$ca"
+assert_grep " admin1/ca-admin +operator-grant +refused +auditor1 .*role separation is on" \
+    "$LAST_OUT" "the refused grant is audited"
+
+say "the home's owner: operators yes (recovery), other actions no"
+expect_ok ck operator add --home "$ca" --name late --role backup-operator \
+    --os-user ckr-late
+owner=$(stat -c %U "$ca")
+expect_fail "revoke needs the cert-manager role; OS user $owner is no operator" \
+    ck revoke --home "$ca" --serial "$SERIAL"
+expect_fail "token-list needs the ca-admin role" ck token list --home "$ca"
+
+say "malformed socket requests: an error, the connection closed, still serving"
+cat >"$T/poke.py" <<'EOF'
+import hashlib, os, socket, struct, sys
+home = os.path.realpath(sys.argv[1])
+name = "\0certkeep-admin-" + hashlib.sha256(home.encode()).hexdigest()[:32]
+def talk(data, close_early=False):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(20)
+    s.connect(name)
+    s.sendall(data)
+    if close_early:
+        s.close()
+        return "closed"
+    buf = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    s.close()
+    return buf[4:].decode(errors="replace") if len(buf) >= 4 else "(none)"
+frame = lambda b: struct.pack(">I", len(b)) + b
+print("huge:", talk(struct.pack(">I", 0xffffffff) + b"{}"))
+print("zero:", talk(struct.pack(">I", 0)))
+print("notjson:", talk(frame(b"\x00\xff not json")))
+print("array:", talk(frame(b"[1,2]")))
+print("dup:", talk(frame(b'{"action":"audit-show","action":"x"}')))
+print("unknown:", talk(frame(b'{"action":"format-disk"}')))
+print("badtype:", talk(frame(b'{"action":"revoke","serial":42}')))
+print("short:", talk(struct.pack(">I", 100) + b"{", close_early=True))
+print("nothing:", talk(b"", close_early=True))
+EOF
+run as ckr-nobody "$PY" - "$ca" <"$T/poke.py"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "the socket client failed"
+assert_grep '^huge: .*"ok": ?false.*length of 4294967295' "$LAST_OUT" "oversized"
+assert_grep '^zero: .*"ok": ?false' "$LAST_OUT" "empty"
+assert_grep '^notjson: .*not JSON' "$LAST_OUT" "not JSON"
+assert_grep '^array: .*not a JSON object' "$LAST_OUT" "array"
+assert_grep '^dup: .*not JSON' "$LAST_OUT" "duplicate keys"
+assert_grep '^unknown: .*unknown admin action' "$LAST_OUT" "unknown action"
+assert_grep '^badtype: .*(needs the cert-manager role|must be a string)' \
+    "$LAST_OUT" "bad argument type"
+srv_running "$ca" || fail "certkeepd died"
+wait_until 10 _health_ok || fail "certkeepd does not answer /health"
+expect_ok as ckr-auditor "$CERTKEEP" audit verify --home "$ca"
+assert_grep 'audit log intact' "$LAST_OUT" "audit verify after the pokes"
+ok "certkeepd still serves"
+
+say "a flood of refused requests is not all audited (the store stays small)"
+nobody_refusals() {
+	run as ckr-auditor "$CERTKEEP" audit show --home "$ca"
+	[[ $LAST_RC -eq 0 ]] || fail_cmd "audit show as the auditor"
+	grep -Ec " ckr-nobody +token-list +refused " "$LAST_OUT" || true
+}
+before=$(nobody_refusals)
+cat >"$T/flood.py" <<'EOF'
+import hashlib, os, socket, struct, sys, time
+home = os.path.realpath(sys.argv[1])
+name = "\0certkeep-admin-" + hashlib.sha256(home.encode()).hexdigest()[:32]
+req = b'{"action":"token-list"}'
+t0 = time.time()
+refused = 0
+for i in range(300):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(name)
+    s.sendall(struct.pack(">I", len(req)) + req)
+    buf = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        buf += b
+    s.close()
+    if b'needs the ca-admin role' in buf:
+        refused += 1
+print(refused, int(time.time() - t0) + 1)
+EOF
+run as ckr-nobody "$PY" - "$ca" <"$T/flood.py"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "the flood client failed"
+read -r refused secs <"$LAST_OUT"
+assert_eq 300 "$refused" "every flooded request answered with a refusal"
+audited=$(( $(nobody_refusals) - before ))
+(( audited <= 50 * (secs + 1) )) ||
+    fail "$audited refusals audited in $secs s: more than 50 a second"
+(( secs > 4 || audited < 300 )) || fail "all 300 refusals audited in $secs s"
+ok "$audited of 300 refusals audited in ${secs} s; all were answered"
+
+say "stopped: the owner still may not act as an operator"
+expect_ok ck service stop --home "$ca"
+! srv_running "$ca" || fail "certkeepd still runs"
+expect_fail "revoke needs the cert-manager role" ck revoke --home "$ca" \
+    --serial "$SERIAL"
+expect_ok ck operator list --home "$ca" --all
+assert_grep "^extra +ckr-late .* removed " "$LAST_OUT" "removed operator listed"
+
+say "commands that run here follow the same table (backup, custody, acme eab, ca install)"
+expect_fail "backup needs the backup-operator role; OS user $owner is no operator" \
+    ck backup list --home "$ca"
+expect_ok ck operator add --home "$ca" --name keeper --role backup-operator \
+    --os-user "$owner"
+expect_ok ck backup list --home "$ca"
+expect_ok ck custody show --home "$ca"
+expect_fail "acme-eab-list needs the ca-admin role; keeper is backup-operator" \
+    ck acme eab list --home "$ca"
+expect_fail "config needs the ca-admin role; keeper is backup-operator" \
+    ck ca install --home "$ca" --cert "$SRV_CA" --chain "$SRV_CA"
+expect_fail "revoke needs the cert-manager role; keeper is backup-operator" \
+    ck revoke --home "$ca" --serial "$SERIAL"
+sqlite3 "$ca/store.db" "SELECT user || ' ' || action || ' ' || result FROM \
+audit ORDER BY id" >"$T/audit-tail.txt"
+assert_grep "^$owner backup refused$" "$T/audit-tail.txt" \
+    "the owner's refused backup is audited"
+assert_grep "^keeper/backup-operator acme-eab-list refused$" \
+    "$T/audit-tail.txt" "the operator's refused EAB listing is audited"
+ok "done"
