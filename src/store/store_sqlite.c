@@ -287,6 +287,83 @@ migrate(struct store *st)
 	return 0;
 }
 
+/*
+ * The certs table's status CHECK as migration 1 wrote it, and the same
+ * constraint as comparisons. SQLite evaluates an IN list of more than two
+ * constants through an ephemeral index built for every row written (a
+ * b-tree and its page buffers, opened, filled and freed each time), which
+ * made the CHECK cost as much as the rest of writing the row; the
+ * comparisons cost next to nothing and accept exactly the same values.
+ */
+static const char certs_check_in[] =
+    "CHECK (status IN    ('pending','issued','revoked','failed'))";
+static const char certs_check_eq[] =
+    "CHECK (status = 'pending' OR status = 'issued' OR "
+    "status = 'revoked' OR status = 'failed')";
+
+/*
+ * Rewrite the certs table's CHECK from certs_check_in to certs_check_eq
+ * where it still has the first. The table's records do not change (a
+ * CHECK is not stored in them): this is the schema-text edit SQLite
+ * documents for constraint changes (writable_schema, then a new
+ * schema_version so that every connection reloads the schema). The
+ * schema's user_version stays: the constraint means the same, and an
+ * older certkeep reads the store as before. Best effort: if SQLite
+ * refuses (a defensive build), the store keeps the slower CHECK.
+ */
+static void
+certs_check_fixup(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[64];
+	int found = 0, ok = 0;
+	sqlite3_int64 ver = 0;
+
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return;
+	if (sqlite3_prepare_v2(st->db, "SELECT instr(sql, ?) FROM "
+	    "sqlite_schema WHERE type = 'table' AND name = 'certs'", -1, &s,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, certs_check_in, -1, SQLITE_STATIC);
+		found = sqlite3_step(s) == SQLITE_ROW &&
+		    sqlite3_column_int(s, 0) > 0;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (!found)
+		goto out;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA schema_version", -1, &s,
+	    NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
+		goto out;
+	ver = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_exec(st->db, "PRAGMA writable_schema = ON", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_prepare_v2(st->db, "UPDATE sqlite_schema SET sql = "
+	    "replace(sql, ?, ?) WHERE type = 'table' AND name = 'certs'", -1,
+	    &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, certs_check_in, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, certs_check_eq, -1, SQLITE_STATIC);
+		ok = sqlite3_step(s) == SQLITE_DONE &&
+		    sqlite3_changes(st->db) == 1;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %lld",
+	    (long long)ver + 1);
+	ok = ok && sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK;
+	ok = sqlite3_exec(st->db, "PRAGMA writable_schema = OFF", NULL, NULL,
+	    NULL) == SQLITE_OK && ok;
+out:
+	sqlite3_finalize(s);
+	if (!(found && ok) || sqlite3_exec(st->db, "COMMIT", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 int
 store_open(const char *path, int create, struct store **out)
 {
@@ -320,6 +397,7 @@ store_open(const char *path, int create, struct store **out)
 	    (r = exec(st, "PRAGMA temp_store=MEMORY")) != 0 ||
 	    (r = migrate(st)) != 0)
 		goto fail;
+	certs_check_fixup(st);
 	*out = st;
 	return 0;
 fail:
