@@ -42,6 +42,7 @@ struct store {
 };
 
 static void store_tx_rollback_level(struct store *st);
+static int next_seq_n(struct store *st, size_t n, int64_t *first);
 
 static const char *const status_names[STORE_CERT_STATUS__MAX] = {
 	"pending", "issued", "revoked", "failed"
@@ -530,23 +531,7 @@ store_tx_end(struct store *st, int r)
 int
 store_next_seq(struct store *st, int64_t *out)
 {
-	sqlite3_stmt *s = NULL;
-	int r;
-
-	if ((r = prepare(st, "UPDATE change_seq SET value = value + 1 "
-	    "WHERE id = 1 RETURNING value", &s)) != 0)
-		return r;
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		r = db_err(st, "change sequence");
-		stmt_done(st, s);
-		return r;
-	}
-	*out = sqlite3_column_int64(s, 0);
-	/* Drain so the UPDATE completes. */
-	while (sqlite3_step(s) == SQLITE_ROW)
-		;
-	stmt_done(st, s);
-	return 0;
+	return next_seq_n(st, 1, out);
 }
 
 /*
@@ -675,29 +660,32 @@ store_cert_insert_pending(struct store *st, const struct store_cert *c)
 }
 
 /* Take n change sequence values; *first is the first of them. Inside a
- * transaction. */
+ * transaction. An UPDATE and a SELECT rather than UPDATE ... RETURNING,
+ * which SQLite runs through an ephemeral table opened for every use. */
 static int
 next_seq_n(struct store *st, size_t n, int64_t *first)
 {
+	static const char upd[] = "UPDATE change_seq SET value = value + ? "
+	    "WHERE id = 1";
+	static const char sel[] = "SELECT value FROM change_seq WHERE id = 1";
 	sqlite3_stmt *s = NULL;
 	int r;
 
-	if (n == 1)
-		return store_next_seq(st, first);
-	if ((r = prepare(st, "UPDATE change_seq SET value = value + ? "
-	    "WHERE id = 1 RETURNING value", &s)) != 0)
+	if ((r = prepare(st, upd, &s)) != 0)
 		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)n);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		r = db_err(st, "change sequence");
-		stmt_done(st, s);
+	if ((r = step_done(st, s, "change sequence")) != 0)
 		return r;
-	}
-	*first = sqlite3_column_int64(s, 0) - (int64_t)n + 1;
-	while (sqlite3_step(s) == SQLITE_ROW)
-		;
+	if (sqlite3_changes(st->db) != 1)
+		return ck_err_set(CK_E_STORE, "change sequence: no counter");
+	if ((r = prepare(st, sel, &s)) != 0)
+		return r;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		r = db_err(st, "change sequence");
+	else
+		*first = sqlite3_column_int64(s, 0) - (int64_t)n + 1;
 	stmt_done(st, s);
-	return 0;
+	return r;
 }
 
 int
