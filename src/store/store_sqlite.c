@@ -312,17 +312,13 @@ static const char certs_check_eq[] =
  * older certkeep reads the store as before. Best effort: if SQLite
  * refuses (a defensive build), the store keeps the slower CHECK.
  */
-static void
-certs_check_fixup(struct store *st)
+/* 1 if the certs table's schema text still has certs_check_in. */
+static int
+certs_check_old(struct store *st)
 {
 	sqlite3_stmt *s = NULL;
-	char sql[64];
-	int found = 0, ok = 0;
-	sqlite3_int64 ver = 0;
+	int found = 0;
 
-	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
-	    SQLITE_OK)
-		return;
 	if (sqlite3_prepare_v2(st->db, "SELECT instr(sql, ?) FROM "
 	    "sqlite_schema WHERE type = 'table' AND name = 'certs'", -1, &s,
 	    NULL) == SQLITE_OK) {
@@ -331,8 +327,23 @@ certs_check_fixup(struct store *st)
 		    sqlite3_column_int(s, 0) > 0;
 	}
 	sqlite3_finalize(s);
-	s = NULL;
-	if (!found)
+	return found;
+}
+
+static void
+certs_check_fixup(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[64];
+	int found = 0, ok = 0;
+	sqlite3_int64 ver = 0;
+
+	/* Read first: a store that has it (all but the first open) takes
+	 * no write lock. */
+	if (!certs_check_old(st) || sqlite3_exec(st->db, "BEGIN IMMEDIATE",
+	    NULL, NULL, NULL) != SQLITE_OK)
+		return;
+	if (!(found = certs_check_old(st)))
 		goto out;
 	if (sqlite3_prepare_v2(st->db, "PRAGMA schema_version", -1, &s,
 	    NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
