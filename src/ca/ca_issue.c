@@ -103,7 +103,10 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 	snprintf(j->profile, sizeof(j->profile), "%s", prof->name);
 	snprintf(j->requester, sizeof(j->requester), "%s",
 	    p->requester ? p->requester : audit_os_user());
-	if ((r = ck_csr_parse(p->csr, p->csr_len, &j->csr)) != 0)
+	/* The certificate carries the SubjectPublicKeyInfo as received: no
+	 * key object is needed beyond the signature check. */
+	if ((r = ck_csr_parse_ex(p->csr, p->csr_len, CK_CSR_NO_PUBKEY,
+	    &j->csr)) != 0)
 		goto fail;
 	memset(&rq, 0, sizeof(rq));
 	rq.csr = j->csr;

@@ -42,6 +42,7 @@ struct store {
 };
 
 static void store_tx_rollback_level(struct store *st);
+static int next_seq_n(struct store *st, size_t n, int64_t *first);
 
 static const char *const status_names[STORE_CERT_STATUS__MAX] = {
 	"pending", "issued", "revoked", "failed"
@@ -321,6 +322,94 @@ migrate(struct store *st)
 	return 0;
 }
 
+/*
+ * The certs table's status CHECK as migration 1 wrote it, and the same
+ * constraint as comparisons. SQLite evaluates an IN list of more than two
+ * constants through an ephemeral index built for every row written (a
+ * b-tree and its page buffers, opened, filled and freed each time), which
+ * made the CHECK cost as much as the rest of writing the row; the
+ * comparisons cost next to nothing and accept exactly the same values.
+ */
+static const char certs_check_in[] =
+    "CHECK (status IN    ('pending','issued','revoked','failed'))";
+static const char certs_check_eq[] =
+    "CHECK (status = 'pending' OR status = 'issued' OR "
+    "status = 'revoked' OR status = 'failed')";
+
+/*
+ * Rewrite the certs table's CHECK from certs_check_in to certs_check_eq
+ * where it still has the first. The table's records do not change (a
+ * CHECK is not stored in them): this is the schema-text edit SQLite
+ * documents for constraint changes (writable_schema, then a new
+ * schema_version so that every connection reloads the schema). The
+ * schema's user_version stays: the constraint means the same, and an
+ * older certkeep reads the store as before. Best effort: if SQLite
+ * refuses (a defensive build), the store keeps the slower CHECK.
+ */
+/* 1 if the certs table's schema text still has certs_check_in. */
+static int
+certs_check_old(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(st->db, "SELECT instr(sql, ?) FROM "
+	    "sqlite_schema WHERE type = 'table' AND name = 'certs'", -1, &s,
+	    NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, certs_check_in, -1, SQLITE_STATIC);
+		found = sqlite3_step(s) == SQLITE_ROW &&
+		    sqlite3_column_int(s, 0) > 0;
+	}
+	sqlite3_finalize(s);
+	return found;
+}
+
+static void
+certs_check_fixup(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	char sql[64];
+	int found = 0, ok = 0;
+	sqlite3_int64 ver = 0;
+
+	/* Read first: a store that has it (all but the first open) takes
+	 * no write lock. */
+	if (!certs_check_old(st) || sqlite3_exec(st->db, "BEGIN IMMEDIATE",
+	    NULL, NULL, NULL) != SQLITE_OK)
+		return;
+	if (!(found = certs_check_old(st)))
+		goto out;
+	if (sqlite3_prepare_v2(st->db, "PRAGMA schema_version", -1, &s,
+	    NULL) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
+		goto out;
+	ver = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	s = NULL;
+	if (sqlite3_exec(st->db, "PRAGMA writable_schema = ON", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_prepare_v2(st->db, "UPDATE sqlite_schema SET sql = "
+	    "replace(sql, ?, ?) WHERE type = 'table' AND name = 'certs'", -1,
+	    &s, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(s, 1, certs_check_in, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, certs_check_eq, -1, SQLITE_STATIC);
+		ok = sqlite3_step(s) == SQLITE_DONE &&
+		    sqlite3_changes(st->db) == 1;
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	snprintf(sql, sizeof(sql), "PRAGMA schema_version = %lld",
+	    (long long)ver + 1);
+	ok = ok && sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK;
+	ok = sqlite3_exec(st->db, "PRAGMA writable_schema = OFF", NULL, NULL,
+	    NULL) == SQLITE_OK && ok;
+out:
+	sqlite3_finalize(s);
+	if (!(found && ok) || sqlite3_exec(st->db, "COMMIT", NULL, NULL,
+	    NULL) != SQLITE_OK)
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 int
 store_open(const char *path, int create, struct store **out)
 {
@@ -354,6 +443,7 @@ store_open(const char *path, int create, struct store **out)
 	    (r = exec(st, "PRAGMA temp_store=MEMORY")) != 0 ||
 	    (r = migrate(st)) != 0)
 		goto fail;
+	certs_check_fixup(st);
 	*out = st;
 	return 0;
 fail:
@@ -486,23 +576,7 @@ store_tx_end(struct store *st, int r)
 int
 store_next_seq(struct store *st, int64_t *out)
 {
-	sqlite3_stmt *s = NULL;
-	int r;
-
-	if ((r = prepare(st, "UPDATE change_seq SET value = value + 1 "
-	    "WHERE id = 1 RETURNING value", &s)) != 0)
-		return r;
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		r = db_err(st, "change sequence");
-		stmt_done(st, s);
-		return r;
-	}
-	*out = sqlite3_column_int64(s, 0);
-	/* Drain so the UPDATE completes. */
-	while (sqlite3_step(s) == SQLITE_ROW)
-		;
-	stmt_done(st, s);
-	return 0;
+	return next_seq_n(st, 1, out);
 }
 
 /*
@@ -631,29 +705,32 @@ store_cert_insert_pending(struct store *st, const struct store_cert *c)
 }
 
 /* Take n change sequence values; *first is the first of them. Inside a
- * transaction. */
+ * transaction. An UPDATE and a SELECT rather than UPDATE ... RETURNING,
+ * which SQLite runs through an ephemeral table opened for every use. */
 static int
 next_seq_n(struct store *st, size_t n, int64_t *first)
 {
+	static const char upd[] = "UPDATE change_seq SET value = value + ? "
+	    "WHERE id = 1";
+	static const char sel[] = "SELECT value FROM change_seq WHERE id = 1";
 	sqlite3_stmt *s = NULL;
 	int r;
 
-	if (n == 1)
-		return store_next_seq(st, first);
-	if ((r = prepare(st, "UPDATE change_seq SET value = value + ? "
-	    "WHERE id = 1 RETURNING value", &s)) != 0)
+	if ((r = prepare(st, upd, &s)) != 0)
 		return r;
 	sqlite3_bind_int64(s, 1, (int64_t)n);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		r = db_err(st, "change sequence");
-		stmt_done(st, s);
+	if ((r = step_done(st, s, "change sequence")) != 0)
 		return r;
-	}
-	*first = sqlite3_column_int64(s, 0) - (int64_t)n + 1;
-	while (sqlite3_step(s) == SQLITE_ROW)
-		;
+	if (sqlite3_changes(st->db) != 1)
+		return ck_err_set(CK_E_STORE, "change sequence: no counter");
+	if ((r = prepare(st, sel, &s)) != 0)
+		return r;
+	if (sqlite3_step(s) != SQLITE_ROW)
+		r = db_err(st, "change sequence");
+	else
+		*first = sqlite3_column_int64(s, 0) - (int64_t)n + 1;
 	stmt_done(st, s);
-	return 0;
+	return r;
 }
 
 int

@@ -268,6 +268,14 @@ no:
 int
 ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 {
+	return ck_csr_parse_ex(buf, len, 0, out);
+}
+
+int
+ck_csr_parse_ex(const unsigned char *buf, size_t len, unsigned flags,
+    struct ck_csr **out)
+{
+	unsigned dflags = (flags & CK_CSR_NO_PUBKEY) ? CSR_DER_NO_PUBKEY : 0;
 	struct ck_csr *c = NULL;
 	struct csr_der d;
 	unsigned char *der = NULL;
@@ -287,7 +295,7 @@ ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 	c->bc_pathlen = -1;
 	pem = len >= 11 && memmem(buf, len, "-----BEGIN ", 11) != NULL;
 	if (pem && pem_fast(buf, len, &der, &derlen)) {
-		if ((r = csr_der_decode(der, (size_t)derlen, &d)) ==
+		if ((r = csr_der_decode_ex(der, (size_t)derlen, dflags, &d)) ==
 		    CK_E_PARSE) {
 			char why[512];
 			snprintf(why, sizeof(why), "%s", ck_err_msg());
@@ -318,7 +326,7 @@ ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 					goto out;
 				}
 		}
-		if ((r = csr_der_decode(der, (size_t)derlen, &d)) ==
+		if ((r = csr_der_decode_ex(der, (size_t)derlen, dflags, &d)) ==
 		    CK_E_PARSE) {
 			char why[512];
 			snprintf(why, sizeof(why), "%s", ck_err_msg());
@@ -326,7 +334,7 @@ ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 			    why);
 		}
 	} else
-		r = csr_der_decode(buf, len, &d);
+		r = csr_der_decode_ex(buf, len, dflags, &d);
 	if (r != 0)
 		goto out;
 	c->subject = d.subject;

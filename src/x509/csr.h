@@ -53,6 +53,16 @@ struct ck_csr {
  */
 int ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out);
 
+/* The caller will not use csr->pubkey: it may be NULL afterwards (for EC
+ * P-256 and P-384 keys, which are checked just the same; the
+ * SubjectPublicKeyInfo fields are always set). Saves building key objects
+ * on the issuance path. */
+#define CK_CSR_NO_PUBKEY 0x1u
+
+/* ck_csr_parse() with CK_CSR_* flags. */
+int ck_csr_parse_ex(const unsigned char *buf, size_t len, unsigned flags,
+    struct ck_csr **out);
+
 void ck_csr_free(struct ck_csr *csr);
 
 /* The subject's value for a short name (first occurrence) or NULL. */

@@ -20,6 +20,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/asn1t.h>
@@ -72,6 +73,98 @@ groups_init(void)
 {
 	group_p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 	group_p384 = EC_GROUP_new_by_curve_name(NID_secp384r1);
+}
+
+/*
+ * A key only to check the request's signature, when the caller needs no
+ * EVP_PKEY (the issuance path copies the SubjectPublicKeyInfo bytes):
+ * one EC_KEY per thread and curve, its group set once, so a request costs
+ * no group copy and no key objects. Freed when the thread ends.
+ */
+struct ec_scratch {
+	EC_KEY *key[2];		/* P-256, P-384 */
+	EC_POINT *pt[2];
+};
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_ok;
+
+static void
+scratch_free(void *arg)
+{
+	struct ec_scratch *sc = arg;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		EC_POINT_free(sc->pt[i]);
+		EC_KEY_free(sc->key[i]);
+	}
+	free(sc);
+}
+
+static void
+scratch_init(void)
+{
+	scratch_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
+
+/* This thread's EC_KEY and point for group g (index i), or NULL. */
+static EC_KEY *
+scratch_get(int i, const EC_GROUP *g, EC_POINT **pt)
+{
+	struct ec_scratch *sc;
+
+	pthread_once(&scratch_once, scratch_init);
+	if (!scratch_ok)
+		return NULL;
+	if ((sc = pthread_getspecific(scratch_key)) == NULL) {
+		if ((sc = calloc(1, sizeof(*sc))) == NULL)
+			return NULL;
+		if (pthread_setspecific(scratch_key, sc) != 0) {
+			free(sc);
+			return NULL;
+		}
+	}
+	if (sc->key[i] == NULL) {
+		EC_KEY *k = EC_KEY_new();
+		EC_POINT *p = EC_POINT_new(g);
+		if (k == NULL || p == NULL || EC_KEY_set_group(k, g) != 1) {
+			EC_KEY_free(k);
+			EC_POINT_free(p);
+			return NULL;
+		}
+		sc->key[i] = k;
+		sc->pt[i] = p;
+	}
+	*pt = sc->pt[i];
+	return sc->key[i];
+}
+
+/* Check the signature with the key of `bits` on curve_nid (P-256 or
+ * P-384) in this thread's scratch key; the same point checks as
+ * ec_key_from_bits(). */
+static int
+ec_verify_bits(int curve_nid, const ASN1_BIT_STRING *bits,
+    const X509_ALGOR *sigalg, const ASN1_BIT_STRING *sig,
+    const unsigned char *tbs, size_t tbs_len, char *desc, size_t descsz)
+{
+	const EC_GROUP *g;
+	EC_POINT *pt = NULL;
+	EC_KEY *ec;
+	int i = curve_nid == NID_X9_62_prime256v1 ? 0 : 1;
+
+	pthread_once(&groups_once, groups_init);
+	g = i == 0 ? group_p256 : group_p384;
+	snprintf(desc, descsz, i == 0 ? "ec-p256" : "ec-p384");
+	if (g == NULL || (ec = scratch_get(i, g, &pt)) == NULL)
+		return CK_E_NOMEM;
+	if (EC_POINT_oct2point(g, pt, bits->data, (size_t)bits->length,
+	    NULL) != 1 || EC_POINT_is_at_infinity(g, pt) ||
+	    EC_KEY_set_public_key(ec, pt) != 1)
+		return ck_err_set(CK_E_PARSE, "the CSR's EC public key is not a "
+		    "valid point");
+	return ck_sig_verify_ec(ec, sigalg, sig, "CSR", tbs, tbs_len);
 }
 
 static int
@@ -212,6 +305,33 @@ spki_key(const CK_SPKI *spki, const unsigned char *spki_der, long spki_len,
 int
 csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out)
 {
+	return csr_der_decode_ex(der, len, 0, out);
+}
+
+/* The curve of an SPKI that ec_verify_bits() handles, or NID_undef. */
+static int
+spki_fast_curve(const CK_SPKI *spki)
+{
+	const ASN1_OBJECT *pobj;
+	const void *pval;
+	int ptype, curve;
+
+	if (OBJ_obj2nid(spki->alg->algorithm) != NID_X9_62_id_ecPublicKey ||
+	    (spki->key->flags & 0x07))
+		return NID_undef;
+	X509_ALGOR_get0(&pobj, &ptype, &pval, spki->alg);
+	if (ptype != V_ASN1_OBJECT)
+		return NID_undef;
+	curve = OBJ_obj2nid(pval);
+	return curve == NID_X9_62_prime256v1 || curve == NID_secp384r1 ?
+	    curve : NID_undef;
+}
+
+int
+csr_der_decode_ex(const unsigned char *der, size_t len, unsigned flags,
+    struct csr_der *out)
+{
+	int curve;
 	const unsigned char *p = der, *end = der + len, *cri, *q;
 	const unsigned char *spki_start;
 	CK_CRI *info = NULL;
@@ -260,10 +380,15 @@ csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out)
 		goto out;
 	}
 	spki_start = spki_der;
-	if ((r = spki_key(info->spki, spki_start, spki_len, &out->pubkey,
-	    out->key_desc, sizeof(out->key_desc))) != 0)
-		goto out;
-	if ((r = ck_sig_verify(out->pubkey, sigalg, sig, "CSR", cri,
+	if ((flags & CSR_DER_NO_PUBKEY) &&
+	    (curve = spki_fast_curve(info->spki)) != NID_undef) {
+		if ((r = ec_verify_bits(curve, info->spki->key, sigalg, sig,
+		    cri, (size_t)cri_len, out->key_desc,
+		    sizeof(out->key_desc))) != 0)
+			goto out;
+	} else if ((r = spki_key(info->spki, spki_start, spki_len,
+	    &out->pubkey, out->key_desc, sizeof(out->key_desc))) != 0 ||
+	    (r = ck_sig_verify(out->pubkey, sigalg, sig, "CSR", cri,
 	    (size_t)cri_len)) != 0)
 		goto out;
 	/* extensionRequest, if any (at most one). */

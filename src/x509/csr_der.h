@@ -26,6 +26,14 @@ struct csr_der {
  */
 int csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out);
 
+/* The caller needs no EVP_PKEY: out->pubkey may stay NULL (EC P-256 and
+ * P-384 keys are then checked and used in a per-thread scratch key). */
+#define CSR_DER_NO_PUBKEY 0x1u
+
+/* csr_der_decode() with CSR_DER_* flags. */
+int csr_der_decode_ex(const unsigned char *der, size_t len, unsigned flags,
+    struct csr_der *out);
+
 void csr_der_clear(struct csr_der *d);
 
 #endif

@@ -10,6 +10,7 @@
 #include "x509/sigcheck.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <openssl/ec.h>
@@ -46,43 +47,93 @@ ck_md_for(int mdnid)
 	return md != NULL ? md : EVP_get_digestbynid(mdnid);
 }
 
+/* The checks every signature gets before its key is used: no unused
+ * bits, a known algorithm, SHA-2 or none. 0 or CK_E_BADSIG. */
+static int
+sig_precheck(const X509_ALGOR *sigalg, const ASN1_BIT_STRING *sig,
+    const char *what, int *mdnid, int *pknid, int *ptype)
+{
+	int signid = OBJ_obj2nid(sigalg->algorithm);
+
+	*mdnid = NID_undef;
+	*pknid = NID_undef;
+	if (sig->flags & 0x07)
+		return ck_err_set(CK_E_BADSIG, "%s signature has unused bits",
+		    what);
+	if (!OBJ_find_sigid_algs(signid, mdnid, pknid))
+		return ck_err_set(CK_E_BADSIG, "unknown %s signature "
+		    "algorithm", what);
+	/* SHA-2 or none (EdDSA): MD5 and SHA-1 signatures prove nothing. */
+	if (*mdnid != NID_undef && *mdnid != NID_sha256 &&
+	    *mdnid != NID_sha384 && *mdnid != NID_sha512)
+		return ck_err_set(CK_E_BADSIG, "the %s is signed with a weak "
+		    "digest (%s); use SHA-256 or better", what,
+		    OBJ_nid2sn(*mdnid));
+	X509_ALGOR_get0(NULL, ptype, NULL, sigalg);
+	return 0;
+}
+
+/* ECDSA with the digest mdnid (checked by sig_precheck). */
+static int
+ec_verify(const EC_KEY *ec, int mdnid, const ASN1_BIT_STRING *sig,
+    const char *what, const unsigned char *tbs, size_t tbs_len, int *ok)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	const EVP_MD *evpmd;
+
+	if ((evpmd = ck_md_for(mdnid)) == NULL ||
+	    !EVP_Digest(tbs, tbs_len, md, &mdlen, evpmd, NULL))
+		return ck_err_set(CK_E_BADSIG, "%s digest", what);
+	/* ECDSA_verify() does not change the key; 3.0 lacks the const. */
+	*ok = ECDSA_verify(0, md, (int)mdlen, sig->data, sig->length,
+	    (EC_KEY *)(uintptr_t)ec) == 1;
+	return 0;
+}
+
+int
+ck_sig_verify_ec(const EC_KEY *ec, const X509_ALGOR *sigalg,
+    const ASN1_BIT_STRING *sig, const char *what, const unsigned char *tbs,
+    size_t tbs_len)
+{
+	int mdnid, pknid, ptype, ok = 0, r;
+
+	if ((r = sig_precheck(sigalg, sig, what, &mdnid, &pknid, &ptype)) != 0)
+		return r;
+	if (pknid != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_UNDEF)
+		return ck_err_set(CK_E_BADSIG, "the %s's signature algorithm "
+		    "does not match its key", what);
+	if ((r = ec_verify(ec, mdnid, sig, what, tbs, tbs_len, &ok)) != 0)
+		return r;
+	ERR_clear_error();
+	return ok ? 0 : ck_err_set(CK_E_BADSIG, "%s signature does not "
+	    "verify", what);
+}
+
 int
 ck_sig_verify(EVP_PKEY *pk, const X509_ALGOR *sigalg,
     const ASN1_BIT_STRING *sig, const char *what, const unsigned char *tbs,
     size_t tbs_len)
 {
-	int signid = OBJ_obj2nid(sigalg->algorithm), mdnid = NID_undef;
-	int pknid = NID_undef, ptype, ok;
+	int mdnid, pknid, ptype, ok = 0, r;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	const EVP_MD *evpmd;
 	EVP_MD_CTX *ctx;
 
-	if (sig->flags & 0x07)
-		return ck_err_set(CK_E_BADSIG, "%s signature has unused bits",
-		    what);
-	if (!OBJ_find_sigid_algs(signid, &mdnid, &pknid))
-		return ck_err_set(CK_E_BADSIG, "unknown %s signature "
-		    "algorithm", what);
-	/* SHA-2 or none (EdDSA): MD5 and SHA-1 signatures prove nothing. */
-	if (mdnid != NID_undef && mdnid != NID_sha256 && mdnid != NID_sha384 &&
-	    mdnid != NID_sha512)
-		return ck_err_set(CK_E_BADSIG, "the %s is signed with a weak "
-		    "digest (%s); use SHA-256 or better", what,
-		    OBJ_nid2sn(mdnid));
-	X509_ALGOR_get0(NULL, &ptype, NULL, sigalg);
+	if ((r = sig_precheck(sigalg, sig, what, &mdnid, &pknid, &ptype)) != 0)
+		return r;
 	switch (EVP_PKEY_get_base_id(pk)) {
 	case EVP_PKEY_EC:
 		if (pknid != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_UNDEF)
 			goto mismatch;
-		if ((evpmd = ck_md_for(mdnid)) == NULL ||
-		    !EVP_Digest(tbs, tbs_len, md, &mdlen, evpmd, NULL))
-			return ck_err_set(CK_E_BADSIG, "%s digest", what);
 		{
-			EC_KEY *ec = EVP_PKEY_get1_EC_KEY(pk);
-			ok = ec != NULL && ECDSA_verify(0, md, (int)mdlen,
-			    sig->data, sig->length, ec) == 1;
-			EC_KEY_free(ec);
+			const EC_KEY *ec = EVP_PKEY_get0_EC_KEY(pk);
+			if (ec == NULL)
+				break;
+			if ((r = ec_verify(ec, mdnid, sig, what, tbs, tbs_len,
+			    &ok)) != 0)
+				return r;
 		}
 		break;
 	case EVP_PKEY_RSA:
@@ -104,7 +155,8 @@ ck_sig_verify(EVP_PKEY *pk, const X509_ALGOR *sigalg,
 		if (pknid != EVP_PKEY_get_base_id(pk))
 			goto mismatch;
 		if (EVP_PKEY_get_base_id(pk) == EVP_PKEY_ED25519 &&
-		    (signid != NID_ED25519 || ptype != V_ASN1_UNDEF))
+		    (OBJ_obj2nid(sigalg->algorithm) != NID_ED25519 ||
+		    ptype != V_ASN1_UNDEF))
 			goto mismatch;
 		if ((ctx = EVP_MD_CTX_new()) == NULL)
 			return CK_E_NOMEM;
@@ -121,7 +173,6 @@ mismatch:
 	return ck_err_set(CK_E_BADSIG, "the %s's signature algorithm does "
 	    "not match its key", what);
 }
-
 
 int
 ck_der_tlv(const unsigned char **p, long avail, int want, long *len,

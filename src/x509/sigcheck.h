@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -27,6 +28,12 @@ const EVP_MD *ck_md_for(int mdnid);
  * 0 or CK_E_BADSIG.
  */
 int ck_sig_verify(EVP_PKEY *pk, const X509_ALGOR *alg,
+    const ASN1_BIT_STRING *sig, const char *what, const unsigned char *tbs,
+    size_t tbs_len);
+
+/* ck_sig_verify() for an EC key held as an EC_KEY (no EVP_PKEY around
+ * it): the same checks, ECDSA only. */
+int ck_sig_verify_ec(const EC_KEY *ec, const X509_ALGOR *alg,
     const ASN1_BIT_STRING *sig, const char *what, const unsigned char *tbs,
     size_t tbs_len);
 

@@ -16,8 +16,13 @@
 #      (cpu ms/cert: its own threads; lg ms/cert: loadgen's, which shares
 #      the cores), the store's group-commit figures from /metrics.
 # Environment: CONCURRENCY="1 8 64" DURATION=10 WARMUP=2 NCSR=2000 KEEP=1
-# (keep the scratch directory). Build first: meson setup build && ninja -C
-# build (or set CERTKEEP_BUILD=DIR).
+# (keep the scratch directory), PERF=1 (perf record certkeepd during each
+# issuance run, then print its hottest functions and keep perf.data in
+# the scratch directory; the figures of that run are then under perf;
+# PERF_CG=dwarf for call graphs through libraries without frame pointers,
+# PERF_FREQ=299 with it).
+# Build first: meson setup build && ninja -C build (or set
+# CERTKEEP_BUILD=DIR).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -78,12 +83,19 @@ commit_stats() { curl -s "$pub/metrics" | awk '/^certkeep_store_committed_items_
 for c in ${CONCURRENCY:-1 8 64}; do
 	read -r i0 k0 < <(commit_stats)
 	t0=$(cpu_ticks) n0=$(issued)
+	perf_pid=
+	if [ "${PERF:-0}" = 1 ]; then
+		perf record -q -F "${PERF_FREQ:-999}" --call-graph "${PERF_CG:-fp}" -p "$pid" -o "$work/perf-c$c.data" \
+		    -- sleep $(( ${DURATION:-10} + ${WARMUP:-2} )) 2>/dev/null &
+		perf_pid=$!
+	fi
 	line=$("$here/bin/loadgen" --url "$api/api/v1/certificates" --cacert "$work/root.pem" \
 	    --header "Authorization: Bearer $token" \
 	    --json-template '{"profile":"tls-server","csr":"%CSR%"}' --csr-dir "$work/csrs" \
 	    --expect 'BEGIN CERTIFICATE' --concurrency "$c" --duration "${DURATION:-10}" \
 	    --warmup "${WARMUP:-2}" --json --label "certkeep-$kt") || true
 	t1=$(cpu_ticks) n1=$(issued)
+	[ -n "$perf_pid" ] && wait "$perf_pid"
 	# Items (pending rows, issued rows, other writes) per durable
 	# transaction during this run.
 	read -r i1 k1 < <(commit_stats)
@@ -95,6 +107,14 @@ for c in ${CONCURRENCY:-1 8 64}; do
 	      (if .ok > 0 then 1000 * (.cpu_user_s + .cpu_sys_s) / .ok else 0 end), $b] | @tsv' <<<"$line" |
 	awk -F'\t' '{ printf "%-6d %10.1f %9.2f %9.2f %9d %8.3f %12.3f %12.3f %10s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 done
+
+if [ "${PERF:-0}" = 1 ]; then
+	for c in ${CONCURRENCY:-1 8 64}; do
+		echo "== perf, concurrency $c: self time by shared object and symbol ($work/perf-c$c.data)"
+		perf report -i "$work/perf-c$c.data" --no-children --sort dso,symbol -g none 2>/dev/null |
+		    grep -v '^#' | grep -v '^$' | head -${PERF_TOP:-40}
+	done
+fi
 
 echo "== OCSP (GET, cached answers)"
 mkdir -p "$work/certs"
