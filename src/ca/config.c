@@ -288,6 +288,12 @@ handler(void *user, const char *section, const char *name, const char *value)
 		if (strcmp(name, "key_file") == 0)
 			return set_str(ps, cfg->key_file, CK_CONFIG_STR, name,
 			    value);
+		if (strcmp(name, "key_uri") == 0)
+			return set_str(ps, cfg->key_uri, CK_CONFIG_STR, name,
+			    value);
+		if (strcmp(name, "pkcs11_module") == 0)
+			return set_str(ps, cfg->pkcs11_module, CK_CONFIG_STR,
+			    name, value);
 		if (strcmp(name, "cert_file") == 0)
 			return set_str(ps, cfg->cert_file, CK_CONFIG_STR, name,
 			    value);
@@ -469,6 +475,13 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 			    "syntax error", line);
 		ck_config_free(cfg);
 		return r;
+	}
+	/* A token key needs both; a PIN never belongs in the file. */
+	if ((cfg->key_uri[0] != '\0') != (cfg->pkcs11_module[0] != '\0') ||
+	    strstr(cfg->key_uri, "pin-") != NULL) {
+		ck_config_free(cfg);
+		return ck_err_set(CK_E_PARSE, "[ca] key_uri and pkcs11_module "
+		    "go together, and the URI may not carry a PIN");
 	}
 	if ((r = server_check(&cfg->server)) != 0) {
 		ck_config_free(cfg);

@@ -2,7 +2,9 @@
  * config.h - the CA home's configuration file (INI, parsed by inih).
  *
  *   [ca]           key_file, cert_file, chain_file, csr_file, crl_file,
- *                  crl_url, ocsp_url, issuer_url, crl_validity_hours
+ *                  crl_url, ocsp_url, issuer_url, crl_validity_hours,
+ *                  key_uri and pkcs11_module (a key in a PKCS#11 token,
+ *                  RFC 7512 URI, used instead of key_file)
  *   [store]        backend (sqlite), path
  *   [server]       api_listen, http_listen (ADDR:PORT, "" to disable),
  *                  tls_names, tls_cert, tls_key, threads, signers,
@@ -121,6 +123,8 @@ struct ck_audit_config {
 
 struct ck_config {
 	char key_file[CK_CONFIG_STR];
+	char key_uri[CK_CONFIG_STR];	/* "": the key is in key_file */
+	char pkcs11_module[CK_CONFIG_STR];
 	char cert_file[CK_CONFIG_STR];
 	char chain_file[CK_CONFIG_STR];
 	char csr_file[CK_CONFIG_STR];
