@@ -16,6 +16,7 @@
 #include "common/strutil.h"
 #include "common/timeutil.h"
 #include "keystore/keystore.h"
+#include "keystore/pkcs11.h"
 #include "signer/signer.h"
 
 int
@@ -154,7 +155,8 @@ unlock_refused(struct ck_ca *ca, int r)
 	char msg[1024];
 
 	snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-	(void)ck_ca_audit(ca, "unlock", ca->cfg->key_file, AUDIT_REFUSED, msg);
+	(void)ck_ca_audit(ca, "unlock", ca->cfg->key_uri[0] ? ca->cfg->key_uri :
+	    ca->cfg->key_file, AUDIT_REFUSED, msg);
 	return ck_err_set(r, "%s", msg);
 }
 
@@ -167,6 +169,15 @@ ck_ca_unlock_with(struct ck_ca *ca, const struct ck_secret *pw)
 
 	if (ca->signer != NULL)
 		return 0;
+	if (ca->cfg->key_uri[0] != '\0') {
+		/* A token key: `pw` is its PIN; signer_new() checks that the
+		 * token's key is the CA certificate's. */
+		if ((r = keystore_p11_load(ca->cfg->pkcs11_module,
+		    ca->cfg->key_uri, pw, &key)) != 0 ||
+		    (r = signer_new(key, ca->cert, &ca->signer)) != 0)
+			return unlock_refused(ca, r);
+		return 0;
+	}
 	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0)
 		return r;
 	if ((r = keystore_load(path, pw, &key)) != 0 ||
@@ -184,6 +195,14 @@ ck_ca_unlock(struct ck_ca *ca, const struct ck_pass_src *pass)
 
 	if (ca->signer != NULL)
 		return 0;
+	if (ca->cfg->key_uri[0] != '\0') {
+		if ((r = ck_passphrase_read(pass, "Token PIN: ", 0, 0,
+		    &pw)) != 0)
+			return unlock_refused(ca, r);
+		r = ck_ca_unlock_with(ca, pw);
+		ck_secret_free(pw);
+		return r;
+	}
 	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0)
 		return r;
 	/* Check permissions before asking for anything. */

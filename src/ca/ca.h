@@ -88,6 +88,9 @@ struct ck_init_params {
 	int scrypt_log2n;	/* 0: default */
 	const char *user;	/* run as root: the service user who will own
 				 * the home (NULL: root keeps it) */
+	const char *pkcs11_module; /* with pkcs11_uri: the key is in a token */
+	const char *pkcs11_uri;	/* RFC 7512; NULL: a key file */
+	int pkcs11_generate;	/* 1: generate it there (key_type) */
 };
 
 /* Create a new CA home. Nothing is left behind on failure. */

@@ -23,6 +23,7 @@
 #include "common/strutil.h"
 #include "common/timeutil.h"
 #include "keystore/keystore.h"
+#include "keystore/pkcs11.h"
 #include "signer/signer.h"
 #include "x509/names.h"
 #include "x509/serial.h"
@@ -92,7 +93,7 @@ static int
 write_config(const char *path, const struct ck_init_params *p)
 {
 	char crl[CK_CONFIG_STR + 16] = "", ocsp[CK_CONFIG_STR + 16] = "";
-	char iss[CK_CONFIG_STR + 16] = "";
+	char iss[3 * CK_CONFIG_STR + 64] = "";
 	char *text = NULL;
 	const char *dom = p->domain ? p->domain : "example.com";
 	int n, r;
@@ -104,6 +105,12 @@ write_config(const char *path, const struct ck_init_params *p)
 		snprintf(crl, sizeof(crl), "crl_url = %s%scrl/ca.crl\n", b, sl);
 		snprintf(ocsp, sizeof(ocsp), "ocsp_url = %s%socsp\n", b, sl);
 		snprintf(iss, sizeof(iss), "issuer_url = %s%sca.crt\n", b, sl);
+	}
+	if (p->pkcs11_uri != NULL) {
+		size_t l = strlen(iss);
+		/* The key is in a token: key_file stays unused. */
+		snprintf(iss + l, sizeof(iss) - l, "key_uri = %s\n"
+		    "pkcs11_module = %s\n", p->pkcs11_uri, p->pkcs11_module);
 	}
 	n = asprintf(&text, CONFIG_TEMPLATE, crl, ocsp, iss, dom, dom, dom);
 	if (n < 0)
@@ -301,12 +308,21 @@ ck_ca_init(const struct ck_init_params *p)
 	X509_NAME *subject = NULL;
 	EVP_PKEY *key = NULL, *pub = NULL;
 	struct signer *sg = NULL;
-	char path[4096], detail[512];
+	char path[4096], detail[1024], kdesc[32];
 	int r, created = 0;
 
 	if (p->days == 0 && p->root)
 		return ck_err_set(CK_E_INVAL, "validity must be at least a "
 		    "day");
+	if (p->pkcs11_uri != NULL) {
+		struct keystore_p11_uri u;
+		if (p->pkcs11_module == NULL || p->pkcs11_module[0] != '/' ||
+		    strpbrk(p->pkcs11_module, "\r\n") != NULL)
+			return ck_err_set(CK_E_INVAL, "a token key needs "
+			    "--pkcs11-module with the module's absolute path");
+		if ((r = keystore_p11_uri_parse(p->pkcs11_uri, &u)) != 0)
+			return r;
+	}
 	if ((r = ck_dn_parse(p->subject, &subject)) != 0)
 		return r;
 	r = ck_fs_mkdir_private(p->home);
@@ -340,9 +356,14 @@ ck_ca_init(const struct ck_init_params *p)
 		if ((r = ck_privs_drop(p->user, p->home, 0, &switched)) != 0)
 			goto out;
 	}
-	/* The passphrase first: a wrong or missing one leaves nothing. */
-	if ((r = ck_passphrase_read(p->pass, "New CA key passphrase: ", 1,
-	    CK_PASSPHRASE_MIN, &pw)) != 0)
+	/* The passphrase first: a wrong or missing one leaves nothing. A
+	 * token's PIN exists already: asked once. */
+	if (p->pkcs11_uri != NULL)
+		r = ck_passphrase_read(p->pass, "Token PIN: ", 0, 1, &pw);
+	else
+		r = ck_passphrase_read(p->pass, "New CA key passphrase: ", 1,
+		    CK_PASSPHRASE_MIN, &pw);
+	if (r != 0)
 		goto out;
 	if ((r = ck_path_join(path, sizeof(path), p->home, "private")) != 0 ||
 	    (r = ck_fs_mkdir_private(path)) != 0 ||
@@ -361,9 +382,16 @@ ck_ca_init(const struct ck_init_params *p)
 	}
 	if ((r = ck_ca_open(p->home, &ca)) != 0)
 		goto out;
-	if ((r = ck_key_generate(p->key_type, &key)) != 0)
-		goto out;
-	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0 ||
+	if (p->pkcs11_uri != NULL) {
+		/* XXX: a key generated here stays in the token if a later
+		 * step fails; the error names it so that it can be reused. */
+		if ((p->pkcs11_generate && (r = keystore_p11_generate(
+		    p->pkcs11_module, p->pkcs11_uri, p->key_type, pw)) != 0) ||
+		    (r = keystore_p11_load(p->pkcs11_module, p->pkcs11_uri,
+		    pw, &key)) != 0)
+			goto out;
+	} else if ((r = ck_key_generate(p->key_type, &key)) != 0 ||
+	    (r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0 ||
 	    (r = keystore_save(path, key, pw, p->scrypt_log2n)) != 0)
 		goto out;
 	if (!EVP_PKEY_up_ref(key)) {
@@ -382,9 +410,11 @@ ck_ca_init(const struct ck_init_params *p)
 		r = init_issuing(ca, subject);
 	if (r != 0)
 		goto out;
-	snprintf(detail, sizeof(detail), "%s CA, %s key, subject %s",
-	    p->root ? "root" : "issuing", ck_key_type_name(p->key_type),
-	    p->subject);
+	ck_key_describe(pub, kdesc, sizeof(kdesc));
+	snprintf(detail, sizeof(detail), "%s CA, %s key%s%s, subject %s",
+	    p->root ? "root" : "issuing", kdesc,
+	    p->pkcs11_uri ? " in token " : "",
+	    p->pkcs11_uri ? p->pkcs11_uri : "", p->subject);
 	r = ck_ca_audit(ca, "init", p->home, AUDIT_OK, detail);
 	/* A root's log starts anchored (an issuing CA's once it has its
 	 * certificate). Ed25519 keys cannot sign CMS with OpenSSL 3.0. */

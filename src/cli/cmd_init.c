@@ -15,10 +15,12 @@ static const char init_usage[] =
     "        [--key-type rsa2048|rsa3072|rsa4096|ec-p256|ec-p384|ed25519]\n"
     "        [--days N] [--path-len N] [--base-url URL] [--domain DOMAIN]\n"
     "        [--user SERVICE-USER (when run as root)]\n"
+    "        [--pkcs11-module PATH --pkcs11-uri URI [--pkcs11-generate]]\n"
     "        [--passphrase-file FILE | --passphrase-fd N]";
 
 enum { O_ROOT = CLI_OPT__FIRST_LOCAL, O_ISSUING, O_SUBJECT, O_KEYTYPE,
-	O_DAYS, O_PATHLEN, O_BASEURL, O_DOMAIN, O_SCRYPT, O_USER };
+	O_DAYS, O_PATHLEN, O_BASEURL, O_DOMAIN, O_SCRYPT, O_USER,
+	O_P11MODULE, O_P11URI, O_P11GEN };
 
 int
 cmd_init(int argc, char **argv)
@@ -35,6 +37,9 @@ cmd_init(int argc, char **argv)
 		{ "domain", required_argument, NULL, O_DOMAIN },
 		{ "scrypt-log2n", required_argument, NULL, O_SCRYPT },
 		{ "user", required_argument, NULL, O_USER },
+		{ "pkcs11-module", required_argument, NULL, O_P11MODULE },
+		{ "pkcs11-uri", required_argument, NULL, O_P11URI },
+		{ "pkcs11-generate", no_argument, NULL, O_P11GEN },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli_common com;
@@ -86,6 +91,15 @@ cmd_init(int argc, char **argv)
 		case O_USER:
 			p.user = optarg;
 			break;
+		case O_P11MODULE:
+			p.pkcs11_module = optarg;
+			break;
+		case O_P11URI:
+			p.pkcs11_uri = optarg;
+			break;
+		case O_P11GEN:
+			p.pkcs11_generate = 1;
+			break;
 		case O_SCRYPT:
 			/* For tests only: a cheaper KDF. At most the default 2^15. */
 			if (ck_parse_u64(optarg, 10, 15, "--scrypt-log2n",
@@ -104,6 +118,10 @@ cmd_init(int argc, char **argv)
 	if ((p.home = cli_home(&com)) == NULL)
 		return CLI_EXIT_USAGE;
 	if (!root && p.path_len >= 0)
+		return cli_usage(init_usage);
+	/* The PIN comes like a passphrase, never from here or the URI. */
+	if ((p.pkcs11_uri == NULL) != (p.pkcs11_module == NULL) ||
+	    (p.pkcs11_generate && p.pkcs11_uri == NULL))
 		return cli_usage(init_usage);
 	p.root = root;
 	p.pass = &com.pass;

@@ -181,6 +181,12 @@ load_ca_key(struct ck_ca *ca, const struct ck_pass_src *src,
 	char path[4096];
 	int r;
 
+	if (ca->cfg->key_uri[0] != '\0')
+		return ck_err_set(CK_E_STATE, "the CA key is in a PKCS#11 "
+		    "token (%s) and never leaves it: back it up with the "
+		    "token's own tools (the HSM's backup, cloning or "
+		    "key-wrapping procedure); certkeep's data backups keep "
+		    "only its reference", ca->cfg->key_uri);
 	if ((r = ck_ca_path(ca, ca->cfg->key_file, path, sizeof(path))) != 0)
 		return r;
 	if ((r = ck_fs_check_private_file(path)) != 0) {

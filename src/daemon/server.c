@@ -794,6 +794,9 @@ housekeeper_main(void *arg)
 			(void)server_crl_refresh(sv);
 		ocsp_signer_tend(sv, ck_time_now(), want_ocsp);
 		audit_tend(sv, ck_time_now());
+		/* A token key: notice a failed token, and bring it back,
+		 * without waiting for a request. */
+		(void)signer_available(sv->ca->signer, 1, NULL, 0);
 	}
 	return NULL;
 }

@@ -978,7 +978,7 @@ keystore_p11_generate(const char *module, const char *uri,
 	CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
 	CK_ULONG bits = 0;
 	CK_MECHANISM mech = { CKM_RSA_PKCS_KEY_PAIR_GEN, NULL, 0 };
-	CK_ATTRIBUTE pub[8], priv[10];
+	CK_ATTRIBUTE pub[9], priv[10];
 	CK_ULONG npub = 0, npriv = 0;
 	CK_OBJECT_HANDLE hpub, hpriv;
 	unsigned char id[16];
@@ -1021,6 +1021,7 @@ keystore_p11_generate(const char *module, const char *uri,
 	A(pub, npub, CKA_PRIVATE, &no, sizeof(no));
 	A(pub, npub, CKA_VERIFY, &yes, sizeof(yes));
 	A(pub, npub, CKA_ENCRYPT, &no, sizeof(no));
+	A(pub, npub, CKA_WRAP, &no, sizeof(no));
 	A(pub, npub, CKA_ID, idp, id_len);
 	if (u.object[0] != '\0')
 		A(pub, npub, CKA_LABEL, u.object, strlen(u.object));

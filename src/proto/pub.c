@@ -14,8 +14,10 @@
 #include "common/err.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
+#include "ca/ca.h"
 #include "daemon/server.h"
 #include "proto/ocsp.h"
+#include "signer/signer.h"
 
 #define OCSP_REQUEST_MAX (16 * 1024)
 
@@ -96,19 +98,24 @@ pub_health(void *ctx, const struct http_request *req,
 {
 	struct server *sv = ctx;
 	int64_t now = ck_time_now();
-	char nu[32];
+	char nu[32], why[256];
 	json_t *j;
 	char *s;
-	int ok;
+	int ok, sgn;
 
 	(void)req;
+	/* A token key that failed: "signer unavailable" (a reload is
+	 * tried at most once a second). */
+	sgn = signer_available(sv->ca->signer, 1, why, sizeof(why));
 	pthread_rwlock_rdlock(&sv->lock);
-	ok = sv->crl_der != NULL && sv->crl_next_update > now;
+	ok = sv->crl_der != NULL && sv->crl_next_update > now && sgn;
 	ck_time_format(sv->crl_next_update, nu, sizeof(nu));
-	j = json_pack("{s:s, s:I, s:I, s:s, s:I}", "status", ok ? "ok" :
-	    "degraded", "uptime_seconds", (json_int_t)(now - sv->started_at),
-	    "crl_number", (json_int_t)sv->crl_number, "crl_next_update", nu,
-	    "change_seq", (json_int_t)sv->seen_seq);
+	j = json_pack("{s:s, s:I, s:I, s:s, s:I, s:s, s:s}", "status", ok ?
+	    "ok" : "degraded", "uptime_seconds",
+	    (json_int_t)(now - sv->started_at), "crl_number",
+	    (json_int_t)sv->crl_number, "crl_next_update", nu, "change_seq",
+	    (json_int_t)sv->seen_seq, "signer", sgn ? "available" :
+	    "unavailable", "signer_error", why);
 	pthread_rwlock_unlock(&sv->lock);
 	s = j ? json_dumps(j, JSON_COMPACT) : NULL;
 	json_decref(j);
@@ -208,6 +215,9 @@ pub_metrics(void *ctx, const struct http_request *req,
 	    "(0: never).", last_backup);
 	V("certkeep_last_good_drill_timestamp_seconds", "gauge",
 	    "When the last restore drill passed (0: never).", last_drill);
+	V("certkeep_signer_available", "gauge",
+	    "1 if the CA key can sign, 0 if its token failed.",
+	    signer_available(sv->ca->signer, 1, NULL, 0));
 #undef V
 	free(resp->body);
 	resp->status = 200;

@@ -11,6 +11,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/err.h"
+#include "keystore/pkcs11.h"
 #include "x509/keygen.h"
 
 /* Signing contexts kept for reuse across certificates. */
@@ -41,6 +42,21 @@ struct signer_pending {
 	unsigned char *tbs;	/* without x: the TBS DER */
 	size_t tbs_len;
 };
+
+/* A failed signature: with a token key that is now unavailable, say so
+ * plainly rather than pass on OpenSSL's error. */
+static int
+sign_fail(struct signer *s, const char *what)
+{
+	char why[256];
+
+	if (!keystore_p11_available(s->key, why, sizeof(why))) {
+		ERR_clear_error();
+		return ck_err_set(CK_E_CRYPTO, "signer unavailable: %s (%s)",
+		    why, what);
+	}
+	return ck_err_ssl(CK_E_CRYPTO, what);
+}
 
 /* Cache what signer_cert_prepare_der() needs of the key; without it that
  * path falls back to signer_cert_prepare(). */
@@ -136,6 +152,14 @@ signer_key_matches(const struct signer *s, X509 *cert)
 }
 
 int
+signer_available(struct signer *s, int probe, char *why, size_t whysz)
+{
+	if (probe)
+		(void)keystore_p11_probe(s->key);
+	return keystore_p11_available(s->key, why, whysz);
+}
+
+int
 signer_set_cert(struct signer *s, X509 *cert)
 {
 	if (!signer_key_matches(s, cert))
@@ -163,6 +187,20 @@ tbs_digest(X509 *x, unsigned char out[32])
 	return ok ? 0 : ck_err_ssl(CK_E_CRYPTO, "hashing the TBS");
 }
 
+static int
+legacy_sigalg(X509 *x, EVP_PKEY *key, const EVP_MD *md)
+{
+	int id = key ? EVP_PKEY_get_base_id(key) : NID_undef, sig;
+
+	if (md == NULL || (id != EVP_PKEY_RSA && id != EVP_PKEY_EC) ||
+	    !OBJ_find_sigid_by_algs(&sig, EVP_MD_get_type(md), id))
+		return ck_err_set(CK_E_CRYPTO, "signature algorithm id: "
+		    "unsupported key");
+	return X509_ALGOR_set0((X509_ALGOR *)X509_get0_tbs_sigalg(x),
+	    OBJ_nid2obj(sig), id == EVP_PKEY_RSA ? V_ASN1_NULL :
+	    V_ASN1_UNDEF, NULL) == 1 ? 0 : CK_E_NOMEM;
+}
+
 /* Put the AlgorithmIdentifier the signature will carry into the TBS now,
  * so that the digest logged before signing is the digest of what gets
  * signed. */
@@ -179,9 +217,18 @@ fix_sigalg(X509 *x, EVP_MD_CTX *mctx)
 	params[0] = OSSL_PARAM_construct_octet_string(
 	    OSSL_SIGNATURE_PARAM_ALGORITHM_ID, aid, sizeof(aid));
 	params[1] = OSSL_PARAM_construct_end();
-	if (pctx == NULL || EVP_PKEY_CTX_get_params(pctx, params) != 1 ||
-	    !OSSL_PARAM_modified(&params[0]))
+	if (pctx == NULL)
 		return ck_err_ssl(CK_E_CRYPTO, "signature algorithm id");
+	if (EVP_PKEY_CTX_get_params(pctx, params) != 1 ||
+	    !OSSL_PARAM_modified(&params[0])) {
+		/* A key outside the providers (a PKCS#11 token's) signs
+		 * through the legacy path, which has no such parameter:
+		 * the identifier is what that path writes, RSA with a NULL
+		 * parameter, ECDSA without. */
+		ERR_clear_error();
+		return legacy_sigalg(x, EVP_PKEY_CTX_get0_pkey(pctx),
+		    EVP_MD_CTX_get0_md(mctx));
+	}
 	if ((alg = d2i_X509_ALGOR(NULL, &p, (long)params[0].return_size)) ==
 	    NULL)
 		return ck_err_ssl(CK_E_CRYPTO, "signature algorithm id");
@@ -255,7 +302,7 @@ signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
 	}
 	if (EVP_DigestSignInit(p->mctx, NULL, ck_key_sign_md(s->key), NULL,
 	    s->key) != 1) {
-		r = ck_err_ssl(CK_E_CRYPTO, "signature set-up");
+		r = sign_fail(s, "signature set-up");
 		goto fail;
 	}
 	if ((r = fix_sigalg(p->x, p->mctx)) != 0 ||
@@ -372,7 +419,7 @@ sign_der(struct signer *s, struct signer_pending *p, unsigned char **der,
 			goto out;
 		}
 		if ((ctx = pool_get(s)) == NULL) {
-			r = ck_err_ssl(CK_E_CRYPTO, "signature set-up");
+			r = sign_fail(s, "signature set-up");
 			goto out;
 		}
 		ok = EVP_PKEY_sign(ctx, sig, &siglen, h, hlen) == 1;
@@ -388,7 +435,7 @@ sign_der(struct signer *s, struct signer_pending *p, unsigned char **der,
 		    p->tbs_len) == 1;
 	}
 	if (!ok) {
-		r = ck_err_ssl(CK_E_CRYPTO, "signing the certificate");
+		r = sign_fail(s, "signing the certificate");
 		goto out;
 	}
 	bitlen = siglen + 1;
@@ -435,7 +482,7 @@ signer_cert_sign(struct signer *s, struct signer_pending *p,
 	if (p->x == NULL)
 		return sign_der(s, p, der, der_len);
 	if (X509_sign_ctx(p->x, p->mctx) <= 0) {
-		r = ck_err_ssl(CK_E_CRYPTO, "signing the certificate");
+		r = sign_fail(s, "signing the certificate");
 		goto out;
 	}
 	if ((r = tbs_digest(p->x, d2)) != 0)
@@ -483,7 +530,7 @@ signer_crl_sign(struct signer *s, const struct ck_crl_entry *entries,
 	    next_update, &crl)) != 0)
 		return r;
 	if (X509_CRL_sign(crl, s->key, ck_key_sign_md(s->key)) <= 0) {
-		r = ck_err_ssl(CK_E_CRYPTO, "signing the CRL");
+		r = sign_fail(s, "signing the CRL");
 		goto out;
 	}
 	if ((len = i2d_X509_CRL(crl, &buf)) <= 0) {
@@ -513,7 +560,7 @@ signer_csr_make(struct signer *s, const X509_NAME *subject,
 	    !X509_REQ_set_pubkey(req, s->key))
 		goto out;
 	if (X509_REQ_sign(req, s->key, ck_key_sign_md(s->key)) <= 0) {
-		r = ck_err_ssl(CK_E_CRYPTO, "signing the request");
+		r = sign_fail(s, "signing the request");
 		goto out;
 	}
 	if ((len = i2d_X509_REQ(req, &buf)) <= 0) {
@@ -545,11 +592,11 @@ signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs, int with_cert)
 	 * digest (Ed25519) means "none" and not "the default". */
 	if (EVP_DigestSignInit(mctx, NULL, ck_key_sign_md(s->key), NULL,
 	    s->key) != 1) {
-		r = ck_err_ssl(CK_E_CRYPTO, "OCSP signature set-up");
+		r = sign_fail(s, "OCSP signature set-up");
 		goto out;
 	}
 	if (OCSP_basic_sign_ctx(bs, s->cert, mctx, NULL, flags) != 1) {
-		r = ck_err_ssl(CK_E_CRYPTO, "signing the OCSP response");
+		r = sign_fail(s, "signing the OCSP response");
 		goto out;
 	}
 	r = 0;
@@ -622,7 +669,7 @@ signer_cms_sign(struct signer *s, const unsigned char *data, size_t len,
 	}
 	if (CMS_add1_signer(cms, s->cert, s->key, EVP_sha256(), flags)
 	    == NULL) {
-		r = ck_err_ssl(CK_E_CRYPTO, "CMS signer");
+		r = sign_fail(s, "CMS signer");
 		goto out;
 	}
 	/* The chain, except the signer's own certificate (already in). */
@@ -634,7 +681,7 @@ signer_cms_sign(struct signer *s, const unsigned char *data, size_t len,
 			goto out;
 		}
 	if (CMS_final(cms, in, NULL, flags) != 1) {
-		r = ck_err_ssl(CK_E_CRYPTO, "CMS signing");
+		r = sign_fail(s, "CMS signing");
 		goto out;
 	}
 	if ((n = i2d_CMS_ContentInfo(cms, &buf)) <= 0) {

@@ -41,6 +41,17 @@ void signer_free(struct signer *s);
 /* Install (or replace) the CA certificate; it must match the key. */
 int signer_set_cert(struct signer *s, X509 *cert);
 
+/*
+ * 1 if the signer can sign; 0 in the "signer unavailable" state of a key
+ * in a PKCS#11 token that failed (reason into `why`, may be NULL), which
+ * lasts until the token is back: a signature attempt or a probe reloads
+ * it, at most once a second. With `probe`, check the token now (a test
+ * signature, or a reload when unavailable). A software key: always 1.
+ * Safe from any thread. Signing while unavailable fails with CK_E_CRYPTO
+ * and "signer unavailable: ...".
+ */
+int signer_available(struct signer *s, int probe, char *why, size_t whysz);
+
 /* 1 if `cert`'s public key is the signer's key. */
 int signer_key_matches(const struct signer *s, X509 *cert);
 
