@@ -233,6 +233,20 @@ last_error(char *buf, size_t bufsz, const char *what)
 	ERR_clear_error();
 }
 
+/* The PKCS#11 return value libp11 queued (its CKR errors carry it as the
+ * reason), or -1; the queue is cleared. */
+static int
+queue_ckr(void)
+{
+	unsigned long e;
+	int ckr = -1, lib = ERR_get_CKR_code();
+
+	while ((e = ERR_get_error()) != 0)
+		if (lib != 0 && ERR_GET_LIB(e) == lib)
+			ckr = ERR_GET_REASON(e);
+	return ckr;
+}
+
 static void
 set_why(struct p11_token *t, const char *why)
 {
@@ -317,13 +331,18 @@ token_up(struct p11_token *t, char *why, size_t whysz)
 	}
 	ERR_clear_error();
 	if (PKCS11_login(slot, 0, (const char *)t->pin->buf) != 0) {
-		ckr = ERR_get_CKR_code();
-		last_error(why, whysz, "token login failed");
+		ckr = queue_ckr();
 		r = ckr == CKR_PIN_INCORRECT || ckr == CKR_PIN_LEN_RANGE ||
 		    ckr == CKR_PIN_LOCKED || ckr == CKR_PIN_EXPIRED ?
 		    CK_E_PASSPHRASE : CK_E_CRYPTO;
-		if (r == CK_E_PASSPHRASE && ckr == CKR_PIN_INCORRECT)
+		if (ckr == CKR_PIN_INCORRECT)
 			snprintf(why, whysz, "wrong token PIN");
+		else if (r == CK_E_PASSPHRASE)
+			snprintf(why, whysz, "the token PIN is locked, expired "
+			    "or of the wrong length (CKR 0x%x)", ckr);
+		else
+			snprintf(why, whysz, "token login failed (CKR 0x%x)",
+			    ckr);
 		goto fail;
 	}
 	if (PKCS11_enumerate_keys(slot->token, &keys, &nkeys) != 0) {
