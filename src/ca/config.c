@@ -7,6 +7,7 @@
 
 #include "common/err.h"
 #include "common/strutil.h"
+#include "keystore/pkcs11.h"
 
 static const char *const ocsp_signer_names[CK_OCSP_SIGNER__MAX] = {
 	"ca", "delegated"
@@ -476,12 +477,22 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 		ck_config_free(cfg);
 		return r;
 	}
-	/* A token key needs both; a PIN never belongs in the file. */
-	if ((cfg->key_uri[0] != '\0') != (cfg->pkcs11_module[0] != '\0') ||
-	    strstr(cfg->key_uri, "pin-") != NULL) {
-		ck_config_free(cfg);
-		return ck_err_set(CK_E_PARSE, "[ca] key_uri and pkcs11_module "
-		    "go together, and the URI may not carry a PIN");
+	/* A token key needs both; the URI parser refuses a PIN in it. */
+	if (cfg->key_uri[0] != '\0' || cfg->pkcs11_module[0] != '\0') {
+		struct keystore_p11_uri u;
+		char why[256];
+		if (cfg->key_uri[0] == '\0' || cfg->pkcs11_module[0] != '/')
+			r = ck_err_set(CK_E_PARSE, "[ca] key_uri and "
+			    "pkcs11_module (an absolute path) go together");
+		else if ((r = keystore_p11_uri_parse(cfg->key_uri, &u)) !=
+		    0) {
+			snprintf(why, sizeof(why), "%s", ck_err_msg());
+			r = ck_err_set(CK_E_PARSE, "[ca] key_uri: %s", why);
+		}
+		if (r != 0) {
+			ck_config_free(cfg);
+			return r;
+		}
 	}
 	if ((r = server_check(&cfg->server)) != 0) {
 		ck_config_free(cfg);

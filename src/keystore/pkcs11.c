@@ -32,8 +32,10 @@
 #include "common/err.h"
 #include "common/strutil.h"
 
-/* A reload is tried at most this often (milliseconds). */
+/* A reload is tried at most this often (milliseconds); a working token
+ * is probed with a test signature at most every P11_PROBE_MS. */
 #define P11_RETRY_MS 1000
+#define P11_PROBE_MS 5000
 
 /* The token behind a wrapper key. */
 struct p11_token {
@@ -800,7 +802,7 @@ keystore_p11_probe(const EVP_PKEY *key)
 		return 1;
 	if (!atomic_load(&t->available))
 		return try_reload(t, 0);
-	if (now - atomic_load(&t->last_try_ms) < P11_RETRY_MS ||
+	if (now - atomic_load(&t->last_try_ms) < P11_PROBE_MS ||
 	    pthread_mutex_trylock(&t->probe_mu) != 0)
 		return atomic_load(&t->available);
 	atomic_store(&t->last_try_ms, now);

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "ca/config.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "keystore/pkcs11.h"
@@ -101,6 +102,42 @@ test_uri_refused(void **state)
 	assert_int_equal(keystore_p11_uri_parse("pkcs11:object=a?pin-value=1",
 	    &u), CK_E_PARSE);
 	assert_contains(ck_err_msg(), "PIN");
+}
+
+/* [ca] key_uri and pkcs11_module in certkeep.conf. */
+static void
+test_config(void **state)
+{
+	static const char *const bad[] = {
+		"[ca]\nkey_uri = pkcs11:object=a\n",	/* no module */
+		"[ca]\npkcs11_module = /m.so\n",		/* no URI */
+		"[ca]\nkey_uri = pkcs11:object=a\npkcs11_module = m.so\n",
+		"[ca]\nkey_uri = pkcs11:object=a;pin-value=1\n"
+		    "pkcs11_module = /m.so\n",
+		"[ca]\nkey_uri = pkcs11:object=a?pin-source=/f\n"
+		    "pkcs11_module = /m.so\n",
+		"[ca]\nkey_uri = /srv/key\npkcs11_module = /m.so\n",
+		NULL
+	};
+	const char *good = "[ca]\nkey_uri = pkcs11:token=t;object=spin-1\n"
+	    "pkcs11_module = /usr/lib/softhsm/libsofthsm2.so\n";
+	struct ck_config *cfg = NULL;
+	int i;
+
+	(void)state;
+	assert_int_equal(ck_config_parse(good, strlen(good), &cfg), 0);
+	assert_string_equal(cfg->key_uri, "pkcs11:token=t;object=spin-1");
+	assert_string_equal(cfg->pkcs11_module,
+	    "/usr/lib/softhsm/libsofthsm2.so");
+	ck_config_free(cfg);
+	for (i = 0; bad[i] != NULL; i++) {
+		cfg = NULL;
+		if (ck_config_parse(bad[i], strlen(bad[i]), &cfg) !=
+		    CK_E_PARSE)
+			fail_msg("accepted: %s", bad[i]);
+		assert_null(cfg);
+		assert_contains(ck_err_msg(), "key_uri");
+	}
 }
 
 /* ---- SoftHSM2 ---- */
@@ -369,6 +406,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uri_ok),
 		cmocka_unit_test(test_uri_refused),
+		cmocka_unit_test(test_config),
 		cmocka_unit_test(test_generate_load_sign),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_unavailable_and_back),
