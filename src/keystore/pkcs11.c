@@ -780,6 +780,8 @@ keystore_p11_available(const EVP_PKEY *key, char *why, size_t whysz)
 	struct p11_token *t = token_of(key);
 	int ok;
 
+	if (why != NULL && whysz > 0)
+		why[0] = '\0';
 	if (t == NULL)
 		return 1;
 	ok = atomic_load(&t->available);

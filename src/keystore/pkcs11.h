@@ -81,8 +81,8 @@ int keystore_p11_is_token_key(const EVP_PKEY *key);
 
 /*
  * 1 if the token key is usable, 0 if it is in the "signer unavailable"
- * state (reason in `why`, may be NULL). Software keys are always 1. Does
- * no I/O.
+ * state (reason in `why`, may be NULL; "" when available). Software keys
+ * are always 1. Does no I/O.
  */
 int keystore_p11_available(const EVP_PKEY *key, char *why, size_t whysz);
 

@@ -140,6 +140,22 @@ test_config(void **state)
 	}
 }
 
+/* A software key is always available, with an empty reason. */
+static void
+test_software_key(void **state)
+{
+	EVP_PKEY *key = NULL;
+	char why[32] = "stale";
+
+	(void)state;
+	assert_int_equal(ck_key_generate(CK_KEY_EC_P256, &key), 0);
+	assert_false(keystore_p11_is_token_key(key));
+	assert_int_equal(keystore_p11_available(key, why, sizeof(why)), 1);
+	assert_string_equal(why, "");
+	assert_int_equal(keystore_p11_probe(key), 1);
+	EVP_PKEY_free(key);
+}
+
 /* ---- SoftHSM2 ---- */
 
 static int
@@ -407,6 +423,7 @@ main(void)
 		cmocka_unit_test(test_uri_ok),
 		cmocka_unit_test(test_uri_refused),
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_software_key),
 		cmocka_unit_test(test_generate_load_sign),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_unavailable_and_back),
