@@ -618,7 +618,9 @@ token_of(const EVP_PKEY *key)
 	const RSA *rsa;
 	const EC_KEY *ec;
 
-	if (key == NULL)
+	/* A provider's key is not ours, and get0_RSA on it would make and
+	 * keep a legacy copy of its private half. */
+	if (key == NULL || EVP_PKEY_get0_provider(key) != NULL)
 		return NULL;
 	(void)pthread_once(&meth_once, meth_init);
 	switch (EVP_PKEY_get_base_id(key)) {
