@@ -154,7 +154,7 @@ test_matrix_table(void **state)
 			assert_contains(d.reason, "two is cert-manager and "
 			    "auditor");
 	}
-	/* The brief's example, word for word. */
+	/* The example refusal in docs/roles.md, word for word. */
 	principal(&p, 0, "alice", 1u << STORE_ROLE_AUDITOR);
 	assert_int_equal(authz_check(&p, 4, AUTHZ_REVOKE, &d), 0);
 	assert_string_equal(d.reason, "revoke needs the cert-manager role; "
