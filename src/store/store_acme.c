@@ -132,19 +132,6 @@ status_or(const char *s, const char *def)
 	return s[0] == '\0' ? def : s;
 }
 
-/* Begin a transaction level and take the next sequence value. */
-static int
-mutation_begin(struct store *st, int64_t *seq)
-{
-	int r;
-
-	if ((r = store_tx_begin(st)) != 0)
-		return r;
-	if ((r = store_next_seq(st, seq)) != 0)
-		store_tx_rollback(st);
-	return r;
-}
-
 static void
 bind_opt(sqlite3_stmt *s, int i, const char *v)
 {
@@ -244,7 +231,7 @@ guarded_update(struct store *st, const char *sql, const char *status_sql,
 	int64_t seq;
 	int r;
 
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, sql, &s)) != 0)
 		return store_tx_end(st, r);
@@ -287,7 +274,7 @@ store_acme_account_create(struct store *st,
 	if (!name_in(account_statuses, status))
 		return ck_err_set(CK_E_INVAL, "ACME account %.64s: no status "
 		    "'%.15s'", a->id, status);
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, "INSERT INTO acme_accounts ("
 	    ACCOUNT_COLS ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", &s)) != 0)
@@ -415,7 +402,7 @@ store_acme_account_key_change(struct store *st, const char *id,
 	    new_jwk[0] == '\0' || old_thumbprint == NULL)
 		return ck_err_set(CK_E_INVAL, "ACME account %s: the new key "
 		    "and its thumbprint are required", id);
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, "UPDATE acme_accounts SET "
 	    "jwk_thumbprint = ?1, jwk = ?2, change_seq = ?3 WHERE id = ?4 "
@@ -641,7 +628,7 @@ store_acme_order_create(struct store *st,
 	if ((r = order_check(o, authzs, nauthz)) != 0)
 		return r;
 	/* One sequence value for the lot: they were made together. */
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = order_insert(st, o, seq)) == 0)
 		r = authzs_insert(st, o, authzs, nauthz, seq);
@@ -876,7 +863,7 @@ store_acme_authz_deactivate_ident(struct store *st, const char *account_id,
 		"AND ?5 IS NOT NULL"
 	};
 
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	for (i = 0; i < 2 && r == 0; i++) {
 		if ((r = store_stmt_prepare(st, sql[i], &s)) != 0)

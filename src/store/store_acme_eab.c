@@ -28,18 +28,6 @@ fits(const char *s, size_t size)
 	return s != NULL && *s != '\0' && strnlen(s, size) < size;
 }
 
-static int
-mutation_begin(struct store *st, int64_t *seq)
-{
-	int r;
-
-	if ((r = store_tx_begin(st)) != 0)
-		return r;
-	if ((r = store_next_seq(st, seq)) != 0)
-		store_tx_rollback(st);
-	return r;
-}
-
 int
 store_acme_eab_create(struct store *st, const struct store_acme_eab *e)
 {
@@ -59,7 +47,7 @@ store_acme_eab_create(struct store *st, const struct store_acme_eab *e)
 	if (strlen(note) > STORE_ACME_EAB_NOTE_MAX)
 		return ck_err_set(CK_E_INVAL, "ACME EAB %s: the note is longer "
 		    "than %d bytes", e->kid, STORE_ACME_EAB_NOTE_MAX);
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, "INSERT INTO acme_eab (" EAB_COLS
 	    ") VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?)", &s)) != 0)
@@ -211,7 +199,7 @@ store_acme_eab_revoke(struct store *st, const char *kid, int64_t now)
 	if (kid == NULL || now <= 0)
 		return ck_err_set(CK_E_INVAL, "ACME EAB revoke: a key id and a "
 		    "time are required");
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, "UPDATE acme_eab SET revoked_at = ?1,"
 	    " change_seq = ?2 WHERE kid = ?3 AND revoked_at IS NULL",
@@ -239,7 +227,7 @@ store_acme_eab_bind(struct store *st, const char *kid,
 	if (kid == NULL || !fits(account_id, STORE_ACME_ID_SIZE) || now <= 0)
 		return ck_err_set(CK_E_INVAL, "ACME EAB bind: a key id, an "
 		    "account id and a time are required");
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, "UPDATE acme_eab SET account_id = ?1,"
 	    " bound_at = ?2, change_seq = ?3 WHERE kid = ?4 AND revoked_at IS "

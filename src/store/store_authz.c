@@ -73,18 +73,6 @@ valid_sha256_hex(const char *s)
 	return s[64] == '\0';
 }
 
-static int
-mutation_begin(struct store *st, int64_t *seq)
-{
-	int r;
-
-	if ((r = store_tx_begin(st)) != 0)
-		return r;
-	if ((r = store_next_seq(st, seq)) != 0)
-		store_tx_rollback(st);
-	return r;
-}
-
 static void
 copy_col(sqlite3_stmt *s, int col, char *dst, size_t size)
 {
@@ -215,7 +203,7 @@ store_operator_add(struct store *st, const struct store_operator *op)
 	if (op->os_user[0] == '\0' && op->cert_sha256[0] == '\0')
 		return ck_err_set(CK_E_INVAL, "operator %s: an OS user or a "
 		    "certificate is needed to know them by", op->name);
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	r = store_operator_get(st, op->name, &old);
 	if (r == 0 && old.disabled_at == 0) {
@@ -279,7 +267,7 @@ store_operator_remove(struct store *st, const char *name, int64_t when)
 	int64_t seq;
 	int r;
 
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_operator_get(st, name, &op)) != 0)
 		goto out;
@@ -411,7 +399,7 @@ store_operator_grant(struct store *st, const char *name,
 
 	if ((unsigned)role >= STORE_ROLE__MAX)
 		return ck_err_set(CK_E_INVAL, "unknown role");
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_operator_get(st, name, &op)) != 0)
 		goto out;
@@ -462,7 +450,7 @@ store_operator_ungrant(struct store *st, const char *name,
 
 	if ((unsigned)role >= STORE_ROLE__MAX)
 		return ck_err_set(CK_E_INVAL, "unknown role");
-	if ((r = mutation_begin(st, &seq)) != 0)
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, "UPDATE operator_roles SET "
 	    "revoked_at = ?3, change_seq = ?4 WHERE operator = ?1 AND "

@@ -27,6 +27,10 @@ void store_stmt_done(struct store *st, sqlite3_stmt *s);
 /* The next change-sequence value; inside a transaction. */
 int store_next_seq(struct store *st, int64_t *out);
 
+/* A transaction level and the next change-sequence value, for a
+ * mutation; on failure the level is already ended. */
+int store_tx_begin_seq(struct store *st, int64_t *seq);
+
 /* End a mutation's own transaction: commit if R is 0, else roll back;
  * returns R or the commit's error. */
 int store_tx_end(struct store *st, int r);

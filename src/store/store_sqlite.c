@@ -579,6 +579,18 @@ store_next_seq(struct store *st, int64_t *out)
 	return next_seq_n(st, 1, out);
 }
 
+int
+store_tx_begin_seq(struct store *st, int64_t *seq)
+{
+	int r;
+
+	if ((r = store_tx_begin(st)) != 0)
+		return r;
+	if ((r = store_next_seq(st, seq)) != 0)
+		store_tx_rollback(st);
+	return r;
+}
+
 /*
  * Begin a mutation: a transaction (or savepoint), the next change
  * sequence value, and the statement `sql`. On failure the transaction is
