@@ -264,6 +264,7 @@ struct fin_job {
 	char serial[CK_SERIAL_HEX_MAX];
 	struct ck_issue_job *job;
 	int failed;		/* issuance failed: the order becomes invalid */
+	const char *ptype;	/* ... for this reason (RFC 8555 type) */
 	char why[640];
 };
 
@@ -314,8 +315,13 @@ fin_end_write(struct ck_ca *ca, void *arg)
 		return audit_append(ca->st, user, "acme-order-valid",
 		    f->order_id, AUDIT_OK, f->serial);
 	}
-	p = json_pack("{s:s, s:s, s:i}", "type", ACME_ERR_PREFIX "badCSR",
-	    "detail", f->why, "status", 400);
+	{
+		char urn[96];
+		snprintf(urn, sizeof(urn), "%s%s", ACME_ERR_PREFIX, f->ptype);
+		p = json_pack("{s:s, s:s, s:i}", "type", urn, "detail",
+		    f->why, "status", strcmp(f->ptype, "badCSR") == 0 ? 400 :
+		    500);
+	}
 	s = p ? json_dumps(p, JSON_COMPACT) : NULL;
 	json_decref(p);
 	snprintf(err, sizeof(err), "%s", s ? s : "{\"type\":\""
@@ -341,7 +347,8 @@ fin_end_done(void *arg, int r, const char *msg)
 		acme_problem(&cx, &resp, 500, "serverInternal", "the order "
 		    "could not be completed: %s", msg ? msg : ck_strerror(r));
 	else if (f->failed)
-		acme_problem(&cx, &resp, 400, "badCSR", "%s", f->why);
+		acme_problem(&cx, &resp, strcmp(f->ptype, "badCSR") == 0 ? 400 :
+		    500, f->ptype, "%s", f->why);
 	else {
 		atomic_fetch_add(&f->sv->m.issued, 1);
 		fin_answer_order(f, &resp);
@@ -358,6 +365,10 @@ fin_issued(void *arg, int r, const char *msg, struct ck_issue_job *job)
 	ck_issue_job_free(job);
 	if (r != 0) {
 		f->failed = 1;
+		/* The request's fault, or ours (the signer unavailable, the
+		 * store): the client must be told which. */
+		f->ptype = r == CK_E_POLICY || r == CK_E_PARSE ||
+		    r == CK_E_BADSIG ? "badCSR" : "serverInternal";
 		snprintf(f->why, sizeof(f->why), "the certificate could not "
 		    "be issued: %s", msg ? msg : ck_strerror(r));
 	}
