@@ -121,7 +121,7 @@ pct_decode(const char *s, size_t n, unsigned char *dst, size_t cap,
 static int
 pct_text(const char *s, size_t n, char *dst, size_t cap, const char *attr)
 {
-	size_t len;
+	size_t len = 0;
 	int r;
 
 	if ((r = pct_decode(s, n, (unsigned char *)dst, cap - 1, &len,
