@@ -5,6 +5,8 @@
  */
 #include "audit/checkpoint.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
@@ -30,16 +32,14 @@ clean(const char *s, char out[SYSLOG_FIELD + 4])
 	out[n] = '\0';
 }
 
-struct send_state {
-	int64_t last;
-};
-
 static int
-send_one(const struct store_audit_entry *e, void *arg)
+collect_one(const struct store_audit_entry *e, void *arg)
 {
-	struct send_state *ss = arg;
+	struct audit_syslog_batch *b = arg;
 	char user[SYSLOG_FIELD + 4], action[SYSLOG_FIELD + 4];
 	char object[SYSLOG_FIELD + 4], detail[SYSLOG_FIELD + 4], hash[65];
+	char *line;
+	int n;
 
 	clean(e->user, user);
 	clean(e->action, action);
@@ -48,22 +48,54 @@ send_one(const struct store_audit_entry *e, void *arg)
 	clean(strcmp(e->action, AUDIT_CHECKPOINT_ACTION) == 0 ? "(signed "
 	    "checkpoint)" : e->detail, detail);
 	ck_hex_encode(e->hash, 32, hash);
-	syslog(LOG_AUTHPRIV | LOG_NOTICE, "audit id=%lld time=%lld user=%s "
-	    "action=%s object=%s result=%s hash=%s detail=%s",
-	    (long long)e->id, (long long)e->time, user, action, object,
-	    e->result, hash, detail);
-	ss->last = e->id;
-	return 0;
+	n = asprintf(&line, "audit id=%lld time=%lld user=%s action=%s "
+	    "object=%s result=%s hash=%s detail=%s", (long long)e->id,
+	    (long long)e->time, user, action, object, e->result, hash,
+	    detail);
+	if (n < 0)
+		return CK_E_NOMEM;
+	b->lines[b->n++] = line;
+	b->last = e->id;
+	return b->n == AUDIT_SYSLOG_BATCH;	/* 1: full, stop the walk */
+}
+
+int
+audit_syslog_collect(struct store *st, int64_t from,
+    struct audit_syslog_batch *b)
+{
+	int r;
+
+	b->n = 0;
+	b->last = from - 1;
+	r = store_audit_iter(st, from, collect_one, b);
+	return r == 1 ? 0 : r;
+}
+
+void
+audit_syslog_flush(struct audit_syslog_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		syslog(LOG_AUTHPRIV | LOG_NOTICE, "%s", b->lines[i]);
+		free(b->lines[i]);
+	}
+	b->n = 0;
 }
 
 int
 audit_syslog_send(struct store *st, int64_t from, int64_t *last)
 {
-	struct send_state ss;
-	int r;
+	struct audit_syslog_batch b;
+	int r, full;
 
-	ss.last = from - 1;
-	r = store_audit_iter(st, from, send_one, &ss);
-	*last = ss.last;
+	*last = from - 1;
+	do {
+		r = audit_syslog_collect(st, *last + 1, &b);
+		full = b.n == AUDIT_SYSLOG_BATCH;
+		if (r == 0)
+			*last = b.last;
+		audit_syslog_flush(&b);
+	} while (r == 0 && full);
 	return r;
 }

@@ -86,6 +86,22 @@ int audit_export_verify(const unsigned char *buf, size_t len,
     STACK_OF(X509) *trusted, struct audit_signed_report *rep);
 
 /*
+ * The next entries from id FROM (at most AUDIT_SYSLOG_BATCH) as syslog
+ * lines, collected so that they are sent after the store is released:
+ * collect under the caller's lock, flush (send and free) outside it.
+ * b->last is the last id collected (FROM - 1 if none).
+ */
+#define AUDIT_SYSLOG_BATCH 512
+struct audit_syslog_batch {
+	char *lines[AUDIT_SYSLOG_BATCH];
+	size_t n;
+	int64_t last;
+};
+int audit_syslog_collect(struct store *st, int64_t from,
+    struct audit_syslog_batch *b);
+void audit_syslog_flush(struct audit_syslog_batch *b);
+
+/*
  * Send the committed entries from id FROM on to syslog (LOG_AUTHPRIV,
  * one line each, control characters replaced, long fields cut); *last is
  * the last id sent (FROM - 1 if none). The caller opens the log

@@ -702,17 +702,28 @@ static void
 audit_tend(struct server *sv, int64_t now)
 {
 	unsigned interval;
-	int64_t last;
 
 	pthread_rwlock_rdlock(&sv->lock);
 	interval = sv->ca->cfg->audit.checkpoint_interval_s;
 	pthread_rwlock_unlock(&sv->lock);
 	if (sv->audit_syslog) {
-		pthread_mutex_lock(&sv->rd_mu);
-		if (audit_syslog_send(sv->rd, sv->audit_syslog_next,
-		    &last) == 0)
-			sv->audit_syslog_next = last + 1;
-		pthread_mutex_unlock(&sv->rd_mu);
+		/* Read under the read connection's lock, send after it: a
+		 * slow syslog must not hold up the requests that read. */
+		struct audit_syslog_batch *b = malloc(sizeof(*b));
+		int full;
+		do {
+			full = 0;
+			if (b == NULL)
+				break;
+			pthread_mutex_lock(&sv->rd_mu);
+			if (audit_syslog_collect(sv->rd, sv->audit_syslog_next,
+			    b) == 0)
+				sv->audit_syslog_next = b->last + 1;
+			pthread_mutex_unlock(&sv->rd_mu);
+			full = b->n == AUDIT_SYSLOG_BATCH;
+			audit_syslog_flush(b);
+		} while (full);
+		free(b);
 	}
 	if (interval == 0 || now - sv->audit_cp_at < (int64_t)interval)
 		return;
