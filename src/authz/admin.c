@@ -11,6 +11,9 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509v3.h>
 
 #include "audit/audit.h"
 #include "audit/checkpoint.h"
@@ -18,9 +21,12 @@
 #include "ca/token.h"
 #include "common/err.h"
 #include "common/secmem.h"
+#include "common/strutil.h"
 #include "common/timeutil.h"
 #include "store/store_authz.h"
 #include "x509/certbuild.h"
+#include "x509/csr.h"
+#include "x509/serial.h"
 
 int
 admin_home_owner(const char *home, uid_t *out)
@@ -218,6 +224,23 @@ arg_bool(const json_t *req, const char *key, int *out)
 	return 0;
 }
 
+/* "cert": a PEM certificate of at most 16 KiB, or absent (NULL). */
+static int
+arg_cert(const json_t *req, const char **out)
+{
+	json_t *v = json_object_get(req, "cert");
+
+	*out = NULL;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v) || json_string_length(v) > 16384 ||
+	    strlen(json_string_value(v)) != json_string_length(v))
+		return ck_err_set(CK_E_INVAL, "request: \"cert\" must be a "
+		    "PEM certificate of at most 16384 bytes");
+	*out = json_string_value(v);
+	return 0;
+}
+
 /* ---- reads and writes ------------------------------------------------- */
 
 static void
@@ -342,6 +365,7 @@ token_revoke_fn(struct ck_ca *ca, void *arg)
 struct operator_args {
 	enum authz_action action;
 	const char *name, *os_user;
+	char cert_sha256[65];	/* "" = none (operator-cert: unbind) */
 	int role;
 	int on;
 };
@@ -363,20 +387,31 @@ operator_fn(struct ck_ca *ca, void *arg)
 		memset(&op, 0, sizeof(op));
 		snprintf(op.name, sizeof(op.name), "%s", a->name);
 		if (strlen(a->name) >= sizeof(op.name) ||
-		    strlen(a->os_user) >= sizeof(op.os_user)) {
+		    (a->os_user != NULL &&
+		    strlen(a->os_user) >= sizeof(op.os_user))) {
 			r = ck_err_set(CK_E_INVAL, "operator name or OS user "
 			    "too long");
 			break;
 		}
-		snprintf(op.os_user, sizeof(op.os_user), "%s", a->os_user);
+		snprintf(op.os_user, sizeof(op.os_user), "%s", a->os_user ?
+		    a->os_user : "");
+		snprintf(op.cert_sha256, sizeof(op.cert_sha256), "%s",
+		    a->cert_sha256);
 		op.created_at = now;
 		snprintf(op.created_by, sizeof(op.created_by), "%s",
 		    audit_actor());
 		if ((r = store_operator_add(ca->st, &op)) == 0)
 			r = store_operator_grant(ca->st, a->name, a->role, now,
 			    audit_actor());
-		snprintf(detail, sizeof(detail), "role %s, OS user %s",
-		    store_role_name(a->role), a->os_user);
+		snprintf(detail, sizeof(detail), "role %s, OS user %s, "
+		    "certificate %s", store_role_name(a->role),
+		    a->os_user ? a->os_user : "-",
+		    a->cert_sha256[0] ? a->cert_sha256 : "-");
+		break;
+	case AUTHZ_OPERATOR_CERT:
+		r = store_operator_set_cert(ca->st, a->name, a->cert_sha256);
+		snprintf(detail, sizeof(detail), "certificate %s",
+		    a->cert_sha256[0] ? a->cert_sha256 : "unbound");
 		break;
 	case AUTHZ_OPERATOR_GRANT:
 		r = store_operator_grant(ca->st, a->name, a->role, now,
@@ -433,8 +468,8 @@ print_operator(const struct store_operator *op, void *arg)
 	int i;
 
 	if (ftell(f) == 0)
-		fprintf(f, "%-16s %-16s %-20s %-8s %s\n", "NAME", "OS USER",
-		    "CREATED", "STATE", "ROLES");
+		fprintf(f, "%-16s %-16s %-20s %-8s %-16s %s\n", "NAME",
+		    "OS USER", "CREATED", "STATE", "ROLES", "CERTIFICATE");
 	for (i = 0; i < STORE_ROLE__MAX; i++)
 		if (op->roles & (1u << i)) {
 			snprintf(roles + len, sizeof(roles) - len, "%s%s",
@@ -442,9 +477,11 @@ print_operator(const struct store_operator *op, void *arg)
 			len = strlen(roles);
 		}
 	ck_time_format(op->created_at, c, sizeof(c));
-	fprintf(f, "%-16s %-16s %-20s %-8s %s\n", op->name,
+	/* The certificate by the start of its SHA-256 fingerprint. */
+	fprintf(f, "%-16s %-16s %-20s %-8s %-16s %.16s\n", op->name,
 	    op->os_user[0] ? op->os_user : "-", c,
-	    op->disabled_at ? "removed" : "active", roles[0] ? roles : "-");
+	    op->disabled_at ? "removed" : "active", roles[0] ? roles : "-",
+	    op->cert_sha256[0] ? op->cert_sha256 : "-");
 	return 0;
 }
 
@@ -498,9 +535,124 @@ verify_reply(int r, const struct audit_signed_report *rep)
 	return reply_ok(buf, NULL);
 }
 
+
+/* ---- certificates: list and show -------------------------------------- */
+
+struct cert_rows {
+	FILE *f;
+	int count;
+};
+
+static int
+print_cert_row(const struct store_cert *c, void *arg)
+{
+	struct cert_rows *cr = arg;
+	char na[32];
+
+	ck_time_format(c->not_after, na, sizeof(na));
+	if (cr->count == 0)
+		fprintf(cr->f, "%-34s %-8s %-12s %-20s %s\n", "SERIAL",
+		    "STATUS", "PROFILE", "NOT AFTER", "SUBJECT / NAMES");
+	fprintf(cr->f, "%-34s %-8s %-12s %-20s %s%s%s\n", c->serial,
+	    store_cert_status_name(c->status), c->profile, na, c->subject,
+	    c->names[0] ? "  " : "", c->names);
+	cr->count++;
+	return 0;
+}
+
+/* cert-list: the filter from REQ, the rows as text into F. */
+static int
+cert_list(struct admin_env *env, const json_t *req, FILE *f)
+{
+	struct store_cert_filter flt;
+	struct cert_rows cr = { f, 0 };
+	const char *status = NULL;
+	int64_t before, limit;
+	int r;
+
+	memset(&flt, 0, sizeof(flt));
+	flt.status = -1;
+	if ((r = arg_str(req, "status", 0, &status)) != 0 ||
+	    (r = arg_str(req, "profile", 0, &flt.profile)) != 0 ||
+	    (r = arg_str(req, "name", 0, &flt.name)) != 0 ||
+	    (r = arg_int(req, "expiring_before", 0, INT64_MAX, 0,
+	    &before)) != 0 ||
+	    (r = arg_int(req, "limit", 0, 100000000, 0, &limit)) != 0)
+		return r;
+	flt.expiring_before = before;
+	flt.limit = (size_t)limit;
+	if (status != NULL && strcmp(status, "expired") == 0) {
+		flt.expired = 1;
+		flt.now = ck_time_now();
+	} else if (status != NULL &&
+	    (flt.status = store_cert_status_parse(status)) < 0)
+		return ck_err_set(CK_E_INVAL, "unknown status '%.40s'",
+		    status);
+	rd_lock(env);
+	r = store_cert_list(env->rd, &flt, print_cert_row, &cr);
+	rd_unlock(env);
+	return r;
+}
+
+/* cert-show: one certificate as text (or PEM when "pem") into F. */
+static int
+cert_show(struct admin_env *env, const json_t *req, FILE *f)
+{
+	struct store_cert *c = NULL;
+	const char *in;
+	char serial[CK_SERIAL_HEX_MAX], t1[32], t2[32], t3[32], *pem = NULL;
+	size_t pemlen;
+	int r, aspem;
+
+	if ((r = arg_str(req, "serial", 1, &in)) != 0 ||
+	    (r = arg_bool(req, "pem", &aspem)) != 0 ||
+	    (r = ck_serial_normalize(in, serial)) != 0)
+		return r;
+	rd_lock(env);
+	r = store_cert_get(env->rd, serial, &c);
+	rd_unlock(env);
+	if (r != 0)
+		return r;
+	if (aspem) {
+		if (c->der == NULL)
+			r = ck_err_set(CK_E_STATE, "certificate %s was never "
+			    "issued (status %s)", serial,
+			    store_cert_status_name(c->status));
+		else if ((r = ck_der_to_pem(c->der, c->der_len, &pem,
+		    &pemlen)) == 0)
+			fwrite(pem, 1, pemlen, f);
+		free(pem);
+		store_cert_free(c);
+		return r;
+	}
+	ck_time_format(c->not_before, t1, sizeof(t1));
+	ck_time_format(c->not_after, t2, sizeof(t2));
+	ck_time_format(c->created_at, t3, sizeof(t3));
+	fprintf(f, "serial:      %s\n", c->serial);
+	fprintf(f, "status:      %s\n", store_cert_status_name(c->status));
+	fprintf(f, "subject:     %s\n", c->subject);
+	fprintf(f, "names:       %s\n", c->names);
+	fprintf(f, "profile:     %s\n", c->profile);
+	fprintf(f, "requester:   %s\n", c->requester);
+	fprintf(f, "CA:          %s\n", c->is_ca ? "yes" : "no");
+	fprintf(f, "not before:  %s\n", t1);
+	fprintf(f, "not after:   %s\n", t2);
+	fprintf(f, "recorded:    %s\n", t3);
+	fprintf(f, "TBS SHA-256: %s\n", c->tbs_sha256);
+	if (c->status == STORE_CERT_REVOKED) {
+		ck_time_format(c->revoked_at, t1, sizeof(t1));
+		fprintf(f, "revoked:     %s (%s)\n", t1,
+		    ck_crl_reason_name(c->reason));
+	}
+	fprintf(f, "change seq:  %lld\n", (long long)c->change_seq);
+	store_cert_free(c);
+	return 0;
+}
+
 /* Run a read action; the reply. */
 static json_t *
-run_read(struct admin_env *env, enum authz_action action, const json_t *req)
+run_read_text(struct admin_env *env, enum authz_action action,
+    const json_t *req)
 {
 	struct audit_signed_report rep;
 	struct text t;
@@ -515,6 +667,12 @@ run_read(struct admin_env *env, enum authz_action action, const json_t *req)
 		rd_lock(env);
 		r = store_token_list(env->rd, print_token, t.f);
 		rd_unlock(env);
+		break;
+	case AUTHZ_CERT_LIST:
+		r = cert_list(env, req, t.f);
+		break;
+	case AUTHZ_CERT_SHOW:
+		r = cert_show(env, req, t.f);
 		break;
 	case AUTHZ_OPERATOR_LIST:
 		if ((r = arg_bool(req, "all", &all)) != 0)
@@ -594,6 +752,61 @@ run_read(struct admin_env *env, enum authz_action action, const json_t *req)
 	return j;
 }
 
+struct read_note {
+	const char *actor, *action;
+	char detail[160];
+};
+
+static int
+read_note_write(struct ck_ca *ca, void *arg)
+{
+	struct read_note *rn = arg;
+
+	return audit_append(ca->st, rn->actor, rn->action, "", AUDIT_OK,
+	    rn->detail);
+}
+
+/*
+ * A read action; a successful read of the audit log is itself audited
+ * (who read it, from where on), so that looking is on record too.
+ */
+static json_t *
+run_read(struct admin_env *env, enum authz_action action, const json_t *req,
+    const char *actor)
+{
+	struct read_note rn;
+	json_t *j = run_read_text(env, action, req);
+	int64_t from = 1;
+	int r;
+
+	if (j == NULL || !json_is_true(json_object_get(j, "ok")) ||
+	    (action != AUTHZ_AUDIT_SHOW && action != AUTHZ_AUDIT_VERIFY &&
+	    action != AUTHZ_AUDIT_EXPORT))
+		return j;
+	memset(&rn, 0, sizeof(rn));
+	rn.actor = actor;
+	rn.action = authz_action_name(action);
+	if (action != AUTHZ_AUDIT_VERIFY &&
+	    arg_int(req, "from", 1, INT64_MAX, 1, &from) != 0)
+		ck_err_clear();
+	if (action == AUTHZ_AUDIT_VERIFY)
+		snprintf(rn.detail, sizeof(rn.detail), "the whole log read "
+		    "and verified");
+	else if (action == AUTHZ_AUDIT_EXPORT)
+		snprintf(rn.detail, sizeof(rn.detail), "entries %lld to %lld "
+		    "exported", (long long)from, (long long)json_integer_value(
+		    json_object_get(j, "last")));
+	else
+		snprintf(rn.detail, sizeof(rn.detail), "entries from %lld "
+		    "read", (long long)from);
+	if ((r = env_write(env, actor, read_note_write, &rn)) != 0) {
+		/* Unrecorded, the read is not handed out. */
+		json_decref(j);
+		return reply_fail(r);
+	}
+	return j;
+}
+
 /* The object an action is about, for the audit entry of a refusal. */
 static const char *
 action_object(const json_t *req)
@@ -619,6 +832,311 @@ os_user_exists(const char *name)
 	    res != NULL;
 }
 
+/* ---- certificate-manager and auditor acts in certkeepd ---------------- */
+
+/* An issuance handed to the pipeline, waited for. */
+struct issue_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done, r;
+	char msg[768];
+	char serial[CK_SERIAL_HEX_MAX];
+	unsigned char *der;
+	size_t len;
+};
+
+static void
+issue_waited(void *arg, int r, const char *msg, struct ck_issue_job *job)
+{
+	struct issue_wait *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->r = r;
+	if (r != 0)
+		snprintf(w->msg, sizeof(w->msg), "%s", msg ? msg : "");
+	else {
+		snprintf(w->serial, sizeof(w->serial), "%s",
+		    ck_issue_job_serial(job));
+		w->der = ck_issue_job_take_der(job, &w->len);
+	}
+	ck_issue_job_free(job);
+	w->done = 1;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+struct issue_refusal {
+	const char *actor, *profile, *reason;
+};
+
+static int
+issue_refusal_write(struct ck_ca *ca, void *arg)
+{
+	struct issue_refusal *ir = arg;
+
+	return ck_ca_audit_refusal(ca, ir->actor, ir->profile, ir->reason);
+}
+
+/*
+ * issue: the CSR (PEM) under a profile, through certkeepd's durable
+ * pipeline (pending row, signature, record), requested by ACTOR. The
+ * reply's "out" is the certificate's PEM, with the chain unless
+ * "cert_only"; "note" names the serial.
+ */
+static json_t *
+run_issue(struct admin_env *env, const json_t *req, const char *actor)
+{
+	struct ck_issue_params p;
+	struct ck_issue_job *job = NULL;
+	struct issue_wait w;
+	struct issue_refusal ir;
+	const char *csr;
+	char *pem = NULL, *chain = NULL, *all = NULL, note[160];
+	size_t pemlen = 0, chainlen = 0;
+	int64_t days, path_len;
+	json_t *j = NULL;
+	int r, cert_only;
+
+	if (env->pl == NULL)
+		return reply_fail(ck_err_set(CK_E_STATE, "issue through the "
+		    "admin interface needs certkeepd"));
+	memset(&p, 0, sizeof(p));
+	if ((r = arg_str(req, "profile", 1, &p.profile)) != 0 ||
+	    (r = arg_int(req, "days", 0, 36500, 0, &days)) != 0 ||
+	    (r = arg_int(req, "path_len", -1, 16, -1, &path_len)) != 0 ||
+	    (r = arg_bool(req, "cert_only", &cert_only)) != 0)
+		return reply_fail(r);
+	/* The CSR is the one argument longer than ADMIN_ARG_MAX. */
+	{
+		json_t *v = json_object_get(req, "csr");
+		if (!json_is_string(v) || json_string_length(v) == 0 ||
+		    json_string_length(v) > CK_CSR_MAX)
+			return reply_fail(ck_err_set(CK_E_INVAL, "request: "
+			    "\"csr\" must be a PEM CSR of at most %u bytes",
+			    CK_CSR_MAX));
+		csr = json_string_value(v);
+		p.csr = (const unsigned char *)csr;
+		p.csr_len = json_string_length(v);
+	}
+	p.days = (uint32_t)days;
+	p.path_len = (int)path_len;
+	/* Who asked: the operator and role (or the owner's OS user). */
+	p.requester = actor != NULL ? actor : audit_os_user();
+	if ((r = ck_issue_prepare(env->ca, &p, NULL, &job)) != 0) {
+		char reason[768];
+		snprintf(reason, sizeof(reason), "%s", ck_err_msg()[0] ?
+		    ck_err_msg() : ck_strerror(r));
+		ir.actor = p.requester;
+		ir.profile = p.profile;
+		ir.reason = reason;
+		(void)env_write(env, actor, issue_refusal_write, &ir);
+		return reply_fail(ck_err_set(r, "%s", reason));
+	}
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	ck_pipeline_issue(env->pl, job, issue_waited, &w);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w.cv);
+	if (w.r != 0)
+		return reply_fail(ck_err_set(w.r, "%s", w.msg));
+	if ((r = ck_der_to_pem(w.der, w.len, &pem, &pemlen)) != 0 ||
+	    (!cert_only && (r = ck_ca_chain_pem(env->ca, &chain,
+	    &chainlen)) != 0)) {
+		j = reply_fail(r);
+		goto out;
+	}
+	if ((all = malloc(pemlen + chainlen + 1)) == NULL)
+		goto out;
+	memcpy(all, pem, pemlen);
+	if (chainlen > 0)
+		memcpy(all + pemlen, chain, chainlen);
+	all[pemlen + chainlen] = '\0';
+	snprintf(note, sizeof(note), "issued certificate serial %s", w.serial);
+	if ((j = reply_ok(all, note)) != NULL &&
+	    json_object_set_new(j, "serial", json_string(w.serial)) != 0) {
+		json_decref(j);
+		j = NULL;
+	}
+out:
+	free(all);
+	free(chain);
+	free(pem);
+	OPENSSL_free(w.der);
+	return j;
+}
+
+struct crl_args {
+	unsigned char *der;
+	size_t len;
+	uint64_t number;
+};
+
+static int
+crl_fn(struct ck_ca *ca, void *arg)
+{
+	struct crl_args *a = arg;
+	int r;
+
+	if ((r = ck_ca_crl(ca, &a->der, &a->len, &a->number)) != 0)
+		return r;
+	return ck_ca_crl_publish(ca, a->der, a->len);
+}
+
+/* crl: sign, record and publish a CRL in certkeepd; "out" is its PEM. */
+static json_t *
+run_crl(struct admin_env *env, const char *actor)
+{
+	struct crl_args a;
+	const unsigned char *q;
+	X509_CRL *crl = NULL;
+	BIO *bio = NULL;
+	BUF_MEM *bm;
+	char note[96];
+	json_t *j = NULL;
+	int r;
+
+	if (env->pl == NULL)
+		return reply_fail(ck_err_set(CK_E_STATE, "a CRL through the "
+		    "admin interface needs certkeepd"));
+	memset(&a, 0, sizeof(a));
+	if ((r = env_write(env, actor, crl_fn, &a)) != 0)
+		return reply_fail(r);
+	/* certkeepd serves the newest CRL. */
+	if (env->changed != NULL)
+		env->changed(env->changed_arg, 1);
+	q = a.der;
+	if ((crl = d2i_X509_CRL(NULL, &q, (long)a.len)) == NULL ||
+	    (bio = BIO_new(BIO_s_mem())) == NULL ||
+	    !PEM_write_bio_X509_CRL(bio, crl) || BIO_write(bio, "", 1) != 1) {
+		j = reply_fail(ck_err_set(CK_E_NOMEM, "cannot encode the CRL"));
+		goto out;
+	}
+	BIO_get_mem_ptr(bio, &bm);
+	snprintf(note, sizeof(note), "published CRL number %llu",
+	    (unsigned long long)a.number);
+	j = reply_ok(bm->data, note);
+out:
+	BIO_free(bio);
+	X509_CRL_free(crl);
+	OPENSSL_free(a.der);
+	return j;
+}
+
+struct checkpoint_args {
+	const char *actor;
+	int written;
+};
+
+static int
+checkpoint_fn(struct ck_ca *ca, void *arg)
+{
+	struct checkpoint_args *a = arg;
+
+	return audit_checkpoint(ca, a->actor, &a->written);
+}
+
+static json_t *
+run_checkpoint(struct admin_env *env, const char *actor)
+{
+	struct checkpoint_args a = { actor, 0 };
+	int r;
+
+	if (env->pl == NULL)
+		return reply_fail(ck_err_set(CK_E_STATE, "a checkpoint through "
+		    "the admin interface needs certkeepd"));
+	if ((r = env_write(env, actor, checkpoint_fn, &a)) != 0)
+		return reply_fail(r);
+	return reply_ok(a.written ? "checkpoint written\n" :
+	    "the last entry is a checkpoint already\n", NULL);
+}
+
+/*
+ * The certificate PEM binds operator NAME when it is this CA's, current
+ * (within its validity, issued and not revoked in the store), for client
+ * authentication, issued under the "operator" profile, and names NAME as
+ * its common name: HEX gets its SHA-256.
+ */
+static int
+operator_cert_check(struct admin_env *env, const char *name, const char *pem,
+    char hex[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH], *der = NULL;
+	struct store_cert *c = NULL;
+	char serial[CK_SERIAL_HEX_MAX], cn[STORE_OPERATOR_NAME_SIZE + 1];
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	int r = 0, len;
+
+	if ((bio = BIO_new_mem_buf(pem, -1)) == NULL ||
+	    (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
+		r = ck_err_set(CK_E_PARSE, "the operator's certificate is not "
+		    "a PEM certificate");
+		goto out;
+	}
+	if (env->ca->cert == NULL ||
+	    X509_check_issued(env->ca->cert, x) != X509_V_OK ||
+	    X509_verify(x, X509_get0_pubkey(env->ca->cert)) != 1) {
+		r = ck_err_set(CK_E_POLICY, "the operator's certificate was not "
+		    "issued by this CA");
+		goto out;
+	}
+	if (X509_cmp_current_time(X509_get0_notBefore(x)) >= 0 ||
+	    X509_cmp_current_time(X509_get0_notAfter(x)) <= 0) {
+		r = ck_err_set(CK_E_POLICY, "the operator's certificate is "
+		    "not within its validity");
+		goto out;
+	}
+	if (X509_check_purpose(x, X509_PURPOSE_SSL_CLIENT, 0) != 1) {
+		r = ck_err_set(CK_E_POLICY, "the operator's certificate is not "
+		    "for TLS client authentication");
+		goto out;
+	}
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x),
+	    NID_commonName, cn, sizeof(cn)) < 0 || strcmp(cn, name) != 0) {
+		r = ck_err_set(CK_E_POLICY, "the operator's certificate must "
+		    "name the operator (CN=%s)", name);
+		goto out;
+	}
+	if ((r = ck_serial_to_hex(X509_get0_serialNumber(x), serial)) != 0)
+		goto out;
+	rd_lock(env);
+	r = store_cert_get(env->rd, serial, &c);
+	rd_unlock(env);
+	if (r == CK_E_NOTFOUND)
+		r = ck_err_set(CK_E_POLICY, "the operator's certificate %s is "
+		    "not in this CA's records", serial);
+	if (r != 0)
+		goto out;
+	if (c->status != STORE_CERT_ISSUED) {
+		r = ck_err_set(CK_E_POLICY, "the operator's certificate %s is "
+		    "%s", serial, store_cert_status_name(c->status));
+		goto out;
+	}
+	if (strcmp(c->profile, ADMIN_OPERATOR_PROFILE) != 0) {
+		r = ck_err_set(CK_E_POLICY, "the operator's certificate %s was "
+		    "issued under profile %s, not %s", serial, c->profile,
+		    ADMIN_OPERATOR_PROFILE);
+		goto out;
+	}
+	if ((len = i2d_X509(x, &der)) <= 0) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	SHA256(der, (size_t)len, md);
+	ck_hex_encode(md, sizeof(md), hex);
+out:
+	OPENSSL_free(der);
+	store_cert_free(c);
+	X509_free(x);
+	BIO_free(bio);
+	return r;
+}
+
 /* Judge, then run a write action as D's actor. */
 static json_t *
 run_write(struct admin_env *env, enum authz_action action,
@@ -627,7 +1145,7 @@ run_write(struct admin_env *env, enum authz_action action,
 	struct revoke_args rv;
 	struct token_args ta;
 	struct operator_args oa;
-	const char *role = NULL;
+	const char *role = NULL, *cert = NULL;
 	char out[512];
 	int64_t reason;
 	json_t *j;
@@ -680,12 +1198,35 @@ run_write(struct admin_env *env, enum authz_action action,
 			env->changed(env->changed_arg, 0);
 		snprintf(out, sizeof(out), "Revoked token %s.\n", ta.id);
 		return reply_ok(out, NULL);
+	case AUTHZ_ISSUE:
+		return run_issue(env, req, actor);
+	case AUTHZ_CRL:
+		return run_crl(env, actor);
+	case AUTHZ_AUDIT_CHECKPOINT:
+		return run_checkpoint(env, actor);
+	case AUTHZ_OPERATOR_CERT:
+		if ((r = arg_str(req, "name", 1, &oa.name)) != 0 ||
+		    (r = arg_cert(req, &cert)) != 0)
+			return reply_fail(r);
+		if (cert != NULL && (r = operator_cert_check(env, oa.name, cert,
+		    oa.cert_sha256)) != 0)
+			return reply_fail(r);
+		break;
 	case AUTHZ_OPERATOR_ADD:
 	case AUTHZ_OPERATOR_GRANT:
 		if ((r = arg_str(req, "name", 1, &oa.name)) != 0 ||
 		    (r = arg_str(req, "role", 1, &role)) != 0 ||
 		    (action == AUTHZ_OPERATOR_ADD &&
-		    (r = arg_str(req, "os_user", 1, &oa.os_user)) != 0))
+		    ((r = arg_str(req, "os_user", 0, &oa.os_user)) != 0 ||
+		    (r = arg_cert(req, &cert)) != 0)))
+			return reply_fail(r);
+		if (action == AUTHZ_OPERATOR_ADD && oa.os_user == NULL &&
+		    cert == NULL)
+			return reply_fail(ck_err_set(CK_E_INVAL, "request: "
+			    "\"os_user\" or \"cert\" is needed to know the "
+			    "operator by"));
+		if (cert != NULL && (r = operator_cert_check(env, oa.name, cert,
+		    oa.cert_sha256)) != 0)
 			return reply_fail(r);
 		if ((oa.role = store_role_parse(role)) < 0)
 			return reply_fail(ck_err_set(CK_E_INVAL, "unknown role "
@@ -715,8 +1256,23 @@ run_write(struct admin_env *env, enum authz_action action,
 		return reply_fail(r);
 	switch (action) {
 	case AUTHZ_OPERATOR_ADD:
-		snprintf(out, sizeof(out), "Operator %s (OS user %s) is %s.\n",
-		    oa.name, oa.os_user, store_role_name(oa.role));
+		if (oa.os_user != NULL)
+			snprintf(out, sizeof(out), "Operator %s (OS user %s) is "
+			    "%s.\n", oa.name, oa.os_user,
+			    store_role_name(oa.role));
+		else
+			snprintf(out, sizeof(out), "Operator %s (certificate "
+			    "%.16s...) is %s.\n", oa.name, oa.cert_sha256,
+			    store_role_name(oa.role));
+		break;
+	case AUTHZ_OPERATOR_CERT:
+		if (oa.cert_sha256[0] != '\0')
+			snprintf(out, sizeof(out), "Operator %s is known by the "
+			    "certificate of SHA-256 %s now.\n", oa.name,
+			    oa.cert_sha256);
+		else
+			snprintf(out, sizeof(out), "Operator %s has no "
+			    "certificate now.\n", oa.name);
 		break;
 	case AUTHZ_OPERATOR_GRANT:
 		snprintf(out, sizeof(out), "Operator %s is %s now.\n", oa.name,
@@ -732,23 +1288,19 @@ run_write(struct admin_env *env, enum authz_action action,
 	return reply_ok(out, NULL);
 }
 
-json_t *
-admin_exec(struct admin_env *env, uid_t peer, const json_t *req)
+/* The action REQ names, if served here; -1 with a message if not. */
+static int
+request_action(const json_t *req)
 {
-	struct authz_principal p;
-	struct authz_decision d;
-	struct refusal rf;
 	const char *name;
-	int action, r;
+	int action;
 
-	ck_err_clear();
 	if (!json_is_object(req))
-		return reply_err(CK_E_INVAL, "error: a request is a JSON "
-		    "object", 0);
-	if ((r = arg_str(req, "action", 1, &name)) != 0)
-		return reply_fail(r);
-	/* Only what the socket serves; the rest of the table is checked
-	 * by the CLI where the command runs. */
+		return ck_err_set(CK_E_INVAL, "a request is a JSON object"), -1;
+	if (arg_str(req, "action", 1, &name) != 0)
+		return -1;
+	/* Only what certkeepd serves; the rest of the table is checked by
+	 * the CLI where the command runs. */
 	action = authz_action_parse(name);
 	switch (action) {
 	case AUTHZ_REVOKE:
@@ -760,17 +1312,36 @@ admin_exec(struct admin_env *env, uid_t peer, const json_t *req)
 	case AUTHZ_OPERATOR_REMOVE:
 	case AUTHZ_OPERATOR_LIST:
 	case AUTHZ_OPERATOR_SEPARATION:
+	case AUTHZ_OPERATOR_CERT:
 	case AUTHZ_AUDIT_SHOW:
 	case AUTHZ_AUDIT_VERIFY:
 	case AUTHZ_AUDIT_EXPORT:
-		break;
+	case AUTHZ_AUDIT_CHECKPOINT:
+	case AUTHZ_ISSUE:
+	case AUTHZ_CRL:
+	case AUTHZ_CERT_LIST:
+	case AUTHZ_CERT_SHOW:
+		return action;
 	default:
-		return reply_fail(ck_err_set(CK_E_INVAL, "unknown admin "
-		    "action '%.40s'", name));
+		ck_err_set(CK_E_INVAL, "unknown admin action '%.40s'", name);
+		return -1;
 	}
+}
+
+json_t *
+admin_exec_as(struct admin_env *env, const struct authz_principal *p,
+    const json_t *req)
+{
+	struct authz_decision d;
+	struct refusal rf;
+	const char *actor;
+	int action, r;
+
+	ck_err_clear();
+	if ((action = request_action(req)) < 0)
+		return reply_fail(CK_E_INVAL);
 	rd_lock(env);
-	if ((r = authz_principal_load(env->rd, peer, env->owner, &p)) == 0)
-		r = authz_decide(env->rd, &p, action, &d);
+	r = authz_decide(env->rd, p, action, &d);
 	rd_unlock(env);
 	if (r != 0)
 		return reply_fail(r);
@@ -785,17 +1356,36 @@ admin_exec(struct admin_env *env, uid_t peer, const json_t *req)
 			return reply_fail(r);
 		return reply_err(CK_E_POLICY, d.reason, 1);
 	}
+	/* The owner acting as owner in the CLI: as before operators, the
+	 * log names whoever ran certkeep (root stays root). */
+	actor = env->pl == NULL && !p->is_operator ? NULL : d.actor;
 	switch (action) {
 	case AUTHZ_TOKEN_LIST:
 	case AUTHZ_OPERATOR_LIST:
 	case AUTHZ_AUDIT_SHOW:
 	case AUTHZ_AUDIT_VERIFY:
 	case AUTHZ_AUDIT_EXPORT:
-		return run_read(env, action, req);
+	case AUTHZ_CERT_LIST:
+	case AUTHZ_CERT_SHOW:
+		return run_read(env, action, req, actor);
 	default:
-		/* The owner acting as owner in the CLI: as before operators,
-		 * the log names whoever ran certkeep (root stays root). */
-		return run_write(env, action, req, env->pl == NULL &&
-		    !p.is_operator ? NULL : d.actor);
+		return run_write(env, action, req, actor);
 	}
+}
+
+json_t *
+admin_exec(struct admin_env *env, uid_t peer, const json_t *req)
+{
+	struct authz_principal p;
+	int r;
+
+	ck_err_clear();
+	if (request_action(req) < 0)
+		return reply_fail(CK_E_INVAL);
+	rd_lock(env);
+	r = authz_principal_load(env->rd, peer, env->owner, &p);
+	rd_unlock(env);
+	if (r != 0)
+		return reply_fail(r);
+	return admin_exec_as(env, &p, req);
 }

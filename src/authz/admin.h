@@ -26,7 +26,11 @@
  *                     email_domains (strings), can_revoke (boolean)
  *   token-list        -
  *   token-revoke      id (id or name)
- *   operator-add      name, role, os_user (strings)
+ *   operator-add      name, role (strings); os_user and/or cert (PEM of a
+ *                     certificate of this CA's "operator" profile, CN =
+ *                     name)
+ *   operator-cert     name; cert (PEM: bind, replacing any earlier) or
+ *                     none (unbind)
  *   operator-grant    name, role
  *   operator-remove   name
  *   operator-list     all (boolean)
@@ -34,6 +38,16 @@
  *   audit-show        from (integer)
  *   audit-verify      -
  *   audit-export      from, to (integers; to 0 is the last)
+ *   checkpoint        - (sign one now)                   (certkeepd only)
+ *   issue             profile, csr (PEM), days, path_len, cert_only
+ *                     (the requester is the caller)      (certkeepd only)
+ *   crl               -; "out" is the CRL's PEM          (certkeepd only)
+ *   cert-list         status, profile, name (strings), expiring_before
+ *                     (Unix time), limit
+ *   cert-show         serial, pem (boolean)
+ *
+ * Successful reads of the audit log (show, verify, export) are audited
+ * too, under the reader's name.
  */
 #ifndef CK_AUTHZ_ADMIN_H
 #define CK_AUTHZ_ADMIN_H
@@ -77,6 +91,18 @@ struct admin_env {
  * gets an "ok": false reply with code CK_E_INVAL.
  */
 json_t *admin_exec(struct admin_env *env, uid_t peer, const json_t *req);
+
+/*
+ * The same for a principal known otherwise (a remote operator by its TLS
+ * client certificate, authz_principal_load_cert()): one code path for
+ * the socket, the CLI and the HTTPS admin route.
+ */
+struct authz_principal;
+json_t *admin_exec_as(struct admin_env *env, const struct authz_principal *p,
+    const json_t *req);
+
+/* The profile a remote operator's certificate must be issued under. */
+#define ADMIN_OPERATOR_PROFILE "operator"
 
 /* The owner of the CA home at HOME (stat). 0 or a negative code. */
 int admin_home_owner(const char *home, uid_t *out);

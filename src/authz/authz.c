@@ -59,6 +59,27 @@ static const struct {
 	[AUTHZ_CUSTODY] = { "custody", STORE_ROLE_BACKUP_OPERATOR, 0 },
 	/* Before there is a store there is nobody else to ask. */
 	[AUTHZ_INIT] = { "init", STORE_ROLE_CA_ADMIN, OWNER_OFFLINE },
+	/* Binding a certificate to an operator is operator management. */
+	[AUTHZ_OPERATOR_CERT] = { "operator-cert", STORE_ROLE_CA_ADMIN,
+	    OWNER_OPERATORS },
+	/*
+	 * Issuing a certificate by hand and publishing the CRL are the
+	 * certificate manager's acts (AD CS: "Issue and Manage
+	 * Certificates"): deciding about single certificates and their
+	 * revocation, not configuring the CA. Listing and showing the
+	 * certificates is the same role's working view (which certificate
+	 * to revoke, what was issued to whom): an auditor reads the audit
+	 * log, which records every issuance and revocation, and does not
+	 * need the certificate database itself.
+	 */
+	[AUTHZ_ISSUE] = { "issue", STORE_ROLE_CERT_MANAGER, 0 },
+	[AUTHZ_CRL] = { "crl", STORE_ROLE_CERT_MANAGER, 0 },
+	[AUTHZ_CERT_LIST] = { "cert-list", STORE_ROLE_CERT_MANAGER, 0 },
+	[AUTHZ_CERT_SHOW] = { "cert-show", STORE_ROLE_CERT_MANAGER, 0 },
+	/* Anchoring the log now is the auditor's (certkeepd also does it
+	 * on its own every checkpoint_interval). */
+	[AUTHZ_AUDIT_CHECKPOINT] = { "checkpoint", STORE_ROLE_AUDITOR,
+	    0 },
 };
 
 const char *
@@ -116,6 +137,26 @@ authz_principal_load(struct store *st, uid_t uid, uid_t owner,
 	}
 	snprintf(p->os_user, sizeof(p->os_user), "%s", pw.pw_name);
 	r = store_operator_by_os_user(st, p->os_user, &p->op);
+	if (r == CK_E_NOTFOUND) {
+		ck_err_clear();
+		return 0;
+	}
+	if (r != 0)
+		return r;
+	p->is_operator = 1;
+	return 0;
+}
+
+int
+authz_principal_load_cert(struct store *st, const char *cert_sha256,
+    struct authz_principal *p)
+{
+	int r;
+
+	memset(p, 0, sizeof(*p));
+	p->uid = (uid_t)-1;
+	snprintf(p->os_user, sizeof(p->os_user), "cert:%.16s", cert_sha256);
+	r = store_operator_by_cert(st, cert_sha256, &p->op);
 	if (r == CK_E_NOTFOUND) {
 		ck_err_clear();
 		return 0;
@@ -188,8 +229,9 @@ authz_check(const struct authz_principal *p, int64_t noperators,
 	} else {
 		snprintf(d->actor, sizeof(d->actor), "%s", p->os_user);
 		snprintf(d->reason, sizeof(d->reason), "%s needs the %s role; "
-		    "OS user %s is no operator", name,
-		    store_role_name(d->role), p->os_user);
+		    "%s %s is no operator", name, store_role_name(d->role),
+		    strncmp(p->os_user, "cert:", 5) == 0 ? "certificate" :
+		    "OS user", p->os_user);
 	}
 	return 0;
 }

@@ -55,6 +55,15 @@ enum authz_action {
 	AUTHZ_CUSTODY,
 	/* the owner only */
 	AUTHZ_INIT,
+	/* added with remote operators: ca-admin */
+	AUTHZ_OPERATOR_CERT,
+	/* cert-manager */
+	AUTHZ_ISSUE,
+	AUTHZ_CRL,
+	AUTHZ_CERT_LIST,
+	AUTHZ_CERT_SHOW,
+	/* auditor */
+	AUTHZ_AUDIT_CHECKPOINT,
 	AUTHZ_ACTION__MAX
 };
 
@@ -83,6 +92,16 @@ struct authz_principal {
  * operator of that name (read from ST). 0 or a negative code.
  */
 int authz_principal_load(struct store *st, uid_t uid, uid_t owner,
+    struct authz_principal *p);
+
+/*
+ * A remote caller known by the SHA-256 (lower-case hex) of the TLS client
+ * certificate it presented (which the caller has checked: issued by this
+ * CA, valid, not revoked): the active operator bound to it, if any. Never
+ * the home's owner, and no OS user ("cert:" and the first 16 hex digits
+ * stand for the caller in messages). 0 or a negative code.
+ */
+int authz_principal_load_cert(struct store *st, const char *cert_sha256,
     struct authz_principal *p);
 
 struct authz_decision {

@@ -80,6 +80,17 @@
 "subject_attributes = CN, O, OU\n" \
 "common_name = any\n" \
 "\n" \
+"# Remote operators: a TLS client certificate whose common name is the\n" \
+"# operator's name, bound to the operator with 'certkeep operator add\n" \
+"# --cert' or 'operator cert'; short-lived, renewed by issuing another.\n" \
+"[profile.operator]\n" \
+"key_usage = digitalSignature\n" \
+"ext_key_usage = clientAuth\n" \
+"max_validity_days = 30\n" \
+"key_types = rsa2048, rsa3072, rsa4096, ec-p256, ec-p384, ed25519\n" \
+"subject_attributes = CN\n" \
+"common_name = any\n" \
+"\n" \
 "# Subordinate (issuing) CAs.\n" \
 "[profile.sub-ca]\n" \
 "ca = yes\n" \

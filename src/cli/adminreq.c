@@ -60,33 +60,61 @@ run_local(const char *home, const json_t *req, int *rp)
 	env.rd = ca->st;
 	if ((reply = admin_exec(&env, getuid(), req)) == NULL)
 		*rp = CK_E_NOMEM;
+	else
+		*rp = 0;
 	ck_ca_close(ca);
 	return reply;
+}
+
+int
+cli_admin_call(const char *home, json_t *req, int local_ok, json_t **reply)
+{
+	int r;
+
+	*reply = NULL;
+	/* json_pack() refuses strings that are not UTF-8. */
+	if (req == NULL)
+		return ck_err_set(CK_E_INVAL, "the arguments must be UTF-8 "
+		    "text");
+	if (cli_remote_active())
+		r = cli_remote_call(req, reply);
+	else {
+		r = adminsock_call(home, req, reply);
+		if (r == CK_E_NOTFOUND) {
+			ck_err_clear();
+			if (local_ok)
+				*reply = run_local(home, req, &r);
+		}
+	}
+	json_decref(req);
+	if (r == 0 && *reply == NULL)
+		r = CK_E_NOMEM;
+	return r;
+}
+
+int
+cli_admin_failed(json_t *reply)
+{
+	const char *err;
+
+	if (json_is_true(json_object_get(reply, "ok")))
+		return 0;
+	err = json_string_value(json_object_get(reply, "error"));
+	fprintf(stderr, "certkeep: %s\n", err != NULL ? err :
+	    "error: the request failed");
+	return CLI_EXIT_FAIL;
 }
 
 int
 cli_admin_run(const char *home, json_t *req, const char *datafile)
 {
 	json_t *reply = NULL, *v;
-	const char *out, *note, *err;
+	const char *out, *note;
 	int r, ex = CLI_EXIT_OK;
 
-	/* json_pack() refuses strings that are not UTF-8. */
-	if (req == NULL)
-		return cli_fail(ck_err_set(CK_E_INVAL, "the arguments must be "
-		    "UTF-8 text"));
-	r = adminsock_call(home, req, &reply);
-	if (r == CK_E_NOTFOUND) {
-		ck_err_clear();
-		reply = run_local(home, req, &r);
-	}
-	json_decref(req);
-	if (reply == NULL)
+	if ((r = cli_admin_call(home, req, 1, &reply)) != 0)
 		return cli_fail(r);
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		err = json_string_value(json_object_get(reply, "error"));
-		fprintf(stderr, "certkeep: %s\n", err != NULL ? err :
-		    "error: the request failed");
+	if (cli_admin_failed(reply) != 0) {
 		json_decref(reply);
 		return CLI_EXIT_FAIL;
 	}
@@ -114,6 +142,25 @@ cli_admin_run(const char *home, json_t *req, const char *datafile)
 		fprintf(stderr, "certkeep: %s\n", note);
 	json_decref(reply);
 	return ex;
+}
+
+/* Whether a certkeepd listens on HOME's admin socket. */
+static int
+served(const char *home)
+{
+	struct sockaddr_un sa;
+	socklen_t salen;
+	int fd, ok;
+
+	if (adminsock_address(home, &sa, &salen) != 0) {
+		ck_err_clear();
+		return 0;
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&sa, salen) == 0;
+	close(fd);
+	return ok;
 }
 
 /* The action a command that runs here (not through certkeepd) is, by its
@@ -150,6 +197,14 @@ local_action(int argc, char **argv)
 	if ((strcmp(cmd, "ca") == 0 && strcmp(sub, "install") == 0) ||
 	    (strcmp(cmd, "service") == 0 && strcmp(sub, "reload") == 0))
 		return AUTHZ_CONFIG;
+	/* Run here only when no certkeepd serves the home (otherwise it
+	 * judges them); see cli_authorize_local(). */
+	if (strcmp(cmd, "issue") == 0)
+		return AUTHZ_ISSUE;
+	if (strcmp(cmd, "crl") == 0)
+		return AUTHZ_CRL;
+	if (strcmp(cmd, "audit") == 0 && strcmp(sub, "checkpoint") == 0)
+		return AUTHZ_AUDIT_CHECKPOINT;
 	if (strcmp(cmd, "acme") == 0 && strcmp(sub, "eab") == 0) {
 		sub = argc > 2 ? argv[2] : "";
 		if (strcmp(sub, "create") == 0)
@@ -176,6 +231,10 @@ cli_authorize_local(const char *home, int argc, char **argv)
 	for (r = 1; r < argc; r++)
 		if (strcmp(argv[r], "--help") == 0)
 			return CLI_EXIT_OK;
+	/* These go to certkeepd when it serves the home: judged there. */
+	if ((action == AUTHZ_ISSUE || action == AUTHZ_CRL ||
+	    action == AUTHZ_AUDIT_CHECKPOINT) && served(home))
+		return CLI_EXIT_OK;
 	/* No CA there yet (a restore's new home), or one this user cannot
 	 * open: the command itself says what is wrong. */
 	if (admin_home_owner(home, &owner) != 0 ||

@@ -90,6 +90,32 @@ int cli_admin_run(const char *home, struct json_t *req,
     const char *datafile);
 
 /*
+ * Send an admin request (REQ taken) to whoever serves it: certkeepd over
+ * HTTPS in the remote mode, else the certkeepd serving HOME over its
+ * admin socket, else, when LOCAL_OK, this process. *REPLY is the reply
+ * object (caller decrefs). CK_E_NOTFOUND (no message) when nobody serves
+ * HOME and not LOCAL_OK: commands that need the key then run here.
+ */
+int cli_admin_call(const char *home, struct json_t *req, int local_ok,
+    struct json_t **reply);
+
+/* Print a failed reply's error on stderr; CLI_EXIT_FAIL. 0 (printing
+ * nothing) if it succeeded. */
+int cli_admin_failed(struct json_t *reply);
+
+/*
+ * The remote mode: leading "--server URL --cert FILE --key FILE
+ * [--cacert FILE]" before the command are taken off ARGC/ARGV (which then
+ * start at the command as usual). An exit status: CLI_EXIT_OK, or
+ * CLI_EXIT_USAGE after printing why.
+ */
+int cli_remote_options(int *argc, char ***argv);
+/* Whether the remote mode is on. */
+int cli_remote_active(void);
+/* Send REQ to the server over HTTPS; *REPLY as cli_admin_call(). */
+int cli_remote_call(const struct json_t *req, struct json_t **reply);
+
+/*
  * The role check of a command that runs here rather than through
  * certkeepd (backup, restore, custody, key, acme eab, ca install, service
  * reload; src/authz/authz.h):

@@ -184,6 +184,24 @@ cmd_audit(int argc, char **argv)
 		return cli_admin_run(home, json_pack("{s:s, s:I, s:I}",
 		    "action", "audit-export", "from", (json_int_t)from, "to",
 		    (json_int_t)to), outf);
+	/* A checkpoint: by certkeepd when it serves the home (it holds the
+	 * key), else here. */
+	{
+		json_t *reply = NULL;
+		r = cli_admin_call(home, json_pack("{s:s}", "action",
+		    "checkpoint"), 0, &reply);
+		if (r == 0) {
+			if ((ex = cli_admin_failed(reply)) == 0)
+				fputs(json_string_value(json_object_get(reply,
+				    "out")) ? json_string_value(json_object_get(
+				    reply, "out")) : "", stdout);
+			json_decref(reply);
+			return ex;
+		}
+		if (r != CK_E_NOTFOUND)
+			return cli_fail(r);
+		ck_err_clear();
+	}
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		return cli_fail(r);
 	if ((r = ck_ca_unlock(ca, &com.pass)) != 0 ||

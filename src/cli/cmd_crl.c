@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/pem.h>
 
 #include "ca/ca.h"
@@ -60,6 +61,45 @@ cmd_crl(int argc, char **argv)
 		return cli_usage(crl_usage);
 	if ((home = cli_home(&com)) == NULL)
 		return CLI_EXIT_USAGE;
+	/* Through certkeepd when it serves the home (or remotely). */
+	{
+		json_t *reply = NULL;
+		const char *pem, *note;
+		r = cli_admin_call(home, json_pack("{s:s}", "action", "crl"), 0,
+		    &reply);
+		if (r == 0) {
+			if ((ex = cli_admin_failed(reply)) == 0) {
+				pem = json_string_value(json_object_get(reply,
+				    "out"));
+				note = json_string_value(json_object_get(reply,
+				    "note"));
+				if (pem == NULL)
+					r = ck_err_set(CK_E_PARSE, "the reply "
+					    "holds no CRL");
+				else if (!asder)
+					r = cli_write_output(outf, pem,
+					    strlen(pem));
+				else if ((bio = BIO_new_mem_buf(pem, -1)) ==
+				    NULL || (crl = PEM_read_bio_X509_CRL(bio,
+				    NULL, NULL, NULL)) == NULL ||
+				    (r = i2d_X509_CRL(crl, &der)) <= 0)
+					r = ck_err_set(CK_E_PARSE, "the reply "
+					    "holds no CRL");
+				else
+					r = cli_write_output(outf, der,
+					    (size_t)r);
+				if (r != 0)
+					ex = cli_fail(r);
+				else if (note != NULL)
+					fprintf(stderr, "certkeep: %s\n", note);
+			}
+			json_decref(reply);
+			goto out;
+		}
+		if (r != CK_E_NOTFOUND)
+			goto fail;
+		ck_err_clear();
+	}
 	if ((r = ck_ca_open(home, &ca)) != 0 ||
 	    (r = ck_ca_unlock(ca, &com.pass)) != 0 ||
 	    (r = ck_ca_crl(ca, &der, &der_len, &number)) != 0)

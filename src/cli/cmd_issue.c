@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/pem.h>
 
 #include "ca/ca.h"
 #include "cli/cli.h"
@@ -20,6 +22,67 @@ static const char issue_usage[] =
 
 enum { O_PROFILE = CLI_OPT__FIRST_LOCAL, O_CSR, O_DAYS, O_PATHLEN, O_OUT,
 	O_CERTONLY, O_REQUESTER };
+
+/* The CSR as PEM text (a request carries text): new string, or NULL. */
+static char *
+csr_pem(const unsigned char *csr, size_t len)
+{
+	const unsigned char *q = csr;
+	X509_REQ *req = NULL;
+	BIO *bio = NULL;
+	BUF_MEM *bm;
+	char *s = NULL;
+
+	if (len >= 11 && memmem(csr, len, "-----BEGIN ", 11) != NULL)
+		return strndup((const char *)csr, len);
+	if ((req = d2i_X509_REQ(NULL, &q, (long)len)) != NULL &&
+	    (bio = BIO_new(BIO_s_mem())) != NULL &&
+	    PEM_write_bio_X509_REQ(bio, req)) {
+		BIO_get_mem_ptr(bio, &bm);
+		s = strndup(bm->data, bm->length);
+	}
+	BIO_free(bio);
+	X509_REQ_free(req);
+	return s;
+}
+
+/*
+ * Through certkeepd (admin socket, or HTTPS in the remote mode), which
+ * judges the caller (cert-manager) and issues through its durable
+ * pipeline; the caller is the requester. CK_E_NOTFOUND when no certkeepd
+ * serves HOME: the caller then issues here. Else the exit status.
+ */
+static int
+issue_served(const char *home, const struct ck_issue_params *p,
+    const unsigned char *csr, size_t csrlen, int certonly, const char *outf,
+    int *ex)
+{
+	const char *out, *note;
+	json_t *req, *reply = NULL;
+	char *pem;
+	int r;
+
+	if ((pem = csr_pem(csr, csrlen)) == NULL)
+		return ck_err_set(CK_E_PARSE, "the CSR is neither PEM nor DER");
+	req = json_pack("{s:s, s:s, s:s, s:i, s:i, s:b}", "action", "issue",
+	    "profile", p->profile, "csr", pem, "days", (int)p->days,
+	    "path_len", p->path_len, "cert_only", certonly);
+	free(pem);
+	if ((r = cli_admin_call(home, req, 0, &reply)) != 0)
+		return r;
+	if ((*ex = cli_admin_failed(reply)) == 0) {
+		out = json_string_value(json_object_get(reply, "out"));
+		note = json_string_value(json_object_get(reply, "note"));
+		if (out == NULL || (r = cli_write_output(outf, out,
+		    strlen(out))) != 0)
+			*ex = cli_fail(out == NULL ? ck_err_set(CK_E_PARSE,
+			    "the reply holds no certificate") : r);
+		else if (note != NULL)
+			fprintf(stderr, "certkeep: %s\n", note);
+	}
+	json_decref(reply);
+	return 0;
+}
 
 int
 cmd_issue(int argc, char **argv)
@@ -93,6 +156,14 @@ cmd_issue(int argc, char **argv)
 	if ((r = cli_read_input(csrf, CK_CSR_MAX, &csr, &csrlen)) != 0 &&
 	    r != CK_E_TOOBIG)
 		return cli_fail(r);
+	if (csr != NULL) {
+		r = issue_served(home, &p, csr, csrlen, certonly, outf, &ex);
+		if (r != CK_E_NOTFOUND) {
+			free(csr);
+			return r != 0 ? cli_fail(r) : ex;
+		}
+		ck_err_clear();
+	}
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		goto fail;
 	if (csr == NULL) {

@@ -40,6 +40,21 @@ static const struct {
 	    "their roles" },
 };
 
+/* The commands that also run remotely (--server): as admin requests to
+ * certkeepd over HTTPS. */
+static int
+remote_command(const char *name)
+{
+	static const char *const names[] = { "issue", "revoke", "crl",
+	    "list", "show", "audit", "token", "operator", NULL };
+	int i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if (strcmp(name, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 usage(FILE *f)
 {
@@ -49,7 +64,11 @@ usage(FILE *f)
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
 	fprintf(f, "\nRun 'certkeep COMMAND --help' for a command's options."
-	    "\nThe CA home is --home DIR or $CERTKEEP_HOME.\n");
+	    "\nThe CA home is --home DIR or $CERTKEEP_HOME.\n"
+	    "\nRemote operators: certkeep --server https://HOST:PORT --cert "
+	    "FILE --key FILE\n  [--cacert FILE] COMMAND ... (issue, revoke, "
+	    "crl, list, show, audit, token,\n  operator) over HTTPS with "
+	    "the operator's certificate.\n");
 }
 
 /* The --home given to a command, else CERTKEEP_HOME. */
@@ -98,6 +117,8 @@ main(int argc, char **argv)
 
 	ck_process_harden();
 	ck_ca_checkpoint_on_close(1);
+	if ((i = (size_t)cli_remote_options(&argc, &argv)) != CLI_EXIT_OK)
+		return (int)i;
 	if (argc < 2) {
 		usage(stderr);
 		return CLI_EXIT_USAGE;
@@ -114,6 +135,16 @@ main(int argc, char **argv)
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(argv[1], commands[i].name) == 0) {
+			if (cli_remote_active()) {
+				if (!remote_command(argv[1])) {
+					fprintf(stderr, "certkeep: %s works on "
+					    "the CA's files and cannot run "
+					    "remotely (--server): run it on the "
+					    "CA's host\n", argv[1]);
+					return CLI_EXIT_USAGE;
+				}
+				return commands[i].fn(argc - 1, argv + 1);
+			}
 			if (become_home_owner(argc, argv) != 0 ||
 			    cli_authorize_local(home_arg(argc, argv),
 			    argc - 1, argv + 1) != CLI_EXIT_OK)

@@ -87,6 +87,9 @@ cli_help(const char *usage)
 const char *
 cli_home(const struct cli_common *c)
 {
+	/* Remotely, the server knows its home. */
+	if ((c->home == NULL || c->home[0] == '\0') && cli_remote_active())
+		return "";
 	if (c->home == NULL || c->home[0] == '\0') {
 		fprintf(stderr, "certkeep: no CA home: give --home DIR or set "
 		    "CERTKEEP_HOME\n");

@@ -331,8 +331,8 @@ refusal_budget(void *arg)
 	return ok;
 }
 
-static void
-wake_housekeeper(void *arg, int revoked)
+void
+adminsock_changed(void *arg, int revoked)
 {
 	struct server *sv = arg;
 
@@ -359,7 +359,7 @@ adminsock_start(struct server *sv, const char *home, struct adminsock **out)
 	as->env.rd = sv->rd;
 	as->env.rd_mu = &sv->rd_mu;
 	as->env.pl = sv->pl;
-	as->env.changed = wake_housekeeper;
+	as->env.changed = adminsock_changed;
 	as->env.changed_arg = sv;
 	as->env.refusal_budget = refusal_budget;
 	as->env.budget_arg = as;

@@ -45,6 +45,11 @@ int adminsock_address(const char *home, struct sockaddr_un *sa,
 int adminsock_start(struct server *sv, const char *home,
     struct adminsock **out);
 
+/* The admin_env "changed" hook for certkeepd (ARG: struct server): wakes
+ * the housekeeper, for a new CRL after a revocation (REVOKED) or to reload
+ * the tokens. Shared with the HTTPS admin route (adminhttp.h). */
+void adminsock_changed(void *arg, int revoked);
+
 /* Stop serving (finishes the requests being served); accepts NULL. */
 void adminsock_stop(struct adminsock *as);
 

@@ -2,6 +2,7 @@
  * server.c - bringing certkeepd's parts up and down, and housekeeping.
  */
 #include "daemon/server.h"
+#include "daemon/adminhttp.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -1090,6 +1091,8 @@ server_start(struct server *sv, struct ck_ca *ca)
 		goto fail;
 	}
 	sv->hk_running = 1;
+	if ((r = adminhttp_start(sv, &sv->adminhttp)) != 0)
+		goto fail;
 
 	memset(&hc, 0, sizeof(hc));
 	hc.threads = cf->threads;
@@ -1168,6 +1171,8 @@ server_stop(struct server *sv)
 		sv->hk_running = 0;
 	}
 	/* Drain the pipeline: every accepted request gets its answer. */
+	adminhttp_stop(sv->adminhttp);	/* before the pipeline: they write */
+	sv->adminhttp = NULL;
 	acme_validators_stop(sv);	/* before the pipeline: they write */
 	ck_pipeline_stop(sv->pl);
 	sv->pl = NULL;

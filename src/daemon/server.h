@@ -25,6 +25,7 @@
 
 struct ocsp_responder;
 struct acme_nonces;
+struct adminhttp;
 
 struct server {
 	struct ck_ca *ca;
@@ -53,6 +54,7 @@ struct server {
 	 * read-only while serving, freed by server_stop(). */
 	EVP_PKEY *eab_key;
 	struct acme_va *acme_va;	/* ACME challenge validation */
+	struct adminhttp *adminhttp;	/* POST /admin/v1 (adminhttp.h) */
 	/* The audit log's checkpoints and its syslog copy (housekeeper). */
 	int64_t audit_cp_at;		/* time of the last checkpoint */
 	int audit_syslog;		/* [audit] syslog, fixed at start */

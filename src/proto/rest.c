@@ -24,6 +24,7 @@
 #include "audit/audit.h"
 #include "common/err.h"
 #include "common/timeutil.h"
+#include "daemon/adminhttp.h"
 #include "daemon/server.h"
 #include "proto/rest.h"
 #include "x509/certbuild.h"
@@ -1093,5 +1094,7 @@ const struct http_route rest_routes[] = {
 	{ "GET", "/api/v1/certificates/", rest_get, 0 },
 	{ "POST", "/api/v1/certificates/", rest_cert_post, 4096 },
 	{ "GET", "/api/v1/ca/chain", rest_chain, 0 },
+	/* Remote operators (adminhttp.h). */
+	{ "POST", ADMINHTTP_PATH, adminhttp_handle, 64 * 1024 },
 };
 const size_t rest_nroutes = sizeof(rest_routes) / sizeof(rest_routes[0]);

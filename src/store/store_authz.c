@@ -302,6 +302,55 @@ out:
 }
 
 int
+store_operator_set_cert(struct store *st, const char *name,
+    const char *cert_sha256)
+{
+	struct store_operator op, old;
+	sqlite3_stmt *s = NULL;
+	int64_t seq;
+	int r;
+
+	if (cert_sha256[0] != '\0' && !valid_sha256_hex(cert_sha256))
+		return ck_err_set(CK_E_INVAL, "operator %s: a certificate "
+		    "fingerprint is 64 lower-case hex digits", name);
+	if ((r = store_tx_begin_seq(st, &seq)) != 0)
+		return r;
+	if ((r = store_operator_get(st, name, &op)) != 0)
+		goto out;
+	if (op.disabled_at != 0) {
+		r = ck_err_set(CK_E_STATE, "operator %s was removed", name);
+		goto out;
+	}
+	if (cert_sha256[0] == '\0' && op.os_user[0] == '\0') {
+		r = ck_err_set(CK_E_STATE, "operator %s has no OS user: without "
+		    "its certificate nobody could ever be them (remove the "
+		    "operator instead)", name);
+		goto out;
+	}
+	if (cert_sha256[0] != '\0' &&
+	    (r = store_operator_by_cert(st, cert_sha256, &old)) !=
+	    CK_E_NOTFOUND) {
+		if (r == 0)
+			r = ck_err_set(CK_E_EXISTS, "that certificate is "
+			    "operator %s's already", old.name);
+		goto out;
+	}
+	ck_err_clear();
+	if ((r = store_stmt_prepare(st, "UPDATE operators SET cert_sha256 = "
+	    "?2, change_seq = ?3 WHERE name = ?1", &s)) != 0)
+		goto out;
+	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+	if (cert_sha256[0] != '\0')
+		sqlite3_bind_text(s, 2, cert_sha256, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, seq);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = store_db_err(st, "binding the operator's certificate");
+	store_stmt_done(st, s);
+out:
+	return store_tx_end(st, r);
+}
+
+int
 store_operator_list(struct store *st, int all,
     int (*cb)(const struct store_operator *op, void *arg), void *arg)
 {

@@ -2,8 +2,9 @@
  * store_authz.h - operators and their roles in the store (migration 7).
  *
  * An operator is a named identity, authenticated as a local OS user (the
- * admin socket's SO_PEERCRED) or, later, by a TLS client certificate
- * (cert_sha256). Roles follow the Common Criteria CA roles (docs/roles.md).
+ * admin socket's SO_PEERCRED) or, remotely over HTTPS, by a TLS client
+ * certificate (cert_sha256). Roles follow the Common Criteria CA roles
+ * (docs/roles.md).
  *
  * Rows are never deleted, so that incremental backups carry every change:
  * removing an operator sets disabled_at and revokes its roles; adding a
@@ -69,6 +70,16 @@ int store_operator_by_cert(struct store *st, const char *cert_sha256,
 /* Disable an operator and revoke its roles. CK_E_NOTFOUND, CK_E_STATE if
  * removed already. */
 int store_operator_remove(struct store *st, const char *name, int64_t when);
+
+/*
+ * Bind an active operator to the TLS client certificate of SHA-256
+ * CERT_SHA256 (lower-case hex), replacing any earlier one; "" unbinds.
+ * CK_E_NOTFOUND, CK_E_STATE (removed; or unbinding one with no OS user,
+ * who could then never act), CK_E_EXISTS (another operator's
+ * certificate), CK_E_INVAL (not a fingerprint).
+ */
+int store_operator_set_cert(struct store *st, const char *name,
+    const char *cert_sha256);
 
 /* Walk operators by name (removed ones too if ALL); a non-zero return
  * from CB stops the walk and is returned. */
