@@ -62,6 +62,12 @@ static const struct {
 	{ "drill", "backup-operator", 0 },
 	{ "custody", "backup-operator", 0 },
 	{ "init", "ca-admin", 1 },
+	{ "operator-cert", "ca-admin", 1 },
+	{ "issue", "cert-manager", 0 },
+	{ "crl", "cert-manager", 0 },
+	{ "cert-list", "cert-manager", 0 },
+	{ "cert-show", "cert-manager", 0 },
+	{ "checkpoint", "auditor", 0 },
 };
 #define NMATRIX (sizeof(matrix) / sizeof(matrix[0]))
 
@@ -577,12 +583,86 @@ test_decode(void **state)
 	assert_null(j);
 }
 
+/* Binding, rebinding and unbinding certificates; principals by cert. */
+static void
+test_store_operator_cert(void **state)
+{
+	struct sfx *fx = *state;
+	struct store_operator op, got;
+	struct authz_principal p;
+	struct authz_decision d;
+	char fp1[65], fp2[65];
+
+	memset(fp1, 'a', 64);
+	fp1[64] = '\0';
+	memset(fp2, 'b', 64);
+	fp2[64] = '\0';
+	/* Known by a certificate only. */
+	op_make(&op, "remote1", "");
+	snprintf(op.cert_sha256, sizeof(op.cert_sha256), "%s", fp1);
+	OK(store_operator_add(fx->st, &op));
+	OK(store_operator_grant(fx->st, "remote1", STORE_ROLE_AUDITOR, 1,
+	    "test"));
+	OK(store_operator_by_cert(fx->st, fp1, &got));
+	assert_string_equal(got.name, "remote1");
+	/* The same certificate for another operator: refused. */
+	op_make(&op, "remote2", "someone2");
+	snprintf(op.cert_sha256, sizeof(op.cert_sha256), "%s", fp1);
+	assert_int_equal(store_operator_add(fx->st, &op), CK_E_EXISTS);
+	op.cert_sha256[0] = '\0';
+	OK(store_operator_add(fx->st, &op));
+	assert_int_equal(store_operator_set_cert(fx->st, "remote2", fp1),
+	    CK_E_EXISTS);
+	assert_int_equal(store_operator_set_cert(fx->st, "remote2", "AB"),
+	    CK_E_INVAL);
+	assert_int_equal(store_operator_set_cert(fx->st, "ghost", fp2),
+	    CK_E_NOTFOUND);
+	/* Rebinding: the old certificate is nobody's any more. */
+	OK(store_operator_set_cert(fx->st, "remote1", fp2));
+	assert_int_equal(store_operator_by_cert(fx->st, fp1, &got),
+	    CK_E_NOTFOUND);
+	OK(store_operator_by_cert(fx->st, fp2, &got));
+	assert_string_equal(got.name, "remote1");
+	/* Unbinding one known by nothing else is refused; with an OS user
+	 * it works. */
+	assert_int_equal(store_operator_set_cert(fx->st, "remote1", ""),
+	    CK_E_STATE);
+	assert_contains(ck_err_msg(), "has no OS user");
+	OK(store_operator_set_cert(fx->st, "remote2", fp1));
+	OK(store_operator_set_cert(fx->st, "remote2", ""));
+	assert_int_equal(store_operator_by_cert(fx->st, fp1, &got),
+	    CK_E_NOTFOUND);
+	/* A principal by certificate: the operator, never the owner. */
+	OK(authz_principal_load_cert(fx->st, fp2, &p));
+	assert_int_equal(p.is_operator, 1);
+	assert_int_equal(p.is_owner, 0);
+	assert_int_equal(authz_check(&p, 2, AUTHZ_AUDIT_SHOW, &d), 1);
+	assert_string_equal(d.actor, "remote1/auditor");
+	assert_int_equal(authz_check(&p, 2, AUTHZ_OPERATOR_ADD, &d), 0);
+	assert_string_equal(d.reason, "operator-add needs the ca-admin role; "
+	    "remote1 is auditor");
+	OK(authz_principal_load_cert(fx->st, fp1, &p));
+	assert_int_equal(p.is_operator, 0);
+	assert_int_equal(p.is_owner, 0);
+	assert_int_equal(authz_check(&p, 2, AUTHZ_REVOKE, &d), 0);
+	assert_contains(d.reason, "certificate cert:aaaaaaaaaaaaaaaa is no "
+	    "operator");
+	/* Removed: its certificate is nobody's. */
+	OK(store_operator_remove(fx->st, "remote1", 2));
+	OK(authz_principal_load_cert(fx->st, fp2, &p));
+	assert_int_equal(p.is_operator, 0);
+	assert_int_equal(store_operator_set_cert(fx->st, "remote1", fp2),
+	    CK_E_STATE);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_matrix_table),
 		cmocka_unit_test_setup_teardown(test_store_operators,
+		    store_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_store_operator_cert,
 		    store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_admin_local,
 		    admin_setup, admin_teardown),
