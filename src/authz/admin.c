@@ -767,19 +767,23 @@ read_note_write(struct ck_ca *ca, void *arg)
 }
 
 /*
- * A read action; a successful read of the audit log is itself audited
- * (who read it, from where on), so that looking is on record too.
+ * A read action; an operator's successful read of the audit log is
+ * itself audited (who read it, from where on), so that looking is on
+ * record too. The home's owner acting as owner is not: they can read the
+ * store's file directly, so an entry would only record the reads they
+ * chose to leave a trace of.
  */
 static json_t *
 run_read(struct admin_env *env, enum authz_action action, const json_t *req,
-    const char *actor)
+    const char *actor, int by_operator)
 {
 	struct read_note rn;
 	json_t *j = run_read_text(env, action, req);
 	int64_t from = 1;
 	int r;
 
-	if (j == NULL || !json_is_true(json_object_get(j, "ok")) ||
+	if (j == NULL || !by_operator ||
+	    !json_is_true(json_object_get(j, "ok")) ||
 	    (action != AUTHZ_AUDIT_SHOW && action != AUTHZ_AUDIT_VERIFY &&
 	    action != AUTHZ_AUDIT_EXPORT))
 		return j;
@@ -1367,7 +1371,7 @@ admin_exec_as(struct admin_env *env, const struct authz_principal *p,
 	case AUTHZ_AUDIT_EXPORT:
 	case AUTHZ_CERT_LIST:
 	case AUTHZ_CERT_SHOW:
-		return run_read(env, action, req, actor);
+		return run_read(env, action, req, actor, p->is_operator);
 	default:
 		return run_write(env, action, req, actor);
 	}

@@ -46,8 +46,8 @@
  *                     (Unix time), limit
  *   cert-show         serial, pem (boolean)
  *
- * Successful reads of the audit log (show, verify, export) are audited
- * too, under the reader's name.
+ * An operator's successful reads of the audit log (show, verify, export)
+ * are audited too, under the reader's name.
  */
 #ifndef CK_AUTHZ_ADMIN_H
 #define CK_AUTHZ_ADMIN_H
