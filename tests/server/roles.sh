@@ -25,7 +25,7 @@ declare -A OPNAME=([ckr-admin]=admin1 [ckr-certmgr]=certmgr1
     [ckr-auditor]=auditor1 [ckr-backup]=backup1 [ckr-nobody]=)
 declare -A ROLE=([ckr-admin]=ca-admin [ckr-certmgr]=cert-manager
     [ckr-auditor]=auditor [ckr-backup]=backup-operator [ckr-nobody]=)
-for u in "${USERS[@]}" ckr-late; do
+for u in "${USERS[@]}" ckr-late ckr-late2; do
 	getent passwd "$u" >/dev/null 2>&1 ||
 	    useradd --system --no-create-home --shell /usr/sbin/nologin \
 	    "$u" >/dev/null 2>&1 || true	# maybe a parallel run
@@ -40,6 +40,15 @@ as() {	# as USER CMD...: CMD as USER (certkeep is $CERTKEEP)
 
 ca="$T/ca"
 srv_init "$ca"
+# The home's owner is a column of the matrix too: no operator, but
+# operator management is theirs (recovery).
+OWNER=$(stat -c %U "$ca")
+USERS+=("$OWNER")
+OPNAME[$OWNER]=
+ROLE[$OWNER]=
+declare -A LATE=([ckr-admin]=ckr-late [$OWNER]=ckr-late2)
+mkdir -p "$T/out"
+chmod 1777 "$T/out"
 say "a new CA separates roles; no operator yet: only the owner acts"
 expect_ok ck operator list --home "$ca"
 assert_eq 1 "$(sqlite3 "$ca/store.db" "SELECT count(*) FROM meta WHERE \
@@ -52,6 +61,17 @@ expect_ok ck issue --home "$ca" --profile tls-server --csr - --cert-only \
 cp "$LAST_OUT" "$T/a.pem"
 SERIAL=$(serial_of "$T/a.pem")
 expect_ok ck token create --home "$ca" --name victim --profiles tls-server
+# Operator certificates for the operators the matrix adds, and a CSR
+# every user can read.
+for u in ckr-admin "$OWNER"; do
+	make_key ec-p256 "$T/extra-$u.key"
+	make_csr "$T/extra-$u.key" "$T/extra-$u.csr" "/CN=extra-$u" PEM
+	expect_ok ck issue --home "$ca" --profile operator --csr - --cert-only \
+	    --passphrase-fd 3 3<"$PWFILE" <"$T/extra-$u.csr"
+	cp "$LAST_OUT" "$T/out/extra-$u.pem"
+done
+srv_csr "$T/out/new.csr" "new.$SRV_DOMAIN"
+chmod 644 "$T"/out/*
 
 srv_start "$ca"
 
@@ -71,33 +91,45 @@ expect_ok ck operator list --home "$ca"
 assert_eq 4 "$(grep -c ' active ' "$LAST_OUT")" "four active operators"
 
 # The routed actions: "ACTION ROLE CMD..." (HOME is added; @U is the
-# user running it, for names that must differ).
-mkdir -p "$T/out"
-chmod 1777 "$T/out"
+# user running it, for names that must differ; @L an OS user for the
+# operator it adds).
 ACTIONS=(
 	"revoke|cert-manager|revoke --serial $SERIAL --reason superseded"
 	"token-create|ca-admin|token create --name tok-@U --profiles tls-server"
 	"token-list|ca-admin|token list"
 	"operator-list|ca-admin|operator list"
-	"operator-add|ca-admin|operator add --name extra --role auditor --os-user ckr-late"
-	"operator-remove|ca-admin|operator remove extra"
+	"operator-add|ca-admin|operator add --name extra-@U --role auditor --os-user @L"
+	"operator-cert|ca-admin|operator cert --name extra-@U --cert $T/out/extra-@U.pem"
+	"operator-remove|ca-admin|operator remove extra-@U"
 	"operator-role-separation|ca-admin|operator role-separation on"
 	"audit-show|auditor|audit show"
 	"audit-verify|auditor|audit verify"
 	"audit-export|auditor|audit export --to 2 --out $T/out/extract-@U.jsonl"
 	"token-revoke|ca-admin|token revoke victim"
+	"cert-list|cert-manager|list"
+	"cert-show|cert-manager|show $SERIAL"
+	"issue|cert-manager|issue --profile tls-server --csr $T/out/new.csr --cert-only --out $T/out/new-@U.pem"
+	"crl|cert-manager|crl --out $T/out/crl-@U.pem"
+	"checkpoint|auditor|audit checkpoint"
 )
+# Expected from the table (docs/roles.md), not from the program: the
+# operator holding the role, and the owner for operator management.
+allowed() {	# allowed USER ACTION NEED
+	[[ -n "${ROLE[$1]}" && "${ROLE[$1]}" == "$3" ]] ||
+	    [[ "$1" == "$OWNER" && "$2" == operator-* ]]
+}
 # Fewer refusals than certkeepd audits in a second (50) happen before the
 # flood below, so every one of them is audited however fast this runs.
 say "every routed action as every user: allowed exactly by role"
 for a in "${ACTIONS[@]}"; do
 	IFS='|' read -r action need cmd <<<"$a"
 	for u in "${USERS[@]}"; do
-		read -r -a argv <<<"${cmd//@U/$u}"
+		c=${cmd//@U/$u}
+		read -r -a argv <<<"${c//@L/${LATE[$u]:-ckr-late}}"
 		run as "$u" "$CERTKEEP" "${argv[@]}" --home "$ca"
 		[[ $LAST_RC -lt 126 ]] ||
 		    fail_cmd "$u: $action crashed (exit $LAST_RC)"
-		if [[ "${ROLE[$u]}" == "$need" ]]; then
+		if allowed "$u" "$action" "$need"; then
 			[[ $LAST_RC -eq 0 ]] ||
 			    fail_cmd "$u (${ROLE[$u]}) must be allowed $action"
 		else
@@ -120,6 +152,15 @@ expect_ok ck audit verify --extract "$T/out/extract-ckr-auditor.jsonl" \
     --ca "$SRV_CA"
 ok "the auditor's extract verifies"
 
+expect_ok openssl verify -CAfile "$SRV_CA" "$T/out/new-ckr-certmgr.pem"
+expect_ok openssl crl -in "$T/out/crl-ckr-certmgr.pem" -noout
+for u in "${USERS[@]}"; do
+	[[ $u == ckr-certmgr ]] && continue
+	[[ ! -e "$T/out/new-$u.pem" && ! -e "$T/out/crl-$u.pem" ]] ||
+	    fail "a refused issue or crl of $u wrote a file"
+done
+ok "the cert-manager's certificate and CRL; nobody else's"
+
 say "the actions took effect, in certkeepd's store"
 run as ckr-auditor "$CERTKEEP" audit show --home "$ca"
 [[ $LAST_RC -eq 0 ]] || fail_cmd "audit show as the auditor"
@@ -128,7 +169,7 @@ assert_grep " certmgr1/cert-manager +revoke +ok +$SERIAL " "$T/audit.txt" \
     "the revocation names operator and role"
 assert_grep " admin1/ca-admin +token-create +ok +tok-ckr-admin" \
     "$T/audit.txt" "token creation names operator and role"
-assert_grep " admin1/ca-admin +operator-add +ok +extra " "$T/audit.txt" \
+assert_grep " admin1/ca-admin +operator-add +ok +extra-ckr-admin " "$T/audit.txt" \
     "operator add names operator and role"
 assert_grep " admin1/ca-admin +token-revoke +ok +victim" "$T/audit.txt" \
     "token revocation names operator and role"
@@ -148,7 +189,7 @@ say "every refusal is audited, with the role it needed"
 for a in "${ACTIONS[@]}"; do
 	IFS='|' read -r action need cmd <<<"$a"
 	for u in "${USERS[@]}"; do
-		[[ "${ROLE[$u]}" != "$need" ]] || continue
+		! allowed "$u" "$action" "$need" || continue
 		if [[ -n "${OPNAME[$u]}" ]]; then
 			who="${OPNAME[$u]}/${ROLE[$u]}"
 		else
@@ -270,7 +311,8 @@ expect_ok ck service stop --home "$ca"
 expect_fail "revoke needs the cert-manager role" ck revoke --home "$ca" \
     --serial "$SERIAL"
 expect_ok ck operator list --home "$ca" --all
-assert_grep "^extra +ckr-late .* removed " "$LAST_OUT" "removed operator listed"
+assert_grep "^extra-ckr-admin +ckr-late .* removed " "$LAST_OUT" \
+    "removed operator listed"
 
 say "commands that run here follow the same table (backup, custody, acme eab, ca install)"
 expect_fail "backup needs the backup-operator role; OS user $owner is no operator" \
