@@ -926,7 +926,12 @@ run_issue(struct admin_env *env, const json_t *req, const char *actor)
 	p.path_len = (int)path_len;
 	/* Who asked: the operator and role (or the owner's OS user). */
 	p.requester = actor != NULL ? actor : audit_os_user();
-	if ((r = ck_issue_prepare(env->ca, &p, NULL, &job)) != 0) {
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_rdlock(env->cfg_lock);
+	r = ck_issue_prepare(env->ca, &p, NULL, &job);
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_unlock(env->cfg_lock);
+	if (r != 0) {
 		char reason[768];
 		snprintf(reason, sizeof(reason), "%s", ck_err_msg()[0] ?
 		    ck_err_msg() : ck_strerror(r));

@@ -71,6 +71,10 @@ struct admin_env {
 	struct ck_ca *ca;
 	struct store *rd;		/* reads (ca->st in the CLI) */
 	pthread_mutex_t *rd_mu;		/* NULL: reads need no lock */
+	/* Held for reading while an issuance is judged against ca->cfg,
+	 * which certkeepd swaps on reload under it for writing; NULL in
+	 * the CLI. */
+	pthread_rwlock_t *cfg_lock;
 	struct ck_pipeline *pl;		/* NULL: write on ca->st directly */
 	uid_t owner;			/* the home's owner */
 	/* Called after a successful revocation (REVOKED 1) or token change

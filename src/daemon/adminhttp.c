@@ -427,6 +427,7 @@ adminhttp_start(struct server *sv, struct adminhttp **out)
 	ah->env.ca = sv->ca;
 	ah->env.rd = sv->rd;
 	ah->env.rd_mu = &sv->rd_mu;
+	ah->env.cfg_lock = &sv->lock;
 	ah->env.pl = sv->pl;
 	ah->env.changed = adminsock_changed;
 	ah->env.changed_arg = sv;

@@ -358,6 +358,7 @@ adminsock_start(struct server *sv, const char *home, struct adminsock **out)
 	as->env.ca = sv->ca;
 	as->env.rd = sv->rd;
 	as->env.rd_mu = &sv->rd_mu;
+	as->env.cfg_lock = &sv->lock;
 	as->env.pl = sv->pl;
 	as->env.changed = adminsock_changed;
 	as->env.changed_arg = sv;

@@ -63,7 +63,7 @@ SERIAL=$(serial_of "$T/a.pem")
 expect_ok ck token create --home "$ca" --name victim --profiles tls-server
 # Operator certificates for the operators the matrix adds, and a CSR
 # every user can read.
-for u in ckr-admin "$OWNER"; do
+for u in "${USERS[@]}"; do
 	make_key ec-p256 "$T/extra-$u.key"
 	make_csr "$T/extra-$u.key" "$T/extra-$u.csr" "/CN=extra-$u" PEM
 	expect_ok ck issue --home "$ca" --profile operator --csr - --cert-only \
