@@ -57,8 +57,8 @@ test_bad(void **state)
 		"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
 		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ntoo long",
 		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
-		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n"
-		    "\r\nx",
+		("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1"
+		    "\r\n\r\nx"),
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
 		"HTTP/1.1 200 OK\r\n: empty name\r\n\r\n",
