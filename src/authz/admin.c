@@ -12,17 +12,21 @@
 
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 
 #include "audit/audit.h"
 #include "audit/checkpoint.h"
 #include "authz/authz.h"
+#include "ca/eab_seal.h"
 #include "ca/token.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
+#include "proto/jws.h"
+#include "store/store_acme.h"
 #include "store/store_authz.h"
 #include "x509/certbuild.h"
 #include "x509/csr.h"
@@ -536,6 +540,162 @@ verify_reply(int r, const struct audit_signed_report *rep)
 }
 
 
+/* ---- ACME external account binding keys --------------------------------- */
+
+/* An HS256 key's size, and a kid's (hex: never starts with '-'). */
+#define EAB_HMAC_BYTES 32
+#define EAB_KID_BYTES 16
+
+static int
+print_eab(const struct store_acme_eab *e, void *arg)
+{
+	FILE *f = arg;
+	char c[32], rv[32] = "-", b[32] = "";
+
+	if (ftell(f) == 0)
+		fprintf(f, "%-32s %-8s %-20s %-20s %-22s %s\n", "KID", "STATE",
+		    "CREATED", "REVOKED", "ACCOUNT", "NOTE");
+	ck_time_format(e->created_at, c, sizeof(c));
+	if (e->revoked_at != 0)
+		ck_time_format(e->revoked_at, rv, sizeof(rv));
+	if (e->bound_at != 0)
+		ck_time_format(e->bound_at, b, sizeof(b));
+	fprintf(f, "%-32s %-8s %-20s %-20s %-22s %s%s%s%s\n", e->kid,
+	    e->revoked_at ? "revoked" : e->account_id[0] ? "bound" : "valid",
+	    c, rv, e->account_id[0] ? e->account_id : "-", e->note,
+	    b[0] ? (e->note[0] ? " (bound " : "(bound ") : "", b,
+	    b[0] ? ")" : "");
+	return 0;
+}
+
+struct eab_args {
+	struct store_acme_eab e;
+	const char *kid;
+	char detail[512];
+};
+
+static int
+eab_create_fn(struct ck_ca *ca, void *arg)
+{
+	struct eab_args *a = arg;
+	int r;
+
+	if ((r = store_tx_begin(ca->st)) != 0)
+		return r;
+	if ((r = store_acme_eab_create(ca->st, &a->e)) != 0 ||
+	    (r = ck_ca_audit(ca, "acme-eab-create", a->e.kid, AUDIT_OK,
+	    a->detail)) != 0) {
+		store_tx_rollback(ca->st);
+		return r;
+	}
+	return store_tx_commit(ca->st);
+}
+
+static int
+eab_revoke_fn(struct ck_ca *ca, void *arg)
+{
+	struct eab_args *a = arg;
+	int r;
+
+	if ((r = store_tx_begin(ca->st)) != 0)
+		return r;
+	if ((r = store_acme_eab_revoke(ca->st, a->kid, ck_time_now())) != 0 ||
+	    (r = ck_ca_audit(ca, "acme-eab-revoke", a->kid, AUDIT_OK,
+	    NULL)) != 0) {
+		store_tx_rollback(ca->st);
+		return r;
+	}
+	return store_tx_commit(ca->st);
+}
+
+/*
+ * acme-eab-create in certkeepd, which made the home's EAB key pair at its
+ * first start: a new kid and HMAC key, sealed to the pair's public half,
+ * stored; "out" shows them once. (Without certkeepd the CLI does it
+ * itself, making the pair under the CA passphrase if need be.)
+ */
+static json_t *
+run_eab_create(struct admin_env *env, const json_t *req, const char *actor)
+{
+	struct eab_args a;
+	struct ck_secret *key = NULL, *text = NULL;
+	unsigned char idb[EAB_KID_BYTES], *sealed = NULL;
+	const unsigned char *q;
+	const char *note = NULL;
+	EVP_PKEY *pub = NULL;
+	char out[256];
+	json_t *j = NULL;
+	int r;
+
+	if (env->pl == NULL)
+		return reply_fail(ck_err_set(CK_E_STATE, "an EAB key through "
+		    "the admin interface needs certkeepd"));
+	if ((r = arg_str(req, "note", 0, &note)) != 0)
+		return reply_fail(r);
+	if (note == NULL)
+		note = "";
+	if (strlen(note) > STORE_ACME_EAB_NOTE_MAX)
+		return reply_fail(ck_err_set(CK_E_INVAL, "the note is longer "
+		    "than %d bytes", STORE_ACME_EAB_NOTE_MAX));
+	for (q = (const unsigned char *)note; *q != '\0'; q++)
+		if (*q < 0x20 || *q == 0x7f)
+			return reply_fail(ck_err_set(CK_E_INVAL, "the note "
+			    "must be one line of text"));
+	memset(&a, 0, sizeof(a));
+	if ((r = eab_pub_load(env->ca->home, &pub)) != 0) {
+		if (r == CK_E_NOTFOUND)
+			r = ck_err_set(CK_E_STATE, "this CA has no EAB key pair "
+			    "yet: certkeepd makes it at start when [acme] "
+			    "enabled = true; or create the first key with "
+			    "certkeepd stopped");
+		goto out;
+	}
+	if ((key = ck_secret_new(EAB_HMAC_BYTES)) == NULL ||
+	    (text = ck_secret_new(ck_jws_b64url_len(EAB_HMAC_BYTES))) ==
+	    NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	if (RAND_bytes(idb, sizeof(idb)) != 1 ||
+	    RAND_priv_bytes(key->buf, EAB_HMAC_BYTES) != 1) {
+		r = ck_err_set(CK_E_CRYPTO, "random number generator");
+		goto out;
+	}
+	key->len = EAB_HMAC_BYTES;
+	ck_hex_encode(idb, sizeof(idb), a.e.kid);
+	ck_jws_b64url_encode(key->buf, key->len, (char *)text->buf);
+	if ((r = eab_seal(pub, a.e.kid, key->buf, key->len, &sealed,
+	    &a.e.sealed_len)) != 0)
+		goto out;
+	a.e.sealed = sealed;
+	a.e.note = (char *)note;
+	a.e.created_at = ck_time_now();
+	snprintf(a.detail, sizeof(a.detail), "HS256 key of %d bytes, sealed"
+	    "%s%s%s", EAB_HMAC_BYTES, note[0] ? "; note \"" : "", note,
+	    note[0] ? "\"" : "");
+	if ((r = env_write(env, actor, eab_create_fn, &a)) != 0)
+		goto out;
+	snprintf(out, sizeof(out), "kid: %s\nhmac-key: %s\n", a.e.kid,
+	    (const char *)text->buf);
+	{
+		char note_out[128];
+		snprintf(note_out, sizeof(note_out), "EAB key id %s created; "
+		    "its HMAC key is shown only this once", a.e.kid);
+		/* XXX the key passes through jansson's buffers unwiped, as
+		 * a token does. */
+		j = reply_ok(out, note_out);
+	}
+	OPENSSL_cleanse(out, sizeof(out));
+out:
+	if (j == NULL && r != 0)
+		j = reply_fail(r);
+	free(sealed);
+	EVP_PKEY_free(pub);
+	ck_secret_free(text);
+	ck_secret_free(key);
+	return j;
+}
+
 /* ---- certificates: list and show -------------------------------------- */
 
 struct cert_rows {
@@ -671,6 +831,16 @@ run_read_text(struct admin_env *env, enum authz_action action,
 	case AUTHZ_CERT_LIST:
 		r = cert_list(env, req, t.f);
 		break;
+	case AUTHZ_EAB_LIST:
+		rd_lock(env);
+		r = store_acme_eab_list(env->rd, print_eab, t.f);
+		rd_unlock(env);
+		if (r == 0 && (r = text_close(&t)) == 0)
+			j = reply_ok(t.buf, t.len == 0 ? "no EAB keys" : NULL);
+		else
+			j = reply_fail(r);
+		text_free(&t);
+		return j;
 	case AUTHZ_CERT_SHOW:
 		r = cert_show(env, req, t.f);
 		break;
@@ -1209,6 +1379,17 @@ run_write(struct admin_env *env, enum authz_action action,
 		return reply_ok(out, NULL);
 	case AUTHZ_ISSUE:
 		return run_issue(env, req, actor);
+	case AUTHZ_EAB_CREATE:
+		return run_eab_create(env, req, actor);
+	case AUTHZ_EAB_REVOKE: {
+		struct eab_args ea;
+		memset(&ea, 0, sizeof(ea));
+		if ((r = arg_str(req, "kid", 1, &ea.kid)) != 0 ||
+		    (r = env_write(env, actor, eab_revoke_fn, &ea)) != 0)
+			return reply_fail(r);
+		snprintf(out, sizeof(out), "Revoked EAB key id %s.\n", ea.kid);
+		return reply_ok(out, NULL);
+	}
 	case AUTHZ_CRL:
 		return run_crl(env, actor);
 	case AUTHZ_AUDIT_CHECKPOINT:
@@ -1330,6 +1511,9 @@ request_action(const json_t *req)
 	case AUTHZ_CRL:
 	case AUTHZ_CERT_LIST:
 	case AUTHZ_CERT_SHOW:
+	case AUTHZ_EAB_CREATE:
+	case AUTHZ_EAB_LIST:
+	case AUTHZ_EAB_REVOKE:
 		return action;
 	default:
 		ck_err_set(CK_E_INVAL, "unknown admin action '%.40s'", name);
@@ -1376,6 +1560,7 @@ admin_exec_as(struct admin_env *env, const struct authz_principal *p,
 	case AUTHZ_AUDIT_EXPORT:
 	case AUTHZ_CERT_LIST:
 	case AUTHZ_CERT_SHOW:
+	case AUTHZ_EAB_LIST:
 		return run_read(env, action, req, actor, p->is_operator);
 	default:
 		return run_write(env, action, req, actor);

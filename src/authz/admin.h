@@ -45,6 +45,10 @@
  *   cert-list         status, profile, name (strings), expiring_before
  *                     (Unix time), limit
  *   cert-show         serial, pem (boolean)
+ *   acme-eab-create   note; "out" shows the kid and HMAC key once
+ *                     (certkeepd only: the CLI makes the first pair)
+ *   acme-eab-list     -
+ *   acme-eab-revoke   kid
  *
  * An operator's successful reads of the audit log (show, verify, export)
  * are audited too, under the reader's name.

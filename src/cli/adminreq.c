@@ -233,7 +233,9 @@ cli_authorize_local(const char *home, int argc, char **argv)
 			return CLI_EXIT_OK;
 	/* These go to certkeepd when it serves the home: judged there. */
 	if ((action == AUTHZ_ISSUE || action == AUTHZ_CRL ||
-	    action == AUTHZ_AUDIT_CHECKPOINT) && served(home))
+	    action == AUTHZ_AUDIT_CHECKPOINT || action == AUTHZ_EAB_CREATE ||
+	    action == AUTHZ_EAB_LIST || action == AUTHZ_EAB_REVOKE) &&
+	    served(home))
 		return CLI_EXIT_OK;
 	/* No CA there yet (a restore's new home), or one this user cannot
 	 * open: the command itself says what is wrong. */

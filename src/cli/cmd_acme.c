@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <openssl/rand.h>
 
 #include "audit/audit.h"
@@ -197,44 +198,6 @@ out:
 	return r;
 }
 
-static int
-print_eab(const struct store_acme_eab *e, void *arg)
-{
-	char c[32], rv[32] = "-", b[32] = "";
-	int *n = arg;
-
-	if ((*n)++ == 0)
-		printf("%-32s %-8s %-20s %-20s %-22s %s\n", "KID", "STATE",
-		    "CREATED", "REVOKED", "ACCOUNT", "NOTE");
-	ck_time_format(e->created_at, c, sizeof(c));
-	if (e->revoked_at != 0)
-		ck_time_format(e->revoked_at, rv, sizeof(rv));
-	if (e->bound_at != 0)
-		ck_time_format(e->bound_at, b, sizeof(b));
-	printf("%-32s %-8s %-20s %-20s %-22s %s%s%s%s\n", e->kid,
-	    e->revoked_at ? "revoked" : e->account_id[0] ? "bound" : "valid",
-	    c, rv, e->account_id[0] ? e->account_id : "-", e->note,
-	    b[0] ? (e->note[0] ? " (bound " : "(bound ") : "", b,
-	    b[0] ? ")" : "");
-	return 0;
-}
-
-static int
-eab_revoke(struct ck_ca *ca, const char *kid)
-{
-	int r;
-
-	if ((r = store_tx_begin(ca->st)) != 0)
-		return r;
-	if ((r = store_acme_eab_revoke(ca->st, kid, ck_time_now())) != 0 ||
-	    (r = ck_ca_audit(ca, "acme-eab-revoke", kid, AUDIT_OK,
-	    NULL)) != 0) {
-		store_tx_rollback(ca->st);
-		return r;
-	}
-	return store_tx_commit(ca->st);
-}
-
 int
 cmd_acme(int argc, char **argv)
 {
@@ -246,7 +209,7 @@ cmd_acme(int argc, char **argv)
 	struct cli_common com;
 	struct ck_ca *ca = NULL;
 	const char *home, *group, *sub, *note = NULL;
-	int opt, r, n = 0, ex = CLI_EXIT_OK;
+	int opt, r, ex = CLI_EXIT_OK;
 
 	if ((group = cli_subcommand(&argc, &argv)) == NULL ||
 	    strcmp(group, "eab") != 0 ||
@@ -275,24 +238,45 @@ cmd_acme(int argc, char **argv)
 	if (strcmp(sub, "create") == 0) {
 		if (optind != argc)
 			return cli_usage(acme_usage);
+		/* By certkeepd when it serves the home (it made the pair). */
+		{
+			json_t *reply = NULL;
+			r = cli_admin_call(home, json_pack("{s:s, s:s}",
+			    "action", "acme-eab-create", "note", note ? note :
+			    ""), 0, &reply);
+			if (r == 0) {
+				const char *o, *nt;
+				if ((ex = cli_admin_failed(reply)) == 0) {
+					o = json_string_value(json_object_get(
+					    reply, "out"));
+					nt = json_string_value(json_object_get(
+					    reply, "note"));
+					fputs(o ? o : "", stdout);
+					fflush(stdout);
+					if (nt != NULL)
+						fprintf(stderr, "certkeep: %s\n",
+						    nt);
+				}
+				json_decref(reply);
+				return ex;
+			}
+			if (r != CK_E_NOTFOUND)
+				goto fail;
+			ck_err_clear();
+		}
 		if ((r = ck_ca_open(home, &ca)) != 0 ||
 		    (r = eab_create(ca, &com.pass, note ? note : "")) != 0)
 			goto fail;
 	} else if (strcmp(sub, "list") == 0) {
 		if (optind != argc || note != NULL)
 			return cli_usage(acme_usage);
-		if ((r = ck_ca_open(home, &ca)) != 0 ||
-		    (r = store_acme_eab_list(ca->st, print_eab, &n)) != 0)
-			goto fail;
-		if (n == 0)
-			fprintf(stderr, "certkeep: no EAB keys\n");
+		return cli_admin_run(home, json_pack("{s:s}", "action",
+		    "acme-eab-list"), NULL);
 	} else if (strcmp(sub, "revoke") == 0) {
 		if (optind + 1 != argc || note != NULL)
 			return cli_usage(acme_usage);
-		if ((r = ck_ca_open(home, &ca)) != 0 ||
-		    (r = eab_revoke(ca, argv[optind])) != 0)
-			goto fail;
-		printf("Revoked EAB key id %s.\n", argv[optind]);
+		return cli_admin_run(home, json_pack("{s:s, s:s}", "action",
+		    "acme-eab-revoke", "kid", argv[optind]), NULL);
 	} else
 		ex = cli_usage(acme_usage);
 	goto out;

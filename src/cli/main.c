@@ -46,7 +46,7 @@ static int
 remote_command(const char *name)
 {
 	static const char *const names[] = { "issue", "revoke", "crl",
-	    "list", "show", "audit", "token", "operator", NULL };
+	    "list", "show", "audit", "token", "operator", "acme", NULL };
 	int i;
 
 	for (i = 0; names[i] != NULL; i++)
@@ -67,7 +67,7 @@ usage(FILE *f)
 	    "\nThe CA home is --home DIR or $CERTKEEP_HOME.\n"
 	    "\nRemote operators: certkeep --server https://HOST:PORT --cert "
 	    "FILE --key FILE\n  [--cacert FILE] COMMAND ... (issue, revoke, "
-	    "crl, list, show, audit, token,\n  operator) over HTTPS with "
+	    "crl, list, show, audit, token,\n  operator, acme eab) over HTTPS with "
 	    "the operator's certificate.\n");
 }
 

@@ -83,6 +83,11 @@ cp "$LAST_OUT" "$T/victim.pem"
 SERIAL=$(serial_of "$T/victim.pem")
 expect_ok ck token create --home "$ca" --name victim --profiles tls-server
 srv_csr "$T/new.csr" "new.$SRV_DOMAIN"
+# The first EAB key makes the home's EAB key pair (under the passphrase).
+expect_ok ck acme eab create --home "$ca" --note victim \
+    --passphrase-fd 3 3<"$PWFILE"
+EABKID=$(sed -n 's/^kid: //p' "$LAST_OUT")
+[[ $EABKID =~ ^[0-9a-f]{32}$ ]] || fail "no kid from acme eab create"
 
 srv_start "$ca"
 R=(--server "$API" --cacert "$SRV_CA")
@@ -142,6 +147,9 @@ ACTIONS=(
 	"token-list|ca-admin|token list"
 	"token-revoke|ca-admin|token revoke victim"
 	"operator-list|ca-admin|operator list"
+	"acme-eab-create|ca-admin|acme eab create --note by-@U"
+	"acme-eab-list|ca-admin|acme eab list"
+	"acme-eab-revoke|ca-admin|acme eab revoke $EABKID"
 	"operator-add|ca-admin|operator add --name extra --role auditor --cert $T/extra.pem"
 	"operator-cert|ca-admin|operator cert --name extra --cert $T/extra.new.pem"
 	"operator-remove|ca-admin|operator remove extra"
@@ -193,6 +201,11 @@ assert_grep "^[0-9a-f]+ +victim +revoked " "$LAST_OUT" "victim revoked"
 assert_grep " tok-admin1 " "$LAST_OUT" "the ca-admin's token"
 assert_no_grep "tok-(certmgr1|auditor1|backup1|nobody1)" "$LAST_OUT" \
     "tokens of refused callers"
+remote admin1 acme eab list
+assert_grep "^$EABKID +revoked " "$LAST_OUT" "the EAB key revoked remotely"
+assert_grep " valid .*by-admin1\$" "$LAST_OUT" "the ca-admin's EAB key"
+assert_no_grep "by-(certmgr1|auditor1|backup1|nobody1)" "$LAST_OUT" \
+    "EAB keys of refused callers"
 remote admin1 operator list --all
 assert_grep "^extra .* removed " "$LAST_OUT" "extra added, then removed"
 ok "issuance, CRL, revocation, tokens, operators, extract"

@@ -72,6 +72,11 @@ for u in "${USERS[@]}"; do
 done
 srv_csr "$T/out/new.csr" "new.$SRV_DOMAIN"
 chmod 644 "$T"/out/*
+# The first EAB key makes the home's EAB key pair (under the passphrase).
+expect_ok ck acme eab create --home "$ca" --note victim \
+    --passphrase-fd 3 3<"$PWFILE"
+EABKID=$(sed -n 's/^kid: //p' "$LAST_OUT")
+[[ $EABKID =~ ^[0-9a-f]{32}$ ]] || fail "no kid from acme eab create"
 
 srv_start "$ca"
 
@@ -111,6 +116,9 @@ ACTIONS=(
 	"issue|cert-manager|issue --profile tls-server --csr $T/out/new.csr --cert-only --out $T/out/new-@U.pem"
 	"crl|cert-manager|crl --out $T/out/crl-@U.pem"
 	"checkpoint|auditor|audit checkpoint"
+	"acme-eab-create|ca-admin|acme eab create --note by-@U"
+	"acme-eab-list|ca-admin|acme eab list"
+	"acme-eab-revoke|ca-admin|acme eab revoke $EABKID"
 )
 # Expected from the table (docs/roles.md), not from the program: the
 # operator holding the role, and the owner for operator management.
