@@ -370,6 +370,13 @@ handler(void *user, const char *section, const char *name, const char *value)
 			    86400);
 		if (strcmp(name, "syslog") == 0)
 			return set_bool(ps, &cfg->audit.syslog, name, value);
+		if (strcmp(name, "syslog_socket") == 0) {
+			if (value[0] != '/')
+				return fail(ps, "[audit] syslog_socket: '%s' "
+				    "is not an absolute path%s", value, "");
+			return set_str(ps, cfg->audit.syslog_socket,
+			    sizeof(cfg->audit.syslog_socket), name, value);
+		}
 		return fail(ps, "[audit]: unknown setting '%s'%s", name, "");
 	}
 	if (strncmp(section, "profile.", 8) == 0) {
@@ -463,6 +470,8 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 	cfg->acme.ari_percent = 67;
 	cfg->audit.checkpoint_interval_s = 300;
 	cfg->audit.syslog = 1;
+	snprintf(cfg->audit.syslog_socket, sizeof(cfg->audit.syslog_socket),
+	    "%s", "/dev/log");
 	memset(&ps, 0, sizeof(ps));
 	ps.cfg = cfg;
 	line = ini_parse_string(copy, handler, &ps);

@@ -20,7 +20,8 @@
  *                  ari_percent, validation_allow_loopback
  *   [audit]        checkpoint_interval (seconds, 0: only at start and
  *                  stop), syslog (true: certkeepd sends every entry to
- *                  syslog, facility authpriv)
+ *                  syslog, facility authpriv), syslog_socket (the local
+ *                  datagram socket syslog listens on, /dev/log)
  *   [profile.NAME] see profile.h
  *
  * OCSP signing ([server]): ocsp_signer = ca (the default) signs every
@@ -119,6 +120,7 @@ struct ck_acme_config {
 struct ck_audit_config {
 	unsigned checkpoint_interval_s;	/* default 300 */
 	int syslog;			/* default 1 */
+	char syslog_socket[108];	/* default "/dev/log" */
 };
 
 struct ck_config {
