@@ -139,7 +139,8 @@ out:
 int
 ck_request_needed(const struct ck_ca *ca, const char *profile)
 {
-	const struct ck_profile *prof = ck_config_profile(ca->cfg, profile);
+	const struct ck_profile *prof = ca->cfg != NULL ?
+	    ck_config_profile(ca->cfg, profile) : NULL;
 
 	return prof == NULL || prof->approvals < 1 ? 1 : prof->approvals;
 }
