@@ -824,7 +824,7 @@ static const char *
 action_object(const json_t *req)
 {
 	static const char *const keys[] = { "serial", "name", "id", NULL };
-	static __thread char num[48];
+	static _Thread_local char num[48];
 	const char *v;
 	json_t *id;
 	int i;

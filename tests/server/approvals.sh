@@ -260,6 +260,17 @@ poll "$R4"
 assert_eq denied "$(jq -r .status "$BODY")" "a request the profile refuses now"
 srv_stop "$ca"
 conf_set "$ca" profile.tls-approve dns_suffixes "$SRV_DOMAIN"
+
+say "without certkeepd the CLI decides, and issues, itself"
+expect_ok ck request list --home "$ca" --status pending
+assert_grep "^$OWN +pending " "$LAST_OUT" "listed by the CLI itself"
+sqlite3 "$ca/store.db" "UPDATE requests SET requester_os_user = NULL WHERE \
+id = $OWN" || fail "cannot reset request $OWN's requester"
+n0=$(approved_certs "$ca")
+expect_ok ck request approve --home "$ca" "$OWN" --passphrase-fd 3 3<"$PWFILE"
+assert_grep "Request $OWN approved \\(1 of 1\\) and issued" "$LAST_OUT" \
+    "a local approval"
+assert_eq $((n0 + 1)) "$(approved_certs "$ca")" "certs after the local approval"
 srv_start "$ca"
 
 if [[ $(id -u) -ne 0 ]] || ! command -v runuser >/dev/null 2>&1; then
