@@ -348,12 +348,15 @@ submit(struct cfx *fx, const char *cn, const char *san, const char *os_user)
 	struct store_request rq;
 	unsigned char *csr = NULL;
 	size_t len = 0;
+	EVP_PKEY *k;
 	int64_t id;
 
 	o.subject = cn;
 	o.san = san;
 	o.pem = 1;
-	tu_csr_make(tu_key("ec-p256"), &o, &csr, &len);
+	k = tu_key("ec-p256");
+	tu_csr_make(k, &o, &csr, &len);
+	EVP_PKEY_free(k);
 	memset(&p, 0, sizeof(p));
 	p.csr = csr;
 	p.csr_len = len;
@@ -446,9 +449,12 @@ test_flow(void **state)
 		struct ck_issue_params p;
 		unsigned char *csr = NULL;
 		size_t len = 0;
+		EVP_PKEY *k;
 		o.subject = "CN=x.elsewhere.org";
 		o.san = "DNS:x.elsewhere.org";
-		tu_csr_make(tu_key("ec-p256"), &o, &csr, &len);
+		k = tu_key("ec-p256");
+		tu_csr_make(k, &o, &csr, &len);
+		EVP_PKEY_free(k);
 		memset(&p, 0, sizeof(p));
 		p.csr = csr;
 		p.csr_len = len;
