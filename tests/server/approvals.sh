@@ -7,7 +7,8 @@
 # with a reason (the poll says so) or approved (the poll returns a
 # certificate that verifies); a request cannot be decided twice; the
 # requester cannot approve their own request; an ACME order under such a
-# profile stays processing (Retry-After) until approved, then is valid;
+# profile stays processing (Retry-After) until approved, then is valid
+# (invalid, with the reason, when denied);
 # an approved request a stop left unissued is issued once at the next
 # start. As root, with OS users: approvals = 2 needs two distinct
 # certificate managers (the same one twice is refused), other roles are
@@ -153,7 +154,7 @@ if python3 -c 'import cryptography' 2>/dev/null; then
 import json, sqlite3, sys, time
 sys.path.insert(0, sys.argv[3])
 from acme_client import Client, Key, expect, new_order, pag, fail, ok
-api, ca, _, store, name, out = sys.argv[1:7]
+api, ca, _, store, name, out, want = sys.argv[1:8]
 c = Client(api, ca)
 st, hd, data = c.http("GET", api + "/acme/directory")
 c.dir = json.loads(data)
@@ -198,8 +199,15 @@ while time.time() < deadline:
     if not hd.get("Retry-After"):
         fail("a processing order without Retry-After")
     time.sleep(0.5)
-if o["status"] != "valid":
-    fail("order after the approval: %s" % o)
+if o["status"] != want:
+    fail("order after the decision: %s" % o)
+if want == "invalid":
+    err = o.get("error", {})
+    if not err.get("type", "").endswith(":unauthorized") or \
+            "denied: wrong team" not in err.get("detail", ""):
+        fail("the denied order's error: %s" % err)
+    ok("order invalid after the denial: %s" % err["detail"])
+    sys.exit(0)
 st, hd, data = c.post(o["certificate"], c.jws(k, o["certificate"], None,
                       kid=kid))
 if st != 200:
@@ -209,7 +217,7 @@ ok("order valid after the approval; certificate downloaded")
 EOF
 	python3 "$T/acme_wait.py" "$API" "$SRV_CA" \
 	    "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" "$ca/store.db" \
-	    "acme1.$SRV_DOMAIN" "$T/acme1.pem" >"$T/acme.out" 2>&1 &
+	    "acme1.$SRV_DOMAIN" "$T/acme1.pem" valid >"$T/acme.out" 2>&1 &
 	APID=$!
 	bg_track "$APID"
 	wait_until 60 grep -qs WAITING "$T/acme.out" ||
@@ -228,6 +236,22 @@ acme_order IS NOT NULL ORDER BY id DESC LIMIT 1")
 	ossl_verify "$SRV_CA" "$T/acme1.pem" "$T/acme1.pem"
 	[[ $LAST_RC -eq 0 ]] || fail_cmd "openssl verify of the ACME certificate"
 	ok "ACME order waited for approval request $AID, then valid"
+	python3 "$T/acme_wait.py" "$API" "$SRV_CA" \
+	    "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)" "$ca/store.db" \
+	    "acme2.$SRV_DOMAIN" "$T/acme2.pem" invalid >"$T/acme2.out" 2>&1 &
+	APID=$!
+	bg_track "$APID"
+	wait_until 60 grep -qs WAITING "$T/acme2.out" ||
+	    { cat "$T/acme2.out"; fail "the ACME client did not get to wait"; }
+	AID2=$(sqlite3 "$ca/store.db" "SELECT id FROM requests WHERE \
+acme_order IS NOT NULL ORDER BY id DESC LIMIT 1")
+	[[ "$AID2" != "$AID" ]] || fail "no request for the second ACME order"
+	expect_ok ck request deny --home "$ca" "$AID2" --reason "wrong team"
+	rc=0
+	wait "$APID" || rc=$?
+	cat "$T/acme2.out"
+	[[ $rc -eq 0 ]] || fail "the second ACME client failed (exit $rc)"
+	ok "ACME order of denied request $AID2: invalid, with the reason"
 else
 	echo "   skip: python3 has no 'cryptography' package (ACME part)"
 fi
