@@ -393,19 +393,20 @@ decide(struct cfx *fx, int approve, int64_t id, const char *key,
 	return r;
 }
 
-/* What a stop between recording the certificate and the request leaves:
- * the request approved, its certificate issued. */
+/* What a stop leaves: the request approved, with SERIAL (NULL: the one
+ * it has) as the certificate being issued for it. */
 static void
-unfinish(struct cfx *fx, int64_t id)
+unfinish(struct cfx *fx, int64_t id, const char *serial)
 {
-	char path[4300], sql[128];
+	char path[4300], sql[200];
 	sqlite3 *db = NULL;
 
 	tu_path(path, sizeof(path), fx->home, "store.db");
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 10000);
-	snprintf(sql, sizeof(sql), "UPDATE requests SET status = 'approved' "
-	    "WHERE id = %lld", (long long)id);
+	snprintf(sql, sizeof(sql), "UPDATE requests SET status = 'approved'"
+	    "%s%s%s WHERE id = %lld", serial ? ", cert_serial = '" : "",
+	    serial ? serial : "", serial ? "'" : "", (long long)id);
 	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 }
@@ -511,7 +512,7 @@ test_flow(void **state)
 	OK(decide(fx, 1, id2, "cm2", NULL, &d));
 	OK(ck_request_issue(&fx->io, id2, serial));
 	assert_int_equal(issued_certs(fx), before + 2);
-	unfinish(fx, id2);
+	unfinish(fx, id2, NULL);
 	OK(ck_request_settle(&fx->io, &n));
 	assert_int_equal(n, 1);
 	assert_int_equal(issued_certs(fx), before + 2);
@@ -519,6 +520,23 @@ test_flow(void **state)
 	assert_int_equal(rq.status, STORE_REQUEST_ISSUED);
 	assert_string_equal(rq.cert_serial, serial);
 	store_request_clear(&rq);
+
+	/* A stop after the pending row was logged, before the certificate
+	 * was recorded (it never left): issued anew, once. */
+	id2 = submit(fx, "CN=e.example.com", "DNS:e.example.com", NULL);
+	OK(decide(fx, 1, id2, "cm1", NULL, &d));
+	OK(decide(fx, 1, id2, "cm2", NULL, &d));
+	unfinish(fx, id2, "0BADC0DE");
+	OK(ck_request_settle(&fx->io, &n));
+	assert_int_equal(n, 1);
+	assert_int_equal(issued_certs(fx), before + 3);
+	OK(store_request_get(fx->ca->st, id2, &rq));
+	assert_int_equal(rq.status, STORE_REQUEST_ISSUED);
+	assert_string_not_equal(rq.cert_serial, "0BADC0DE");
+	store_request_clear(&rq);
+	OK(ck_request_settle(&fx->io, &n));
+	assert_int_equal(n, 0);
+	assert_int_equal(issued_certs(fx), before + 3);
 
 	/* A denial needs a reason, and is final. */
 	id = submit(fx, "CN=c.example.com", "DNS:c.example.com", NULL);
@@ -547,7 +565,7 @@ test_flow(void **state)
 	assert_int_equal(rq.status, STORE_REQUEST_DENIED);
 	assert_contains(rq.reason, "no longer allows it");
 	store_request_clear(&rq);
-	assert_int_equal(issued_certs(fx), before + 2);
+	assert_int_equal(issued_certs(fx), before + 3);
 	assert_int_equal(decide(fx, 1, 999, "cm1", NULL, &d), CK_E_NOTFOUND);
 }
 
