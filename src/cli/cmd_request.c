@@ -13,7 +13,8 @@
 #include "common/strutil.h"
 
 static const char request_usage[] =
-    "certkeep request list --home DIR [--status pending|approved|denied|issued|all]\n"
+    "certkeep request list --home DIR\n"
+    "               [--status pending|approved|denied|issued|all]\n"
     "       certkeep request show --home DIR ID\n"
     "       certkeep request approve --home DIR ID [--reason TEXT]\n"
     "               [--passphrase-file FILE | --passphrase-fd N]\n"

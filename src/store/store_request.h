@@ -72,9 +72,9 @@ struct store_request {
 
 struct store_request_approval {
 	int64_t request_id;
-	char approver[STORE_REQUEST_WHO_SIZE];	/* operator name, or the OS
-						 * user of an owner acting
-						 * as owner */
+	/* The operator's name, or the OS user of the home's owner acting
+	 * as owner. */
+	char approver[STORE_REQUEST_WHO_SIZE];
 	char actor[STORE_REQUEST_WHO_SIZE];	/* as audited: NAME/ROLE */
 	int64_t at;
 	char reason[STORE_REQUEST_REASON_MAX + 1];
