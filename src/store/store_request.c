@@ -138,8 +138,8 @@ store_request_insert(struct store *st, struct store_request *rq)
 	if (rq->csr == NULL || rq->csr_len == 0 ||
 	    rq->csr_len > INT32_MAX || rq->profile[0] == '\0' ||
 	    rq->requester[0] == '\0')
-		return ck_err_set(CK_E_INVAL, "a request needs a CSR, a profile "
-		    "and a requester");
+		return ck_err_set(CK_E_INVAL, "a request needs a CSR, a "
+		    "profile and a requester");
 	if ((r = store_tx_begin_seq(st, &seq)) != 0)
 		return r;
 	if ((r = store_stmt_prepare(st, "INSERT INTO requests (" RQ_COLS ") "

@@ -64,7 +64,7 @@ struct store_request {
 	char requester_os_user[40];	/* "" = none */
 	char acme_order[64];		/* "" = not an ACME order */
 	int64_t created_at;
-	int64_t decided_at;		/* approved or denied; 0 while pending */
+	int64_t decided_at;		/* approved or denied; 0: pending */
 	char *reason;			/* why denied; NULL otherwise */
 	char cert_serial[80];		/* "" until issuance began */
 	int64_t change_seq;
