@@ -15,11 +15,13 @@
 #include "audit/audit.h"
 #include "audit/checkpoint.h"
 #include "authz/authz.h"
+#include "ca/approval.h"
 #include "ca/token.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/timeutil.h"
 #include "store/store_authz.h"
+#include "store/store_request.h"
 #include "x509/certbuild.h"
 
 int
@@ -498,6 +500,226 @@ verify_reply(int r, const struct audit_signed_report *rep)
 	return reply_ok(buf, NULL);
 }
 
+/* ---- requests awaiting approval -------------------------------------- */
+
+struct rq_print {
+	FILE *f;
+	struct admin_env *env;
+	int r;
+};
+
+/* The approvals a request under PROFILE needs; the caller holds the
+ * configuration's lock. */
+static int
+env_needed(struct admin_env *env, const char *profile)
+{
+	return ck_request_needed(env->ca, profile);
+}
+
+static int
+print_request(const struct store_request *rq, void *arg)
+{
+	struct rq_print *rp = arg;
+	struct store_request_approval *a = NULL;
+	char c[32], count[16];
+	size_t n = 0;
+	int r;
+
+	/* Reads on the connection the walk holds: the caller's lock. */
+	if ((r = store_request_approvals(rp->env->rd, rq->id, &a, &n)) != 0)
+		return r;
+	free(a);
+	if (ftell(rp->f) == 0)
+		fprintf(rp->f, "%-6s %-9s %-20s %-16s %-9s %-24s %s\n", "ID",
+		    "STATUS", "CREATED", "PROFILE", "APPROVALS", "REQUESTER",
+		    "SUBJECT / NAMES");
+	ck_time_format(rq->created_at, c, sizeof(c));
+	snprintf(count, sizeof(count), "%zu/%d", n,
+	    env_needed(rp->env, rq->profile));
+	fprintf(rp->f, "%-6lld %-9s %-20s %-16s %-9s %-24s %s%s%s\n",
+	    (long long)rq->id, store_request_status_name(rq->status), c,
+	    rq->profile, count, rq->requester, rq->subject,
+	    rq->names[0] ? " " : "", rq->names);
+	return 0;
+}
+
+static int
+show_request(struct admin_env *env, int64_t id, FILE *f)
+{
+	struct store_request rq;
+	struct store_request_approval *a = NULL;
+	char t[32];
+	size_t n = 0, i;
+	int r;
+
+	if ((r = store_request_get(env->rd, id, &rq)) != 0)
+		return r;
+	if ((r = store_request_approvals(env->rd, id, &a, &n)) != 0) {
+		store_request_clear(&rq);
+		return r;
+	}
+	ck_time_format(rq.created_at, t, sizeof(t));
+	fprintf(f, "request:    %lld\nstatus:     %s\nprofile:    %s\n"
+	    "subject:    %s\nnames:      %s\nrequester:  %s\ncreated:    %s\n",
+	    (long long)rq.id, store_request_status_name(rq.status),
+	    rq.profile, rq.subject, rq.names[0] ? rq.names : "-",
+	    rq.requester, t);
+	if (rq.days != 0)
+		fprintf(f, "days:       %u\n", rq.days);
+	if (rq.acme_order[0] != '\0')
+		fprintf(f, "ACME order: %s\n", rq.acme_order);
+	fprintf(f, "approvals:  %zu of %d\n", n, env_needed(env,
+	    rq.profile));
+	for (i = 0; i < n; i++) {
+		ck_time_format(a[i].at, t, sizeof(t));
+		fprintf(f, "  %s %s%s%s\n", t, a[i].actor,
+		    a[i].reason[0] ? ": " : "", a[i].reason);
+	}
+	if (rq.status == STORE_REQUEST_DENIED) {
+		ck_time_format(rq.decided_at, t, sizeof(t));
+		fprintf(f, "denied:     %s: %s\n", t, rq.reason ? rq.reason :
+		    "");
+	}
+	if (rq.cert_serial[0] != '\0')
+		fprintf(f, "serial:     %s\n", rq.cert_serial);
+	free(a);
+	store_request_clear(&rq);
+	return 0;
+}
+
+static int
+run_request_read(struct admin_env *env, const json_t *req, FILE *f)
+{
+	struct rq_print rp;
+	const char *status = NULL;
+	int64_t id;
+	int st = -1, r;
+
+	if ((r = arg_int(req, "id", 0, INT64_MAX, 0, &id)) != 0 ||
+	    (r = arg_str(req, "status", 0, &status)) != 0)
+		return r;
+	if (status != NULL && strcmp(status, "all") != 0 &&
+	    (st = store_request_status_parse(status)) < 0)
+		return ck_err_set(CK_E_INVAL, "unknown request status '%.40s' "
+		    "(pending, approved, denied, issued, all)", status);
+	/* The configuration's lock first, as the request threads take
+	 * it before the read connection's. */
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_rdlock(env->cfg_lock);
+	rd_lock(env);
+	if (id != 0)
+		r = show_request(env, id, f);
+	else {
+		rp.f = f;
+		rp.env = env;
+		rp.r = 0;
+		r = store_request_list(env->rd, st, print_request, &rp);
+	}
+	rd_unlock(env);
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_unlock(env->cfg_lock);
+	return r;
+}
+
+struct decision_job {
+	enum authz_action action;
+	struct ck_request_decision d;
+};
+
+static int
+decision_fn(struct ck_ca *ca, void *arg)
+{
+	struct decision_job *j = arg;
+
+	return j->action == AUTHZ_APPROVE ?
+	    ck_request_approve_write(ca, &j->d) :
+	    ck_request_deny_write(ca, &j->d);
+}
+
+/* Approve or deny for P, allowed as D says. */
+static json_t *
+run_decision(struct admin_env *env, enum authz_action action,
+    const json_t *req, const struct authz_principal *p,
+    const struct authz_decision *d, const char *actor)
+{
+	struct decision_job j;
+	struct ck_request_io io;
+	char out[1600], serial[80];
+	const char *reason = NULL;
+	int64_t id;
+	size_t nsettled;
+	int r;
+
+	memset(&j, 0, sizeof(j));
+	if ((r = arg_int(req, "id", 1, INT64_MAX, 0, &id)) != 0 ||
+	    (r = arg_str(req, "reason", action == AUTHZ_DENY, &reason)) != 0)
+		return reply_fail(r);
+	if (id == 0)
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"id\" is "
+		    "missing"));
+	if (action == AUTHZ_DENY && reason[0] == '\0')
+		return reply_fail(ck_err_set(CK_E_INVAL, "a denial needs a "
+		    "reason"));
+	j.action = action;
+	j.d.id = id;
+	j.d.reason = reason;
+	/* An operator acting in the role is known by name; the home's owner
+	 * acting as owner (no operators yet) by OS user. */
+	if (p->is_operator && (p->op.roles & (1u << d->role))) {
+		j.d.who.key = p->op.name;
+		j.d.who.operator_name = p->op.name;
+	} else
+		j.d.who.key = p->os_user;
+	j.d.who.os_user = p->os_user;
+	j.d.who.actor = d->actor;
+	/* The CLI issues itself when the approval completes the count: the
+	 * key is unlocked first, so that an approval never waits for a
+	 * passphrase nobody gives. */
+	if (action == AUTHZ_APPROVE && env->ca->signer == NULL) {
+		if (env->pass == NULL)
+			return reply_fail(ck_err_set(CK_E_STATE, "the CA key "
+			    "is locked"));
+		if ((r = ck_ca_unlock(env->ca, env->pass)) != 0)
+			return reply_fail(r);
+	}
+	if ((r = env_write(env, actor, decision_fn, &j)) != 0)
+		return reply_fail(r);
+	if (action == AUTHZ_DENY) {
+		snprintf(out, sizeof(out), "Request %lld denied.\n",
+		    (long long)id);
+		return reply_ok(out, NULL);
+	}
+	if (!j.d.complete) {
+		snprintf(out, sizeof(out), "Request %lld: approval %d of %d "
+		    "recorded; %d more from another certificate manager.\n",
+		    (long long)id, j.d.have, j.d.needed,
+		    j.d.needed - j.d.have);
+		return reply_ok(out, NULL);
+	}
+	memset(&io, 0, sizeof(io));
+	io.ca = env->ca;
+	io.pl = env->pl;
+	io.rd = env->rd;
+	io.rd_mu = env->rd_mu;
+	io.cfg_lock = env->cfg_lock;
+	r = ck_request_issue(&io, id, serial);
+	if (r == 0 && env->pl == NULL)
+		/* Without certkeepd nobody settles at start: approvals a
+		 * stop interrupted are issued now. */
+		r = ck_request_settle(&io, &nsettled);
+	if (r != 0) {
+		char msg[1200];
+		snprintf(msg, sizeof(msg), "request %lld is approved, but %s%s",
+		    (long long)id, ck_err_msg(), r == CK_E_POLICY ? "" :
+		    " (it is issued when certkeepd starts)");
+		return reply_fail(ck_err_set(r, "%s", msg));
+	}
+	snprintf(out, sizeof(out), "Request %lld approved (%d of %d) and "
+	    "issued: serial %s\n", (long long)id, j.d.have, j.d.needed,
+	    serial);
+	return reply_ok(out, NULL);
+}
+
 /* Run a read action; the reply. */
 static json_t *
 run_read(struct admin_env *env, enum authz_action action, const json_t *req)
@@ -522,6 +744,9 @@ run_read(struct admin_env *env, enum authz_action action, const json_t *req)
 		rd_lock(env);
 		r = store_operator_list(env->rd, all, print_operator, t.f);
 		rd_unlock(env);
+		break;
+	case AUTHZ_REQUEST_LIST:
+		r = run_request_read(env, req, t.f);
 		break;
 	case AUTHZ_AUDIT_SHOW:
 		if ((r = arg_int(req, "from", 1, INT64_MAX, 1, &from)) != 0)
@@ -599,13 +824,21 @@ static const char *
 action_object(const json_t *req)
 {
 	static const char *const keys[] = { "serial", "name", "id", NULL };
+	static _Thread_local char num[48];
 	const char *v;
+	json_t *id;
 	int i;
 
 	for (i = 0; keys[i] != NULL; i++)
 		if (arg_str(req, keys[i], 0, &v) == 0 && v != NULL)
 			return v;
 	ck_err_clear();
+	/* A request awaiting approval is known by a number. */
+	if ((id = json_object_get(req, "id")) != NULL && json_is_integer(id)) {
+		snprintf(num, sizeof(num), "request %lld",
+		    (long long)json_integer_value(id));
+		return num;
+	}
 	return "";
 }
 
@@ -763,6 +996,9 @@ admin_exec(struct admin_env *env, uid_t peer, const json_t *req)
 	case AUTHZ_AUDIT_SHOW:
 	case AUTHZ_AUDIT_VERIFY:
 	case AUTHZ_AUDIT_EXPORT:
+	case AUTHZ_APPROVE:
+	case AUTHZ_DENY:
+	case AUTHZ_REQUEST_LIST:
 		break;
 	default:
 		return reply_fail(ck_err_set(CK_E_INVAL, "unknown admin "
@@ -791,7 +1027,12 @@ admin_exec(struct admin_env *env, uid_t peer, const json_t *req)
 	case AUTHZ_AUDIT_SHOW:
 	case AUTHZ_AUDIT_VERIFY:
 	case AUTHZ_AUDIT_EXPORT:
+	case AUTHZ_REQUEST_LIST:
 		return run_read(env, action, req);
+	case AUTHZ_APPROVE:
+	case AUTHZ_DENY:
+		return run_decision(env, action, req, &p, &d, env->pl == NULL &&
+		    !p.is_operator ? NULL : d.actor);
 	default:
 		/* The owner acting as owner in the CLI: as before operators,
 		 * the log names whoever ran certkeep (root stays root). */

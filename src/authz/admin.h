@@ -34,6 +34,10 @@
  *   audit-show        from (integer)
  *   audit-verify      -
  *   audit-export      from, to (integers; to 0 is the last)
+ *   request-list      status (string, may be absent), or id (integer):
+ *                     the one request in detail
+ *   approve           id (integer), reason (string, may be absent)
+ *   deny              id (integer), reason (string)
  */
 #ifndef CK_AUTHZ_ADMIN_H
 #define CK_AUTHZ_ADMIN_H
@@ -69,6 +73,12 @@ struct admin_env {
 	 * NULL: always. */
 	int (*refusal_budget)(void *arg);
 	void *budget_arg;
+	/* Held for reading to read ca->cfg off the write path (certkeepd
+	 * swaps it on reload); NULL: no lock. */
+	pthread_rwlock_t *cfg_lock;
+	/* The CLI: the passphrase for an approval, which may issue (the
+	 * key is unlocked when ca->signer is NULL); NULL in certkeepd. */
+	const struct ck_pass_src *pass;
 };
 
 /*

@@ -41,9 +41,11 @@ write_data(const char *path, const char *data, size_t len)
 	return r;
 }
 
-/* Run REQ here, as this process's user. */
+/* Run REQ here, as this process's user (PASS: for an approval that
+ * issues, may be NULL). */
 static json_t *
-run_local(const char *home, const json_t *req, int *rp)
+run_local(const char *home, const json_t *req,
+    const struct ck_pass_src *pass, int *rp)
 {
 	struct admin_env env;
 	struct ck_ca *ca = NULL;
@@ -58,6 +60,7 @@ run_local(const char *home, const json_t *req, int *rp)
 	}
 	env.ca = ca;
 	env.rd = ca->st;
+	env.pass = pass;
 	if ((reply = admin_exec(&env, getuid(), req)) == NULL)
 		*rp = CK_E_NOMEM;
 	ck_ca_close(ca);
@@ -66,6 +69,13 @@ run_local(const char *home, const json_t *req, int *rp)
 
 int
 cli_admin_run(const char *home, json_t *req, const char *datafile)
+{
+	return cli_admin_run_pass(home, req, datafile, NULL);
+}
+
+int
+cli_admin_run_pass(const char *home, json_t *req, const char *datafile,
+    const struct ck_pass_src *pass)
 {
 	json_t *reply = NULL, *v;
 	const char *out, *note, *err;
@@ -78,7 +88,7 @@ cli_admin_run(const char *home, json_t *req, const char *datafile)
 	r = adminsock_call(home, req, &reply);
 	if (r == CK_E_NOTFOUND) {
 		ck_err_clear();
-		reply = run_local(home, req, &r);
+		reply = run_local(home, req, pass, &r);
 	}
 	json_decref(req);
 	if (reply == NULL)

@@ -89,6 +89,11 @@ struct json_t;
 int cli_admin_run(const char *home, struct json_t *req,
     const char *datafile);
 
+/* The same; PASS (may be NULL) unlocks the CA key when the request runs
+ * here and needs it (an approval that issues). */
+int cli_admin_run_pass(const char *home, struct json_t *req,
+    const char *datafile, const struct ck_pass_src *pass);
+
 /*
  * The role check of a command that runs here rather than through
  * certkeepd (backup, restore, custody, key, acme eab, ca install, service
@@ -115,5 +120,6 @@ int cmd_custody(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_operator(int argc, char **argv);
+int cmd_request(int argc, char **argv);
 
 #endif

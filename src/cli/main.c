@@ -38,6 +38,8 @@ static const struct {
 	{ "custody", cmd_custody, "record and check hand-overs of backups" },
 	{ "operator", cmd_operator, "add, list and remove operators and "
 	    "their roles" },
+	{ "request", cmd_request, "list, approve and deny requests that "
+	    "wait for approval" },
 };
 
 static void

@@ -359,6 +359,7 @@ adminsock_start(struct server *sv, const char *home, struct adminsock **out)
 	as->env.rd = sv->rd;
 	as->env.rd_mu = &sv->rd_mu;
 	as->env.pl = sv->pl;
+	as->env.cfg_lock = &sv->lock;
 	as->env.changed = wake_housekeeper;
 	as->env.changed_arg = sv;
 	as->env.refusal_budget = refusal_budget;

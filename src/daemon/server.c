@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/timeutil.h"
+#include "ca/approval.h"
 #include "ca/eab_seal.h"
 #include "proto/acme.h"
 #include "proto/acme_int.h"
@@ -1087,6 +1088,14 @@ server_start(struct server *sv, struct ck_ca *ca)
 		goto fail;
 	if ((r = audit_start(sv)) != 0)
 		goto fail;
+	{
+		/* Approved requests a stop left unissued (src/ca/approval.h). */
+		struct ck_request_io io = { ca, sv->pl, sv->rd, &sv->rd_mu,
+		    &sv->lock };
+		size_t nsettled;
+		if ((r = ck_request_settle(&io, &nsettled)) != 0)
+			goto fail;
+	}
 	if ((r = server_crl_refresh(sv)) != 0)
 		goto fail;
 	if (pthread_create(&sv->housekeeper, NULL, housekeeper_main, sv) != 0) {
