@@ -115,5 +115,13 @@ int cmd_custody(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_operator(int argc, char **argv);
+int cmd_unlock(int argc, char **argv);
+/* certkeep key protect|unprotect (SUB), from cmd_key(). */
+int cmd_key_protect(const char *sub, int argc, char **argv);
+
+/* A name for share file names: the CA certificate's common name with
+ * everything but [A-Za-z0-9._-] turned into '-', else the home's name. */
+struct ck_ca;
+void cli_ca_label(const struct ck_ca *ca, char *out, size_t outsz);
 
 #endif
