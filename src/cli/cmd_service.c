@@ -52,11 +52,11 @@ locked_status(const char *home)
 	if (ck_path_join(path, sizeof(path), home, SERVICE_URLS_FILE) != 0 ||
 	    ck_fs_exists(path))
 		return 0;
-	if ((req = json_pack("{s:s}", "op", "unlock-status")) == NULL)
+	if ((req = json_pack("{s:s}", "action", "unlock-status")) == NULL)
 		return 0;
 	if (adminsock_call(home, req, &reply) == 0 &&
 	    json_is_true(json_object_get(reply, "locked")) &&
-	    (out = json_string_value(json_object_get(reply, "output"))) !=
+	    (out = json_string_value(json_object_get(reply, "out"))) !=
 	    NULL) {
 		fputs(out, stdout);
 		locked = 1;

@@ -52,17 +52,19 @@ unlockd_request_parse(const json_t *req, const char **op, const char **share,
 	if (!json_is_object(req))
 		return ck_err_set(CK_E_PARSE, "unlock request: not a JSON "
 		    "object");
-	if (!json_is_string(o = json_object_get(req, "op")))
-		return ck_err_set(CK_E_PARSE, "unlock request: no \"op\"");
+	if (!json_is_string(o = json_object_get(req, "action")))
+		return ck_err_set(CK_E_PARSE, "certkeepd is locked, waiting "
+		    "for key shares: only unlock and unlock-status are served");
 	json_object_foreach((json_t *)req, key, v) {
-		if (strcmp(key, "op") == 0)
+		if (strcmp(key, "action") == 0)
 			continue;
 		if (strcmp(key, "share") == 0 && json_is_string(v)) {
 			sh = v;
 			continue;
 		}
 		return ck_err_set(CK_E_PARSE, "unlock request: unexpected "
-		    "member \"%.64s\"", key);
+		    "member \"%.64s\" (certkeepd is locked, waiting for key "
+		    "shares)", key);
 	}
 	if (strcmp(json_string_value(o), "unlock-status") == 0) {
 		if (sh != NULL)
@@ -151,7 +153,7 @@ progress(const struct unlock_collector *c, const char *what)
 	snprintf(out, sizeof(out), "%s%slocked: %u of %u shares (%u more "
 	    "needed)\n", what, what[0] ? "\n" : "", have, need, need - have);
 	return json_pack("{s:b, s:b, s:i, s:i, s:s}", "ok", 1, "locked", 1,
-	    "have", (int)have, "need", (int)need, "output", out);
+	    "have", (int)have, "need", (int)need, "out", out);
 }
 
 /* "uid 1000 (alice)" */
@@ -235,7 +237,7 @@ serve_one(struct unlock_collector *c, int fd, struct ck_secret **pw)
 	}
 	send_reply(fd, json_pack("{s:b, s:b, s:b, s:i, s:i, s:s}", "ok", 1,
 	    "locked", 0, "unlocked", 1, "have", (int)unlock_collector_need(c),
-	    "need", (int)unlock_collector_need(c), "output",
+	    "need", (int)unlock_collector_need(c), "out",
 	    "share accepted: the unlock secret is rebuilt; certkeepd opens "
 	    "the key and starts serving\n"));
 	done = 1;

@@ -8,11 +8,11 @@
  * one by one. On the socket it serves two requests, one per connection,
  * framed as every admin request is:
  *
- *   {"op": "unlock", "share": "<the share file's text>"}
- *   {"op": "unlock-status"}
+ *   {"action": "unlock", "share": "<the share file's text>"}
+ *   {"action": "unlock-status"}
  *
  * and answers {"ok": true, "locked": true, "have": K, "need": M,
- * "output": "..."} (after the M-th share: "unlocked": true), or an error
+ * "out": "..."} (after the M-th share: "unlocked": true), or an error
  * reply for a refused share, which does not count, and for any other
  * request. Any local user may send a share: the share is the credential
  * (M of them open the key, fewer reveal nothing), the store of operators
