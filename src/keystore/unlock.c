@@ -301,6 +301,17 @@ unlock_collector_finish(struct unlock_collector *c, struct ck_secret **pw)
 	return r;
 }
 
+int
+unlock_collector_holds_values(const struct unlock_collector *c)
+{
+	unsigned char acc = 0;
+	size_t i;
+
+	for (i = 0; i < c->values->cap; i++)
+		acc |= c->values->buf[i];
+	return acc != 0;
+}
+
 void
 unlock_collector_free(struct unlock_collector *c)
 {

@@ -90,6 +90,10 @@ int unlock_collector_finish(struct unlock_collector *c,
 size_t unlock_collector_events(const struct unlock_collector *c,
     const struct unlock_event **ev);
 
+/* 1 if any byte of a share value is still held (for the tests of the
+ * wipe paths), else 0. */
+int unlock_collector_holds_values(const struct unlock_collector *c);
+
 /* Wipe and free; accepts NULL. */
 void unlock_collector_free(struct unlock_collector *c);
 
