@@ -116,6 +116,15 @@ int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_operator(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
+/* certkeep init --unlock-shares: begin draws the unlock secret (*S) and
+ * points PASS at a pipe holding its passphrase for ck_ca_init(); finish
+ * splits it into the share files in OUT and records the protection in
+ * the new home. finish returns the exit status. */
+struct ck_secret;
+int cli_init_unlock_begin(const char *const *custodians, int m, int n,
+    struct ck_pass_src *pass, struct ck_secret **s);
+int cli_init_unlock_finish(const char *home, const struct ck_secret *s,
+    int m, int n, const char *const *custodians, const char *out);
 /* certkeep key protect|unprotect (SUB), from cmd_key(). */
 int cmd_key_protect(const char *sub, int argc, char **argv);
 

@@ -13,9 +13,11 @@
  *
  * unprotect: with M shares, the same in reverse, to a passphrase.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -82,8 +84,14 @@ config_write(struct ck_ca *ca, const char *text, size_t len)
 	if ((r = ck_ca_path(ca, CK_CONFIG_FILE, path, sizeof(path))) != 0)
 		return r;
 	if (stat(path, &sb) != 0)
-		sb.st_mode = 0600;
-	return ck_fs_write_atomic(path, text, len, sb.st_mode & 0777);
+		return ck_err_set(CK_E_IO, "%s: %s", path, strerror(errno));
+	if ((r = ck_fs_write_atomic(path, text, len, sb.st_mode & 0777)) != 0)
+		return r;
+	/* Run as root (init --user), the file stays the home owner's. */
+	if (geteuid() == 0 && chown(path, sb.st_uid, sb.st_gid) != 0)
+		return ck_err_set(CK_E_IO, "chown %s: %s", path,
+		    strerror(errno));
+	return 0;
 }
 
 static int
@@ -189,16 +197,196 @@ out:
 	return r;
 }
 
+/* Check protect's custodian names before anything is written. */
+static int
+custodians_ok(const char *const *c, int n)
+{
+	int i, j;
+
+	for (i = 0; i < n; i++) {
+		if (!ck_keybackup_name_ok(c[i]))
+			return ck_err_set(CK_E_INVAL, "bad custodian name '%s': "
+			    "use 1 to %d of A-Z a-z 0-9 . _ - (not first . or "
+			    "-)", c[i], CK_KEYBACKUP_NAME_MAX);
+		for (j = 0; j < i; j++)
+			if (strcasecmp(c[i], c[j]) == 0)
+				return ck_err_set(CK_E_INVAL, "custodian '%s' is "
+				    "named twice: each share needs its own "
+				    "custodian", c[i]);
+	}
+	return 0;
+}
+
+int
+cli_init_unlock_begin(const char *const *custodians, int m, int n,
+    struct ck_pass_src *pass, struct ck_secret **out)
+{
+	struct ck_secret *s = NULL, *pw = NULL;
+	int fds[2] = { -1, -1 }, r;
+
+	if (n != 0 && (r = custodians_ok(custodians, n)) != 0)
+		return r;
+	if (m < 2 || n < m)
+		return ck_err_set(CK_E_INVAL, "--unlock-shares must be M/N with "
+		    "2 <= M <= N");
+	if ((s = ck_secret_new(UNLOCK_SECRET_LEN)) == NULL)
+		return CK_E_NOMEM;
+	if (RAND_priv_bytes(s->buf, UNLOCK_SECRET_LEN) != 1) {
+		r = ck_err_ssl(CK_E_CRYPTO, "no random bytes");
+		goto out;
+	}
+	s->len = UNLOCK_SECRET_LEN;
+	if ((r = unlock_secret_passphrase(s, &pw)) != 0)
+		goto out;
+	/* ck_ca_init() reads its passphrase from a source: a pipe holding
+	 * the hex of S (a pipe buffer is far larger than 65 bytes). */
+	if (pipe(fds) != 0) {
+		r = ck_err_set(CK_E_IO, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	pw->buf[pw->len] = '\n';
+	if (write(fds[1], pw->buf, pw->len + 1) != (ssize_t)(pw->len + 1)) {
+		r = ck_err_set(CK_E_IO, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	close(fds[1]);
+	fds[1] = -1;
+	pass->kind = CK_PASS_FD;
+	pass->fd = fds[0];
+	fds[0] = -1;
+	*out = s;
+	s = NULL;
+	r = 0;
+out:
+	if (fds[0] >= 0)
+		close(fds[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	ck_secret_free(pw);
+	ck_secret_free(s);
+	return r;
+}
+
+/* Split S among the custodians of O, check, record in the home. */
+static int
+protect_split(struct ck_ca *ca, struct kp_opts *o, const struct ck_secret *s,
+    EVP_PKEY *key, const struct ck_secret *newpw, char ***pathsp,
+    char set[33])
+{
+	char label[CK_KEYBACKUP_NAME_MAX + 1], fp[65];
+	int r;
+
+	cli_ca_label(ca, label, sizeof(label));
+	if ((r = ck_key_fingerprint(key, fp)) != 0 ||
+	    (r = ck_keyshare_split_secret(s, key, CK_SHARE_UNLOCK, o->m, o->n,
+	    o->custodians, o->out, label, pathsp, set)) != 0)
+		return r;
+	/* Read back: the first M and the last M shares. */
+	if ((r = check_shares(*pathsp, 0, o->m, o->n, set, fp, newpw)) != 0 ||
+	    (r = check_shares(*pathsp, o->n - o->m, o->m, o->n, set, fp,
+	    newpw)) != 0)
+		return r;
+	return 0;
+}
+
+static void
+print_shares(struct kp_opts *o, char **paths, const char *set)
+{
+	int i;
+
+	printf("The CA key opens only with %d of these %d shares "
+	    "(set %s):\n", o->m, o->n, set);
+	for (i = 0; i < o->n; i++)
+		printf("  %s  (for %s)\n", paths[i], o->custodians[i]);
+	printf("Hand each file to its custodian and remove it here "
+	    "(docs/keys.md). certkeepd starts locked until %d shares are "
+	    "given (certkeep unlock --share FILE).\n", o->m);
+}
+
+static void
+audit_detail(struct kp_opts *o, const char *set, char *detail, size_t dsz)
+{
+	size_t dl;
+	int i;
+
+	dl = (size_t)snprintf(detail, dsz, "%d of %d shares, set %s, "
+	    "custodians", o->m, o->n, set);
+	for (i = 0; i < o->n && dl < dsz; i++)
+		dl += (size_t)snprintf(detail + dl, dsz - dl, "%s%s",
+		    i ? ", " : " ", o->custodians[i]);
+}
+
+int
+cli_init_unlock_finish(const char *home, const struct ck_secret *s, int m,
+    int n, const char *const *custodians, const char *out)
+{
+	struct kp_opts o;
+	struct ck_ca *ca = NULL;
+	struct ck_secret *pw = NULL;
+	EVP_PKEY *key = NULL;
+	char keyp[4096], eabp[4096], fp[65] = "", set[33] = "", mn[16];
+	char *newtext = NULL, **paths = NULL, detail[2048];
+	unsigned char *old = NULL;
+	size_t oldlen = 0, newlen = 0;
+	int i, r;
+
+	memset(&o, 0, sizeof(o));
+	o.m = m;
+	o.n = n;
+	o.out = out;
+	for (i = 0; i < n; i++)
+		o.custodians[i] = custodians[i];
+	if ((r = ck_ca_open(home, &ca)) != 0)
+		return cli_fail(r);
+	if ((r = unlock_secret_passphrase(s, &pw)) != 0 ||
+	    (r = key_paths(ca, keyp, eabp)) != 0 ||
+	    (r = keystore_load(keyp, pw, &key)) != 0 ||
+	    (r = ck_key_fingerprint(key, fp)) != 0 ||
+	    (r = protect_split(ca, &o, s, key, pw, &paths, set)) != 0)
+		goto fail;
+	snprintf(mn, sizeof(mn), "%d/%d", m, n);
+	if ((r = config_read(ca, &old, &oldlen)) != 0 ||
+	    (r = unlock_config_edit((const char *)old, oldlen, mn, set, fp,
+	    &newtext, &newlen)) != 0 ||
+	    (r = config_write(ca, newtext, newlen)) != 0 ||
+	    (r = ck_ca_record_config(ca, (const unsigned char *)newtext,
+	    newlen)) != 0)
+		goto fail;
+	audit_detail(&o, set, detail, sizeof(detail));
+	if ((r = ck_ca_audit(ca, "key-protect", fp, AUDIT_OK, detail)) != 0)
+		goto fail;
+	print_shares(&o, paths, set);
+	r = CLI_EXIT_OK;
+	goto out;
+fail:
+	/* XXX: the home exists with its key under S and no usable shares:
+	 * it cannot be opened; remove it and run init again. */
+	r = fail_audited(ca, "key-protect", fp[0] ? fp : keyp, r);
+	fprintf(stderr, "certkeep: the new CA's key cannot be opened without "
+	    "its shares: remove %s and run init again\n", home);
+	for (i = 0; paths != NULL && i < n; i++)
+		(void)unlink(paths[i]);
+out:
+	for (i = 0; paths != NULL && i < n; i++)
+		free(paths[i]);
+	free(paths);
+	free(newtext);
+	free(old);
+	EVP_PKEY_free(key);
+	ck_secret_free(pw);
+	ck_ca_close(ca);
+	return r;
+}
+
 static int
 key_protect(const char *home, struct kp_opts *o)
 {
 	struct ck_ca *ca = NULL;
 	struct ck_secret *oldpw = NULL, *s = NULL, *newpw = NULL;
 	EVP_PKEY *key = NULL;
-	char keyp[4096], eabp[4096], label[CK_KEYBACKUP_NAME_MAX + 1];
+	char keyp[4096], eabp[4096];
 	char fp[65] = "", set[33] = "", mn[16], detail[2048];
 	char **paths = NULL;
-	size_t dl;
 	int i, r;
 
 	if ((r = ck_ca_open(home, &ca)) != 0)
@@ -235,36 +423,19 @@ key_protect(const char *home, struct kp_opts *o)
 	s->len = UNLOCK_SECRET_LEN;
 	if ((r = unlock_secret_passphrase(s, &newpw)) != 0)
 		goto fail;
-	cli_ca_label(ca, label, sizeof(label));
-	if ((r = ck_keyshare_split_secret(s, key, CK_SHARE_UNLOCK, o->m, o->n,
-	    o->custodians, o->out, label, &paths, set)) != 0)
+	if ((r = protect_split(ca, o, s, key, newpw, &paths, set)) != 0)
 		goto fail;
 	ck_secret_free(s);
 	s = NULL;
-	/* Read back: the first M and the last M shares. */
-	if ((r = check_shares(paths, 0, o->m, o->n, set, fp, newpw)) != 0 ||
-	    (r = check_shares(paths, o->n - o->m, o->m, o->n, set, fp,
-	    newpw)) != 0)
-		goto fail;
 	snprintf(mn, sizeof(mn), "%d/%d", o->m, o->n);
 	if ((r = switch_protection(ca, oldpw, newpw, UNLOCK_SCRYPT_LOG2N, mn,
 	    set, fp)) != 0)
 		goto fail;
-	dl = (size_t)snprintf(detail, sizeof(detail), "%d of %d shares, set "
-	    "%s, custodians", o->m, o->n, set);
-	for (i = 0; i < o->n && dl < sizeof(detail); i++)
-		dl += (size_t)snprintf(detail + dl, sizeof(detail) - dl, "%s%s",
-		    i ? ", " : " ", o->custodians[i]);
+	audit_detail(o, set, detail, sizeof(detail));
 	if ((r = ck_ca_audit(ca, "key-protect", fp, AUDIT_OK, detail)) != 0)
 		goto fail;
-	printf("The CA key now opens only with %d of these %d shares "
-	    "(set %s):\n", o->m, o->n, set);
-	for (i = 0; i < o->n; i++)
-		printf("  %s  (for %s)\n", paths[i], o->custodians[i]);
-	printf("Hand each file to its custodian and remove it here; the old "
-	    "passphrase no longer opens the key. certkeepd starts locked "
-	    "until %d shares are given (certkeep unlock --share FILE).\n",
-	    o->m);
+	print_shares(o, paths, set);
+	printf("The old passphrase no longer opens the key.\n");
 	for (i = 0; i < o->n; i++)
 		free(paths[i]);
 	free(paths);

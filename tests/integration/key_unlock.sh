@@ -162,3 +162,26 @@ cmp -s "$T/copy.pub" "$T/ca.pub" || fail "another key after unprotect"
     fail "key-unprotect not audited"
 audit_verify_ok "$ca"
 ok "the CA key, under the new passphrase; the audit log verifies"
+
+say "init --unlock-shares: a key that never had a passphrase"
+expect_ok "$CERTKEEP" init --home "$T/born" --root \
+    --subject "CN=Born Protected,O=certkeep tests" --key-type ec-p256 \
+    --unlock-shares 2/3 --custodian alice --custodian bob --custodian carol \
+    --shares-out "$T/born-shares"
+mapfile -t bs < <(ls "$T/born-shares"/*-unlock-*.share | sort)
+[[ ${#bs[@]} -eq 3 ]] || fail "expected 3 share files"
+assert_grep "^unlock_shares = 2/3$" "$T/born/certkeep.conf" "config"
+expect_fail 'wrong passphrase' "$CERTKEEP" issue --home "$T/born" \
+    --csr "$T/www.csr" --profile tls-server --out "$T/born0.pem" \
+    --passphrase-file "$PWFILE"
+expect_fail '1 of 2 shares given' "$CERTKEEP" key unprotect \
+    --home "$T/born" --share "${bs[1]}" --new-passphrase-file "$PW2FILE"
+expect_ok "$CERTKEEP" key unprotect --home "$T/born" --share "${bs[2]}" \
+    --share "${bs[0]}" --new-passphrase-file "$PW2FILE" --scrypt-log2n 10
+expect_ok "$CERTKEEP" issue --home "$T/born" --csr "$T/www.csr" \
+    --profile tls-server --out "$T/born1.pem" --passphrase-file "$PW2FILE"
+expect_fail 'custodian' "$CERTKEEP" init --home "$T/born2" --root \
+    --subject "CN=x" --unlock-shares 2/3 --custodian a --custodian b \
+    --shares-out "$T/born2-shares"
+[[ ! -e "$T/born2" ]] || fail "init left a home after a usage error"
+ok "born protected; opened by 2 shares; usage errors leave nothing"
