@@ -176,16 +176,21 @@ main(int argc, char **argv)
 	(void)audit_os_user();	/* who started us, before we switch */
 	if ((r = unlock_collector_for_home(home, &uc)) != 0)
 		goto fail;
-	if (uc != NULL && pass.kind != CK_PASS_TTY)
-		r = ck_err_set(CK_E_INVAL, "the CA key of %s opens only with "
-		    "key shares (certkeep unlock, or --unlock-shares-prompt), "
-		    "not with a passphrase", home);
+	if (uc != NULL && pass.kind != CK_PASS_TTY && unlock_prompt)
+		r = ck_err_set(CK_E_INVAL, "--unlock-shares-prompt or a "
+		    "passphrase, not both");
 	else if (uc == NULL && unlock_prompt)
 		r = ck_err_set(CK_E_INVAL, "the CA key of %s is not protected "
 		    "by key shares: --unlock-shares-prompt does not apply",
 		    home);
-	else if (uc == NULL)
+	else if (uc == NULL || pass.kind != CK_PASS_TTY) {
+		/* A protected key's passphrase given whole (the hex of its
+		 * secret, as 'certkeep backup --offline' rebuilt it from
+		 * --unlock-share files to start us again): no waiting. */
+		unlock_collector_free(uc);
+		uc = NULL;
 		r = ck_passphrase_read(&pass, "CA key passphrase: ", 0, 0, &pw);
+	}
 	/* The descriptor the passphrase came through is not kept open. */
 	if (pass.kind == CK_PASS_FD && pass.fd > 2)
 		(void)close(pass.fd);

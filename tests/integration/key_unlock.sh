@@ -153,6 +153,25 @@ for pair in "0 1" "0 2" "1 2"; do
 done
 ok "shares {1,2}, {1,3}, {2,3} each open it; unprotect removes the settings"
 
+say "--unlock-share: commands that use the key take M shares"
+expect_ok "$CERTKEEP" issue --home "$ca" --csr "$T/www.csr" \
+    --profile tls-server --out "$T/www-us.pem" \
+    --unlock-share "${sh[2]}" --unlock-share "${sh[0]}"
+expect_fail '1 of 2 shares given' "$CERTKEEP" crl --home "$ca" \
+    --unlock-share "${sh[1]}"
+expect_fail 'another key' "$CERTKEEP" crl --home "$ca" \
+    --unlock-share "${sh[1]}" --unlock-share "${osh[0]}"
+expect_fail 'replaces' "$CERTKEEP" crl --home "$ca" \
+    --unlock-share "${sh[1]}" --unlock-share "${sh[0]}" \
+    --passphrase-file "$PWFILE"
+expect_fail 'not protected' "$CERTKEEP" crl --home "$T/copy" \
+    --unlock-share "${sh[1]}" --unlock-share "${sh[0]}"
+mkdir -m 700 "$T/kb"
+expect_ok "$CERTKEEP" key backup --home "$ca" --out "$T/kb" \
+    --scrypt-log2n 14 --backup-passphrase-file "$PW2FILE" \
+    --unlock-share "${sh[1]}" --unlock-share "${sh[2]}"
+ok "issue and key backup with 2 shares; 1, a foreign one, both forms refused"
+
 say "unprotect gives a passphrase that openssl takes"
 expect_ok openssl pkey -in "$T/copy/private/ca.key" -passin "file:$PW2FILE" \
     -pubout -out "$T/copy.pub"

@@ -38,12 +38,12 @@ expect_ok "$CERTKEEP" key protect --home "$other" --shares 2/3 \
 mapfile -t osh < <(ls "$T/oshares"/*-unlock-*.share | sort)
 ok "protected"
 
-say "a passphrase no longer starts it"
+say "the old passphrase no longer starts it"
 SRV_HOMES+=("$ca" "$other")
 run timeout 60 "$CERTKEEP" service start --home "$ca" --passphrase-fd 3 \
     3<"$PWFILE"
 [[ $LAST_RC -ne 0 && $LAST_RC -lt 124 ]] || fail_cmd "started with a passphrase"
-assert_grep 'opens only with key shares' "$LAST_ERR" "start with a passphrase"
+assert_grep 'wrong passphrase' "$LAST_ERR" "start with the old passphrase"
 ! srv_running "$ca" || fail "certkeepd runs"
 ok "refused"
 
@@ -144,6 +144,20 @@ run openssl verify -CAfile "$SRV_CA" "$T/www.pem"
 [[ $LAST_RC -eq 0 ]] || fail_cmd "the certificate does not verify"
 expect_fail 'not locked' "$CERTKEEP" unlock --home "$ca" --share "${sh[1]}"
 ok "serving; certificate $SERIAL issued"
+
+say "an offline backup with --unlock-share starts certkeepd again"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$T/r1.key" -out "$T/r1.pem" -subj "/CN=backup recipient" \
+    -days 30 2>/dev/null || fail "openssl req"
+own "$T/r1.pem"
+mkshdir "$T/bk"
+expect_ok timeout 120 "$CERTKEEP" backup --home "$ca" --to "$T/bk" \
+    --recipient "$T/r1.pem" --offline --quiet \
+    --unlock-share "${sh[0]}" --unlock-share "${sh[1]}"
+run "$CERTKEEP" service status --home "$ca"
+assert_grep '^api https://' "$LAST_OUT" "serving again after the backup"
+SRV_PID=$(_srv_pid_of "$ca")
+ok "backed up offline and serving again"
 
 say "the audit log names who gave which share"
 _audit_show "$ca" >"$T/audit.txt"
