@@ -430,8 +430,10 @@ test_rekey(void **state)
 	tu_path(p1, sizeof(p1), fx->dir, "ca.key");
 	tu_path(p2, sizeof(p2), fx->dir, "eab.key");
 	assert_int_equal(keystore_save(p1, fx->key, a, 10), 0);
-	assert_int_equal(keystore_save(p2, tu_key("ec-p384"), a, 10), 0);
-	EVP_PKEY_free(tu_key("ec-p384"));	/* tu_key's extra reference */
+	k = tu_key("ec-p384");
+	assert_int_equal(keystore_save(p2, k, a, 10), 0);
+	EVP_PKEY_free(k);
+	k = NULL;
 	paths[0] = p1;
 	paths[1] = p2;
 	paths[2] = "/nonexistent/skipped.key";
