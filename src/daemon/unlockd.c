@@ -397,17 +397,14 @@ unlockd_prompt(int in, FILE *out, struct unlock_collector *c,
 		    unlock_collector_need(c));
 		fflush(out);
 		if ((r = read_share(in, buf)) != 0) {
-			fputc('\n', out);
+			/* The end of input, or a share that cannot end
+			 * (cut short, oversized): nothing more to read. */
 			if (r == 1)
 				r = ck_err_set(CK_E_STATE, "the input ended: "
 				    "%u of %u key shares given",
 				    unlock_collector_have(c),
 				    unlock_collector_need(c));
-			if (r == CK_E_TOOBIG || r == CK_E_PARSE) {
-				fprintf(out, "refused: %s\n", ck_err_msg());
-				if (r == CK_E_TOOBIG)
-					goto out;
-			}
+			fprintf(out, "\n%s\n", ck_err_msg());
 			goto out;
 		}
 		r = unlock_collector_add(c, buf->buf, buf->len, "prompt");
