@@ -152,6 +152,9 @@ local_action(int argc, char **argv)
 	/* A key backup is a backup, done apart (docs/backup.md); a key
 	 * restore is part of a restore, which the home's owner may always
 	 * do (recovery of a CA whose operators are gone). */
+	if (strcmp(cmd, "key") == 0 && (strcmp(sub, "protect") == 0 ||
+	    strcmp(sub, "unprotect") == 0))
+		return AUTHZ_CONFIG;	/* how the key is opened */
 	if (strcmp(cmd, "key") == 0)
 		return strcmp(sub, "restore") == 0 ? AUTHZ_RESTORE :
 		    AUTHZ_BACKUP;

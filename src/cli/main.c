@@ -34,7 +34,10 @@ static const struct {
 	{ "backup", cmd_backup, "back up the CA; verify, list and drill "
 	    "backups" },
 	{ "restore", cmd_restore, "restore a CA from backup sets" },
-	{ "key", cmd_key, "back up and restore the CA key itself" },
+	{ "key", cmd_key, "back up and restore the CA key itself; M-of-N "
+	    "unlock" },
+	{ "unlock", cmd_unlock, "give certkeepd a key share while it is "
+	    "locked" },
 	{ "custody", cmd_custody, "record and check hand-overs of backups" },
 	{ "operator", cmd_operator, "add, list and remove operators and "
 	    "their roles" },
