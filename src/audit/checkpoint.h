@@ -86,6 +86,25 @@ int audit_export_verify(const unsigned char *buf, size_t len,
     STACK_OF(X509) *trusted, struct audit_signed_report *rep);
 
 /*
+ * The syslog copy. certkeepd writes to the local syslog socket itself
+ * (RFC 3164 datagrams, facility authpriv, as syslog(3) would) rather than
+ * through syslog(3), so that it knows which entries arrived: an entry is
+ * counted as sent only when the socket took it, and one that could not be
+ * sent (no syslog listening, its queue full) is sent again later, in
+ * order. syslog(3) drops such messages without telling. The socket is
+ * [audit] syslog_socket (/dev/log: syslog, or journald's syslog socket).
+ */
+struct audit_syslog {
+	int fd;			/* -1: not connected */
+	int down;		/* the last attempt failed (logged once) */
+	char path[108];
+};
+
+/* Remember PATH; the socket is connected when first needed. */
+void audit_syslog_open(struct audit_syslog *sl, const char *path);
+void audit_syslog_close(struct audit_syslog *sl);
+
+/*
  * The next entries from id FROM (at most AUDIT_SYSLOG_BATCH) as syslog
  * lines, collected so that they are sent after the store is released:
  * collect under the caller's lock, flush (send and free) outside it.
@@ -94,19 +113,27 @@ int audit_export_verify(const unsigned char *buf, size_t len,
 #define AUDIT_SYSLOG_BATCH 512
 struct audit_syslog_batch {
 	char *lines[AUDIT_SYSLOG_BATCH];
+	int64_t ids[AUDIT_SYSLOG_BATCH];
 	size_t n;
 	int64_t last;
 };
 int audit_syslog_collect(struct store *st, int64_t from,
     struct audit_syslog_batch *b);
-void audit_syslog_flush(struct audit_syslog_batch *b);
 
 /*
- * Send the committed entries from id FROM on to syslog (LOG_AUTHPRIV,
- * one line each, control characters replaced, long fields cut); *last is
- * the last id sent (FROM - 1 if none). The caller opens the log
- * (openlog()). auditsyslog.c.
+ * Send B's lines in order, stopping at the first the socket does not
+ * take; free them all. Returns the id of the last line sent (FROM - 1 of
+ * the collect when none was).
  */
-int audit_syslog_send(struct store *st, int64_t from, int64_t *last);
+int64_t audit_syslog_flush(struct audit_syslog *sl,
+    struct audit_syslog_batch *b, int64_t from);
+
+/*
+ * Send the committed entries from id FROM on, until one is not taken
+ * (one line each, control characters replaced, long fields cut); *last is
+ * the last id sent (FROM - 1 if none). auditsyslog.c.
+ */
+int audit_syslog_send(struct audit_syslog *sl, struct store *st,
+    int64_t from, int64_t *last);
 
 #endif

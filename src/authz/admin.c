@@ -19,15 +19,19 @@
 #include "audit/audit.h"
 #include "audit/checkpoint.h"
 #include "authz/authz.h"
+#include "ca/approval.h"
+#include "ca/config.h"
 #include "ca/eab_seal.h"
 #include "ca/token.h"
 #include "common/err.h"
 #include "common/secmem.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
+#include "profile/profile.h"
 #include "proto/jws.h"
 #include "store/store_acme.h"
 #include "store/store_authz.h"
+#include "store/store_request.h"
 #include "x509/certbuild.h"
 #include "x509/csr.h"
 #include "x509/serial.h"
@@ -809,6 +813,226 @@ cert_show(struct admin_env *env, const json_t *req, FILE *f)
 	return 0;
 }
 
+/* ---- requests awaiting approval -------------------------------------- */
+
+struct rq_print {
+	FILE *f;
+	struct admin_env *env;
+	int r;
+};
+
+/* The approvals a request under PROFILE needs; the caller holds the
+ * configuration's lock. */
+static int
+env_needed(struct admin_env *env, const char *profile)
+{
+	return ck_request_needed(env->ca, profile);
+}
+
+static int
+print_request(const struct store_request *rq, void *arg)
+{
+	struct rq_print *rp = arg;
+	struct store_request_approval *a = NULL;
+	char c[32], count[16];
+	size_t n = 0;
+	int r;
+
+	/* Reads on the connection the walk holds: the caller's lock. */
+	if ((r = store_request_approvals(rp->env->rd, rq->id, &a, &n)) != 0)
+		return r;
+	free(a);
+	if (ftell(rp->f) == 0)
+		fprintf(rp->f, "%-6s %-9s %-20s %-16s %-9s %-24s %s\n", "ID",
+		    "STATUS", "CREATED", "PROFILE", "APPROVALS", "REQUESTER",
+		    "SUBJECT / NAMES");
+	ck_time_format(rq->created_at, c, sizeof(c));
+	snprintf(count, sizeof(count), "%zu/%d", n,
+	    env_needed(rp->env, rq->profile));
+	fprintf(rp->f, "%-6lld %-9s %-20s %-16s %-9s %-24s %s%s%s\n",
+	    (long long)rq->id, store_request_status_name(rq->status), c,
+	    rq->profile, count, rq->requester, rq->subject,
+	    rq->names[0] ? " " : "", rq->names);
+	return 0;
+}
+
+static int
+show_request(struct admin_env *env, int64_t id, FILE *f)
+{
+	struct store_request rq;
+	struct store_request_approval *a = NULL;
+	char t[32];
+	size_t n = 0, i;
+	int r;
+
+	if ((r = store_request_get(env->rd, id, &rq)) != 0)
+		return r;
+	if ((r = store_request_approvals(env->rd, id, &a, &n)) != 0) {
+		store_request_clear(&rq);
+		return r;
+	}
+	ck_time_format(rq.created_at, t, sizeof(t));
+	fprintf(f, "request:    %lld\nstatus:     %s\nprofile:    %s\n"
+	    "subject:    %s\nnames:      %s\nrequester:  %s\ncreated:    %s\n",
+	    (long long)rq.id, store_request_status_name(rq.status),
+	    rq.profile, rq.subject, rq.names[0] ? rq.names : "-",
+	    rq.requester, t);
+	if (rq.days != 0)
+		fprintf(f, "days:       %u\n", rq.days);
+	if (rq.acme_order[0] != '\0')
+		fprintf(f, "ACME order: %s\n", rq.acme_order);
+	fprintf(f, "approvals:  %zu of %d\n", n, env_needed(env,
+	    rq.profile));
+	for (i = 0; i < n; i++) {
+		ck_time_format(a[i].at, t, sizeof(t));
+		fprintf(f, "  %s %s%s%s\n", t, a[i].actor,
+		    a[i].reason[0] ? ": " : "", a[i].reason);
+	}
+	if (rq.status == STORE_REQUEST_DENIED) {
+		ck_time_format(rq.decided_at, t, sizeof(t));
+		fprintf(f, "denied:     %s: %s\n", t, rq.reason ? rq.reason :
+		    "");
+	}
+	if (rq.cert_serial[0] != '\0')
+		fprintf(f, "serial:     %s\n", rq.cert_serial);
+	free(a);
+	store_request_clear(&rq);
+	return 0;
+}
+
+static int
+run_request_read(struct admin_env *env, const json_t *req, FILE *f)
+{
+	struct rq_print rp;
+	const char *status = NULL;
+	int64_t id;
+	int st = -1, r;
+
+	if ((r = arg_int(req, "id", 0, INT64_MAX, 0, &id)) != 0 ||
+	    (r = arg_str(req, "status", 0, &status)) != 0)
+		return r;
+	if (status != NULL && strcmp(status, "all") != 0 &&
+	    (st = store_request_status_parse(status)) < 0)
+		return ck_err_set(CK_E_INVAL, "unknown request status '%.40s' "
+		    "(pending, approved, denied, issued, all)", status);
+	/* The configuration's lock first, as the request threads take
+	 * it before the read connection's. */
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_rdlock(env->cfg_lock);
+	rd_lock(env);
+	if (id != 0)
+		r = show_request(env, id, f);
+	else {
+		rp.f = f;
+		rp.env = env;
+		rp.r = 0;
+		r = store_request_list(env->rd, st, print_request, &rp);
+	}
+	rd_unlock(env);
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_unlock(env->cfg_lock);
+	return r;
+}
+
+struct decision_job {
+	enum authz_action action;
+	struct ck_request_decision d;
+};
+
+static int
+decision_fn(struct ck_ca *ca, void *arg)
+{
+	struct decision_job *j = arg;
+
+	return j->action == AUTHZ_APPROVE ?
+	    ck_request_approve_write(ca, &j->d) :
+	    ck_request_deny_write(ca, &j->d);
+}
+
+/* Approve or deny for P, allowed as D says. */
+static json_t *
+run_decision(struct admin_env *env, enum authz_action action,
+    const json_t *req, const struct authz_principal *p,
+    const struct authz_decision *d, const char *actor)
+{
+	struct decision_job j;
+	struct ck_request_io io;
+	char out[1600], serial[80];
+	const char *reason = NULL;
+	int64_t id;
+	size_t nsettled;
+	int r;
+
+	memset(&j, 0, sizeof(j));
+	if ((r = arg_int(req, "id", 1, INT64_MAX, 0, &id)) != 0 ||
+	    (r = arg_str(req, "reason", action == AUTHZ_DENY, &reason)) != 0)
+		return reply_fail(r);
+	if (id == 0)
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"id\" is "
+		    "missing"));
+	if (action == AUTHZ_DENY && reason[0] == '\0')
+		return reply_fail(ck_err_set(CK_E_INVAL, "a denial needs a "
+		    "reason"));
+	j.action = action;
+	j.d.id = id;
+	j.d.reason = reason;
+	/* An operator acting in the role is known by name; the home's owner
+	 * acting as owner (no operators yet) by OS user. */
+	if (p->is_operator && (p->op.roles & (1u << d->role))) {
+		j.d.who.key = p->op.name;
+		j.d.who.operator_name = p->op.name;
+	} else
+		j.d.who.key = p->os_user;
+	j.d.who.os_user = p->os_user;
+	j.d.who.actor = d->actor;
+	/* The CLI issues itself when the approval completes the count: the
+	 * key is unlocked first, so that an approval never waits for a
+	 * passphrase nobody gives. */
+	if (action == AUTHZ_APPROVE && env->ca->signer == NULL) {
+		if (env->pass == NULL)
+			return reply_fail(ck_err_set(CK_E_STATE, "the CA key "
+			    "is locked"));
+		if ((r = ck_ca_unlock(env->ca, env->pass)) != 0)
+			return reply_fail(r);
+	}
+	if ((r = env_write(env, actor, decision_fn, &j)) != 0)
+		return reply_fail(r);
+	if (action == AUTHZ_DENY) {
+		snprintf(out, sizeof(out), "Request %lld denied.\n",
+		    (long long)id);
+		return reply_ok(out, NULL);
+	}
+	if (!j.d.complete) {
+		snprintf(out, sizeof(out), "Request %lld: approval %d of %d "
+		    "recorded; %d more from another certificate manager.\n",
+		    (long long)id, j.d.have, j.d.needed,
+		    j.d.needed - j.d.have);
+		return reply_ok(out, NULL);
+	}
+	memset(&io, 0, sizeof(io));
+	io.ca = env->ca;
+	io.pl = env->pl;
+	io.rd = env->rd;
+	io.rd_mu = env->rd_mu;
+	io.cfg_lock = env->cfg_lock;
+	r = ck_request_issue(&io, id, serial);
+	if (r == 0 && env->pl == NULL)
+		/* Without certkeepd nobody settles at start: approvals a
+		 * stop interrupted are issued now. */
+		r = ck_request_settle(&io, &nsettled);
+	if (r != 0) {
+		char msg[1200];
+		snprintf(msg, sizeof(msg), "request %lld is approved, but %s%s",
+		    (long long)id, ck_err_msg(), r == CK_E_POLICY ? "" :
+		    " (it is issued when certkeepd starts)");
+		return reply_fail(ck_err_set(r, "%s", msg));
+	}
+	snprintf(out, sizeof(out), "Request %lld approved (%d of %d) and "
+	    "issued: serial %s\n", (long long)id, j.d.have, j.d.needed,
+	    serial);
+	return reply_ok(out, NULL);
+}
+
 /* Run a read action; the reply. */
 static json_t *
 run_read_text(struct admin_env *env, enum authz_action action,
@@ -850,6 +1074,9 @@ run_read_text(struct admin_env *env, enum authz_action action,
 		rd_lock(env);
 		r = store_operator_list(env->rd, all, print_operator, t.f);
 		rd_unlock(env);
+		break;
+	case AUTHZ_REQUEST_LIST:
+		r = run_request_read(env, req, t.f);
 		break;
 	case AUTHZ_AUDIT_SHOW:
 		if ((r = arg_int(req, "from", 1, INT64_MAX, 1, &from)) != 0)
@@ -986,13 +1213,21 @@ static const char *
 action_object(const json_t *req)
 {
 	static const char *const keys[] = { "serial", "name", "id", NULL };
+	static _Thread_local char num[48];
 	const char *v;
+	json_t *id;
 	int i;
 
 	for (i = 0; keys[i] != NULL; i++)
 		if (arg_str(req, keys[i], 0, &v) == 0 && v != NULL)
 			return v;
 	ck_err_clear();
+	/* A request awaiting approval is known by a number. */
+	if ((id = json_object_get(req, "id")) != NULL && json_is_integer(id)) {
+		snprintf(num, sizeof(num), "request %lld",
+		    (long long)json_integer_value(id));
+		return num;
+	}
 	return "";
 }
 
@@ -1057,8 +1292,68 @@ issue_refusal_write(struct ck_ca *ca, void *arg)
  * reply's "out" is the certificate's PEM, with the chain unless
  * "cert_only"; "note" names the serial.
  */
+static int
+request_record_fn(struct ck_ca *ca, void *arg)
+{
+	return ck_request_record(ca, arg);
+}
+
+/*
+ * issue under a profile that needs approval: the request is judged and
+ * kept, not signed (as the CLI and REST do); "out" is its id and "note"
+ * says so. PR is who asks, so that they cannot approve it themselves.
+ */
 static json_t *
-run_issue(struct admin_env *env, const json_t *req, const char *actor)
+run_issue_pending(struct admin_env *env, const struct ck_issue_params *p,
+    const struct authz_principal *pr, const char *actor)
+{
+	struct ck_request_origin o;
+	struct store_request rq;
+	struct issue_refusal ir;
+	char out[64], note[256], reason[768];
+	json_t *j;
+	int r, needed;
+
+	memset(&o, 0, sizeof(o));
+	memset(&rq, 0, sizeof(rq));
+	o.requester = p->requester;
+	o.operator_name = pr->is_operator ? pr->op.name : NULL;
+	o.os_user = pr->uid != (uid_t)-1 ? pr->os_user : NULL;
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_rdlock(env->cfg_lock);
+	r = ck_request_build(env->ca, p, &o, &rq);
+	needed = ck_request_needed(env->ca, p->profile);
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_unlock(env->cfg_lock);
+	if (r != 0) {
+		snprintf(reason, sizeof(reason), "%s", ck_err_msg()[0] ?
+		    ck_err_msg() : ck_strerror(r));
+		ir.actor = p->requester;
+		ir.profile = p->profile;
+		ir.reason = reason;
+		(void)env_write(env, actor, issue_refusal_write, &ir);
+		return reply_fail(ck_err_set(r, "%s", reason));
+	}
+	if ((r = env_write(env, actor, request_record_fn, &rq)) != 0) {
+		store_request_clear(&rq);
+		return reply_fail(r);
+	}
+	snprintf(out, sizeof(out), "%lld\n", (long long)rq.id);
+	snprintf(note, sizeof(note), "request %lld waits for %d certificate "
+	    "manager approval(s) (profile %s); see 'certkeep request show "
+	    "%lld'", (long long)rq.id, needed, p->profile, (long long)rq.id);
+	if ((j = reply_ok(out, note)) != NULL &&
+	    json_object_set_new(j, "request", json_integer(rq.id)) != 0) {
+		json_decref(j);
+		j = NULL;
+	}
+	store_request_clear(&rq);
+	return j;
+}
+
+static json_t *
+run_issue(struct admin_env *env, const json_t *req,
+    const struct authz_principal *pr, const char *actor)
 {
 	struct ck_issue_params p;
 	struct ck_issue_job *job = NULL;
@@ -1096,6 +1391,18 @@ run_issue(struct admin_env *env, const json_t *req, const char *actor)
 	p.path_len = (int)path_len;
 	/* Who asked: the operator and role (or the owner's OS user). */
 	p.requester = actor != NULL ? actor : audit_os_user();
+	{
+		const struct ck_profile *prof;
+		int approvals;
+		if (env->cfg_lock != NULL)
+			pthread_rwlock_rdlock(env->cfg_lock);
+		prof = ck_config_profile(env->ca->cfg, p.profile);
+		approvals = prof != NULL ? prof->approvals : 0;
+		if (env->cfg_lock != NULL)
+			pthread_rwlock_unlock(env->cfg_lock);
+		if (approvals > 0)
+			return run_issue_pending(env, &p, pr, actor);
+	}
 	if (env->cfg_lock != NULL)
 		pthread_rwlock_rdlock(env->cfg_lock);
 	r = ck_issue_prepare(env->ca, &p, NULL, &job);
@@ -1319,7 +1626,7 @@ out:
 /* Judge, then run a write action as D's actor. */
 static json_t *
 run_write(struct admin_env *env, enum authz_action action,
-    const json_t *req, const char *actor)
+    const json_t *req, const struct authz_principal *pr, const char *actor)
 {
 	struct revoke_args rv;
 	struct token_args ta;
@@ -1378,7 +1685,7 @@ run_write(struct admin_env *env, enum authz_action action,
 		snprintf(out, sizeof(out), "Revoked token %s.\n", ta.id);
 		return reply_ok(out, NULL);
 	case AUTHZ_ISSUE:
-		return run_issue(env, req, actor);
+		return run_issue(env, req, pr, actor);
 	case AUTHZ_EAB_CREATE:
 		return run_eab_create(env, req, actor);
 	case AUTHZ_EAB_REVOKE: {
@@ -1514,6 +1821,9 @@ request_action(const json_t *req)
 	case AUTHZ_EAB_CREATE:
 	case AUTHZ_EAB_LIST:
 	case AUTHZ_EAB_REVOKE:
+	case AUTHZ_APPROVE:
+	case AUTHZ_DENY:
+	case AUTHZ_REQUEST_LIST:
 		return action;
 	default:
 		ck_err_set(CK_E_INVAL, "unknown admin action '%.40s'", name);
@@ -1561,9 +1871,13 @@ admin_exec_as(struct admin_env *env, const struct authz_principal *p,
 	case AUTHZ_CERT_LIST:
 	case AUTHZ_CERT_SHOW:
 	case AUTHZ_EAB_LIST:
+	case AUTHZ_REQUEST_LIST:
 		return run_read(env, action, req, actor, p->is_operator);
+	case AUTHZ_APPROVE:
+	case AUTHZ_DENY:
+		return run_decision(env, action, req, p, &d, actor);
 	default:
-		return run_write(env, action, req, actor);
+		return run_write(env, action, req, p, actor);
 	}
 }
 

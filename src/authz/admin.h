@@ -38,6 +38,10 @@
  *   audit-show        from (integer)
  *   audit-verify      -
  *   audit-export      from, to (integers; to 0 is the last)
+ *   request-list      status (string, may be absent), or id (integer):
+ *                     the one request in detail
+ *   approve           id (integer), reason (string, may be absent)
+ *   deny              id (integer), reason (string)
  *   checkpoint        - (sign one now)                   (certkeepd only)
  *   issue             profile, csr (PEM), days, path_len, cert_only
  *                     (the requester is the caller)      (certkeepd only)
@@ -75,10 +79,6 @@ struct admin_env {
 	struct ck_ca *ca;
 	struct store *rd;		/* reads (ca->st in the CLI) */
 	pthread_mutex_t *rd_mu;		/* NULL: reads need no lock */
-	/* Held for reading while an issuance is judged against ca->cfg,
-	 * which certkeepd swaps on reload under it for writing; NULL in
-	 * the CLI. */
-	pthread_rwlock_t *cfg_lock;
 	struct ck_pipeline *pl;		/* NULL: write on ca->st directly */
 	uid_t owner;			/* the home's owner */
 	/* Called after a successful revocation (REVOKED 1) or token change
@@ -91,6 +91,12 @@ struct admin_env {
 	 * NULL: always. */
 	int (*refusal_budget)(void *arg);
 	void *budget_arg;
+	/* Held for reading to read ca->cfg off the write path (certkeepd
+	 * swaps it on reload); NULL: no lock. */
+	pthread_rwlock_t *cfg_lock;
+	/* The CLI: the passphrase for an approval, which may issue (the
+	 * key is unlocked when ca->signer is NULL); NULL in certkeepd. */
+	const struct ck_pass_src *pass;
 };
 
 /*

@@ -47,6 +47,8 @@ static const struct {
 	[AUTHZ_REVOKE] = { "revoke", STORE_ROLE_CERT_MANAGER, 0 },
 	[AUTHZ_APPROVE] = { "approve", STORE_ROLE_CERT_MANAGER, 0 },
 	[AUTHZ_DENY] = { "deny", STORE_ROLE_CERT_MANAGER, 0 },
+	/* Requests awaiting approval: read by those who decide them. */
+	[AUTHZ_REQUEST_LIST] = { "request-list", STORE_ROLE_CERT_MANAGER, 0 },
 	[AUTHZ_AUDIT_SHOW] = { "audit-show", STORE_ROLE_AUDITOR, 0 },
 	[AUTHZ_AUDIT_VERIFY] = { "audit-verify", STORE_ROLE_AUDITOR, 0 },
 	[AUTHZ_AUDIT_EXPORT] = { "audit-export", STORE_ROLE_AUDITOR, 0 },

@@ -40,11 +40,15 @@
 #define KS_IV_LEN 12
 #define KS_TAG_LEN 16
 #define KS_MAGIC "CKS1"
+/* Format 1: key backup shares (no purpose field, as certkeep always wrote
+ * them); format 2: a purpose byte after N, a "Purpose:" header line, and
+ * the purpose in the AAD, so a share of one kind cannot pass as another. */
 #define KS_VERSION 1
-#define KS_AAD_LEN (KS_SET_LEN + KS_FP_LEN + 2)
-/* magic, version, x, m, n, set, fp, created, 2 names with their length,
- * iv, tag, share, wrapped length, wrapped key, checksum */
-#define KS_BODY_MAX (4 + 4 + KS_SET_LEN + KS_FP_LEN + 8 + \
+#define KS_VERSION_PURPOSE 2
+#define KS_AAD_LEN (KS_SET_LEN + KS_FP_LEN + 2 + 1)
+/* magic, version, x, m, n, [purpose,] set, fp, created, 2 names with
+ * their length, iv, tag, share, wrapped length, wrapped key, checksum */
+#define KS_BODY_MAX (4 + 4 + 1 + KS_SET_LEN + KS_FP_LEN + 8 + \
 	2 * (1 + CK_KEYBACKUP_NAME_MAX) + KS_IV_LEN + KS_TAG_LEN + KS_K_LEN + \
 	2 + KB_KEY_DER_MAX + 32)
 #define KS_B64_MAX (4 * ((KS_BODY_MAX + 2) / 3))
@@ -58,6 +62,7 @@
 #define KS_SUBSET_TRIES 4096
 
 struct ck_keyshare {
+	enum ck_share_purpose purpose;
 	char custodian[CK_KEYBACKUP_NAME_MAX + 1];
 	char label[CK_KEYBACKUP_NAME_MAX + 1];
 	unsigned char set[KS_SET_LEN];
@@ -632,13 +637,18 @@ ck_shamir_join(const unsigned char *const *shares, const unsigned char *xs,
 /* ------------------------------------------------------------------ */
 /* AES-256-GCM key wrapping */
 
-static void
+/* The AAD; its length (format 1 has no purpose byte). */
+static int
 ks_aad(const struct ck_keyshare *s, unsigned char aad[KS_AAD_LEN])
 {
 	memcpy(aad, s->set, KS_SET_LEN);
 	memcpy(aad + KS_SET_LEN, s->fp, KS_FP_LEN);
 	aad[KS_SET_LEN + KS_FP_LEN] = (unsigned char)s->m;
 	aad[KS_SET_LEN + KS_FP_LEN + 1] = (unsigned char)s->n;
+	if (s->purpose == CK_SHARE_KEY_BACKUP)
+		return KS_AAD_LEN - 1;
+	aad[KS_SET_LEN + KS_FP_LEN + 2] = (unsigned char)s->purpose;
+	return KS_AAD_LEN;
 }
 
 static int
@@ -647,16 +657,16 @@ gcm_wrap(const unsigned char *k, struct ck_keyshare *s,
 {
 	unsigned char aad[KS_AAD_LEN];
 	EVP_CIPHER_CTX *ctx;
-	int outl = 0, fl = 0, ok;
+	int outl = 0, fl = 0, ok, al;
 
-	ks_aad(s, aad);
+	al = ks_aad(s, aad);
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return CK_E_NOMEM;
 	ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) &&
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KS_IV_LEN,
 	    NULL) &&
 	    EVP_EncryptInit_ex(ctx, NULL, NULL, k, s->iv) &&
-	    EVP_EncryptUpdate(ctx, NULL, &outl, aad, sizeof(aad)) &&
+	    EVP_EncryptUpdate(ctx, NULL, &outl, aad, al) &&
 	    EVP_EncryptUpdate(ctx, s->wrapped, &outl, der->buf,
 	    (int)der->len) &&
 	    EVP_EncryptFinal_ex(ctx, s->wrapped + outl, &fl) &&
@@ -675,9 +685,9 @@ gcm_unwrap(const unsigned char *k, const struct ck_keyshare *s,
 	unsigned char aad[KS_AAD_LEN], tag[KS_TAG_LEN];
 	struct ck_secret *der;
 	EVP_CIPHER_CTX *ctx;
-	int outl = 0, fl = 0, r = CK_E_CRYPTO;
+	int outl = 0, fl = 0, r = CK_E_CRYPTO, al;
 
-	ks_aad(s, aad);
+	al = ks_aad(s, aad);
 	memcpy(tag, s->tag, sizeof(tag));
 	if ((der = ck_secret_new(s->wrapped_len)) == NULL)
 		return CK_E_NOMEM;
@@ -689,7 +699,7 @@ gcm_unwrap(const unsigned char *k, const struct ck_keyshare *s,
 	    !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, KS_IV_LEN,
 	    NULL) ||
 	    !EVP_DecryptInit_ex(ctx, NULL, NULL, k, s->iv) ||
-	    !EVP_DecryptUpdate(ctx, NULL, &outl, aad, sizeof(aad)) ||
+	    !EVP_DecryptUpdate(ctx, NULL, &outl, aad, al) ||
 	    !EVP_DecryptUpdate(ctx, der->buf, &outl, s->wrapped,
 	    (int)s->wrapped_len) ||
 	    !EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, KS_TAG_LEN, tag))
@@ -747,10 +757,13 @@ ks_body(const struct ck_keyshare *s, unsigned char *buf)
 
 	memcpy(buf, KS_MAGIC, 4);
 	o = 4;
-	buf[o++] = KS_VERSION;
+	buf[o++] = s->purpose == CK_SHARE_KEY_BACKUP ? KS_VERSION :
+	    KS_VERSION_PURPOSE;
 	buf[o++] = (unsigned char)s->x;
 	buf[o++] = (unsigned char)s->m;
 	buf[o++] = (unsigned char)s->n;
+	if (s->purpose != CK_SHARE_KEY_BACKUP)
+		buf[o++] = (unsigned char)s->purpose;
 	memcpy(buf + o, s->set, KS_SET_LEN);
 	o += KS_SET_LEN;
 	memcpy(buf + o, s->fp, KS_FP_LEN);
@@ -789,6 +802,7 @@ ck_keyshare_encode(const struct ck_keyshare *s, char **out, size_t *outlen)
 	if (s == NULL || s->wrapped_len == 0 || s->x < 1 || s->x > s->n ||
 	    s->n > CK_KEYBACKUP_MAX_SHARES || s->m < 2 || s->m > s->n ||
 	    s->wrapped_len > KB_KEY_DER_MAX || s->created < 0 ||
+	    (unsigned)s->purpose >= CK_SHARE__MAX ||
 	    s->created > KS_TIME_MAX ||
 	    !ck_keybackup_name_ok(s->custodian) ||
 	    !ck_keybackup_name_ok(s->label))
@@ -812,8 +826,12 @@ ck_keyshare_encode(const struct ck_keyshare *s, char **out, size_t *outlen)
 	    "Share: %u of %u\n"
 	    "Threshold: %u\n"
 	    "Created: %s\n"
+	    "%s%s%s"
 	    "\n", KS_BEGIN, s->custodian, s->label, fphex, sethex, s->x, s->n,
-	    s->m, created);
+	    s->m, created, s->purpose == CK_SHARE_KEY_BACKUP ? "" :
+	    "Purpose: ", s->purpose == CK_SHARE_KEY_BACKUP ? "" :
+	    ck_share_purpose_name(s->purpose), s->purpose ==
+	    CK_SHARE_KEY_BACKUP ? "" : "\n");
 	if (hl < 0 || (size_t)hl >= cap) {
 		r = CK_E_INTERNAL;
 		goto out;
@@ -1033,11 +1051,22 @@ ks_parse_body(const unsigned char *b, size_t blen, struct ck_keyshare *s,
 		return ck_err_set(CK_E_TAMPER, "%s is altered: checksum "
 		    "mismatch", who);
 	if (rd(&r, hdr, 8) != 0 || memcmp(hdr, KS_MAGIC, 4) != 0 ||
-	    hdr[4] != KS_VERSION)
+	    (hdr[4] != KS_VERSION && hdr[4] != KS_VERSION_PURPOSE))
 		return ck_err_set(CK_E_PARSE, "%s: unknown share format", who);
 	s->x = hdr[5];
 	s->m = hdr[6];
 	s->n = hdr[7];
+	s->purpose = CK_SHARE_KEY_BACKUP;
+	if (hdr[4] == KS_VERSION_PURPOSE) {
+		/* Format 2 exists only for the other purposes: one
+		 * encoding per share. */
+		if (rd(&r, w, 1) != 0)
+			goto short_body;
+		if (w[0] == CK_SHARE_KEY_BACKUP || w[0] >= CK_SHARE__MAX)
+			return ck_err_set(CK_E_PARSE, "%s: unknown share "
+			    "purpose %u", who, w[0]);
+		s->purpose = (enum ck_share_purpose)w[0];
+	}
 	if (rd(&r, s->set, KS_SET_LEN) != 0 || rd(&r, s->fp, KS_FP_LEN) != 0 ||
 	    rd(&r, hdr, 8) != 0)
 		goto short_body;
@@ -1080,6 +1109,7 @@ ck_keyshare_parse(const unsigned char *buf, size_t len,
 	char custodian[CK_KEYBACKUP_NAME_MAX + 1], label[CK_KEYBACKUP_NAME_MAX
 	    + 1], who[128], tbuf[32], tcheck[32];
 	unsigned x = 0, n = 0, m = 0;
+	enum ck_share_purpose purpose = CK_SHARE_KEY_BACKUP;
 	int64_t created = 0;
 	int i, r;
 
@@ -1133,6 +1163,21 @@ ck_keyshare_parse(const unsigned char *buf, size_t len,
 	snprintf(who, sizeof(who), "share %u (%s)", x, custodian);
 	if ((r = ks_line(&c, &l, &ll)) != 0)
 		return r;
+	/* Format 2: "Purpose: NAME" ends the header. */
+	if (ll > 9 && memcmp(l, "Purpose: ", 9) == 0) {
+		for (i = 0; i < CK_SHARE__MAX; i++)
+			if (i != CK_SHARE_KEY_BACKUP &&
+			    strlen(ck_share_purpose_name(
+			    (enum ck_share_purpose)i)) == ll - 9 &&
+			    memcmp(l + 9, ck_share_purpose_name(
+			    (enum ck_share_purpose)i), ll - 9) == 0)
+				purpose = (enum ck_share_purpose)i;
+		if (purpose == CK_SHARE_KEY_BACKUP)
+			return ck_err_set(CK_E_PARSE, "line %u: unknown share "
+			    "purpose", c.line);
+		if ((r = ks_line(&c, &l, &ll)) != 0)
+			return r;
+	}
 	if (ll != 0)
 		return ck_err_set(CK_E_PARSE, "line %u: expected an empty "
 		    "line after the header", c.line);
@@ -1172,6 +1217,7 @@ ck_keyshare_parse(const unsigned char *buf, size_t len,
 	/* The header is for people; the body is checksummed. They must
 	 * say the same. */
 	if (s->x != x || s->n != n || s->m != m || s->created != created ||
+	    s->purpose != purpose ||
 	    strcmp(s->custodian, custodian) != 0 ||
 	    strcmp(s->label, label) != 0 ||
 	    memcmp(s->fp, fp, sizeof(fp)) != 0 ||
@@ -1218,12 +1264,27 @@ free_paths(char **p, int n)
 	free(p);
 }
 
-int
-ck_keybackup_split(EVP_PKEY *key, int m, int n,
-    const char *const *custodians, const char *dir, const char *ca_label,
-    char ***paths)
+static const char *const purpose_names[CK_SHARE__MAX] = {
+	"key-backup", "unlock"
+};
+
+const char *
+ck_share_purpose_name(enum ck_share_purpose p)
 {
-	struct ck_secret *der = NULL, *k = NULL, *ys = NULL;
+	return (unsigned)p < CK_SHARE__MAX ? purpose_names[p] : "unknown";
+}
+
+/*
+ * Split: PAYLOAD (the key's DER, or a secret) is wrapped under a random K
+ * and K is split. The file names say what the shares are of (KIND).
+ */
+static int
+ks_split(const struct ck_secret *der, EVP_PKEY *key,
+    enum ck_share_purpose purpose, const char *kind, int m, int n,
+    const char *const *custodians, const char *dir, const char *ca_label,
+    char ***paths, char set_hex[33])
+{
+	struct ck_secret *k = NULL, *ys = NULL;
 	struct ck_keyshare s;
 	unsigned char *yp[CK_KEYBACKUP_MAX_SHARES];
 	char **names = NULL, fphex[65], fname[256], full[4096], *text = NULL;
@@ -1231,8 +1292,10 @@ ck_keybackup_split(EVP_PKEY *key, int m, int n,
 	int i, j, written = 0, made_dir = 0, r;
 
 	memset(&s, 0, sizeof(s));
+	s.purpose = purpose;
 	if (key == NULL || custodians == NULL || dir == NULL ||
-	    ca_label == NULL || paths == NULL)
+	    ca_label == NULL || paths == NULL || der == NULL ||
+	    der->len == 0 || der->len > KB_KEY_DER_MAX)
 		return ck_err_set(CK_E_INVAL, "key shares: missing argument");
 	if (m < 2 || n < m || n > CK_KEYBACKUP_MAX_SHARES)
 		return ck_err_set(CK_E_INVAL, "key shares: need 2 <= threshold "
@@ -1271,8 +1334,9 @@ ck_keybackup_split(EVP_PKEY *key, int m, int n,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
-		if (snprintf(fname, sizeof(fname), "%s-key-%.16s-share-%dof%d-"
-		    "%s.share", ca_label, fphex, i + 1, n, custodians[i]) >=
+		if (snprintf(fname, sizeof(fname), "%s-%s-%.16s-share-%dof%d-"
+		    "%s.share", ca_label, kind, fphex, i + 1, n,
+		    custodians[i]) >=
 		    (int)sizeof(fname) ||
 		    ck_path_join(full, sizeof(full), dir, fname) != 0) {
 			r = ck_err_set(CK_E_TOOBIG, "share file name too long");
@@ -1288,8 +1352,6 @@ ck_keybackup_split(EVP_PKEY *key, int m, int n,
 			goto out;
 		}
 	}
-	if ((r = key_to_der(key, &der)) != 0)
-		goto out;
 	if ((k = ck_secret_new(KS_K_LEN)) == NULL ||
 	    (ys = ck_secret_new((size_t)n * KS_K_LEN)) == NULL ||
 	    (s.wrapped = malloc(der->len)) == NULL) {
@@ -1329,6 +1391,8 @@ ck_keybackup_split(EVP_PKEY *key, int m, int n,
 			goto out;
 		written++;
 	}
+	if (set_hex != NULL)
+		ck_hex_encode(s.set, KS_SET_LEN, set_hex);
 	*paths = names;
 	names = NULL;
 	r = 0;
@@ -1343,8 +1407,39 @@ out:
 	ck_wipe(&s, sizeof(s));
 	ck_secret_free(ys);
 	ck_secret_free(k);
+	return r;
+}
+
+int
+ck_keybackup_split(EVP_PKEY *key, int m, int n,
+    const char *const *custodians, const char *dir, const char *ca_label,
+    char ***paths)
+{
+	struct ck_secret *der = NULL;
+	int r;
+
+	if (key == NULL)
+		return ck_err_set(CK_E_INVAL, "key shares: missing argument");
+	if ((r = key_to_der(key, &der)) != 0)
+		return r;
+	r = ks_split(der, key, CK_SHARE_KEY_BACKUP, "key", m, n, custodians,
+	    dir, ca_label, paths, NULL);
 	ck_secret_free(der);
 	return r;
+}
+
+int
+ck_keyshare_split_secret(const struct ck_secret *secret, EVP_PKEY *key,
+    enum ck_share_purpose purpose, int m, int n,
+    const char *const *custodians, const char *dir, const char *ca_label,
+    char ***paths, char set_hex[33])
+{
+	if (purpose == CK_SHARE_KEY_BACKUP || (unsigned)purpose >=
+	    CK_SHARE__MAX)
+		return ck_err_set(CK_E_INVAL, "key shares: a secret's shares "
+		    "need a purpose other than key-backup");
+	return ks_split(secret, key, purpose, ck_share_purpose_name(purpose),
+	    m, n, custodians, dir, ca_label, paths, set_hex);
 }
 
 /* Copy the current error message before building a new one from it. */
@@ -1472,6 +1567,14 @@ ck_keybackup_join(const char *const *paths, int npaths, EVP_PKEY **out)
 			r = err_prefix(r, paths[i]);
 			goto out;
 		}
+		if (sh[i]->purpose != CK_SHARE_KEY_BACKUP) {
+			r = ck_err_set(CK_E_INVAL, "%s is share %u (%s) of an "
+			    "%s secret, not of a key backup (give it to "
+			    "'certkeep unlock' or 'certkeep key unprotect')",
+			    paths[i], sh[i]->x, sh[i]->custodian,
+			    ck_share_purpose_name(sh[i]->purpose));
+			goto out;
+		}
 	}
 	/* One set, one key, no share twice. */
 	for (i = 1; i < npaths; i++) {
@@ -1558,5 +1661,93 @@ out:
 	ck_secret_free(k);
 	for (i = 0; i < npaths && i < CK_KEYBACKUP_MAX_SHARES; i++)
 		ck_keyshare_free(sh[i]);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* Shares one at a time (the unlock collector) */
+
+enum ck_share_purpose
+ck_keyshare_purpose(const struct ck_keyshare *s)
+{
+	return s->purpose;
+}
+
+const char *
+ck_keyshare_custodian(const struct ck_keyshare *s)
+{
+	return s->custodian;
+}
+
+unsigned
+ck_keyshare_index(const struct ck_keyshare *s)
+{
+	return s->x;
+}
+
+unsigned
+ck_keyshare_threshold(const struct ck_keyshare *s)
+{
+	return s->m;
+}
+
+unsigned
+ck_keyshare_count(const struct ck_keyshare *s)
+{
+	return s->n;
+}
+
+void
+ck_keyshare_set_hex(const struct ck_keyshare *s, char out[33])
+{
+	ck_hex_encode(s->set, KS_SET_LEN, out);
+}
+
+void
+ck_keyshare_fp_hex(const struct ck_keyshare *s, char out[65])
+{
+	ck_hex_encode(s->fp, KS_FP_LEN, out);
+}
+
+const char *
+ck_keyshare_disagree(const struct ck_keyshare *a, const struct ck_keyshare *b)
+{
+	if (memcmp(a->set, b->set, KS_SET_LEN) != 0)
+		return "the set";
+	if (a->purpose != b->purpose)
+		return "the purpose";
+	return ks_disagree(a, b);
+}
+
+void
+ck_keyshare_take_value(struct ck_keyshare *s,
+    unsigned char out[CK_KEYSHARE_VALUE_LEN])
+{
+	memcpy(out, s->y, KS_K_LEN);
+	ck_wipe(s->y, KS_K_LEN);
+}
+
+int
+ck_keyshare_join_values(const struct ck_keyshare *ref,
+    const unsigned char *values, const unsigned char *xs, int m,
+    struct ck_secret **payload)
+{
+	const unsigned char *ys[CK_KEYBACKUP_MAX_SHARES];
+	struct ck_secret *k = NULL;
+	int i, r;
+
+	if (ref == NULL || values == NULL || xs == NULL || payload == NULL ||
+	    m < 1 || m > CK_KEYBACKUP_MAX_SHARES || (unsigned)m < ref->m)
+		return ck_err_set(CK_E_INVAL, "key shares: %d given, %u "
+		    "needed", m, ref != NULL ? ref->m : 0);
+	for (i = 0; i < m; i++)
+		ys[i] = values + (size_t)i * KS_K_LEN;
+	if ((k = ck_secret_new(KS_K_LEN)) == NULL)
+		return CK_E_NOMEM;
+	if ((r = ck_shamir_join(ys, xs, m, KS_K_LEN, k->buf)) == 0 &&
+	    (r = gcm_unwrap(k->buf, ref, payload)) == CK_E_TAMPER)
+		r = ck_err_set(CK_E_TAMPER, "the shares do not rebuild the "
+		    "secret: at least one of them is altered");
+	ck_secret_free(k);
 	return r;
 }

@@ -85,6 +85,61 @@ int ck_keyshare_encode(const struct ck_keyshare *s, char **out,
     size_t *outlen);
 void ck_keyshare_free(struct ck_keyshare *s);
 
+/*
+ * What a share set is of. Key backup shares are written in format 1 (no
+ * purpose field: as every certkeep wrote them, so older versions read
+ * them); the other purposes in format 2, which adds a "Purpose:" header
+ * line and a purpose byte to the body and to the AAD. Both formats are
+ * read.
+ */
+enum ck_share_purpose {
+	CK_SHARE_KEY_BACKUP,	/* the key itself ("key-backup") */
+	CK_SHARE_UNLOCK,	/* the secret that opens the key file ("unlock") */
+	CK_SHARE__MAX
+};
+
+/* "key-backup", "unlock"; "unknown" for anything else. */
+const char *ck_share_purpose_name(enum ck_share_purpose p);
+
+/* Split SECRET (1..16 KiB) as ck_keybackup_split() splits a key, with
+ * PURPOSE (not CK_SHARE_KEY_BACKUP) and KEY's fingerprint in every share;
+ * files are named "<ca>-<purpose>-<fp>-share-<i>of<n>-<custodian>.share".
+ * SET_HEX (may be NULL) gets the new set's id. */
+int ck_keyshare_split_secret(const struct ck_secret *secret, EVP_PKEY *key,
+    enum ck_share_purpose purpose, int m, int n,
+    const char *const *custodians, const char *dir, const char *ca_label,
+    char ***paths, char set_hex[33]);
+
+/* Fields of a parsed share. */
+enum ck_share_purpose ck_keyshare_purpose(const struct ck_keyshare *s);
+const char *ck_keyshare_custodian(const struct ck_keyshare *s);
+unsigned ck_keyshare_index(const struct ck_keyshare *s);	/* x, 1..N */
+unsigned ck_keyshare_threshold(const struct ck_keyshare *s);	/* M */
+unsigned ck_keyshare_count(const struct ck_keyshare *s);	/* N */
+void ck_keyshare_set_hex(const struct ck_keyshare *s, char out[33]);
+void ck_keyshare_fp_hex(const struct ck_keyshare *s, char out[65]);
+
+/* NULL if A and B are shares of one set that agree on everything but
+ * their index, custodian and value; else what they disagree on. */
+const char *ck_keyshare_disagree(const struct ck_keyshare *a,
+    const struct ck_keyshare *b);
+
+/* Bytes of a share's value. */
+#define CK_KEYSHARE_VALUE_LEN 32
+
+/* Copy S's value into OUT (the caller's locked memory) and wipe it in S:
+ * a collector keeps values only in ck_secret memory. */
+void ck_keyshare_take_value(struct ck_keyshare *s,
+    unsigned char out[CK_KEYSHARE_VALUE_LEN]);
+
+/* Rebuild what the set wraps from M values (VALUES: M times
+ * CK_KEYSHARE_VALUE_LEN bytes, XS their indexes) and REF, any share of
+ * the set: *PAYLOAD is a new secret. CK_E_TAMPER if the values do not
+ * rebuild it (one is altered). */
+int ck_keyshare_join_values(const struct ck_keyshare *ref,
+    const unsigned char *values, const unsigned char *xs, int m,
+    struct ck_secret **payload);
+
 /* Low level, for tests: Shamir over GF(2^8). split: SECRET of LEN bytes
  * into N caller buffers SHARES[0..N-1] of LEN bytes each (share i has
  * x = i + 1), 2 <= M <= N <= 255. join: from M >= 1 (x, share) pairs with

@@ -275,6 +275,36 @@ find_or_add_profile(struct parse_state *ps, const char *name)
 	return &np[cfg->nprofiles++];
 }
 
+/* M-of-N unlock: all three settings or none, well formed, not with a
+ * token key (whose PIN is not a file's passphrase). */
+static int
+unlock_check(const struct ck_config *cfg)
+{
+	unsigned char set[16], fp[32];
+	unsigned m = 0, n = 0;
+	char tail;
+
+	if (cfg->unlock_shares[0] == '\0' && cfg->unlock_set[0] == '\0' &&
+	    cfg->unlock_key_fingerprint[0] == '\0')
+		return 0;
+	if (cfg->key_uri[0] != '\0')
+		return ck_err_set(CK_E_PARSE, "[ca] unlock_shares: a key in a "
+		    "PKCS#11 token is not unlocked by shares");
+	if (sscanf(cfg->unlock_shares, "%u/%u%c", &m, &n, &tail) != 2 ||
+	    m < 2 || n < m || n > 255 || cfg->unlock_shares[0] == '0' ||
+	    strspn(cfg->unlock_shares, "0123456789/") !=
+	    strlen(cfg->unlock_shares))
+		return ck_err_set(CK_E_PARSE, "[ca] unlock_shares must be M/N "
+		    "with 2 <= M <= N <= 255");
+	if (ck_hex_decode(cfg->unlock_set, strlen(cfg->unlock_set), set,
+	    sizeof(set)) != 0 || ck_hex_decode(cfg->unlock_key_fingerprint,
+	    strlen(cfg->unlock_key_fingerprint), fp, sizeof(fp)) != 0)
+		return ck_err_set(CK_E_PARSE, "[ca] unlock_shares needs "
+		    "unlock_set (32 hex digits) and unlock_key_fingerprint "
+		    "(64 hex digits)");
+	return 0;
+}
+
 static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
@@ -295,6 +325,15 @@ handler(void *user, const char *section, const char *name, const char *value)
 		if (strcmp(name, "pkcs11_module") == 0)
 			return set_str(ps, cfg->pkcs11_module, CK_CONFIG_STR,
 			    name, value);
+		if (strcmp(name, "unlock_shares") == 0)
+			return set_str(ps, cfg->unlock_shares,
+			    sizeof(cfg->unlock_shares), name, value);
+		if (strcmp(name, "unlock_set") == 0)
+			return set_str(ps, cfg->unlock_set,
+			    sizeof(cfg->unlock_set), name, value);
+		if (strcmp(name, "unlock_key_fingerprint") == 0)
+			return set_str(ps, cfg->unlock_key_fingerprint,
+			    sizeof(cfg->unlock_key_fingerprint), name, value);
 		if (strcmp(name, "cert_file") == 0)
 			return set_str(ps, cfg->cert_file, CK_CONFIG_STR, name,
 			    value);
@@ -370,6 +409,13 @@ handler(void *user, const char *section, const char *name, const char *value)
 			    86400);
 		if (strcmp(name, "syslog") == 0)
 			return set_bool(ps, &cfg->audit.syslog, name, value);
+		if (strcmp(name, "syslog_socket") == 0) {
+			if (value[0] != '/')
+				return fail(ps, "[audit] syslog_socket: '%s' "
+				    "is not an absolute path%s", value, "");
+			return set_str(ps, cfg->audit.syslog_socket,
+			    sizeof(cfg->audit.syslog_socket), name, value);
+		}
 		return fail(ps, "[audit]: unknown setting '%s'%s", name, "");
 	}
 	if (strncmp(section, "profile.", 8) == 0) {
@@ -463,6 +509,8 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 	cfg->acme.ari_percent = 67;
 	cfg->audit.checkpoint_interval_s = 300;
 	cfg->audit.syslog = 1;
+	snprintf(cfg->audit.syslog_socket, sizeof(cfg->audit.syslog_socket),
+	    "%s", "/dev/log");
 	memset(&ps, 0, sizeof(ps));
 	ps.cfg = cfg;
 	line = ini_parse_string(copy, handler, &ps);
@@ -493,6 +541,10 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 			ck_config_free(cfg);
 			return r;
 		}
+	}
+	if ((r = unlock_check(cfg)) != 0) {
+		ck_config_free(cfg);
+		return r;
 	}
 	if ((r = server_check(&cfg->server)) != 0) {
 		ck_config_free(cfg);

@@ -4,7 +4,10 @@
  *   [ca]           key_file, cert_file, chain_file, csr_file, crl_file,
  *                  crl_url, ocsp_url, issuer_url, crl_validity_hours,
  *                  key_uri and pkcs11_module (a key in a PKCS#11 token,
- *                  RFC 7512 URI, used instead of key_file)
+ *                  RFC 7512 URI, used instead of key_file); unlock_shares,
+ *                  unlock_set, unlock_key_fingerprint (the key file opens
+ *                  only with M of N custodians' shares, set by
+ *                  `certkeep key protect`)
  *   [store]        backend (sqlite), path
  *   [server]       api_listen, http_listen (ADDR:PORT, "" to disable),
  *                  tls_names, tls_cert, tls_key, threads, signers,
@@ -20,7 +23,8 @@
  *                  ari_percent, validation_allow_loopback
  *   [audit]        checkpoint_interval (seconds, 0: only at start and
  *                  stop), syslog (true: certkeepd sends every entry to
- *                  syslog, facility authpriv)
+ *                  syslog, facility authpriv), syslog_socket (the local
+ *                  datagram socket syslog listens on, /dev/log)
  *   [profile.NAME] see profile.h
  *
  * OCSP signing ([server]): ocsp_signer = ca (the default) signs every
@@ -119,12 +123,19 @@ struct ck_acme_config {
 struct ck_audit_config {
 	unsigned checkpoint_interval_s;	/* default 300 */
 	int syslog;			/* default 1 */
+	char syslog_socket[108];	/* default "/dev/log" */
 };
 
 struct ck_config {
 	char key_file[CK_CONFIG_STR];
 	char key_uri[CK_CONFIG_STR];	/* "": the key is in key_file */
 	char pkcs11_module[CK_CONFIG_STR];
+	/* M-of-N unlock (src/keystore/unlock.h): "M/N", the share set's id
+	 * (32 hex digits) and the key's fingerprint (64); all "" when the
+	 * key file has a passphrase. */
+	char unlock_shares[16];
+	char unlock_set[33];
+	char unlock_key_fingerprint[65];
 	char cert_file[CK_CONFIG_STR];
 	char chain_file[CK_CONFIG_STR];
 	char csr_file[CK_CONFIG_STR];

@@ -41,9 +41,11 @@ write_data(const char *path, const char *data, size_t len)
 	return r;
 }
 
-/* Run REQ here, as this process's user. */
+/* Run REQ here, as this process's user (PASS: for an approval that
+ * issues, may be NULL). */
 static json_t *
-run_local(const char *home, const json_t *req, int *rp)
+run_local(const char *home, const json_t *req,
+    const struct ck_pass_src *pass, int *rp)
 {
 	struct admin_env env;
 	struct ck_ca *ca = NULL;
@@ -58,6 +60,7 @@ run_local(const char *home, const json_t *req, int *rp)
 	}
 	env.ca = ca;
 	env.rd = ca->st;
+	env.pass = pass;
 	if ((reply = admin_exec(&env, getuid(), req)) == NULL)
 		*rp = CK_E_NOMEM;
 	else
@@ -66,8 +69,10 @@ run_local(const char *home, const json_t *req, int *rp)
 	return reply;
 }
 
-int
-cli_admin_call(const char *home, json_t *req, int local_ok, json_t **reply)
+/* cli_admin_call(), with PASS for a request run here (may be NULL). */
+static int
+admin_call(const char *home, json_t *req, int local_ok,
+    const struct ck_pass_src *pass, json_t **reply)
 {
 	int r;
 
@@ -83,13 +88,19 @@ cli_admin_call(const char *home, json_t *req, int local_ok, json_t **reply)
 		if (r == CK_E_NOTFOUND) {
 			ck_err_clear();
 			if (local_ok)
-				*reply = run_local(home, req, &r);
+				*reply = run_local(home, req, pass, &r);
 		}
 	}
 	json_decref(req);
 	if (r == 0 && *reply == NULL)
 		r = CK_E_NOMEM;
 	return r;
+}
+
+int
+cli_admin_call(const char *home, json_t *req, int local_ok, json_t **reply)
+{
+	return admin_call(home, req, local_ok, NULL, reply);
 }
 
 int
@@ -108,11 +119,18 @@ cli_admin_failed(json_t *reply)
 int
 cli_admin_run(const char *home, json_t *req, const char *datafile)
 {
+	return cli_admin_run_pass(home, req, datafile, NULL);
+}
+
+int
+cli_admin_run_pass(const char *home, json_t *req, const char *datafile,
+    const struct ck_pass_src *pass)
+{
 	json_t *reply = NULL, *v;
 	const char *out, *note;
 	int r, ex = CLI_EXIT_OK;
 
-	if ((r = cli_admin_call(home, req, 1, &reply)) != 0)
+	if ((r = admin_call(home, req, 1, pass, &reply)) != 0)
 		return cli_fail(r);
 	if (cli_admin_failed(reply) != 0) {
 		json_decref(reply);
@@ -189,6 +207,9 @@ local_action(int argc, char **argv)
 	/* A key backup is a backup, done apart (docs/backup.md); a key
 	 * restore is part of a restore, which the home's owner may always
 	 * do (recovery of a CA whose operators are gone). */
+	if (strcmp(cmd, "key") == 0 && (strcmp(sub, "protect") == 0 ||
+	    strcmp(sub, "unprotect") == 0))
+		return AUTHZ_CONFIG;	/* how the key is opened */
 	if (strcmp(cmd, "key") == 0)
 		return strcmp(sub, "restore") == 0 ? AUTHZ_RESTORE :
 		    AUTHZ_BACKUP;

@@ -2,7 +2,8 @@
  * cli.h - the certkeep command line: one file per command group and a
  * dispatch table in main.c. Every command takes --home (or CERTKEEP_HOME);
  * commands that need the CA key take --passphrase-file or --passphrase-fd,
- * or ask on the terminal. Exit status: 0 success, 1 failure or refusal,
+ * or ask on the terminal, or --unlock-share FILE (M times) for a key
+ * protected by M-of-N shares. Exit status: 0 success, 1 failure or refusal,
  * 2 usage error.
  */
 #ifndef CK_CLI_CLI_H
@@ -24,6 +25,7 @@ enum {
 	CLI_OPT_PASSFD,
 	CLI_OPT_HELP,
 	CLI_OPT_BAD,
+	CLI_OPT_UNLOCKSHARE,
 	CLI_OPT__FIRST_LOCAL	/* commands number their own from here */
 };
 
@@ -31,12 +33,20 @@ enum {
 	{ "home", required_argument, NULL, CLI_OPT_HOME }, \
 	{ "passphrase-file", required_argument, NULL, CLI_OPT_PASSFILE }, \
 	{ "passphrase-fd", required_argument, NULL, CLI_OPT_PASSFD }, \
-	{ "help", no_argument, NULL, CLI_OPT_HELP }
+	{ "help", no_argument, NULL, CLI_OPT_HELP }, \
+	{ "unlock-share", required_argument, NULL, CLI_OPT_UNLOCKSHARE }
+
+/* --unlock-share FILE (M times) instead of a passphrase, for a key
+ * protected by M-of-N shares (docs/keys.md): once the options are parsed,
+ * cli_getopt() rebuilds the passphrase and points `pass` at it. */
+#define CLI_UNLOCK_SHARES_MAX 32
 
 struct cli_common {
 	const char *home;
 	struct ck_pass_src pass;
 	int help;
+	const char *unlock_shares[CLI_UNLOCK_SHARES_MAX];
+	int nunlock;
 };
 
 /* Set defaults (home from CERTKEEP_HOME, passphrase from the terminal). */
@@ -88,6 +98,11 @@ void cli_certkeepd_path(char *buf, size_t bufsz);
 struct json_t;
 int cli_admin_run(const char *home, struct json_t *req,
     const char *datafile);
+
+/* The same; PASS (may be NULL) unlocks the CA key when the request runs
+ * here and needs it (an approval that issues). */
+int cli_admin_run_pass(const char *home, struct json_t *req,
+    const char *datafile, const struct ck_pass_src *pass);
 
 /*
  * Send an admin request (REQ taken) to whoever serves it: certkeepd over
@@ -141,5 +156,23 @@ int cmd_custody(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_operator(int argc, char **argv);
+int cmd_request(int argc, char **argv);
+int cmd_unlock(int argc, char **argv);
+/* certkeep init --unlock-shares: begin draws the unlock secret (*S) and
+ * points PASS at a pipe holding its passphrase for ck_ca_init(); finish
+ * splits it into the share files in OUT and records the protection in
+ * the new home. finish returns the exit status. */
+struct ck_secret;
+int cli_init_unlock_begin(const char *const *custodians, int m, int n,
+    struct ck_pass_src *pass, struct ck_secret **s);
+int cli_init_unlock_finish(const char *home, const struct ck_secret *s,
+    int m, int n, const char *const *custodians, const char *out);
+/* certkeep key protect|unprotect (SUB), from cmd_key(). */
+int cmd_key_protect(const char *sub, int argc, char **argv);
+
+/* A name for share file names: the CA certificate's common name with
+ * everything but [A-Za-z0-9._-] turned into '-', else the home's name. */
+struct ck_ca;
+void cli_ca_label(const struct ck_ca *ca, char *out, size_t outsz);
 
 #endif

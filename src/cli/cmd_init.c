@@ -3,11 +3,14 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "backup/keybackup.h"
 #include "ca/ca.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/strutil.h"
+#include "keystore/unlock.h"
 #include "store/store_authz.h"
 
 static const char init_usage[] =
@@ -16,11 +19,15 @@ static const char init_usage[] =
     "        [--days N] [--path-len N] [--base-url URL] [--domain DOMAIN]\n"
     "        [--user SERVICE-USER (when run as root)]\n"
     "        [--pkcs11-module PATH --pkcs11-uri URI [--pkcs11-generate]]\n"
-    "        [--passphrase-file FILE | --passphrase-fd N]";
+    "        [--passphrase-file FILE | --passphrase-fd N |\n"
+    "         --unlock-shares M/N --custodian NAME (N times) --shares-out DIR]"
+    "\n\n"
+    "--unlock-shares: the key gets no passphrase but a random secret split\n"
+    "among the custodians (M-of-N unlock, docs/keys.md).";
 
 enum { O_ROOT = CLI_OPT__FIRST_LOCAL, O_ISSUING, O_SUBJECT, O_KEYTYPE,
 	O_DAYS, O_PATHLEN, O_BASEURL, O_DOMAIN, O_SCRYPT, O_USER,
-	O_P11MODULE, O_P11URI, O_P11GEN };
+	O_P11MODULE, O_P11URI, O_P11GEN, O_UNLOCK, O_CUSTODIAN, O_SHARESOUT };
 
 int
 cmd_init(int argc, char **argv)
@@ -40,13 +47,19 @@ cmd_init(int argc, char **argv)
 		{ "pkcs11-module", required_argument, NULL, O_P11MODULE },
 		{ "pkcs11-uri", required_argument, NULL, O_P11URI },
 		{ "pkcs11-generate", no_argument, NULL, O_P11GEN },
+		{ "unlock-shares", required_argument, NULL, O_UNLOCK },
+		{ "custodian", required_argument, NULL, O_CUSTODIAN },
+		{ "shares-out", required_argument, NULL, O_SHARESOUT },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli_common com;
 	struct ck_init_params p;
 	struct ck_ca *ca = NULL;
+	struct ck_secret *unlock_s = NULL;
+	const char *custodians[CK_KEYBACKUP_MAX_SHARES], *shares_out = NULL;
+	const char *unlock = NULL;
 	uint64_t v;
-	int opt, kt, root = 0, issuing = 0, r;
+	int opt, kt, root = 0, issuing = 0, r, ncust = 0, um = 0, un = 0;
 
 	cli_common_init(&com);
 	memset(&p, 0, sizeof(p));
@@ -100,6 +113,17 @@ cmd_init(int argc, char **argv)
 		case O_P11GEN:
 			p.pkcs11_generate = 1;
 			break;
+		case O_UNLOCK:
+			unlock = optarg;
+			break;
+		case O_CUSTODIAN:
+			if (ncust == CK_KEYBACKUP_MAX_SHARES)
+				return cli_usage(init_usage);
+			custodians[ncust++] = optarg;
+			break;
+		case O_SHARESOUT:
+			shares_out = optarg;
+			break;
 		case O_SCRYPT:
 			/* For tests only: a cheaper KDF. At most the default 2^15. */
 			if (ck_parse_u64(optarg, 10, 15, "--scrypt-log2n",
@@ -123,10 +147,36 @@ cmd_init(int argc, char **argv)
 	if ((p.pkcs11_uri == NULL) != (p.pkcs11_module == NULL) ||
 	    (p.pkcs11_generate && p.pkcs11_uri == NULL))
 		return cli_usage(init_usage);
+	if ((unlock != NULL) != (shares_out != NULL) ||
+	    (unlock == NULL && ncust != 0))
+		return cli_usage(init_usage);
+	if (unlock != NULL) {
+		char tail;
+		if (p.pkcs11_uri != NULL || com.pass.kind != CK_PASS_TTY)
+			return cli_usage(init_usage);
+		if (sscanf(unlock, "%d/%d%c", &um, &un, &tail) != 2 ||
+		    um < 2 || un < um || un > CK_KEYBACKUP_MAX_SHARES ||
+		    ncust != un) {
+			fprintf(stderr, "certkeep: --unlock-shares M/N needs 2 <= "
+			    "M <= N <= %d and N --custodian names\n",
+			    CK_KEYBACKUP_MAX_SHARES);
+			return CLI_EXIT_USAGE;
+		}
+		if ((r = cli_init_unlock_begin(custodians, um, un, &com.pass,
+		    &unlock_s)) != 0)
+			return cli_fail(r);
+		if (p.scrypt_log2n == 0)
+			p.scrypt_log2n = UNLOCK_SCRYPT_LOG2N;
+	}
 	p.root = root;
 	p.pass = &com.pass;
-	if ((r = ck_ca_init(&p)) != 0)
+	r = ck_ca_init(&p);
+	if (com.pass.kind == CK_PASS_FD && unlock_s != NULL)
+		close(com.pass.fd);
+	if (r != 0) {
+		ck_secret_free(unlock_s);
 		return cli_fail(r);
+	}
 	/* A new CA separates roles (docs/roles.md); recorded, so that a
 	 * later default cannot change it. */
 	if ((r = ck_ca_open(p.home, &ca)) != 0 ||
@@ -135,6 +185,13 @@ cmd_init(int argc, char **argv)
 		return cli_fail(r);
 	}
 	ck_ca_close(ca);
+	if (unlock_s != NULL) {
+		r = cli_init_unlock_finish(p.home, unlock_s, um, un, custodians,
+		    shares_out);
+		ck_secret_free(unlock_s);
+		if (r != CLI_EXIT_OK)
+			return r;
+	}
 	if (root)
 		printf("Created root CA in %s (certificate: %s/ca.pem)\n",
 		    p.home, p.home);

@@ -1,19 +1,74 @@
 /*
  * certkeep issue: a certificate from a CSR under a profile.
  */
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/pem.h>
 
+#include "audit/audit.h"
+#include "ca/approval.h"
 #include "ca/ca.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/strutil.h"
+#include "profile/profile.h"
+#include "store/store_authz.h"
 #include "x509/csr.h"
+
+/*
+ * A profile that needs approval: the request is judged and kept, not
+ * signed; its id goes to standard output. The requester is the operator
+ * this OS user is, or the OS user, so that they cannot approve it.
+ */
+static int
+issue_pending(struct ck_ca *ca, const struct ck_issue_params *p)
+{
+	struct ck_request_origin o;
+	struct store_request rq;
+	struct store_operator op;
+	struct passwd *pw;
+	char msg[1024], user[64];
+	int r, isop;
+
+	memset(&o, 0, sizeof(o));
+	/* Who the admin socket would see: root has become the home's owner
+	 * by now (main.c), and approves as that owner too. */
+	if ((pw = getpwuid(getuid())) != NULL && pw->pw_name != NULL)
+		snprintf(user, sizeof(user), "%s", pw->pw_name);
+	else
+		snprintf(user, sizeof(user), "uid:%u", (unsigned)getuid());
+	o.os_user = user;
+	r = store_operator_by_os_user(ca->st, o.os_user, &op);
+	if (r != 0 && r != CK_E_NOTFOUND)
+		return r;
+	ck_err_clear();
+	isop = r == 0;
+	o.operator_name = isop ? op.name : NULL;
+	o.requester = p->requester != NULL ? p->requester : isop ? op.name :
+	    audit_os_user();
+	if ((r = ck_request_build(ca, p, &o, &rq)) != 0) {
+		snprintf(msg, sizeof(msg), "%s", ck_err_msg()[0] ?
+		    ck_err_msg() : ck_strerror(r));
+		(void)ck_ca_audit_refusal(ca, o.requester, p->profile, msg);
+		return ck_err_set(r, "%s", msg);
+	}
+	if ((r = ck_request_record(ca, &rq)) == 0) {
+		printf("%lld\n", (long long)rq.id);
+		fprintf(stderr, "certkeep: request %lld waits for %d "
+		    "certificate manager approval(s) (profile %s); see "
+		    "'certkeep request show %lld'\n", (long long)rq.id,
+		    ck_request_needed(ca, rq.profile), rq.profile,
+		    (long long)rq.id);
+	}
+	store_request_clear(&rq);
+	return r;
+}
 
 static const char issue_usage[] =
     "certkeep issue --home DIR --profile NAME --csr FILE|-\n"
@@ -82,7 +137,13 @@ issue_served(const char *home, const struct ck_issue_params *p,
 	if ((*ex = cli_admin_failed(reply)) == 0) {
 		out = json_string_value(json_object_get(reply, "out"));
 		note = json_string_value(json_object_get(reply, "note"));
-		if (out == NULL || (r = cli_write_output(outf, out,
+		if (json_object_get(reply, "request") != NULL) {
+			/* Kept for approval: its id, as the CLI prints it. */
+			fputs(out != NULL ? out : "", stdout);
+			fflush(stdout);
+			if (note != NULL)
+				fprintf(stderr, "certkeep: %s\n", note);
+		} else if (out == NULL || (r = cli_write_output(outf, out,
 		    strlen(out))) != 0)
 			*ex = cli_fail(out == NULL ? ck_err_set(CK_E_PARSE,
 			    "the reply holds no certificate") : r);
@@ -190,6 +251,15 @@ cmd_issue(int argc, char **argv)
 		r = ck_err_set(CK_E_STATE, "this CA has no certificate yet: "
 		    "install it with 'certkeep ca install'");
 		goto fail;
+	}
+	{
+		const struct ck_profile *prof = ck_config_profile(ca->cfg,
+		    p.profile);
+		if (prof != NULL && prof->approvals > 0) {
+			if ((r = issue_pending(ca, &p)) != 0)
+				goto fail;
+			goto out;
+		}
 	}
 	if ((r = ck_ca_unlock(ca, &com.pass)) != 0 ||
 	    (r = ck_ca_issue(ca, &p, &res)) != 0)

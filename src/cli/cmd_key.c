@@ -49,6 +49,8 @@ static const char key_usage[] =
     "       certkeep key restore --home DIR --share FILE --share FILE ...\n"
     "        [--eab-share FILE --eab-share FILE ...]\n"
     "       certkeep key fingerprint --home DIR\n"
+    "       certkeep key protect|unprotect ... (M-of-N unlock: see\n"
+    "        'certkeep key protect --help')\n"
     "\n"
     "backup reads the CA key's passphrase (--passphrase-file/-fd or the\n"
     "terminal); the backup passphrase (at least 12 characters) must differ\n"
@@ -93,8 +95,8 @@ audit_failure(struct ck_ca *ca, const char *action, const char *object,
  * A name for file names: the CA certificate's common name with everything
  * but [A-Za-z0-9._-] turned into '-', else the home directory's name.
  */
-static void
-ca_label(const struct ck_ca *ca, char *out, size_t outsz)
+void
+cli_ca_label(const struct ck_ca *ca, char *out, size_t outsz)
 {
 	unsigned char *utf8 = NULL;
 	const char *src = NULL, *slash;
@@ -454,7 +456,7 @@ key_backup_pass(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
 
 	/* A directory gets the standard name. */
 	if (stat(o->out, &st) == 0 && S_ISDIR(st.st_mode)) {
-		ca_label(ca, label, sizeof(label));
+		cli_ca_label(ca, label, sizeof(label));
 		snprintf(name, sizeof(name), "%s-key-%.16s.p8", label, fp);
 		if ((r = ck_path_join(path, sizeof(path), o->out, name)) != 0)
 			return r;
@@ -549,7 +551,7 @@ key_backup_shares(struct ck_ca *ca, struct key_opts *o, EVP_PKEY *key,
 	size_t dl;
 	int i, r;
 
-	ca_label(ca, label, sizeof(label));
+	cli_ca_label(ca, label, sizeof(label));
 	/* The EAB key's shares: a set of their own, named apart. */
 	snprintf(elabel, sizeof(elabel), "%.*s-acme-eab",
 	    CK_KEYBACKUP_NAME_MAX - 9, label);
@@ -835,6 +837,9 @@ cmd_key(int argc, char **argv)
 
 	if ((sub = cli_subcommand(&argc, &argv)) == NULL)
 		return cli_usage(key_usage);
+	/* M-of-N unlock of the key file: cmd_keyprotect.c. */
+	if (strcmp(sub, "protect") == 0 || strcmp(sub, "unprotect") == 0)
+		return cmd_key_protect(sub, argc, argv);
 	memset(&o, 0, sizeof(o));
 	cli_common_init(&o.com);
 	o.bpass.kind = CK_PASS_TTY;

@@ -13,10 +13,14 @@
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "daemon/adminsock.h"
 #include "daemon/service.h"
 
+#include <jansson.h>
+
 static const char service_usage[] =
-    "certkeep service start --home DIR [--passphrase-file F | --passphrase-fd N]\n"
+    "certkeep service start --home DIR [--passphrase-file F | --passphrase-fd N |\n"
+    "        --unlock-shares-prompt]\n"
     "       certkeep service stop|status|reload --home DIR";
 
 /* certkeepd beside this certkeep, else from PATH. */
@@ -35,11 +39,42 @@ cli_certkeepd_path(char *buf, size_t bufsz)
 	snprintf(buf, bufsz, "certkeepd");
 }
 
+/* A certkeepd that has not written its URLs may be locked, waiting for
+ * key shares (src/daemon/unlockd.h): print "locked: K of M shares". */
+static int
+locked_status(const char *home)
+{
+	char path[4200];
+	json_t *req, *reply = NULL;
+	const char *out;
+	int locked = 0;
+
+	if (ck_path_join(path, sizeof(path), home, SERVICE_URLS_FILE) != 0 ||
+	    ck_fs_exists(path))
+		return 0;
+	if ((req = json_pack("{s:s}", "action", "unlock-status")) == NULL)
+		return 0;
+	if (adminsock_call(home, req, &reply) == 0 &&
+	    json_is_true(json_object_get(reply, "locked")) &&
+	    (out = json_string_value(json_object_get(reply, "out"))) !=
+	    NULL) {
+		fputs(out, stdout);
+		locked = 1;
+	} else
+		printf("starting (not serving yet)\n");
+	ck_err_clear();
+	json_decref(req);
+	json_decref(reply);
+	return locked;
+}
+
 int
 cmd_service(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		CLI_COMMON_LONGOPTS,
+		{ "unlock-shares-prompt", no_argument, NULL,
+		    CLI_OPT__FIRST_LOCAL },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli_common com;
@@ -47,7 +82,7 @@ cmd_service(int argc, char **argv)
 	char exe[PATH_MAX], fdbuf[16];
 	const char *args[8];
 	pid_t pid;
-	int opt, r, n = 0;
+	int opt, r, n = 0, prompt = 0;
 
 	if ((sub = cli_subcommand(&argc, &argv)) == NULL)
 		return cli_usage(service_usage);
@@ -56,6 +91,10 @@ cmd_service(int argc, char **argv)
 	while ((opt = cli_getopt(argc, argv, longopts, &com)) != -1) {
 		if (opt == CLI_OPT_BAD)
 			return CLI_EXIT_USAGE;
+		if (opt == CLI_OPT__FIRST_LOCAL) {
+			prompt = 1;
+			continue;
+		}
 		return cli_usage(service_usage);
 	}
 	if (com.help)
@@ -82,6 +121,8 @@ cmd_service(int argc, char **argv)
 			args[n++] = "--passphrase-fd";
 			args[n++] = fdbuf;
 		}
+		if (prompt)
+			args[n++] = "--unlock-shares-prompt";
 		args[n] = NULL;
 		/* certkeepd detaches once it serves, and reports. */
 		execvp(exe, (char *const *)args);
@@ -111,6 +152,8 @@ cmd_service(int argc, char **argv)
 		}
 		printf("certkeepd is running on %s (pid %ld)\n", home,
 		    (long)pid);
+		if (locked_status(home))
+			return CLI_EXIT_OK;
 		{
 			unsigned char *urls = NULL;
 			size_t len;

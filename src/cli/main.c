@@ -34,10 +34,15 @@ static const struct {
 	{ "backup", cmd_backup, "back up the CA; verify, list and drill "
 	    "backups" },
 	{ "restore", cmd_restore, "restore a CA from backup sets" },
-	{ "key", cmd_key, "back up and restore the CA key itself" },
+	{ "key", cmd_key, "back up and restore the CA key itself; M-of-N "
+	    "unlock" },
+	{ "unlock", cmd_unlock, "give certkeepd a key share while it is "
+	    "locked" },
 	{ "custody", cmd_custody, "record and check hand-overs of backups" },
 	{ "operator", cmd_operator, "add, list and remove operators and "
 	    "their roles" },
+	{ "request", cmd_request, "list, approve and deny requests that "
+	    "wait for approval" },
 };
 
 /* The commands that also run remotely (--server): as admin requests to
@@ -46,7 +51,8 @@ static int
 remote_command(const char *name)
 {
 	static const char *const names[] = { "issue", "revoke", "crl",
-	    "list", "show", "audit", "token", "operator", "acme", NULL };
+	    "list", "show", "audit", "token", "operator", "acme", "request",
+	    NULL };
 	int i;
 
 	for (i = 0; names[i] != NULL; i++)
@@ -67,7 +73,7 @@ usage(FILE *f)
 	    "\nThe CA home is --home DIR or $CERTKEEP_HOME.\n"
 	    "\nRemote operators: certkeep --server https://HOST:PORT --cert "
 	    "FILE --key FILE\n  [--cacert FILE] COMMAND ... (issue, revoke, "
-	    "crl, list, show, audit, token,\n  operator, acme eab) over HTTPS with "
+	    "crl, list, show, audit, token,\n  operator, acme eab, request) over HTTPS with "
 	    "the operator's certificate.\n");
 }
 

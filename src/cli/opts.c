@@ -10,6 +10,59 @@
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/strutil.h"
+#include "keystore/unlock.h"
+
+/* The passphrase rebuilt from --unlock-share files: one per process,
+ * kept for its life (commands may read it more than once). */
+static struct ck_secret *unlock_pw;
+
+/* Rebuild the key's passphrase from C's --unlock-share files. */
+static int
+unlock_from_shares(struct cli_common *c)
+{
+	struct unlock_collector *uc = NULL;
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	char msg[1200];
+	int i, r;
+
+	if (c->home == NULL || c->home[0] == '\0')
+		return ck_err_set(CK_E_INVAL, "--unlock-share needs --home");
+	if (c->pass.kind != CK_PASS_TTY)
+		return ck_err_set(CK_E_INVAL, "--unlock-share replaces "
+		    "--passphrase-file and --passphrase-fd");
+	if ((r = unlock_collector_for_home(c->home, &uc)) != 0)
+		return r;
+	if (uc == NULL)
+		return ck_err_set(CK_E_STATE, "the CA key of %s is not "
+		    "protected by key shares: --unlock-share does not apply",
+		    c->home);
+	for (i = 0; i < c->nunlock && unlock_collector_have(uc) <
+	    unlock_collector_need(uc); i++) {
+		if ((r = ck_fs_read(c->unlock_shares[i], UNLOCK_SHARE_MAX,
+		    &buf, &len)) != 0)
+			goto out;
+		r = unlock_collector_add(uc, buf, len, c->unlock_shares[i]);
+		ck_wipe(buf, len);
+		free(buf);
+		buf = NULL;
+		if (r != 0) {
+			snprintf(msg, sizeof(msg), "%s: %s", c->unlock_shares[i],
+			    ck_err_msg());
+			r = ck_err_set(r, "%s", msg);
+			goto out;
+		}
+	}
+	ck_secret_free(unlock_pw);
+	unlock_pw = NULL;
+	if ((r = unlock_collector_finish(uc, &unlock_pw)) != 0)
+		goto out;
+	ck_passphrase_set_secret(unlock_pw);
+	c->pass.kind = CK_PASS_SECRET;
+out:
+	unlock_collector_free(uc);
+	return r;
+}
 
 void
 cli_common_init(struct cli_common *c)
@@ -44,6 +97,14 @@ cli_common_opt(struct cli_common *c, int opt, const char *arg)
 	case CLI_OPT_HELP:
 		c->help = 1;
 		return 1;
+	case CLI_OPT_UNLOCKSHARE:
+		if (c->nunlock == CLI_UNLOCK_SHARES_MAX) {
+			fprintf(stderr, "certkeep: at most %d --unlock-share\n",
+			    CLI_UNLOCK_SHARES_MAX);
+			return -1;
+		}
+		c->unlock_shares[c->nunlock++] = arg;
+		return 1;
 	default:
 		return 0;
 	}
@@ -60,6 +121,11 @@ cli_getopt(int argc, char **argv, const struct option *longopts,
 			return opt;
 		if (h < 0)
 			return CLI_OPT_BAD;
+	}
+	if (c->nunlock > 0 && c->pass.kind != CK_PASS_SECRET &&
+	    !c->help && unlock_from_shares(c) != 0) {
+		fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
+		return CLI_OPT_BAD;
 	}
 	return -1;
 }

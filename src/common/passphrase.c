@@ -69,6 +69,14 @@ read_tty(const char *prompt, struct ck_secret *s)
 	return r;
 }
 
+static const struct ck_secret *given;
+
+void
+ck_passphrase_set_secret(const struct ck_secret *s)
+{
+	given = s;
+}
+
 int
 ck_passphrase_read(const struct ck_pass_src *src, const char *prompt,
     int confirm, size_t min_len, struct ck_secret **out)
@@ -118,6 +126,15 @@ ck_passphrase_read(const struct ck_pass_src *src, const char *prompt,
 		}
 		if ((r = read_line_fd(src->fd, s)) != 0)
 			goto out;
+		break;
+	case CK_PASS_SECRET:
+		if (given == NULL || given->len > s->cap) {
+			r = ck_err_set(CK_E_INVAL, "no passphrase");
+			goto out;
+		}
+		memcpy(s->buf, given->buf, given->len);
+		s->len = given->len;
+		s->buf[s->len] = '\0';
 		break;
 	default:
 		r = CK_E_INVAL;

@@ -14,13 +14,21 @@
 #define CK_PASSPHRASE_MAX 1024
 #define CK_PASSPHRASE_MIN 8
 
-enum ck_pass_kind { CK_PASS_TTY, CK_PASS_FILE, CK_PASS_FD, CK_PASS__MAX };
+/* CK_PASS_SECRET: the one already in memory, set by
+ * ck_passphrase_set_secret() (rebuilt from M-of-N key shares,
+ * src/keystore/unlock.h); it is copied, never taken. */
+enum ck_pass_kind { CK_PASS_TTY, CK_PASS_FILE, CK_PASS_FD, CK_PASS_SECRET,
+	CK_PASS__MAX };
 
 struct ck_pass_src {
 	enum ck_pass_kind kind;
 	const char *file;	/* CK_PASS_FILE */
 	int fd;			/* CK_PASS_FD */
 };
+
+/* The passphrase CK_PASS_SECRET gives (one per process; the caller keeps
+ * it alive while it may be read; NULL clears). */
+void ck_passphrase_set_secret(const struct ck_secret *s);
 
 /*
  * Obtain a passphrase. `prompt` is shown on the terminal; if `confirm` is

@@ -346,13 +346,23 @@ adminsock_changed(void *arg, int revoked)
 int
 adminsock_start(struct server *sv, const char *home, struct adminsock **out)
 {
+	return adminsock_start_fd(sv, home, -1, out);
+}
+
+int
+adminsock_start_fd(struct server *sv, const char *home, int fd,
+    struct adminsock **out)
+{
 	struct adminsock *as = NULL;
 	struct sockaddr_un sa;
 	socklen_t salen;
 	int r, i;
 
-	if ((as = calloc(1, sizeof(*as))) == NULL)
+	if ((as = calloc(1, sizeof(*as))) == NULL) {
+		if (fd >= 0)
+			close(fd);
 		return CK_E_NOMEM;
+	}
 	as->fd = -1;
 	as->sv = sv;
 	as->env.ca = sv->ca;
@@ -368,6 +378,12 @@ adminsock_start(struct server *sv, const char *home, struct adminsock **out)
 	if ((r = admin_home_owner(home, &as->env.owner)) != 0 ||
 	    (r = adminsock_address(home, &sa, &salen)) != 0)
 		goto fail;
+	if (fd >= 0) {
+		/* Already bound and listening (the locked start-up's). */
+		as->fd = fd;
+		fd = -1;
+		goto threads;
+	}
 	if ((as->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
 		r = ck_err_set(CK_E_IO, "admin socket: %s", strerror(errno));
 		goto fail;
@@ -385,6 +401,7 @@ adminsock_start(struct server *sv, const char *home, struct adminsock **out)
 		    strerror(errno));
 		goto fail;
 	}
+threads:
 	for (i = 0; i < ADMINSOCK_THREADS; i++) {
 		if (pthread_create(&as->threads[i], NULL, serve_main, as) !=
 		    0)
@@ -400,6 +417,8 @@ adminsock_start(struct server *sv, const char *home, struct adminsock **out)
 fail:
 	if (as->fd >= 0)
 		close(as->fd);
+	if (fd >= 0)
+		close(fd);
 	pthread_mutex_destroy(&as->budget_mu);
 	free(as);
 	return r;

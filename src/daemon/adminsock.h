@@ -50,6 +50,12 @@ int adminsock_start(struct server *sv, const char *home,
  * the tokens. Shared with the HTTPS admin route (adminhttp.h). */
 void adminsock_changed(void *arg, int revoked);
 
+/* The same on FD, a socket already bound to HOME's name and listening
+ * (certkeepd's locked start-up, src/daemon/unlockd.h, hands it over so
+ * that the name is never free); FD is taken, also on failure. */
+int adminsock_start_fd(struct server *sv, const char *home, int fd,
+    struct adminsock **out);
+
 /* Stop serving (finishes the requests being served); accepts NULL. */
 void adminsock_stop(struct adminsock *as);
 

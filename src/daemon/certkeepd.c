@@ -1,8 +1,8 @@
 /*
  * certkeepd - the certificate server.
  *
- *   certkeepd --home DIR [--passphrase-file F | --passphrase-fd N]
- *             [--foreground]
+ *   certkeepd --home DIR [--passphrase-file F | --passphrase-fd N |
+ *             --unlock-shares-prompt] [--foreground]
  *
  * Start-up order (acquire, then drop, then serve): read the passphrase
  * (perhaps from a file only root can read); if started as root, become the
@@ -11,7 +11,13 @@
  * EAB key, private/acme-eab.key, if the home has one); issue our own
  * TLS certificate; start serving (and the admin socket,
  * src/daemon/adminsock.h); then detach, write the pid file and
- * report readiness to the parent. SIGTERM and SIGINT finish in-flight
+ * report readiness to the parent. A key protected by M-of-N shares
+ * (src/keystore/unlock.h) has no passphrase to read: after dropping
+ * privileges and taking the lock, certkeepd reads M shares at the
+ * terminal (--unlock-shares-prompt) or, detached, reports "locked" to the
+ * parent and waits for them on the admin socket, serving nothing else
+ * (src/daemon/unlockd.h); the secret they rebuild is then the passphrase
+ * and start-up goes on as above. SIGTERM and SIGINT finish in-flight
  * requests and exit; SIGHUP reloads tokens, configuration and the CRL.
  */
 #include <errno.h>
@@ -41,10 +47,12 @@
 #include "daemon/adminsock.h"
 #include "daemon/server.h"
 #include "daemon/service.h"
+#include "daemon/unlockd.h"
+#include "keystore/unlock.h"
 
 static const char usage_text[] =
-    "usage: certkeepd --home DIR [--passphrase-file FILE | --passphrase-fd N]"
-    "\n                 [--foreground]\n";
+    "usage: certkeepd --home DIR [--passphrase-file FILE | --passphrase-fd N |"
+    "\n                 --unlock-shares-prompt] [--foreground]\n";
 
 /* Read just [server] user from the configuration (before opening the
  * store, which must not create files as root). */
@@ -66,6 +74,32 @@ configured_user(const char *home, char *out, size_t outsz)
 	free(text);
 }
 
+/* Who gave which custodian's share while we were locked (and who was
+ * refused), now that the audit log is open. */
+static int
+audit_unlock_shares(struct ck_ca *ca, struct unlock_collector *uc)
+{
+	const struct unlock_event *ev;
+	char obj[96], detail[512], at[32];
+	size_t i, n = unlock_collector_events(uc, &ev);
+	int r;
+
+	for (i = 0; i < n; i++) {
+		ck_time_format(ev[i].at, at, sizeof(at));
+		if (ev[i].custodian[0] != '\0')
+			snprintf(obj, sizeof(obj), "share %u (%s)",
+			    ev[i].index, ev[i].custodian);
+		else
+			snprintf(obj, sizeof(obj), "a share");
+		snprintf(detail, sizeof(detail), "from %s at %s%s%.300s",
+		    ev[i].from, at, ev[i].ok ? "" : ": ", ev[i].why);
+		if ((r = ck_ca_audit(ca, "unlock-share", obj, ev[i].ok ?
+		    AUDIT_OK : AUDIT_REFUSED, detail)) != 0)
+			return r;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -74,6 +108,7 @@ main(int argc, char **argv)
 		{ "passphrase-file", required_argument, NULL, 'P' },
 		{ "passphrase-fd", required_argument, NULL, 'F' },
 		{ "foreground", no_argument, NULL, 'f' },
+		{ "unlock-shares-prompt", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -82,11 +117,12 @@ main(int argc, char **argv)
 	struct ck_ca *ca = NULL;
 	struct server sv;
 	struct adminsock *adm = NULL;
+	struct unlock_collector *uc = NULL;
 	sigset_t sigs;
 	const char *home = getenv("CERTKEEP_HOME");
 	char user[64], pidpath[4200], urlpath[4200], urls[512];
 	int opt, r, sig, foreground = 0, lockfd = -1, ready[2] = { -1, -1 };
-	int switched = 0;
+	int switched = 0, unlock_prompt = 0, admfd = -1;
 	uint64_t fd;
 	pid_t child;
 
@@ -113,6 +149,9 @@ main(int argc, char **argv)
 		case 'f':
 			foreground = 1;
 			break;
+		case 'U':
+			unlock_prompt = 1;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -135,7 +174,23 @@ main(int argc, char **argv)
 
 	configured_user(home, user, sizeof(user));
 	(void)audit_os_user();	/* who started us, before we switch */
-	r = ck_passphrase_read(&pass, "CA key passphrase: ", 0, 0, &pw);
+	if ((r = unlock_collector_for_home(home, &uc)) != 0)
+		goto fail;
+	if (uc != NULL && pass.kind != CK_PASS_TTY && unlock_prompt)
+		r = ck_err_set(CK_E_INVAL, "--unlock-shares-prompt or a "
+		    "passphrase, not both");
+	else if (uc == NULL && unlock_prompt)
+		r = ck_err_set(CK_E_INVAL, "the CA key of %s is not protected "
+		    "by key shares: --unlock-shares-prompt does not apply",
+		    home);
+	else if (uc == NULL || pass.kind != CK_PASS_TTY) {
+		/* A protected key's passphrase given whole (the hex of its
+		 * secret, as 'certkeep backup --offline' rebuilt it from
+		 * --unlock-share files to start us again): no waiting. */
+		unlock_collector_free(uc);
+		uc = NULL;
+		r = ck_passphrase_read(&pass, "CA key passphrase: ", 0, 0, &pw);
+	}
 	/* The descriptor the passphrase came through is not kept open. */
 	if (pass.kind == CK_PASS_FD && pass.fd > 2)
 		(void)close(pass.fd);
@@ -144,6 +199,9 @@ main(int argc, char **argv)
 		goto fail;
 	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 	if ((r = service_lock(home, &lockfd)) != 0)
+		goto fail;
+	if (uc != NULL && unlock_prompt &&
+	    (r = unlockd_prompt(STDIN_FILENO, stderr, uc, &pw)) != 0)
 		goto fail;
 	if (!foreground) {
 		/* Detach, but report start-up errors to whoever started us.
@@ -184,6 +242,44 @@ main(int argc, char **argv)
 		close(ready[0]);
 		(void)setsid();
 	}
+	if (uc != NULL && pw == NULL) {
+		/* Locked: say so to whoever started us, then wait. */
+		char msg[600];
+		int n = snprintf(msg, sizeof(msg), "+certkeepd %ld locked on "
+		    "%s: waiting for %u key shares (certkeep unlock --home %s "
+		    "--share FILE)\n", (long)getpid(), home,
+		    unlock_collector_need(uc), home);
+		if ((r = ck_path_join(pidpath, sizeof(pidpath), home,
+		    SERVICE_PID_FILE)) != 0 ||
+		    (r = service_pid_write(pidpath)) != 0)
+			goto fail;
+		if (ready[1] >= 0) {
+			(void)!write(ready[1], msg, (size_t)n);
+			close(ready[1]);
+			ready[1] = -1;
+			if ((r = open("/dev/null", O_RDWR)) >= 0) {
+				dup2(r, 0);
+				dup2(r, 1);
+				dup2(r, 2);
+				if (r > 2)
+					close(r);
+			}
+		} else {
+			fputs(msg + 1, stdout);
+			fflush(stdout);
+		}
+		r = unlockd_wait(home, uc, &sigs, &admfd, &pw);
+		if (r == CK_E_STATE) {
+			/* Stopped while locked: nothing was opened. */
+			ck_info("%s", ck_err_msg());
+			unlink(pidpath);
+			unlock_collector_free(uc);
+			close(lockfd);
+			return 0;
+		}
+		if (r != 0)
+			goto fail;
+	}
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		goto fail;
 	if (ca->cert == NULL) {
@@ -201,10 +297,13 @@ main(int argc, char **argv)
 	if (r != 0)
 		goto fail;
 	if ((r = ck_ca_audit(ca, "service-start", home, AUDIT_OK, NULL)) != 0 ||
+	    (uc != NULL && (r = audit_unlock_shares(ca, uc)) != 0) ||
 	    (r = server_start(&sv, ca)) != 0)
 		goto fail;
 	/* Admin commands of the CLI, judged by role (src/authz/). */
-	if ((r = adminsock_start(&sv, home, &adm)) != 0) {
+	r = adminsock_start_fd(&sv, home, admfd, &adm);
+	admfd = -1;	/* taken */
+	if (r != 0) {
 		server_stop(&sv);
 		goto fail;
 	}
@@ -272,6 +371,7 @@ main(int argc, char **argv)
 	unlink(pidpath);
 	unlink(urlpath);
 	ck_ca_close(ca);
+	unlock_collector_free(uc);
 	close(lockfd);
 	return 0;
 fail:
@@ -289,6 +389,9 @@ fail:
 	ck_secret_free(pw);
 	EVP_PKEY_free(sv.eab_key);	/* NULL once server_stop() ran */
 	ck_ca_close(ca);
+	unlock_collector_free(uc);
+	if (admfd >= 0)
+		close(admfd);
 	if (lockfd >= 0)
 		close(lockfd);
 	return 1;

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <time.h>
 
 #include <openssl/err.h>
@@ -23,6 +22,7 @@
 #include "common/log.h"
 #include "common/secmem.h"
 #include "common/timeutil.h"
+#include "ca/approval.h"
 #include "ca/eab_seal.h"
 #include "proto/acme.h"
 #include "proto/acme_int.h"
@@ -684,7 +684,7 @@ audit_start(struct server *sv)
 	sv->audit_syslog = sv->ca->cfg->audit.syslog;
 	if (!sv->audit_syslog)
 		return 0;
-	openlog("certkeepd", LOG_PID | LOG_NDELAY, LOG_AUTHPRIV);
+	audit_syslog_open(&sv->syslog_sink, sv->ca->cfg->audit.syslog_socket);
 	pthread_mutex_lock(&sv->rd_mu);
 	if (store_audit_last(sv->rd, &head, h) != 0)
 		head = 0;
@@ -711,6 +711,7 @@ audit_tend(struct server *sv, int64_t now)
 		/* Read under the read connection's lock, send after it: a
 		 * slow syslog must not hold up the requests that read. */
 		struct audit_syslog_batch *b = malloc(sizeof(*b));
+		int64_t last;
 		int full;
 		do {
 			full = 0;
@@ -718,11 +719,15 @@ audit_tend(struct server *sv, int64_t now)
 				break;
 			pthread_mutex_lock(&sv->rd_mu);
 			if (audit_syslog_collect(sv->rd, sv->audit_syslog_next,
-			    b) == 0)
-				sv->audit_syslog_next = b->last + 1;
+			    b) != 0)
+				b->n = 0;
 			pthread_mutex_unlock(&sv->rd_mu);
 			full = b->n == AUDIT_SYSLOG_BATCH;
-			audit_syslog_flush(b);
+			/* What syslog did not take is sent next time. */
+			last = b->n > 0 ? b->last : 0;
+			sv->audit_syslog_next = audit_syslog_flush(
+			    &sv->syslog_sink, b, sv->audit_syslog_next) + 1;
+			full = full && sv->audit_syslog_next == last + 1;
 		} while (full);
 		free(b);
 	}
@@ -739,12 +744,12 @@ server_audit_stopped(struct server *sv)
 
 	if (!sv->audit_syslog)
 		return;
-	if (audit_syslog_send(sv->ca->st, sv->audit_syslog_next,
-	    &last) == 0)
-		sv->audit_syslog_next = last + 1;
+	(void)audit_syslog_send(&sv->syslog_sink, sv->ca->st,
+	    sv->audit_syslog_next, &last);
+	sv->audit_syslog_next = last + 1;
 	snprintf(v, sizeof(v), "%lld", (long long)sv->audit_syslog_next);
 	(void)store_meta_set(sv->ca->st, AUDIT_SYSLOG_NEXT_KEY, v);
-	closelog();
+	audit_syslog_close(&sv->syslog_sink);
 }
 
 static void *
@@ -1084,6 +1089,14 @@ server_start(struct server *sv, struct ck_ca *ca)
 		goto fail;
 	if ((r = audit_start(sv)) != 0)
 		goto fail;
+	{
+		/* Approved requests a stop left unissued (src/ca/approval.h). */
+		struct ck_request_io io = { ca, sv->pl, sv->rd, &sv->rd_mu,
+		    &sv->lock };
+		size_t nsettled;
+		if ((r = ck_request_settle(&io, &nsettled)) != 0)
+			goto fail;
+	}
 	if ((r = server_crl_refresh(sv)) != 0)
 		goto fail;
 	if (pthread_create(&sv->housekeeper, NULL, housekeeper_main, sv) != 0) {

@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "audit/checkpoint.h"
 #include "ca/ca.h"
 #include "ca/pipeline.h"
 #include "ca/token.h"
@@ -58,6 +59,7 @@ struct server {
 	/* The audit log's checkpoints and its syslog copy (housekeeper). */
 	int64_t audit_cp_at;		/* time of the last checkpoint */
 	int audit_syslog;		/* [audit] syslog, fixed at start */
+	struct audit_syslog syslog_sink;
 	int64_t audit_syslog_next;	/* the next entry to send */
 	/* Who signs OCSP responses, fixed at start ([server] ocsp_signer);
 	 * the rest only the housekeeper touches (ocsp_reload_wanted under

@@ -87,6 +87,13 @@ ck_profile_set(struct ck_profile *p, const char *key, const char *value)
 		p->max_days = (uint32_t)n;
 		return 0;
 	}
+	if (strcmp(key, "approvals") == 0) {
+		if ((r = ck_parse_u64(value, 0, CK_PROFILE_MAX_APPROVALS,
+		    "approvals", &n)) != 0)
+			return r;
+		p->approvals = (int)n;
+		return 0;
+	}
 	if (strcmp(key, "max_path_length") == 0) {
 		if ((r = ck_parse_u64(value, 0, 16, "max_path_length",
 		    &n)) != 0)

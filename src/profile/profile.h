@@ -29,6 +29,7 @@ enum ck_cn_rule {
 
 #define CK_PROFILE_NAME_MAX 64
 #define CK_PROFILE_MAX_DAYS 36500
+#define CK_PROFILE_MAX_APPROVALS 2
 
 struct ck_profile {
 	char name[CK_PROFILE_NAME_MAX];
@@ -45,6 +46,9 @@ struct ck_profile {
 	struct ck_strlist subject_attrs; /* allowed types; "*" = any */
 	enum ck_cn_rule cn_rule;
 	int allow_wildcard;
+	/* Certificate managers who must approve a request before it is
+	 * signed (0: none; 2: two distinct ones, docs/roles.md). */
+	int approvals;
 	/* When set, names must be exactly one of these (the rules a client
 	 * certificate carries: its own names, nothing below them). */
 	struct ck_names exact;

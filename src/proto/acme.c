@@ -1373,6 +1373,9 @@ acme_order_respond(struct server *sv, const char *base,
 	}
 	j = acme_order_json(base, o, ids);
 	acme_respond_json(sv, base, resp, status, j);
+	/* Processing may last (an approval): say when to look again. */
+	if (strcmp(o->status, "processing") == 0)
+		resp->retry_after = ACME_PROCESSING_RETRY_S;
 	json_decref(j);
 	json_decref(ids);
 	snprintf(resp->location, sizeof(resp->location), "%s/acme/order/%s",

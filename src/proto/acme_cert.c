@@ -9,6 +9,12 @@
  * answered after the last one. If certkeepd stops in between, the order
  * is settled at the next start from the certificate's row: issued (or
  * since revoked) makes it valid, anything else invalid.
+ *
+ * Under a profile with approvals (src/ca/approval.h) finalize keeps the
+ * CSR as a request awaiting approval and the order processing (RFC 8555
+ * 7.4 allows the wait; the order carries Retry-After); the approval that
+ * completes the count makes it valid, a denial invalid. Such orders are
+ * not settled here: they wait for their request.
  */
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -24,6 +30,7 @@
 #include <openssl/x509v3.h>
 
 #include "audit/audit.h"
+#include "ca/approval.h"
 #include "ca/ca.h"
 #include "ca/config.h"
 #include "ca/pipeline.h"
@@ -263,6 +270,7 @@ struct fin_job {
 	char account_id[STORE_ACME_ID_SIZE];
 	char serial[CK_SERIAL_HEX_MAX];
 	struct ck_issue_job *job;
+	struct store_request rq; /* kept for approval instead (rq.csr set) */
 	int failed;		/* issuance failed: the order becomes invalid */
 	const char *ptype;	/* ... for this reason (RFC 8555 type) */
 	char why[640];
@@ -274,6 +282,7 @@ fin_free(struct fin_job *f)
 	if (f == NULL)
 		return;
 	ck_issue_job_free(f->job);
+	store_request_clear(&f->rq);
 	free(f);
 }
 
@@ -453,6 +462,48 @@ fin_begin_done(void *arg, int r, const char *msg)
 	fin_free(f);
 }
 
+/* Finalize under a profile with approvals: the order waits, processing,
+ * for its request. */
+static int
+fin_hold_write(struct ck_ca *ca, void *arg)
+{
+	struct fin_job *f = arg;
+	char user[96], detail[64];
+	int r;
+
+	if ((r = store_acme_order_transition(ca->st, f->order_id, "ready",
+	    "processing", NULL)) != 0)
+		return r;
+	if ((r = ck_request_record(ca, &f->rq)) != 0)
+		return r;
+	acme_user(f->account_id, user);
+	snprintf(detail, sizeof(detail), "awaiting approval: request %lld",
+	    (long long)f->rq.id);
+	return audit_append(ca->st, user, "acme-order-finalize", f->order_id,
+	    AUDIT_OK, detail);
+}
+
+static void
+fin_hold_done(void *arg, int r, const char *msg)
+{
+	struct fin_job *f = arg;
+	struct http_response resp;
+	struct acme_ctx cx;
+
+	memset(&resp, 0, sizeof(resp));
+	acme_ctx_for(&cx, f->sv, f->base);
+	if (r == CK_E_STATE)
+		acme_problem(&cx, &resp, 403, "orderNotReady", "the order is "
+		    "no longer ready (finalized by another request?)");
+	else if (r != 0)
+		acme_problem(&cx, &resp, 500, "serverInternal", "the order "
+		    "could not be finalized: %s", msg ? msg : ck_strerror(r));
+	else
+		fin_answer_order(f, &resp);
+	http_pending_finish(f->pending, &resp);
+	fin_free(f);
+}
+
 /* Days of validity: [acme] days (or the profile's maximum), no later than
  * the order's notAfter. */
 static uint32_t
@@ -575,6 +626,19 @@ acme_finalize(void *ctx, const struct http_request *req,
 	ip.days = fin_days(cx.sv, &o, ck_time_now());
 	ck_err_clear();
 	r = ck_issue_prepare(cx.sv->ca, &ip, NULL, &f->job);
+	if (r == 0) {
+		const struct ck_profile *ap = ck_config_profile(
+		    cx.sv->ca->cfg, profile);
+		if (ap != NULL && ap->approvals > 0) {
+			struct ck_request_origin ro;
+			memset(&ro, 0, sizeof(ro));
+			ro.requester = user;
+			ro.acme_order = o.id;
+			ck_issue_job_free(f->job);
+			f->job = NULL;
+			r = ck_request_build(cx.sv->ca, &ip, &ro, &f->rq);
+		}
+	}
 	pthread_rwlock_unlock(&cx.sv->lock);
 	if (r != 0) {
 		snprintf(why, sizeof(why), "%s", ck_err_msg()[0] ?
@@ -590,6 +654,13 @@ acme_finalize(void *ctx, const struct http_request *req,
 	snprintf(f->base, sizeof(f->base), "%s", cx.base);
 	snprintf(f->order_id, sizeof(f->order_id), "%s", o.id);
 	snprintf(f->account_id, sizeof(f->account_id), "%s", acct.id);
+	if (f->job == NULL) {
+		ck_pipeline_write(cx.sv->pl, fin_hold_write, f, fin_hold_done,
+		    f);
+		f = NULL;
+		hr = HTTP_DEFERRED;
+		goto out;
+	}
 	snprintf(f->serial, sizeof(f->serial), "%s",
 	    ck_issue_job_serial(f->job));
 	ck_pipeline_write(cx.sv->pl, fin_begin_write, f, fin_begin_done, f);
@@ -627,6 +698,24 @@ settle_one(struct ck_ca *ca, const char *id)
 	if (strcmp(o.status, "processing") != 0) {
 		store_acme_order_clear(&o);
 		return 0;
+	}
+	{
+		/* Waiting for approval, or for its approved request to be
+		 * issued (src/ca/approval.h): not ours to settle. */
+		struct store_request rq;
+		r = store_request_by_acme_order(ca->st, id, &rq);
+		if (r == 0 && (rq.status == STORE_REQUEST_PENDING ||
+		    rq.status == STORE_REQUEST_APPROVED)) {
+			store_request_clear(&rq);
+			store_acme_order_clear(&o);
+			return 0;
+		}
+		store_request_clear(&rq);
+		if (r != 0 && r != CK_E_NOTFOUND) {
+			store_acme_order_clear(&o);
+			return r;
+		}
+		ck_err_clear();
 	}
 	r = o.cert_serial[0] ? store_cert_get(ca->st, o.cert_serial, &c) :
 	    CK_E_NOTFOUND;

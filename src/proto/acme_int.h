@@ -18,6 +18,8 @@
 struct server;
 
 #define ACME_ERR_PREFIX "urn:ietf:params:acme:error:"
+/* Retry-After of an order that is processing, seconds. */
+#define ACME_PROCESSING_RETRY_S 5
 #define ACME_HOST_MAX 160	/* so that every URL fits a Location header */
 #define ACME_BASE_SIZE (8 + ACME_HOST_MAX + 1)
 #define ACME_URL_SIZE 512

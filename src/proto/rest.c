@@ -4,7 +4,11 @@
  *   POST /api/v1/certificates               {"profile", "csr", "days"?}
  *   GET  /api/v1/certificates/SERIAL
  *   POST /api/v1/certificates/SERIAL/revoke {"reason"?}
+ *   GET  /api/v1/requests/ID                (a request awaiting approval)
  *   GET  /api/v1/ca/chain
+ *
+ * A profile with approvals (src/ca/approval.h) answers a request with 202
+ * and the id of a request to poll, instead of a certificate.
  *
  * Callers authenticate with "Authorization: Bearer ckt_..." (a token bound
  * to profiles and name rules) or a TLS client certificate from this CA
@@ -22,6 +26,7 @@
 #include <openssl/x509v3.h>
 
 #include "audit/audit.h"
+#include "ca/approval.h"
 #include "common/err.h"
 #include "common/timeutil.h"
 #include "daemon/adminhttp.h"
@@ -32,6 +37,8 @@
 #include "x509/serial.h"
 
 #define REST_JSON_MAX_DEPTH 4
+/* Retry-After of a request awaiting approval, seconds. */
+#define REST_REQUEST_RETRY_S 30
 
 /* Who is asking. */
 struct principal {
@@ -731,6 +738,80 @@ rest_parse_issue_json(const unsigned char *body, size_t len,
 	return 0;
 }
 
+/* A request kept for approval: answered once it is durable. */
+struct submission {
+	struct server *sv;
+	struct http_pending *pending;
+	struct store_request rq;
+	int needed;
+};
+
+static int
+submit_write(struct ck_ca *ca, void *arg)
+{
+	struct submission *sb = arg;
+
+	return ck_request_record(ca, &sb->rq);
+}
+
+static void
+submit_done(void *arg, int r, const char *msg)
+{
+	struct submission *sb = arg;
+	struct http_response resp;
+	json_t *j;
+
+	memset(&resp, 0, sizeof(resp));
+	if (r != 0)
+		http_problem(&resp, 503, "internal", "the request could not be "
+		    "recorded: %s", msg);
+	else if ((j = json_pack("{s:I, s:s, s:s, s:i, s:i}", "id",
+	    (json_int_t)sb->rq.id, "status", "pending", "profile",
+	    sb->rq.profile, "approvals_needed", sb->needed, "approvals",
+	    0)) == NULL)
+		http_problem(&resp, 500, "internal", "cannot encode response");
+	else {
+		json_respond(&resp, 202, j);
+		snprintf(resp.location, sizeof(resp.location),
+		    "/api/v1/requests/%lld", (long long)sb->rq.id);
+		resp.retry_after = REST_REQUEST_RETRY_S;
+	}
+	http_pending_finish(sb->pending, &resp);
+	store_request_clear(&sb->rq);
+	free(sb);
+}
+
+/* Keep P for approval (it passed every check); caller holds sv->lock. */
+static enum http_result
+submit(struct server *sv, const struct http_request *req,
+    struct http_response *resp, const struct ck_issue_params *p,
+    const char *requester)
+{
+	struct ck_request_origin o;
+	struct submission *sb;
+	char reason[768];
+	int r;
+
+	if ((sb = calloc(1, sizeof(*sb))) == NULL) {
+		http_problem(resp, 503, "internal", "out of memory");
+		return HTTP_DONE;
+	}
+	memset(&o, 0, sizeof(o));
+	o.requester = requester;
+	if ((r = ck_request_build(sv->ca, p, &o, &sb->rq)) != 0) {
+		free(sb);
+		snprintf(reason, sizeof(reason), "%s", ck_err_msg()[0] ?
+		    ck_err_msg() : ck_strerror(r));
+		return refuse(sv, req, resp, requester, p->profile,
+		    problem_status(r), problem_type(r), reason);
+	}
+	sb->sv = sv;
+	sb->pending = req->pending;
+	sb->needed = ck_request_needed(sv->ca, sb->rq.profile);
+	ck_pipeline_write(sv->pl, submit_write, sb, submit_done, sb);
+	return HTTP_DEFERRED;
+}
+
 void
 rest_issue_req_clear(struct rest_issue_req *r)
 {
@@ -808,6 +889,17 @@ rest_issue(void *ctx, const struct http_request *req,
 		hr = refuse(sv, req, resp, requester, profile,
 		    problem_status(r), problem_type(r), reason);
 		goto out;
+	}
+	{
+		/* Judged like any request; kept, not signed, when the profile
+		 * wants a certificate manager's approval. */
+		const struct ck_profile *cp = ck_config_profile(sv->ca->cfg,
+		    profile);
+		if (cp != NULL && cp->approvals > 0) {
+			ck_issue_job_free(job);
+			hr = submit(sv, req, resp, &p, requester);
+			goto out;
+		}
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
 		ck_issue_job_free(job);
@@ -895,6 +987,96 @@ rest_get(void *ctx, const struct http_request *req,
 		http_problem(resp, 500, "internal", "cannot encode response");
 	else
 		json_respond(resp, 200, j);
+	return HTTP_DONE;
+}
+
+/*
+ * GET /api/v1/requests/ID: a request awaiting approval, to whoever made
+ * it (anyone else is told there is none): pending, approved (being
+ * issued), denied with the reason, or issued with the certificate.
+ */
+static enum http_result
+rest_request_get(void *ctx, const struct http_request *req,
+    struct http_response *resp)
+{
+	struct server *sv = ctx;
+	struct principal pr;
+	struct store_request rq;
+	struct store_request_approval *a = NULL;
+	struct store_cert *c = NULL;
+	const char *p = req->path + strlen("/api/v1/requests/");
+	char who[160], t[32], *pem = NULL, *end = NULL;
+	size_t n = 0, pemlen = 0;
+	long long id;
+	json_t *j;
+	int r, needed;
+
+	if (authenticate(sv, req, &pr) != 0)
+		return refuse_unauthenticated(sv, req, resp);
+	snprintf(who, sizeof(who), "%s", pr.name);
+	auth_done(sv, &pr);
+	if (*p < '1' || *p > '9' || strlen(p) > 18 ||
+	    (id = strtoll(p, &end, 10)) <= 0 || *end != '\0') {
+		http_problem(resp, 404, "not-found", "no such request");
+		return HTTP_DONE;
+	}
+	pthread_mutex_lock(&sv->rd_mu);
+	r = store_request_get(sv->rd, id, &rq);
+	if (r == 0 && strcmp(rq.requester, who) != 0) {
+		store_request_clear(&rq);
+		r = CK_E_NOTFOUND;
+	}
+	if (r == 0)
+		r = store_request_approvals(sv->rd, id, &a, &n);
+	if (r == 0 && rq.status == STORE_REQUEST_ISSUED)
+		r = store_cert_get(sv->rd, rq.cert_serial, &c);
+	pthread_mutex_unlock(&sv->rd_mu);
+	if (r != 0) {
+		store_request_clear(&rq);
+		free(a);
+		if (r == CK_E_NOTFOUND)
+			http_problem(resp, 404, "not-found", "no request %lld",
+			    id);
+		else
+			http_problem(resp, 500, "internal", "cannot read the "
+			    "request");
+		return HTTP_DONE;
+	}
+	pthread_rwlock_rdlock(&sv->lock);
+	needed = ck_request_needed(sv->ca, rq.profile);
+	pthread_rwlock_unlock(&sv->lock);
+	ck_time_format(rq.created_at, t, sizeof(t));
+	j = json_pack("{s:I, s:s, s:s, s:s, s:i, s:i}", "id", (json_int_t)id,
+	    "status", store_request_status_name(rq.status), "profile",
+	    rq.profile, "created_at", t, "approvals_needed", needed,
+	    "approvals", (int)n);
+	if (j != NULL && rq.status == STORE_REQUEST_DENIED) {
+		ck_time_format(rq.decided_at, t, sizeof(t));
+		json_object_set_new(j, "denied_at", json_string(t));
+		json_object_set_new(j, "reason", json_string(rq.reason ?
+		    rq.reason : ""));
+	}
+	if (j != NULL && c != NULL && c->der != NULL &&
+	    ck_der_to_pem(c->der, c->der_len, &pem, &pemlen) == 0) {
+		json_object_set_new(j, "serial", json_string(c->serial));
+		json_object_set_new(j, "certificate", json_string(pem));
+		pthread_rwlock_rdlock(&sv->lock);
+		json_object_set_new(j, "chain", json_stringn(sv->chain_pem,
+		    sv->chain_len));
+		pthread_rwlock_unlock(&sv->lock);
+	}
+	free(pem);
+	free(a);
+	store_cert_free(c);
+	if (j == NULL)
+		http_problem(resp, 500, "internal", "cannot encode response");
+	else {
+		json_respond(resp, 200, j);
+		if (rq.status == STORE_REQUEST_PENDING ||
+		    rq.status == STORE_REQUEST_APPROVED)
+			resp->retry_after = REST_REQUEST_RETRY_S;
+	}
+	store_request_clear(&rq);
 	return HTTP_DONE;
 }
 
@@ -1093,6 +1275,7 @@ const struct http_route rest_routes[] = {
 	{ "POST", "/api/v1/certificates", rest_issue, 64 * 1024 },
 	{ "GET", "/api/v1/certificates/", rest_get, 0 },
 	{ "POST", "/api/v1/certificates/", rest_cert_post, 4096 },
+	{ "GET", "/api/v1/requests/", rest_request_get, 0 },
 	{ "GET", "/api/v1/ca/chain", rest_chain, 0 },
 	/* Remote operators (adminhttp.h). */
 	{ "POST", ADMINHTTP_PATH, adminhttp_handle, 64 * 1024 },

@@ -47,7 +47,7 @@ struct col {
 	int nullable;
 };
 
-#define MAX_COLS 16
+#define MAX_COLS 20
 
 struct table {
 	const char *name;
@@ -184,6 +184,21 @@ static const struct col cols_operator_roles[] = {
 	{ "change_seq", I, 0 },
 };
 
+static const struct col cols_requests[] = {
+	{ "id", I, 0 }, { "status", T, 0 }, { "profile", T, 0 },
+	{ "days", I, 0 }, { "path_len", I, 0 }, { "csr", B, 0 },
+	{ "subject", T, 0 }, { "names", T, 0 }, { "requester", T, 0 },
+	{ "requester_operator", T, 1 }, { "requester_os_user", T, 1 },
+	{ "acme_order", T, 1 }, { "created_at", I, 0 },
+	{ "decided_at", I, 1 }, { "reason", T, 1 }, { "cert_serial", T, 1 },
+	{ "change_seq", I, 0 },
+};
+
+static const struct col cols_request_approvals[] = {
+	{ "request_id", I, 0 }, { "approver", T, 0 }, { "actor", T, 0 },
+	{ "at", I, 0 }, { "reason", T, 0 }, { "change_seq", I, 0 },
+};
+
 #undef I
 #undef T
 #undef B
@@ -232,6 +247,11 @@ static const struct col cols_operator_roles[] = {
 	"created_by, disabled_at, change_seq"
 #define OPERATOR_ROLE_COLS "operator, role, granted_at, granted_by, " \
 	"revoked_at, change_seq"
+#define REQUEST_COLS "id, status, profile, days, path_len, csr, subject, " \
+	"names, requester, requester_operator, requester_os_user, " \
+	"acme_order, created_at, decided_at, reason, cert_serial, change_seq"
+#define REQUEST_APPROVAL_COLS "request_id, approver, actor, at, reason, " \
+	"change_seq"
 
 static const struct table tables[] = {
 	{ "change_seq", cols_change_seq, N(cols_change_seq), -1, 1,
@@ -370,6 +390,24 @@ static const struct table tables[] = {
 	  "INSERT OR REPLACE INTO operator_roles (" OPERATOR_ROLE_COLS ") "
 	  "VALUES (?, ?, ?, ?, ?, ?)",
 	  NULL, NULL, 0, -1 },
+	/* Requests awaiting approval: few, updated in place (approved,
+	 * denied, issued), never deleted; their approvals only grow. */
+	{ "requests", cols_requests, N(cols_requests), 16, 0,
+	  "SELECT " REQUEST_COLS " FROM requests ORDER BY id",
+	  "SELECT " REQUEST_COLS " FROM requests WHERE change_seq > ?1 "
+	  "ORDER BY id",
+	  "INSERT OR REPLACE INTO requests (" REQUEST_COLS ") VALUES "
+	  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
+	{ "request_approvals", cols_request_approvals,
+	  N(cols_request_approvals), 5, 0,
+	  "SELECT " REQUEST_APPROVAL_COLS " FROM request_approvals "
+	  "ORDER BY request_id, approver",
+	  "SELECT " REQUEST_APPROVAL_COLS " FROM request_approvals "
+	  "WHERE change_seq > ?1 ORDER BY request_id, approver",
+	  "INSERT OR REPLACE INTO request_approvals (" REQUEST_APPROVAL_COLS
+	  ") VALUES (?, ?, ?, ?, ?, ?)",
+	  NULL, NULL, 0, -1 },
 };
 
 /* No table depends on another (there are no foreign keys), so any order
@@ -378,7 +416,8 @@ const char *const store_dump_tables[] = {
 	"change_seq", "meta", "certs", "crl_counter", "crls", "audit",
 	"config_history", "api_tokens", "backups", "custody",
 	"acme_accounts", "acme_orders", "acme_authzs", "acme_challenges",
-	"acme_eab", "operators", "operator_roles", NULL
+	"acme_eab", "operators", "operator_roles", "requests",
+	"request_approvals", NULL
 };
 
 static const struct table *

@@ -183,6 +183,25 @@ static const char *const migrations[] = {
 	"  granted_at INTEGER NOT NULL, granted_by TEXT NOT NULL,"
 	"  revoked_at INTEGER, change_seq INTEGER NOT NULL,"
 	"  PRIMARY KEY (operator, role));",
+	/* 8: requests awaiting approval and their approvals
+	 * (store_request.h). Rows are never deleted. */
+	"CREATE TABLE requests (id INTEGER PRIMARY KEY,"
+	"  status TEXT NOT NULL CHECK (status IN ('pending','approved',"
+	"    'denied','issued')),"
+	"  profile TEXT NOT NULL, days INTEGER NOT NULL,"
+	"  path_len INTEGER NOT NULL, csr BLOB NOT NULL,"
+	"  subject TEXT NOT NULL, names TEXT NOT NULL,"
+	"  requester TEXT NOT NULL, requester_operator TEXT,"
+	"  requester_os_user TEXT, acme_order TEXT,"
+	"  created_at INTEGER NOT NULL, decided_at INTEGER, reason TEXT,"
+	"  cert_serial TEXT, change_seq INTEGER NOT NULL);"
+	"CREATE INDEX requests_status ON requests (status);"
+	"CREATE INDEX requests_acme_order ON requests (acme_order);"
+	"CREATE TABLE request_approvals (request_id INTEGER NOT NULL,"
+	"  approver TEXT NOT NULL, actor TEXT NOT NULL,"
+	"  at INTEGER NOT NULL, reason TEXT NOT NULL,"
+	"  change_seq INTEGER NOT NULL,"
+	"  PRIMARY KEY (request_id, approver));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

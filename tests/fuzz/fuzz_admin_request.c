@@ -10,7 +10,8 @@
  * reply object with a boolean "ok", and a failed one has an error text.
  *
  * Seeds (corpus/admin_request/): framed requests of every action the
- * socket serves, and broken ones (bad lengths, not JSON, not an object,
+ * socket serves (approvals too, on one stored request; an approval stops
+ * at the locked key), and broken ones (bad lengths, not JSON, not an object,
  * duplicate keys, wrong argument types).
  */
 #include <pwd.h>
@@ -23,6 +24,7 @@
 #include "common/err.h"
 #include "daemon/adminsock.h"
 #include "store/store_authz.h"
+#include "store/store_request.h"
 
 #include "fuzz.h"
 
@@ -81,6 +83,19 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	    store_operator_grant(ca.st, "fuzzer", STORE_ROLE_CERT_MANAGER, 1,
 	    "fuzz") != 0)
 		return 0;
+	{
+		/* A request awaiting approval, for the decisions to find. */
+		static unsigned char csr[] = { 0x30, 0x00 };
+		struct store_request rq;
+		memset(&rq, 0, sizeof(rq));
+		snprintf(rq.profile, sizeof(rq.profile), "tls-server");
+		rq.path_len = -1;
+		rq.csr = csr;
+		rq.csr_len = sizeof(csr);
+		snprintf(rq.requester, sizeof(rq.requester), "token:fuzz");
+		if (store_request_insert(ca.st, &rq) != 0)
+			return 0;
+	}
 	env.ca = &ca;
 	env.rd = ca.st;
 	env.owner = getuid();

@@ -53,6 +53,7 @@ static const struct {
 	{ "revoke", "cert-manager", 0 },
 	{ "approve", "cert-manager", 0 },
 	{ "deny", "cert-manager", 0 },
+	{ "request-list", "cert-manager", 0 },
 	{ "audit-show", "auditor", 0 },
 	{ "audit-verify", "auditor", 0 },
 	{ "audit-export", "auditor", 0 },

@@ -842,6 +842,7 @@ test_migration(void **state)
 	    "DROP TABLE acme_authzs; DROP TABLE acme_orders; "
 	    "DROP TABLE acme_accounts; DROP TABLE acme_eab; "
 	    "DROP TABLE operator_roles; DROP TABLE operators; "
+	    "DROP TABLE request_approvals; DROP TABLE requests; "
 	    "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(sql_int(fx->path, "SELECT count(*) FROM sqlite_master "

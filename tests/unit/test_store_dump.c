@@ -23,10 +23,11 @@
 #include "store/store.h"
 #include "store/store_acme.h"
 #include "store/store_authz.h"
+#include "store/store_request.h"
 #include "store/store_dump.h"
 #include "store/store_int.h"
 
-#define NTABLES 17
+#define NTABLES 19
 
 struct fx {
 	char dir[4096];
@@ -236,6 +237,40 @@ operators_add(struct store *st)
 	OK(store_operator_remove(st, "bob", 1700000933));
 }
 
+/* Requests awaiting approval: one denied with a reason, one pending
+ * with an approval (NULL and non-NULL columns both). */
+static void
+requests_add(struct store *st)
+{
+	static unsigned char csr[] = { 0x30, 0x00, 0xff, 0x0a, 0x00 };
+	struct store_request rq;
+	struct store_request_approval a;
+
+	memset(&rq, 0, sizeof(rq));
+	snprintf(rq.profile, sizeof(rq.profile), "tls-server");
+	rq.path_len = -1;
+	rq.csr = csr;
+	rq.csr_len = sizeof(csr);
+	rq.subject = (char *)nasty;
+	rq.names = (char *)"DNS:a.example";
+	snprintf(rq.requester, sizeof(rq.requester), "token:bot");
+	snprintf(rq.acme_order, sizeof(rq.acme_order), "ord1");
+	rq.created_at = 1700000940;
+	OK(store_request_insert(st, &rq));
+	OK(store_request_transition(st, rq.id, STORE_REQUEST_PENDING,
+	    STORE_REQUEST_DENIED, 1700000941, nasty));
+	rq.acme_order[0] = '\0';
+	snprintf(rq.requester_os_user, sizeof(rq.requester_os_user), "bob");
+	OK(store_request_insert(st, &rq));
+	memset(&a, 0, sizeof(a));
+	a.request_id = rq.id;
+	snprintf(a.approver, sizeof(a.approver), "alice");
+	snprintf(a.actor, sizeof(a.actor), "alice/cert-manager");
+	a.at = 1700000942;
+	snprintf(a.reason, sizeof(a.reason), "%s", nasty);
+	OK(store_request_approval_add(st, &a));
+}
+
 /* An ACME account with one order, authorization and challenge, so that
  * every table of the schema has a row. */
 static void
@@ -270,6 +305,7 @@ acme_add(struct store *st)
 	OK(store_acme_order_create(st, &o, &z, 1));
 	acme_eab_add(st);
 	operators_add(st);
+	requests_add(st);
 }
 
 static void
@@ -1391,7 +1427,8 @@ test_migration(void **state)
 	    "custody; DROP TABLE acme_accounts; DROP TABLE acme_orders; "
 	    "DROP TABLE acme_authzs; DROP TABLE acme_challenges; "
 	    "DROP TABLE acme_eab; DROP TABLE operator_roles; DROP TABLE "
-	    "operators; PRAGMA user_version = 2", NULL, NULL, NULL),
+	    "operators; DROP TABLE request_approvals; DROP TABLE requests; "
+	    "PRAGMA user_version = 2", NULL, NULL, NULL),
 	    SQLITE_OK);
 	sqlite3_close(db);
 	assert_int_equal(store_snapshot_open(fx->path, &s), CK_E_STORE);
