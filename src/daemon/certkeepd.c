@@ -41,15 +41,29 @@
 #include "daemon/adminsock.h"
 #include "daemon/server.h"
 #include "daemon/service.h"
+#include "signer/signer_proc.h"
 
 static const char usage_text[] =
     "usage: certkeepd --home DIR [--passphrase-file FILE | --passphrase-fd N]"
     "\n                 [--foreground]\n";
 
-/* Read just [server] user from the configuration (before opening the
- * store, which must not create files as root). */
+/* The signer process died: stop serving (the main thread's sigwait
+ * takes it from here) and exit non-zero. */
+static volatile sig_atomic_t signer_died;
+
 static void
-configured_user(const char *home, char *out, size_t outsz)
+signer_death(void *arg, const char *why)
+{
+	(void)arg;
+	signer_died = 1;
+	ck_error("%s: certkeepd stops serving (fail closed)", why);
+	(void)kill(getpid(), SIGTERM);
+}
+
+/* Read just [server] user and [signer] mode from the configuration
+ * (before opening the store, which must not create files as root). */
+static void
+configured_user(const char *home, char *out, size_t outsz, int *inprocess)
 {
 	struct ck_config *cfg = NULL;
 	unsigned char *text = NULL;
@@ -60,8 +74,10 @@ configured_user(const char *home, char *out, size_t outsz)
 	if (ck_path_join(path, sizeof(path), home, CK_CONFIG_FILE) != 0 ||
 	    ck_fs_read(path, CK_CONFIG_MAX, &text, &len) != 0)
 		return;
-	if (ck_config_parse((const char *)text, len, &cfg) == 0)
+	if (ck_config_parse((const char *)text, len, &cfg) == 0) {
 		snprintf(out, outsz, "%s", cfg->server.user);
+		*inprocess = cfg->signer.mode == CK_SIGNER_INPROCESS;
+	}
 	ck_config_free(cfg);
 	free(text);
 }
@@ -82,11 +98,12 @@ main(int argc, char **argv)
 	struct ck_ca *ca = NULL;
 	struct server sv;
 	struct adminsock *adm = NULL;
+	struct signer_proc *sp = NULL;
 	sigset_t sigs;
 	const char *home = getenv("CERTKEEP_HOME");
 	char user[64], pidpath[4200], urlpath[4200], urls[512];
 	int opt, r, sig, foreground = 0, lockfd = -1, ready[2] = { -1, -1 };
-	int switched = 0;
+	int switched = 0, inprocess = 0;
 	uint64_t fd;
 	pid_t child;
 
@@ -133,7 +150,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	configured_user(home, user, sizeof(user));
+	configured_user(home, user, sizeof(user), &inprocess);
 	(void)audit_os_user();	/* who started us, before we switch */
 	r = ck_passphrase_read(&pass, "CA key passphrase: ", 0, 0, &pw);
 	/* The descriptor the passphrase came through is not kept open. */
@@ -184,6 +201,10 @@ main(int argc, char **argv)
 		close(ready[0]);
 		(void)setsid();
 	}
+	/* The signer process, before anything is unlocked (and before any
+	 * thread: only this one survives the fork). */
+	if (!inprocess && (r = signer_proc_start(home, &sp)) != 0)
+		goto fail;
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		goto fail;
 	if (ca->cert == NULL) {
@@ -191,7 +212,10 @@ main(int argc, char **argv)
 		    "install it with 'certkeep ca install'");
 		goto fail;
 	}
-	r = ck_ca_unlock_with(ca, pw);
+	r = sp != NULL ? ck_ca_unlock_proc(ca, sp, pw) :
+	    ck_ca_unlock_with(ca, pw);
+	if (sp != NULL)
+		signer_proc_on_death(sp, signer_death, NULL);
 	/* The ACME EAB key is under the same passphrase; it is kept, the
 	 * passphrase is not. */
 	if (r == 0)
@@ -263,17 +287,27 @@ main(int argc, char **argv)
 	}
 	adminsock_stop(adm);
 	server_stop(&sv);
-	(void)ck_ca_audit(ca, "service-stop", home, AUDIT_OK,
-	    sig == SIGINT ? "SIGINT" : "SIGTERM");
-	/* The log ends signed: a truncation of what this run wrote shows. */
-	if (audit_checkpoint(ca, NULL, NULL) != 0)
-		ck_error("audit checkpoint at stop: %s", ck_err_msg());
+	if (signer_died) {
+		char why[300];
+		(void)signer_proc_dead(sp, why, sizeof(why));
+		(void)ck_ca_audit(ca, "service-stop", home, AUDIT_FAILED,
+		    why);
+		ck_error("stopped: %s", why);
+	} else {
+		(void)ck_ca_audit(ca, "service-stop", home, AUDIT_OK,
+		    sig == SIGINT ? "SIGINT" : "SIGTERM");
+		/* The log ends signed: a truncation of what this run wrote
+		 * shows. */
+		if (audit_checkpoint(ca, NULL, NULL) != 0)
+			ck_error("audit checkpoint at stop: %s", ck_err_msg());
+	}
 	server_audit_stopped(&sv);
 	unlink(pidpath);
 	unlink(urlpath);
 	ck_ca_close(ca);
+	signer_proc_free(sp);
 	close(lockfd);
-	return 0;
+	return signer_died ? 1 : 0;
 fail:
 	{
 		char msg[1024];
@@ -289,6 +323,7 @@ fail:
 	ck_secret_free(pw);
 	EVP_PKEY_free(sv.eab_key);	/* NULL once server_stop() ran */
 	ck_ca_close(ca);
+	signer_proc_free(sp);
 	if (lockfd >= 0)
 		close(lockfd);
 	return 1;

@@ -35,6 +35,17 @@ struct signer_pending;
  */
 int signer_new(EVP_PKEY *key, X509 *cert, struct signer **out);
 
+/*
+ * A signer whose key is in the signer process `sp` (signer_proc.h, which
+ * must outlive it), already unlocked; `cert` is the CA certificate (a
+ * reference is taken). Every function below then sends a request; those
+ * the signer process does not take (self-signed certificates, requests,
+ * a new certificate) fail with CK_E_STATE.
+ */
+struct signer_proc;
+int signer_new_remote(struct signer_proc *sp, X509 *cert,
+    struct signer **out);
+
 /* Wipe and free; accepts NULL. */
 void signer_free(struct signer *s);
 
@@ -106,13 +117,14 @@ int signer_csr_make(struct signer *s, const X509_NAME *subject,
  * several threads at once as long as signer_set_cert() is not called
  * meanwhile.
  *
- * XXX: when the signer moves into its own process this must become a
- * structured request (CertIDs with serials and statuses, revocation times
- * and reasons, thisUpdate/nextUpdate, the nonce) from which the signer
- * builds the response itself, rather than a structure built by the
- * caller. (A delegated responder's key need not move: it is not the CA's.)
+ * With a signer process, *bs is replaced: its SingleResponses (CertIDs,
+ * statuses, revocation times and reasons, thisUpdate/nextUpdate) and its
+ * nonce go as a structured request (nothing else may be in it), and the
+ * signer process builds and signs the response itself, re-checking that
+ * the CertIDs with a status other than unknown name its CA. (A delegated
+ * responder's key need not move: it is not the CA's.)
  */
-int signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs, int with_cert);
+int signer_ocsp_sign(struct signer *s, OCSP_BASICRESP **bs, int with_cert);
 
 /*
  * signer_cert_prepare() for a delegated OCSP responder certificate issued
