@@ -268,7 +268,8 @@ tls_profile(struct sctx *c)
 
 	if ((r = ck_profile_init(&c->tls, "certkeepd-tls")) != 0)
 		return r;
-	if ((r = ck_strlist_split(&names, c->cfg->server.tls_names)) != 0)
+	if ((r = ck_strlist_split(&names, c->cfg->server.tls_names)) != 0 ||
+	    names.n == 0)
 		goto out;
 	for (i = 0; i < names.n; i++) {
 		char *dst = ck_ip_parse(names.v[i], ip) ? ipr : dns;
@@ -284,6 +285,7 @@ tls_profile(struct sctx *c)
 	if ((r = ck_profile_set(&c->tls, "key_usage",
 	    "digitalSignature")) != 0 ||
 	    (r = ck_profile_set(&c->tls, "ext_key_usage", "serverAuth")) != 0 ||
+	    (r = ck_profile_set(&c->tls, "key_types", "ec-p256")) != 0 ||
 	    (r = ck_profile_set(&c->tls, "max_validity_days", "30")) != 0 ||
 	    (dns[0] && (r = ck_profile_set(&c->tls, "dns_suffixes",
 	    dns)) != 0) ||
@@ -1177,6 +1179,18 @@ signer_proc_child(int fd, const char *home)
 		reply_err(c, j->m.id, r, ck_err_msg());
 		_exit(1);
 	}
+	/* Seed OpenSSL's random generators now (after fork() it reseeds,
+	 * and its seed source may open /dev/urandom, kept open for later
+	 * reseeds): once sandboxed, nothing opens a file. */
+	RAND_keep_random_devices_open(1);
+	{
+		unsigned char b[32];
+		if (RAND_bytes(b, sizeof(b)) != 1 ||
+		    RAND_priv_bytes(b, sizeof(b)) != 1)
+			die("the random generator cannot be seeded");
+	}
+	/* jansson seeds its hash tables from /dev/urandom on first use. */
+	json_object_seed(0);
 	/* Workers first: once sandboxed, no new threads. */
 	n = nthreads(c);
 	for (i = 0; i < n; i++)
