@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <seccomp.h>
@@ -77,7 +78,15 @@ sigsys(int sig, siginfo_t *si, void *uc)
 	int n = si->si_syscall, i = (int)sizeof(num);
 
 	(void)sig;
+	/* The call's result: it failed, "not implemented" (without this
+	 * the register still holds the call's number). */
+#if defined(__x86_64__)
+	((ucontext_t *)uc)->uc_mcontext.gregs[REG_RAX] = -ENOSYS;
+#elif defined(__aarch64__)
+	((ucontext_t *)uc)->uc_mcontext.regs[0] = (unsigned long)-ENOSYS;
+#else
 	(void)uc;
+#endif
 	if (n < 0)
 		n = 0;
 	num[--i] = '\n';
@@ -87,7 +96,6 @@ sigsys(int sig, siginfo_t *si, void *uc)
 	} while (n > 0 && i > 0);
 	(void)!write(2, msg, sizeof(msg) - 1);
 	(void)!write(2, num + i, sizeof(num) - (size_t)i);
-	/* The kernel left -ENOSYS as the call's result. */
 }
 
 static int
