@@ -251,8 +251,8 @@ signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
 			r = CK_E_IO;
 		pthread_mutex_unlock(&sp->wmu);
 		if (r != 0)
-			set_dead(sp, "the signer process does not take "
-			    "requests");
+			set_dead(sp, "the signer process died (it takes no "
+			    "more requests)");
 	}
 	signer_buf_free(&b);
 
