@@ -49,16 +49,22 @@ static const char *const base_calls[] = {
 	"mlock", "munlock", "membarrier",
 };
 
-/* A PKCS#11 module's own files (SoftHSM2: its configuration and token
- * directory, read at every C_Sign to see if the token changed, and locks
- * on its object files; a module reload dlopen()s it again). */
+/* A PKCS#11 module's own files. SoftHSM2 (2.6) at every C_Sign opens
+ * its token's "generation" file and the key's object file read-only,
+ * takes a read lock on them (fcntl F_SETLKW), fstat()s and reads them;
+ * a reload after a token failure (keystore_p11_probe) also reads its
+ * configuration, lists the token directory, dlopen()s the module again,
+ * opens its token's generation and token.object files O_RDWR | O_CREAT,
+ * creates token.lock (O_WRONLY | O_CREAT | O_TRUNC) and rewrites the
+ * generation file (ftruncate, write). So with a token, files may be
+ * opened and written, but nothing renames, removes, links or makes
+ * directories, and nothing opens a socket or runs a program. */
 static const char *const token_calls[] = {
-	"openat", "open", "stat", "lstat", "access", "faccessat",
-	"faccessat2", "fcntl", "flock", "getdents64", "pread64", "pwrite64",
-	"fsync", "fdatasync", "ftruncate", "readlink", "readlinkat",
-	"getcwd", "umask", "uname", "sysinfo", "prlimit64", "getrlimit",
-	"mkdir", "mkdirat", "rename", "renameat", "unlink", "unlinkat",
-	"dup", "dup2", "dup3", "pipe2", "poll", "ppoll", "ioctl",
+	"stat", "lstat", "access", "faccessat", "faccessat2", "fcntl",
+	"flock", "getdents64", "pread64", "readlink", "readlinkat",
+	"getcwd", "uname", "sysinfo", "prlimit64", "getrlimit", "umask",
+	"dup", "dup3", "poll", "ppoll", "openat", "open", "ftruncate",
+	"pwrite64", "fsync", "fdatasync",
 };
 
 /* Denied with an error instead of a kill, with a token: a module that

@@ -15,7 +15,13 @@
 #   5. certkeepd's peak memory (VmHWM) and CPU time per certificate
 #      (cpu ms/cert: its own threads; lg ms/cert: loadgen's, which shares
 #      the cores), the store's group-commit figures from /metrics.
-# Environment: CONCURRENCY="1 8 64" DURATION=10 WARMUP=2 NCSR=2000 KEEP=1
+# Environment: SIGNER_MODE=process (the default: the CA key in certkeepd's
+# sandboxed signer process), inprocess ([signer] mode = inprocess, the
+# key in the service process: only to measure what the isolation costs)
+# or softhsm (the signer process, the key in a SoftHSM2 token: a private
+# token directory in the scratch directory, the key generated there).
+# signer.sh runs them all and prints the ratios.
+# CONCURRENCY="1 8 64" DURATION=10 WARMUP=2 NCSR=2000 KEEP=1
 # (keep the scratch directory), PERF=1 (perf record certkeepd during each
 # issuance run, then print its hottest functions and keep perf.data in
 # the scratch directory; the figures of that run are then under perf;
@@ -56,9 +62,34 @@ ceil_json=$(JSON=1 "$here/ceiling.sh" "$kt" | tail -1)
 echo "$ceil_json"
 ceiling=$(jq -r '.ceiling_certs_per_s' <<<"$ceil_json")
 
-echo "== CA and server"
+mode=${SIGNER_MODE:-process}
+p11_opt=()
+case $mode in
+process|inprocess) ;;
+softhsm)
+	module=
+	for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so; do
+		[ -r "$m" ] && module=$m && break
+	done
+	[ -n "$module" ] || { echo "$0: SoftHSM2 is not installed" >&2; exit 1; }
+	mkdir -m 700 "$work/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	    "$work/tokens" >"$work/softhsm2.conf"
+	chmod 644 "$work/softhsm2.conf"
+	export SOFTHSM2_CONF=$work/softhsm2.conf
+	softhsm2-util --init-token --free --label bench --pin "$pass" --so-pin 97531864 >/dev/null
+	[ "$(id -u)" = 0 ] && chown -R certkeep: "$work/tokens"
+	p11_opt=(--pkcs11-module "$module" --pkcs11-uri "pkcs11:token=bench;object=ca" --pkcs11-generate)
+	;;
+*) echo "$0: SIGNER_MODE is process, inprocess or softhsm" >&2; exit 2 ;;
+esac
+
+echo "== CA and server (signer: $mode)"
 ckp init --home "$home" --root --subject "CN=certkeep bench CA" --key-type "$kt" \
-    --domain bench.example.com "${user_opt[@]}" >/dev/null
+    --domain bench.example.com "${user_opt[@]}" "${p11_opt[@]}" >/dev/null
+if [ "$mode" = inprocess ]; then
+	printf '\n[signer]\nmode = inprocess\n' >>"$home/certkeep.conf"
+fi
 sed -i -e 's/^api_listen = .*/api_listen = 127.0.0.1:0/' \
     -e 's/^http_listen = .*/http_listen = 127.0.0.1:0/' \
     -e 's/^max_per_ip = .*/max_per_ip = 0/' "$home/certkeep.conf"

@@ -767,8 +767,13 @@ sandboxed(int token, int log_mode, int (*fn)(void), char *err,
 		_exit(fn());
 	}
 	close(pfd[1]);
-	n = read(pfd[0], err, errsz - 1);
-	err[n > 0 ? n : 0] = '\0';
+	{
+		size_t got = 0;
+		while (got < errsz - 1 && (n = read(pfd[0], err + got,
+		    errsz - 1 - got)) > 0)
+			got += (size_t)n;
+		err[got] = '\0';
+	}
 	close(pfd[0]);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	return st;
@@ -790,6 +795,13 @@ do_open(void)
 	int fd = open("/dev/null", O_RDONLY);
 
 	return fd >= 0 ? 0 : 1;
+}
+
+static int
+do_unlink(void)
+{
+	(void)unlink("/nonexistent-certkeep-test-file");
+	return 0;
 }
 
 static int
@@ -847,6 +859,10 @@ test_seccomp(void **state)
 	st = sandboxed(1, 0, do_socket, err, sizeof(err));
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 2);
+	/* Removing a file kills. */
+	st = sandboxed(1, 0, do_unlink, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
 	st = sandboxed(1, 0, do_exec, err, sizeof(err));
 	assert_true(WIFSIGNALED(st));
 	assert_int_equal(WTERMSIG(st), SIGSYS);
