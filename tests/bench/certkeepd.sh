@@ -105,7 +105,9 @@ echo "== ${NCSR:-2000} CSRs"
 "$here/gen-csrs.sh" "${NCSR:-2000}" "$work/csrs" "$kt" >/dev/null
 
 hz=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+# certkeepd's CPU: the service process and its signer process.
+signer=$(cat /proc/"$pid"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 . || true)
+cpu_ticks() { cat "/proc/$pid/stat" ${signer:+"/proc/$signer/stat"} | awk '{ t += $14 + $15 } END { print t }'; }
 issued() { curl -s "$pub/metrics" | awk '/^certkeep_certificates_issued_total/ { print $2 }'; }
 
 echo "== issuance over HTTPS"
