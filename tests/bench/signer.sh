@@ -14,7 +14,7 @@ trap 'rm -f "$out"' EXIT
 for kt in ${KEYS:-ec-p256 rsa2048}; do
 	for mode in ${MODES:-inprocess process softhsm}; do
 		echo "=== $kt, signer $mode"
-		SIGNER_MODE=$mode "$here/certkeepd.sh" "$kt" | tee /dev/stderr |
+		SIGNER_MODE=$mode "$here/certkeepd.sh" "$kt" | tee -a /dev/stderr |
 		    awk -v kt="$kt" -v mode="$mode" '
 			/^== issuance/ { on = 1; next }
 			/^== / { on = 0 }
@@ -30,6 +30,6 @@ END {
 		split(rows[i], f, " ")
 		base = v[f[1], "inprocess", f[3]]
 		printf "%-8s %-10s %6s %10.1f %9.2f %8.3f\n", f[1], f[2], f[3],
-		    f[4], f[5], base > 0 ? f[4] / base : 0
+		    f[4], f[5], (base > 0 ? f[4] / base : 0)
 	}
 }' "$out"
