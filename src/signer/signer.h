@@ -1,12 +1,15 @@
 /*
  * signer.h - the only code that touches the CA's private key.
  *
- * Today the signer runs in-process; its interface already takes plain
- * structs and returns DER, so that moving it into its own process behind a
- * socketpair (see the design) is mechanical. The signer builds every
- * TBSCertificate itself from a template and re-checks what no caller may
- * override: validity within its own certificate's, path length below its
- * own constraint.
+ * Two forms behind one interface of plain structs and DER: the signer in
+ * this process (signer_new: the command line's offline commands), and a
+ * signer whose key lives in certkeepd's signer process
+ * (signer_new_remote, signer_proc.h), to which every call below becomes
+ * a typed request. Either way the signer builds every TBSCertificate
+ * itself from a template and re-checks what no caller may override:
+ * validity within its own certificate's, path length below its own
+ * constraint (and, in the signer process, everything its own copy of the
+ * profile says: docs/signer.md).
  *
  * Issuance is two steps so that the store can log before signing:
  *   signer_cert_prepare() -> TBS digest (log it durably) ->
