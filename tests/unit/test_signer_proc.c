@@ -235,13 +235,15 @@ struct tmpl {
 static void
 tmpl_init(struct tmpl *m, struct ck_ca *ca, const char *cn)
 {
+	EVP_PKEY *key = tu_key("ec-p256");
 	int n;
 	int64_t now = (int64_t)time(NULL);
 
 	memset(m, 0, sizeof(*m));
 	assert_int_equal(ck_dn_parse(cn, &m->subject), 0);
 	assert_int_equal(ck_serial_random(&m->serial, m->hex), 0);
-	n = i2d_PUBKEY(tu_key("ec-p256"), &m->spki);
+	n = i2d_PUBKEY(key, &m->spki);
+	EVP_PKEY_free(key);
 	assert_true(n > 0);
 	assert_int_equal(ck_names_add(&m->sans, CK_NAME_DNS,
 	    strchr(cn, '=') + 1), 0);
@@ -650,7 +652,11 @@ test_kill_used_handle(void **state)
 	assert_int_equal(ck_dn_parse("CN=www.example.com", &nm), 0);
 	q.subject_len = (size_t)i2d_X509_NAME(nm, &subj);
 	q.subject = subj;
-	q.spki_len = (size_t)i2d_PUBKEY(tu_key("ec-p256"), &spki);
+	{
+		EVP_PKEY *key = tu_key("ec-p256");
+		q.spki_len = (size_t)i2d_PUBKEY(key, &spki);
+		EVP_PKEY_free(key);
+	}
 	q.spki = spki;
 	q.serial = (const unsigned char *)"\x12\x34";
 	q.serial_len = 2;
