@@ -7,12 +7,15 @@
  * Start-up order (acquire, then drop, then serve): read the passphrase
  * (perhaps from a file only root can read); if started as root, become the
  * user who owns the CA home (or [server] user) and forbid new privileges;
- * take the home's lock (one server per CA); unlock the key (and the ACME
+ * take the home's lock (one server per CA); fork the signer process
+ * (src/signer/signer_proc.h: the only process that will hold the key);
+ * unlock the key there, sending it the passphrase (and the ACME
  * EAB key, private/acme-eab.key, if the home has one); issue our own
  * TLS certificate; start serving (and the admin socket,
  * src/daemon/adminsock.h); then detach, write the pid file and
  * report readiness to the parent. SIGTERM and SIGINT finish in-flight
  * requests and exit; SIGHUP reloads tokens, configuration and the CRL.
+ * If the signer process dies, certkeepd stops serving and exits 1.
  */
 #include <errno.h>
 #include <fcntl.h>
