@@ -9,8 +9,8 @@
  * user who owns the CA home (or [server] user) and forbid new privileges;
  * take the home's lock (one server per CA); fork the signer process
  * (src/signer/signer_proc.h: the only process that will hold the key);
- * unlock the key there, sending it the passphrase (and the ACME
- * EAB key, private/acme-eab.key, if the home has one); issue our own
+ * unlock the key there, sending it the passphrase (the ACME EAB key,
+ * private/acme-eab.key, if the home has one, is unlocked here); issue our own
  * TLS certificate; start serving (and the admin socket,
  * src/daemon/adminsock.h); then detach, write the pid file and
  * report readiness to the parent. SIGTERM and SIGINT finish in-flight
