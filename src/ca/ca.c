@@ -18,6 +18,7 @@
 #include "keystore/keystore.h"
 #include "keystore/pkcs11.h"
 #include "signer/signer.h"
+#include "signer/signer_proc.h"
 
 int
 ck_ca_path(const struct ck_ca *ca, const char *name, char *buf, size_t bufsz)
@@ -182,6 +183,22 @@ ck_ca_unlock_with(struct ck_ca *ca, const struct ck_secret *pw)
 		return r;
 	if ((r = keystore_load(path, pw, &key)) != 0 ||
 	    (r = signer_new(key, ca->cert, &ca->signer)) != 0)
+		return unlock_refused(ca, r);
+	return 0;
+}
+
+int
+ck_ca_unlock_proc(struct ck_ca *ca, struct signer_proc *sp,
+    const struct ck_secret *pw)
+{
+	int r;
+
+	if (ca->signer != NULL)
+		return 0;
+	if (ca->cert == NULL)
+		return ck_err_set(CK_E_STATE, "this CA has no certificate yet");
+	if ((r = signer_proc_unlock(sp, pw)) != 0 ||
+	    (r = signer_new_remote(sp, ca->cert, &ca->signer)) != 0)
 		return unlock_refused(ca, r);
 	return 0;
 }

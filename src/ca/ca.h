@@ -63,6 +63,16 @@ int ck_ca_unlock(struct ck_ca *ca, const struct ck_pass_src *pass);
  * gives up root). */
 int ck_ca_unlock_with(struct ck_ca *ca, const struct ck_secret *pw);
 
+/*
+ * The same with the key in the signer process `sp` (signer_proc.h, which
+ * must outlive the CA): the passphrase (or PIN) is sent to it once, and
+ * the signer it unlocks becomes the CA's. certkeepd's way; the key never
+ * enters this process.
+ */
+struct signer_proc;
+int ck_ca_unlock_proc(struct ck_ca *ca, struct signer_proc *sp,
+    const struct ck_secret *pw);
+
 /* Close and wipe; accepts NULL. */
 void ck_ca_close(struct ck_ca *ca);
 

@@ -165,6 +165,8 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 	j->t.crl_url = ca->cfg->crl_url;
 	j->t.ocsp_url = ca->cfg->ocsp_url;
 	j->t.issuer_url = ca->cfg->issuer_url;
+	j->t.profile = j->profile;
+	j->t.service_tls = p->profile_obj != NULL;
 
 	X509_NAME_oneline(j->t.subject, j->subj, sizeof(j->subj));
 	ck_names_format(&j->d.sans, j->names, sizeof(j->names));

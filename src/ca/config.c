@@ -418,6 +418,32 @@ handler(void *user, const char *section, const char *name, const char *value)
 		}
 		return fail(ps, "[audit]: unknown setting '%s'%s", name, "");
 	}
+	if (strcmp(section, "signer") == 0) {
+		if (strcmp(name, "mode") == 0) {
+			if (strcmp(value, "process") == 0)
+				cfg->signer.mode = CK_SIGNER_PROCESS;
+			else if (strcmp(value, "inprocess") == 0)
+				cfg->signer.mode = CK_SIGNER_INPROCESS;
+			else
+				return fail(ps, "[signer]: mode must be "
+				    "process or inprocess%s%s", "", "");
+			return 1;
+		}
+		if (strcmp(name, "seccomp") == 0) {
+			if (strcmp(value, "kill") == 0)
+				cfg->signer.seccomp = CK_SECCOMP_KILL;
+			else if (strcmp(value, "log") == 0)
+				cfg->signer.seccomp = CK_SECCOMP_LOG;
+			else
+				return fail(ps, "[signer]: seccomp must be "
+				    "kill or log%s%s", "", "");
+			return 1;
+		}
+		if (strcmp(name, "threads") == 0)
+			return set_uint(ps, &cfg->signer.threads, name, value,
+			    0, 64);
+		return fail(ps, "[signer]: unknown setting '%s'%s", name, "");
+	}
 	if (strncmp(section, "profile.", 8) == 0) {
 		if ((p = find_or_add_profile(ps, section + 8)) == NULL)
 			return 0;

@@ -25,6 +25,7 @@
  *                  stop), syslog (true: certkeepd sends every entry to
  *                  syslog, facility authpriv), syslog_socket (the local
  *                  datagram socket syslog listens on, /dev/log)
+ *   [signer]       mode, seccomp, threads (see below)
  *   [profile.NAME] see profile.h
  *
  * OCSP signing ([server]): ocsp_signer = ca (the default) signs every
@@ -126,6 +127,25 @@ struct ck_audit_config {
 	char syslog_socket[108];	/* default "/dev/log" */
 };
 
+/*
+ * [signer]: certkeepd's signer process (docs/signer.md). mode = process
+ * (the default: the key lives only in a separate, sandboxed process) or
+ * inprocess (kept only to measure what the isolation costs; the CLI always
+ * signs in-process). seccomp = kill (default) or log (report a forbidden
+ * system call on stderr and fail it instead of killing: for debugging a
+ * new libc or PKCS#11 module). threads: signing threads in the signer
+ * process (0: one per CPU).
+ */
+enum ck_signer_mode { CK_SIGNER_PROCESS, CK_SIGNER_INPROCESS,
+	CK_SIGNER_MODE__MAX };
+enum ck_seccomp_mode { CK_SECCOMP_KILL, CK_SECCOMP_LOG, CK_SECCOMP__MAX };
+
+struct ck_signer_config {
+	enum ck_signer_mode mode;
+	enum ck_seccomp_mode seccomp;
+	unsigned threads;
+};
+
 struct ck_config {
 	char key_file[CK_CONFIG_STR];
 	char key_uri[CK_CONFIG_STR];	/* "": the key is in key_file */
@@ -150,6 +170,7 @@ struct ck_config {
 	struct ck_backup_config backup;
 	struct ck_acme_config acme;
 	struct ck_audit_config audit;
+	struct ck_signer_config signer;
 	struct ck_profile *profiles;
 	size_t nprofiles;
 };

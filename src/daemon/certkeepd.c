@@ -7,8 +7,10 @@
  * Start-up order (acquire, then drop, then serve): read the passphrase
  * (perhaps from a file only root can read); if started as root, become the
  * user who owns the CA home (or [server] user) and forbid new privileges;
- * take the home's lock (one server per CA); unlock the key (and the ACME
- * EAB key, private/acme-eab.key, if the home has one); issue our own
+ * take the home's lock (one server per CA); fork the signer process
+ * (src/signer/signer_proc.h: the only process that will hold the key);
+ * unlock the key there, sending it the passphrase (the ACME EAB key,
+ * private/acme-eab.key, if the home has one, is unlocked here); issue our own
  * TLS certificate; start serving (and the admin socket,
  * src/daemon/adminsock.h); then detach, write the pid file and
  * report readiness to the parent. A key protected by M-of-N shares
@@ -19,6 +21,7 @@
  * (src/daemon/unlockd.h); the secret they rebuild is then the passphrase
  * and start-up goes on as above. SIGTERM and SIGINT finish in-flight
  * requests and exit; SIGHUP reloads tokens, configuration and the CRL.
+ * If the signer process dies, certkeepd stops serving and exits 1.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,15 +52,29 @@
 #include "daemon/service.h"
 #include "daemon/unlockd.h"
 #include "keystore/unlock.h"
+#include "signer/signer_proc.h"
 
 static const char usage_text[] =
     "usage: certkeepd --home DIR [--passphrase-file FILE | --passphrase-fd N |"
     "\n                 --unlock-shares-prompt] [--foreground]\n";
 
-/* Read just [server] user from the configuration (before opening the
- * store, which must not create files as root). */
+/* The signer process died: stop serving (the main thread's sigwait
+ * takes it from here) and exit non-zero. */
+static volatile sig_atomic_t signer_died;
+
 static void
-configured_user(const char *home, char *out, size_t outsz)
+signer_death(void *arg, const char *why)
+{
+	(void)arg;
+	signer_died = 1;
+	ck_error("%s: certkeepd stops serving (fail closed)", why);
+	(void)kill(getpid(), SIGTERM);
+}
+
+/* Read just [server] user and [signer] mode from the configuration
+ * (before opening the store, which must not create files as root). */
+static void
+configured_user(const char *home, char *out, size_t outsz, int *inprocess)
 {
 	struct ck_config *cfg = NULL;
 	unsigned char *text = NULL;
@@ -68,8 +85,10 @@ configured_user(const char *home, char *out, size_t outsz)
 	if (ck_path_join(path, sizeof(path), home, CK_CONFIG_FILE) != 0 ||
 	    ck_fs_read(path, CK_CONFIG_MAX, &text, &len) != 0)
 		return;
-	if (ck_config_parse((const char *)text, len, &cfg) == 0)
+	if (ck_config_parse((const char *)text, len, &cfg) == 0) {
 		snprintf(out, outsz, "%s", cfg->server.user);
+		*inprocess = cfg->signer.mode == CK_SIGNER_INPROCESS;
+	}
 	ck_config_free(cfg);
 	free(text);
 }
@@ -118,11 +137,12 @@ main(int argc, char **argv)
 	struct server sv;
 	struct adminsock *adm = NULL;
 	struct unlock_collector *uc = NULL;
+	struct signer_proc *sp = NULL;
 	sigset_t sigs;
 	const char *home = getenv("CERTKEEP_HOME");
 	char user[64], pidpath[4200], urlpath[4200], urls[512];
 	int opt, r, sig, foreground = 0, lockfd = -1, ready[2] = { -1, -1 };
-	int switched = 0, unlock_prompt = 0, admfd = -1;
+	int switched = 0, unlock_prompt = 0, admfd = -1, inprocess = 0;
 	uint64_t fd;
 	pid_t child;
 
@@ -172,7 +192,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	configured_user(home, user, sizeof(user));
+	configured_user(home, user, sizeof(user), &inprocess);
 	(void)audit_os_user();	/* who started us, before we switch */
 	if ((r = unlock_collector_for_home(home, &uc)) != 0)
 		goto fail;
@@ -242,6 +262,11 @@ main(int argc, char **argv)
 		close(ready[0]);
 		(void)setsid();
 	}
+	/* The signer process, before anything is unlocked (and before any
+	 * thread: only this one survives the fork; before the locked
+	 * wait, so that it inherits no admin socket). */
+	if (!inprocess && (r = signer_proc_start(home, &sp)) != 0)
+		goto fail;
 	if (uc != NULL && pw == NULL) {
 		/* Locked: say so to whoever started us, then wait. */
 		char msg[600];
@@ -273,6 +298,7 @@ main(int argc, char **argv)
 			/* Stopped while locked: nothing was opened. */
 			ck_info("%s", ck_err_msg());
 			unlink(pidpath);
+			signer_proc_free(sp);
 			unlock_collector_free(uc);
 			close(lockfd);
 			return 0;
@@ -287,7 +313,10 @@ main(int argc, char **argv)
 		    "install it with 'certkeep ca install'");
 		goto fail;
 	}
-	r = ck_ca_unlock_with(ca, pw);
+	r = sp != NULL ? ck_ca_unlock_proc(ca, sp, pw) :
+	    ck_ca_unlock_with(ca, pw);
+	if (sp != NULL)
+		signer_proc_on_death(sp, signer_death, NULL);
 	/* The ACME EAB key is under the same passphrase; it is kept, the
 	 * passphrase is not. */
 	if (r == 0)
@@ -362,18 +391,28 @@ main(int argc, char **argv)
 	}
 	adminsock_stop(adm);
 	server_stop(&sv);
-	(void)ck_ca_audit(ca, "service-stop", home, AUDIT_OK,
-	    sig == SIGINT ? "SIGINT" : "SIGTERM");
-	/* The log ends signed: a truncation of what this run wrote shows. */
-	if (audit_checkpoint(ca, NULL, NULL) != 0)
-		ck_error("audit checkpoint at stop: %s", ck_err_msg());
+	if (signer_died) {
+		char why[300];
+		(void)signer_proc_dead(sp, why, sizeof(why));
+		(void)ck_ca_audit(ca, "service-stop", home, AUDIT_FAILED,
+		    why);
+		ck_error("stopped: %s", why);
+	} else {
+		(void)ck_ca_audit(ca, "service-stop", home, AUDIT_OK,
+		    sig == SIGINT ? "SIGINT" : "SIGTERM");
+		/* The log ends signed: a truncation of what this run wrote
+		 * shows. */
+		if (audit_checkpoint(ca, NULL, NULL) != 0)
+			ck_error("audit checkpoint at stop: %s", ck_err_msg());
+	}
 	server_audit_stopped(&sv);
 	unlink(pidpath);
 	unlink(urlpath);
 	ck_ca_close(ca);
 	unlock_collector_free(uc);
+	signer_proc_free(sp);
 	close(lockfd);
-	return 0;
+	return signer_died ? 1 : 0;
 fail:
 	{
 		char msg[1024];
@@ -392,6 +431,7 @@ fail:
 	unlock_collector_free(uc);
 	if (admfd >= 0)
 		close(admfd);
+	signer_proc_free(sp);
 	if (lockfd >= 0)
 		close(lockfd);
 	return 1;

@@ -769,8 +769,8 @@ build_signed(struct ocsp_responder *r, OCSP_REQUEST *req,
 		rc = ck_err_ssl(CK_E_NOMEM, "copying the OCSP nonce");
 		goto out;
 	}
-	if ((rc = d != NULL ? signer_ocsp_sign(d->sg, bs, 1) :
-	    signer_ocsp_sign(r->signer, bs, 0)) != 0)
+	if ((rc = d != NULL ? signer_ocsp_sign(d->sg, &bs, 1) :
+	    signer_ocsp_sign(r->signer, &bs, 0)) != 0)
 		goto out;
 	count(&r->n_signed);
 	if ((ors = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL,

@@ -12,13 +12,15 @@
 
 #include "common/err.h"
 #include "keystore/pkcs11.h"
+#include "signer/signer_proc.h"
 #include "x509/keygen.h"
 
 /* Signing contexts kept for reuse across certificates. */
 #define SIGNER_POOL 16
 
 struct signer {
-	EVP_PKEY *key;
+	EVP_PKEY *key;		/* NULL when the key is in `proc` */
+	struct signer_proc *proc; /* the signer process, not owned */
 	X509 *cert;
 	/* Issuance without X509 objects (signer_cert_prepare_der): the
 	 * issuer's encoded side of the TBS, the signature algorithm's
@@ -36,6 +38,8 @@ struct signer {
 };
 
 struct signer_pending {
+	struct signer_proc *proc; /* prepared in the signer process: */
+	uint64_t handle;	  /* its handle there (0: used) */
 	X509 *x;
 	EVP_MD_CTX *mctx;
 	unsigned char digest[32];
@@ -107,6 +111,380 @@ fast_set_issuer(struct signer *s)
 	ERR_clear_error();
 }
 
+/* The signer process (signer_proc.h): the same operations as requests. */
+
+static int
+remote_call(struct signer *s, const struct signer_msg *req, unsigned want,
+    struct signer_msg *rep, unsigned char **body)
+{
+	int r;
+
+	if ((r = signer_proc_call(s->proc, req, rep, body)) != 0)
+		return r;
+	if (rep->type != want) {
+		signer_msg_clear(rep);
+		free(*body);
+		*body = NULL;
+		return ck_err_set(CK_E_INTERNAL, "the signer process answered "
+		    "%s with %s", signer_msg_type_name(req->type),
+		    signer_msg_type_name(rep->type));
+	}
+	return 0;
+}
+
+/* A DER reply into a buffer of the caller's (OPENSSL_free). */
+static int
+remote_der(struct signer *s, const struct signer_msg *req,
+    unsigned char **der, size_t *der_len)
+{
+	struct signer_msg rep;
+	unsigned char *body = NULL, *buf;
+	int r;
+
+	if ((r = remote_call(s, req, SIGNER_MSG_R_DER, &rep, &body)) != 0)
+		return r;
+	if ((buf = OPENSSL_memdup(rep.u.der.buf, rep.u.der.len)) == NULL)
+		r = CK_E_NOMEM;
+	else {
+		*der = buf;
+		*der_len = rep.u.der.len;
+	}
+	signer_msg_clear(&rep);
+	free(body);
+	return r;
+}
+
+static int
+remote_available(struct signer *s, int probe, char *why, size_t whysz)
+{
+	struct signer_msg req, rep;
+	unsigned char *body = NULL;
+	int ok;
+
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_STATUS;
+	req.u.probe = probe ? 1 : 0;
+	if (remote_call(s, &req, SIGNER_MSG_R_STATUS, &rep, &body) != 0) {
+		if (why != NULL && whysz > 0)
+			snprintf(why, whysz, "%s", ck_err_msg());
+		return 0;
+	}
+	ok = rep.u.status.available;
+	if (why != NULL && whysz > 0)
+		snprintf(why, whysz, "%s", rep.u.status.why);
+	signer_msg_clear(&rep);
+	free(body);
+	return ok;
+}
+
+static int
+remote_prepare(struct signer *s, const struct ck_cert_template *t,
+    enum signer_cert_kind kind, struct signer_pending **out,
+    unsigned char digest[32])
+{
+	struct signer_msg_prepare *q = NULL;
+	struct signer_msg req, rep;
+	struct signer_pending *p = NULL;
+	unsigned char *subj = NULL, *spki = NULL, *ser = NULL, *body = NULL;
+	int r, n, sl;
+	size_t i;
+
+	memset(&rep, 0, sizeof(rep));
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return CK_E_NOMEM;
+	q->kind = (uint8_t)kind;
+	if (kind == SIGNER_CERT_PROFILE && (t->profile == NULL ||
+	    snprintf(q->profile, sizeof(q->profile), "%s", t->profile) >=
+	    (int)sizeof(q->profile))) {
+		r = ck_err_set(CK_E_INVAL, "a certificate for the signer "
+		    "process names its profile");
+		goto out;
+	}
+	r = CK_E_NOMEM;
+	if ((n = i2d_X509_NAME(t->subject, &subj)) <= 0)
+		goto out;
+	q->subject = subj;
+	q->subject_len = (size_t)n;
+	if (t->spki_der != NULL) {
+		q->spki = t->spki_der;
+		q->spki_len = t->spki_der_len;
+	} else {
+		if (t->pubkey == NULL || (n = i2d_PUBKEY(t->pubkey,
+		    &spki)) <= 0)
+			goto out;
+		q->spki = spki;
+		q->spki_len = (size_t)n;
+	}
+	/* The INTEGER's content octets. */
+	if ((sl = i2d_ASN1_INTEGER(t->serial, &ser)) < 3 || ser[1] >= 0x80 ||
+	    (size_t)ser[1] + 2 != (size_t)sl)
+		goto out;
+	q->serial = ser + 2;
+	q->serial_len = ser[1];
+	q->not_before = t->not_before;
+	q->not_after = t->not_after;
+	q->is_ca = t->is_ca ? 1 : 0;
+	q->path_len = t->path_len;
+	q->ku = t->ku;
+	if (t->eku != NULL) {
+		if (t->eku->n > SIGNER_EKU_MAX) {
+			r = ck_err_set(CK_E_TOOBIG, "too many extended key "
+			    "usages");
+			goto out;
+		}
+		for (i = 0; i < t->eku->n; i++)
+			snprintf(q->eku[i], sizeof(q->eku[i]), "%s",
+			    t->eku->v[i]);
+		q->neku = (uint32_t)t->eku->n;
+	}
+	if (t->sans != NULL && t->sans->n > 0) {
+		if (t->sans->n > SIGNER_SAN_MAX) {
+			r = ck_err_set(CK_E_TOOBIG, "too many names");
+			goto out;
+		}
+		if ((q->sans = calloc(t->sans->n, sizeof(*q->sans))) == NULL)
+			goto out;
+		for (i = 0; i < t->sans->n; i++) {
+			q->sans[i].type = (uint8_t)t->sans->v[i].type;
+			snprintf(q->sans[i].value, sizeof(q->sans[i].value),
+			    "%s", t->sans->v[i].value);
+		}
+		q->nsans = (uint32_t)t->sans->n;
+	}
+	snprintf(q->crl_url, sizeof(q->crl_url), "%s", t->crl_url ?
+	    t->crl_url : "");
+	snprintf(q->ocsp_url, sizeof(q->ocsp_url), "%s", t->ocsp_url ?
+	    t->ocsp_url : "");
+	snprintf(q->issuer_url, sizeof(q->issuer_url), "%s", t->issuer_url ?
+	    t->issuer_url : "");
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_PREPARE;
+	req.u.prepare = q;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		goto out;
+	if ((r = remote_call(s, &req, SIGNER_MSG_R_PREPARED, &rep,
+	    &body)) != 0)
+		goto out;
+	p->proc = s->proc;
+	p->handle = rep.u.prepared.handle;
+	memcpy(p->digest, rep.u.prepared.digest, 32);
+	memcpy(digest, p->digest, 32);
+	*out = p;
+	p = NULL;
+	r = 0;
+out:
+	signer_msg_clear(&rep);
+	free(body);
+	free(p);
+	if (q != NULL)
+		free(q->sans);
+	free(q);
+	OPENSSL_free(subj);
+	OPENSSL_free(spki);
+	OPENSSL_free(ser);
+	return r;
+}
+
+static int
+remote_sign(struct signer *s, struct signer_pending *p, unsigned char **der,
+    size_t *der_len)
+{
+	struct signer_msg req;
+	int r;
+
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_SIGN;
+	req.u.handle = p->handle;
+	/* Used up, whatever the answer. */
+	p->handle = 0;
+	r = remote_der(s, &req, der, der_len);
+	signer_pending_free(p);
+	return r;
+}
+
+static void
+remote_abort(struct signer_pending *p)
+{
+	struct signer_msg req, rep;
+	unsigned char *body = NULL;
+
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_ABORT;
+	req.u.handle = p->handle;
+	p->handle = 0;
+	if (signer_proc_call(p->proc, &req, &rep, &body) == 0)
+		signer_msg_clear(&rep);
+	free(body);
+}
+
+static int
+remote_crl(struct signer *s, const struct ck_crl_entry *entries, size_t n,
+    uint64_t number, int64_t this_update, int64_t next_update,
+    unsigned char **der, size_t *der_len)
+{
+	struct signer_msg req;
+	struct signer_msg_crl_entry *v = NULL;
+	size_t i;
+	int r;
+
+	if (n > SIGNER_CRL_MAX)
+		return ck_err_set(CK_E_TOOBIG, "a CRL of more than %u entries",
+		    SIGNER_CRL_MAX);
+	if (n > 0 && (v = calloc(n, sizeof(*v))) == NULL)
+		return CK_E_NOMEM;
+	for (i = 0; i < n; i++) {
+		if (snprintf(v[i].serial_hex, sizeof(v[i].serial_hex), "%s",
+		    entries[i].serial_hex) >= (int)sizeof(v[i].serial_hex)) {
+			free(v);
+			return ck_err_set(CK_E_TOOBIG, "serial too long");
+		}
+		v[i].revoked_at = entries[i].revoked_at;
+		v[i].reason = (uint8_t)entries[i].reason;
+	}
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CRL_SIGN;
+	req.u.crl.number = number;
+	req.u.crl.this_update = this_update;
+	req.u.crl.next_update = next_update;
+	req.u.crl.n = (uint32_t)n;
+	req.u.crl.entries = v;
+	r = remote_der(s, &req, der, der_len);
+	free(v);
+	return r;
+}
+
+static int
+gtime_unix(const ASN1_GENERALIZEDTIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return -1;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+/* The responder's SingleResponses and nonce, taken from what it built,
+ * sent as a structured request; the signer process builds and signs the
+ * response itself and *bsp is replaced by it. */
+static int
+remote_ocsp(struct signer *s, OCSP_BASICRESP **bsp, int with_cert)
+{
+	OCSP_BASICRESP *bs = *bsp, *nbs = NULL;
+	struct signer_msg req;
+	struct signer_msg_ocsp_single *v = NULL;
+	unsigned char **ids = NULL, *der = NULL;
+	const unsigned char *p;
+	const ASN1_OCTET_STRING *nv;
+	ASN1_GENERALIZEDTIME *rev, *thisupd, *nextupd;
+	size_t derlen = 0;
+	int i, n = OCSP_resp_count(bs), r, reason, st, len, next;
+
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_OCSP_SIGN;
+	if (with_cert || n <= 0 || n > (int)SIGNER_OCSP_MAX)
+		return ck_err_set(CK_E_INVAL, "an OCSP response for the signer "
+		    "process has 1 to %u statuses and no certificates",
+		    SIGNER_OCSP_MAX);
+	next = OCSP_BASICRESP_get_ext_by_NID(bs, NID_id_pkix_OCSP_Nonce, -1);
+	if (OCSP_BASICRESP_get_ext_count(bs) != (next >= 0 ? 1 : 0))
+		return ck_err_set(CK_E_INVAL, "an OCSP response for the signer "
+		    "process has no extension but the nonce");
+	if (next >= 0) {
+		nv = X509_EXTENSION_get_data(OCSP_BASICRESP_get_ext(bs, next));
+		req.u.ocsp.has_nonce = 1;
+		req.u.ocsp.nonce = ASN1_STRING_get0_data(nv);
+		req.u.ocsp.nonce_len = (size_t)ASN1_STRING_length(nv);
+	}
+	if ((v = calloc((size_t)n, sizeof(*v))) == NULL ||
+	    (ids = calloc((size_t)n, sizeof(*ids))) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		OCSP_SINGLERESP *sr = OCSP_resp_get0(bs, i);
+		int64_t tu = 0, nu = 0;
+
+		st = OCSP_single_get0_status(sr, &reason, &rev, &thisupd,
+		    &nextupd);
+		if ((len = i2d_OCSP_CERTID((OCSP_CERTID *)
+		    OCSP_SINGLERESP_get0_id(sr), &ids[i])) <= 0 || st < 0 ||
+		    gtime_unix(thisupd, &tu) != 0 ||
+		    gtime_unix(nextupd, &nu) != 0 || (i > 0 &&
+		    (tu != req.u.ocsp.this_update ||
+		    nu != req.u.ocsp.next_update))) {
+			r = ck_err_set(CK_E_INVAL, "OCSP status %d cannot go "
+			    "to the signer process", i);
+			goto out;
+		}
+		req.u.ocsp.this_update = tu;
+		req.u.ocsp.next_update = nu;
+		v[i].certid = ids[i];
+		v[i].certid_len = (size_t)len;
+		v[i].status = (uint8_t)st;
+		v[i].reason = st == V_OCSP_CERTSTATUS_REVOKED ? reason : -1;
+		if (st == V_OCSP_CERTSTATUS_REVOKED &&
+		    gtime_unix(rev, &v[i].revoked_at) != 0) {
+			r = ck_err_set(CK_E_INVAL, "OCSP revocation time");
+			goto out;
+		}
+	}
+	req.u.ocsp.n = (uint32_t)n;
+	req.u.ocsp.v = v;
+	if ((r = remote_der(s, &req, &der, &derlen)) != 0)
+		goto out;
+	p = der;
+	if ((nbs = d2i_OCSP_BASICRESP(NULL, &p, (long)derlen)) == NULL ||
+	    p != der + derlen) {
+		OCSP_BASICRESP_free(nbs);
+		r = ck_err_ssl(CK_E_PARSE, "the signer's OCSP response");
+		goto out;
+	}
+	OCSP_BASICRESP_free(bs);
+	*bsp = nbs;
+	r = 0;
+out:
+	for (i = 0; ids != NULL && i < n; i++)
+		OPENSSL_free(ids[i]);
+	free(ids);
+	free(v);
+	OPENSSL_free(der);
+	return r;
+}
+
+static int
+remote_cms(struct signer *s, const unsigned char *data, size_t len,
+    STACK_OF(X509) *chain, unsigned char **der, size_t *derlen)
+{
+	struct signer_msg req;
+
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CMS_SIGN;
+	/* The signer adds its own copy of the chain. */
+	req.u.cms.with_chain = chain != NULL;
+	req.u.cms.buf = data;
+	req.u.cms.len = len;
+	return remote_der(s, &req, der, derlen);
+}
+
+int
+signer_new_remote(struct signer_proc *sp, X509 *cert, struct signer **out)
+{
+	struct signer *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return CK_E_NOMEM;
+	if (!X509_up_ref(cert)) {
+		free(s);
+		return CK_E_INTERNAL;
+	}
+	pthread_mutex_init(&s->pool_mu, NULL);
+	s->proc = sp;
+	s->cert = cert;
+	*out = s;
+	return 0;
+}
+
 int
 signer_new(EVP_PKEY *key, X509 *cert, struct signer **out)
 {
@@ -148,12 +526,17 @@ signer_key_matches(const struct signer *s, X509 *cert)
 {
 	EVP_PKEY *pub = X509_get0_pubkey(cert);
 
+	if (s->proc != NULL)
+		return pub != NULL && s->cert != NULL &&
+		    EVP_PKEY_eq(pub, X509_get0_pubkey(s->cert)) == 1;
 	return pub != NULL && EVP_PKEY_eq(pub, s->key) == 1;
 }
 
 int
 signer_available(struct signer *s, int probe, char *why, size_t whysz)
 {
+	if (s->proc != NULL)
+		return remote_available(s, probe, why, whysz);
 	if (probe)
 		(void)keystore_p11_probe(s->key);
 	return keystore_p11_available(s->key, why, whysz);
@@ -162,6 +545,9 @@ signer_available(struct signer *s, int probe, char *why, size_t whysz)
 int
 signer_set_cert(struct signer *s, X509 *cert)
 {
+	if (s->proc != NULL)
+		return ck_err_set(CK_E_STATE, "the signer process keeps the "
+		    "CA certificate it started with");
 	if (!signer_key_matches(s, cert))
 		return ck_err_set(CK_E_INVAL, "the CA certificate does not "
 		    "belong to the CA key");
@@ -285,6 +671,14 @@ signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
 	struct signer_pending *p = NULL;
 	int r;
 
+	if (s->proc != NULL) {
+		if (self_signed)
+			return ck_err_set(CK_E_STATE, "the signer process "
+			    "makes no self-signed certificates");
+		return remote_prepare(s, t, t->service_tls ?
+		    SIGNER_CERT_SERVICE_TLS : SIGNER_CERT_PROFILE, out,
+		    digest);
+	}
 	if (!self_signed && s->cert == NULL)
 		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
 	if (self_signed && !EVP_PKEY_eq(t->pubkey, s->key))
@@ -323,6 +717,8 @@ signer_cert_prepare_der(struct signer *s, const struct ck_cert_template *t,
 	struct signer_pending *p = NULL;
 	int r;
 
+	if (s->proc != NULL)
+		return signer_cert_prepare(s, t, 0, out, digest);
 	if (s->cert == NULL)
 		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
 	if (s->iss.name_der == NULL || s->sigalg_len == 0 ||
@@ -479,6 +875,8 @@ signer_cert_sign(struct signer *s, struct signer_pending *p,
 	unsigned char d2[32], *buf = NULL;
 	int len, r;
 
+	if (p->proc != NULL)
+		return remote_sign(s, p, der, der_len);
 	if (p->x == NULL)
 		return sign_der(s, p, der, der_len);
 	if (X509_sign_ctx(p->x, p->mctx) <= 0) {
@@ -509,6 +907,8 @@ signer_pending_free(struct signer_pending *p)
 {
 	if (p == NULL)
 		return;
+	if (p->proc != NULL && p->handle != 0)
+		remote_abort(p);
 	OPENSSL_free(p->tbs);
 	X509_free(p->x);
 	EVP_MD_CTX_free(p->mctx);
@@ -524,6 +924,9 @@ signer_crl_sign(struct signer *s, const struct ck_crl_entry *entries,
 	unsigned char *buf = NULL;
 	int r, len;
 
+	if (s->proc != NULL)
+		return remote_crl(s, entries, n, number, this_update,
+		    next_update, der, der_len);
 	if (s->cert == NULL)
 		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
 	if ((r = ck_crl_build(s->cert, entries, n, number, this_update,
@@ -553,6 +956,9 @@ signer_csr_make(struct signer *s, const X509_NAME *subject,
 	unsigned char *buf = NULL;
 	int r = CK_E_NOMEM, len;
 
+	if (s->proc != NULL)
+		return ck_err_set(CK_E_STATE, "the signer process makes no "
+		    "requests");
 	if ((req = X509_REQ_new()) == NULL)
 		return CK_E_NOMEM;
 	if (!X509_REQ_set_version(req, X509_REQ_VERSION_1) ||
@@ -576,12 +982,15 @@ out:
 }
 
 int
-signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs, int with_cert)
+signer_ocsp_sign(struct signer *s, OCSP_BASICRESP **bsp, int with_cert)
 {
+	OCSP_BASICRESP *bs = *bsp;
 	EVP_MD_CTX *mctx = NULL;
 	unsigned long flags = OCSP_RESPID_KEY;
 	int r;
 
+	if (s->proc != NULL)
+		return remote_ocsp(s, bsp, with_cert);
 	if (s->cert == NULL)
 		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
 	if (!with_cert)
@@ -621,6 +1030,8 @@ signer_ocsp_cert_prepare(struct signer *s, const struct ck_cert_template *t,
 		return ck_err_set(CK_E_INVAL, "an OCSP responder certificate "
 		    "is a leaf with keyUsage digitalSignature and the single "
 		    "extended key usage OCSPSigning");
+	if (s->proc != NULL)
+		return remote_prepare(s, t, SIGNER_CERT_OCSP, out, digest);
 	if ((r = signer_cert_prepare(s, t, 0, &p, digest)) != 0)
 		return r;
 	/* The signature algorithm is fixed already; adding the extension
@@ -653,6 +1064,8 @@ signer_cms_sign(struct signer *s, const unsigned char *data, size_t len,
 	const unsigned int flags = CMS_BINARY | CMS_PARTIAL;
 	int r, i, n;
 
+	if (s->proc != NULL)
+		return remote_cms(s, data, len, chain, der, derlen);
 	if (s->cert == NULL)
 		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
 	/* OpenSSL 3.0's CMS cannot sign with EdDSA (RFC 8419 came later). */

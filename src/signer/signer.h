@@ -1,12 +1,15 @@
 /*
  * signer.h - the only code that touches the CA's private key.
  *
- * Today the signer runs in-process; its interface already takes plain
- * structs and returns DER, so that moving it into its own process behind a
- * socketpair (see the design) is mechanical. The signer builds every
- * TBSCertificate itself from a template and re-checks what no caller may
- * override: validity within its own certificate's, path length below its
- * own constraint.
+ * Two forms behind one interface of plain structs and DER: the signer in
+ * this process (signer_new: the command line's offline commands), and a
+ * signer whose key lives in certkeepd's signer process
+ * (signer_new_remote, signer_proc.h), to which every call below becomes
+ * a typed request. Either way the signer builds every TBSCertificate
+ * itself from a template and re-checks what no caller may override:
+ * validity within its own certificate's, path length below its own
+ * constraint (and, in the signer process, everything its own copy of the
+ * profile says: docs/signer.md).
  *
  * Issuance is two steps so that the store can log before signing:
  *   signer_cert_prepare() -> TBS digest (log it durably) ->
@@ -34,6 +37,17 @@ struct signer_pending;
  * taken). CK_E_INVAL if the certificate does not belong to the key.
  */
 int signer_new(EVP_PKEY *key, X509 *cert, struct signer **out);
+
+/*
+ * A signer whose key is in the signer process `sp` (signer_proc.h, which
+ * must outlive it), already unlocked; `cert` is the CA certificate (a
+ * reference is taken). Every function below then sends a request; those
+ * the signer process does not take (self-signed certificates, requests,
+ * a new certificate) fail with CK_E_STATE.
+ */
+struct signer_proc;
+int signer_new_remote(struct signer_proc *sp, X509 *cert,
+    struct signer **out);
 
 /* Wipe and free; accepts NULL. */
 void signer_free(struct signer *s);
@@ -106,13 +120,14 @@ int signer_csr_make(struct signer *s, const X509_NAME *subject,
  * several threads at once as long as signer_set_cert() is not called
  * meanwhile.
  *
- * XXX: when the signer moves into its own process this must become a
- * structured request (CertIDs with serials and statuses, revocation times
- * and reasons, thisUpdate/nextUpdate, the nonce) from which the signer
- * builds the response itself, rather than a structure built by the
- * caller. (A delegated responder's key need not move: it is not the CA's.)
+ * With a signer process, *bs is replaced: its SingleResponses (CertIDs,
+ * statuses, revocation times and reasons, thisUpdate/nextUpdate) and its
+ * nonce go as a structured request (nothing else may be in it), and the
+ * signer process builds and signs the response itself, re-checking that
+ * the CertIDs with a status other than unknown name its CA. (A delegated
+ * responder's key need not move: it is not the CA's.)
  */
-int signer_ocsp_sign(struct signer *s, OCSP_BASICRESP *bs, int with_cert);
+int signer_ocsp_sign(struct signer *s, OCSP_BASICRESP **bs, int with_cert);
 
 /*
  * signer_cert_prepare() for a delegated OCSP responder certificate issued

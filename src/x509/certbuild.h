@@ -60,6 +60,10 @@ struct ck_cert_template {
 	const char *crl_url;	/* NULL omits CRL distribution points */
 	const char *ocsp_url;	/* NULL/"" omit from AIA */
 	const char *issuer_url;
+	/* For a signer in its own process, which rules judge the request:
+	 * the profile's name, or certkeepd's own TLS certificate. */
+	const char *profile;
+	int service_tls;
 };
 
 /*

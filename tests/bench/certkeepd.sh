@@ -15,7 +15,14 @@
 #   5. certkeepd's peak memory (VmHWM) and CPU time per certificate
 #      (cpu ms/cert: its own threads; lg ms/cert: loadgen's, which shares
 #      the cores), the store's group-commit figures from /metrics.
-# Environment: CONCURRENCY="1 8 64" DURATION=10 WARMUP=2 NCSR=2000 KEEP=1
+# Environment: SIGNER_MODE=process (the default: the CA key in certkeepd's
+# sandboxed signer process), inprocess ([signer] mode = inprocess, the
+# key in the service process: only to measure what the isolation costs)
+# or softhsm (the signer process, the key in a SoftHSM2 token: a private
+# token directory in the scratch directory, the key generated there).
+# signer.sh runs them all and prints the ratios.
+# CEILING=0 skips step 1 (the ratio column is then 0).
+# CONCURRENCY="1 8 64" DURATION=10 WARMUP=2 NCSR=2000 KEEP=1
 # (keep the scratch directory), PERF=1 (perf record certkeepd during each
 # issuance run, then print its hottest functions and keep perf.data in
 # the scratch directory; the figures of that run are then under perf;
@@ -51,14 +58,42 @@ fi
 pass=$(openssl rand -base64 24)
 ckp() { "$ck" "$@" --passphrase-fd 3 3< <(printf '%s\n' "$pass"); }
 
-echo "== crypto ceiling ($kt CA, $kt CSRs)"
-ceil_json=$(JSON=1 "$here/ceiling.sh" "$kt" | tail -1)
-echo "$ceil_json"
-ceiling=$(jq -r '.ceiling_certs_per_s' <<<"$ceil_json")
+ceiling=0
+if [ "${CEILING:-1}" != 0 ]; then
+	echo "== crypto ceiling ($kt CA, $kt CSRs)"
+	ceil_json=$(JSON=1 "$here/ceiling.sh" "$kt" | tail -1)
+	echo "$ceil_json"
+	ceiling=$(jq -r '.ceiling_certs_per_s' <<<"$ceil_json")
+fi
 
-echo "== CA and server"
+mode=${SIGNER_MODE:-process}
+p11_opt=()
+case $mode in
+process|inprocess) ;;
+softhsm)
+	module=
+	for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so; do
+		[ -r "$m" ] && module=$m && break
+	done
+	[ -n "$module" ] || { echo "$0: SoftHSM2 is not installed" >&2; exit 1; }
+	mkdir -m 700 "$work/tokens"
+	printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+	    "$work/tokens" >"$work/softhsm2.conf"
+	chmod 644 "$work/softhsm2.conf"
+	export SOFTHSM2_CONF=$work/softhsm2.conf
+	softhsm2-util --init-token --free --label bench --pin "$pass" --so-pin 97531864 >/dev/null
+	[ "$(id -u)" = 0 ] && chown -R certkeep: "$work/tokens"
+	p11_opt=(--pkcs11-module "$module" --pkcs11-uri "pkcs11:token=bench;object=ca" --pkcs11-generate)
+	;;
+*) echo "$0: SIGNER_MODE is process, inprocess or softhsm" >&2; exit 2 ;;
+esac
+
+echo "== CA and server (signer: $mode)"
 ckp init --home "$home" --root --subject "CN=certkeep bench CA" --key-type "$kt" \
-    --domain bench.example.com "${user_opt[@]}" >/dev/null
+    --domain bench.example.com "${user_opt[@]}" "${p11_opt[@]}" >/dev/null
+if [ "$mode" = inprocess ]; then
+	printf '\n[signer]\nmode = inprocess\n' >>"$home/certkeep.conf"
+fi
 sed -i -e 's/^api_listen = .*/api_listen = 127.0.0.1:0/' \
     -e 's/^http_listen = .*/http_listen = 127.0.0.1:0/' \
     -e 's/^max_per_ip = .*/max_per_ip = 0/' "$home/certkeep.conf"
@@ -74,7 +109,9 @@ echo "== ${NCSR:-2000} CSRs"
 "$here/gen-csrs.sh" "${NCSR:-2000}" "$work/csrs" "$kt" >/dev/null
 
 hz=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+# certkeepd's CPU: the service process and its signer process.
+signer=$(cat /proc/"$pid"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 . || true)
+cpu_ticks() { cat "/proc/$pid/stat" ${signer:+"/proc/$signer/stat"} | awk '{ t += $14 + $15 } END { print t }'; }
 issued() { curl -s "$pub/metrics" | awk '/^certkeep_certificates_issued_total/ { print $2 }'; }
 
 echo "== issuance over HTTPS"

@@ -33,7 +33,7 @@ expect_ok softhsm2-util --init-token --free --label certkeep-ca \
 [[ $(id -u) -eq 0 ]] && chown -R certkeep "$T/tokens"
 
 ca="$T/ca"
-srv_init "$ca" --key-type ec-p384 --pkcs11-module "$MODULE" \
+srv_init "$ca" --key-type "${HSM_KEY_TYPE:-ec-p384}" --pkcs11-module "$MODULE" \
     --pkcs11-uri "pkcs11:token=certkeep-ca;object=ca" --pkcs11-generate
 [[ ! -e $ca/private/ca.key ]] || fail "a key file was written"
 srv_start "$ca"

@@ -1286,8 +1286,8 @@ test_signer_without_cert(void **state)
 	assert_non_null(bs);
 	assert_int_equal(ck_key_generate(CK_KEY_EC_P256, &k), 0);
 	assert_int_equal(signer_new(k, NULL, &sg), 0);
-	assert_int_equal(signer_ocsp_sign(sg, bs, 0), CK_E_STATE);
-	assert_int_equal(signer_ocsp_sign(sg, bs, 1), CK_E_STATE);
+	assert_int_equal(signer_ocsp_sign(sg, &bs, 0), CK_E_STATE);
+	assert_int_equal(signer_ocsp_sign(sg, &bs, 1), CK_E_STATE);
 	signer_free(sg);
 	OCSP_BASICRESP_free(bs);
 }

@@ -1,0 +1,1226 @@
+/*
+ * signer_main.c - the signer process: the only code that holds the key.
+ *
+ * The main thread reads one message at a time, checks its header against
+ * the table of request types (signer_msg.h) and decodes it; anything
+ * unknown, malformed, or a handle it never gave out ends the process at
+ * once (an honest service process never sends such a thing, so the
+ * service must be compromised). Decoded requests go to a small pool of
+ * worker threads, which check them against this process's own copy of
+ * the configuration, build, sign and reply (replies carry the request id
+ * and may come back in any order).
+ */
+#include "signer/signer_proc.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/asn1t.h>
+#include <openssl/err.h>
+#include <openssl/ocsp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#include "ca/ca.h"
+#include "common/err.h"
+#include "common/fsutil.h"
+#include "common/secmem.h"
+#include "common/strutil.h"
+#include "keystore/keystore.h"
+#include "keystore/pkcs11.h"
+#include "signer/signer.h"
+#include "x509/serial.h"
+
+/* Prepared certificates not yet signed or aborted. */
+#define SIGNER_PENDING_MAX 4096
+/* Decoded requests waiting for a worker. */
+#define SIGNER_QUEUE_MAX 256
+#define SIGNER_THREADS_MAX 64
+/* How far a certificate's notBefore may lie from now (the service
+ * backdates by a minute; clocks of the two processes are the same). */
+#define SIGNER_CLOCK_SLACK 600
+
+/* The subjectPublicKeyInfo as received, re-encoded to check it is DER. */
+typedef struct {
+	X509_ALGOR *alg;
+	ASN1_BIT_STRING *key;
+} SG_SPKI;
+
+DECLARE_ASN1_FUNCTIONS(SG_SPKI)
+ASN1_SEQUENCE(SG_SPKI) = {
+	ASN1_SIMPLE(SG_SPKI, alg, X509_ALGOR),
+	ASN1_SIMPLE(SG_SPKI, key, ASN1_BIT_STRING)
+} ASN1_SEQUENCE_END(SG_SPKI)
+IMPLEMENT_ASN1_FUNCTIONS(SG_SPKI)
+
+struct slot {
+	uint64_t handle;	/* 0: free */
+	struct signer_pending *p;
+};
+
+struct job {
+	struct signer_msg m;
+	unsigned char *body;
+	struct job *next;
+};
+
+struct sctx {
+	int fd;
+	struct ck_config *cfg;
+	X509 *cert;
+	STACK_OF(X509) *chain;
+	int64_t ca_not_before, ca_not_after;
+	struct ck_profile tls;		/* certkeepd's own TLS certificate */
+	int have_tls;
+	struct signer *sg;
+	pthread_mutex_t wmu;
+	pthread_mutex_t pmu;
+	struct slot slots[SIGNER_PENDING_MAX];
+	pthread_mutex_t qmu;
+	pthread_cond_t qcv, qspace;
+	struct job *head, *tail;
+	unsigned qlen;
+};
+
+static void die(const char *fmt, ...) __attribute__((noreturn,
+    format(printf, 1, 2)));
+
+/* A protocol violation: say what, and end without cleaning up (the key
+ * goes with the process). */
+static void
+die(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "certkeep-signer: fatal: ");
+	va_start(ap, fmt);
+	vsnprintf(buf + n, sizeof(buf) - (size_t)n, fmt, ap);
+	va_end(ap);
+	(void)!write(2, buf, strlen(buf));
+	(void)!write(2, "\n", 1);
+	_exit(3);
+}
+
+static int
+read_full(int fd, void *buf, size_t n)
+{
+	unsigned char *p = buf;
+	ssize_t k;
+
+	while (n > 0) {
+		k = read(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int
+write_full(int fd, const void *buf, size_t n)
+{
+	const unsigned char *p = buf;
+	ssize_t k;
+
+	while (n > 0) {
+		k = write(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static void
+send_msg(struct sctx *c, const struct signer_msg *m)
+{
+	struct signer_buf b = { 0 };
+	int w;
+
+	if (signer_msg_encode(m, &b) != 0)
+		die("cannot encode a reply: %s", ck_err_msg());
+	pthread_mutex_lock(&c->wmu);
+	w = write_full(c->fd, b.p, b.len);
+	pthread_mutex_unlock(&c->wmu);
+	signer_buf_free(&b);
+	/* The service process is gone: so is our reason to exist. */
+	if (w != 0)
+		_exit(0);
+}
+
+static void
+reply_err(struct sctx *c, uint32_t id, int code, const char *msg)
+{
+	struct signer_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_R_ERR;
+	m.id = id;
+	m.u.err.code = code < 0 && code > CK_E__MAX ? code : CK_E_INTERNAL;
+	snprintf(m.u.err.msg, sizeof(m.u.err.msg), "%s", msg[0] ? msg :
+	    ck_strerror(code));
+	send_msg(c, &m);
+}
+
+static void
+reply_der(struct sctx *c, uint32_t id, const unsigned char *der, size_t len)
+{
+	struct signer_msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_R_DER;
+	m.id = id;
+	m.u.der.buf = der;
+	m.u.der.len = len;
+	send_msg(c, &m);
+}
+
+static int
+asn1_time_unix(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	if (ASN1_TIME_to_tm(t, &tm) != 1)
+		return -1;
+	*out = (int64_t)timegm(&tm);
+	return 0;
+}
+
+/* Set-up, before the key */
+
+static int
+load_chain(struct sctx *c, const char *home)
+{
+	unsigned char *buf = NULL;
+	char path[4096];
+	size_t len;
+	BIO *bio = NULL;
+	X509 *x;
+	int r;
+
+	if ((r = ck_path_join(path, sizeof(path), home,
+	    c->cfg->chain_file)) != 0 ||
+	    (r = ck_fs_read(path, 1024 * 1024, &buf, &len)) != 0)
+		return r;
+	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL ||
+	    (c->chain = sk_X509_new_null()) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+		if (!sk_X509_push(c->chain, x)) {
+			X509_free(x);
+			r = CK_E_NOMEM;
+			goto out;
+		}
+	ERR_clear_error();
+	if (sk_X509_num(c->chain) == 0) {
+		r = ck_err_set(CK_E_PARSE, "%s holds no certificate", path);
+		goto out;
+	}
+	c->cert = sk_X509_value(c->chain, 0);
+	if (!X509_up_ref(c->cert) ||
+	    asn1_time_unix(X509_get0_notBefore(c->cert),
+	    &c->ca_not_before) != 0 ||
+	    asn1_time_unix(X509_get0_notAfter(c->cert),
+	    &c->ca_not_after) != 0) {
+		r = ck_err_set(CK_E_PARSE, "the CA certificate's validity");
+		goto out;
+	}
+	r = 0;
+out:
+	BIO_free(bio);
+	free(buf);
+	return r;
+}
+
+/* The profile certkeepd's own TLS certificate is judged by (the same as
+ * the service builds in self_tls(): [server] tls_names, serverAuth, at
+ * most 30 days). */
+static int
+tls_profile(struct sctx *c)
+{
+	struct ck_strlist names = { 0 };
+	char dns[CK_CONFIG_STR] = "", ipr[CK_CONFIG_STR] = "";
+	unsigned char ip[16];
+	size_t i, off;
+	int r;
+
+	if ((r = ck_profile_init(&c->tls, "certkeepd-tls")) != 0)
+		return r;
+	if ((r = ck_strlist_split(&names, c->cfg->server.tls_names)) != 0 ||
+	    names.n == 0)
+		goto out;
+	for (i = 0; i < names.n; i++) {
+		char *dst = ck_ip_parse(names.v[i], ip) ? ipr : dns;
+		off = strlen(dst);
+		if (dst == ipr)
+			snprintf(dst + off, CK_CONFIG_STR - off, "%s%s/%d",
+			    off ? "," : "", names.v[i],
+			    strchr(names.v[i], ':') ? 128 : 32);
+		else
+			snprintf(dst + off, CK_CONFIG_STR - off, "%s%s",
+			    off ? "," : "", names.v[i]);
+	}
+	if ((r = ck_profile_set(&c->tls, "key_usage",
+	    "digitalSignature")) != 0 ||
+	    (r = ck_profile_set(&c->tls, "ext_key_usage", "serverAuth")) != 0 ||
+	    (r = ck_profile_set(&c->tls, "key_types", "ec-p256")) != 0 ||
+	    (r = ck_profile_set(&c->tls, "max_validity_days", "30")) != 0 ||
+	    (dns[0] && (r = ck_profile_set(&c->tls, "dns_suffixes",
+	    dns)) != 0) ||
+	    (ipr[0] && (r = ck_profile_set(&c->tls, "ip_ranges", ipr)) != 0) ||
+	    (r = ck_profile_finish(&c->tls)) != 0)
+		goto out;
+	c->have_tls = names.n > 0;
+out:
+	ck_strlist_clear(&names);
+	return r;
+}
+
+static int
+load_config(struct sctx *c, const char *home)
+{
+	unsigned char *text = NULL;
+	char path[4096];
+	size_t len;
+	int r;
+
+	if ((r = ck_path_join(path, sizeof(path), home,
+	    CK_CONFIG_FILE)) != 0 ||
+	    (r = ck_fs_read(path, CK_CONFIG_MAX, &text, &len)) != 0 ||
+	    (r = ck_config_parse((const char *)text, len, &c->cfg)) != 0)
+		goto out;
+	if ((r = load_chain(c, home)) != 0)
+		goto out;
+	r = tls_profile(c);
+out:
+	free(text);
+	return r;
+}
+
+static int
+unlock_key(struct sctx *c, const char *home, const struct ck_secret *pw)
+{
+	EVP_PKEY *key = NULL;
+	char path[4096];
+	int r;
+
+	if (c->cfg->key_uri[0] != '\0')
+		r = keystore_p11_load(c->cfg->pkcs11_module, c->cfg->key_uri,
+		    pw, &key);
+	else if ((r = ck_path_join(path, sizeof(path), home,
+	    c->cfg->key_file)) == 0)
+		r = keystore_load(path, pw, &key);
+	if (r != 0)
+		return r;
+	/* signer_new() refuses a key that is not the certificate's. */
+	return signer_new(key, c->cert, &c->sg);
+}
+
+/* Certificates */
+
+/* Strict DER: parse the whole buffer and re-encode to the same bytes. */
+static X509_NAME *
+parse_name(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	unsigned char *re = NULL;
+	X509_NAME *n = NULL;
+	int rl;
+
+	if (len > LONG_MAX || (n = d2i_X509_NAME(NULL, &p,
+	    (long)len)) == NULL || p != der + len)
+		goto bad;
+	if ((rl = i2d_X509_NAME(n, &re)) < 0 || (size_t)rl != len ||
+	    memcmp(re, der, len) != 0)
+		goto bad;
+	OPENSSL_free(re);
+	return n;
+bad:
+	OPENSSL_free(re);
+	X509_NAME_free(n);
+	ERR_clear_error();
+	return NULL;
+}
+
+static SG_SPKI *
+parse_spki(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	unsigned char *re = NULL;
+	SG_SPKI *s;
+	int rl;
+
+	if ((s = d2i_SG_SPKI(NULL, &p, (long)len)) == NULL)
+		goto bad;
+	if (p != der + len || (rl = i2d_SG_SPKI(s, &re)) < 0 ||
+	    (size_t)rl != len || memcmp(re, der, len) != 0) {
+		SG_SPKI_free(s);
+		s = NULL;
+	}
+bad:
+	OPENSSL_free(re);
+	ERR_clear_error();
+	return s;
+}
+
+/* The subject's attributes, as the profile judges them. */
+static int
+check_subject(const struct ck_profile *p, const X509_NAME *nm,
+    const struct ck_names *sans, int is_ca)
+{
+	const X509_NAME_ENTRY *e;
+	unsigned char *u = NULL, ip[16];
+	char type[80], cn[CK_NAME_MAX] = "";
+	struct ck_name tmp;
+	int i, n = X509_NAME_entry_count(nm), ncn = 0, nid, ul;
+	int any = ck_strlist_has(&p->subject_attrs, "*");
+	size_t k;
+
+	if (is_ca && n == 0)
+		return ck_err_set(CK_E_POLICY, "a CA certificate needs a "
+		    "subject name");
+	for (i = 0; i < n; i++) {
+		e = X509_NAME_get_entry(nm, i);
+		nid = OBJ_obj2nid(X509_NAME_ENTRY_get_object(e));
+		if (nid != NID_undef)
+			snprintf(type, sizeof(type), "%s", OBJ_nid2sn(nid));
+		else if (OBJ_obj2txt(type, sizeof(type),
+		    X509_NAME_ENTRY_get_object(e), 1) <= 0)
+			return ck_err_set(CK_E_POLICY, "subject attribute "
+			    "type unreadable");
+		if (!any && !ck_strlist_has(&p->subject_attrs, type))
+			return ck_err_set(CK_E_POLICY, "subject attribute %s "
+			    "is not allowed by profile %s", type, p->name);
+		if (nid == NID_commonName) {
+			if ((ul = ASN1_STRING_to_UTF8(&u,
+			    X509_NAME_ENTRY_get_data(e))) < 0 ||
+			    (size_t)ul >= sizeof(cn) ||
+			    memchr(u, 0, (size_t)ul) != NULL) {
+				OPENSSL_free(u);
+				return ck_err_set(CK_E_POLICY, "subject CN "
+				    "unreadable");
+			}
+			memcpy(cn, u, (size_t)ul);
+			cn[ul] = '\0';
+			OPENSSL_free(u);
+			u = NULL;
+			ncn++;
+		}
+	}
+	if (ncn > 1)
+		return ck_err_set(CK_E_POLICY, "the subject has more than one "
+		    "CN");
+	if (!is_ca && ncn == 0 && sans->n == 0)
+		return ck_err_set(CK_E_POLICY, "the certificate names no one");
+	if (ncn == 0 || is_ca)
+		return 0;
+	switch (p->cn_rule) {
+	case CK_CN_NONE:
+		return ck_err_set(CK_E_POLICY, "profile %s allows no common "
+		    "name", p->name);
+	case CK_CN_ANY:
+		return 0;
+	case CK_CN_EMAIL:
+		tmp.type = CK_NAME_EMAIL;
+		break;
+	case CK_CN_DNS:
+		tmp.type = ck_ip_parse(cn, ip) ? CK_NAME_IP : CK_NAME_DNS;
+		break;
+	default:
+		return CK_E_INTERNAL;
+	}
+	snprintf(tmp.value, sizeof(tmp.value), "%s", cn);
+	if (ck_profile_name_check(p, &tmp) != 0)
+		return ck_err_set(CK_E_POLICY, "subject CN: %s",
+		    ck_err_msg());
+	/* The profile copies such a CN into the subjectAltName. */
+	for (k = 0; k < sans->n; k++)
+		if (sans->v[k].type == tmp.type &&
+		    strcasecmp(sans->v[k].value, cn) == 0)
+			return 0;
+	return ck_err_set(CK_E_POLICY, "the subject CN is not among the "
+	    "subjectAltNames");
+}
+
+/* A URL may be left out, or be the configured one: nothing else. */
+static int
+url_is(const char *got, const char *want, const char *what)
+{
+	if (got[0] == '\0' || strcmp(got, want) == 0)
+		return 0;
+	return ck_err_set(CK_E_POLICY, "%s is not this CA's", what);
+}
+
+/*
+ * Everything a certificate request may ask for, judged against this
+ * process's own configuration: the profile (or the fixed rules of the
+ * two certificates certkeepd makes for itself), the CA certificate's
+ * validity and constraints. The names and templates built are kept in
+ * `sans`/`eku`.
+ */
+static int
+check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
+    const X509_NAME *subject, struct ck_names *sans, struct ck_strlist *eku)
+{
+	const struct ck_profile *p;
+	int64_t now = (int64_t)time(NULL), span;
+	uint32_t i;
+	int r;
+
+	switch (q->kind) {
+	case SIGNER_CERT_PROFILE:
+		if ((p = ck_config_profile(c->cfg, q->profile)) == NULL)
+			return ck_err_set(CK_E_POLICY, "no profile named '%s'",
+			    q->profile);
+		break;
+	case SIGNER_CERT_SERVICE_TLS:
+		if (!c->have_tls)
+			return ck_err_set(CK_E_POLICY, "[server] tls_names is "
+			    "empty");
+		p = &c->tls;
+		break;
+	case SIGNER_CERT_OCSP:
+		/* signer_ocsp_cert_prepare() checks the shape; the names
+		 * are none. */
+		p = NULL;
+		break;
+	default:
+		return ck_err_set(CK_E_POLICY, "unknown certificate kind");
+	}
+	/* Validity */
+	if (q->not_after <= q->not_before)
+		return ck_err_set(CK_E_POLICY, "validity ends before it "
+		    "starts");
+	if (q->not_before < now - SIGNER_CLOCK_SLACK ||
+	    q->not_before > now + SIGNER_CLOCK_SLACK)
+		return ck_err_set(CK_E_POLICY, "notBefore is not now");
+	if (q->not_before < c->ca_not_before ||
+	    q->not_after > c->ca_not_after)
+		return ck_err_set(CK_E_POLICY, "the validity is not within "
+		    "the CA certificate's");
+	span = q->not_after - q->not_before;
+	if (p != NULL && span > (int64_t)p->max_days * 86400 +
+	    SIGNER_CLOCK_SLACK)
+		return ck_err_set(CK_E_POLICY, "a validity of %lld days is "
+		    "over profile %s's maximum of %u", (long long)(span /
+		    86400), p->name, p->max_days);
+	if (p == NULL && span > (int64_t)c->cfg->server.ocsp_signer_validity_s
+	    + SIGNER_CLOCK_SLACK)
+		return ck_err_set(CK_E_POLICY, "an OCSP responder certificate "
+		    "valid for longer than ocsp_signer_validity_hours");
+	/* CA or not */
+	if (p == NULL ? q->is_ca : q->is_ca != (p->is_ca != 0))
+		return ck_err_set(CK_E_POLICY, q->is_ca ? "CA:TRUE is not "
+		    "allowed by this profile" : "CA:FALSE under a CA profile");
+	if (q->is_ca && (q->path_len < 0 || q->path_len > p->max_path_len))
+		return ck_err_set(CK_E_POLICY, "path length %d is not allowed "
+		    "(at most %d)", q->path_len, p->max_path_len);
+	if (!q->is_ca && q->path_len != -1)
+		return ck_err_set(CK_E_POLICY, "a path length for a leaf");
+	/* Usages: within the profile's; not omitted when it sets some
+	 * (no extension means any usage). */
+	if (p != NULL) {
+		if ((q->ku & ~p->ku) != 0 || (p->ku != 0 && q->ku == 0))
+			return ck_err_set(CK_E_POLICY, "key usage not allowed "
+			    "by profile %s", p->name);
+		if (p->eku.n > 0 && q->neku == 0)
+			return ck_err_set(CK_E_POLICY, "profile %s requires "
+			    "extended key usages", p->name);
+	}
+	for (i = 0; i < q->neku; i++) {
+		if (!ck_eku_valid(q->eku[i]) || (p != NULL &&
+		    !ck_strlist_has(&p->eku, q->eku[i])))
+			return ck_err_set(CK_E_POLICY, "extended key usage %s "
+			    "is not allowed", q->eku[i]);
+		if ((r = ck_strlist_add(eku, q->eku[i])) != 0)
+			return r;
+	}
+	/* Names */
+	if (p == NULL && q->nsans > 0)
+		return ck_err_set(CK_E_POLICY, "an OCSP responder certificate "
+		    "has no subjectAltName");
+	for (i = 0; i < q->nsans; i++) {
+		if ((r = ck_names_add(sans, (enum ck_name_type)
+		    q->sans[i].type, q->sans[i].value)) != 0)
+			return r;
+		if (p != NULL && ck_profile_name_check(p,
+		    &sans->v[sans->n - 1]) != 0)
+			return ck_err_set(CK_E_POLICY, "%s", ck_err_msg());
+	}
+	if (p != NULL && (r = check_subject(p, subject, sans, q->is_ca)) != 0)
+		return r;
+	/* The distribution points are this CA's own. */
+	if ((r = url_is(q->crl_url, c->cfg->crl_url, "the CRL URL")) != 0 ||
+	    (r = url_is(q->ocsp_url, c->cfg->ocsp_url, "the OCSP URL")) != 0 ||
+	    (r = url_is(q->issuer_url, c->cfg->issuer_url,
+	    "the issuer URL")) != 0)
+		return r;
+	return 0;
+}
+
+static int
+serial_ok(const unsigned char *s, size_t n)
+{
+	size_t i;
+
+	/* Positive, minimal, not zero. */
+	if (s[0] & 0x80)
+		return 0;
+	if (n > 1 && s[0] == 0 && !(s[1] & 0x80))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] != 0)
+			return 1;
+	return 0;
+}
+
+static uint64_t
+slot_put(struct sctx *c, struct signer_pending *p)
+{
+	uint64_t h, rnd;
+	unsigned i;
+
+	if (RAND_bytes((unsigned char *)&rnd, sizeof(rnd)) != 1)
+		return 0;
+	pthread_mutex_lock(&c->pmu);
+	for (i = 0; i < SIGNER_PENDING_MAX; i++)
+		if (c->slots[i].handle == 0)
+			break;
+	if (i == SIGNER_PENDING_MAX) {
+		pthread_mutex_unlock(&c->pmu);
+		return 0;
+	}
+	h = (rnd << 12) | i;
+	if (h == 0)
+		h = (uint64_t)1 << 12 | i;
+	c->slots[i].handle = h;
+	c->slots[i].p = p;
+	pthread_mutex_unlock(&c->pmu);
+	return h;
+}
+
+/* Take the prepared certificate of a handle, or die: a handle we never
+ * gave out (or gave out and took back) is a forged request. */
+static struct signer_pending *
+slot_take(struct sctx *c, uint64_t h)
+{
+	unsigned i = (unsigned)(h & (SIGNER_PENDING_MAX - 1));
+	struct signer_pending *p = NULL;
+
+	pthread_mutex_lock(&c->pmu);
+	if (h != 0 && c->slots[i].handle == h) {
+		p = c->slots[i].p;
+		c->slots[i].handle = 0;
+		c->slots[i].p = NULL;
+	}
+	pthread_mutex_unlock(&c->pmu);
+	if (p == NULL)
+		die("sign or abort of a handle never given out or already "
+		    "used (%#llx)", (unsigned long long)h);
+	return p;
+}
+
+static void
+do_prepare(struct sctx *c, const struct signer_msg *m)
+{
+	const struct signer_msg_prepare *q = m->u.prepare;
+	struct ck_cert_template t;
+	struct ck_names sans = { NULL, 0 };
+	struct ck_strlist eku = { 0 };
+	struct signer_pending *pend = NULL;
+	struct signer_msg rep;
+	X509_NAME *subject = NULL;
+	SG_SPKI *spki = NULL;
+	ASN1_INTEGER *serial = NULL;
+	unsigned char digest[32];
+	uint64_t h;
+	int r;
+
+	memset(&t, 0, sizeof(t));
+	if ((subject = parse_name(q->subject, q->subject_len)) == NULL) {
+		r = ck_err_set(CK_E_PARSE, "the subject is not a DER Name");
+		goto out;
+	}
+	if ((spki = parse_spki(q->spki, q->spki_len)) == NULL) {
+		r = ck_err_set(CK_E_PARSE, "the public key is not a DER "
+		    "SubjectPublicKeyInfo");
+		goto out;
+	}
+	if (!serial_ok(q->serial, q->serial_len)) {
+		r = ck_err_set(CK_E_POLICY, "the serial number is not a "
+		    "positive minimal integer");
+		goto out;
+	}
+	{
+		unsigned char ib[2 + SIGNER_SERIAL_MAX];
+		const unsigned char *ip = ib;
+
+		ib[0] = V_ASN1_INTEGER;
+		ib[1] = (unsigned char)q->serial_len;
+		memcpy(ib + 2, q->serial, q->serial_len);
+		if ((serial = d2i_ASN1_INTEGER(NULL, &ip,
+		    (long)(2 + q->serial_len))) == NULL) {
+			r = ck_err_ssl(CK_E_PARSE, "the serial number");
+			goto out;
+		}
+	}
+	if ((r = check_prepare(c, q, subject, &sans, &eku)) != 0)
+		goto out;
+	t.subject = subject;
+	t.spki_alg = spki->alg;
+	t.spki_key = spki->key;
+	t.spki_der = q->spki;
+	t.spki_der_len = q->spki_len;
+	t.serial = serial;
+	t.not_before = q->not_before;
+	t.not_after = q->not_after;
+	t.is_ca = q->is_ca;
+	t.path_len = q->path_len;
+	t.ku = q->ku;
+	t.eku = &eku;
+	t.sans = &sans;
+	t.crl_url = q->crl_url;
+	t.ocsp_url = q->ocsp_url;
+	t.issuer_url = q->issuer_url;
+	if (q->kind == SIGNER_CERT_OCSP)
+		r = signer_ocsp_cert_prepare(c->sg, &t, &pend, digest);
+	else
+		r = signer_cert_prepare_der(c->sg, &t, &pend, digest);
+	if (r != 0)
+		goto out;
+	if ((h = slot_put(c, pend)) == 0) {
+		r = ck_err_set(CK_E_BUSY, "too many prepared certificates "
+		    "(%d) not signed yet", SIGNER_PENDING_MAX);
+		goto out;
+	}
+	pend = NULL;
+	memset(&rep, 0, sizeof(rep));
+	rep.type = SIGNER_MSG_R_PREPARED;
+	rep.id = m->id;
+	rep.u.prepared.handle = h;
+	memcpy(rep.u.prepared.digest, digest, 32);
+	send_msg(c, &rep);
+	r = 0;
+out:
+	if (r != 0)
+		reply_err(c, m->id, r, ck_err_msg());
+	signer_pending_free(pend);
+	ASN1_INTEGER_free(serial);
+	SG_SPKI_free(spki);
+	X509_NAME_free(subject);
+	ck_names_clear(&sans);
+	ck_strlist_clear(&eku);
+}
+
+static void
+do_sign(struct sctx *c, const struct signer_msg *m)
+{
+	struct signer_pending *p = slot_take(c, m->u.handle);
+	unsigned char *der = NULL;
+	size_t len = 0;
+	int r;
+
+	if ((r = signer_cert_sign(c->sg, p, &der, &len)) != 0)
+		reply_err(c, m->id, r, ck_err_msg());
+	else
+		reply_der(c, m->id, der, len);
+	OPENSSL_free(der);
+}
+
+static void
+do_abort(struct sctx *c, const struct signer_msg *m)
+{
+	struct signer_msg rep;
+
+	signer_pending_free(slot_take(c, m->u.handle));
+	memset(&rep, 0, sizeof(rep));
+	rep.type = SIGNER_MSG_R_OK;
+	rep.id = m->id;
+	send_msg(c, &rep);
+}
+
+/* CRLs */
+
+static void
+do_crl(struct sctx *c, const struct signer_msg *m)
+{
+	const struct signer_msg_crl *l = &m->u.crl;
+	struct ck_crl_entry *ents = NULL;
+	char norm[CK_SERIAL_HEX_MAX];
+	char (*serials)[CK_SERIAL_HEX_MAX] = NULL;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	int64_t now = (int64_t)time(NULL);
+	uint32_t i;
+	int r;
+
+	if (l->this_update < now - 86400 || l->this_update > now +
+	    SIGNER_CLOCK_SLACK || l->next_update <= l->this_update ||
+	    l->next_update - l->this_update > (int64_t)366 * 86400) {
+		r = ck_err_set(CK_E_POLICY, "CRL thisUpdate/nextUpdate out "
+		    "of range");
+		goto out;
+	}
+	if (l->n > 0 && ((ents = calloc(l->n, sizeof(*ents))) == NULL ||
+	    (serials = calloc(l->n, sizeof(*serials))) == NULL)) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < l->n; i++) {
+		if (ck_serial_normalize(l->entries[i].serial_hex, norm) != 0 ||
+		    strcmp(norm, l->entries[i].serial_hex) != 0 ||
+		    l->entries[i].reason == 7 ||
+		    l->entries[i].revoked_at > now + SIGNER_CLOCK_SLACK) {
+			r = ck_err_set(CK_E_POLICY, "CRL entry %u is not a "
+			    "valid revocation", i);
+			goto out;
+		}
+		memcpy(serials[i], norm, sizeof(norm));
+		ents[i].serial_hex = serials[i];
+		ents[i].revoked_at = l->entries[i].revoked_at;
+		ents[i].reason = l->entries[i].reason;
+	}
+	if ((r = signer_crl_sign(c->sg, ents, l->n, l->number,
+	    l->this_update, l->next_update, &der, &len)) != 0)
+		goto out;
+	reply_der(c, m->id, der, len);
+out:
+	if (r != 0)
+		reply_err(c, m->id, r, ck_err_msg());
+	OPENSSL_free(der);
+	free(ents);
+	free(serials);
+}
+
+/* OCSP */
+
+/* 1 if the CertID names this CA (its name and key hashed with the
+ * CertID's algorithm), 0 if not, -1 for an algorithm we do not take. */
+static int
+certid_is_ours(struct sctx *c, OCSP_CERTID *cid)
+{
+	ASN1_OCTET_STRING *nh = NULL, *kh = NULL;
+	ASN1_OBJECT *alg = NULL;
+	ASN1_INTEGER *serial = NULL;
+	const EVP_MD *md;
+	const ASN1_BIT_STRING *key;
+	unsigned char *nder = NULL, h1[EVP_MAX_MD_SIZE], h2[EVP_MAX_MD_SIZE];
+	unsigned int l1 = 0, l2 = 0;
+	int nlen, nid, ok;
+
+	if (OCSP_id_get0_info(&nh, &alg, &kh, &serial, cid) != 1)
+		return -1;
+	nid = OBJ_obj2nid(alg);
+	if (nid != NID_sha1 && nid != NID_sha256 && nid != NID_sha384 &&
+	    nid != NID_sha512)
+		return -1;
+	md = EVP_get_digestbynid(nid);
+	key = X509_get0_pubkey_bitstr(c->cert);
+	if (md == NULL || key == NULL || (nlen = i2d_X509_NAME(
+	    X509_get_subject_name(c->cert), &nder)) <= 0)
+		return -1;
+	ok = EVP_Digest(nder, (size_t)nlen, h1, &l1, md, NULL) &&
+	    EVP_Digest(key->data, (size_t)key->length, h2, &l2, md, NULL);
+	OPENSSL_free(nder);
+	if (!ok)
+		return -1;
+	return (size_t)ASN1_STRING_length(nh) == l1 &&
+	    memcmp(ASN1_STRING_get0_data(nh), h1, l1) == 0 &&
+	    (size_t)ASN1_STRING_length(kh) == l2 &&
+	    memcmp(ASN1_STRING_get0_data(kh), h2, l2) == 0;
+}
+
+static OCSP_CERTID *
+parse_certid(const unsigned char *der, size_t len)
+{
+	const unsigned char *p = der;
+	unsigned char *re = NULL;
+	OCSP_CERTID *id;
+	int rl;
+
+	if ((id = d2i_OCSP_CERTID(NULL, &p, (long)len)) == NULL)
+		goto out;
+	if (p != der + len || (rl = i2d_OCSP_CERTID(id, &re)) < 0 ||
+	    (size_t)rl != len || memcmp(re, der, len) != 0) {
+		OCSP_CERTID_free(id);
+		id = NULL;
+	}
+out:
+	OPENSSL_free(re);
+	ERR_clear_error();
+	return id;
+}
+
+static void
+do_ocsp(struct sctx *c, const struct signer_msg *m)
+{
+	const struct signer_msg_ocsp *o = &m->u.ocsp;
+	OCSP_BASICRESP *bs = NULL;
+	OCSP_CERTID *cid = NULL;
+	ASN1_TIME *thisupd = NULL, *nextupd = NULL, *rev = NULL;
+	ASN1_OCTET_STRING *nv = NULL;
+	X509_EXTENSION *ext = NULL;
+	unsigned char *der = NULL;
+	int64_t now = (int64_t)time(NULL);
+	uint32_t i;
+	int r, len, ours;
+
+	if (o->this_update < now - SIGNER_CLOCK_SLACK ||
+	    o->this_update > now + SIGNER_CLOCK_SLACK ||
+	    o->next_update <= o->this_update ||
+	    o->next_update - o->this_update >
+	    (int64_t)c->cfg->server.ocsp_validity_s + SIGNER_CLOCK_SLACK) {
+		r = ck_err_set(CK_E_POLICY, "OCSP thisUpdate/nextUpdate out "
+		    "of range");
+		goto out;
+	}
+	if ((bs = OCSP_BASICRESP_new()) == NULL ||
+	    (thisupd = ASN1_GENERALIZEDTIME_set(NULL,
+	    (time_t)o->this_update)) == NULL ||
+	    (nextupd = ASN1_GENERALIZEDTIME_set(NULL,
+	    (time_t)o->next_update)) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	for (i = 0; i < o->n; i++) {
+		if ((cid = parse_certid(o->v[i].certid,
+		    o->v[i].certid_len)) == NULL) {
+			r = ck_err_set(CK_E_PARSE, "OCSP: CertID %u is not "
+			    "DER", i);
+			goto out;
+		}
+		/* Good or revoked only for this CA's certificates; a
+		 * foreign issuer's are "unknown". */
+		ours = certid_is_ours(c, cid);
+		if (ours < 0 || (ours == 0 && o->v[i].status !=
+		    V_OCSP_CERTSTATUS_UNKNOWN)) {
+			r = ck_err_set(CK_E_POLICY, "OCSP: CertID %u is not "
+			    "for this CA", i);
+			goto out;
+		}
+		if (o->v[i].status == V_OCSP_CERTSTATUS_REVOKED) {
+			if (o->v[i].revoked_at > now + SIGNER_CLOCK_SLACK ||
+			    (rev = ASN1_GENERALIZEDTIME_set(NULL,
+			    (time_t)o->v[i].revoked_at)) == NULL) {
+				r = ck_err_set(CK_E_POLICY, "OCSP: revocation "
+				    "time");
+				goto out;
+			}
+		} else if (o->v[i].reason != -1) {
+			r = ck_err_set(CK_E_POLICY, "OCSP: a reason without a "
+			    "revocation");
+			goto out;
+		}
+		if (OCSP_basic_add1_status(bs, cid, o->v[i].status,
+		    o->v[i].reason < 0 ? OCSP_REVOKED_STATUS_NOSTATUS :
+		    o->v[i].reason, rev, thisupd, nextupd) == NULL) {
+			r = ck_err_ssl(CK_E_NOMEM, "OCSP status");
+			goto out;
+		}
+		ASN1_TIME_free(rev);
+		rev = NULL;
+		OCSP_CERTID_free(cid);
+		cid = NULL;
+	}
+	if (o->has_nonce) {
+		/* The request's extension value, as it was. */
+		if ((nv = ASN1_OCTET_STRING_new()) == NULL ||
+		    !ASN1_OCTET_STRING_set(nv, o->nonce, (int)o->nonce_len) ||
+		    (ext = X509_EXTENSION_create_by_NID(NULL,
+		    NID_id_pkix_OCSP_Nonce, 0, nv)) == NULL ||
+		    OCSP_BASICRESP_add_ext(bs, ext, -1) != 1) {
+			r = CK_E_NOMEM;
+			goto out;
+		}
+	}
+	if ((r = signer_ocsp_sign(c->sg, &bs, 0)) != 0)
+		goto out;
+	if ((len = i2d_OCSP_BASICRESP(bs, &der)) <= 0) {
+		r = ck_err_ssl(CK_E_CRYPTO, "encoding the OCSP response");
+		goto out;
+	}
+	reply_der(c, m->id, der, (size_t)len);
+out:
+	if (r != 0)
+		reply_err(c, m->id, r, ck_err_msg());
+	OPENSSL_free(der);
+	X509_EXTENSION_free(ext);
+	ASN1_OCTET_STRING_free(nv);
+	ASN1_TIME_free(rev);
+	ASN1_TIME_free(thisupd);
+	ASN1_TIME_free(nextupd);
+	OCSP_CERTID_free(cid);
+	OCSP_BASICRESP_free(bs);
+}
+
+/* CMS */
+
+/* The content types certkeep signs: audit checkpoints and signed heads,
+ * backup manifests and custody records, each a JSON object that says
+ * what it is in its first-level keys. */
+static int
+cms_content_ok(const unsigned char *buf, size_t len)
+{
+	json_t *doc, *v;
+	const char *fmt;
+	int ok = 0;
+
+	if ((doc = json_loadb((const char *)buf, len,
+	    JSON_REJECT_DUPLICATES, NULL)) == NULL)
+		return 0;
+	if (!json_is_object(doc))
+		goto out;
+	if (((v = json_object_get(doc, "certkeep-audit-checkpoint")) != NULL ||
+	    (v = json_object_get(doc, "certkeep-audit-head")) != NULL) &&
+	    json_is_integer(v) && json_integer_value(v) == 1 &&
+	    json_object_size(doc) == 4) {
+		ok = 1;
+		goto out;
+	}
+	if ((v = json_object_get(doc, "format")) != NULL &&
+	    json_is_string(v) && (fmt = json_string_value(v)) != NULL &&
+	    (strcmp(fmt, "certkeep-backup/1") == 0 ||
+	    strcmp(fmt, "certkeep-custody/1") == 0))
+		ok = 1;
+out:
+	json_decref(doc);
+	return ok;
+}
+
+static void
+do_cms(struct sctx *c, const struct signer_msg *m)
+{
+	unsigned char *der = NULL;
+	size_t len = 0;
+	int r;
+
+	if (!cms_content_ok(m->u.cms.buf, m->u.cms.len)) {
+		r = ck_err_set(CK_E_POLICY, "CMS: the content is not an audit "
+		    "checkpoint, a backup manifest or a custody record");
+		goto out;
+	}
+	if ((r = signer_cms_sign(c->sg, m->u.cms.buf, m->u.cms.len,
+	    m->u.cms.with_chain ? c->chain : NULL, &der, &len)) != 0)
+		goto out;
+	reply_der(c, m->id, der, len);
+out:
+	if (r != 0)
+		reply_err(c, m->id, r, ck_err_msg());
+	OPENSSL_free(der);
+}
+
+static void
+do_status(struct sctx *c, const struct signer_msg *m)
+{
+	struct signer_msg rep;
+
+	memset(&rep, 0, sizeof(rep));
+	rep.type = SIGNER_MSG_R_STATUS;
+	rep.id = m->id;
+	rep.u.status.available = (uint8_t)signer_available(c->sg,
+	    m->u.probe, rep.u.status.why, sizeof(rep.u.status.why));
+	send_msg(c, &rep);
+}
+
+/* The loop */
+
+static void *
+worker(void *arg)
+{
+	struct sctx *c = arg;
+	struct job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&c->qmu);
+		while (c->head == NULL)
+			pthread_cond_wait(&c->qcv, &c->qmu);
+		j = c->head;
+		if ((c->head = j->next) == NULL)
+			c->tail = NULL;
+		c->qlen--;
+		pthread_cond_signal(&c->qspace);
+		pthread_mutex_unlock(&c->qmu);
+		ck_err_clear();
+		switch (j->m.type) {
+		case SIGNER_MSG_STATUS:
+			do_status(c, &j->m);
+			break;
+		case SIGNER_MSG_CERT_PREPARE:
+			do_prepare(c, &j->m);
+			break;
+		case SIGNER_MSG_CERT_SIGN:
+			do_sign(c, &j->m);
+			break;
+		case SIGNER_MSG_CERT_ABORT:
+			do_abort(c, &j->m);
+			break;
+		case SIGNER_MSG_CRL_SIGN:
+			do_crl(c, &j->m);
+			break;
+		case SIGNER_MSG_OCSP_SIGN:
+			do_ocsp(c, &j->m);
+			break;
+		case SIGNER_MSG_CMS_SIGN:
+			do_cms(c, &j->m);
+			break;
+		default:
+			die("request %s after start",
+			    signer_msg_type_name(j->m.type));
+		}
+		signer_msg_clear(&j->m);
+		free(j->body);
+		free(j);
+	}
+	return NULL;
+}
+
+/* Read one message: header, checked; body, decoded. NULL at EOF. */
+static struct job *
+read_job(struct sctx *c)
+{
+	unsigned char hdr[SIGNER_MSG_HDR];
+	struct job *j;
+	unsigned type;
+	uint32_t id, len;
+
+	if (read_full(c->fd, hdr, sizeof(hdr)) != 0)
+		return NULL;
+	if (signer_msg_header(hdr, &type, &id, &len) != 0)
+		die("%s", ck_err_msg());
+	if (type >= SIGNER_MSG_REQ__MAX)
+		die("a reply type (%s) sent to the signer",
+		    signer_msg_type_name(type));
+	if ((j = calloc(1, sizeof(*j))) == NULL ||
+	    (len > 0 && (j->body = malloc(len)) == NULL))
+		die("out of memory");
+	if (len > 0 && read_full(c->fd, j->body, len) != 0)
+		die("truncated %s message", signer_msg_type_name(type));
+	if (signer_msg_decode(type, id, j->body, len, &j->m) != 0)
+		die("%s", ck_err_msg());
+	return j;
+}
+
+static unsigned
+nthreads(const struct sctx *c)
+{
+	long n = c->cfg->signer.threads;
+
+	if (n == 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	if (n > SIGNER_THREADS_MAX)
+		n = SIGNER_THREADS_MAX;
+	return (unsigned)n;
+}
+
+void
+signer_proc_child(int fd, const char *home)
+{
+	static struct sctx ctx;
+	struct sctx *c = &ctx;
+	struct ck_secret *pw = NULL;
+	struct signer_msg rep;
+	struct job *j;
+	pthread_t t;
+	unsigned i, n;
+	int r;
+
+	c->fd = fd;
+	pthread_mutex_init(&c->wmu, NULL);
+	pthread_mutex_init(&c->pmu, NULL);
+	pthread_mutex_init(&c->qmu, NULL);
+	pthread_cond_init(&c->qcv, NULL);
+	pthread_cond_init(&c->qspace, NULL);
+	/* Gone with the service process, whatever kills it. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() == 1)
+		_exit(0);
+	(void)prctl(PR_SET_NAME, "certkeep-signer", 0, 0, 0);
+	ck_process_harden();
+	if ((r = load_config(c, home)) != 0)
+		die("%s", ck_err_msg());
+	/* The first message is the passphrase, and only that. */
+	if ((j = read_job(c)) == NULL)
+		_exit(0);
+	if (j->m.type != SIGNER_MSG_UNLOCK)
+		die("%s before unlock", signer_msg_type_name(j->m.type));
+	if ((pw = ck_secret_new(SIGNER_SECRET_MAX)) == NULL)
+		die("out of memory");
+	memcpy(pw->buf, j->m.u.secret.buf, j->m.u.secret.len);
+	pw->len = j->m.u.secret.len;
+	pw->buf[pw->len] = '\0';
+	ck_wipe(j->body, j->m.u.secret.len + 4);
+	r = unlock_key(c, home, pw);
+	ck_secret_free(pw);
+	if (r != 0) {
+		reply_err(c, j->m.id, r, ck_err_msg());
+		_exit(1);
+	}
+	/* Seed OpenSSL's random generators now (after fork() it reseeds,
+	 * and its seed source may open /dev/urandom, kept open for later
+	 * reseeds): once sandboxed, nothing opens a file. */
+	RAND_keep_random_devices_open(1);
+	{
+		unsigned char b[32];
+		if (RAND_bytes(b, sizeof(b)) != 1 ||
+		    RAND_priv_bytes(b, sizeof(b)) != 1)
+			die("the random generator cannot be seeded");
+	}
+	/* jansson seeds its hash tables from /dev/urandom on first use. */
+	json_object_seed(0);
+	/* Workers first: once sandboxed, no new threads. */
+	n = nthreads(c);
+	for (i = 0; i < n; i++)
+		if (pthread_create(&t, NULL, worker, c) != 0)
+			die("cannot start signing threads");
+	if (signer_sandbox_apply(c->cfg->key_uri[0] != '\0',
+	    c->cfg->signer.seccomp == CK_SECCOMP_LOG) != 0)
+		die("sandbox: %s", ck_err_msg());
+	memset(&rep, 0, sizeof(rep));
+	rep.type = SIGNER_MSG_R_OK;
+	rep.id = j->m.id;
+	signer_msg_clear(&j->m);
+	free(j->body);
+	free(j);
+	send_msg(c, &rep);
+	while ((j = read_job(c)) != NULL) {
+		if (j->m.type == SIGNER_MSG_UNLOCK)
+			die("a second unlock");
+		pthread_mutex_lock(&c->qmu);
+		while (c->qlen >= SIGNER_QUEUE_MAX)
+			pthread_cond_wait(&c->qspace, &c->qmu);
+		if (c->tail != NULL)
+			c->tail->next = j;
+		else
+			c->head = j;
+		c->tail = j;
+		c->qlen++;
+		pthread_cond_signal(&c->qcv);
+		pthread_mutex_unlock(&c->qmu);
+	}
+	/* The service closed its end: stop. */
+	_exit(0);
+}

@@ -1,0 +1,196 @@
+/*
+ * signer_msg.h - the messages between certkeepd and its signer process.
+ *
+ * One message on the socketpair (SOCK_STREAM; see docs/signer.md for why)
+ * is a fixed 12-byte header followed by a body:
+ *
+ *   u16 type | u16 flags (0) | u32 request id | u32 body length
+ *
+ * all big-endian. Each type has a maximum body length, checked on the
+ * header before the body is read. A body is a fixed sequence of explicit
+ * fields, no tags, no optional parts: u8, i32, u32, u64, i64, and byte
+ * strings (u32 length + bytes) each with its own maximum; text fields may
+ * not hold NUL bytes. The decoder checks every length and consumes the
+ * body exactly: a trailing byte is as fatal as a missing one.
+ *
+ * Requests (service -> signer) have types below 0x80, replies (signer ->
+ * service) 0x80 and above; a reply carries the id of its request, so that
+ * replies to concurrent requests may come back in any order.
+ */
+#ifndef CK_SIGNER_SIGNER_MSG_H
+#define CK_SIGNER_SIGNER_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile/profile.h"
+#include "x509/certbuild.h"
+
+#define SIGNER_MSG_HDR 12
+
+enum signer_msg_type {
+	SIGNER_MSG_NONE = 0,
+	SIGNER_MSG_UNLOCK = 1,		/* passphrase or PIN, once */
+	SIGNER_MSG_STATUS = 2,		/* available? (probe) */
+	SIGNER_MSG_CERT_PREPARE = 3,	/* template -> handle + TBS digest */
+	SIGNER_MSG_CERT_SIGN = 4,	/* handle -> certificate */
+	SIGNER_MSG_CERT_ABORT = 5,	/* handle released unsigned */
+	SIGNER_MSG_CRL_SIGN = 6,	/* entries -> CRL */
+	SIGNER_MSG_OCSP_SIGN = 7,	/* statuses -> BasicOCSPResponse */
+	SIGNER_MSG_CMS_SIGN = 8,	/* checkpoint/manifest -> CMS */
+	SIGNER_MSG_REQ__MAX = 9,
+	SIGNER_MSG_R_OK = 0x81,
+	SIGNER_MSG_R_ERR = 0x82,	/* code + message */
+	SIGNER_MSG_R_PREPARED = 0x83,	/* handle + digest */
+	SIGNER_MSG_R_DER = 0x84,	/* DER of what was signed */
+	SIGNER_MSG_R_STATUS = 0x85,	/* available + why not */
+	SIGNER_MSG__MAX = 0x86
+};
+
+/* "unlock", "cert-prepare", ...; "unknown" for others. */
+const char *signer_msg_type_name(unsigned type);
+
+/* The largest body a type may have; 0 for an unknown type. */
+size_t signer_msg_max_body(unsigned type);
+
+/* Field limits. */
+#define SIGNER_SECRET_MAX 4096
+#define SIGNER_NAME_DER_MAX 8192
+#define SIGNER_SPKI_DER_MAX 8192
+#define SIGNER_SERIAL_MAX 20
+#define SIGNER_EKU_MAX 16
+#define SIGNER_EKU_LEN 64
+#define SIGNER_SAN_MAX 256
+#define SIGNER_URL_MAX 1024
+#define SIGNER_CRL_MAX (1u << 20)	/* entries */
+#define SIGNER_OCSP_MAX 64		/* SingleResponses */
+#define SIGNER_CERTID_MAX 512
+#define SIGNER_NONCE_MAX 128
+#define SIGNER_CMS_MAX (4u * 1024 * 1024)
+#define SIGNER_DER_MAX (64u * 1024 * 1024)
+#define SIGNER_ERRMSG_MAX 1024
+
+/* What a certificate is for; each kind has its own rules in the signer. */
+enum signer_cert_kind {
+	SIGNER_CERT_PROFILE,	/* a [profile.NAME] of the configuration */
+	SIGNER_CERT_OCSP,	/* a delegated OCSP responder certificate */
+	SIGNER_CERT_SERVICE_TLS, /* certkeepd's own TLS certificate */
+	SIGNER_CERT__MAX
+};
+
+struct signer_msg_san {
+	uint8_t type;			/* enum ck_name_type */
+	char value[256];
+};
+
+struct signer_msg_prepare {
+	uint8_t kind;			/* enum signer_cert_kind */
+	char profile[CK_PROFILE_NAME_MAX];
+	const unsigned char *subject;	/* Name, DER */
+	size_t subject_len;
+	const unsigned char *spki;	/* SubjectPublicKeyInfo, DER */
+	size_t spki_len;
+	const unsigned char *serial;	/* INTEGER content octets */
+	size_t serial_len;
+	int64_t not_before, not_after;
+	uint8_t is_ca;
+	int32_t path_len;
+	uint32_t ku;
+	uint32_t neku;
+	char eku[SIGNER_EKU_MAX][SIGNER_EKU_LEN];
+	uint32_t nsans;
+	struct signer_msg_san *sans;	/* owned (decoder) */
+	char crl_url[SIGNER_URL_MAX];
+	char ocsp_url[SIGNER_URL_MAX];
+	char issuer_url[SIGNER_URL_MAX];
+};
+
+struct signer_msg_crl_entry {
+	char serial_hex[SIGNER_SERIAL_MAX * 2 + 1];
+	int64_t revoked_at;
+	uint8_t reason;
+};
+
+struct signer_msg_crl {
+	uint64_t number;
+	int64_t this_update, next_update;
+	uint32_t n;
+	struct signer_msg_crl_entry *entries;	/* owned (decoder) */
+};
+
+struct signer_msg_ocsp_single {
+	const unsigned char *certid;	/* CertID, DER */
+	size_t certid_len;
+	uint8_t status;			/* V_OCSP_CERTSTATUS_* */
+	int64_t revoked_at;
+	int32_t reason;			/* -1: none */
+};
+
+struct signer_msg_ocsp {
+	int64_t this_update, next_update;
+	uint8_t has_nonce;
+	const unsigned char *nonce;	/* the nonce's octets */
+	size_t nonce_len;
+	uint32_t n;
+	struct signer_msg_ocsp_single *v;	/* owned (decoder) */
+};
+
+/* A decoded message. Pointers point into the body it was decoded from
+ * (which must outlive it) or to arrays it owns. */
+struct signer_msg {
+	unsigned type;
+	uint32_t id;
+	union {
+		struct { const unsigned char *buf; size_t len; } secret;
+		uint8_t probe;
+		struct signer_msg_prepare *prepare;	/* owned */
+		uint64_t handle;
+		struct signer_msg_crl crl;
+		struct signer_msg_ocsp ocsp;
+		struct {
+			uint8_t with_chain;
+			const unsigned char *buf;
+			size_t len;
+		} cms;
+		struct { int32_t code; char msg[SIGNER_ERRMSG_MAX]; } err;
+		struct { uint64_t handle; unsigned char digest[32]; } prepared;
+		struct { const unsigned char *buf; size_t len; } der;
+		struct { uint8_t available; char why[256]; } status;
+	} u;
+};
+
+/* A growing output buffer with a hard cap. */
+struct signer_buf {
+	unsigned char *p;
+	size_t len, cap, max;
+	int err;		/* set once something did not fit */
+};
+
+/*
+ * Encode `m` (header and body) into `b` (whose contents are replaced; an
+ * empty buffer is allocated). CK_E_TOOBIG if a field is over its limit,
+ * CK_E_INVAL for an unknown type. Free with signer_buf_free().
+ */
+int signer_msg_encode(const struct signer_msg *m, struct signer_buf *b);
+
+/* Release (and wipe: it may hold a passphrase) the buffer. */
+void signer_buf_free(struct signer_buf *b);
+
+/*
+ * Parse a header: type, id and body length. CK_E_PARSE for an unknown
+ * type, non-zero flags or a length over the type's maximum.
+ */
+int signer_msg_header(const unsigned char hdr[SIGNER_MSG_HDR],
+    unsigned *type, uint32_t *id, uint32_t *len);
+
+/*
+ * Decode the body of a message of `type`: CK_E_PARSE (reason in
+ * ck_err_msg()) for anything malformed. `m` is cleared first; release with
+ * signer_msg_clear() (also after a failure).
+ */
+int signer_msg_decode(unsigned type, uint32_t id, const unsigned char *body,
+    size_t len, struct signer_msg *m);
+
+void signer_msg_clear(struct signer_msg *m);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * signer_proc.h - the signer process: the CA key in its own process.
+ *
+ * certkeepd forks it at start, before it unlocks anything:
+ *
+ *   service process (network, store, profiles)   signer process (key)
+ *     signer_proc_start()  ---- fork + socketpair ---->  signer_proc_child()
+ *                                                        loads its own config,
+ *                                                        profiles, CA chain
+ *     signer_proc_unlock() ---- UNLOCK (passphrase) -->  decrypts the key or
+ *                                                        logs into the token,
+ *                                                        then sandboxes itself
+ *     signer_new_remote()  ---- typed requests ------->  checks, builds, signs
+ *
+ * Only the signer process ever holds the key. It builds every TBS itself
+ * from a structured request and re-checks it against its own copy of the
+ * profiles (signer_main.c); it exits on any unknown or malformed message.
+ * When it dies, calls fail with "signer unavailable" and the death
+ * callback runs (certkeepd stops serving). Messages: signer_msg.h; design:
+ * docs/signer.md.
+ */
+#ifndef CK_SIGNER_SIGNER_PROC_H
+#define CK_SIGNER_SIGNER_PROC_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/secmem.h"
+#include "signer/signer_msg.h"
+
+struct signer_proc;
+
+/*
+ * Fork the signer process for the CA home `home` (it reads the home's
+ * configuration and chain itself). In the parent: 0 and *out (free with
+ * signer_proc_free). The child never returns from here. Call before
+ * starting threads: only the calling thread survives fork().
+ */
+int signer_proc_start(const char *home, struct signer_proc **out);
+
+/*
+ * Send the passphrase (or token PIN) once; the signer decrypts the key
+ * (or logs into the token), checks it against the CA certificate, wipes
+ * the passphrase and sandboxes itself. The message buffer is wiped here
+ * too. CK_E_PASSPHRASE etc. as keystore_load() would return.
+ */
+int signer_proc_unlock(struct signer_proc *sp, const struct ck_secret *pw);
+
+/*
+ * Send a request and wait for its reply (any thread; replies may come
+ * back in any order). 0 with *rep filled (release with signer_msg_clear,
+ * then free *body); an error reply becomes its code with its message;
+ * CK_E_CRYPTO "signer unavailable: ..." once the process is gone.
+ */
+int signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
+    struct signer_msg *rep, unsigned char **body);
+
+/* Called once, from the reader thread, when the process is gone. */
+void signer_proc_on_death(struct signer_proc *sp, void (*fn)(void *,
+    const char *), void *arg);
+
+/* 1 once the process is gone (why into `why`, may be NULL). */
+int signer_proc_dead(struct signer_proc *sp, char *why, size_t whysz);
+
+pid_t signer_proc_pid(const struct signer_proc *sp);
+
+/* The socket, for tests that play a compromised service process. */
+int signer_proc_fd(const struct signer_proc *sp);
+
+/* Close the socket (the signer exits), reap it, free; accepts NULL. */
+void signer_proc_free(struct signer_proc *sp);
+
+/* The child's side (signer_main.c): never returns. */
+void signer_proc_child(int fd, const char *home)
+    __attribute__((noreturn));
+
+/*
+ * The sandbox (signer_sandbox.c): allow only what a signer needs after
+ * start (plus, with `token`, the file access a PKCS#11 module needs) and
+ * apply it to every thread of the process. `log_mode` reports a forbidden
+ * system call on stderr and fails it with ENOSYS instead of killing the
+ * process. Also sets PR_SET_NO_NEW_PRIVS. 0 or CK_E_INTERNAL.
+ */
+int signer_sandbox_apply(int token, int log_mode);
+
+#endif

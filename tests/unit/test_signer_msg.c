@@ -1,0 +1,230 @@
+/*
+ * test_signer_msg.c - src/signer/signer_msg.c: every message type encodes
+ * and decodes back to the same fields and the same bytes; headers with an
+ * unknown type, flags, or a length over the type's maximum are refused;
+ * a body one byte short or one byte long is refused; field limits hold on
+ * both sides.
+ */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+#include "signer/signer_msg.h"
+
+/* Encode, check the header, decode the body, re-encode: same bytes. */
+static void
+roundtrip(const struct signer_msg *m, struct signer_msg *out,
+    struct signer_buf *b)
+{
+	struct signer_buf b2 = { 0 };
+	unsigned type;
+	uint32_t id, len;
+
+	assert_int_equal(signer_msg_encode(m, b), 0);
+	assert_int_equal(signer_msg_header(b->p, &type, &id, &len), 0);
+	assert_int_equal(type, m->type);
+	assert_int_equal(id, m->id);
+	assert_int_equal(len, b->len - SIGNER_MSG_HDR);
+	assert_int_equal(signer_msg_decode(type, id, b->p + SIGNER_MSG_HDR,
+	    len, out), 0);
+	assert_int_equal(signer_msg_encode(out, &b2), 0);
+	assert_int_equal(b2.len, b->len);
+	assert_memory_equal(b2.p, b->p, b->len);
+	signer_buf_free(&b2);
+	/* One byte short, one byte long: refused. */
+	{
+		struct signer_msg x;
+		unsigned char *longer = malloc(len + 1);
+		assert_non_null(longer);
+		if (len > 0) {
+			assert_int_equal(signer_msg_decode(type, id,
+			    b->p + SIGNER_MSG_HDR, len - 1, &x), CK_E_PARSE);
+			signer_msg_clear(&x);
+		}
+		memcpy(longer, b->p + SIGNER_MSG_HDR, len);
+		longer[len] = 0;
+		assert_int_equal(signer_msg_decode(type, id, longer, len + 1,
+		    &x), CK_E_PARSE);
+		signer_msg_clear(&x);
+		free(longer);
+	}
+}
+
+static void
+test_prepare(void **state)
+{
+	struct signer_msg m, d;
+	struct signer_msg_prepare q;
+	struct signer_msg_san sans[2] = { { CK_NAME_DNS, "a.example" },
+	    { CK_NAME_IP, "10.0.0.1" } };
+	struct signer_buf b = { 0 };
+
+	(void)state;
+	memset(&q, 0, sizeof(q));
+	q.kind = SIGNER_CERT_PROFILE;
+	snprintf(q.profile, sizeof(q.profile), "tls-server");
+	q.subject = (const unsigned char *)"\x30\x00";
+	q.subject_len = 2;
+	q.spki = (const unsigned char *)"\x30\x03\x02\x01\x00";
+	q.spki_len = 5;
+	q.serial = (const unsigned char *)"\x01\x02";
+	q.serial_len = 2;
+	q.not_before = -5;
+	q.not_after = 1700000000;
+	q.path_len = -1;
+	q.ku = 5;
+	q.neku = 2;
+	snprintf(q.eku[0], SIGNER_EKU_LEN, "serverAuth");
+	snprintf(q.eku[1], SIGNER_EKU_LEN, "1.2.3.4");
+	q.nsans = 2;
+	q.sans = sans;
+	snprintf(q.crl_url, sizeof(q.crl_url), "http://x/crl");
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CERT_PREPARE;
+	m.id = 7;
+	m.u.prepare = &q;
+	roundtrip(&m, &d, &b);
+	assert_string_equal(d.u.prepare->profile, "tls-server");
+	assert_int_equal(d.u.prepare->not_before, -5);
+	assert_int_equal(d.u.prepare->path_len, -1);
+	assert_int_equal(d.u.prepare->nsans, 2);
+	assert_string_equal(d.u.prepare->sans[1].value, "10.0.0.1");
+	assert_string_equal(d.u.prepare->eku[1], "1.2.3.4");
+	signer_msg_clear(&d);
+	/* Limits: an empty serial, a serial too long, too many names, a
+	 * NUL inside a text field. */
+	q.serial_len = 0;
+	assert_int_equal(signer_msg_encode(&m, &b), 0);
+	assert_int_equal(signer_msg_decode(m.type, 7, b.p + SIGNER_MSG_HDR,
+	    b.len - SIGNER_MSG_HDR, &d), CK_E_PARSE);
+	signer_msg_clear(&d);
+	q.serial_len = SIGNER_SERIAL_MAX + 1;
+	q.serial = (const unsigned char *)"123456789012345678901";
+	assert_int_equal(signer_msg_encode(&m, &b), CK_E_TOOBIG);
+	q.serial_len = 2;
+	q.nsans = SIGNER_SAN_MAX + 1;
+	assert_int_equal(signer_msg_encode(&m, &b), CK_E_TOOBIG);
+	q.nsans = 2;
+	q.ku = 1u << CK_KU__MAX;
+	assert_int_equal(signer_msg_encode(&m, &b), 0);
+	assert_int_equal(signer_msg_decode(m.type, 7, b.p + SIGNER_MSG_HDR,
+	    b.len - SIGNER_MSG_HDR, &d), CK_E_PARSE);
+	signer_msg_clear(&d);
+	signer_buf_free(&b);
+}
+
+static void
+test_others(void **state)
+{
+	struct signer_msg m, d;
+	struct signer_msg_crl_entry ents[2] = { { "01ab", 5, 1 },
+	    { "ff", 6, 0 } };
+	struct signer_msg_ocsp_single os[1] = { {
+	    (const unsigned char *)"\x30\x00", 2, 1, 99, 4 } };
+	struct signer_buf b = { 0 };
+
+	(void)state;
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_UNLOCK;
+	m.id = 1;
+	m.u.secret.buf = (const unsigned char *)"pass";
+	m.u.secret.len = 4;
+	roundtrip(&m, &d, &b);
+	assert_int_equal(d.u.secret.len, 4);
+	signer_msg_clear(&d);
+
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CRL_SIGN;
+	m.id = 2;
+	m.u.crl.number = 9;
+	m.u.crl.this_update = 1;
+	m.u.crl.next_update = 2;
+	m.u.crl.n = 2;
+	m.u.crl.entries = ents;
+	roundtrip(&m, &d, &b);
+	assert_string_equal(d.u.crl.entries[0].serial_hex, "01ab");
+	signer_msg_clear(&d);
+
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_OCSP_SIGN;
+	m.id = 3;
+	m.u.ocsp.this_update = 10;
+	m.u.ocsp.next_update = 20;
+	m.u.ocsp.has_nonce = 1;
+	m.u.ocsp.nonce = (const unsigned char *)"\x04\x02\xaa\xbb";
+	m.u.ocsp.nonce_len = 4;
+	m.u.ocsp.n = 1;
+	m.u.ocsp.v = os;
+	roundtrip(&m, &d, &b);
+	assert_int_equal(d.u.ocsp.v[0].reason, 4);
+	signer_msg_clear(&d);
+
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CMS_SIGN;
+	m.id = 4;
+	m.u.cms.with_chain = 1;
+	m.u.cms.buf = (const unsigned char *)"{}";
+	m.u.cms.len = 2;
+	roundtrip(&m, &d, &b);
+	signer_msg_clear(&d);
+
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_R_ERR;
+	m.id = 5;
+	m.u.err.code = CK_E_POLICY;
+	snprintf(m.u.err.msg, sizeof(m.u.err.msg), "no");
+	roundtrip(&m, &d, &b);
+	assert_int_equal(d.u.err.code, CK_E_POLICY);
+	signer_msg_clear(&d);
+
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_R_PREPARED;
+	m.id = 6;
+	m.u.prepared.handle = 0x1122334455667788ULL;
+	memset(m.u.prepared.digest, 0xab, 32);
+	roundtrip(&m, &d, &b);
+	assert_true(d.u.prepared.handle == 0x1122334455667788ULL);
+	signer_msg_clear(&d);
+
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CERT_SIGN;
+	m.id = 8;
+	m.u.handle = 77;
+	roundtrip(&m, &d, &b);
+	signer_msg_clear(&d);
+	signer_buf_free(&b);
+}
+
+static void
+test_headers(void **state)
+{
+	unsigned char h[SIGNER_MSG_HDR] = { 0 };
+	unsigned type;
+	uint32_t id, len;
+
+	(void)state;
+	h[1] = 0x7f;		/* unknown type */
+	assert_int_equal(signer_msg_header(h, &type, &id, &len), CK_E_PARSE);
+	h[1] = SIGNER_MSG_CERT_SIGN;
+	h[11] = 8;
+	assert_int_equal(signer_msg_header(h, &type, &id, &len), 0);
+	h[11] = 9;		/* over the type's maximum */
+	assert_int_equal(signer_msg_header(h, &type, &id, &len), CK_E_PARSE);
+	h[11] = 8;
+	h[3] = 1;		/* flags */
+	assert_int_equal(signer_msg_header(h, &type, &id, &len), CK_E_PARSE);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_prepare),
+		cmocka_unit_test(test_others),
+		cmocka_unit_test(test_headers),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,913 @@
+/*
+ * test_signer_proc.c - the signer process, started over a socketpair
+ * exactly as certkeepd starts it (signer_proc_start, then the passphrase),
+ * driven by a test that plays a compromised service process:
+ *
+ *   - honest requests work (certificate, CRL, OCSP, CMS checkpoint);
+ *   - forbidden requests that are well formed are refused with an error
+ *     reply and the signer stays up: CA:TRUE under a leaf profile, too
+ *     long a validity, a validity beyond the CA's, names, key usages and
+ *     URLs outside the profile, an unknown profile, OCSP statuses for a
+ *     foreign issuer, CMS of arbitrary content;
+ *   - malformed or impossible messages kill it (exit status 3): unknown
+ *     type, truncated, oversized, a trailing (unknown) field, a reply type,
+ *     a second unlock, a request before unlock, the sign of a handle never
+ *     given out or already used; the death is detected and every later
+ *     call fails with "signer unavailable";
+ *   - the seccomp filter: in kill mode a forbidden system call kills the
+ *     process (SIGSYS); in log mode it is reported and fails with ENOSYS.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/ocsp.h>
+#include <openssl/x509.h>
+
+#include "audit/checkpoint.h"
+#include "ca/ca.h"
+#include "common/err.h"
+#include "common/secmem.h"
+#include "signer/signer.h"
+#include "signer/signer_msg.h"
+#include "signer/signer_proc.h"
+#include "x509/serial.h"
+
+#define PASSPHRASE "correct horse battery staple"
+#define LOG2N 10
+#define ROOT_DAYS 3000
+
+static struct {
+	char base[4096];
+	char root[4200], other[4200], pass[4200];
+	struct ck_pass_src src;
+	struct ck_secret *pw;
+} g;
+
+/* One started and unlocked signer process with the CA open over it. */
+struct fx {
+	struct signer_proc *sp;
+	struct ck_ca *ca;
+	volatile int deaths;
+	char why[256];
+};
+
+static int
+make_ca(const char *home, const char *subject)
+{
+	struct ck_init_params p;
+
+	memset(&p, 0, sizeof(p));
+	p.home = home;
+	p.root = 1;
+	p.subject = subject;
+	p.key_type = CK_KEY_EC_P256;
+	p.days = ROOT_DAYS;
+	p.path_len = -1;
+	p.base_url = "http://ca.example.com";
+	p.domain = "example.com";
+	p.pass = &g.src;
+	p.scrypt_log2n = LOG2N;
+	if (ck_ca_init(&p) != 0) {
+		fprintf(stderr, "ck_ca_init: %s\n", ck_err_msg());
+		return -1;
+	}
+	return 0;
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	tu_tmpdir(g.base, sizeof(g.base));
+	tu_path(g.root, sizeof(g.root), g.base, "root");
+	tu_path(g.other, sizeof(g.other), g.base, "other");
+	tu_path(g.pass, sizeof(g.pass), g.base, "pass");
+	tu_write_file(g.pass, PASSPHRASE "\n", strlen(PASSPHRASE) + 1, 0600);
+	g.src.kind = CK_PASS_FILE;
+	g.src.file = g.pass;
+	g.src.fd = -1;
+	if ((g.pw = ck_secret_new(64)) == NULL)
+		return -1;
+	memcpy(g.pw->buf, PASSPHRASE, strlen(PASSPHRASE));
+	g.pw->len = strlen(PASSPHRASE);
+	if (make_ca(g.root, "CN=Signer Test Root,O=certkeep tests") != 0 ||
+	    make_ca(g.other, "CN=Someone Else,O=elsewhere") != 0)
+		return -1;
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	ck_secret_free(g.pw);
+	tu_rmtree(g.base);
+	tu_keys_free();
+	return 0;
+}
+
+static void
+on_death(void *arg, const char *why)
+{
+	struct fx *f = arg;
+
+	f->deaths++;
+	snprintf(f->why, sizeof(f->why), "%s", why);
+}
+
+static int
+setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || signer_proc_start(g.root, &f->sp) != 0 ||
+	    ck_ca_open(g.root, &f->ca) != 0 ||
+	    ck_ca_unlock_proc(f->ca, f->sp, g.pw) != 0) {
+		fprintf(stderr, "starting the signer: %s\n", ck_err_msg());
+		return -1;
+	}
+	signer_proc_on_death(f->sp, on_death, f);
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fx *f = *state;
+
+	ck_ca_close(f->ca);
+	signer_proc_free(f->sp);
+	free(f);
+	return 0;
+}
+
+/* The signer's exit: its status from waitpid (waits). */
+static int
+signer_exit(struct fx *f)
+{
+	int st = 0;
+
+	assert_int_equal(waitpid(signer_proc_pid(f->sp), &st, 0),
+	    signer_proc_pid(f->sp));
+	return st;
+}
+
+/* It died of a protocol violation (exit 3), was noticed, and nothing
+ * signs any more. */
+static void
+assert_killed(struct fx *f)
+{
+	struct signer_msg req, rep;
+	unsigned char *body = NULL;
+	char why[256];
+	int st = signer_exit(f), i;
+
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 3);
+	for (i = 0; i < 200 && f->deaths == 0; i++)
+		usleep(10000);
+	assert_true(signer_proc_dead(f->sp, why, sizeof(why)));
+	assert_int_equal(f->deaths, 1);
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_STATUS;
+	assert_int_equal(signer_proc_call(f->sp, &req, &rep, &body),
+	    CK_E_CRYPTO);
+	assert_contains(ck_err_msg(), "signer unavailable");
+	assert_false(signer_available(f->ca->signer, 1, NULL, 0));
+}
+
+/* Still serving: a status request is answered. */
+static void
+assert_alive(struct fx *f)
+{
+	assert_true(signer_available(f->ca->signer, 0, NULL, 0));
+	assert_false(signer_proc_dead(f->sp, NULL, 0));
+}
+
+static void
+send_raw(struct fx *f, const void *buf, size_t len)
+{
+	assert_int_equal(write(signer_proc_fd(f->sp), buf, len),
+	    (ssize_t)len);
+}
+
+static void
+hdr(unsigned char h[SIGNER_MSG_HDR], unsigned type, uint32_t id,
+    uint32_t len)
+{
+	h[0] = (unsigned char)(type >> 8);
+	h[1] = (unsigned char)type;
+	h[2] = h[3] = 0;
+	h[4] = (unsigned char)(id >> 24);
+	h[5] = (unsigned char)(id >> 16);
+	h[6] = (unsigned char)(id >> 8);
+	h[7] = (unsigned char)id;
+	h[8] = (unsigned char)(len >> 24);
+	h[9] = (unsigned char)(len >> 16);
+	h[10] = (unsigned char)(len >> 8);
+	h[11] = (unsigned char)len;
+}
+
+/* ---- a certificate template for the tls-server profile ---- */
+
+struct tmpl {
+	struct ck_cert_template t;
+	X509_NAME *subject;
+	ASN1_INTEGER *serial;
+	unsigned char *spki;
+	struct ck_names sans;
+	struct ck_strlist eku;
+	char hex[CK_SERIAL_HEX_MAX];
+};
+
+static void
+tmpl_init(struct tmpl *m, struct ck_ca *ca, const char *cn)
+{
+	EVP_PKEY *key = tu_key("ec-p256");
+	int n;
+	int64_t now = (int64_t)time(NULL);
+
+	memset(m, 0, sizeof(*m));
+	assert_int_equal(ck_dn_parse(cn, &m->subject), 0);
+	assert_int_equal(ck_serial_random(&m->serial, m->hex), 0);
+	n = i2d_PUBKEY(key, &m->spki);
+	EVP_PKEY_free(key);
+	assert_true(n > 0);
+	assert_int_equal(ck_names_add(&m->sans, CK_NAME_DNS,
+	    strchr(cn, '=') + 1), 0);
+	assert_int_equal(ck_strlist_add(&m->eku, "serverAuth"), 0);
+	m->t.subject = m->subject;
+	m->t.spki_der = m->spki;
+	m->t.spki_der_len = (size_t)n;
+	m->t.serial = m->serial;
+	m->t.not_before = now - 60;
+	m->t.not_after = now + 90 * 86400;
+	m->t.path_len = -1;
+	m->t.ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+	m->t.eku = &m->eku;
+	m->t.sans = &m->sans;
+	m->t.crl_url = ca->cfg->crl_url;
+	m->t.ocsp_url = ca->cfg->ocsp_url;
+	m->t.issuer_url = ca->cfg->issuer_url;
+	m->t.profile = "tls-server";
+}
+
+static void
+tmpl_clear(struct tmpl *m)
+{
+	X509_NAME_free(m->subject);
+	ASN1_INTEGER_free(m->serial);
+	OPENSSL_free(m->spki);
+	ck_names_clear(&m->sans);
+	ck_strlist_clear(&m->eku);
+}
+
+/* Prepare `m`: 0 and signed, or the refusal's code. */
+static int
+try_issue(struct fx *f, struct tmpl *m, X509 **out)
+{
+	struct signer_pending *p = NULL;
+	unsigned char d[32], *der = NULL;
+	const unsigned char *q;
+	size_t len = 0;
+	int r;
+
+	if ((r = signer_cert_prepare_der(f->ca->signer, &m->t, &p, d)) != 0)
+		return r;
+	assert_int_equal(signer_cert_sign(f->ca->signer, p, &der, &len), 0);
+	q = der;
+	*out = d2i_X509(NULL, &q, (long)len);
+	assert_non_null(*out);
+	OPENSSL_free(der);
+	return 0;
+}
+
+static void
+assert_refused(struct fx *f, struct tmpl *m, const char *why)
+{
+	X509 *x = NULL;
+
+	assert_int_equal(try_issue(f, m, &x), CK_E_POLICY);
+	assert_contains(ck_err_msg(), why);
+	assert_null(x);
+	assert_alive(f);
+}
+
+/* ---- honest use ---- */
+
+static void
+test_honest(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+	X509 *x = NULL;
+	X509_STORE *st;
+	X509_STORE_CTX *ctx;
+	unsigned char *crl = NULL;
+	size_t crllen = 0;
+	uint64_t number = 0;
+	int written = 0;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	/* Issued by the CA, verifiable. */
+	assert_non_null(st = X509_STORE_new());
+	assert_int_equal(X509_STORE_add_cert(st, f->ca->cert), 1);
+	assert_non_null(ctx = X509_STORE_CTX_new());
+	assert_int_equal(X509_STORE_CTX_init(ctx, st, x, NULL), 1);
+	assert_int_equal(X509_verify_cert(ctx), 1);
+	X509_STORE_CTX_free(ctx);
+	X509_STORE_free(st);
+	X509_free(x);
+	tmpl_clear(&m);
+	/* A CRL and a signed checkpoint. */
+	assert_int_equal(ck_ca_crl(f->ca, &crl, &crllen, &number), 0);
+	assert_true(crllen > 0);
+	free(crl);
+	assert_int_equal(audit_checkpoint(f->ca, NULL, &written), 0);
+	assert_int_equal(written, 1);
+	assert_alive(f);
+}
+
+static void
+test_ocsp(void **state)
+{
+	struct fx *f = *state;
+	struct ck_ca *other = NULL;
+	OCSP_BASICRESP *bs;
+	OCSP_CERTID *id;
+	ASN1_TIME *tu, *nu;
+	ASN1_INTEGER *ser = ASN1_INTEGER_new();
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	X509_STORE *st = X509_STORE_new();
+	time_t now = time(NULL);
+
+	assert_int_equal(ASN1_INTEGER_set(ser, 4242), 1);
+	tu = ASN1_GENERALIZEDTIME_set(NULL, now);
+	nu = ASN1_GENERALIZEDTIME_set(NULL, now + 3600);
+	/* Ours: good. Signed by the CA, verifiable. */
+	id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(f->ca->cert),
+	    X509_get0_pubkey_bitstr(f->ca->cert), ser);
+	assert_non_null(bs = OCSP_BASICRESP_new());
+	assert_non_null(OCSP_basic_add1_status(bs, id,
+	    V_OCSP_CERTSTATUS_GOOD, 0, NULL, tu, nu));
+	assert_int_equal(signer_ocsp_sign(f->ca->signer, &bs, 0), 0);
+	assert_int_equal(X509_STORE_add_cert(st, f->ca->cert), 1);
+	sk_X509_push(certs, f->ca->cert);
+	assert_int_equal(OCSP_basic_verify(bs, certs, st, OCSP_TRUSTOTHER),
+	    1);
+	OCSP_BASICRESP_free(bs);
+	OCSP_CERTID_free(id);
+	/* A foreign issuer's: "good" refused, "unknown" allowed. */
+	assert_int_equal(ck_ca_open(g.other, &other), 0);
+	id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(other->cert),
+	    X509_get0_pubkey_bitstr(other->cert), ser);
+	assert_non_null(bs = OCSP_BASICRESP_new());
+	assert_non_null(OCSP_basic_add1_status(bs, id,
+	    V_OCSP_CERTSTATUS_GOOD, 0, NULL, tu, nu));
+	assert_int_equal(signer_ocsp_sign(f->ca->signer, &bs, 0),
+	    CK_E_POLICY);
+	assert_contains(ck_err_msg(), "not for this CA");
+	OCSP_BASICRESP_free(bs);
+	assert_non_null(bs = OCSP_BASICRESP_new());
+	assert_non_null(OCSP_basic_add1_status(bs, id,
+	    V_OCSP_CERTSTATUS_UNKNOWN, 0, NULL, tu, nu));
+	assert_int_equal(signer_ocsp_sign(f->ca->signer, &bs, 0), 0);
+	OCSP_BASICRESP_free(bs);
+	/* nextUpdate beyond [server] ocsp_validity: refused. */
+	ASN1_TIME_free(nu);
+	nu = ASN1_GENERALIZEDTIME_set(NULL, now + 400 * 86400);
+	assert_non_null(bs = OCSP_BASICRESP_new());
+	assert_non_null(OCSP_basic_add1_status(bs, id,
+	    V_OCSP_CERTSTATUS_UNKNOWN, 0, NULL, tu, nu));
+	assert_int_equal(signer_ocsp_sign(f->ca->signer, &bs, 0),
+	    CK_E_POLICY);
+	OCSP_BASICRESP_free(bs);
+	OCSP_CERTID_free(id);
+	ck_ca_close(other);
+	ASN1_TIME_free(tu);
+	ASN1_TIME_free(nu);
+	ASN1_INTEGER_free(ser);
+	sk_X509_free(certs);
+	X509_STORE_free(st);
+	assert_alive(f);
+}
+
+/* ---- refused with an error reply ---- */
+
+static void
+test_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+	int64_t now = (int64_t)time(NULL);
+
+	/* CA:TRUE under a leaf profile. */
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	m.t.is_ca = 1;
+	m.t.path_len = 0;
+	assert_refused(f, &m, "CA:TRUE");
+	tmpl_clear(&m);
+	/* Over-long validity (tls-server: 397 days). */
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	m.t.not_after = now + 500 * 86400;
+	assert_refused(f, &m, "maximum");
+	tmpl_clear(&m);
+	/* A validity beyond the CA's own (sub-ca allows 3650 days, the CA
+	 * has 3000). */
+	tmpl_init(&m, f->ca, "CN=Sub CA");
+	ck_names_clear(&m.sans);
+	ck_strlist_clear(&m.eku);
+	m.t.profile = "sub-ca";
+	m.t.is_ca = 1;
+	m.t.path_len = 0;
+	m.t.ku = 1u << CK_KU_KEY_CERT_SIGN;
+	m.t.not_after = now + 3500 * 86400;
+	assert_refused(f, &m, "within the CA certificate");
+	tmpl_clear(&m);
+	/* Backdated far into the past. */
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	m.t.not_before = now - 30 * 86400;
+	assert_refused(f, &m, "notBefore");
+	tmpl_clear(&m);
+	/* A name outside the profile, in the SAN and in the CN. */
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	assert_int_equal(ck_names_add(&m.sans, CK_NAME_DNS, "www.evil.org"), 0);
+	assert_refused(f, &m, "evil.org");
+	tmpl_clear(&m);
+	tmpl_init(&m, f->ca, "CN=bank.evil.org");
+	ck_names_clear(&m.sans);
+	assert_refused(f, &m, "CN");
+	tmpl_clear(&m);
+	/* A key usage and an extended key usage the profile lacks. */
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	m.t.ku |= 1u << CK_KU_KEY_CERT_SIGN;
+	assert_refused(f, &m, "key usage");
+	tmpl_clear(&m);
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	assert_int_equal(ck_strlist_add(&m.eku, "codeSigning"), 0);
+	assert_refused(f, &m, "codeSigning");
+	tmpl_clear(&m);
+	/* No key usage at all (would mean any usage). */
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	m.t.ku = 0;
+	assert_refused(f, &m, "key usage");
+	tmpl_clear(&m);
+	/* Someone else's distribution point. */
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	m.t.crl_url = "http://evil.example.org/ca.crl";
+	assert_refused(f, &m, "CRL URL");
+	tmpl_clear(&m);
+	/* A profile the signer does not know. */
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	m.t.profile = "anything-goes";
+	assert_refused(f, &m, "no profile");
+	tmpl_clear(&m);
+}
+
+static void
+test_cms_content(void **state)
+{
+	struct fx *f = *state;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	static const char *const bad[] = {
+		"hello, sign me",
+		"{\"certkeep-audit-checkpoint\":1}",
+		"{\"format\":\"something-else/1\"}",
+		"[\"certkeep-backup/1\"]",
+		"{\"format\":\"certkeep-backup/1\",\"format\":\"x\"}",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(signer_cms_sign(f->ca->signer,
+		    (const unsigned char *)bad[i], strlen(bad[i]), NULL, &der,
+		    &len), CK_E_POLICY);
+		assert_null(der);
+	}
+	assert_int_equal(signer_cms_sign(f->ca->signer,
+	    (const unsigned char *)"{\"format\":\"certkeep-backup/1\"}", 30,
+	    f->ca->chain, &der, &len), 0);
+	assert_true(len > 0);
+	OPENSSL_free(der);
+	assert_alive(f);
+}
+
+/* ---- messages that kill ---- */
+
+static void
+test_kill_unknown_type(void **state)
+{
+	struct fx *f = *state;
+	unsigned char h[SIGNER_MSG_HDR];
+
+	hdr(h, 0x7f, 99, 0);
+	send_raw(f, h, sizeof(h));
+	assert_killed(f);
+}
+
+static void
+test_kill_truncated(void **state)
+{
+	struct fx *f = *state;
+	unsigned char h[SIGNER_MSG_HDR], body[10] = { 0 };
+
+	hdr(h, SIGNER_MSG_CMS_SIGN, 99, 100);
+	send_raw(f, h, sizeof(h));
+	send_raw(f, body, sizeof(body));
+	/* The rest never comes. */
+	assert_int_equal(shutdown(signer_proc_fd(f->sp), SHUT_WR), 0);
+	assert_killed(f);
+}
+
+static void
+test_kill_oversized(void **state)
+{
+	struct fx *f = *state;
+	unsigned char h[SIGNER_MSG_HDR];
+
+	hdr(h, SIGNER_MSG_CERT_SIGN, 99, 9);
+	send_raw(f, h, sizeof(h));
+	assert_killed(f);
+}
+
+static void
+test_kill_short_field(void **state)
+{
+	struct fx *f = *state;
+	unsigned char h[SIGNER_MSG_HDR], body[7] = { 0 };
+
+	hdr(h, SIGNER_MSG_CERT_ABORT, 99, sizeof(body));
+	send_raw(f, h, sizeof(h));
+	send_raw(f, body, sizeof(body));
+	assert_killed(f);
+}
+
+/* A well-formed request with one more field (an issuer, say) after it. */
+static void
+test_kill_extra_field(void **state)
+{
+	struct fx *f = *state;
+	struct signer_msg m;
+	struct signer_msg_prepare *q = calloc(1, sizeof(*q));
+	struct signer_buf b = { 0 };
+	unsigned char *grown, *name = NULL;
+	static const char extra[] = "\0\0\0\x0e" "CN=Other Root!";
+	uint32_t blen;
+	int nl;
+
+	assert_non_null(q);
+	nl = i2d_X509_NAME(X509_get_subject_name(f->ca->cert), &name);
+	q->kind = SIGNER_CERT_PROFILE;
+	snprintf(q->profile, sizeof(q->profile), "tls-server");
+	q->subject = name;
+	q->subject_len = (size_t)nl;
+	q->spki = name;
+	q->spki_len = (size_t)nl;
+	q->serial = (const unsigned char *)"\x01";
+	q->serial_len = 1;
+	q->path_len = -1;
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CERT_PREPARE;
+	m.id = 99;
+	m.u.prepare = q;
+	assert_int_equal(signer_msg_encode(&m, &b), 0);
+	assert_non_null(grown = malloc(b.len + sizeof(extra) - 1));
+	memcpy(grown, b.p, b.len);
+	memcpy(grown + b.len, extra, sizeof(extra) - 1);
+	blen = (uint32_t)(b.len - SIGNER_MSG_HDR + sizeof(extra) - 1);
+	hdr(grown, SIGNER_MSG_CERT_PREPARE, 99, blen);
+	send_raw(f, grown, b.len + sizeof(extra) - 1);
+	free(grown);
+	signer_buf_free(&b);
+	free(q);
+	OPENSSL_free(name);
+	assert_killed(f);
+}
+
+static void
+test_kill_reply_type(void **state)
+{
+	struct fx *f = *state;
+	unsigned char h[SIGNER_MSG_HDR];
+
+	hdr(h, SIGNER_MSG_R_OK, 99, 0);
+	send_raw(f, h, sizeof(h));
+	assert_killed(f);
+}
+
+static void
+test_kill_second_unlock(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_not_equal(signer_proc_unlock(f->sp, g.pw), 0);
+	assert_killed(f);
+}
+
+static void
+test_kill_unknown_handle(void **state)
+{
+	struct fx *f = *state;
+	struct signer_msg req, rep;
+	unsigned char *body = NULL;
+
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_SIGN;
+	req.u.handle = 0x123456789abcdefULL;
+	assert_int_equal(signer_proc_call(f->sp, &req, &rep, &body),
+	    CK_E_CRYPTO);
+	assert_killed(f);
+}
+
+/* Prepare and sign honestly, then ask for the same handle again. */
+static void
+test_kill_used_handle(void **state)
+{
+	struct fx *f = *state;
+	struct signer_msg req, rep;
+	struct signer_msg_prepare q;
+	struct signer_msg_san san = { CK_NAME_DNS, "www.example.com" };
+	unsigned char *body = NULL, *subj = NULL, *spki = NULL;
+	uint64_t handle;
+	int64_t now = (int64_t)time(NULL);
+	X509_NAME *nm = NULL;
+
+	memset(&q, 0, sizeof(q));
+	q.kind = SIGNER_CERT_PROFILE;
+	snprintf(q.profile, sizeof(q.profile), "tls-server");
+	assert_int_equal(ck_dn_parse("CN=www.example.com", &nm), 0);
+	q.subject_len = (size_t)i2d_X509_NAME(nm, &subj);
+	q.subject = subj;
+	{
+		EVP_PKEY *key = tu_key("ec-p256");
+		q.spki_len = (size_t)i2d_PUBKEY(key, &spki);
+		EVP_PKEY_free(key);
+	}
+	q.spki = spki;
+	q.serial = (const unsigned char *)"\x12\x34";
+	q.serial_len = 2;
+	q.not_before = now;
+	q.not_after = now + 86400;
+	q.path_len = -1;
+	q.ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+	q.neku = 1;
+	snprintf(q.eku[0], sizeof(q.eku[0]), "serverAuth");
+	q.nsans = 1;
+	q.sans = &san;
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_PREPARE;
+	req.u.prepare = &q;
+	assert_int_equal(signer_proc_call(f->sp, &req, &rep, &body), 0);
+	assert_int_equal(rep.type, SIGNER_MSG_R_PREPARED);
+	handle = rep.u.prepared.handle;
+	signer_msg_clear(&rep);
+	free(body);
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_SIGN;
+	req.u.handle = handle;
+	assert_int_equal(signer_proc_call(f->sp, &req, &rep, &body), 0);
+	assert_int_equal(rep.type, SIGNER_MSG_R_DER);
+	signer_msg_clear(&rep);
+	free(body);
+	assert_alive(f);
+	/* Again: the signer dies rather than sign twice. */
+	assert_int_equal(signer_proc_call(f->sp, &req, &rep, &body),
+	    CK_E_CRYPTO);
+	assert_killed(f);
+	X509_NAME_free(nm);
+	OPENSSL_free(subj);
+	OPENSSL_free(spki);
+}
+
+/* Before the passphrase, nothing but the passphrase. */
+static void
+test_kill_before_unlock(void **state)
+{
+	struct signer_proc *sp = NULL;
+	unsigned char h[SIGNER_MSG_HDR + 1];
+	int st = 0;
+
+	(void)state;
+	assert_int_equal(signer_proc_start(g.root, &sp), 0);
+	hdr(h, SIGNER_MSG_STATUS, 1, 1);
+	h[SIGNER_MSG_HDR] = 0;
+	assert_int_equal(write(signer_proc_fd(sp), h, sizeof(h)),
+	    (ssize_t)sizeof(h));
+	assert_int_equal(waitpid(signer_proc_pid(sp), &st, 0),
+	    signer_proc_pid(sp));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 3);
+	signer_proc_free(sp);
+}
+
+static void
+test_wrong_passphrase(void **state)
+{
+	struct signer_proc *sp = NULL;
+	struct ck_secret *bad = ck_secret_new(16);
+
+	(void)state;
+	memcpy(bad->buf, "wrong", 5);
+	bad->len = 5;
+	assert_int_equal(signer_proc_start(g.root, &sp), 0);
+	assert_int_equal(signer_proc_unlock(sp, bad), CK_E_PASSPHRASE);
+	signer_proc_free(sp);
+	ck_secret_free(bad);
+}
+
+/* Killed from outside (kill -9): noticed, calls fail closed. */
+static void
+test_killed_from_outside(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+	X509 *x = NULL;
+	int st, i;
+
+	assert_int_equal(kill(signer_proc_pid(f->sp), SIGKILL), 0);
+	st = signer_exit(f);
+	assert_true(WIFSIGNALED(st));
+	for (i = 0; i < 200 && f->deaths == 0; i++)
+		usleep(10000);
+	assert_int_equal(f->deaths, 1);
+	assert_contains(f->why, "died");
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	assert_int_equal(try_issue(f, &m, &x), CK_E_CRYPTO);
+	assert_contains(ck_err_msg(), "signer unavailable");
+	assert_null(x);
+	tmpl_clear(&m);
+}
+
+/* ---- the seccomp filter, in a child ---- */
+
+static int
+sandboxed(int token, int log_mode, int (*fn)(void), char *err,
+    size_t errsz)
+{
+	int pfd[2], st = 0;
+	pid_t pid;
+	ssize_t n;
+
+	assert_int_equal(pipe(pfd), 0);
+	fflush(NULL);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		dup2(pfd[1], 2);
+		if (signer_sandbox_apply(token, log_mode) != 0)
+			_exit(90);
+		_exit(fn());
+	}
+	close(pfd[1]);
+	{
+		size_t got = 0;
+		while (got < errsz - 1 && (n = read(pfd[0], err + got,
+		    errsz - 1 - got)) > 0)
+			got += (size_t)n;
+		err[got] = '\0';
+	}
+	close(pfd[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	return st;
+}
+
+static int
+do_socket(void)
+{
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (s >= 0)
+		return 1;
+	return errno == ENOSYS ? 0 : errno == EACCES ? 2 : 3;
+}
+
+static int
+do_open(void)
+{
+	int fd = open("/dev/null", O_RDONLY);
+
+	return fd >= 0 ? 0 : 1;
+}
+
+static int
+do_unlink(void)
+{
+	(void)unlink("/nonexistent-certkeep-test-file");
+	return 0;
+}
+
+static int
+do_exec(void)
+{
+	char *const argv[] = { (char *)"true", NULL };
+
+	execv("/bin/true", argv);
+	return errno == ENOSYS ? 0 : 1;
+}
+
+static int
+do_compute(void)
+{
+	unsigned char md[32];
+	unsigned int l = 32;
+	void *p = malloc(1 << 20);
+
+	if (p == NULL || !EVP_Digest("x", 1, md, &l, EVP_sha256(), NULL))
+		return 1;
+	free(p);
+	return 0;
+}
+
+static void
+test_seccomp(void **state)
+{
+	char err[512];
+	int st;
+
+	(void)state;
+	/* What a signer does is allowed. */
+	st = sandboxed(0, 0, do_compute, err, sizeof(err));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	/* Kill mode: a socket, an open, an exec kill the process. */
+	st = sandboxed(0, 0, do_socket, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	st = sandboxed(0, 0, do_open, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	st = sandboxed(0, 0, do_exec, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	/* Log mode: reported, failed with ENOSYS, the process goes on. */
+	st = sandboxed(0, 1, do_socket, err, sizeof(err));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_contains(err, "seccomp: forbidden system call 41");
+	/* A token's files are reachable; sockets still are not (denied,
+	 * not killed, for a module's syslog), exec kills. */
+	st = sandboxed(1, 0, do_open, err, sizeof(err));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	st = sandboxed(1, 0, do_socket, err, sizeof(err));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 2);
+	/* Removing a file kills. */
+	st = sandboxed(1, 0, do_unlink, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	st = sandboxed(1, 0, do_exec, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_honest, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ocsp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cms_content, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_unknown_type, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_truncated, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_oversized, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_short_field, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_extra_field, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_reply_type, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_second_unlock, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_unknown_handle,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_used_handle, setup,
+		    teardown),
+		cmocka_unit_test(test_kill_before_unlock),
+		cmocka_unit_test(test_wrong_passphrase),
+		cmocka_unit_test_setup_teardown(test_killed_from_outside,
+		    setup, teardown),
+		cmocka_unit_test(test_seccomp),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
