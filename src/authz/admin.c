@@ -1849,14 +1849,23 @@ admin_exec_as(struct admin_env *env, const struct authz_principal *p,
 	if (r != 0)
 		return reply_fail(r);
 	if (!d.allowed) {
+		char why[sizeof(d.reason) + 128];
+		uint64_t over = 0;
+
 		rf.actor = d.actor;
 		rf.action = authz_action_name(action);
 		rf.object = action_object(req);
-		rf.reason = d.reason;
-		if ((env->refusal_budget == NULL ||
-		    env->refusal_budget(env->budget_arg)) &&
-		    (r = env_write(env, d.actor, refusal_write, &rf)) != 0)
-			return reply_fail(r);
+		rf.reason = why;
+		snprintf(why, sizeof(why), "%s", d.reason);
+		if (env->refusals == NULL ||
+		    ck_budget_take(env->refusals, &over)) {
+			if (env->refusals != NULL)
+				ck_budget_reason(env->refusals, over, d.reason,
+				    why, sizeof(why));
+			if ((r = env_write(env, d.actor, refusal_write,
+			    &rf)) != 0)
+				return reply_fail(r);
+		}
 		return reply_err(CK_E_POLICY, d.reason, 1);
 	}
 	/* The owner acting as owner in the CLI: as before operators, the

@@ -68,6 +68,7 @@
 
 #include "ca/ca.h"
 #include "ca/pipeline.h"
+#include "common/budget.h"
 
 /* A request's size limit on the socket, and a reply's. */
 #define ADMIN_REQUEST_MAX (64u * 1024)
@@ -86,11 +87,10 @@ struct admin_env {
 	 * the tokens at once; may be NULL. */
 	void (*changed)(void *arg, int revoked);
 	void *changed_arg;
-	/* Whether one more refusal may be audited now (certkeepd caps them
-	 * per second, so that no local user can fill the store with them);
-	 * NULL: always. */
-	int (*refusal_budget)(void *arg);
-	void *budget_arg;
+	/* Refusals audited one by one per second (certkeepd caps them, so
+	 * that no caller can fill the store with them; the ones over the
+	 * cap are counted in the next that is audited); NULL: all. */
+	struct ck_budget *refusals;
 	/* Held for reading to read ca->cfg off the write path (certkeepd
 	 * swaps it on reload); NULL: no lock. */
 	pthread_rwlock_t *cfg_lock;

@@ -47,11 +47,7 @@ struct adminhttp {
 	struct job *head, *tail;
 	unsigned queued;
 	int stopping;
-	/* Audited refusals per second (ADMINHTTP_REFUSALS_PER_S). */
-	pthread_mutex_t budget_mu;
-	int64_t budget_second;
-	unsigned budget_used;
-	uint64_t unaudited;
+	struct ck_budget refusals;	/* ADMINHTTP_REFUSALS_PER_S */
 };
 
 static void
@@ -62,33 +58,6 @@ job_free(struct job *j)
 	free(j->body);
 	free(j->cert);
 	free(j);
-}
-
-static int
-refusal_budget(void *arg)
-{
-	struct adminhttp *ah = arg;
-	int64_t now = ck_time_now();
-	int ok;
-
-	pthread_mutex_lock(&ah->budget_mu);
-	if (ah->budget_second != now) {
-		if (ah->unaudited != 0)
-			ck_warn("admin over HTTPS: %llu refusals not audited "
-			    "(more than %d a second)",
-			    (unsigned long long)ah->unaudited,
-			    ADMINHTTP_REFUSALS_PER_S);
-		ah->budget_second = now;
-		ah->budget_used = 0;
-		ah->unaudited = 0;
-	}
-	ok = ah->budget_used < ADMINHTTP_REFUSALS_PER_S;
-	if (ok)
-		ah->budget_used++;
-	else
-		ah->unaudited++;
-	pthread_mutex_unlock(&ah->budget_mu);
-	return ok;
 }
 
 int
@@ -262,15 +231,19 @@ refuse_caller(struct adminhttp *ah, struct http_response *resp, int status,
 {
 	struct auth_refusal a;
 	char msg[1024];
+	uint64_t over = 0;
 
 	memset(&a, 0, sizeof(a));
 	snprintf(a.who, sizeof(a.who), "%s@%s", who, peer);
 	snprintf(a.object, sizeof(a.object), "POST %s", ADMINHTTP_PATH);
-	snprintf(a.reason, sizeof(a.reason), "%s", reason);
-	if (refusal_budget(ah) &&
-	    ck_pipeline_write_wait(ah->sv->pl, auth_refusal_write, &a, msg,
-	    sizeof(msg)) != 0)
-		ck_warn("admin over HTTPS: a refusal not audited: %s", msg);
+	if (ck_budget_take(&ah->refusals, &over)) {
+		ck_budget_reason(&ah->refusals, over, reason, a.reason,
+		    sizeof(a.reason));
+		if (ck_pipeline_write_wait(ah->sv->pl, auth_refusal_write, &a,
+		    msg, sizeof(msg)) != 0)
+			ck_warn("admin over HTTPS: a refusal not audited: %s",
+			    msg);
+	}
 	problem_reply(resp, status, status == 401 ? "unauthorized" :
 	    "forbidden", CK_E_PERM, reason, 1);
 }
@@ -431,11 +404,10 @@ adminhttp_start(struct server *sv, struct adminhttp **out)
 	ah->env.pl = sv->pl;
 	ah->env.changed = adminsock_changed;
 	ah->env.changed_arg = sv;
-	ah->env.refusal_budget = refusal_budget;
-	ah->env.budget_arg = ah;
+	ah->env.refusals = &ah->refusals;
 	pthread_mutex_init(&ah->mu, NULL);
 	pthread_cond_init(&ah->cv, NULL);
-	pthread_mutex_init(&ah->budget_mu, NULL);
+	ck_budget_init(&ah->refusals, ADMINHTTP_REFUSALS_PER_S);
 	if ((r = admin_home_owner(sv->ca->home, &ah->env.owner)) != 0)
 		goto fail;
 	for (i = 0; i < ADMINHTTP_THREADS; i++) {
@@ -452,7 +424,7 @@ adminhttp_start(struct server *sv, struct adminhttp **out)
 fail:
 	pthread_mutex_destroy(&ah->mu);
 	pthread_cond_destroy(&ah->cv);
-	pthread_mutex_destroy(&ah->budget_mu);
+	ck_budget_destroy(&ah->refusals);
 	free(ah);
 	return r;
 }
@@ -473,6 +445,6 @@ adminhttp_stop(struct adminhttp *ah)
 		pthread_join(ah->threads[i], NULL);
 	pthread_mutex_destroy(&ah->mu);
 	pthread_cond_destroy(&ah->cv);
-	pthread_mutex_destroy(&ah->budget_mu);
+	ck_budget_destroy(&ah->refusals);
 	free(ah);
 }

@@ -36,7 +36,8 @@ struct adminhttp;
 #define ADMINHTTP_PATH "/admin/v1"
 #define ADMINHTTP_THREADS 2
 #define ADMINHTTP_QUEUE_MAX 64
-/* Refusals audited per second; beyond, only counted and logged. */
+/* Refusals audited one by one per second; beyond, counted into the next
+ * audited one (common/budget.h). */
 #define ADMINHTTP_REFUSALS_PER_S 50
 
 /* Start the workers for SV (its pipeline, read connection and CA must be

@@ -32,11 +32,7 @@ struct adminsock {
 	pthread_t threads[ADMINSOCK_THREADS];
 	int nthreads;
 	int stopping;		/* read racily by the threads: only a hint */
-	/* Audited refusals per second (ADMINSOCK_REFUSALS_PER_S). */
-	pthread_mutex_t budget_mu;
-	int64_t budget_second;
-	unsigned budget_used;
-	uint64_t unaudited;
+	struct ck_budget refusals;	/* ADMINSOCK_REFUSALS_PER_S */
 };
 
 int
@@ -304,33 +300,6 @@ serve_main(void *arg)
 	return NULL;
 }
 
-static int
-refusal_budget(void *arg)
-{
-	struct adminsock *as = arg;
-	int64_t now = ck_time_now();
-	int ok;
-
-	pthread_mutex_lock(&as->budget_mu);
-	if (as->budget_second != now) {
-		if (as->unaudited != 0)
-			ck_warn("admin socket: %llu refusals not audited "
-			    "(more than %d a second)",
-			    (unsigned long long)as->unaudited,
-			    ADMINSOCK_REFUSALS_PER_S);
-		as->budget_second = now;
-		as->budget_used = 0;
-		as->unaudited = 0;
-	}
-	ok = as->budget_used < ADMINSOCK_REFUSALS_PER_S;
-	if (ok)
-		as->budget_used++;
-	else
-		as->unaudited++;
-	pthread_mutex_unlock(&as->budget_mu);
-	return ok;
-}
-
 void
 adminsock_changed(void *arg, int revoked)
 {
@@ -372,9 +341,8 @@ adminsock_start_fd(struct server *sv, const char *home, int fd,
 	as->env.pl = sv->pl;
 	as->env.changed = adminsock_changed;
 	as->env.changed_arg = sv;
-	as->env.refusal_budget = refusal_budget;
-	as->env.budget_arg = as;
-	pthread_mutex_init(&as->budget_mu, NULL);
+	ck_budget_init(&as->refusals, ADMINSOCK_REFUSALS_PER_S);
+	as->env.refusals = &as->refusals;
 	if ((r = admin_home_owner(home, &as->env.owner)) != 0 ||
 	    (r = adminsock_address(home, &sa, &salen)) != 0)
 		goto fail;
@@ -419,7 +387,7 @@ fail:
 		close(as->fd);
 	if (fd >= 0)
 		close(fd);
-	pthread_mutex_destroy(&as->budget_mu);
+	ck_budget_destroy(&as->refusals);
 	free(as);
 	return r;
 }
@@ -437,7 +405,7 @@ adminsock_stop(struct adminsock *as)
 	for (i = 0; i < as->nthreads; i++)
 		pthread_join(as->threads[i], NULL);
 	close(as->fd);
-	pthread_mutex_destroy(&as->budget_mu);
+	ck_budget_destroy(&as->refusals);
 	free(as);
 }
 

@@ -33,8 +33,9 @@ struct adminsock;
 
 #define ADMINSOCK_THREADS 4
 #define ADMINSOCK_TIMEOUT_S 10	/* to receive a request, or send a reply */
-/* Refusals audited per second; beyond, only counted and logged. */
-#define ADMINSOCK_REFUSALS_PER_S 50
+/* Refusals audited one by one per second; beyond, counted into the next
+ * audited one (common/budget.h). */
+#define ADMINSOCK_REFUSALS_PER_S 200
 
 /* The socket's address for the CA home HOME. 0 or a negative code. */
 int adminsock_address(const char *home, struct sockaddr_un *sa,
