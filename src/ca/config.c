@@ -442,6 +442,8 @@ handler(void *user, const char *section, const char *name, const char *value)
 		if (strcmp(name, "threads") == 0)
 			return set_uint(ps, &cfg->signer.threads, name, value,
 			    0, 64);
+		if (strcmp(name, "allow_ca") == 0)
+			return set_bool(ps, &cfg->signer.allow_ca, name, value);
 		return fail(ps, "[signer]: unknown setting '%s'%s", name, "");
 	}
 	if (strncmp(section, "profile.", 8) == 0) {

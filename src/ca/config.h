@@ -134,7 +134,10 @@ struct ck_audit_config {
  * signs in-process). seccomp = kill (default) or log (report a forbidden
  * system call on stderr and fail it instead of killing: for debugging a
  * new libc or PKCS#11 module). threads: signing threads in the signer
- * process (0: one per CPU).
+ * process (0: one per CPU). allow_ca = yes lets the signer process sign
+ * CA:TRUE certificates under a CA profile (default no: a compromised
+ * service process could otherwise mint a subordinate CA; issue those
+ * offline with the CLI while certkeepd is stopped).
  */
 enum ck_signer_mode { CK_SIGNER_PROCESS, CK_SIGNER_INPROCESS,
 	CK_SIGNER_MODE__MAX };
@@ -144,6 +147,7 @@ struct ck_signer_config {
 	enum ck_signer_mode mode;
 	enum ck_seccomp_mode seccomp;
 	unsigned threads;
+	int allow_ca;			/* default 0 */
 };
 
 struct ck_config {

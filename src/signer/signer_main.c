@@ -51,6 +51,8 @@
 /* How far a certificate's notBefore may lie from now (the service
  * backdates by a minute; clocks of the two processes are the same). */
 #define SIGNER_CLOCK_SLACK 600
+#define SIGNER_NO_CA_MSG "the signer process issues no CA certificates: " \
+	"issue them offline with certkeep issue while certkeepd is stopped"
 
 /* The subjectPublicKeyInfo as received, re-encoded to check it is DER. */
 typedef struct {
@@ -539,6 +541,11 @@ check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
 		    "(at most %d)", q->path_len, p->max_path_len);
 	if (!q->is_ca && q->path_len != -1)
 		return ck_err_set(CK_E_POLICY, "a path length for a leaf");
+	/* A subordinate CA is the one thing a compromised service must
+	 * never get: refused unless the operator weakened the boundary on
+	 * purpose ([signer] allow_ca). */
+	if (q->is_ca && !c->cfg->signer.allow_ca)
+		return ck_err_set(CK_E_POLICY, "%s", SIGNER_NO_CA_MSG);
 	/* Usages: within the profile's; not omitted when it sets some
 	 * (no extension means any usage). */
 	if (p != NULL) {

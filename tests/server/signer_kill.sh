@@ -35,6 +35,14 @@ json_body tls-server "$T/a.csr" 30 >"$T/a.json"
 api_issue auth "$T/a.json" "$T/a.pem"
 expect_ok openssl verify -CAfile "$SRV_CA" "$T/a.pem"
 
+say "a sub-CA through certkeepd: refused by the signer process"
+make_key ec-p256 "$T/sub.key"
+make_csr "$T/sub.key" "$T/sub.csr" "/CN=Sub CA" PEM
+expect_fail 'the signer process issues no CA certificates: issue them offline with certkeep issue while certkeepd is stopped' \
+    ck issue --home "$ca" --profile sub-ca --csr - --cert-only \
+    --passphrase-fd 3 3<"$PWFILE" <"$T/sub.csr"
+ok "certkeep issue --profile sub-ca names the way to do it"
+
 say "kill -9 of the signer under load"
 mkdir "$T/load"
 worker() {

@@ -48,7 +48,7 @@
 
 static struct {
 	char base[4096];
-	char root[4200], other[4200], pass[4200];
+	char root[4200], other[4200], pass[4200], allowca[4200];
 	struct ck_pass_src src;
 	struct ck_secret *pw;
 } g;
@@ -93,6 +93,7 @@ group_setup(void **state)
 	tu_path(g.root, sizeof(g.root), g.base, "root");
 	tu_path(g.other, sizeof(g.other), g.base, "other");
 	tu_path(g.pass, sizeof(g.pass), g.base, "pass");
+	tu_path(g.allowca, sizeof(g.allowca), g.base, "allowca");
 	tu_write_file(g.pass, PASSPHRASE "\n", strlen(PASSPHRASE) + 1, 0600);
 	g.src.kind = CK_PASS_FILE;
 	g.src.file = g.pass;
@@ -102,8 +103,20 @@ group_setup(void **state)
 	memcpy(g.pw->buf, PASSPHRASE, strlen(PASSPHRASE));
 	g.pw->len = strlen(PASSPHRASE);
 	if (make_ca(g.root, "CN=Signer Test Root,O=certkeep tests") != 0 ||
-	    make_ca(g.other, "CN=Someone Else,O=elsewhere") != 0)
+	    make_ca(g.other, "CN=Someone Else,O=elsewhere") != 0 ||
+	    make_ca(g.allowca, "CN=Allow CA Root,O=certkeep tests") != 0)
 		return -1;
+	/* A CA whose operator weakened the boundary on purpose. */
+	{
+		char conf[4300];
+		FILE *fp;
+
+		tu_path(conf, sizeof(conf), g.allowca, "certkeep.conf");
+		if ((fp = fopen(conf, "a")) == NULL)
+			return -1;
+		fputs("\n[signer]\nallow_ca = yes\n", fp);
+		fclose(fp);
+	}
 	return 0;
 }
 
@@ -140,6 +153,28 @@ setup(void **state)
 	signer_proc_on_death(f->sp, on_death, f);
 	*state = f;
 	return 0;
+}
+
+static int
+setup_home(void **state, const char *home)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || signer_proc_start(home, &f->sp) != 0 ||
+	    ck_ca_open(home, &f->ca) != 0 ||
+	    ck_ca_unlock_proc(f->ca, f->sp, g.pw) != 0) {
+		fprintf(stderr, "starting the signer: %s\n", ck_err_msg());
+		return -1;
+	}
+	signer_proc_on_death(f->sp, on_death, f);
+	*state = f;
+	return 0;
+}
+
+static int
+setup_allowca(void **state)
+{
+	return setup_home(state, g.allowca);
 }
 
 static int
@@ -475,6 +510,53 @@ test_refusals(void **state)
 	m.t.profile = "anything-goes";
 	assert_refused(f, &m, "no profile");
 	tmpl_clear(&m);
+}
+
+/* A subordinate CA under the default sub-ca profile, valid a year. */
+static void
+tmpl_sub_ca(struct tmpl *m, struct ck_ca *ca)
+{
+	tmpl_init(m, ca, "CN=Sub CA");
+	ck_names_clear(&m->sans);
+	ck_strlist_clear(&m->eku);
+	m->t.profile = "sub-ca";
+	m->t.is_ca = 1;
+	m->t.path_len = 0;
+	m->t.ku = 1u << CK_KU_KEY_CERT_SIGN | 1u << CK_KU_CRL_SIGN;
+	m->t.not_after = m->t.not_before + 365 * 86400;
+}
+
+/* V3: a compromised service must not mint a subordinate CA, even under
+ * a CA profile of the configuration. */
+static void
+test_no_sub_ca(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+
+	tmpl_sub_ca(&m, f->ca);
+	assert_refused(f, &m, "the signer process issues no CA "
+	    "certificates: issue them offline with certkeep issue while "
+	    "certkeepd is stopped");
+	tmpl_clear(&m);
+}
+
+/* The same request is signed where [signer] allow_ca = yes: it is the
+ * setting, and nothing else, that refuses it above. */
+static void
+test_sub_ca_allowed(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+	X509 *x = NULL;
+
+	tmpl_sub_ca(&m, f->ca);
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	assert_non_null(x);
+	assert_int_equal(X509_check_ca(x), 1);
+	X509_free(x);
+	tmpl_clear(&m);
+	assert_alive(f);
 }
 
 static void
@@ -882,6 +964,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ocsp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_sub_ca, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_sub_ca_allowed,
+		    setup_allowca, teardown),
 		cmocka_unit_test_setup_teardown(test_cms_content, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_unknown_type, setup,
