@@ -41,6 +41,7 @@
 #include "keystore/keystore.h"
 #include "keystore/pkcs11.h"
 #include "signer/signer.h"
+#include "x509/csr.h"
 #include "x509/serial.h"
 
 /* Prepared certificates not yet signed or aborted. */
@@ -357,6 +358,11 @@ parse_name(const unsigned char *der, size_t len)
 	if ((rl = i2d_X509_NAME(n, &re)) < 0 || (size_t)rl != len ||
 	    memcmp(re, der, len) != 0)
 		goto bad;
+	/* The comparison above only sees the bytes received again (a
+	 * decoded name keeps them): rebuilt from its entries, it must
+	 * encode the same. */
+	if (ck_name_is_der(n) != 1)
+		goto bad;
 	OPENSSL_free(re);
 	return n;
 bad:
@@ -667,7 +673,9 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 
 	memset(&t, 0, sizeof(t));
 	if ((subject = parse_name(q->subject, q->subject_len)) == NULL) {
-		r = ck_err_set(CK_E_PARSE, "the subject is not a DER Name");
+		r = ck_err_set(CK_E_PARSE, "the subject is not a DER Name "
+		    "(long-form or indefinite lengths, an unsorted SET or a "
+		    "constructed string)");
 		goto out;
 	}
 	if ((spki = parse_spki(q->spki, q->spki_len)) == NULL) {

@@ -42,6 +42,8 @@
 #include "signer/signer_proc.h"
 #include "x509/serial.h"
 
+#include "ber_names.h"
+
 #define PASSPHRASE "correct horse battery staple"
 #define LOG2N 10
 #define ROOT_DAYS 3000
@@ -559,6 +561,76 @@ test_sub_ca_allowed(void **state)
 	assert_alive(f);
 }
 
+/* cert-prepare of a tls-client certificate for the subject bytes as
+ * they are: 0 (then aborted) or the refusal's code. */
+static int
+prepare_subject(struct fx *f, const unsigned char *subj, size_t len)
+{
+	struct signer_msg req, rep;
+	struct signer_msg_prepare q;
+	unsigned char *body = NULL, *spki = NULL;
+	int64_t now = (int64_t)time(NULL);
+	int r;
+
+	memset(&q, 0, sizeof(q));
+	q.kind = SIGNER_CERT_PROFILE;
+	snprintf(q.profile, sizeof(q.profile), "tls-client");
+	q.subject = subj;
+	q.subject_len = len;
+	{
+		EVP_PKEY *key = tu_key("ec-p256");
+		q.spki_len = (size_t)i2d_PUBKEY(key, &spki);
+		EVP_PKEY_free(key);
+	}
+	q.spki = spki;
+	q.serial = (const unsigned char *)"\x12\x35";
+	q.serial_len = 2;
+	q.not_before = now;
+	q.not_after = now + 86400;
+	q.path_len = -1;
+	q.ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+	q.neku = 1;
+	snprintf(q.eku[0], sizeof(q.eku[0]), "clientAuth");
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_PREPARE;
+	req.u.prepare = &q;
+	r = signer_proc_call(f->sp, &req, &rep, &body);
+	OPENSSL_free(spki);
+	if (r != 0)
+		return r;
+	assert_int_equal(rep.type, SIGNER_MSG_R_PREPARED);
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_ABORT;
+	req.u.handle = rep.u.prepared.handle;
+	signer_msg_clear(&rep);
+	free(body);
+	assert_int_equal(signer_proc_call(f->sp, &req, &rep, &body), 0);
+	signer_msg_clear(&rep);
+	free(body);
+	return 0;
+}
+
+/* V4: a subject in BER is refused (it would be signed as it is); the
+ * same names in DER are taken. */
+static void
+test_subject_ber(void **state)
+{
+	struct fx *f = *state;
+	size_t i;
+
+	assert_int_equal(prepare_subject(f, name_der, sizeof(name_der)), 0);
+	assert_int_equal(prepare_subject(f, name_der_multi,
+	    sizeof(name_der_multi)), 0);
+	for (i = 0; i < BER_NAMES; i++) {
+		if (prepare_subject(f, ber_names[i].der, ber_names[i].len) !=
+		    CK_E_PARSE)
+			fail_msg("a subject with %s: not refused",
+			    ber_names[i].what);
+		assert_contains(ck_err_msg(), "not a DER Name");
+		assert_alive(f);
+	}
+}
+
 static void
 test_cms_content(void **state)
 {
@@ -968,6 +1040,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_sub_ca_allowed,
 		    setup_allowca, teardown),
+		cmocka_unit_test_setup_teardown(test_subject_ber, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_cms_content, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_unknown_type, setup,
