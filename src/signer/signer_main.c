@@ -481,6 +481,29 @@ url_is(const char *got, const char *want, const char *what)
 	return ck_err_set(CK_E_POLICY, "%s is not this CA's", what);
 }
 
+/* A delegated OCSP responder certificate names the responder certkeepd
+ * makes (signer_ocsp_responder_subject), nobody else: its subject would
+ * otherwise be the service's choice. */
+static int
+ocsp_subject_ok(struct sctx *c, const struct signer_msg_prepare *q)
+{
+	X509_NAME *want = NULL;
+	unsigned char *der = NULL;
+	int len, ok, r;
+
+	if ((r = signer_ocsp_responder_subject(c->cert, &want)) != 0)
+		return r;
+	len = i2d_X509_NAME(want, &der);
+	X509_NAME_free(want);
+	if (len < 0)
+		return CK_E_NOMEM;
+	ok = (size_t)len == q->subject_len &&
+	    memcmp(der, q->subject, q->subject_len) == 0;
+	OPENSSL_free(der);
+	return ok ? 0 : ck_err_set(CK_E_POLICY, "an OCSP responder "
+	    "certificate's subject is not the one certkeepd makes for it");
+}
+
 /*
  * Everything a certificate request may ask for, judged against this
  * process's own configuration: the profile (or the fixed rules of the
@@ -511,8 +534,10 @@ check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
 		break;
 	case SIGNER_CERT_OCSP:
 		/* signer_ocsp_cert_prepare() checks the shape; the names
-		 * are none. */
+		 * are none; the subject is the one certkeepd gives it. */
 		p = NULL;
+		if ((r = ocsp_subject_ok(c, q)) != 0)
+			return r;
 		break;
 	default:
 		return ck_err_set(CK_E_POLICY, "unknown certificate kind");

@@ -561,6 +561,56 @@ test_sub_ca_allowed(void **state)
 	assert_alive(f);
 }
 
+/* A delegated OCSP responder certificate for `subject` (NULL: the one
+ * certkeepd makes): 0 and signed, or the refusal's code. */
+static int
+try_ocsp_cert(struct fx *f, const char *subject)
+{
+	struct tmpl m;
+	struct signer_pending *p = NULL;
+	unsigned char d[32], *der = NULL;
+	size_t len = 0;
+	int r;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	ck_names_clear(&m.sans);
+	ck_strlist_clear(&m.eku);
+	assert_int_equal(ck_strlist_add(&m.eku, "OCSPSigning"), 0);
+	X509_NAME_free(m.subject);
+	m.subject = NULL;
+	if (subject != NULL)
+		assert_int_equal(ck_dn_parse(subject, &m.subject), 0);
+	else
+		assert_int_equal(signer_ocsp_responder_subject(f->ca->cert,
+		    &m.subject), 0);
+	m.t.subject = m.subject;
+	m.t.profile = NULL;
+	m.t.ocsp_url = "";
+	m.t.not_after = m.t.not_before + 3600;
+	if ((r = signer_ocsp_cert_prepare(f->ca->signer, &m.t, &p, d)) == 0) {
+		assert_int_equal(signer_cert_sign(f->ca->signer, p, &der,
+		    &len), 0);
+		OPENSSL_free(der);
+	}
+	tmpl_clear(&m);
+	return r;
+}
+
+/* V5: the responder certificate's subject is certkeepd's, no other (it
+ * would be a certificate for any name the service chose). */
+static void
+test_ocsp_responder_subject(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(try_ocsp_cert(f, NULL), 0);
+	assert_int_equal(try_ocsp_cert(f, "CN=www.example.com"), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "subject is not the one certkeepd");
+	assert_int_equal(try_ocsp_cert(f, "CN=OCSP responder for Signer "
+	    "Test Root"), CK_E_POLICY);
+	assert_alive(f);
+}
+
 /* cert-prepare of a tls-client certificate for the subject bytes as
  * they are: 0 (then aborted) or the refusal's code. */
 static int
@@ -1042,6 +1092,8 @@ main(void)
 		    setup_allowca, teardown),
 		cmocka_unit_test_setup_teardown(test_subject_ber, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_ocsp_responder_subject,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cms_content, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_unknown_type, setup,
