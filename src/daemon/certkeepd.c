@@ -313,10 +313,12 @@ main(int argc, char **argv)
 		    "install it with 'certkeep ca install'");
 		goto fail;
 	}
-	r = sp != NULL ? ck_ca_unlock_proc(ca, sp, pw) :
-	    ck_ca_unlock_with(ca, pw);
+	/* Listen for the signer's death before unlocking: a death in
+	 * between would otherwise go unseen. */
 	if (sp != NULL)
 		signer_proc_on_death(sp, signer_death, NULL);
+	r = sp != NULL ? ck_ca_unlock_proc(ca, sp, pw) :
+	    ck_ca_unlock_with(ca, pw);
 	/* The ACME EAB key is under the same passphrase; it is kept, the
 	 * passphrase is not. */
 	if (r == 0)

@@ -316,10 +316,19 @@ void
 signer_proc_on_death(struct signer_proc *sp, void (*fn)(void *,
     const char *), void *arg)
 {
+	char why[sizeof(sp->why)];
+	int dead;
+
 	pthread_mutex_lock(&sp->mu);
 	sp->on_death = fn;
 	sp->arg = arg;
+	dead = sp->dead;
+	snprintf(why, sizeof(why), "%s", sp->why);
 	pthread_mutex_unlock(&sp->mu);
+	/* Died before anyone listened: tell now, or the owner would serve
+	 * on with every signature failing. */
+	if (dead && fn != NULL)
+		fn(arg, why);
 }
 
 int

@@ -55,7 +55,8 @@ int signer_proc_unlock(struct signer_proc *sp, const struct ck_secret *pw);
 int signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
     struct signer_msg *rep, unsigned char **body);
 
-/* Called once, from the reader thread, when the process is gone. */
+/* Called once, from the reader thread, when the process is gone; at once
+ * (from the caller's thread) if it is already gone. */
 void signer_proc_on_death(struct signer_proc *sp, void (*fn)(void *,
     const char *), void *arg);
 

@@ -956,6 +956,33 @@ test_killed_from_outside(void **state)
 	tmpl_clear(&m);
 }
 
+/* V6: a death before anyone listens (certkeepd registers its callback
+ * around the unlock) is told at registration, not lost. */
+static void
+test_death_before_listening(void **state)
+{
+	struct fx f;
+	int st, i;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(signer_proc_start(g.root, &f.sp), 0);
+	assert_int_equal(kill(signer_proc_pid(f.sp), SIGKILL), 0);
+	st = signer_exit(&f);
+	assert_true(WIFSIGNALED(st));
+	for (i = 0; i < 200 && !signer_proc_dead(f.sp, NULL, 0); i++)
+		usleep(10000);
+	assert_true(signer_proc_dead(f.sp, NULL, 0));
+	assert_int_equal(f.deaths, 0);
+	signer_proc_on_death(f.sp, on_death, &f);
+	assert_int_equal(f.deaths, 1);
+	assert_contains(f.why, "died");
+	/* The unlock that follows fails closed. */
+	assert_int_equal(signer_proc_unlock(f.sp, g.pw), CK_E_CRYPTO);
+	assert_int_equal(f.deaths, 1);
+	signer_proc_free(f.sp);
+}
+
 /* ---- the seccomp filter, in a child ---- */
 
 static int
@@ -1118,6 +1145,7 @@ main(void)
 		cmocka_unit_test(test_wrong_passphrase),
 		cmocka_unit_test_setup_teardown(test_killed_from_outside,
 		    setup, teardown),
+		cmocka_unit_test(test_death_before_listening),
 		cmocka_unit_test(test_seccomp),
 	};
 
