@@ -442,6 +442,9 @@ handler(void *user, const char *section, const char *name, const char *value)
 		if (strcmp(name, "threads") == 0)
 			return set_uint(ps, &cfg->signer.threads, name, value,
 			    0, 64);
+		if (strcmp(name, "timeout") == 0)
+			return set_uint(ps, &cfg->signer.timeout_s, name,
+			    value, 1, 3600);
 		if (strcmp(name, "allow_ca") == 0)
 			return set_bool(ps, &cfg->signer.allow_ca, name, value);
 		return fail(ps, "[signer]: unknown setting '%s'%s", name, "");
@@ -536,6 +539,7 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 	cfg->acme.validation_timeout_s = 10;
 	cfg->acme.ari_percent = 67;
 	cfg->audit.checkpoint_interval_s = 300;
+	cfg->signer.timeout_s = 30;
 	cfg->audit.syslog = 1;
 	snprintf(cfg->audit.syslog_socket, sizeof(cfg->audit.syslog_socket),
 	    "%s", "/dev/log");

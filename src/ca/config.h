@@ -137,7 +137,9 @@ struct ck_audit_config {
  * process (0: one per CPU). allow_ca = yes lets the signer process sign
  * CA:TRUE certificates under a CA profile (default no: a compromised
  * service process could otherwise mint a subordinate CA; issue those
- * offline with the CLI while certkeepd is stopped).
+ * offline with the CLI while certkeepd is stopped). timeout: seconds a
+ * request may wait for the signer's answer (default 30, for slow tokens);
+ * then the signer is taken for dead (fail closed).
  */
 enum ck_signer_mode { CK_SIGNER_PROCESS, CK_SIGNER_INPROCESS,
 	CK_SIGNER_MODE__MAX };
@@ -148,6 +150,7 @@ struct ck_signer_config {
 	enum ck_seccomp_mode seccomp;
 	unsigned threads;
 	int allow_ca;			/* default 0 */
+	unsigned timeout_s;		/* default 30 */
 };
 
 struct ck_config {

@@ -315,8 +315,10 @@ main(int argc, char **argv)
 	}
 	/* Listen for the signer's death before unlocking: a death in
 	 * between would otherwise go unseen. */
-	if (sp != NULL)
+	if (sp != NULL) {
+		signer_proc_set_timeout(sp, ca->cfg->signer.timeout_s);
 		signer_proc_on_death(sp, signer_death, NULL);
+	}
 	r = sp != NULL ? ck_ca_unlock_proc(ca, sp, pw) :
 	    ck_ca_unlock_with(ca, pw);
 	/* The ACME EAB key is under the same passphrase; it is kept, the

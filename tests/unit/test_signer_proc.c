@@ -983,6 +983,35 @@ test_death_before_listening(void **state)
 	signer_proc_free(f.sp);
 }
 
+/* V7: a stopped signer (SIGSTOP; a hung token alike) does not hang the
+ * callers: after the timeout the call fails, the signer is killed and
+ * taken for dead, the death is told. */
+static void
+test_stopped_signer_times_out(void **state)
+{
+	struct fx *f = *state;
+	struct timespec t0, t1;
+	double took;
+	int st, i;
+
+	signer_proc_set_timeout(f->sp, 1);
+	assert_int_equal(kill(signer_proc_pid(f->sp), SIGSTOP), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_false(signer_available(f->ca->signer, 1, NULL, 0));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	took = (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(took >= 0.9 && took < 10);
+	for (i = 0; i < 200 && f->deaths == 0; i++)
+		usleep(10000);
+	assert_int_equal(f->deaths, 1);
+	assert_contains(f->why, "did not answer within 1 s");
+	st = signer_exit(f);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+	assert_true(signer_proc_dead(f->sp, NULL, 0));
+}
+
 /* ---- the seccomp filter, in a child ---- */
 
 static int
@@ -1146,6 +1175,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_killed_from_outside,
 		    setup, teardown),
 		cmocka_unit_test(test_death_before_listening),
+		cmocka_unit_test_setup_teardown(test_stopped_signer_times_out,
+		    setup, teardown),
 		cmocka_unit_test(test_seccomp),
 	};
 
