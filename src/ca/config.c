@@ -419,15 +419,16 @@ handler(void *user, const char *section, const char *name, const char *value)
 		return fail(ps, "[audit]: unknown setting '%s'%s", name, "");
 	}
 	if (strcmp(section, "signer") == 0) {
+		/* The key in the service process is a certkeepd flag for
+		 * benchmarks, not a setting the service user could write;
+		 * "process", the only mode, is still taken. */
 		if (strcmp(name, "mode") == 0) {
 			if (strcmp(value, "process") == 0)
-				cfg->signer.mode = CK_SIGNER_PROCESS;
-			else if (strcmp(value, "inprocess") == 0)
-				cfg->signer.mode = CK_SIGNER_INPROCESS;
-			else
-				return fail(ps, "[signer]: mode must be "
-				    "process or inprocess%s%s", "", "");
-			return 1;
+				return 1;
+			return fail(ps, "[signer] mode is not a setting: the "
+			    "signer always runs in its own process (for a "
+			    "benchmark only: certkeepd --signer-inprocess)%s%s",
+			    "", "");
 		}
 		if (strcmp(name, "seccomp") == 0) {
 			if (strcmp(value, "kill") == 0)

@@ -1012,6 +1012,37 @@ test_stopped_signer_times_out(void **state)
 	assert_true(signer_proc_dead(f->sp, NULL, 0));
 }
 
+/* V2: keeping the key in the service process is not a setting the
+ * service user could write; the new [signer] settings parse. */
+static void
+test_signer_settings(void **state)
+{
+	static const char inproc[] = "[signer]\nmode = inprocess\n";
+	static const char proc[] = "[signer]\nmode = process\n"
+	    "allow_ca = yes\ntimeout = 90\n";
+	static const char zero[] = "[signer]\ntimeout = 0\n";
+	struct ck_config *cfg = NULL;
+
+	(void)state;
+	assert_int_not_equal(ck_config_parse(inproc, strlen(inproc), &cfg),
+	    0);
+	assert_contains(ck_err_msg(), "certkeepd --signer-inprocess");
+	ck_config_free(cfg);
+	cfg = NULL;
+	assert_int_equal(ck_config_parse(proc, strlen(proc), &cfg), 0);
+	assert_int_equal(cfg->signer.allow_ca, 1);
+	assert_int_equal(cfg->signer.timeout_s, 90);
+	ck_config_free(cfg);
+	cfg = NULL;
+	assert_int_equal(ck_config_parse("", 0, &cfg), 0);
+	assert_int_equal(cfg->signer.allow_ca, 0);
+	assert_int_equal(cfg->signer.timeout_s, 30);
+	ck_config_free(cfg);
+	cfg = NULL;
+	assert_int_not_equal(ck_config_parse(zero, strlen(zero), &cfg), 0);
+	ck_config_free(cfg);
+}
+
 /* ---- the seccomp filter, in a child ---- */
 
 static int
@@ -1177,6 +1208,7 @@ main(void)
 		cmocka_unit_test(test_death_before_listening),
 		cmocka_unit_test_setup_teardown(test_stopped_signer_times_out,
 		    setup, teardown),
+		cmocka_unit_test(test_signer_settings),
 		cmocka_unit_test(test_seccomp),
 	};
 
