@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1059,6 +1061,11 @@ sandboxed(int token, int log_mode, int (*fn)(void), char *err,
 	if (pid == 0) {
 		close(pfd[0]);
 		dup2(pfd[1], 2);
+		/* No core file of a test that dies on purpose. */
+		{
+			struct rlimit rl = { 0, 0 };
+			(void)setrlimit(RLIMIT_CORE, &rl);
+		}
 		if (signer_sandbox_apply(token, log_mode) != 0)
 			_exit(90);
 		_exit(fn());
@@ -1110,6 +1117,34 @@ do_exec(void)
 	return errno == ENOSYS ? 0 : 1;
 }
 
+/* tgkill/tkill (signal 0: harmless if it got through) to the parent:
+ * another process of the same uid. */
+static int
+do_tgkill_parent(void)
+{
+	return syscall(SYS_tgkill, getppid(), getppid(), 0) == 0 ? 0 : 1;
+}
+
+static int
+do_tkill_parent(void)
+{
+	return syscall(SYS_tkill, getppid(), 0) == 0 ? 0 : 1;
+}
+
+/* To itself: allowed (abort() needs it). */
+static int
+do_tgkill_self(void)
+{
+	return syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), 0) == 0 ?
+	    0 : 1;
+}
+
+static int
+do_abort(void)
+{
+	abort();
+}
+
 static int
 do_compute(void)
 {
@@ -1143,6 +1178,19 @@ test_seccomp(void **state)
 	assert_int_equal(WTERMSIG(st), SIGSYS);
 	st = sandboxed(0, 0, do_exec, err, sizeof(err));
 	assert_true(WIFSIGNALED(st));
+	/* Signals: to itself (abort()), not to another process. */
+	st = sandboxed(0, 0, do_tgkill_self, err, sizeof(err));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	st = sandboxed(0, 0, do_abort, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+	st = sandboxed(0, 0, do_tgkill_parent, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	st = sandboxed(1, 0, do_tkill_parent, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
 	/* Log mode: reported, failed with ENOSYS, the process goes on. */
 	st = sandboxed(0, 1, do_socket, err, sizeof(err));
 	assert_true(WIFEXITED(st));
