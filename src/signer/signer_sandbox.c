@@ -128,15 +128,21 @@ static int
 allow_self_signals(scmp_filter_ctx ctx)
 {
 	static const char *const names[] = { "tgkill", "tkill" };
+	struct scmp_arg_cmp self;
 	size_t i;
 	int nr;
+
+	memset(&self, 0, sizeof(self));
+	self.arg = 0;
+	self.op = SCMP_CMP_EQ;
+	self.datum_a = (scmp_datum_t)getpid();
 
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if ((nr = seccomp_syscall_resolve_name(names[i])) ==
 		    __NR_SCMP_ERROR)
 			continue;
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
-		    SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid())) != 0)
+		if (seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1,
+		    &self) != 0)
 			return -1;
 	}
 	return 0;
