@@ -419,15 +419,16 @@ handler(void *user, const char *section, const char *name, const char *value)
 		return fail(ps, "[audit]: unknown setting '%s'%s", name, "");
 	}
 	if (strcmp(section, "signer") == 0) {
+		/* The key in the service process is a certkeepd flag for
+		 * benchmarks, not a setting the service user could write;
+		 * "process", the only mode, is still taken. */
 		if (strcmp(name, "mode") == 0) {
 			if (strcmp(value, "process") == 0)
-				cfg->signer.mode = CK_SIGNER_PROCESS;
-			else if (strcmp(value, "inprocess") == 0)
-				cfg->signer.mode = CK_SIGNER_INPROCESS;
-			else
-				return fail(ps, "[signer]: mode must be "
-				    "process or inprocess%s%s", "", "");
-			return 1;
+				return 1;
+			return fail(ps, "[signer] mode is not a setting: the "
+			    "signer always runs in its own process (for a "
+			    "benchmark only: certkeepd --signer-inprocess)%s%s",
+			    "", "");
 		}
 		if (strcmp(name, "seccomp") == 0) {
 			if (strcmp(value, "kill") == 0)
@@ -442,6 +443,11 @@ handler(void *user, const char *section, const char *name, const char *value)
 		if (strcmp(name, "threads") == 0)
 			return set_uint(ps, &cfg->signer.threads, name, value,
 			    0, 64);
+		if (strcmp(name, "timeout") == 0)
+			return set_uint(ps, &cfg->signer.timeout_s, name,
+			    value, 1, 3600);
+		if (strcmp(name, "allow_ca") == 0)
+			return set_bool(ps, &cfg->signer.allow_ca, name, value);
 		return fail(ps, "[signer]: unknown setting '%s'%s", name, "");
 	}
 	if (strncmp(section, "profile.", 8) == 0) {
@@ -534,6 +540,7 @@ ck_config_parse(const char *text, size_t len, struct ck_config **out)
 	cfg->acme.validation_timeout_s = 10;
 	cfg->acme.ari_percent = 67;
 	cfg->audit.checkpoint_interval_s = 300;
+	cfg->signer.timeout_s = 30;
 	cfg->audit.syslog = 1;
 	snprintf(cfg->audit.syslog_socket, sizeof(cfg->audit.syslog_socket),
 	    "%s", "/dev/log");

@@ -128,22 +128,26 @@ struct ck_audit_config {
 };
 
 /*
- * [signer]: certkeepd's signer process (docs/signer.md). mode = process
- * (the default: the key lives only in a separate, sandboxed process) or
- * inprocess (kept only to measure what the isolation costs; the CLI always
- * signs in-process). seccomp = kill (default) or log (report a forbidden
- * system call on stderr and fail it instead of killing: for debugging a
- * new libc or PKCS#11 module). threads: signing threads in the signer
- * process (0: one per CPU).
+ * [signer]: certkeepd's signer process (docs/signer.md): the key lives
+ * only in a separate, sandboxed process (certkeepd --signer-inprocess,
+ * a flag for benchmarks, is the only way to keep it in the service; the
+ * CLI always signs in-process). seccomp = kill (default) or log (report
+ * a forbidden system call on stderr and fail it instead of killing: for
+ * debugging a new libc or PKCS#11 module). threads: signing threads in the signer
+ * process (0: one per CPU). allow_ca = yes lets the signer process sign
+ * CA:TRUE certificates under a CA profile (default no: a compromised
+ * service process could otherwise mint a subordinate CA; issue those
+ * offline with the CLI while certkeepd is stopped). timeout: seconds a
+ * request may wait for the signer's answer (default 30, for slow tokens);
+ * then the signer is taken for dead (fail closed).
  */
-enum ck_signer_mode { CK_SIGNER_PROCESS, CK_SIGNER_INPROCESS,
-	CK_SIGNER_MODE__MAX };
 enum ck_seccomp_mode { CK_SECCOMP_KILL, CK_SECCOMP_LOG, CK_SECCOMP__MAX };
 
 struct ck_signer_config {
-	enum ck_signer_mode mode;
 	enum ck_seccomp_mode seccomp;
 	unsigned threads;
+	int allow_ca;			/* default 0 */
+	unsigned timeout_s;		/* default 30 */
 };
 
 struct ck_config {

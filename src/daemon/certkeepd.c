@@ -2,7 +2,7 @@
  * certkeepd - the certificate server.
  *
  *   certkeepd --home DIR [--passphrase-file F | --passphrase-fd N |
- *             --unlock-shares-prompt] [--foreground]
+ *             --unlock-shares-prompt] [--foreground] [--signer-inprocess]
  *
  * Start-up order (acquire, then drop, then serve): read the passphrase
  * (perhaps from a file only root can read); if started as root, become the
@@ -21,7 +21,11 @@
  * (src/daemon/unlockd.h); the secret they rebuild is then the passphrase
  * and start-up goes on as above. SIGTERM and SIGINT finish in-flight
  * requests and exit; SIGHUP reloads tokens, configuration and the CRL.
- * If the signer process dies, certkeepd stops serving and exits 1.
+ * If the signer process dies, certkeepd stops serving and exits 3
+ * (CERTKEEPD_EXIT_SIGNER_DIED), which the systemd unit does not restart
+ * on. --signer-inprocess keeps the key in this process (benchmarks only:
+ * a command-line flag, not a setting of the configuration the service
+ * user can write).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -56,7 +60,12 @@
 
 static const char usage_text[] =
     "usage: certkeepd --home DIR [--passphrase-file FILE | --passphrase-fd N |"
-    "\n                 --unlock-shares-prompt] [--foreground]\n";
+    "\n                 --unlock-shares-prompt] [--foreground]"
+    " [--signer-inprocess]\n";
+
+/* The signer process died: a restart must be an operator's decision
+ * (the service may have edited what a new signer would read). */
+#define CERTKEEPD_EXIT_SIGNER_DIED 3
 
 /* The signer process died: stop serving (the main thread's sigwait
  * takes it from here) and exit non-zero. */
@@ -71,10 +80,10 @@ signer_death(void *arg, const char *why)
 	(void)kill(getpid(), SIGTERM);
 }
 
-/* Read just [server] user and [signer] mode from the configuration
- * (before opening the store, which must not create files as root). */
+/* Read just [server] user from the configuration (before opening the
+ * store, which must not create files as root). */
 static void
-configured_user(const char *home, char *out, size_t outsz, int *inprocess)
+configured_user(const char *home, char *out, size_t outsz)
 {
 	struct ck_config *cfg = NULL;
 	unsigned char *text = NULL;
@@ -85,10 +94,8 @@ configured_user(const char *home, char *out, size_t outsz, int *inprocess)
 	if (ck_path_join(path, sizeof(path), home, CK_CONFIG_FILE) != 0 ||
 	    ck_fs_read(path, CK_CONFIG_MAX, &text, &len) != 0)
 		return;
-	if (ck_config_parse((const char *)text, len, &cfg) == 0) {
+	if (ck_config_parse((const char *)text, len, &cfg) == 0)
 		snprintf(out, outsz, "%s", cfg->server.user);
-		*inprocess = cfg->signer.mode == CK_SIGNER_INPROCESS;
-	}
 	ck_config_free(cfg);
 	free(text);
 }
@@ -128,6 +135,7 @@ main(int argc, char **argv)
 		{ "passphrase-fd", required_argument, NULL, 'F' },
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "unlock-shares-prompt", no_argument, NULL, 'U' },
+		{ "signer-inprocess", no_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -172,6 +180,9 @@ main(int argc, char **argv)
 		case 'U':
 			unlock_prompt = 1;
 			break;
+		case 'I':
+			inprocess = 1;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -192,7 +203,7 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	configured_user(home, user, sizeof(user), &inprocess);
+	configured_user(home, user, sizeof(user));
 	(void)audit_os_user();	/* who started us, before we switch */
 	if ((r = unlock_collector_for_home(home, &uc)) != 0)
 		goto fail;
@@ -313,10 +324,14 @@ main(int argc, char **argv)
 		    "install it with 'certkeep ca install'");
 		goto fail;
 	}
+	/* Listen for the signer's death before unlocking: a death in
+	 * between would otherwise go unseen. */
+	if (sp != NULL) {
+		signer_proc_set_timeout(sp, ca->cfg->signer.timeout_s);
+		signer_proc_on_death(sp, signer_death, NULL);
+	}
 	r = sp != NULL ? ck_ca_unlock_proc(ca, sp, pw) :
 	    ck_ca_unlock_with(ca, pw);
-	if (sp != NULL)
-		signer_proc_on_death(sp, signer_death, NULL);
 	/* The ACME EAB key is under the same passphrase; it is kept, the
 	 * passphrase is not. */
 	if (r == 0)
@@ -412,7 +427,7 @@ main(int argc, char **argv)
 	unlock_collector_free(uc);
 	signer_proc_free(sp);
 	close(lockfd);
-	return signer_died ? 1 : 0;
+	return signer_died ? CERTKEEPD_EXIT_SIGNER_DIED : 0;
 fail:
 	{
 		char msg[1024];

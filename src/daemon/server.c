@@ -233,55 +233,6 @@ ocsp_self_clear(struct ocsp_self *o)
 	memset(o, 0, sizeof(*o));
 }
 
-/* The CA's subject with its CN replaced by "OCSP responder for <CN>"
- * (cut to the 64 characters a CN may have, at a character boundary). */
-static int
-ocsp_self_subject(X509 *ca, X509_NAME **out)
-{
-	static const char prefix[] = "OCSP responder for ";
-	X509_NAME *n = NULL;
-	X509_NAME_ENTRY *e;
-	unsigned char *utf = NULL;
-	char cn[65];
-	size_t len;
-	int idx, ulen = -1, r = CK_E_NOMEM;
-
-	if ((n = X509_NAME_dup(X509_get_subject_name(ca))) == NULL)
-		goto out;
-	snprintf(cn, sizeof(cn), "%s", prefix);
-	if ((idx = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) >= 0)
-		ulen = ASN1_STRING_to_UTF8(&utf, X509_NAME_ENTRY_get_data(
-		    X509_NAME_get_entry(n, idx)));
-	if (ulen > 0) {
-		len = strlen(cn);
-		if ((size_t)ulen > sizeof(cn) - 1 - len)
-			ulen = (int)(sizeof(cn) - 1 - len);
-		/* Not in the middle of a UTF-8 sequence. */
-		while (ulen > 0 && (utf[ulen] & 0xc0) == 0x80)
-			ulen--;
-		memcpy(cn + len, utf, (size_t)ulen);
-		cn[len + (size_t)ulen] = '\0';
-	} else
-		snprintf(cn, sizeof(cn), "certkeepd OCSP responder");
-	while ((idx = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) >= 0)
-		X509_NAME_ENTRY_free(X509_NAME_delete_entry(n, idx));
-	if ((e = X509_NAME_ENTRY_create_by_NID(NULL, NID_commonName,
-	    MBSTRING_UTF8, (const unsigned char *)cn, -1)) == NULL)
-		goto out;
-	if (!X509_NAME_add_entry(n, e, -1, 0)) {
-		X509_NAME_ENTRY_free(e);
-		goto out;
-	}
-	X509_NAME_ENTRY_free(e);
-	*out = n;
-	n = NULL;
-	r = 0;
-out:
-	OPENSSL_free(utf);
-	X509_NAME_free(n);
-	return r;
-}
-
 /*
  * Judge and build: a fresh key of the CA key's type, a serial, the TBS of
  * a responder certificate valid for `validity_s` (cut at the CA's own
@@ -302,7 +253,8 @@ ocsp_self_prepare(struct ck_ca *ca, uint32_t validity_s, struct ocsp_self *o)
 		    "key of the CA key's type (%s): set [server] ocsp_cert and "
 		    "ocsp_key, or ocsp_signer = ca", kdesc);
 	if ((r = ck_key_generate((enum ck_key_type)kt, &o->key)) != 0 ||
-	    (r = ocsp_self_subject(ca->cert, &o->subject)) != 0 ||
+	    (r = signer_ocsp_responder_subject(ca->cert,
+	    &o->subject)) != 0 ||
 	    (r = ck_strlist_add(&o->eku, "OCSPSigning")) != 0 ||
 	    (r = ck_serial_random(&o->serial, o->rec.serial)) != 0)
 		return r;

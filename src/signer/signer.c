@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1011,6 +1012,53 @@ signer_ocsp_sign(struct signer *s, OCSP_BASICRESP **bsp, int with_cert)
 	r = 0;
 out:
 	EVP_MD_CTX_free(mctx);
+	return r;
+}
+
+int
+signer_ocsp_responder_subject(const X509 *ca, X509_NAME **out)
+{
+	static const char prefix[] = "OCSP responder for ";
+	X509_NAME *n = NULL;
+	X509_NAME_ENTRY *e;
+	unsigned char *utf = NULL;
+	char cn[65];
+	size_t len;
+	int idx, ulen = -1, r = CK_E_NOMEM;
+
+	if ((n = X509_NAME_dup(X509_get_subject_name(ca))) == NULL)
+		goto out;
+	snprintf(cn, sizeof(cn), "%s", prefix);
+	if ((idx = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) >= 0)
+		ulen = ASN1_STRING_to_UTF8(&utf, X509_NAME_ENTRY_get_data(
+		    X509_NAME_get_entry(n, idx)));
+	if (ulen > 0) {
+		len = strlen(cn);
+		if ((size_t)ulen > sizeof(cn) - 1 - len)
+			ulen = (int)(sizeof(cn) - 1 - len);
+		/* Not in the middle of a UTF-8 sequence. */
+		while (ulen > 0 && (utf[ulen] & 0xc0) == 0x80)
+			ulen--;
+		memcpy(cn + len, utf, (size_t)ulen);
+		cn[len + (size_t)ulen] = '\0';
+	} else
+		snprintf(cn, sizeof(cn), "certkeepd OCSP responder");
+	while ((idx = X509_NAME_get_index_by_NID(n, NID_commonName, -1)) >= 0)
+		X509_NAME_ENTRY_free(X509_NAME_delete_entry(n, idx));
+	if ((e = X509_NAME_ENTRY_create_by_NID(NULL, NID_commonName,
+	    MBSTRING_UTF8, (const unsigned char *)cn, -1)) == NULL)
+		goto out;
+	if (!X509_NAME_add_entry(n, e, -1, 0)) {
+		X509_NAME_ENTRY_free(e);
+		goto out;
+	}
+	X509_NAME_ENTRY_free(e);
+	*out = n;
+	n = NULL;
+	r = 0;
+out:
+	OPENSSL_free(utf);
+	X509_NAME_free(n);
 	return r;
 }
 

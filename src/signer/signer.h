@@ -130,6 +130,15 @@ int signer_csr_make(struct signer *s, const X509_NAME *subject,
 int signer_ocsp_sign(struct signer *s, OCSP_BASICRESP **bs, int with_cert);
 
 /*
+ * The subject of the delegated OCSP responder certificate certkeepd makes
+ * for the CA certificate `ca`: its subject with the CN replaced by "OCSP
+ * responder for <CN>" (cut to the 64 characters a CN may have, at a
+ * character boundary). The signer process signs no other subject for
+ * such a certificate. 0 or CK_E_NOMEM.
+ */
+int signer_ocsp_responder_subject(const X509 *ca, X509_NAME **out);
+
+/*
  * signer_cert_prepare() for a delegated OCSP responder certificate issued
  * by the signer's certificate: the template must be a leaf with keyUsage
  * digitalSignature alone and the single extended key usage OCSPSigning

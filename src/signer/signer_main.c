@@ -41,6 +41,7 @@
 #include "keystore/keystore.h"
 #include "keystore/pkcs11.h"
 #include "signer/signer.h"
+#include "x509/csr.h"
 #include "x509/serial.h"
 
 /* Prepared certificates not yet signed or aborted. */
@@ -51,6 +52,8 @@
 /* How far a certificate's notBefore may lie from now (the service
  * backdates by a minute; clocks of the two processes are the same). */
 #define SIGNER_CLOCK_SLACK 600
+#define SIGNER_NO_CA_MSG "the signer process issues no CA certificates: " \
+	"issue them offline with certkeep issue while certkeepd is stopped"
 
 /* The subjectPublicKeyInfo as received, re-encoded to check it is DER. */
 typedef struct {
@@ -355,6 +358,11 @@ parse_name(const unsigned char *der, size_t len)
 	if ((rl = i2d_X509_NAME(n, &re)) < 0 || (size_t)rl != len ||
 	    memcmp(re, der, len) != 0)
 		goto bad;
+	/* The comparison above only sees the bytes received again (a
+	 * decoded name keeps them): rebuilt from its entries, it must
+	 * encode the same. */
+	if (ck_name_is_der(n) != 1)
+		goto bad;
 	OPENSSL_free(re);
 	return n;
 bad:
@@ -473,6 +481,29 @@ url_is(const char *got, const char *want, const char *what)
 	return ck_err_set(CK_E_POLICY, "%s is not this CA's", what);
 }
 
+/* A delegated OCSP responder certificate names the responder certkeepd
+ * makes (signer_ocsp_responder_subject), nobody else: its subject would
+ * otherwise be the service's choice. */
+static int
+ocsp_subject_ok(struct sctx *c, const struct signer_msg_prepare *q)
+{
+	X509_NAME *want = NULL;
+	unsigned char *der = NULL;
+	int len, ok, r;
+
+	if ((r = signer_ocsp_responder_subject(c->cert, &want)) != 0)
+		return r;
+	len = i2d_X509_NAME(want, &der);
+	X509_NAME_free(want);
+	if (len < 0)
+		return CK_E_NOMEM;
+	ok = (size_t)len == q->subject_len &&
+	    memcmp(der, q->subject, q->subject_len) == 0;
+	OPENSSL_free(der);
+	return ok ? 0 : ck_err_set(CK_E_POLICY, "an OCSP responder "
+	    "certificate's subject is not the one certkeepd makes for it");
+}
+
 /*
  * Everything a certificate request may ask for, judged against this
  * process's own configuration: the profile (or the fixed rules of the
@@ -503,8 +534,10 @@ check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
 		break;
 	case SIGNER_CERT_OCSP:
 		/* signer_ocsp_cert_prepare() checks the shape; the names
-		 * are none. */
+		 * are none; the subject is the one certkeepd gives it. */
 		p = NULL;
+		if ((r = ocsp_subject_ok(c, q)) != 0)
+			return r;
 		break;
 	default:
 		return ck_err_set(CK_E_POLICY, "unknown certificate kind");
@@ -539,6 +572,11 @@ check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
 		    "(at most %d)", q->path_len, p->max_path_len);
 	if (!q->is_ca && q->path_len != -1)
 		return ck_err_set(CK_E_POLICY, "a path length for a leaf");
+	/* A subordinate CA is the one thing a compromised service must
+	 * never get: refused unless the operator weakened the boundary on
+	 * purpose ([signer] allow_ca). */
+	if (q->is_ca && !c->cfg->signer.allow_ca)
+		return ck_err_set(CK_E_POLICY, "%s", SIGNER_NO_CA_MSG);
 	/* Usages: within the profile's; not omitted when it sets some
 	 * (no extension means any usage). */
 	if (p != NULL) {
@@ -660,7 +698,9 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 
 	memset(&t, 0, sizeof(t));
 	if ((subject = parse_name(q->subject, q->subject_len)) == NULL) {
-		r = ck_err_set(CK_E_PARSE, "the subject is not a DER Name");
+		r = ck_err_set(CK_E_PARSE, "the subject is not a DER Name "
+		    "(long-form or indefinite lengths, an unsorted SET or a "
+		    "constructed string)");
 		goto out;
 	}
 	if ((spki = parse_spki(q->spki, q->spki_len)) == NULL) {

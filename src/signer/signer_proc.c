@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/err.h"
@@ -47,6 +48,7 @@ struct signer_proc {
 	pthread_t reader;
 	void (*on_death)(void *, const char *);
 	void *arg;
+	unsigned timeout_s;	/* a reply later than this: taken for dead */
 };
 
 static int
@@ -206,6 +208,7 @@ signer_proc_start(const char *home, struct signer_proc **out)
 	sp->pid = pid;
 	sp->fd = sv[0];
 	sp->next_id = 1;
+	sp->timeout_s = SIGNER_PROC_TIMEOUT;
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_mutex_init(&sp->wmu, NULL);
 	if (pthread_create(&sp->reader, NULL, reader_main, sp) != 0) {
@@ -225,13 +228,21 @@ signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
 	struct signer_buf b = { 0 };
 	struct signer_msg m = *req;
 	struct waiter w, **pp;
-	int r, done;
+	pthread_condattr_t ca;
+	struct timespec until;
+	int r, done, late = 0;
 
 	memset(rep, 0, sizeof(*rep));
 	*body = NULL;
 	memset(&w, 0, sizeof(w));
-	pthread_cond_init(&w.cv, NULL);
+	/* Monotonic: a clock step must not end (or stretch) the wait. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w.cv, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_lock(&sp->mu);
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += sp->timeout_s;
 	if (sp->dead) {
 		pthread_mutex_unlock(&sp->mu);
 		r = ck_err_set(CK_E_CRYPTO, "signer unavailable: %s",
@@ -258,7 +269,23 @@ signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
 
 	pthread_mutex_lock(&sp->mu);
 	while (r == 0 && !w.done)
-		pthread_cond_wait(&w.cv, &sp->mu);
+		if (pthread_cond_timedwait(&w.cv, &sp->mu, &until) ==
+		    ETIMEDOUT && !w.done) {
+			late = 1;
+			break;
+		}
+	if (late) {
+		/* Stopped or stuck (SIGSTOP, a hung token): as dead, so that
+		 * no thread waits on it again; set_dead() takes the lock. */
+		pthread_mutex_unlock(&sp->mu);
+		{
+			char why[128];
+			snprintf(why, sizeof(why), "the signer process did "
+			    "not answer within %u s", sp->timeout_s);
+			set_dead(sp, why);
+		}
+		pthread_mutex_lock(&sp->mu);
+	}
 	for (pp = &sp->waiters; *pp != NULL; pp = &(*pp)->next)
 		if (*pp == &w) {
 			*pp = w.next;
@@ -313,13 +340,30 @@ signer_proc_unlock(struct signer_proc *sp, const struct ck_secret *pw)
 }
 
 void
+signer_proc_set_timeout(struct signer_proc *sp, unsigned seconds)
+{
+	pthread_mutex_lock(&sp->mu);
+	sp->timeout_s = seconds > 0 ? seconds : SIGNER_PROC_TIMEOUT;
+	pthread_mutex_unlock(&sp->mu);
+}
+
+void
 signer_proc_on_death(struct signer_proc *sp, void (*fn)(void *,
     const char *), void *arg)
 {
+	char why[sizeof(sp->why)];
+	int dead;
+
 	pthread_mutex_lock(&sp->mu);
 	sp->on_death = fn;
 	sp->arg = arg;
+	dead = sp->dead;
+	snprintf(why, sizeof(why), "%s", sp->why);
 	pthread_mutex_unlock(&sp->mu);
+	/* Died before anyone listened: tell now, or the owner would serve
+	 * on with every signature failing. */
+	if (dead && fn != NULL)
+		fn(arg, why);
 }
 
 int

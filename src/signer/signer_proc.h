@@ -55,7 +55,16 @@ int signer_proc_unlock(struct signer_proc *sp, const struct ck_secret *pw);
 int signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
     struct signer_msg *rep, unsigned char **body);
 
-/* Called once, from the reader thread, when the process is gone. */
+/* How long a call waits for its reply (default SIGNER_PROC_TIMEOUT
+ * seconds; 0: the default). A later reply is not waited for: the signer
+ * is killed and taken for dead, the death callback runs, every call
+ * fails from then on (a stopped or stuck signer must not hang every
+ * service thread). */
+#define SIGNER_PROC_TIMEOUT 30
+void signer_proc_set_timeout(struct signer_proc *sp, unsigned seconds);
+
+/* Called once, from the reader thread, when the process is gone; at once
+ * (from the caller's thread) if it is already gone. */
 void signer_proc_on_death(struct signer_proc *sp, void (*fn)(void *,
     const char *), void *arg);
 

@@ -44,8 +44,6 @@ static const char *const base_calls[] = {
 	"getegid",
 	"fstat", "newfstatat", "statx",
 	"exit", "exit_group",
-	/* abort() on an assertion: the process ends either way. */
-	"tgkill", "tkill",
 	"mlock", "munlock", "membarrier",
 };
 
@@ -122,6 +120,34 @@ allow(scmp_filter_ctx ctx, const char *const *names, size_t n, uint32_t act)
 	return 0;
 }
 
+/* Signals to this process only (abort() on an assertion: glibc's raise()
+ * is tgkill(getpid(), gettid(), sig)); the first argument of tgkill and
+ * tkill must be our own pid, so that no other process of the same uid
+ * (the service, say) can be signalled. */
+static int
+allow_self_signals(scmp_filter_ctx ctx)
+{
+	static const char *const names[] = { "tgkill", "tkill" };
+	struct scmp_arg_cmp self;
+	size_t i;
+	int nr;
+
+	memset(&self, 0, sizeof(self));
+	self.arg = 0;
+	self.op = SCMP_CMP_EQ;
+	self.datum_a = (scmp_datum_t)getpid();
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if ((nr = seccomp_syscall_resolve_name(names[i])) ==
+		    __NR_SCMP_ERROR)
+			continue;
+		if (seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1,
+		    &self) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 int
 signer_sandbox_apply(int token, int log_mode)
 {
@@ -147,7 +173,8 @@ signer_sandbox_apply(int token, int log_mode)
 	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0)
 		goto out;
 	if (allow(ctx, base_calls, sizeof(base_calls) /
-	    sizeof(base_calls[0]), SCMP_ACT_ALLOW) != 0)
+	    sizeof(base_calls[0]), SCMP_ACT_ALLOW) != 0 ||
+	    allow_self_signals(ctx) != 0)
 		goto out;
 	if (token && (allow(ctx, token_calls, sizeof(token_calls) /
 	    sizeof(token_calls[0]), SCMP_ACT_ALLOW) != 0 ||

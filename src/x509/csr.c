@@ -15,6 +15,39 @@
 
 #define CK_CSR_MAX_ATTRS 32
 
+int
+ck_name_is_der(const X509_NAME *nm)
+{
+	const X509_NAME_ENTRY *e;
+	X509_NAME *re;
+	unsigned char *a = NULL, *b = NULL;
+	int i, n, set, prev = -1, la, lb, ok = -1;
+
+	if ((re = X509_NAME_new()) == NULL)
+		return -1;
+	n = X509_NAME_entry_count(nm);
+	for (i = 0; i < n; i++) {
+		e = X509_NAME_get_entry(nm, i);
+		set = X509_NAME_ENTRY_set(e);
+		/* Same RDN as the entry before: join it (-1), else a new
+		 * one (0); the encoder sorts each SET. */
+		if (!X509_NAME_add_entry(re, e, -1, i > 0 && set == prev ?
+		    -1 : 0))
+			goto out;
+		prev = set;
+	}
+	if ((la = i2d_X509_NAME(nm, &a)) < 0 ||
+	    (lb = i2d_X509_NAME(re, &b)) < 0)
+		goto out;
+	ok = la == lb && memcmp(a, b, (size_t)la) == 0;
+out:
+	OPENSSL_free(a);
+	OPENSSL_free(b);
+	X509_NAME_free(re);
+	ERR_clear_error();
+	return ok;
+}
+
 static int
 read_subject(struct ck_csr *c)
 {
@@ -349,6 +382,14 @@ ck_csr_parse_ex(const unsigned char *buf, size_t len, unsigned flags,
 	else
 		ck_key_describe(c->pubkey, c->key_desc, sizeof(c->key_desc));
 	memset(&d, 0, sizeof(d));
+	/* The subject is copied into the certificate as it is: BER there
+	 * would be signed as received. */
+	if ((r = ck_name_is_der(c->subject)) != 1) {
+		r = r < 0 ? CK_E_NOMEM : ck_err_set(CK_E_PARSE, "the CSR's "
+		    "subject is not DER (long-form or indefinite lengths, an "
+		    "unsorted SET or a constructed string)");
+		goto out;
+	}
 	if ((r = read_subject(c)) != 0 || (r = read_extensions(c)) != 0)
 		goto out;
 	*out = c;

@@ -59,6 +59,15 @@ int ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out);
  * on the issuance path. */
 #define CK_CSR_NO_PUBKEY 0x1u
 
+/*
+ * 1 if `nm` re-encodes, entry by entry, to the bytes it was decoded from
+ * (DER); 0 if not (long-form or indefinite lengths, a SET of an RDN not
+ * sorted, a constructed string...); -1 on allocation failure. i2d of a
+ * decoded X509_NAME returns the bytes received, whatever they were: only
+ * a name rebuilt from its entries is encoded anew.
+ */
+int ck_name_is_der(const X509_NAME *nm);
+
 /* ck_csr_parse() with CK_CSR_* flags. */
 int ck_csr_parse_ex(const unsigned char *buf, size_t len, unsigned flags,
     struct ck_csr **out);

@@ -16,7 +16,7 @@
 #      (cpu ms/cert: its own threads; lg ms/cert: loadgen's, which shares
 #      the cores), the store's group-commit figures from /metrics.
 # Environment: SIGNER_MODE=process (the default: the CA key in certkeepd's
-# sandboxed signer process), inprocess ([signer] mode = inprocess, the
+# sandboxed signer process), inprocess (certkeepd --signer-inprocess, the
 # key in the service process: only to measure what the isolation costs)
 # or softhsm (the signer process, the key in a SoftHSM2 token: a private
 # token directory in the scratch directory, the key generated there).
@@ -91,13 +91,16 @@ esac
 echo "== CA and server (signer: $mode)"
 ckp init --home "$home" --root --subject "CN=certkeep bench CA" --key-type "$kt" \
     --domain bench.example.com "${user_opt[@]}" "${p11_opt[@]}" >/dev/null
-if [ "$mode" = inprocess ]; then
-	printf '\n[signer]\nmode = inprocess\n' >>"$home/certkeep.conf"
-fi
 sed -i -e 's/^api_listen = .*/api_listen = 127.0.0.1:0/' \
     -e 's/^http_listen = .*/http_listen = 127.0.0.1:0/' \
     -e 's/^max_per_ip = .*/max_per_ip = 0/' "$home/certkeep.conf"
-ckp service start --home "$home"
+if [ "$mode" = inprocess ]; then
+	# What 'certkeep service start' runs, with the benchmark-only flag.
+	"$build/certkeepd" --home "$home" --signer-inprocess \
+	    --passphrase-fd 3 3< <(printf '%s\n' "$pass")
+else
+	ckp service start --home "$home"
+fi
 pid=$(cat "$home/certkeepd.pid")
 api=$(sed -n 's/^api //p' "$home/certkeepd.urls")
 pub=$(sed -n 's/^http //p' "$home/certkeepd.urls")

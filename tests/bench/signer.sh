@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # signer.sh - what the signer process costs: certkeepd.sh for EC P-256
-# and RSA-2048, each with the key in-process ([signer] mode = inprocess),
+# and RSA-2048, each with the key in-process (certkeepd --signer-inprocess),
 # in the signer process (the default) and in a SoftHSM2 token behind the
 # signer process, one after the other in one run; then, per key type and
 # concurrency, certificates/s and the ratio to in-process signing.

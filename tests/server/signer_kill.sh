@@ -4,8 +4,8 @@
 # 201, certkeepd stops serving and exits non-zero, the audit log says why
 # ('service-stop' failed: the signer process died), every certificate a
 # client received verifies, and nothing is left pending as if signed. In
-# the foreground, certkeepd's exit status is non-zero and its stderr says
-# so plainly.
+# the foreground, certkeepd exits 3 (not restarted by the systemd unit)
+# and its stderr says so plainly.
 source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
 
 ca="$T/ca"
@@ -34,6 +34,14 @@ srv_csr "$T/a.csr" "a.$SRV_DOMAIN"
 json_body tls-server "$T/a.csr" 30 >"$T/a.json"
 api_issue auth "$T/a.json" "$T/a.pem"
 expect_ok openssl verify -CAfile "$SRV_CA" "$T/a.pem"
+
+say "a sub-CA through certkeepd: refused by the signer process"
+make_key ec-p256 "$T/sub.key"
+make_csr "$T/sub.key" "$T/sub.csr" "/CN=Sub CA" PEM
+expect_fail 'the signer process issues no CA certificates: issue them offline with certkeep issue while certkeepd is stopped' \
+    ck issue --home "$ca" --profile sub-ca --csr - --cert-only \
+    --passphrase-fd 3 3<"$PWFILE" <"$T/sub.csr"
+ok "certkeep issue --profile sub-ca names the way to do it"
 
 say "kill -9 of the signer under load"
 mkdir "$T/load"
@@ -94,7 +102,8 @@ wait_until 10 bash -c "[[ -n \$(cat /proc/$FG/task/*/children 2>/dev/null) ]]" |
     fail "the foreground certkeepd has no signer"
 kill -9 "$(signer_of "$FG")"
 wait_until 20 test -s "$T/fg.rc" || fail "certkeepd did not exit: $(cat "$T/fg.err")"
-[[ $(cat "$T/fg.rc") -ne 0 ]] || fail "certkeepd exited 0 after its signer died"
+[[ $(cat "$T/fg.rc") -eq 3 ]] ||
+    fail "certkeepd exited $(cat "$T/fg.rc") after its signer died, not 3"
 assert_grep 'signer process died.*stops serving' "$T/fg.err" "stderr"
 ok "exit $(cat "$T/fg.rc"): $(head -n 1 "$T/fg.err")"
 rm -f "$ca/certkeepd.pid" "$ca/certkeepd.urls"

@@ -25,7 +25,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,13 +44,15 @@
 #include "signer/signer_proc.h"
 #include "x509/serial.h"
 
+#include "ber_names.h"
+
 #define PASSPHRASE "correct horse battery staple"
 #define LOG2N 10
 #define ROOT_DAYS 3000
 
 static struct {
 	char base[4096];
-	char root[4200], other[4200], pass[4200];
+	char root[4200], other[4200], pass[4200], allowca[4200];
 	struct ck_pass_src src;
 	struct ck_secret *pw;
 } g;
@@ -93,6 +97,7 @@ group_setup(void **state)
 	tu_path(g.root, sizeof(g.root), g.base, "root");
 	tu_path(g.other, sizeof(g.other), g.base, "other");
 	tu_path(g.pass, sizeof(g.pass), g.base, "pass");
+	tu_path(g.allowca, sizeof(g.allowca), g.base, "allowca");
 	tu_write_file(g.pass, PASSPHRASE "\n", strlen(PASSPHRASE) + 1, 0600);
 	g.src.kind = CK_PASS_FILE;
 	g.src.file = g.pass;
@@ -102,8 +107,20 @@ group_setup(void **state)
 	memcpy(g.pw->buf, PASSPHRASE, strlen(PASSPHRASE));
 	g.pw->len = strlen(PASSPHRASE);
 	if (make_ca(g.root, "CN=Signer Test Root,O=certkeep tests") != 0 ||
-	    make_ca(g.other, "CN=Someone Else,O=elsewhere") != 0)
+	    make_ca(g.other, "CN=Someone Else,O=elsewhere") != 0 ||
+	    make_ca(g.allowca, "CN=Allow CA Root,O=certkeep tests") != 0)
 		return -1;
+	/* A CA whose operator weakened the boundary on purpose. */
+	{
+		char conf[4300];
+		FILE *fp;
+
+		tu_path(conf, sizeof(conf), g.allowca, "certkeep.conf");
+		if ((fp = fopen(conf, "a")) == NULL)
+			return -1;
+		fputs("\n[signer]\nallow_ca = yes\n", fp);
+		fclose(fp);
+	}
 	return 0;
 }
 
@@ -140,6 +157,28 @@ setup(void **state)
 	signer_proc_on_death(f->sp, on_death, f);
 	*state = f;
 	return 0;
+}
+
+static int
+setup_home(void **state, const char *home)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (f == NULL || signer_proc_start(home, &f->sp) != 0 ||
+	    ck_ca_open(home, &f->ca) != 0 ||
+	    ck_ca_unlock_proc(f->ca, f->sp, g.pw) != 0) {
+		fprintf(stderr, "starting the signer: %s\n", ck_err_msg());
+		return -1;
+	}
+	signer_proc_on_death(f->sp, on_death, f);
+	*state = f;
+	return 0;
+}
+
+static int
+setup_allowca(void **state)
+{
+	return setup_home(state, g.allowca);
 }
 
 static int
@@ -477,6 +516,173 @@ test_refusals(void **state)
 	tmpl_clear(&m);
 }
 
+/* A subordinate CA under the default sub-ca profile, valid a year. */
+static void
+tmpl_sub_ca(struct tmpl *m, struct ck_ca *ca)
+{
+	tmpl_init(m, ca, "CN=Sub CA");
+	ck_names_clear(&m->sans);
+	ck_strlist_clear(&m->eku);
+	m->t.profile = "sub-ca";
+	m->t.is_ca = 1;
+	m->t.path_len = 0;
+	m->t.ku = 1u << CK_KU_KEY_CERT_SIGN | 1u << CK_KU_CRL_SIGN;
+	m->t.not_after = m->t.not_before + 365 * 86400;
+}
+
+/* V3: a compromised service must not mint a subordinate CA, even under
+ * a CA profile of the configuration. */
+static void
+test_no_sub_ca(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+
+	tmpl_sub_ca(&m, f->ca);
+	assert_refused(f, &m, "the signer process issues no CA "
+	    "certificates: issue them offline with certkeep issue while "
+	    "certkeepd is stopped");
+	tmpl_clear(&m);
+}
+
+/* The same request is signed where [signer] allow_ca = yes: it is the
+ * setting, and nothing else, that refuses it above. */
+static void
+test_sub_ca_allowed(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+	X509 *x = NULL;
+
+	tmpl_sub_ca(&m, f->ca);
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	assert_non_null(x);
+	assert_int_equal(X509_check_ca(x), 1);
+	X509_free(x);
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
+/* A delegated OCSP responder certificate for `subject` (NULL: the one
+ * certkeepd makes): 0 and signed, or the refusal's code. */
+static int
+try_ocsp_cert(struct fx *f, const char *subject)
+{
+	struct tmpl m;
+	struct signer_pending *p = NULL;
+	unsigned char d[32], *der = NULL;
+	size_t len = 0;
+	int r;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	ck_names_clear(&m.sans);
+	ck_strlist_clear(&m.eku);
+	assert_int_equal(ck_strlist_add(&m.eku, "OCSPSigning"), 0);
+	X509_NAME_free(m.subject);
+	m.subject = NULL;
+	if (subject != NULL)
+		assert_int_equal(ck_dn_parse(subject, &m.subject), 0);
+	else
+		assert_int_equal(signer_ocsp_responder_subject(f->ca->cert,
+		    &m.subject), 0);
+	m.t.subject = m.subject;
+	m.t.profile = NULL;
+	m.t.ocsp_url = "";
+	m.t.not_after = m.t.not_before + 3600;
+	if ((r = signer_ocsp_cert_prepare(f->ca->signer, &m.t, &p, d)) == 0) {
+		assert_int_equal(signer_cert_sign(f->ca->signer, p, &der,
+		    &len), 0);
+		OPENSSL_free(der);
+	}
+	tmpl_clear(&m);
+	return r;
+}
+
+/* V5: the responder certificate's subject is certkeepd's, no other (it
+ * would be a certificate for any name the service chose). */
+static void
+test_ocsp_responder_subject(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(try_ocsp_cert(f, NULL), 0);
+	assert_int_equal(try_ocsp_cert(f, "CN=www.example.com"), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "subject is not the one certkeepd");
+	assert_int_equal(try_ocsp_cert(f, "CN=OCSP responder for Signer "
+	    "Test Root"), CK_E_POLICY);
+	assert_alive(f);
+}
+
+/* cert-prepare of a tls-client certificate for the subject bytes as
+ * they are: 0 (then aborted) or the refusal's code. */
+static int
+prepare_subject(struct fx *f, const unsigned char *subj, size_t len)
+{
+	struct signer_msg req, rep;
+	struct signer_msg_prepare q;
+	unsigned char *body = NULL, *spki = NULL;
+	int64_t now = (int64_t)time(NULL);
+	int r;
+
+	memset(&q, 0, sizeof(q));
+	q.kind = SIGNER_CERT_PROFILE;
+	snprintf(q.profile, sizeof(q.profile), "tls-client");
+	q.subject = subj;
+	q.subject_len = len;
+	{
+		EVP_PKEY *key = tu_key("ec-p256");
+		q.spki_len = (size_t)i2d_PUBKEY(key, &spki);
+		EVP_PKEY_free(key);
+	}
+	q.spki = spki;
+	q.serial = (const unsigned char *)"\x12\x35";
+	q.serial_len = 2;
+	q.not_before = now;
+	q.not_after = now + 86400;
+	q.path_len = -1;
+	q.ku = 1u << CK_KU_DIGITAL_SIGNATURE;
+	q.neku = 1;
+	snprintf(q.eku[0], sizeof(q.eku[0]), "clientAuth");
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_PREPARE;
+	req.u.prepare = &q;
+	r = signer_proc_call(f->sp, &req, &rep, &body);
+	OPENSSL_free(spki);
+	if (r != 0)
+		return r;
+	assert_int_equal(rep.type, SIGNER_MSG_R_PREPARED);
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_ABORT;
+	req.u.handle = rep.u.prepared.handle;
+	signer_msg_clear(&rep);
+	free(body);
+	assert_int_equal(signer_proc_call(f->sp, &req, &rep, &body), 0);
+	signer_msg_clear(&rep);
+	free(body);
+	return 0;
+}
+
+/* V4: a subject in BER is refused (it would be signed as it is); the
+ * same names in DER are taken. */
+static void
+test_subject_ber(void **state)
+{
+	struct fx *f = *state;
+	size_t i;
+
+	assert_int_equal(prepare_subject(f, name_der, sizeof(name_der)), 0);
+	assert_int_equal(prepare_subject(f, name_der_multi,
+	    sizeof(name_der_multi)), 0);
+	for (i = 0; i < BER_NAMES; i++) {
+		if (prepare_subject(f, ber_names[i].der, ber_names[i].len) !=
+		    CK_E_PARSE)
+			fail_msg("a subject with %s: not refused",
+			    ber_names[i].what);
+		assert_contains(ck_err_msg(), "not a DER Name");
+		assert_alive(f);
+	}
+}
+
 static void
 test_cms_content(void **state)
 {
@@ -752,6 +958,93 @@ test_killed_from_outside(void **state)
 	tmpl_clear(&m);
 }
 
+/* V6: a death before anyone listens (certkeepd registers its callback
+ * around the unlock) is told at registration, not lost. */
+static void
+test_death_before_listening(void **state)
+{
+	struct fx f;
+	int st, i;
+
+	(void)state;
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(signer_proc_start(g.root, &f.sp), 0);
+	assert_int_equal(kill(signer_proc_pid(f.sp), SIGKILL), 0);
+	st = signer_exit(&f);
+	assert_true(WIFSIGNALED(st));
+	for (i = 0; i < 200 && !signer_proc_dead(f.sp, NULL, 0); i++)
+		usleep(10000);
+	assert_true(signer_proc_dead(f.sp, NULL, 0));
+	assert_int_equal(f.deaths, 0);
+	signer_proc_on_death(f.sp, on_death, &f);
+	assert_int_equal(f.deaths, 1);
+	assert_contains(f.why, "died");
+	/* The unlock that follows fails closed. */
+	assert_int_equal(signer_proc_unlock(f.sp, g.pw), CK_E_CRYPTO);
+	assert_int_equal(f.deaths, 1);
+	signer_proc_free(f.sp);
+}
+
+/* V7: a stopped signer (SIGSTOP; a hung token alike) does not hang the
+ * callers: after the timeout the call fails, the signer is killed and
+ * taken for dead, the death is told. */
+static void
+test_stopped_signer_times_out(void **state)
+{
+	struct fx *f = *state;
+	struct timespec t0, t1;
+	double took;
+	int st, i;
+
+	signer_proc_set_timeout(f->sp, 1);
+	assert_int_equal(kill(signer_proc_pid(f->sp), SIGSTOP), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_false(signer_available(f->ca->signer, 1, NULL, 0));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	took = (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	assert_true(took >= 0.9 && took < 10);
+	for (i = 0; i < 200 && f->deaths == 0; i++)
+		usleep(10000);
+	assert_int_equal(f->deaths, 1);
+	assert_contains(f->why, "did not answer within 1 s");
+	st = signer_exit(f);
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+	assert_true(signer_proc_dead(f->sp, NULL, 0));
+}
+
+/* V2: keeping the key in the service process is not a setting the
+ * service user could write; the new [signer] settings parse. */
+static void
+test_signer_settings(void **state)
+{
+	static const char inproc[] = "[signer]\nmode = inprocess\n";
+	static const char proc[] = "[signer]\nmode = process\n"
+	    "allow_ca = yes\ntimeout = 90\n";
+	static const char zero[] = "[signer]\ntimeout = 0\n";
+	struct ck_config *cfg = NULL;
+
+	(void)state;
+	assert_int_not_equal(ck_config_parse(inproc, strlen(inproc), &cfg),
+	    0);
+	assert_contains(ck_err_msg(), "certkeepd --signer-inprocess");
+	ck_config_free(cfg);
+	cfg = NULL;
+	assert_int_equal(ck_config_parse(proc, strlen(proc), &cfg), 0);
+	assert_int_equal(cfg->signer.allow_ca, 1);
+	assert_int_equal(cfg->signer.timeout_s, 90);
+	ck_config_free(cfg);
+	cfg = NULL;
+	assert_int_equal(ck_config_parse("", 0, &cfg), 0);
+	assert_int_equal(cfg->signer.allow_ca, 0);
+	assert_int_equal(cfg->signer.timeout_s, 30);
+	ck_config_free(cfg);
+	cfg = NULL;
+	assert_int_not_equal(ck_config_parse(zero, strlen(zero), &cfg), 0);
+	ck_config_free(cfg);
+}
+
 /* ---- the seccomp filter, in a child ---- */
 
 static int
@@ -768,6 +1061,11 @@ sandboxed(int token, int log_mode, int (*fn)(void), char *err,
 	if (pid == 0) {
 		close(pfd[0]);
 		dup2(pfd[1], 2);
+		/* No core file of a test that dies on purpose. */
+		{
+			struct rlimit rl = { 0, 0 };
+			(void)setrlimit(RLIMIT_CORE, &rl);
+		}
 		if (signer_sandbox_apply(token, log_mode) != 0)
 			_exit(90);
 		_exit(fn());
@@ -819,6 +1117,34 @@ do_exec(void)
 	return errno == ENOSYS ? 0 : 1;
 }
 
+/* tgkill/tkill (signal 0: harmless if it got through) to the parent:
+ * another process of the same uid. */
+static int
+do_tgkill_parent(void)
+{
+	return syscall(SYS_tgkill, getppid(), getppid(), 0) == 0 ? 0 : 1;
+}
+
+static int
+do_tkill_parent(void)
+{
+	return syscall(SYS_tkill, getppid(), 0) == 0 ? 0 : 1;
+}
+
+/* To itself: allowed (abort() needs it). */
+static int
+do_tgkill_self(void)
+{
+	return syscall(SYS_tgkill, getpid(), syscall(SYS_gettid), 0) == 0 ?
+	    0 : 1;
+}
+
+static int
+do_abort(void)
+{
+	abort();
+}
+
 static int
 do_compute(void)
 {
@@ -852,6 +1178,19 @@ test_seccomp(void **state)
 	assert_int_equal(WTERMSIG(st), SIGSYS);
 	st = sandboxed(0, 0, do_exec, err, sizeof(err));
 	assert_true(WIFSIGNALED(st));
+	/* Signals: to itself (abort()), not to another process. */
+	st = sandboxed(0, 0, do_tgkill_self, err, sizeof(err));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	st = sandboxed(0, 0, do_abort, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGABRT);
+	st = sandboxed(0, 0, do_tgkill_parent, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	st = sandboxed(1, 0, do_tkill_parent, err, sizeof(err));
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
 	/* Log mode: reported, failed with ENOSYS, the process goes on. */
 	st = sandboxed(0, 1, do_socket, err, sizeof(err));
 	assert_true(WIFEXITED(st));
@@ -882,6 +1221,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ocsp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_sub_ca, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_sub_ca_allowed,
+		    setup_allowca, teardown),
+		cmocka_unit_test_setup_teardown(test_subject_ber, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ocsp_responder_subject,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cms_content, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_unknown_type, setup,
@@ -906,6 +1253,10 @@ main(void)
 		cmocka_unit_test(test_wrong_passphrase),
 		cmocka_unit_test_setup_teardown(test_killed_from_outside,
 		    setup, teardown),
+		cmocka_unit_test(test_death_before_listening),
+		cmocka_unit_test_setup_teardown(test_stopped_signer_times_out,
+		    setup, teardown),
+		cmocka_unit_test(test_signer_settings),
 		cmocka_unit_test(test_seccomp),
 	};
 

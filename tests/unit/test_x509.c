@@ -25,6 +25,8 @@
 #include "x509/names.h"
 #include "x509/serial.h"
 
+#include "ber_names.h"
+
 /* ---- CSR ---- */
 
 static const struct tu_csr full_csr = {
@@ -724,6 +726,65 @@ test_csr_certificate_is_not_a_request(void **state)
 	X509_NAME_free(nm);
 	X509_free(x);
 	EVP_PKEY_free(k);
+}
+
+/* A CSR for `name` as its bytes are (a decoded name keeps them, and so
+ * does the CSR built on it), signed. */
+static unsigned char *
+csr_with_name(const unsigned char *name, size_t nlen, size_t *len)
+{
+	EVP_PKEY *k = tu_key("ec-p256");
+	X509_REQ *req = X509_REQ_new();
+	X509_NAME *nm;
+	const unsigned char *p = name;
+	unsigned char *der = NULL;
+	int l;
+
+	assert_non_null(nm = d2i_X509_NAME(NULL, &p, (long)nlen));
+	assert_ptr_equal(p, name + nlen);
+	assert_int_equal(X509_REQ_set_subject_name(req, nm), 1);
+	assert_int_equal(X509_REQ_set_pubkey(req, k), 1);
+	assert_true(X509_REQ_sign(req, k, EVP_sha256()) > 0);
+	assert_true((l = i2d_X509_REQ(req, &der)) > 0);
+	/* The BER went into the request as it was. */
+	assert_non_null(memmem(der, (size_t)l, name, nlen));
+	*len = (size_t)l;
+	X509_NAME_free(nm);
+	X509_REQ_free(req);
+	EVP_PKEY_free(k);
+	return der;
+}
+
+/* V4: the subject is copied into the certificate as received; a BER one
+ * is refused, a DER one (multi-valued RDN included) taken. */
+static void
+test_csr_subject_ber(void **state)
+{
+	struct ck_csr *c;
+	unsigned char *der;
+	size_t len, i;
+
+	(void)state;
+	der = csr_with_name(name_der, sizeof(name_der), &len);
+	c = parse_ok(der, len);
+	assert_string_equal(ck_csr_subject_get(c, "CN"), "ab");
+	ck_csr_free(c);
+	OPENSSL_free(der);
+	der = csr_with_name(name_der_multi, sizeof(name_der_multi), &len);
+	c = parse_ok(der, len);
+	assert_string_equal(ck_csr_subject_get(c, "O"), "cd");
+	ck_csr_free(c);
+	OPENSSL_free(der);
+	for (i = 0; i < BER_NAMES; i++) {
+		der = csr_with_name(ber_names[i].der, ber_names[i].len, &len);
+		c = NULL;
+		if (ck_csr_parse(der, len, &c) != CK_E_PARSE)
+			fail_msg("a subject with %s: not refused",
+			    ber_names[i].what);
+		assert_null(c);
+		assert_contains(ck_err_msg(), "the CSR's subject is not DER");
+		OPENSSL_free(der);
+	}
 }
 
 /* ---- names ---- */
@@ -1692,6 +1753,7 @@ main(void)
 		cmocka_unit_test(test_csr_pem_encrypted_header_no_prompt),
 		cmocka_unit_test(test_csr_oversize),
 		cmocka_unit_test(test_csr_certificate_is_not_a_request),
+		cmocka_unit_test(test_csr_subject_ber),
 		cmocka_unit_test(test_dns_name_valid),
 		cmocka_unit_test(test_email_valid),
 		cmocka_unit_test(test_ip_parse),
