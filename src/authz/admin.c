@@ -1632,9 +1632,12 @@ out:
 
 /*
  * certkeepd makes a hot backup itself, as the service user, to the
- * destinations of [backup] "to" only: a path in the request would let a
- * backup operator have the process that reads the whole store write it
- * wherever the service user may write. It runs in the worker thread that
+ * destinations of [backup] "to", encrypted to [backup] "recipients": a
+ * path or recipient in an operator's request would let a backup operator
+ * have the process that reads the whole store write it wherever the
+ * service user may, or encrypt it to a key of their choosing. Only the
+ * home's owner acting as owner (the account the files and the service are
+ * anyway) may name them in the request. It runs in the worker thread that
  * took the request (one of the socket's or the HTTPS route's), on the
  * store's online snapshot, so issuance goes on; one at a time, a second
  * request meanwhile is refused at once rather than holding another worker.
@@ -1683,16 +1686,102 @@ bk_load_recipient(const char *home, const char *name, STACK_OF(X509) *sk)
 	return 0;
 }
 
-/* Destinations, recipients, retention and compression from [backup]. */
+/* The owner's choices in the request: "to" (directories), "recipients"
+ * (PEM certificates), retention counts, "zstd_level". *ANY: some given. */
+static int
+bk_request_opts(const json_t *req, struct ck_backup_opts *o,
+    struct ck_strlist *dests, int *any, int *rset)
+{
+	static const char *const counts[] = { "keep_last", "daily", "weekly",
+	    "monthly", NULL };
+	unsigned *cv[] = { &o->retention.keep_last, &o->retention.daily,
+	    &o->retention.weekly, &o->retention.monthly };
+	json_t *v, *e;
+	int64_t n;
+	size_t i;
+	int r;
+
+	*any = *rset = 0;
+	if ((v = json_object_get(req, "to")) != NULL) {
+		if (!json_is_array(v) || json_array_size(v) == 0 ||
+		    json_array_size(v) > CK_BACKUP_MAX_DESTS)
+			return ck_err_set(CK_E_INVAL, "request: \"to\" is an "
+			    "array of 1 to %d directories", CK_BACKUP_MAX_DESTS);
+		json_array_foreach(v, i, e) {
+			if (!json_is_string(e) || json_string_length(e) == 0 ||
+			    json_string_length(e) > ADMIN_ARG_MAX ||
+			    strlen(json_string_value(e)) !=
+			    json_string_length(e))
+				return ck_err_set(CK_E_INVAL, "request: \"to\" "
+				    "holds directory names");
+			if ((r = ck_strlist_add(dests, json_string_value(e)))
+			    != 0)
+				return r;
+		}
+		for (i = 0; i < dests->n; i++)
+			o->dests[o->ndests++] = dests->v[i];
+		*any = 1;
+	}
+	if ((v = json_object_get(req, "recipients")) != NULL) {
+		if (!json_is_array(v) || json_array_size(v) == 0 ||
+		    json_array_size(v) > 16)
+			return ck_err_set(CK_E_INVAL, "request: \"recipients\" "
+			    "is an array of 1 to 16 PEM certificates");
+		json_array_foreach(v, i, e) {
+			BIO *b;
+			X509 *x = NULL;
+			if (!json_is_string(e) || json_string_length(e) > 16384)
+				return ck_err_set(CK_E_INVAL, "request: a "
+				    "recipient is a PEM certificate of at most "
+				    "16384 bytes");
+			if ((b = BIO_new_mem_buf(json_string_value(e),
+			    (int)json_string_length(e))) != NULL)
+				x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+			BIO_free(b);
+			ERR_clear_error();
+			if (x == NULL)
+				return ck_err_set(CK_E_PARSE, "request: a "
+				    "recipient is not a PEM certificate");
+			if (!sk_X509_push(o->recipients, x)) {
+				X509_free(x);
+				return ck_err_set(CK_E_NOMEM, "out of memory");
+			}
+		}
+		*any = 1;
+	}
+	for (i = 0; counts[i] != NULL; i++) {
+		if (json_object_get(req, counts[i]) == NULL)
+			continue;
+		if ((r = arg_int(req, counts[i], 0, 100000, 0, &n)) != 0)
+			return r;
+		*cv[i] = (unsigned)n;
+		*any = *rset = 1;
+	}
+	if (json_object_get(req, "zstd_level") != NULL) {
+		if ((r = arg_int(req, "zstd_level", -7, 19, 0, &n)) != 0)
+			return r;
+		if (n == 0)
+			return ck_err_set(CK_E_INVAL, "request: \"zstd_level\" "
+			    "is -7..-1 or 1..19");
+		o->zlevel = (int)n;
+		*any = 1;
+	}
+	return 0;
+}
+
+/* Destinations, recipients, retention and compression from [backup],
+ * where the request (the owner's) did not name them. */
 static int
 bk_config(const struct ck_ca *ca, struct ck_backup_opts *o,
-    struct ck_strlist *dests)
+    struct ck_strlist *dests, int rset)
 {
 	const struct ck_backup_config *b = &ca->cfg->backup;
 	struct ck_strlist l;
 	size_t i;
 	int r;
 
+	if (o->ndests > 0)
+		goto recipients;
 	if (b->to[0] == '\0')
 		return ck_err_set(CK_E_STATE, "no destination for backups is "
 		    "configured ('to = DIR' in [backup] of certkeep.conf): "
@@ -1702,6 +1791,9 @@ bk_config(const struct ck_ca *ca, struct ck_backup_opts *o,
 		return r;
 	for (i = 0; i < dests->n && o->ndests < CK_BACKUP_MAX_DESTS; i++)
 		o->dests[o->ndests++] = dests->v[i];
+recipients:
+	if (sk_X509_num(o->recipients) > 0)
+		goto rest;
 	if (b->recipients[0] == '\0')
 		return ck_err_set(CK_E_STATE, "no recipient for backups is "
 		    "configured ('recipients = CERT' in [backup] of "
@@ -1714,16 +1806,22 @@ bk_config(const struct ck_ca *ca, struct ck_backup_opts *o,
 	ck_strlist_clear(&l);
 	if (r != 0)
 		return r;
-	o->retention.keep_last = b->keep_last;
-	o->retention.daily = b->daily;
-	o->retention.weekly = b->weekly;
-	o->retention.monthly = b->monthly;
-	o->zlevel = b->zstd_level ? b->zstd_level : CK_BACKUP_ZSTD_LEVEL;
+rest:
+	if (!rset) {
+		o->retention.keep_last = b->keep_last;
+		o->retention.daily = b->daily;
+		o->retention.weekly = b->weekly;
+		o->retention.monthly = b->monthly;
+	}
+	if (o->zlevel == 0)
+		o->zlevel = b->zstd_level ? b->zstd_level :
+		    CK_BACKUP_ZSTD_LEVEL;
 	return 0;
 }
 
 static json_t *
-run_backup_make(struct admin_env *env, const json_t *req, const char *actor)
+run_backup_make(struct admin_env *env, const json_t *req,
+    const struct authz_principal *p, const char *actor)
 {
 	struct ck_backup_opts o;
 	struct ck_backup_result res;
@@ -1733,7 +1831,7 @@ run_backup_make(struct admin_env *env, const json_t *req, const char *actor)
 	char out[4096];
 	size_t i, len;
 	json_t *j;
-	int r, logical;
+	int r, logical, any = 0, rset = 0;
 
 	if (env->pl == NULL)
 		return reply_fail(ck_err_set(CK_E_STATE, "a backup through the "
@@ -1763,15 +1861,23 @@ run_backup_make(struct admin_env *env, const json_t *req, const char *actor)
 		atomic_store(&backup_busy, 0);
 		return reply_fail(ck_err_set(CK_E_NOMEM, "out of memory"));
 	}
+	r = bk_request_opts(req, &o, &dests, &any, &rset);
+	if (r == 0 && any && (p->is_operator || !p->is_owner))
+		r = ck_err_set(CK_E_POLICY, "an operator's backup goes where "
+		    "[backup] of certkeep.conf says (to, recipients, "
+		    "retention, zstd_level): naming them is the home "
+		    "owner's");
 	/* The configuration stays as it is for the backup's length (a
 	 * reload waits). */
-	if (env->cfg_lock != NULL)
+	if (r == 0 && env->cfg_lock != NULL)
 		pthread_rwlock_rdlock(env->cfg_lock);
-	r = bk_config(env->ca, &o, &dests);
-	if (r == 0)
-		r = ck_backup_make(env->ca, &o, &res);
-	if (env->cfg_lock != NULL)
-		pthread_rwlock_unlock(env->cfg_lock);
+	if (r == 0) {
+		r = bk_config(env->ca, &o, &dests, rset);
+		if (r == 0)
+			r = ck_backup_make(env->ca, &o, &res);
+		if (env->cfg_lock != NULL)
+			pthread_rwlock_unlock(env->cfg_lock);
+	}
 	ck_strlist_clear(&dests);
 	sk_X509_pop_free(o.recipients, X509_free);
 	atomic_store(&backup_busy, 0);
@@ -1914,7 +2020,8 @@ run_drill(struct admin_env *env, const json_t *req, const char *actor)
 }
 
 static json_t *
-run_backup(struct admin_env *env, const json_t *req, const char *actor)
+run_backup(struct admin_env *env, const json_t *req,
+    const struct authz_principal *p, const char *actor)
 {
 	const char *op;
 	struct text t;
@@ -1924,7 +2031,7 @@ run_backup(struct admin_env *env, const json_t *req, const char *actor)
 	if ((r = arg_str(req, "op", 1, &op)) != 0)
 		return reply_fail(r);
 	if (strcmp(op, "make") == 0)
-		return run_backup_make(env, req, actor);
+		return run_backup_make(env, req, p, actor);
 	if (strcmp(op, "verify") == 0)
 		return run_check_record(env, "verify", req, actor);
 	if (strcmp(op, "list") != 0)
@@ -2343,7 +2450,7 @@ admin_exec_as(struct admin_env *env, const struct authz_principal *p,
 	case AUTHZ_DENY:
 		return run_decision(env, action, req, p, &d, actor);
 	case AUTHZ_BACKUP:
-		return run_backup(env, req, actor);
+		return run_backup(env, req, p, actor);
 	case AUTHZ_DRILL:
 		return run_drill(env, req, actor);
 	case AUTHZ_CUSTODY:

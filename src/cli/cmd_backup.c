@@ -2,6 +2,7 @@
  * certkeep backup [make] | verify | list | drill, and certkeep restore.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <unistd.h>
 
 #include <jansson.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
@@ -440,22 +442,62 @@ backup_make_routed(struct bargs *a, const char *home)
 {
 	const char *kind = a->bo.incremental == CK_BACKUP_INCR_IF_POSSIBLE ?
 	    "incremental-or-full" : a->bo.incremental ? "incremental" : "full";
+	char abs[PATH_MAX];
+	json_t *req, *arr;
+	size_t i;
+	int k, bad = 0;
 
-	if (a->offline)
-		return cli_fail(ck_err_set(CK_E_INVAL, "--offline stops "
-		    "certkeepd: run it on the CA's host as the home's owner"));
-	if (a->bo.ndests > 0 || sk_X509_num(a->recips) > 0 ||
-	    a->retention_set || a->bo.zlevel != 0 ||
-	    a->bo.operator_name != NULL)
+	if (a->bo.operator_name != NULL)
 		return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves this "
-		    "CA and makes the backup itself, where [backup] of "
-		    "certkeep.conf says (to, recipients, retention, "
-		    "zstd_level): --to, --recipient, --keep-last, --daily, "
-		    "--weekly, --monthly, --zstd-level and --operator are "
-		    "for a backup with certkeepd stopped"));
-	return cli_admin_run(home, json_pack("{s:s, s:s, s:s, s:b}",
-	    "action", "backup", "op", "make", "kind", kind, "logical",
-	    a->bo.logical), NULL);
+		    "CA: the backup is recorded under who asked for it, not "
+		    "--operator"));
+	if ((req = json_pack("{s:s, s:s, s:s, s:b}", "action", "backup",
+	    "op", "make", "kind", kind, "logical", a->bo.logical)) == NULL)
+		return cli_fail(ck_err_set(CK_E_NOMEM, "out of memory"));
+	/* The home's owner may still say where and to whom; certkeepd
+	 * takes them from nobody else (docs/backup.md). */
+	if (a->bo.ndests > 0) {
+		bad |= (arr = json_array()) == NULL ||
+		    json_object_set_new(req, "to", arr) != 0;
+		for (i = 0; !bad && i < a->bo.ndests; i++)
+			bad |= json_array_append_new(arr, json_string(
+			    realpath(a->bo.dests[i], abs) != NULL ? abs :
+			    a->bo.dests[i])) != 0;
+	}
+	if (!bad && sk_X509_num(a->recips) > 0) {
+		bad |= (arr = json_array()) == NULL ||
+		    json_object_set_new(req, "recipients", arr) != 0;
+		for (k = 0; !bad && k < sk_X509_num(a->recips); k++) {
+			BIO *b = BIO_new(BIO_s_mem());
+			BUF_MEM *bm;
+			bad |= b == NULL || !PEM_write_bio_X509(b,
+			    sk_X509_value(a->recips, k));
+			if (!bad) {
+				BIO_get_mem_ptr(b, &bm);
+				bad |= json_array_append_new(arr,
+				    json_stringn(bm->data, bm->length)) != 0;
+			}
+			BIO_free(b);
+		}
+	}
+	if (!bad && a->retention_set)
+		bad |= json_object_set_new(req, "keep_last", json_integer(
+		    a->bo.retention.keep_last)) != 0 ||
+		    json_object_set_new(req, "daily", json_integer(
+		    a->bo.retention.daily)) != 0 ||
+		    json_object_set_new(req, "weekly", json_integer(
+		    a->bo.retention.weekly)) != 0 ||
+		    json_object_set_new(req, "monthly", json_integer(
+		    a->bo.retention.monthly)) != 0;
+	if (!bad && a->bo.zlevel != 0)
+		bad |= json_object_set_new(req, "zstd_level",
+		    json_integer(a->bo.zlevel)) != 0;
+	if (bad) {
+		json_decref(req);
+		return cli_fail(ck_err_set(CK_E_INVAL, "the destinations must "
+		    "be UTF-8 text"));
+	}
+	return cli_admin_run(home, req, NULL);
 }
 
 /* Record a check the CLI made (the recipient's key stays here). */
@@ -577,7 +619,7 @@ backup_verify(struct bargs *a, int argc, char **argv)
 	struct ck_backup_reader rd;
 	STACK_OF(X509) *trusted = NULL;
 	struct ck_manifest *m = NULL;
-	struct ck_ca *ca = NULL;
+	struct ck_ca *ca = NULL, *rdca = NULL;
 	const char *home = a->com.home;
 	int r, i, n = argc - optind, ex = CLI_EXIT_OK, via = 0;
 
@@ -587,17 +629,22 @@ backup_verify(struct bargs *a, int argc, char **argv)
 	 * against the chain the operator names; certkeepd records it. */
 	if (cli_remote_active() && home == NULL)
 		home = "";
-	if (home != NULL && routed(home)) {
+	if (home != NULL && routed(home))
 		via = 1;
-		if (a->ca == NULL)
+	if (via && a->ca == NULL) {
+		/* The home's owner reads the chain from the home (and only
+		 * reads: certkeepd records). */
+		if (home[0] == '\0' || ck_ca_open(home, &rdca) != 0) {
+			ck_err_clear();
 			return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves "
 			    "this CA: name the CA certificate and chain the "
 			    "sets must be signed by (--ca CHAIN.pem)"));
+		}
 	}
 	if (!via && home != NULL && a->ca == NULL &&
 	    (r = ck_ca_open(home, &ca)) != 0)
 		return cli_fail(r);
-	if ((r = setup_reader(a, ca, &rd, &trusted)) != 0)
+	if ((r = setup_reader(a, ca != NULL ? ca : rdca, &rd, &trusted)) != 0)
 		goto fail;
 	if ((m = calloc((size_t)n, sizeof(*m))) == NULL) {
 		r = ck_err_set(CK_E_NOMEM, "out of memory");
@@ -645,6 +692,7 @@ out:
 	free(m);
 	free_reader(&rd, trusted);
 	ck_ca_close(ca);
+	ck_ca_close(rdca);
 	return ex;
 }
 
@@ -748,13 +796,13 @@ backup_drill(struct bargs *a, const char *home, int argc, char **argv)
 	/* Through certkeepd, the drill runs here (the recipient's key and
 	 * the CA key stay here) and certkeepd records it. The live home is
 	 * read only by its owner, for the key; never written. */
-	if (via && a->ca == NULL)
-		return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves this "
-		    "CA: name the CA certificate and chain the sets must be "
-		    "signed by (--ca CHAIN.pem)"));
 	if (via && (home[0] == '\0' || ck_ca_open(home, &ca) != 0)) {
 		ck_err_clear();
 		ca = NULL;
+		if (a->ca == NULL)
+			return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves "
+			    "this CA: name the CA certificate and chain the "
+			    "sets must be signed by (--ca CHAIN.pem)"));
 		if (a->nshares == 0 && a->keybackup == NULL)
 			return cli_fail(ck_err_set(CK_E_INVAL, "the drill needs "
 			    "the CA key: give --key-backup FILE or --share "
