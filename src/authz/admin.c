@@ -1833,9 +1833,6 @@ run_backup_make(struct admin_env *env, const json_t *req,
 	json_t *j;
 	int r, logical, any = 0, rset = 0;
 
-	if (env->pl == NULL)
-		return reply_fail(ck_err_set(CK_E_STATE, "a backup through the "
-		    "admin interface needs certkeepd"));
 	if ((r = arg_str(req, "kind", 0, &kind)) != 0 ||
 	    (r = arg_bool(req, "logical", &logical)) != 0)
 		return reply_fail(r);
@@ -1853,31 +1850,39 @@ run_backup_make(struct admin_env *env, const json_t *req,
 	o.actor = actor;
 	o.write = bk_write_cb;
 	o.write_arg = &bw;
-	if (atomic_exchange(&backup_busy, 1) != 0)
-		return reply_fail(ck_err_set(CK_E_BUSY, "a backup of this CA "
-		    "is being made: try again when it is done"));
+	/* What the request may name is checked first, whoever serves it. */
 	memset(&dests, 0, sizeof(dests));
-	if ((o.recipients = sk_X509_new_null()) == NULL) {
-		atomic_store(&backup_busy, 0);
+	if ((o.recipients = sk_X509_new_null()) == NULL)
 		return reply_fail(ck_err_set(CK_E_NOMEM, "out of memory"));
-	}
 	r = bk_request_opts(req, &o, &dests, &any, &rset);
 	if (r == 0 && any && (p->is_operator || !p->is_owner))
 		r = ck_err_set(CK_E_POLICY, "an operator's backup goes where "
 		    "[backup] of certkeep.conf says (to, recipients, "
 		    "retention, zstd_level): naming them is the home "
 		    "owner's");
+	if (r == 0 && env->pl == NULL)
+		r = ck_err_set(CK_E_STATE, "a backup through the admin "
+		    "interface needs certkeepd");
+	if (r != 0) {
+		ck_strlist_clear(&dests);
+		sk_X509_pop_free(o.recipients, X509_free);
+		return reply_fail(r);
+	}
+	if (atomic_exchange(&backup_busy, 1) != 0) {
+		ck_strlist_clear(&dests);
+		sk_X509_pop_free(o.recipients, X509_free);
+		return reply_fail(ck_err_set(CK_E_BUSY, "a backup of this CA "
+		    "is being made: try again when it is done"));
+	}
 	/* The configuration stays as it is for the backup's length (a
 	 * reload waits). */
-	if (r == 0 && env->cfg_lock != NULL)
+	if (env->cfg_lock != NULL)
 		pthread_rwlock_rdlock(env->cfg_lock);
-	if (r == 0) {
-		r = bk_config(env->ca, &o, &dests, rset);
-		if (r == 0)
-			r = ck_backup_make(env->ca, &o, &res);
-		if (env->cfg_lock != NULL)
-			pthread_rwlock_unlock(env->cfg_lock);
-	}
+	r = bk_config(env->ca, &o, &dests, rset);
+	if (r == 0)
+		r = ck_backup_make(env->ca, &o, &res);
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_unlock(env->cfg_lock);
 	ck_strlist_clear(&dests);
 	sk_X509_pop_free(o.recipients, X509_free);
 	atomic_store(&backup_busy, 0);
