@@ -4,12 +4,15 @@
  */
 #include "authz/admin.h"
 
+#include <errno.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -2198,6 +2201,43 @@ run_custody(struct admin_env *env, const json_t *req, const char *actor)
 	return j;
 }
 
+/* ---- configuration ---------------------------------------------------- */
+
+static int
+reload_note_fn(struct ck_ca *ca, void *arg)
+{
+	(void)arg;
+	return audit_append(ca->st, NULL, "config", "reload", AUDIT_OK,
+	    "reload requested through the admin interface");
+}
+
+/* "config" through certkeepd: a reload only (what SIGHUP does, for a
+ * ca-admin who cannot signal the service user's process). Installing a
+ * CA certificate changes the home's files: the owner's, offline. */
+static json_t *
+run_config(struct admin_env *env, const json_t *req, const char *actor)
+{
+	const char *op;
+	int r;
+
+	if ((r = arg_str(req, "op", 1, &op)) != 0)
+		return reply_fail(r);
+	if (strcmp(op, "reload") != 0)
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"op\" of "
+		    "config is reload (ca install is offline work of the "
+		    "home's owner)"));
+	if (env->pl == NULL)
+		return reply_fail(ck_err_set(CK_E_STATE, "a reload through the "
+		    "admin interface needs certkeepd"));
+	if ((r = env_write(env, actor, reload_note_fn, NULL)) != 0)
+		return reply_fail(r);
+	/* certkeepd's signal thread takes it, as from 'service reload'. */
+	if (kill(getpid(), SIGHUP) != 0)
+		return reply_fail(ck_err_set(CK_E_INTERNAL, "cannot signal "
+		    "certkeepd: %s", strerror(errno)));
+	return reply_ok("certkeepd is reloading\n", NULL);
+}
+
 /* Judge, then run a write action as D's actor. */
 static json_t *
 run_write(struct admin_env *env, enum authz_action action,
@@ -2402,6 +2442,7 @@ request_action(const json_t *req)
 	case AUTHZ_BACKUP:
 	case AUTHZ_DRILL:
 	case AUTHZ_CUSTODY:
+	case AUTHZ_CONFIG:
 		return action;
 	default:
 		ck_err_set(CK_E_INVAL, "unknown admin action '%.40s'", name);
@@ -2460,6 +2501,8 @@ admin_exec_as(struct admin_env *env, const struct authz_principal *p,
 		return run_drill(env, req, actor);
 	case AUTHZ_CUSTODY:
 		return run_custody(env, req, actor);
+	case AUTHZ_CONFIG:
+		return run_config(env, req, actor);
 	default:
 		return run_write(env, action, req, p, actor);
 	}

@@ -258,10 +258,11 @@ cli_authorize_local(const char *home, int argc, char **argv)
 	    action == AUTHZ_EAB_LIST || action == AUTHZ_EAB_REVOKE) &&
 	    cli_admin_served(home))
 		return CLI_EXIT_OK;
-	/* Backups (but the cold one), drills and custody go to certkeepd
-	 * when it serves the home: judged there. */
+	/* Backups (but the cold one), drills, custody and a reload go to
+	 * certkeepd when it serves the home: judged there. */
 	if ((action == AUTHZ_DRILL || action == AUTHZ_CUSTODY ||
-	    (action == AUTHZ_BACKUP && strcmp(argv[0], "backup") == 0)) &&
+	    (action == AUTHZ_BACKUP && strcmp(argv[0], "backup") == 0) ||
+	    (action == AUTHZ_CONFIG && strcmp(argv[0], "service") == 0)) &&
 	    cli_admin_served(home))
 		return CLI_EXIT_OK;
 	/* The key is not certkeepd's to give: a key backup reads the key

@@ -148,6 +148,7 @@ ACTIONS=(
 	"custody|backup-operator|custody add --artefact $ART --kind key-share --event stored --place safe-@U"
 	"custody|backup-operator|custody show"
 	"custody|backup-operator|custody verify"
+	"config|ca-admin|service reload"
 )
 # Expected from the table (docs/roles.md), not from the program: the
 # operator holding the role, and the owner for operator management.

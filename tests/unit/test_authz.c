@@ -643,6 +643,13 @@ test_admin_backup(void **state)
 	    "\"to\":[\"/nonexistent\"],\"keep_last\":2}");
 	assert_contains(reply_str(j, "error"), "needs certkeepd");
 	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"config\",\"op\":\"reload\"}");
+	assert_contains(reply_str(j, "error"), "reload through the admin "
+	    "interface needs certkeepd");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"config\",\"op\":\"install\"}");
+	assert_contains(reply_str(j, "error"), "ca install is offline work");
+	json_decref(j);
 	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"make\","
 	    "\"kind\":\"sideways\"}");
 	assert_contains(reply_str(j, "error"), "full, incremental or "
@@ -683,6 +690,9 @@ test_admin_backup(void **state)
 	OK(store_audit_iter(fx->ca->st, 1, last_entry, last));
 	assert_contains(last, "|custody||refused|custody needs the "
 	    "backup-operator role");
+	j = exec_text(fx, me, "{\"action\":\"config\",\"op\":\"install\"}");
+	assert_contains(reply_str(j, "error"), "config needs the ca-admin role");
+	json_decref(j);
 	j = exec_text(fx, other, "{\"action\":\"drill\",\"op\":\"files\"}");
 	assert_contains(reply_str(j, "error"), "drill needs the "
 	    "backup-operator role");
