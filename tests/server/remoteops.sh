@@ -350,6 +350,18 @@ assert_grep " backup1/backup-operator +backup-drill +ok " "$T/audit-bk.txt" \
     "the drill"
 ok "refusals and acts audited"
 
+say "a reload is the ca-admin's, through certkeepd"
+api POST "$API/admin/v1" --cert "$T/backup1.pem" --key "$T/backup1.key" \
+    -H 'Content-Type: application/json' --data '{"action":"config","op":"reload"}'
+expect_problem 403 "config needs the ca-admin role; backup1 is backup-operator"
+api POST "$API/admin/v1" --cert "$T/admin1.pem" --key "$T/admin1.key" \
+    -H 'Content-Type: application/json' --data '{"action":"config","op":"reload"}'
+[[ $CODE == 200 ]] || fail "the ca-admin's reload: HTTP $CODE $(cat "$BODY")"
+wait_until 20 srv_running "$ca" || fail "certkeepd is gone after a reload"
+remote auditor1 audit show
+assert_grep " admin1/ca-admin +config +ok +reload " "$LAST_OUT" "the reload audited"
+ok "reloaded"
+
 say "the set certkeepd made restores"
 expect_ok ck restore --home "$T/kb/rest" "$SET" --recipient-key "$T/r1.key" \
     --ca "$SRV_CA" "${as_user[@]}"
