@@ -54,7 +54,13 @@ static const char backup_usage[] =
     "A full set holds the store's SQLite file as of one moment; --logical\n"
     "writes its rows as JSON lines instead (slower; as incrementals do).\n"
     "verify and drill take a full set and the incrementals after it, in\n"
-    "order; drill with no SET uses the newest set in the catalogue.";
+    "order; drill with no SET uses the newest set in the catalogue.\n"
+    "\n"
+    "While certkeepd serves the home (and remotely, --server), a backup is\n"
+    "made by certkeepd, to [backup] to and recipients (only the home's\n"
+    "owner may give --to and --recipient then); verify and drill run here\n"
+    "with your keys (--ca CHAIN.pem unless you own the home) and\n"
+    "certkeepd records the result.";
 
 static const char restore_usage[] =
     "certkeep restore --home NEWDIR SET... --recipient-key KEY --ca CHAIN.pem\n"
