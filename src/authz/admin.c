@@ -1923,6 +1923,15 @@ run_backup_make(struct admin_env *env, const json_t *req,
 	return j;
 }
 
+static int
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
 /* A verification or drill the CLI made (it holds the recipient's key,
  * which never crosses the socket), recorded here. */
 struct check_args {
@@ -1967,9 +1976,11 @@ run_check_record(struct admin_env *env, const char *what, const json_t *req,
 	    strspn(a.set, "0123456789abcdef") != 64))
 		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"set\" is "
 		    "a set's id (64 lower-case hex digits)"));
-	if (!utf8_clean(a.detail) || (a.file != NULL && !utf8_clean(a.file)))
-		return reply_fail(ck_err_set(CK_E_INVAL, "request: text must "
-		    "be UTF-8 without control characters"));
+	/* JSON strings are UTF-8 already; the catalogue's text lines must
+	 * stay lines. */
+	if (has_control(a.detail) || (a.file != NULL && has_control(a.file)))
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"detail\" "
+		    "and \"file\" must be text without control characters"));
 	if ((r = env_write(env, actor, check_record_fn, &a)) != 0)
 		return reply_fail(r);
 	return reply_ok(a.set != NULL ? "recorded\n" : "recorded (audit log "

@@ -630,6 +630,10 @@ test_admin_backup(void **state)
 	assert_contains(reply_str(j, "error"), "\"set\" is a set's id");
 	json_decref(j);
 	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"verify\","
+	    "\"ok\":true,\"detail\":\"two\\nlines\"}");
+	assert_contains(reply_str(j, "error"), "without control characters");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"verify\","
 	    "\"ok\":true}");
 	assert_contains(reply_str(j, "error"), "\"detail\" is missing");
 	json_decref(j);
