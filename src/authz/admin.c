@@ -4,13 +4,18 @@
  */
 #include "authz/admin.h"
 
+#include <errno.h>
 #include <pwd.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -18,12 +23,15 @@
 
 #include "audit/audit.h"
 #include "audit/checkpoint.h"
+#include "backup/backup.h"
+#include "backup/custody.h"
 #include "authz/authz.h"
 #include "ca/approval.h"
 #include "ca/config.h"
 #include "ca/eab_seal.h"
 #include "ca/token.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/secmem.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
@@ -1623,6 +1631,624 @@ out:
 	return r;
 }
 
+/* ---- backups (docs/backup.md) ----------------------------------------- */
+
+/*
+ * certkeepd makes a hot backup itself, as the service user, to the
+ * destinations of [backup] "to", encrypted to [backup] "recipients": a
+ * path or recipient in an operator's request would let a backup operator
+ * have the process that reads the whole store write it wherever the
+ * service user may, or encrypt it to a key of their choosing. Only the
+ * home's owner acting as owner (the account the files and the service are
+ * anyway) may name them in the request. It runs in the worker thread that
+ * took the request (one of the socket's or the HTTPS route's), on the
+ * store's online snapshot, so issuance goes on; one at a time, a second
+ * request meanwhile is refused at once rather than holding another worker.
+ */
+static atomic_int backup_busy;
+
+struct bk_write {
+	struct admin_env *env;
+	const char *actor;
+};
+
+static int
+bk_write_cb(void *arg, int (*fn)(struct ck_ca *, void *), void *fnarg)
+{
+	struct bk_write *b = arg;
+
+	return env_write(b->env, b->actor, fn, fnarg);
+}
+
+/* The first certificate of the PEM file PATH (relative: in HOME). */
+static int
+bk_load_recipient(const char *home, const char *name, STACK_OF(X509) *sk)
+{
+	char path[4200];
+	X509 *x;
+	BIO *b;
+	int r;
+
+	if (name[0] == '/')
+		snprintf(path, sizeof(path), "%s", name);
+	else if ((r = ck_path_join(path, sizeof(path), home, name)) != 0)
+		return r;
+	if ((b = BIO_new_file(path, "r")) == NULL)
+		return ck_err_set(CK_E_NOTFOUND, "cannot read the recipient "
+		    "certificate %s", path);
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	ERR_clear_error();
+	if (x == NULL)
+		return ck_err_set(CK_E_PARSE, "%s holds no PEM certificate",
+		    path);
+	if (!sk_X509_push(sk, x)) {
+		X509_free(x);
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* The owner's choices in the request: "to" (directories), "recipients"
+ * (PEM certificates), retention counts, "zstd_level". *ANY: some given. */
+static int
+bk_request_opts(const json_t *req, struct ck_backup_opts *o,
+    struct ck_strlist *dests, int *any, int *rset)
+{
+	static const char *const counts[] = { "keep_last", "daily", "weekly",
+	    "monthly", NULL };
+	unsigned *cv[] = { &o->retention.keep_last, &o->retention.daily,
+	    &o->retention.weekly, &o->retention.monthly };
+	json_t *v, *e;
+	int64_t n;
+	size_t i;
+	int r;
+
+	*any = *rset = 0;
+	if ((v = json_object_get(req, "to")) != NULL) {
+		if (!json_is_array(v) || json_array_size(v) == 0 ||
+		    json_array_size(v) > CK_BACKUP_MAX_DESTS)
+			return ck_err_set(CK_E_INVAL, "request: \"to\" is an "
+			    "array of 1 to %d directories", CK_BACKUP_MAX_DESTS);
+		json_array_foreach(v, i, e) {
+			if (!json_is_string(e) || json_string_length(e) == 0 ||
+			    json_string_length(e) > ADMIN_ARG_MAX ||
+			    strlen(json_string_value(e)) !=
+			    json_string_length(e))
+				return ck_err_set(CK_E_INVAL, "request: \"to\" "
+				    "holds directory names");
+			if ((r = ck_strlist_add(dests, json_string_value(e)))
+			    != 0)
+				return r;
+		}
+		for (i = 0; i < dests->n; i++)
+			o->dests[o->ndests++] = dests->v[i];
+		*any = 1;
+	}
+	if ((v = json_object_get(req, "recipients")) != NULL) {
+		if (!json_is_array(v) || json_array_size(v) == 0 ||
+		    json_array_size(v) > 16)
+			return ck_err_set(CK_E_INVAL, "request: \"recipients\" "
+			    "is an array of 1 to 16 PEM certificates");
+		json_array_foreach(v, i, e) {
+			BIO *b;
+			X509 *x = NULL;
+			if (!json_is_string(e) || json_string_length(e) > 16384)
+				return ck_err_set(CK_E_INVAL, "request: a "
+				    "recipient is a PEM certificate of at most "
+				    "16384 bytes");
+			if ((b = BIO_new_mem_buf(json_string_value(e),
+			    (int)json_string_length(e))) != NULL)
+				x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+			BIO_free(b);
+			ERR_clear_error();
+			if (x == NULL)
+				return ck_err_set(CK_E_PARSE, "request: a "
+				    "recipient is not a PEM certificate");
+			if (!sk_X509_push(o->recipients, x)) {
+				X509_free(x);
+				return ck_err_set(CK_E_NOMEM, "out of memory");
+			}
+		}
+		*any = 1;
+	}
+	for (i = 0; counts[i] != NULL; i++) {
+		if (json_object_get(req, counts[i]) == NULL)
+			continue;
+		if ((r = arg_int(req, counts[i], 0, 100000, 0, &n)) != 0)
+			return r;
+		*cv[i] = (unsigned)n;
+		*any = *rset = 1;
+	}
+	if (json_object_get(req, "zstd_level") != NULL) {
+		if ((r = arg_int(req, "zstd_level", -7, 19, 0, &n)) != 0)
+			return r;
+		if (n == 0)
+			return ck_err_set(CK_E_INVAL, "request: \"zstd_level\" "
+			    "is -7..-1 or 1..19");
+		o->zlevel = (int)n;
+		*any = 1;
+	}
+	return 0;
+}
+
+/* Destinations, recipients, retention and compression from [backup],
+ * where the request (the owner's) did not name them. */
+static int
+bk_config(const struct ck_ca *ca, struct ck_backup_opts *o,
+    struct ck_strlist *dests, int rset)
+{
+	const struct ck_backup_config *b = &ca->cfg->backup;
+	struct ck_strlist l;
+	size_t i;
+	int r;
+
+	if (o->ndests > 0)
+		goto recipients;
+	if (b->to[0] == '\0')
+		return ck_err_set(CK_E_STATE, "no destination for backups is "
+		    "configured ('to = DIR' in [backup] of certkeep.conf): "
+		    "certkeepd writes backups only where the configuration "
+		    "says");
+	if ((r = ck_strlist_split(dests, b->to)) != 0)
+		return r;
+	for (i = 0; i < dests->n && o->ndests < CK_BACKUP_MAX_DESTS; i++)
+		o->dests[o->ndests++] = dests->v[i];
+recipients:
+	if (sk_X509_num(o->recipients) > 0)
+		goto rest;
+	if (b->recipients[0] == '\0')
+		return ck_err_set(CK_E_STATE, "no recipient for backups is "
+		    "configured ('recipients = CERT' in [backup] of "
+		    "certkeep.conf)");
+	memset(&l, 0, sizeof(l));
+	if ((r = ck_strlist_split(&l, b->recipients)) != 0)
+		return r;
+	for (i = 0; i < l.n && r == 0; i++)
+		r = bk_load_recipient(ca->home, l.v[i], o->recipients);
+	ck_strlist_clear(&l);
+	if (r != 0)
+		return r;
+rest:
+	if (!rset) {
+		o->retention.keep_last = b->keep_last;
+		o->retention.daily = b->daily;
+		o->retention.weekly = b->weekly;
+		o->retention.monthly = b->monthly;
+	}
+	if (o->zlevel == 0)
+		o->zlevel = b->zstd_level ? b->zstd_level :
+		    CK_BACKUP_ZSTD_LEVEL;
+	return 0;
+}
+
+static json_t *
+run_backup_make(struct admin_env *env, const json_t *req,
+    const struct authz_principal *p, const char *actor)
+{
+	struct ck_backup_opts o;
+	struct ck_backup_result res;
+	struct ck_strlist dests;
+	struct bk_write bw = { env, actor };
+	const char *kind;
+	char out[4096];
+	size_t i, len;
+	json_t *j;
+	int r, logical, any = 0, rset = 0;
+
+	if ((r = arg_str(req, "kind", 0, &kind)) != 0 ||
+	    (r = arg_bool(req, "logical", &logical)) != 0)
+		return reply_fail(r);
+	memset(&o, 0, sizeof(o));
+	if (kind == NULL || strcmp(kind, "full") == 0)
+		o.incremental = 0;
+	else if (strcmp(kind, "incremental") == 0)
+		o.incremental = 1;
+	else if (strcmp(kind, "incremental-or-full") == 0)
+		o.incremental = CK_BACKUP_INCR_IF_POSSIBLE;
+	else
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"kind\" is "
+		    "full, incremental or incremental-or-full"));
+	o.logical = logical;
+	o.actor = actor;
+	o.write = bk_write_cb;
+	o.write_arg = &bw;
+	/* What the request may name is checked first, whoever serves it. */
+	memset(&dests, 0, sizeof(dests));
+	if ((o.recipients = sk_X509_new_null()) == NULL)
+		return reply_fail(ck_err_set(CK_E_NOMEM, "out of memory"));
+	r = bk_request_opts(req, &o, &dests, &any, &rset);
+	if (r == 0 && any && (p->is_operator || !p->is_owner))
+		r = ck_err_set(CK_E_POLICY, "an operator's backup goes where "
+		    "[backup] of certkeep.conf says (to, recipients, "
+		    "retention, zstd_level): naming them is the home "
+		    "owner's");
+	if (r == 0 && env->pl == NULL)
+		r = ck_err_set(CK_E_STATE, "a backup through the admin "
+		    "interface needs certkeepd");
+	if (r != 0) {
+		ck_strlist_clear(&dests);
+		sk_X509_pop_free(o.recipients, X509_free);
+		return reply_fail(r);
+	}
+	if (atomic_exchange(&backup_busy, 1) != 0) {
+		ck_strlist_clear(&dests);
+		sk_X509_pop_free(o.recipients, X509_free);
+		return reply_fail(ck_err_set(CK_E_BUSY, "a backup of this CA "
+		    "is being made: try again when it is done"));
+	}
+	/* The configuration stays as it is for the backup's length (a
+	 * reload waits). */
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_rdlock(env->cfg_lock);
+	r = bk_config(env->ca, &o, &dests, rset);
+	if (r == 0)
+		r = ck_backup_make(env->ca, &o, &res);
+	if (env->cfg_lock != NULL)
+		pthread_rwlock_unlock(env->cfg_lock);
+	ck_strlist_clear(&dests);
+	sk_X509_pop_free(o.recipients, X509_free);
+	atomic_store(&backup_busy, 0);
+	if (r != 0)
+		return reply_fail(r);
+	len = (size_t)snprintf(out, sizeof(out), "%s backup %s: sequence "
+	    "%lld..%lld, %llu bytes, SHA-256 %s\n", res.kind, res.id,
+	    (long long)res.seq_from, (long long)res.seq_to,
+	    (unsigned long long)res.size, res.archive_sha256);
+	for (i = 0; i < res.npaths && len < sizeof(out); i++)
+		len += (size_t)snprintf(out + len, sizeof(out) - len,
+		    "  %s (read back: ok)\n", res.paths[i]);
+	if (res.deleted && len < sizeof(out))
+		snprintf(out + len, sizeof(out) - len, "retention: %u older "
+		    "set%s deleted\n", res.deleted, res.deleted == 1 ? "" : "s");
+	if (res.warning[0] != '\0') {
+		char note[1024];
+		snprintf(note, sizeof(note), "warning: the backup is good, but "
+		    "%s", res.warning);
+		j = reply_ok(out, note);
+	} else
+		j = reply_ok(out, res.npaths == 1 ? "warning: this restore "
+		    "point has a single copy: configure a second destination "
+		    "on other media" : NULL);
+	if (j != NULL && (json_object_set_new(j, "artefact",
+	    json_string(res.paths[0])) != 0 ||
+	    json_object_set_new(j, "set", json_string(res.id)) != 0 ||
+	    json_object_set_new(j, "size", json_integer((json_int_t)
+	    res.size)) != 0 ||
+	    json_object_set_new(j, "sha256",
+	    json_string(res.archive_sha256)) != 0)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int
+has_control(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* A verification or drill the CLI made (it holds the recipient's key,
+ * which never crosses the socket), recorded here. */
+struct check_args {
+	const char *what, *set, *file, *detail;
+	int ok;
+};
+
+static int
+check_record_fn(struct ck_ca *ca, void *arg)
+{
+	struct check_args *a = arg;
+	struct ck_manifest *m;
+	int r;
+
+	if (a->set == NULL)
+		return audit_append(ca->st, NULL, strcmp(a->what, "drill") ==
+		    0 ? "backup-drill" : "backup-verify", a->file ? a->file :
+		    "-", a->ok ? AUDIT_OK : AUDIT_FAILED, a->detail);
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return ck_err_set(CK_E_NOMEM, "out of memory");
+	snprintf(m->id, sizeof(m->id), "%s", a->set);
+	r = ck_backup_record_check(ca, a->what, m, a->file, a->ok, a->detail);
+	free(m);
+	return r;
+}
+
+static json_t *
+run_check_record(struct admin_env *env, const char *what, const json_t *req,
+    const char *actor)
+{
+	struct check_args a;
+	int r;
+
+	memset(&a, 0, sizeof(a));
+	a.what = what;
+	if ((r = arg_str(req, "set", 0, &a.set)) != 0 ||
+	    (r = arg_str(req, "file", 0, &a.file)) != 0 ||
+	    (r = arg_str(req, "detail", 1, &a.detail)) != 0 ||
+	    (r = arg_bool(req, "ok", &a.ok)) != 0)
+		return reply_fail(r);
+	if (a.set != NULL && (strlen(a.set) != 64 ||
+	    strspn(a.set, "0123456789abcdef") != 64))
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"set\" is "
+		    "a set's id (64 lower-case hex digits)"));
+	/* JSON strings are UTF-8 already; the catalogue's text lines must
+	 * stay lines. */
+	if (has_control(a.detail) || (a.file != NULL && has_control(a.file)))
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"detail\" "
+		    "and \"file\" must be text without control characters"));
+	if ((r = env_write(env, actor, check_record_fn, &a)) != 0)
+		return reply_fail(r);
+	return reply_ok(a.set != NULL ? "recorded\n" : "recorded (audit log "
+	    "only: no set was read)\n", NULL);
+}
+
+/* The files of a set's chain in the catalogue, for a drill in the CLI. */
+struct chain_args {
+	const char *set;
+	char **files;
+	size_t n;
+};
+
+static int
+chain_fn(struct ck_ca *ca, void *arg)
+{
+	struct chain_args *a = arg;
+
+	return ck_backup_chain_files(ca, a->set, &a->files, &a->n);
+}
+
+static json_t *
+run_drill(struct admin_env *env, const json_t *req, const char *actor)
+{
+	struct chain_args ca;
+	struct text t;
+	const char *op;
+	size_t i;
+	json_t *j;
+	int r;
+
+	if ((r = arg_str(req, "op", 1, &op)) != 0)
+		return reply_fail(r);
+	if (strcmp(op, "record") == 0)
+		return run_check_record(env, "drill", req, actor);
+	if (strcmp(op, "files") != 0)
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"op\" of "
+		    "drill is files or record"));
+	memset(&ca, 0, sizeof(ca));
+	if ((r = arg_str(req, "set", 0, &ca.set)) != 0)
+		return reply_fail(r);
+	/* A read, on the committer's connection (the catalogue's reader). */
+	if ((r = env_write(env, actor, chain_fn, &ca)) != 0)
+		return reply_fail(r);
+	if ((r = text_open(&t)) == 0) {
+		for (i = 0; i < ca.n; i++)
+			fprintf(t.f, "%s\n", ca.files[i]);
+		r = text_close(&t);
+	}
+	for (i = 0; i < ca.n; i++)
+		free(ca.files[i]);
+	free(ca.files);
+	j = r == 0 ? reply_ok(t.buf, NULL) : reply_fail(r);
+	text_free(&t);
+	return j;
+}
+
+static json_t *
+run_backup(struct admin_env *env, const json_t *req,
+    const struct authz_principal *p, const char *actor)
+{
+	const char *op;
+	struct text t;
+	json_t *j;
+	int r, json;
+
+	if ((r = arg_str(req, "op", 1, &op)) != 0)
+		return reply_fail(r);
+	if (strcmp(op, "make") == 0)
+		return run_backup_make(env, req, p, actor);
+	if (strcmp(op, "verify") == 0)
+		return run_check_record(env, "verify", req, actor);
+	if (strcmp(op, "list") != 0)
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"op\" of "
+		    "backup is make, list or verify"));
+	if ((r = arg_bool(req, "json", &json)) != 0 ||
+	    (r = text_open(&t)) != 0)
+		return reply_fail(r);
+	rd_lock(env);
+	r = ck_backup_catalogue_fprint(env->rd, json, t.f, t.f);
+	rd_unlock(env);
+	if (r == 0)
+		r = text_close(&t);
+	j = r == 0 ? reply_ok(t.buf, NULL) : reply_fail(r);
+	text_free(&t);
+	return j;
+}
+
+/* Custody entries are the ledger's writes: on the write path. */
+struct custody_args {
+	const char *event, *artefact, *kind, *kind_guess, *place, *detail;
+	const char *op;
+	int64_t id;
+};
+
+static int
+custody_count_cb(const struct store_custody *e, void *arg)
+{
+	(void)e;
+	(*(int64_t *)arg)++;
+	return 0;
+}
+
+static int
+custody_add_fn(struct ck_ca *ca, void *arg)
+{
+	struct custody_args *a = arg;
+	unsigned char hash[32];
+	int64_t n = 0;
+	int r;
+
+	/* The file's extension names the kind of a new artefact only. */
+	if (a->kind == NULL && a->kind_guess != NULL) {
+		if ((r = store_custody_iter(ca->st, a->artefact,
+		    custody_count_cb, &n)) != 0)
+			return r;
+		if (n == 0)
+			a->kind = a->kind_guess;
+	}
+	if ((r = ck_custody_record(ca, a->event, a->artefact, a->kind,
+	    a->place, a->detail, a->op)) != 0)
+		return r;
+	return store_custody_last(ca->st, &a->id, hash);
+}
+
+static int
+custody_print(const struct store_custody *e, void *arg)
+{
+	FILE *f = arg;
+	char t[32];
+
+	ck_time_format(e->time, t, sizeof(t));
+	fprintf(f, "%5lld %-20s %-12s %-9s %-11s %-24s %.12s%s%s\n",
+	    (long long)e->id, t, e->operator_name, e->event, e->kind,
+	    e->place, e->artefact, e->detail[0] ? " -- " : "", e->detail);
+	return 0;
+}
+
+static json_t *
+run_custody(struct admin_env *env, const json_t *req, const char *actor)
+{
+	struct custody_args a;
+	struct ck_custody_report rep;
+	const char *op, *who;
+	char out[512], opbuf[300], *text = NULL;
+	struct text t;
+	json_t *j;
+	int r, json;
+
+	memset(&a, 0, sizeof(a));
+	if ((r = arg_str(req, "op", 1, &op)) != 0 ||
+	    (r = arg_str(req, "artefact", strcmp(op, "add") == 0,
+	    &a.artefact)) != 0)
+		return reply_fail(r);
+	if (a.artefact != NULL && (strlen(a.artefact) != 64 ||
+	    strspn(a.artefact, "0123456789abcdef") != 64))
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"artefact\" "
+		    "is a SHA-256 (64 lower-case hex digits)"));
+	if (strcmp(op, "add") == 0) {
+		if ((r = arg_str(req, "event", 1, &a.event)) != 0 ||
+		    (r = arg_str(req, "place", 1, &a.place)) != 0 ||
+		    (r = arg_str(req, "kind", 0, &a.kind)) != 0 ||
+		    (r = arg_str(req, "kind_guess", 0, &a.kind_guess)) != 0 ||
+		    (r = arg_str(req, "detail", 0, &a.detail)) != 0 ||
+		    (r = arg_str(req, "operator", 0, &who)) != 0)
+			return reply_fail(r);
+		if (a.kind_guess != NULL &&
+		    ck_custody_kind_parse(a.kind_guess) < 0)
+			return reply_fail(ck_err_set(CK_E_INVAL, "request: "
+			    "\"kind_guess\" is not a kind"));
+		/* The caller handed it over, or says for whom. */
+		a.op = actor != NULL ? actor : audit_actor();
+		if (who != NULL && actor != NULL && strcmp(who, actor) != 0) {
+			snprintf(opbuf, sizeof(opbuf), "%.150s (for %.128s)",
+			    actor, who);
+			a.op = opbuf;
+		}
+		if ((r = env_write(env, actor, custody_add_fn, &a)) != 0)
+			return reply_fail(r);
+		snprintf(out, sizeof(out), "Recorded custody entry %lld: %s, "
+		    "artefact %.16s...\n", (long long)a.id, a.event,
+		    a.artefact);
+		return reply_ok(out, NULL);
+	}
+	if (strcmp(op, "verify") == 0) {
+		memset(&rep, 0, sizeof(rep));
+		rd_lock(env);
+		r = ck_custody_verify_store(env->rd, &rep);
+		rd_unlock(env);
+		if (r == CK_E_TAMPER) {
+			snprintf(out, sizeof(out), "custody ledger TAMPERED: "
+			    "entry %lld: %.200s (%lld entries before it "
+			    "verified)", (long long)rep.first_bad, rep.reason,
+			    (long long)rep.entries);
+			return reply_err(CK_E_TAMPER, out, 0);
+		}
+		if (r != 0)
+			return reply_fail(r);
+		snprintf(out, sizeof(out), "custody ledger intact: %lld entries "
+		    "verified\n", (long long)rep.entries);
+		return reply_ok(out, NULL);
+	}
+	if (strcmp(op, "show") != 0)
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"op\" of "
+		    "custody is add, show or verify"));
+	if ((r = arg_bool(req, "json", &json)) != 0)
+		return reply_fail(r);
+	if (json) {
+		rd_lock(env);
+		r = ck_custody_list_json(env->rd, a.artefact, &text);
+		rd_unlock(env);
+		if (r != 0)
+			return reply_fail(r);
+		j = reply_ok(text, NULL);
+		free(text);
+		return j;
+	}
+	if ((r = text_open(&t)) != 0)
+		return reply_fail(r);
+	fprintf(t.f, "%5s %-20s %-12s %-9s %-11s %-24s %s\n", "ID", "TIME",
+	    "OPERATOR", "EVENT", "KIND", "PLACE", "DIGEST");
+	rd_lock(env);
+	r = store_custody_iter(env->rd, a.artefact, custody_print, t.f);
+	rd_unlock(env);
+	if (r == 0)
+		r = text_close(&t);
+	j = r == 0 ? reply_ok(t.buf, NULL) : reply_fail(r);
+	text_free(&t);
+	return j;
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+static int
+reload_note_fn(struct ck_ca *ca, void *arg)
+{
+	(void)arg;
+	return audit_append(ca->st, NULL, "config", "reload", AUDIT_OK,
+	    "reload requested through the admin interface");
+}
+
+/* "config" through certkeepd: a reload only (what SIGHUP does, for a
+ * ca-admin who cannot signal the service user's process). Installing a
+ * CA certificate changes the home's files: the owner's, offline. */
+static json_t *
+run_config(struct admin_env *env, const json_t *req, const char *actor)
+{
+	const char *op;
+	int r;
+
+	if ((r = arg_str(req, "op", 1, &op)) != 0)
+		return reply_fail(r);
+	if (strcmp(op, "reload") != 0)
+		return reply_fail(ck_err_set(CK_E_INVAL, "request: \"op\" of "
+		    "config is reload (ca install is offline work of the "
+		    "home's owner)"));
+	if (env->pl == NULL)
+		return reply_fail(ck_err_set(CK_E_STATE, "a reload through the "
+		    "admin interface needs certkeepd"));
+	if ((r = env_write(env, actor, reload_note_fn, NULL)) != 0)
+		return reply_fail(r);
+	/* certkeepd's signal thread takes it, as from 'service reload'. */
+	if (kill(getpid(), SIGHUP) != 0)
+		return reply_fail(ck_err_set(CK_E_INTERNAL, "cannot signal "
+		    "certkeepd: %s", strerror(errno)));
+	return reply_ok("certkeepd is reloading\n", NULL);
+}
+
 /* Judge, then run a write action as D's actor. */
 static json_t *
 run_write(struct admin_env *env, enum authz_action action,
@@ -1824,6 +2450,10 @@ request_action(const json_t *req)
 	case AUTHZ_APPROVE:
 	case AUTHZ_DENY:
 	case AUTHZ_REQUEST_LIST:
+	case AUTHZ_BACKUP:
+	case AUTHZ_DRILL:
+	case AUTHZ_CUSTODY:
+	case AUTHZ_CONFIG:
 		return action;
 	default:
 		ck_err_set(CK_E_INVAL, "unknown admin action '%.40s'", name);
@@ -1885,6 +2515,14 @@ admin_exec_as(struct admin_env *env, const struct authz_principal *p,
 	case AUTHZ_APPROVE:
 	case AUTHZ_DENY:
 		return run_decision(env, action, req, p, &d, actor);
+	case AUTHZ_BACKUP:
+		return run_backup(env, req, p, actor);
+	case AUTHZ_DRILL:
+		return run_drill(env, req, actor);
+	case AUTHZ_CUSTODY:
+		return run_custody(env, req, actor);
+	case AUTHZ_CONFIG:
+		return run_config(env, req, actor);
 	default:
 		return run_write(env, action, req, p, actor);
 	}

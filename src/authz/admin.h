@@ -53,6 +53,26 @@
  *                     (certkeepd only: the CLI makes the first pair)
  *   acme-eab-list     -
  *   acme-eab-revoke   kid
+ *   backup            op "make" (certkeepd only): kind ("full",
+ *                     "incremental", "incremental-or-full"), logical;
+ *                     the home's owner acting as owner only: to (array
+ *                     of directories), recipients (array of PEM),
+ *                     keep_last, daily, weekly, monthly, zstd_level
+ *                     (else [backup]); the reply also has set, artefact
+ *                     (first copy's path), size, sha256.
+ *                     op "list": json (boolean).
+ *                     op "verify": a check made by the CLI, recorded:
+ *                     set (64 hex, may be absent: audited by file
+ *                     only), file, ok (boolean), detail
+ *   drill             op "files": set (may be absent: the newest); "out"
+ *                     lists the chain's files, one a line. op "record":
+ *                     as backup's "verify"
+ *   custody           op "add": artefact (64 hex), event, place, kind or
+ *                     kind_guess (used for a new artefact only), detail,
+ *                     operator (recorded as "CALLER (for OPERATOR)").
+ *                     op "show": artefact (may be absent), json.
+ *                     op "verify": the ledger
+ *   config            op "reload" (certkeepd only: as SIGHUP)
  *
  * An operator's successful reads of the audit log (show, verify, export)
  * are audited too, under the reader's name.

@@ -454,6 +454,170 @@ sign_manifest(struct ck_ca *ca, const char *json, size_t len,
 	    ca->chain, p7s, p7slen);
 }
 
+/* FN(CA, ARG) where the CA's store may be used: on certkeepd's committer
+ * (O->write), else here, in a transaction of its own. */
+static int
+bk_run(struct ck_ca *ca, const struct ck_backup_opts *o,
+    int (*fn)(struct ck_ca *, void *), void *arg)
+{
+	int r;
+
+	if (o->write != NULL)
+		return o->write(o->write_arg, fn, arg);
+	if ((r = store_tx_begin(ca->st)) != 0)
+		return r;
+	if ((r = fn(ca, arg)) != 0) {
+		store_tx_rollback(ca->st);
+		return r;
+	}
+	return store_tx_commit(ca->st);
+}
+
+/* Which chain, which parent. */
+struct plan_ctx {
+	int incremental;	/* in: as asked; out: as it will be */
+	char *chain;
+	struct latest_ctx lc;
+};
+
+static int
+plan_fn(struct ck_ca *ca, void *arg)
+{
+	struct plan_ctx *p = arg;
+	int r;
+
+	r = store_meta_get(ca->st, META_CHAIN, &p->chain);
+	if (r != 0 && r != CK_E_NOTFOUND)
+		return r;
+	ck_err_clear();
+	if (p->incremental == CK_BACKUP_INCR_IF_POSSIBLE) {
+		/* An incremental where the chain allows one, else a full. */
+		p->incremental = 0;
+		if (p->chain != NULL) {
+			p->lc.chain = p->chain;
+			if ((r = store_backup_list(ca->st, latest_cb, &p->lc))
+			    != 0)
+				return r;
+			p->incremental = p->lc.found;
+			store_backup_clear(&p->lc.best);
+			memset(&p->lc, 0, sizeof(p->lc));
+		}
+	}
+	if (p->incremental) {
+		if (p->chain == NULL)
+			return ck_err_set(CK_E_STATE, "no full backup has been "
+			    "made of this CA (or it was restored since): make "
+			    "a full backup first");
+		p->lc.chain = p->chain;
+		if ((r = store_backup_list(ca->st, latest_cb, &p->lc)) != 0)
+			return r;
+		if (!p->lc.found)
+			return ck_err_set(CK_E_STATE, "the backup catalogue "
+			    "has no set of the current chain: make a full "
+			    "backup");
+	}
+	return 0;
+}
+
+/* Recording a good set: catalogue, chain, custody, audit, at once. */
+struct record_ctx {
+	const struct store_backup *cat;
+	const struct ck_manifest *m;
+	const struct ck_backup_result *res;
+	const char *op;
+};
+
+static int
+record_fn(struct ck_ca *ca, void *arg)
+{
+	struct record_ctx *c = arg;
+	const struct ck_manifest *m = c->m;
+	const struct ck_backup_result *res = c->res;
+	char now[32], detail[512];
+	size_t i;
+	int r;
+
+	snprintf(now, sizeof(now), "%lld", (long long)ck_time_now());
+	if ((r = store_tx_begin(ca->st)) != 0)
+		return r;
+	if ((r = store_backup_put(ca->st, c->cat)) != 0 ||
+	    (r = store_meta_set(ca->st, META_CHAIN, m->chain)) != 0 ||
+	    (r = store_meta_set(ca->st, META_LAST_GOOD, now)) != 0)
+		goto fail;
+	for (i = 0; i < res->npaths && r == 0; i++) {
+		snprintf(detail, sizeof(detail), "%s set %s, sequence "
+		    "%lld..%lld, %llu bytes", m->kind, m->id,
+		    (long long)m->seq_from, (long long)m->seq_to,
+		    (unsigned long long)res->size);
+		r = ck_custody_record(ca, i == 0 ? "created" : "copied",
+		    res->archive_sha256, "data-backup", res->paths[i], detail,
+		    c->op);
+	}
+	if (r == 0) {
+		snprintf(detail, sizeof(detail), "%s %s seq %lld..%lld, %zu "
+		    "cop%s, sha256 %s", m->kind, m->id, (long long)m->seq_from,
+		    (long long)m->seq_to, res->npaths,
+		    res->npaths == 1 ? "y" : "ies", res->archive_sha256);
+		r = audit_append(ca->st, c->op, "backup", m->id, AUDIT_OK,
+		    detail);
+	}
+	if (r != 0)
+		goto fail;
+	return store_tx_commit(ca->st);
+fail:
+	store_tx_rollback(ca->st);
+	return r;
+}
+
+/* What follows a recorded set cannot unmake it: the ledger beside each
+ * copy (signed by the CA key), retention; a failure is a warning. */
+struct after_ctx {
+	const struct ck_backup_opts *o;
+	struct ck_backup_result *res;
+	const char *op, *id;
+};
+
+static int
+after_fn(struct ck_ca *ca, void *arg)
+{
+	struct after_ctx *a = arg;
+	struct ck_backup_result *res = a->res;
+	size_t i;
+
+	for (i = 0; i < res->npaths; i++) {
+		char cpath[4200];
+		snprintf(cpath, sizeof(cpath), "%s.custody", res->paths[i]);
+		if (ck_custody_export(ca, res->archive_sha256, cpath) != 0) {
+			snprintf(res->warning, sizeof(res->warning), "the "
+			    "custody record beside %.300s was not written: "
+			    "%.400s", res->paths[i], ck_err_msg());
+			break;
+		}
+	}
+	if (ck_backup_apply_retention(ca, &a->o->retention, a->op, a->id,
+	    &res->deleted) != 0 && res->warning[0] == '\0')
+		snprintf(res->warning, sizeof(res->warning), "retention: "
+		    "%.700s", ck_err_msg());
+	if (res->warning[0] != '\0')
+		(void)audit_append(ca->st, a->op, "backup", a->id,
+		    AUDIT_FAILED, res->warning);
+	ck_err_clear();
+	return 0;
+}
+
+struct note_ctx {
+	const char *op, *id, *msg;
+	const char *result;
+};
+
+static int
+note_fn(struct ck_ca *ca, void *arg)
+{
+	struct note_ctx *n = arg;
+
+	return audit_append(ca->st, n->op, "backup", n->id, n->result, n->msg);
+}
+
 static int
 backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
     struct ck_backup_result *res, int *audited)
@@ -461,18 +625,19 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	struct store_snapshot *snap = NULL;
 	struct ck_archive_writer *w = NULL;
 	struct ck_manifest *m = NULL;
-	struct latest_ctx lc;
+	struct plan_ctx pc;
 	struct store_backup cat;
-	char storepath[4200], label[64], ts[32], tmp[4200], *chain = NULL;
-	char *json = NULL, hex[65], *copies = NULL;
+	char storepath[4200], label[64], ts[32], tmp[4200];
+	char *json = NULL, *copies = NULL;
 	unsigned char *p7s = NULL, digest[32], rnd[16], idmd[32];
 	size_t jsonlen, p7slen, i;
 	int fd = -1, r, made = 0, incremental;
 	char opbuf[128];
-	const char *op = audit_os_user();
+	const char *op = o->actor != NULL ? o->actor : audit_os_user();
 
 	/* --operator names who did it; the OS user who ran it stays. */
-	if (o->operator_name != NULL && strcmp(o->operator_name, op) != 0) {
+	if (o->actor == NULL && o->operator_name != NULL &&
+	    strcmp(o->operator_name, op) != 0) {
 		snprintf(opbuf, sizeof(opbuf), "%.40s (for %.64s)", op,
 		    o->operator_name);
 		op = opbuf;
@@ -481,7 +646,7 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	char dests[CK_BACKUP_MAX_DESTS][PATH_MAX];
 
 	memset(res, 0, sizeof(*res));
-	memset(&lc, 0, sizeof(lc));
+	memset(&pc, 0, sizeof(pc));
 	memset(&cat, 0, sizeof(cat));
 	if (o->ndests == 0 || o->ndests > CK_BACKUP_MAX_DESTS)
 		return ck_err_set(CK_E_INVAL, "name 1 to %d destinations "
@@ -517,45 +682,19 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 		return ck_err_set(CK_E_NOMEM, "out of memory");
 
 	/* Which chain, which parent. */
-	r = store_meta_get(ca->st, META_CHAIN, &chain);
-	if (r != 0 && r != CK_E_NOTFOUND)
+	pc.incremental = o->incremental;
+	if ((r = bk_run(ca, o, plan_fn, &pc)) != 0)
 		goto out;
-	ck_err_clear();
-	incremental = o->incremental;
-	if (incremental == CK_BACKUP_INCR_IF_POSSIBLE) {
-		/* An incremental where the chain allows one, else a full. */
-		incremental = 0;
-		if (chain != NULL) {
-			lc.chain = chain;
-			if ((r = store_backup_list(ca->st, latest_cb, &lc)) != 0)
-				goto out;
-			incremental = lc.found;
-			store_backup_clear(&lc.best);
-			memset(&lc, 0, sizeof(lc));
-		}
-	}
+	incremental = pc.incremental;
 	if (incremental) {
-		if (chain == NULL) {
-			r = ck_err_set(CK_E_STATE, "no full backup has been "
-			    "made of this CA (or it was restored since): make "
-			    "a full backup first");
-			goto out;
-		}
-		lc.chain = chain;
-		if ((r = store_backup_list(ca->st, latest_cb, &lc)) != 0)
-			goto out;
-		if (!lc.found) {
-			r = ck_err_set(CK_E_STATE, "the backup catalogue has no "
-			    "set of the current chain: make a full backup");
-			goto out;
-		}
 		snprintf(m->kind, sizeof(m->kind), "incremental");
-		snprintf(m->chain, sizeof(m->chain), "%s", chain);
-		snprintf(m->parent_id, sizeof(m->parent_id), "%s", lc.best.id);
+		snprintf(m->chain, sizeof(m->chain), "%s", pc.chain);
+		snprintf(m->parent_id, sizeof(m->parent_id), "%s",
+		    pc.lc.best.id);
 		snprintf(m->parent_manifest_sha256,
 		    sizeof(m->parent_manifest_sha256), "%s",
-		    lc.best.manifest_sha256);
-		m->seq_from = lc.best.seq_to;
+		    pc.lc.best.manifest_sha256);
+		m->seq_from = pc.lc.best.seq_to;
 	} else {
 		if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
 			r = ck_err_ssl(CK_E_CRYPTO, "random chain id");
@@ -740,63 +879,13 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	cat.copies = copies;
 	cat.verified_at = ck_time_now();
 	cat.verify_result = (char *)"ok (read back after writing)";
-	snprintf(hex, sizeof(hex), "%lld", (long long)ck_time_now());
-	if ((r = store_tx_begin(ca->st)) != 0)
-		goto out;
-	if ((r = store_backup_put(ca->st, &cat)) != 0 ||
-	    (r = store_meta_set(ca->st, META_CHAIN, m->chain)) != 0 ||
-	    (r = store_meta_set(ca->st, META_LAST_GOOD, hex)) != 0) {
-		store_tx_rollback(ca->st);
-		goto out;
+	{
+		struct record_ctx rc = { &cat, m, res, op };
+		struct after_ctx ac = { o, res, op, m->id };
+		if ((r = bk_run(ca, o, record_fn, &rc)) != 0)
+			goto out;
+		(void)bk_run(ca, o, after_fn, &ac);
 	}
-	for (i = 0; i < res->npaths && r == 0; i++) {
-		char detail[512];
-		snprintf(detail, sizeof(detail), "%s set %s, sequence "
-		    "%lld..%lld, %llu bytes", m->kind, m->id,
-		    (long long)m->seq_from, (long long)m->seq_to,
-		    (unsigned long long)res->size);
-		r = ck_custody_record(ca, i == 0 ? "created" : "copied",
-		    res->archive_sha256, "data-backup", res->paths[i], detail,
-		    op);
-	}
-	if (r == 0) {
-		char detail[512];
-		snprintf(detail, sizeof(detail), "%s %s seq %lld..%lld, %zu "
-		    "cop%s, sha256 %s", m->kind, m->id, (long long)m->seq_from,
-		    (long long)m->seq_to, res->npaths,
-		    res->npaths == 1 ? "y" : "ies", res->archive_sha256);
-		r = audit_append(ca->st, op, "backup", m->id, AUDIT_OK,
-		    detail);
-	}
-	if (r != 0) {
-		store_tx_rollback(ca->st);
-		goto out;
-	}
-	if ((r = store_tx_commit(ca->st)) != 0)
-		goto out;
-	/*
-	 * The set is made and recorded. What follows cannot unmake it: a
-	 * failure is a warning (and audited), not a failed backup.
-	 * The ledger travels beside each copy (signed by the CA key).
-	 */
-	for (i = 0; i < res->npaths; i++) {
-		char cpath[4200];
-		snprintf(cpath, sizeof(cpath), "%s.custody", res->paths[i]);
-		if (ck_custody_export(ca, res->archive_sha256, cpath) != 0) {
-			snprintf(res->warning, sizeof(res->warning), "the "
-			    "custody record beside %.300s was not written: "
-			    "%.400s", res->paths[i], ck_err_msg());
-			break;
-		}
-	}
-	if (ck_backup_apply_retention(ca, &o->retention, op, m->id,
-	    &res->deleted)
-	    != 0 && res->warning[0] == '\0')
-		snprintf(res->warning, sizeof(res->warning), "retention: "
-		    "%.700s", ck_err_msg());
-	if (res->warning[0] != '\0')
-		(void)audit_append(ca->st, op, "backup", m->id, AUDIT_FAILED,
-		    res->warning);
 	r = 0;
 	goto done;
 out:
@@ -817,9 +906,13 @@ out:
 	}
 	{
 		char msg[512];
+		struct note_ctx nc;
 		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-		(void)audit_append(ca->st, op, "backup", m->id[0] ? m->id :
-		    "-", AUDIT_FAILED, msg);
+		nc.op = op;
+		nc.id = m->id[0] ? m->id : "-";
+		nc.msg = msg;
+		nc.result = AUDIT_FAILED;
+		(void)bk_run(ca, o, note_fn, &nc);
 		*audited = 1;
 		ck_err_set(r, "%s", msg);
 	}
@@ -828,12 +921,12 @@ done:
 		close(fd);
 	ck_archive_writer_free(w);
 	store_snapshot_close(snap);
-	store_backup_clear(&lc.best);
+	store_backup_clear(&pc.lc.best);
 	json_decref(jcopies);
 	free(copies);
 	free(json);
 	OPENSSL_free(p7s);
-	free(chain);
+	free(pc.chain);
 	free(m);
 	return r;
 }
@@ -868,9 +961,13 @@ ck_backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	close(lfd);
 	if (r != 0 && !audited) {
 		/* Refused before it began: audited all the same. */
+		struct note_ctx nc;
 		snprintf(msg, sizeof(msg), "%s", ck_err_msg());
-		(void)audit_append(ca->st, o->operator_name, "backup", "-",
-		    AUDIT_REFUSED, msg);
+		nc.op = o->actor != NULL ? o->actor : o->operator_name;
+		nc.id = "-";
+		nc.msg = msg;
+		nc.result = AUDIT_REFUSED;
+		(void)bk_run(ca, o, note_fn, &nc);
 		ck_err_set(r, "%s", msg);
 	}
 	return r;

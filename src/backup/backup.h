@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <openssl/x509.h>
 
@@ -58,6 +59,18 @@ struct ck_backup_opts {
 	int progress;			/* report progress on stderr */
 	const char *operator_name;	/* NULL: the login name */
 	struct ck_retention retention;	/* all 0: keep everything */
+	/* certkeepd: who asked ("alice/backup-operator"), named as is in
+	 * the manifest, catalogue, custody ledger and audit log (NULL: the
+	 * OS user, with OPERATOR_NAME as above). */
+	const char *actor;
+	/* certkeepd: every use of the CA's store connection (reads of the
+	 * catalogue, the records, the custody files, retention) runs as
+	 * WRITE(WRITE_ARG, FN, FNARG) on the committer, whose result is
+	 * FN's; NULL: FN runs here on ca->st. The snapshot and the writing
+	 * of the set use their own connection and files, off that path. */
+	int (*write)(void *write_arg, int (*fn)(struct ck_ca *, void *),
+	    void *fnarg);
+	void *write_arg;
 };
 
 struct ck_backup_result {
@@ -144,6 +157,10 @@ int ck_backup_restore(const struct ck_backup_reader *rd,
 /* The sets recorded in the catalogue of CA, with the state of their copies
  * (each copy is looked at on disk: present, size). */
 int ck_backup_catalogue_print(struct ck_ca *ca, int json);
+
+/* The same from the store ST, the list to OUT and warnings to WARN. */
+int ck_backup_catalogue_fprint(struct store *st, int json, FILE *out,
+    FILE *warn);
 
 /* Record a verification or a drill of set ID in CA's catalogue (if it is
  * there), its custody ledger and audit log. */

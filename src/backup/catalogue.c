@@ -223,20 +223,30 @@ out:
 int
 ck_backup_catalogue_print(struct ck_ca *ca, int json)
 {
+	return ck_backup_catalogue_fprint(ca->st, json, stdout, stderr);
+}
+
+int
+ck_backup_catalogue_fprint(struct store *st, int json, FILE *out,
+    FILE *warn)
+{
 	struct setlist l;
 	size_t i;
 	int r, rec, pres, single = 0;
 	char c[32], v[32], d[32];
 	json_t *arr = NULL;
 
-	if ((r = setlist_load(ca, &l)) != 0)
+	memset(&l, 0, sizeof(l));
+	if ((r = store_backup_list(st, collect_cb, &l)) != 0) {
+		setlist_free(&l);
 		return r;
+	}
 	if (json)
 		arr = json_array();
 	else if (l.n == 0)
-		printf("No backup sets recorded.\n");
+		fprintf(out, "No backup sets recorded.\n");
 	else
-		printf("%-12s %-11s %-20s %-15s %-12s %-6s %-24s %s\n", "SET",
+		fprintf(out, "%-12s %-11s %-20s %-15s %-12s %-6s %-24s %s\n", "SET",
 		    "KIND", "CREATED", "SEQUENCE", "PARENT", "COPIES",
 		    "VERIFIED", "DRILL");
 	for (i = 0; i < l.n; i++) {
@@ -270,7 +280,7 @@ ck_backup_catalogue_print(struct ck_ca *ca, int json)
 		}
 		snprintf(seq, sizeof(seq), "%lld..%lld", (long long)b->seq_from,
 		    (long long)b->seq_to);
-		printf("%-12.12s %-11s %-20s %-15s %-12.12s %d/%-4d %-24s %s\n",
+		fprintf(out, "%-12.12s %-11s %-20s %-15s %-12.12s %d/%-4d %-24s %s\n",
 		    b->id, b->kind, c, seq, b->parent[0] ? b->parent : "-",
 		    pres, rec, b->verify_result ? (strncmp(b->verify_result,
 		    "ok", 2) == 0 ? v : "FAILED") : "never",
@@ -279,23 +289,23 @@ ck_backup_catalogue_print(struct ck_ca *ca, int json)
 		if (rec > 0 && pres == 1)
 			single++;
 		if (rec > 0 && pres == 0)
-			printf("  warning: no copy of this set is left on disk\n");
+			fprintf(out, "  warning: no copy of this set is left on disk\n");
 		else if (rec > 0 && pres == 1)
-			printf("  warning: this restore point has a single copy"
+			fprintf(out, "  warning: this restore point has a single copy"
 			    "\n");
 		if (b->verify_result && strncmp(b->verify_result, "ok", 2) != 0)
-			printf("  last verification: %s\n", b->verify_result);
+			fprintf(out, "  last verification: %s\n", b->verify_result);
 		if (b->drill_result && strncmp(b->drill_result, "ok", 2) != 0)
-			printf("  last drill: %s\n", b->drill_result);
+			fprintf(out, "  last drill: %s\n", b->drill_result);
 	}
 	if (json) {
 		char *s = json_dumps(arr, JSON_INDENT(2));
 		if (s)
-			printf("%s\n", s);
+			fprintf(out, "%s\n", s);
 		free(s);
 		json_decref(arr);
 	} else if (single)
-		fprintf(stderr, "certkeep: warning: %d restore point%s a single "
+		fprintf(warn, "certkeep: warning: %d restore point%s a single "
 		    "copy: copy %s to another medium\n", single,
 		    single == 1 ? " has" : "s have", single == 1 ? "it" : "them");
 	setlist_free(&l);
@@ -336,7 +346,7 @@ ck_backup_record_check(struct ck_ca *ca, const char *what,
 		}
 		if (r == 0 && file != NULL)
 			r = ck_custody_record(ca, "verified", b.archive_sha256,
-			    "data-backup", file, res, NULL);
+			    "data-backup", file, res, audit_actor());
 		store_backup_clear(&b);
 	}
 	if (r == 0)

@@ -163,8 +163,8 @@ cli_admin_run_pass(const char *home, json_t *req, const char *datafile,
 }
 
 /* Whether a certkeepd listens on HOME's admin socket. */
-static int
-served(const char *home)
+int
+cli_admin_served(const char *home)
 {
 	struct sockaddr_un sa;
 	socklen_t salen;
@@ -256,8 +256,27 @@ cli_authorize_local(const char *home, int argc, char **argv)
 	if ((action == AUTHZ_ISSUE || action == AUTHZ_CRL ||
 	    action == AUTHZ_AUDIT_CHECKPOINT || action == AUTHZ_EAB_CREATE ||
 	    action == AUTHZ_EAB_LIST || action == AUTHZ_EAB_REVOKE) &&
-	    served(home))
+	    cli_admin_served(home))
 		return CLI_EXIT_OK;
+	/* Backups (but the cold one), drills, custody and a reload go to
+	 * certkeepd when it serves the home: judged there. */
+	if ((action == AUTHZ_DRILL || action == AUTHZ_CUSTODY ||
+	    (action == AUTHZ_BACKUP && strcmp(argv[0], "backup") == 0) ||
+	    (action == AUTHZ_CONFIG && strcmp(argv[0], "service") == 0)) &&
+	    cli_admin_served(home))
+		return CLI_EXIT_OK;
+	/* The key is not certkeepd's to give: a key backup reads the key
+	 * file, which only the home's owner can. */
+	if (strcmp(argv[0], "key") == 0 && argc > 1 &&
+	    strcmp(argv[1], "backup") == 0 && geteuid() != 0 &&
+	    admin_home_owner(home, &owner) == 0 && owner != geteuid()) {
+		fprintf(stderr, "certkeep: key backup reads the CA key file: "
+		    "run it as the home's owner (or root), with the key's "
+		    "passphrase (or M of its shares)%s; certkeepd does not "
+		    "hand out the CA key\n", cli_admin_served(home) ?
+		    ", certkeepd may keep running" : "");
+		return CLI_EXIT_FAIL;
+	}
 	/* No CA there yet (a restore's new home), or one this user cannot
 	 * open: the command itself says what is wrong. */
 	if (admin_home_owner(home, &owner) != 0 ||

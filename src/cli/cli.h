@@ -114,6 +114,9 @@ int cli_admin_run_pass(const char *home, struct json_t *req,
 int cli_admin_call(const char *home, struct json_t *req, int local_ok,
     struct json_t **reply);
 
+/* Whether a certkeepd serves HOME (listens on its admin socket). */
+int cli_admin_served(const char *home);
+
 /* Print a failed reply's error on stderr; CLI_EXIT_FAIL. 0 (printing
  * nothing) if it succeeded. */
 int cli_admin_failed(struct json_t *reply);

@@ -2,12 +2,15 @@
  * certkeep backup [make] | verify | list | drill, and certkeep restore.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
@@ -51,7 +54,13 @@ static const char backup_usage[] =
     "A full set holds the store's SQLite file as of one moment; --logical\n"
     "writes its rows as JSON lines instead (slower; as incrementals do).\n"
     "verify and drill take a full set and the incrementals after it, in\n"
-    "order; drill with no SET uses the newest set in the catalogue.";
+    "order; drill with no SET uses the newest set in the catalogue.\n"
+    "\n"
+    "While certkeepd serves the home (and remotely, --server), a backup is\n"
+    "made by certkeepd, to [backup] to and recipients (only the home's\n"
+    "owner may give --to and --recipient then); verify and drill run here\n"
+    "with your keys (--ca CHAIN.pem unless you own the home) and\n"
+    "certkeepd records the result.";
 
 static const char restore_usage[] =
     "certkeep restore --home NEWDIR SET... --recipient-key KEY --ca CHAIN.pem\n"
@@ -422,6 +431,108 @@ not_systemd(pid_t pid)
 	return 0;
 }
 
+/* Whether the command goes to certkeepd: remotely, or while it serves
+ * HOME (the store then has one writer, and an operator who is not the
+ * home's owner can act at all). */
+static int
+routed(const char *home)
+{
+	return cli_remote_active() || (home != NULL && home[0] != '\0' &&
+	    cli_admin_served(home));
+}
+
+/* A hot backup made by certkeepd, to [backup] "to", encrypted to
+ * [backup] "recipients" (docs/backup.md). */
+static int
+backup_make_routed(struct bargs *a, const char *home)
+{
+	const char *kind = a->bo.incremental == CK_BACKUP_INCR_IF_POSSIBLE ?
+	    "incremental-or-full" : a->bo.incremental ? "incremental" : "full";
+	char abs[PATH_MAX];
+	json_t *req, *arr;
+	size_t i;
+	int k, bad = 0;
+
+	if (a->bo.operator_name != NULL)
+		return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves this "
+		    "CA: the backup is recorded under who asked for it, not "
+		    "--operator"));
+	if ((req = json_pack("{s:s, s:s, s:s, s:b}", "action", "backup",
+	    "op", "make", "kind", kind, "logical", a->bo.logical)) == NULL)
+		return cli_fail(ck_err_set(CK_E_NOMEM, "out of memory"));
+	/* The home's owner may still say where and to whom; certkeepd
+	 * takes them from nobody else (docs/backup.md). */
+	if (a->bo.ndests > 0) {
+		bad |= (arr = json_array()) == NULL ||
+		    json_object_set_new(req, "to", arr) != 0;
+		for (i = 0; !bad && i < a->bo.ndests; i++)
+			bad |= json_array_append_new(arr, json_string(
+			    realpath(a->bo.dests[i], abs) != NULL ? abs :
+			    a->bo.dests[i])) != 0;
+	}
+	if (!bad && sk_X509_num(a->recips) > 0) {
+		bad |= (arr = json_array()) == NULL ||
+		    json_object_set_new(req, "recipients", arr) != 0;
+		for (k = 0; !bad && k < sk_X509_num(a->recips); k++) {
+			BIO *b = BIO_new(BIO_s_mem());
+			BUF_MEM *bm;
+			bad |= b == NULL || !PEM_write_bio_X509(b,
+			    sk_X509_value(a->recips, k));
+			if (!bad) {
+				BIO_get_mem_ptr(b, &bm);
+				bad |= json_array_append_new(arr,
+				    json_stringn(bm->data, bm->length)) != 0;
+			}
+			BIO_free(b);
+		}
+	}
+	if (!bad && a->retention_set)
+		bad |= json_object_set_new(req, "keep_last", json_integer(
+		    a->bo.retention.keep_last)) != 0 ||
+		    json_object_set_new(req, "daily", json_integer(
+		    a->bo.retention.daily)) != 0 ||
+		    json_object_set_new(req, "weekly", json_integer(
+		    a->bo.retention.weekly)) != 0 ||
+		    json_object_set_new(req, "monthly", json_integer(
+		    a->bo.retention.monthly)) != 0;
+	if (!bad && a->bo.zlevel != 0)
+		bad |= json_object_set_new(req, "zstd_level",
+		    json_integer(a->bo.zlevel)) != 0;
+	if (bad) {
+		json_decref(req);
+		return cli_fail(ck_err_set(CK_E_INVAL, "the destinations must "
+		    "be UTF-8 text"));
+	}
+	return cli_admin_run(home, req, NULL);
+}
+
+/* Record a check the CLI made (the recipient's key stays here). */
+static int
+record_routed(const char *home, const char *action, const char *op,
+    const char *set, const char *file, int ok, const char *detail)
+{
+	json_t *reply = NULL, *req;
+	int r, ex;
+
+	req = json_pack("{s:s, s:s, s:b, s:s}", "action", action, "op", op,
+	    "ok", ok, "detail", detail);
+	if (req != NULL && set != NULL && set[0] != '\0' &&
+	    json_object_set_new(req, "set", json_string(set)) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
+	if (req != NULL && file != NULL &&
+	    json_object_set_new(req, "file", json_string(file)) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
+	if ((r = cli_admin_call(home, req, 0, &reply)) != 0)
+		return cli_fail(r);
+	ex = cli_admin_failed(reply);
+	json_decref(reply);
+	return ex;
+}
+
 static int
 backup_make(struct bargs *a, const char *home)
 {
@@ -433,6 +544,8 @@ backup_make(struct bargs *a, const char *home)
 	int r, running = 0, ex = CLI_EXIT_OK;
 	size_t i;
 
+	if (routed(home))
+		return backup_make_routed(a, home);
 	a->bo.recipients = a->recips;
 	if ((r = ck_ca_open(home, &ca)) != 0 ||
 	    (r = apply_config(a, home, ca->cfg)) != 0) {
@@ -512,15 +625,32 @@ backup_verify(struct bargs *a, int argc, char **argv)
 	struct ck_backup_reader rd;
 	STACK_OF(X509) *trusted = NULL;
 	struct ck_manifest *m = NULL;
-	struct ck_ca *ca = NULL;
+	struct ck_ca *ca = NULL, *rdca = NULL;
 	const char *home = a->com.home;
-	int r, i, n = argc - optind, ex = CLI_EXIT_OK;
+	int r, i, n = argc - optind, ex = CLI_EXIT_OK, via = 0;
 
 	if (n <= 0)
 		return cli_usage(backup_usage);
-	if (home != NULL && a->ca == NULL && (r = ck_ca_open(home, &ca)) != 0)
+	/* Through certkeepd: the sets are checked here, with the key here,
+	 * against the chain the operator names; certkeepd records it. */
+	if (cli_remote_active() && home == NULL)
+		home = "";
+	if (home != NULL && routed(home))
+		via = 1;
+	if (via && a->ca == NULL) {
+		/* The home's owner reads the chain from the home (and only
+		 * reads: certkeepd records). */
+		if (home[0] == '\0' || ck_ca_open(home, &rdca) != 0) {
+			ck_err_clear();
+			return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves "
+			    "this CA: name the CA certificate and chain the "
+			    "sets must be signed by (--ca CHAIN.pem)"));
+		}
+	}
+	if (!via && home != NULL && a->ca == NULL &&
+	    (r = ck_ca_open(home, &ca)) != 0)
 		return cli_fail(r);
-	if ((r = setup_reader(a, ca, &rd, &trusted)) != 0)
+	if ((r = setup_reader(a, ca != NULL ? ca : rdca, &rd, &trusted)) != 0)
 		goto fail;
 	if ((m = calloc((size_t)n, sizeof(*m))) == NULL) {
 		r = ck_err_set(CK_E_NOMEM, "out of memory");
@@ -540,6 +670,9 @@ backup_verify(struct bargs *a, int argc, char **argv)
 		if (ca != NULL)
 			(void)ck_ca_audit(ca, "backup-verify", argv[optind],
 			    AUDIT_FAILED, msg);
+		else if (via)
+			(void)record_routed(home, "backup", "verify", NULL,
+			    argv[optind], 0, msg);
 		ck_err_set(r, "%s", msg);
 		goto fail;
 	}
@@ -553,6 +686,10 @@ backup_verify(struct bargs *a, int argc, char **argv)
 		    &m[i], argv[optind + i], 1, "every signature, digest and "
 		    "link checked")) != 0)
 			goto fail;
+		if (via && record_routed(home, "backup", "verify", m[i].id,
+		    argv[optind + i], 1, "every signature, digest and link "
+		    "checked") != CLI_EXIT_OK)
+			ex = CLI_EXIT_FAIL;
 	}
 	goto out;
 fail:
@@ -561,6 +698,7 @@ out:
 	free(m);
 	free_reader(&rd, trusted);
 	ck_ca_close(ca);
+	ck_ca_close(rdca);
 	return ex;
 }
 
@@ -596,6 +734,56 @@ drill_key(struct bargs *a, struct ck_ca *ca, EVP_PKEY **key)
 	return r;
 }
 
+/* The newest set's chain (or set ID's), as certkeepd's catalogue has it. */
+static int
+drill_files_routed(const char *home, const char *set, char ***files,
+    size_t *nfiles)
+{
+	json_t *reply = NULL, *req;
+	const char *out, *p, *nl;
+	size_t n = 0, cap = 0;
+	char **v = NULL;
+	int r;
+
+	*files = NULL;
+	*nfiles = 0;
+	req = json_pack("{s:s, s:s}", "action", "drill", "op", "files");
+	if (req != NULL && set != NULL &&
+	    json_object_set_new(req, "set", json_string(set)) != 0) {
+		json_decref(req);
+		req = NULL;
+	}
+	if ((r = cli_admin_call(home, req, 0, &reply)) != 0)
+		return r;
+	if (cli_admin_failed(reply) != 0) {
+		json_decref(reply);
+		return ck_err_set(CK_E_STATE, "certkeepd named no set to drill");
+	}
+	out = json_string_value(json_object_get(reply, "out"));
+	for (p = out != NULL ? out : ""; *p != '\0'; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p) - 1;
+		if (n == cap) {
+			void *q = realloc(v, (cap = cap ? 2 * cap : 8) *
+			    sizeof(*v));
+			if (q == NULL)
+				break;
+			v = q;
+		}
+		if ((v[n] = strndup(p, (size_t)(nl - p + (*nl != '\n')))) ==
+		    NULL)
+			break;
+		n++;
+	}
+	json_decref(reply);
+	*files = v;
+	*nfiles = n;
+	if (n == 0)
+		return ck_err_set(CK_E_NOTFOUND, "the catalogue names no set "
+		    "to drill");
+	return 0;
+}
+
 static int
 backup_drill(struct bargs *a, const char *home, int argc, char **argv)
 {
@@ -606,19 +794,37 @@ backup_drill(struct bargs *a, const char *home, int argc, char **argv)
 	struct ck_ca *ca = NULL;
 	char **files = NULL, report[1024], exe[4096];
 	size_t nfiles = 0, i;
-	int r, ex = CLI_EXIT_OK, owned = 0;
+	int r, ex = CLI_EXIT_OK, owned = 0, via = routed(home);
 
 	memset(&dopt, 0, sizeof(dopt));
 	memset(&rd, 0, sizeof(rd));
-	if ((r = ck_ca_open(home, &ca)) != 0)
+	memset(&last, 0, sizeof(last));
+	/* Through certkeepd, the drill runs here (the recipient's key and
+	 * the CA key stay here) and certkeepd records it. The live home is
+	 * read only by its owner, for the key; never written. */
+	if (via && (home[0] == '\0' || ck_ca_open(home, &ca) != 0)) {
+		ck_err_clear();
+		ca = NULL;
+		if (a->ca == NULL)
+			return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves "
+			    "this CA: name the CA certificate and chain the "
+			    "sets must be signed by (--ca CHAIN.pem)"));
+		if (a->nshares == 0 && a->keybackup == NULL)
+			return cli_fail(ck_err_set(CK_E_INVAL, "the drill needs "
+			    "the CA key: give --key-backup FILE or --share "
+			    "FILE... (the live key file is the home owner's)"));
+	} else if (!via && (r = ck_ca_open(home, &ca)) != 0)
 		return cli_fail(r);
 	if (optind < argc) {
 		files = argv + optind;
 		nfiles = (size_t)(argc - optind);
 	} else {
-		if ((r = ck_backup_chain_files(ca, a->set, &files, &nfiles)) !=
-		    0)
+		if ((r = via ? drill_files_routed(home, a->set, &files,
+		    &nfiles) : ck_backup_chain_files(ca, a->set, &files,
+		    &nfiles)) != 0) {
+			owned = 1;
 			goto fail;
+		}
 		owned = 1;
 	}
 	if ((r = setup_reader(a, ca, &rd, &trusted)) != 0 ||
@@ -626,12 +832,21 @@ backup_drill(struct bargs *a, const char *home, int argc, char **argv)
 		goto fail;
 	cli_certkeepd_path(exe, sizeof(exe));
 	dopt.certkeepd = exe;
-	dopt.service_user = ca->cfg->server.user[0] ? ca->cfg->server.user :
-	    "certkeep";
+	dopt.service_user = ca != NULL && ca->cfg->server.user[0] ?
+	    ca->cfg->server.user : "certkeep";
 	dopt.progress = a->bo.progress;
 	r = ck_backup_drill(&rd, (const char *const *)files, nfiles, &dopt,
 	    &last, report, sizeof(report));
-	if (last.id[0] != '\0' || r == 0) {
+	if (via) {
+		int ex2 = record_routed(home, "drill", "record",
+		    last.id[0] != '\0' ? last.id : NULL,
+		    last.id[0] != '\0' ? NULL : files[0], r == 0,
+		    r == 0 ? report + 4 : report);
+		if (r == 0 && ex2 != CLI_EXIT_OK) {
+			ex = ex2;
+			goto out;
+		}
+	} else if (last.id[0] != '\0' || r == 0) {
 		int r2 = ck_backup_record_check(ca, "drill", &last, NULL,
 		    r == 0, r == 0 ? report + 4 : report);
 		if (r == 0)
@@ -699,7 +914,11 @@ cmd_backup(int argc, char **argv)
 			ex = cli_usage(backup_usage);
 			goto out;
 		}
-		if ((r = ck_ca_open(home, &ca)) != 0 ||
+		if (routed(home))
+			ex = cli_admin_run(home, json_pack("{s:s, s:s, s:b}",
+			    "action", "backup", "op", "list", "json", a.json),
+			    NULL);
+		else if ((r = ck_ca_open(home, &ca)) != 0 ||
 		    (r = ck_backup_catalogue_print(ca, a.json)) != 0)
 			ex = cli_fail(r);
 		else

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include "backup/custody.h"
 #include "ca/ca.h"
 #include "cli/cli.h"
@@ -212,6 +214,61 @@ do_verify(struct ck_ca *ca, const char *const *files, size_t nfiles)
 	return ex;
 }
 
+/* Through certkeepd (remotely, or while it serves the home): the ledger
+ * is written by its committer. The artefact's digest is computed here,
+ * from the file the operator has. */
+static int
+custody_routed(const char *home, const char *sub, const char *art_arg,
+    const char *event, const char *place, const char *kind, const char *op,
+    const char *detail, int export, int json, size_t nfiles)
+{
+	struct artefact a;
+	json_t *req;
+	int r, guess;
+
+	if (export)
+		return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves this "
+		    "CA: it writes the signed .custody record beside the sets "
+		    "it makes; --export (signed by the CA key, here) needs "
+		    "certkeepd stopped"));
+	if (nfiles > 0)
+		return cli_fail(ck_err_set(CK_E_INVAL, "certkeepd serves this "
+		    "CA: 'custody verify' checks the ledger through it; check "
+		    "a .custody file against the CA's chain with 'openssl cms "
+		    "-verify' (docs/backup.md), or with certkeepd stopped"));
+	if (art_arg != NULL && (r = artefact_resolve(art_arg, &a)) != 0)
+		return cli_fail(r);
+	if ((req = json_pack("{s:s, s:s}", "action", "custody", "op", sub)) ==
+	    NULL)
+		return cli_fail(ck_err_set(CK_E_NOMEM, "out of memory"));
+	r = 0;
+	if (art_arg != NULL)
+		r |= json_object_set_new(req, "artefact", json_string(a.id));
+	if (event != NULL)
+		r |= json_object_set_new(req, "event", json_string(event));
+	if (place != NULL)
+		r |= json_object_set_new(req, "place", json_string(place));
+	if (kind != NULL)
+		r |= json_object_set_new(req, "kind", json_string(kind));
+	else if (art_arg != NULL && a.file != NULL &&
+	    (guess = ck_custody_kind_guess(a.file)) >= 0)
+		r |= json_object_set_new(req, "kind_guess",
+		    json_string(ck_custody_kind_name(guess)));
+	if (op != NULL)
+		r |= json_object_set_new(req, "operator", json_string(op));
+	if (detail != NULL)
+		r |= json_object_set_new(req, "detail", json_string(detail));
+	if (json)
+		r |= json_object_set_new(req, "json", json_true());
+	if (r != 0) {
+		json_decref(req);
+		/* json_string() refuses text that is not UTF-8. */
+		return cli_fail(ck_err_set(CK_E_INVAL, "the arguments must be "
+		    "UTF-8 text"));
+	}
+	return cli_admin_run(home, req, NULL);
+}
+
 int
 cmd_custody(int argc, char **argv)
 {
@@ -300,6 +357,9 @@ cmd_custody(int argc, char **argv)
 		return cli_usage(custody_usage);
 	if ((home = cli_home(&com)) == NULL)
 		return CLI_EXIT_USAGE;
+	if (cli_remote_active() || cli_admin_served(home))
+		return custody_routed(home, sub, art, event, place, kind, op,
+		    detail, export, json, nfiles);
 	if ((r = ck_ca_open(home, &ca)) != 0)
 		return cli_fail(r);
 	if (strcmp(sub, "add") == 0) {

@@ -138,6 +138,11 @@ cmd_service(int argc, char **argv)
 		return CLI_EXIT_OK;
 	}
 	if (strcmp(sub, "reload") == 0) {
+		/* Through certkeepd when it serves the home: judged there (a
+		 * ca-admin), who need not be able to signal it. */
+		if (cli_admin_served(home))
+			return cli_admin_run(home, json_pack("{s:s, s:s}",
+			    "action", "config", "op", "reload"), NULL);
 		if ((r = service_signal(home, SIGHUP)) != 0)
 			return cli_fail(r);
 		printf("certkeepd on %s is reloading\n", home);

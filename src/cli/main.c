@@ -52,7 +52,7 @@ remote_command(const char *name)
 {
 	static const char *const names[] = { "issue", "revoke", "crl",
 	    "list", "show", "audit", "token", "operator", "acme", "request",
-	    NULL };
+	    "backup", "custody", NULL };
 	int i;
 
 	for (i = 0; names[i] != NULL; i++)

@@ -3,8 +3,10 @@
  * adminsock.c, src/authz/admin.c) on arbitrary bytes: the framing and
  * JSON decoder, then, for what decodes, the whole judgement and run by
  * admin_exec() against a scratch store, as an operator who is a
- * certificate manager (so revocations run; everything else is refused
- * and audited). No CA key is involved.
+ * certificate manager and backup operator (so revocations, backup
+ * records and custody entries run; everything else is refused and
+ * audited; a backup itself needs certkeepd and is refused). No CA key is
+ * involved.
  *
  * Invariants: a decoded request is a JSON object; every request gets a
  * reply object with a boolean "ok", and a failed one has an error text.
@@ -81,7 +83,12 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	op.created_at = 1700000000;
 	if (store_operator_add(ca.st, &op) != 0 ||
 	    store_operator_grant(ca.st, "fuzzer", STORE_ROLE_CERT_MANAGER, 1,
-	    "fuzz") != 0)
+	    "fuzz") != 0 ||
+	    /* A backup operator too (the store does not separate roles
+	     * itself), so the backup, drill and custody requests are
+	     * parsed and run, not only refused. */
+	    store_operator_grant(ca.st, "fuzzer", STORE_ROLE_BACKUP_OPERATOR,
+	    1, "fuzz") != 0)
 		return 0;
 	{
 		/* A request awaiting approval, for the decisions to find. */

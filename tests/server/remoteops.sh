@@ -12,7 +12,12 @@
 # (401/403 problem documents) and audited; the binding checks the
 # certificate (this CA's, operator profile, CN = the operator's name);
 # rebinding and unbinding; commands that need the CA's files are not
-# offered remotely. Runs without root: no OS users are needed.
+# offered remotely. The backup operator's column: a hot backup made by
+# certkeepd to [backup] "to", the catalogue, a verification and a drill
+# made here and recorded there, custody entries; every other role refused
+# and audited; the set restores (by the owner) into a CA whose audit log
+# verifies and holds every certificate. Runs without root: no OS users
+# are needed.
 source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
 
 ca="$T/ca"
@@ -88,6 +93,27 @@ expect_ok ck acme eab create --home "$ca" --note victim \
     --passphrase-fd 3 3<"$PWFILE"
 EABKID=$(sed -n 's/^kid: //p' "$LAST_OUT")
 [[ $EABKID =~ ^[0-9a-f]{32}$ ]] || fail "no kid from acme eab create"
+
+# Backups: certkeepd writes them where [backup] says, to its recipient.
+mkdir -p "$T/bk1" "$T/bk2" "$T/kb"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$T/r1.key" -out "$T/r1.pem" -subj "/CN=backup recipient" \
+    -days 30 2>/dev/null || fail "recipient"
+chmod 644 "$T/r1.pem"
+conf_set "$ca" backup to "$T/bk1, $T/bk2"
+conf_set "$ca" backup recipients "$T/r1.pem"
+# The CA key for the drill, from a key backup (the owner's, offline).
+printf 'a key backup passphrase %s\n' "$RANDOM$RANDOM" >"$T/kbpw"
+chmod 600 "$T/kbpw"
+as_user=()
+if [[ $(id -u) -eq 0 ]]; then
+	# certkeepd and the owner's commands run as the home's owner.
+	chown "$(stat -c %U "$ca")" "$T/bk1" "$T/bk2" "$T/kb" "$T/kbpw"
+	chmod 711 "$T"
+	as_user=(--user "$(stat -c %U "$ca")")
+fi
+expect_ok ck key backup --home "$ca" --passphrase-fd 3 3<"$PWFILE" \
+    --out "$T/kb/ca-key.p8" --backup-passphrase-file "$T/kbpw"
 
 srv_start "$ca"
 R=(--server "$API" --cacert "$SRV_CA")
@@ -210,6 +236,149 @@ remote admin1 operator list --all
 assert_grep "^extra .* removed " "$LAST_OUT" "extra added, then removed"
 ok "issuance, CRL, revocation, tokens, operators, extract"
 
+say "the backup operator's column: backups, checks and custody remotely"
+remote certmgr1 list
+ncerts=$(awk 'NR>1' "$LAST_OUT" | wc -l)
+[[ $ncerts -ge 8 ]] || fail "only $ncerts certificates before the backup"
+# refused_all ACTION CMD...: every caller but backup1 is refused.
+refused_all() {
+	local action=$1 u want
+	shift
+	for u in admin1 certmgr1 auditor1 nobody1; do
+		remote "$u" "$@"
+		[[ $LAST_RC -eq 1 ]] ||
+		    fail_cmd "$u (${ROLE[$u]:-unbound}) must be refused $action"
+		if [[ -n "${ROLE[$u]}" ]]; then
+			want="^certkeep: $action needs the backup-operator role; $u is ${ROLE[$u]}\$"
+		else
+			want="bound to no operator"
+		fi
+		grep -Eq -- "$want" "$LAST_ERR" ||
+		    fail_cmd "$u: refusal of $action does not say /$want/"
+	done
+}
+refused_all backup backup
+ls "$T/bk1" >"$T/bk1.list"
+[[ ! -s "$T/bk1.list" ]] || fail "a refused backup wrote $(cat "$T/bk1.list")"
+remote backup1 backup --to "$T/out"
+[[ $LAST_RC -eq 1 ]] || fail_cmd "an operator must not name the destination"
+assert_grep "naming them is the home owner's" "$LAST_ERR" "the refusal"
+remote backup1 backup
+[[ $LAST_RC -eq 0 ]] || fail_cmd "the backup operator's hot backup"
+assert_grep "^full backup [0-9a-f]{64}: sequence 0\.\.[0-9]+, [0-9]+ bytes, SHA-256 [0-9a-f]{64}\$" \
+    "$LAST_OUT" "the reply names the set, its size and digest"
+SET=$(ls "$T"/bk1/*-full-*.ckb)
+[[ -f "$T/bk2/$(basename "$SET")" ]] || fail "no copy in the second destination"
+assert_grep "^  $SET \\(read back: ok\\)\$" "$LAST_OUT" "the reply names the artefact"
+[[ $(stat -c %s "$SET") -eq $(sed -n 's/.*, \([0-9]*\) bytes,.*/\1/p' "$LAST_OUT") ]] ||
+    fail "the size in the reply is not the set's"
+[[ $(sha256sum "$SET" | cut -c1-64) == "$(sed -n 's/.*SHA-256 //p' "$LAST_OUT")" ]] ||
+    fail "the digest in the reply is not the set's"
+[[ -f "$SET.custody" ]] || fail "no custody record beside the set"
+[[ "$(stat -c %a "$SET")" == 600 ]] || fail "the set is not 0600"
+SETID=$(sed -n 's/^full backup \([0-9a-f]*\):.*/\1/p' "$LAST_OUT")
+remote backup1 backup --incremental-or-full
+[[ $LAST_RC -eq 0 ]] || fail_cmd "an incremental through certkeepd"
+assert_grep "^incremental backup " "$LAST_OUT" "the chain goes on"
+ok "a full and an incremental by certkeepd, on two media"
+
+refused_all backup backup list
+remote backup1 backup list
+[[ $LAST_RC -eq 0 ]] || fail_cmd "backup list"
+assert_grep "^${SETID:0:12} +full " "$LAST_OUT" "the catalogue lists the set"
+refused_all backup backup verify "$SET" --recipient-key "$T/r1.key" --ca "$SRV_CA"
+remote backup1 backup verify "$SET" --recipient-key "$T/r1.key" --ca "$SRV_CA"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "backup verify"
+assert_grep "^ok  $SET  full " "$LAST_OUT" "verified here"
+remote backup1 backup verify "$SET" --recipient-key "$T/r1.key"
+[[ $LAST_RC -eq 1 ]] || fail_cmd "remotely, verify needs the chain (--ca)"
+# The operator's own copy of the passphrase (they run the drill here).
+cp "$T/kbpw" "$T/kbpw.op"
+chmod 600 "$T/kbpw.op"
+remote backup1 backup drill --recipient-key "$T/r1.key" --ca "$SRV_CA" \
+    --key-backup "$T/kb/ca-key.p8" --backup-passphrase-file "$T/kbpw.op"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "the drill, recorded through certkeepd"
+assert_grep "restore drill passed" "$LAST_OUT" "the drill"
+for u in admin1 certmgr1 auditor1 nobody1; do
+	api POST "$API/admin/v1" --cert "$T/$u.pem" --key "$T/$u.key" \
+	    -H 'Content-Type: application/json' \
+	    --data "{\"action\":\"drill\",\"op\":\"record\",\"set\":\"$SETID\",\"ok\":true,\"detail\":\"forged\"}"
+	expect_problem 403
+done
+remote backup1 backup list
+assert_no_grep "FAILED" "$LAST_OUT" "verification and drill recorded as good"
+assert_no_grep "^${SETID:0:12} .* never +never\$" "$LAST_OUT" \
+    "the set's verification and drill are recorded"
+ok "list, verify (key here), drill (key backup here), recorded there"
+
+refused_all custody custody add --artefact "$SET" --event stored \
+    --place "safe B"
+remote backup1 custody add --artefact "$SET" --event stored \
+    --place "safe B, shelf 2" --detail "sealed bag 7"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "custody add"
+assert_grep "^Recorded custody entry [0-9]+: stored" "$LAST_OUT" "custody add"
+refused_all custody custody show
+remote backup1 custody show --artefact "$SET"
+assert_grep " backup1/backup-operator +created " "$LAST_OUT" \
+    "the set's creation names who asked for it"
+assert_grep " backup1/backup-operator +verified " "$LAST_OUT" \
+    "the verification"
+assert_grep " backup1/backup-operator +stored +data-backup +safe B, shelf 2 " \
+    "$LAST_OUT" "the hand-over"
+remote backup1 custody verify
+[[ $LAST_RC -eq 0 ]] || fail_cmd "custody verify"
+assert_grep "custody ledger intact" "$LAST_OUT" "the ledger"
+remote backup1 custody add --artefact "$SET" --event stored --place x --export
+[[ $LAST_RC -eq 1 ]] || fail_cmd "--export is not remote"
+ok "custody entries through certkeepd"
+
+remote auditor1 audit show
+cp "$LAST_OUT" "$T/audit-bk.txt"
+for u in admin1 certmgr1 auditor1; do
+	for action in backup custody; do
+		assert_grep " $u/${ROLE[$u]} +$action +refused .*$action needs the backup-operator role" \
+		    "$T/audit-bk.txt" "the refusal of $action to $u"
+	done
+	assert_grep " $u/${ROLE[$u]} +drill +refused " "$T/audit-bk.txt" \
+	    "the refusal of the drill record to $u"
+done
+assert_grep " backup1/backup-operator +backup +ok +$SETID " "$T/audit-bk.txt" \
+    "the backup names operator and role"
+assert_grep " backup1/backup-operator +backup-verify +ok +$SETID " \
+    "$T/audit-bk.txt" "the verification"
+assert_grep " backup1/backup-operator +backup-drill +ok " "$T/audit-bk.txt" \
+    "the drill"
+ok "refusals and acts audited"
+
+say "a reload is the ca-admin's, through certkeepd"
+api POST "$API/admin/v1" --cert "$T/backup1.pem" --key "$T/backup1.key" \
+    -H 'Content-Type: application/json' --data '{"action":"config","op":"reload"}'
+expect_problem 403 "config needs the ca-admin role; backup1 is backup-operator"
+api POST "$API/admin/v1" --cert "$T/admin1.pem" --key "$T/admin1.key" \
+    -H 'Content-Type: application/json' --data '{"action":"config","op":"reload"}'
+[[ $CODE == 200 ]] || fail "the ca-admin's reload: HTTP $CODE $(cat "$BODY")"
+wait_until 20 srv_running "$ca" || fail "certkeepd is gone after a reload"
+remote auditor1 audit show
+assert_grep " admin1/ca-admin +config +ok +reload " "$LAST_OUT" "the reload audited"
+ok "reloaded"
+
+say "the set certkeepd made restores"
+expect_ok ck restore --home "$T/kb/rest" "$SET" --recipient-key "$T/r1.key" \
+    --ca "$SRV_CA" "${as_user[@]}"
+assert_grep " $ncerts certificates " "$LAST_OUT" "the restore's count"
+# The operators came with it: the owner makes itself the restored CA's
+# auditor, then its certificate manager, to look (owner's recovery right).
+own_user=$(stat -c %U "$T/kb/rest")
+expect_ok ck operator add --home "$T/kb/rest" --name rest-aud --role auditor \
+    --os-user "$own_user"
+expect_ok ck audit verify --home "$T/kb/rest"
+expect_ok ck operator remove --home "$T/kb/rest" rest-aud
+expect_ok ck operator add --home "$T/kb/rest" --name rest-cm \
+    --role cert-manager --os-user "$own_user"
+[[ $(ck list --home "$T/kb/rest" | awk 'NR>1' | wc -l) -eq $ncerts ]] ||
+    fail "the restored CA does not hold the $ncerts certificates"
+ok "restored: audit log verifies, $ncerts certificates"
+
 say "every refusal is audited with the role it needed; reads are audited"
 remote auditor1 audit show
 [[ $LAST_RC -eq 0 ]] || fail_cmd "audit show as the auditor"
@@ -304,7 +473,7 @@ api POST "$API/admin/v1" --cert "$T/admin1.pem" --key "$T/admin1.key" \
     -H 'Content-Type: application/json' --data '{"action":'
 expect_problem 400
 api POST "$API/admin/v1" --cert "$T/admin1.pem" --key "$T/admin1.key" \
-    -H 'Content-Type: application/json' --data '{"action":"backup"}'
+    -H 'Content-Type: application/json' --data '{"action":"restore"}'
 expect_problem 400 "unknown admin action"
 remote auditor1 audit show
 assert_grep " anonymous@127\\.0\\.0\\.1 +admin-authenticate +refused .*client certificate of an operator" \
@@ -321,9 +490,11 @@ remote admin1 operator remove backup1
 [[ $LAST_RC -eq 0 ]] || fail_cmd "remove backup1"
 remote backup1 operator list
 assert_grep "bound to no operator" "$LAST_ERR" "a removed operator's certificate"
-remote admin1 backup --to "$T/out/b"
-[[ $LAST_RC -eq 2 ]] || fail_cmd "backup must not be offered remotely"
+remote admin1 restore --home "$T/out/r" "$SET"
+[[ $LAST_RC -eq 2 ]] || fail_cmd "restore must not be offered remotely"
 assert_grep "cannot run remotely" "$LAST_ERR" "the message"
+remote admin1 key backup --out "$T/out/k.p8"
+[[ $LAST_RC -eq 2 ]] || fail_cmd "key backup must not be offered remotely"
 run "$CERTKEEP" --server http://127.0.0.1:1 --cert x --key y list
 [[ $LAST_RC -eq 2 ]] || fail_cmd "an http:// server must be refused"
 ok "done"

@@ -78,6 +78,30 @@ expect_ok ck acme eab create --home "$ca" --note victim \
 EABKID=$(sed -n 's/^kid: //p' "$LAST_OUT")
 [[ $EABKID =~ ^[0-9a-f]{32}$ ]] || fail "no kid from acme eab create"
 
+# Backups go where [backup] says, written by certkeepd (the owner).
+mkdir -p "$T/bk"
+chown "$(stat -c %U "$ca")" "$T/bk"
+chmod 711 "$T"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$T/out/r1.key" -out "$T/out/r1.pem" -subj "/CN=recipient" \
+    -days 30 2>/dev/null || fail "recipient"
+chmod 644 "$T/out/r1.pem"
+conf_set "$ca" backup to "$T/bk"
+conf_set "$ca" backup recipients "$T/out/r1.pem"
+# The key backup the drill uses, by the owner (offline, as the owner).
+printf 'kb passphrase %s\n' "$RANDOM$RANDOM" >"$T/out/kbpw"
+chown "$(stat -c %U "$ca")" "$T/out/kbpw"
+chmod 600 "$T/out/kbpw"
+expect_ok ck key backup --home "$ca" --passphrase-fd 3 3<"$PWFILE" \
+    --out "$T/bk/ca-key.p8" --backup-passphrase-file "$T/out/kbpw"
+cp "$T/out/kbpw" "$T/out/kbpw.op"
+# The backup operator's own files: the recipient's key, the passphrase.
+chown ckr-backup "$T/out/r1.key" "$T/out/kbpw.op"
+chmod 600 "$T/out/r1.key" "$T/out/kbpw.op"
+cp "$T/bk/ca-key.p8" "$T/out/ca-key.p8"
+chown ckr-backup "$T/out/ca-key.p8"
+ART=$(printf 'an artefact' | sha256sum | cut -c1-64)
+
 srv_start "$ca"
 
 say "before any operator, another OS user may do nothing"
@@ -119,6 +143,12 @@ ACTIONS=(
 	"acme-eab-create|ca-admin|acme eab create --note by-@U"
 	"acme-eab-list|ca-admin|acme eab list"
 	"acme-eab-revoke|ca-admin|acme eab revoke $EABKID"
+	"backup|backup-operator|backup"
+	"backup|backup-operator|backup list"
+	"custody|backup-operator|custody add --artefact $ART --kind key-share --event stored --place safe-@U"
+	"custody|backup-operator|custody show"
+	"custody|backup-operator|custody verify"
+	"config|ca-admin|service reload"
 )
 # Expected from the table (docs/roles.md), not from the program: the
 # operator holding the role, and the owner for operator management.
@@ -126,8 +156,10 @@ allowed() {	# allowed USER ACTION NEED
 	[[ -n "${ROLE[$1]}" && "${ROLE[$1]}" == "$3" ]] ||
 	    [[ "$1" == "$OWNER" && "$2" == operator-* ]]
 }
-# Fewer refusals than certkeepd audits in a second (200) happen before the
-# flood below, so every one of them is audited however fast this runs.
+# certkeepd audits at most 200 refusals a second one by one (the flood
+# below): each row of the matrix refuses at most 5 callers, and the rows
+# are spaced by 0.2 s, so every refusal here is audited however fast this
+# runs.
 say "every routed action as every user: allowed exactly by role"
 for a in "${ACTIONS[@]}"; do
 	IFS='|' read -r action need cmd <<<"$a"
@@ -153,6 +185,7 @@ for a in "${ACTIONS[@]}"; do
 		fi
 	done
 	ok "$action: only $need"
+	sleep 0.2
 done
 [[ -s "$T/out/extract-ckr-auditor.jsonl" ]] || fail "the auditor's extract is missing"
 [[ ! -e "$T/out/extract-ckr-admin.jsonl" ]] || fail "a refused export wrote a file"
@@ -168,6 +201,43 @@ for u in "${USERS[@]}"; do
 	    fail "a refused issue or crl of $u wrote a file"
 done
 ok "the cert-manager's certificate and CRL; nobody else's"
+
+say "the backup operator, not the home's owner: verify and drill here, recorded there"
+ls "$T"/bk/*-full-*.ckb >"$T/sets" 2>/dev/null
+[[ $(wc -l <"$T/sets") -eq 1 ]] || fail "want one set made by certkeepd, got $(cat "$T/sets")"
+SET=$(cat "$T/sets")
+[[ $(stat -c %U "$SET") == "$(stat -c %U "$ca")" ]] ||
+    fail "the set is not the service user's"
+# The sets are the service user's (0600, encrypted): the operator works on
+# a copy taken from the medium, their own.
+cp "$SET" "$T/out/set.ckb"
+cp "$SRV_CA" "$T/out/chain.pem"
+chown ckr-backup "$T/out/set.ckb"
+chmod 600 "$T/out/set.ckb"
+chmod 644 "$T/out/chain.pem"
+SETID=$(sed -n 's/^\([0-9a-f]\{12\}\) .*/\1/p' <(as ckr-backup "$CERTKEEP" backup list --home "$ca") | head -1)
+[[ -n "$SETID" ]] || fail "backup list shows no set"
+for u in "${USERS[@]}"; do
+	[[ $u == ckr-backup ]] && continue
+	run as "$u" "$CERTKEEP" backup verify "$T/out/set.ckb" \
+	    --recipient-key "$T/out/r1.key" --ca "$T/out/chain.pem" --home "$ca"
+	[[ $LAST_RC -eq 1 ]] || fail_cmd "$u must not verify (nor read the key)"
+done
+run as ckr-backup "$CERTKEEP" backup verify "$T/out/set.ckb" \
+    --recipient-key "$T/out/r1.key" --ca "$T/out/chain.pem" --home "$ca"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "the backup operator's verify"
+run as ckr-backup "$CERTKEEP" backup drill --home "$ca" --recipient-key \
+    "$T/out/r1.key" --ca "$T/out/chain.pem" "$T/out/set.ckb" --key-backup "$T/out/ca-key.p8" \
+    --backup-passphrase-file "$T/out/kbpw.op"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "the backup operator's drill"
+run as ckr-backup "$CERTKEEP" backup list --home "$ca"
+assert_grep "^$SETID +full .* 1/1 " "$LAST_OUT" "the set, its copy"
+assert_no_grep "never|FAILED" "$LAST_OUT" "verification and drill recorded"
+run as ckr-backup "$CERTKEEP" key backup --home "$ca" --out "$T/out/k.p8"
+[[ $LAST_RC -eq 1 ]] || fail_cmd "key backup by another than the owner"
+assert_grep "key backup reads the CA key file: run it as the home's owner" \
+    "$LAST_ERR" "key backup says why"
+ok "verified, drilled, recorded; key backup stays the owner's"
 
 say "the actions took effect, in certkeepd's store"
 run as ckr-auditor "$CERTKEEP" audit show --home "$ca"

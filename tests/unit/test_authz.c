@@ -553,6 +553,156 @@ test_admin_local(void **state)
 	json_decref(j);
 }
 
+/* Backups, drills and custody as admin requests: the new arguments. */
+static void
+test_admin_backup(void **state)
+{
+	struct afx *fx = *state;
+	char text[512], last[600];
+	uid_t me = getuid(), other = me + 4242;
+	const char *art =
+	    "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
+	json_t *j;
+
+	/* Custody: an entry (kind from the file's extension: a new
+	 * artefact), the ledger shown and verified. */
+	snprintf(text, sizeof(text), "{\"action\":\"custody\",\"op\":\"add\","
+	    "\"artefact\":\"%s\",\"event\":\"created\",\"kind_guess\":"
+	    "\"key-share\",\"place\":\"safe B\",\"detail\":\"bag 7\"}", art);
+	j = exec_text(fx, me, text);
+	assert_true(reply_ok(j));
+	assert_contains(reply_str(j, "out"), "Recorded custody entry 1: "
+	    "created, artefact c0ffee00c0ffee00...");
+	json_decref(j);
+	/* The guess does not change an artefact's kind. */
+	snprintf(text, sizeof(text), "{\"action\":\"custody\",\"op\":\"add\","
+	    "\"artefact\":\"%s\",\"event\":\"stored\",\"kind_guess\":"
+	    "\"data-backup\",\"place\":\"safe C\"}", art);
+	j = exec_text(fx, me, text);
+	assert_true(reply_ok(j));
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"action\":\"custody\",\"op\":\"show\","
+	    "\"artefact\":\"%s\",\"json\":true}", art);
+	j = exec_text(fx, me, text);
+	assert_true(reply_ok(j));
+	assert_contains(reply_str(j, "out"), "\"place\": \"safe C\"");
+	assert_contains(reply_str(j, "out"), "\"kind\": \"key-share\"");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"custody\",\"op\":\"verify\"}");
+	assert_true(reply_ok(j));
+	assert_contains(reply_str(j, "out"), "custody ledger intact: 2 "
+	    "entries verified");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"custody\",\"op\":\"add\","
+	    "\"artefact\":\"C0FFEE\",\"event\":\"stored\",\"place\":\"x\"}");
+	assert_false(reply_ok(j));
+	assert_contains(reply_str(j, "error"), "64 lower-case hex digits");
+	json_decref(j);
+	snprintf(text, sizeof(text), "{\"action\":\"custody\",\"op\":\"add\","
+	    "\"artefact\":\"%s\",\"event\":\"stored\",\"kind_guess\":"
+	    "\"teapot\",\"place\":\"x\"}", art);
+	j = exec_text(fx, me, text);
+	assert_contains(reply_str(j, "error"), "\"kind_guess\" is not a kind");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"custody\",\"op\":\"burn\"}");
+	assert_contains(reply_str(j, "error"), "add, show or verify");
+	json_decref(j);
+
+	/* A verification made elsewhere, recorded; a failure before any
+	 * set was read is audited by the file's name. */
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"verify\","
+	    "\"set\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaa\",\"ok\":true,\"detail\":\"all checked\"}");
+	assert_true(reply_ok(j));
+	json_decref(j);
+	OK(store_audit_iter(fx->ca->st, 1, last_entry, last));
+	assert_contains(last, "|backup-verify|aaaaaaaa");
+	assert_contains(last, "|ok|ok: all checked");
+	j = exec_text(fx, me, "{\"action\":\"drill\",\"op\":\"record\","
+	    "\"file\":\"x.ckb\",\"ok\":false,\"detail\":\"not the key\"}");
+	assert_true(reply_ok(j));
+	assert_contains(reply_str(j, "out"), "audit log only");
+	json_decref(j);
+	OK(store_audit_iter(fx->ca->st, 1, last_entry, last));
+	assert_contains(last, "|backup-drill|x.ckb|failed|not the key");
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"verify\","
+	    "\"set\":\"ab\",\"ok\":true,\"detail\":\"d\"}");
+	assert_contains(reply_str(j, "error"), "\"set\" is a set's id");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"verify\","
+	    "\"ok\":true,\"detail\":\"two\\nlines\"}");
+	assert_contains(reply_str(j, "error"), "without control characters");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"verify\","
+	    "\"ok\":true}");
+	assert_contains(reply_str(j, "error"), "\"detail\" is missing");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"list\"}");
+	assert_true(reply_ok(j));
+	assert_contains(reply_str(j, "out"), "No backup sets recorded.");
+	json_decref(j);
+
+	/* A backup is certkeepd's to make; the owner may name where. */
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"make\","
+	    "\"to\":[\"/nonexistent\"],\"keep_last\":2}");
+	assert_contains(reply_str(j, "error"), "needs certkeepd");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"config\",\"op\":\"reload\"}");
+	assert_contains(reply_str(j, "error"), "reload through the admin "
+	    "interface needs certkeepd");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"config\",\"op\":\"install\"}");
+	assert_contains(reply_str(j, "error"), "ca install is offline work");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"make\","
+	    "\"kind\":\"sideways\"}");
+	assert_contains(reply_str(j, "error"), "full, incremental or "
+	    "incremental-or-full");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"make\","
+	    "\"recipients\":[\"not a certificate\"]}");
+	assert_contains(reply_str(j, "error"), "not a PEM certificate");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"make\","
+	    "\"zstd_level\":0}");
+	assert_contains(reply_str(j, "error"), "-7..-1 or 1..19");
+	json_decref(j);
+
+	/* An operator: the configured destinations only. */
+	snprintf(text, sizeof(text), "{\"action\":\"operator-add\","
+	    "\"name\":\"keeper\",\"role\":\"backup-operator\",\"os_user\":"
+	    "\"%s\"}", fx->me);
+	j = exec_text(fx, me, text);
+	assert_true(reply_ok(j));
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"backup\",\"op\":\"make\","
+	    "\"to\":[\"/elsewhere\"]}");
+	assert_false(reply_ok(j));
+	assert_contains(reply_str(j, "error"), "naming them is the home "
+	    "owner's");
+	json_decref(j);
+	j = exec_text(fx, me, "{\"action\":\"custody\",\"op\":\"verify\"}");
+	assert_true(reply_ok(j));
+	json_decref(j);
+	/* Everyone else: refused, audited. */
+	j = exec_text(fx, other, "{\"action\":\"custody\",\"op\":\"show\"}");
+	assert_false(reply_ok(j));
+	assert_true(json_is_true(json_object_get(j, "refused")));
+	assert_contains(reply_str(j, "error"), "custody needs the "
+	    "backup-operator role");
+	json_decref(j);
+	OK(store_audit_iter(fx->ca->st, 1, last_entry, last));
+	assert_contains(last, "|custody||refused|custody needs the "
+	    "backup-operator role");
+	j = exec_text(fx, me, "{\"action\":\"config\",\"op\":\"install\"}");
+	assert_contains(reply_str(j, "error"), "config needs the ca-admin role");
+	json_decref(j);
+	j = exec_text(fx, other, "{\"action\":\"drill\",\"op\":\"files\"}");
+	assert_contains(reply_str(j, "error"), "drill needs the "
+	    "backup-operator role");
+	json_decref(j);
+}
+
 /* ---- the socket's decoder ---- */
 
 static void
@@ -665,6 +815,8 @@ main(void)
 		    store_setup, store_teardown),
 		cmocka_unit_test_setup_teardown(test_store_operator_cert,
 		    store_setup, store_teardown),
+		cmocka_unit_test_setup_teardown(test_admin_backup,
+		    admin_setup, admin_teardown),
 		cmocka_unit_test_setup_teardown(test_admin_local,
 		    admin_setup, admin_teardown),
 		cmocka_unit_test(test_decode),
