@@ -78,6 +78,20 @@ static const char issue_usage[] =
 enum { O_PROFILE = CLI_OPT__FIRST_LOCAL, O_CSR, O_DAYS, O_PATHLEN, O_OUT,
 	O_CERTONLY, O_REQUESTER };
 
+/* LEN bytes as a new NUL-terminated string (not strndup: the bytes need
+ * not be a C string, and strict string checks read to the NUL). */
+static char *
+bytes_str(const void *p, size_t len)
+{
+	char *s = malloc(len + 1);
+
+	if (s != NULL) {
+		memcpy(s, p, len);
+		s[len] = '\0';
+	}
+	return s;
+}
+
 /* The CSR as PEM text (a request carries text): new string, or NULL. */
 static char *
 csr_pem(const unsigned char *csr, size_t len)
@@ -89,12 +103,12 @@ csr_pem(const unsigned char *csr, size_t len)
 	char *s = NULL;
 
 	if (len >= 11 && memmem(csr, len, "-----BEGIN ", 11) != NULL)
-		return strndup((const char *)csr, len);
+		return bytes_str(csr, len);
 	if ((req = d2i_X509_REQ(NULL, &q, (long)len)) != NULL &&
 	    (bio = BIO_new(BIO_s_mem())) != NULL &&
 	    PEM_write_bio_X509_REQ(bio, req)) {
 		BIO_get_mem_ptr(bio, &bm);
-		s = strndup(bm->data, bm->length);
+		s = bytes_str(bm->data, bm->length);
 	}
 	BIO_free(bio);
 	X509_REQ_free(req);
