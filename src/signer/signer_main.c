@@ -119,24 +119,6 @@ die(const char *fmt, ...)
 }
 
 static int
-read_full(int fd, void *buf, size_t n)
-{
-	unsigned char *p = buf;
-	ssize_t k;
-
-	while (n > 0) {
-		k = read(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
 write_full(int fd, const void *buf, size_t n)
 {
 	const unsigned char *p = buf;
@@ -1145,7 +1127,7 @@ read_job(struct sctx *c)
 	unsigned type;
 	uint32_t id, len;
 
-	if (read_full(c->fd, hdr, sizeof(hdr)) != 0)
+	if (signer_read_full(c->fd, hdr, sizeof(hdr)) != 0)
 		return NULL;
 	if (signer_msg_header(hdr, &type, &id, &len) != 0)
 		die("%s", ck_err_msg());
@@ -1155,7 +1137,7 @@ read_job(struct sctx *c)
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (len > 0 && (j->body = malloc(len)) == NULL))
 		die("out of memory");
-	if (len > 0 && read_full(c->fd, j->body, len) != 0)
+	if (len > 0 && signer_read_full(c->fd, j->body, len) != 0)
 		die("truncated %s message", signer_msg_type_name(type));
 	if (signer_msg_decode(type, id, j->body, len, &j->m) != 0)
 		die("%s", ck_err_msg());

@@ -1,7 +1,9 @@
 #include "signer/signer_msg.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 
@@ -621,4 +623,22 @@ signer_msg_clear(struct signer_msg *m)
 		break;
 	}
 	memset(m, 0, sizeof(*m));
+}
+
+int
+signer_read_full(int fd, void *buf, size_t n)
+{
+	unsigned char *p = buf;
+	ssize_t k;
+
+	while (n > 0) {
+		k = read(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
 }

@@ -52,24 +52,6 @@ struct signer_proc {
 };
 
 static int
-read_full(int fd, void *buf, size_t n)
-{
-	unsigned char *p = buf;
-	ssize_t k;
-
-	while (n > 0) {
-		k = read(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
 write_full(int fd, const void *buf, size_t n)
 {
 	const unsigned char *p = buf;
@@ -127,7 +109,7 @@ reader_main(void *arg)
 
 	for (;;) {
 		body = NULL;
-		if (read_full(sp->fd, hdr, sizeof(hdr)) != 0) {
+		if (signer_read_full(sp->fd, hdr, sizeof(hdr)) != 0) {
 			set_dead(sp, "the signer process died");
 			break;
 		}
@@ -139,7 +121,7 @@ reader_main(void *arg)
 			break;
 		}
 		if (len > 0 && ((body = malloc(len)) == NULL ||
-		    read_full(sp->fd, body, len) != 0)) {
+		    signer_read_full(sp->fd, body, len) != 0)) {
 			free(body);
 			set_dead(sp, "the signer process died mid-reply");
 			break;
