@@ -267,3 +267,21 @@ ck_fs_exists(const char *path)
 
 	return lstat(path, &st) == 0;
 }
+
+int
+ck_read_full(int fd, void *buf, size_t n)
+{
+	unsigned char *p = buf;
+	ssize_t k;
+
+	while (n > 0) {
+		k = read(fd, p, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}

@@ -48,6 +48,10 @@ int ck_fs_sync_dir(const char *dir);
 int ck_fs_write_atomic(const char *path, const void *data, size_t len,
     mode_t mode);
 
+/* Read exactly N bytes from FD (a socket or pipe), retrying on EINTR: 0,
+ * or -1 on an error, a timeout or an early end. */
+int ck_read_full(int fd, void *buf, size_t n);
+
 /*
  * Read a whole file of at most `max` bytes into a new NUL-terminated buffer
  * (*out, caller frees). CK_E_TOOBIG if larger, CK_E_NOTFOUND, CK_E_IO.

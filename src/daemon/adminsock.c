@@ -18,6 +18,7 @@
 
 #include "authz/admin.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
@@ -102,25 +103,6 @@ adminsock_decode(const unsigned char *buf, size_t len, json_t **out)
 		    "object");
 	}
 	*out = j;
-	return 0;
-}
-
-/* Read exactly LEN bytes: 0, or -1 (error, timeout or early end). */
-static int
-read_full(int fd, void *buf, size_t len)
-{
-	unsigned char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
 	return 0;
 }
 
@@ -233,7 +215,7 @@ serve(struct adminsock *as, int fd)
 		send_error(fd, CK_E_NOMEM, "out of memory");
 		return;
 	}
-	if (read_full(fd, buf, 4) != 0) {
+	if (ck_read_full(fd, buf, 4) != 0) {
 		ck_info("admin socket: uid %u sent no request",
 		    (unsigned)cred.uid);
 		goto out;
@@ -247,7 +229,7 @@ serve(struct adminsock *as, int fd)
 		drain(fd);
 		goto out;
 	}
-	if (read_full(fd, buf + 4, n) != 0) {
+	if (ck_read_full(fd, buf + 4, n) != 0) {
 		ck_warn("admin socket: uid %u: a request cut short",
 		    (unsigned)cred.uid);
 		goto out;
@@ -454,7 +436,7 @@ adminsock_call(const char *home, const json_t *req, json_t **reply)
 		struct timeval tv = { 0, 0 };
 		(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	}
-	if (read_full(fd, hdr, 4) != 0) {
+	if (ck_read_full(fd, hdr, 4) != 0) {
 		r = ck_err_set(CK_E_IO, "certkeepd closed the admin socket "
 		    "without a reply");
 		goto out;
@@ -468,7 +450,7 @@ adminsock_call(const char *home, const json_t *req, json_t **reply)
 		r = CK_E_NOMEM;
 		goto out;
 	}
-	if (read_full(fd, buf, n) != 0) {
+	if (ck_read_full(fd, buf, n) != 0) {
 		r = ck_err_set(CK_E_IO, "admin reply cut short");
 		goto out;
 	}

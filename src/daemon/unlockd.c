@@ -19,6 +19,7 @@
 
 #include "authz/admin.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "daemon/adminsock.h"
 
@@ -90,23 +91,6 @@ unlockd_request_parse(const json_t *req, const char **op, const char **share,
 }
 
 /* ---- the socket -------------------------------------------------------- */
-
-static int
-read_full(int fd, unsigned char *p, size_t len)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static void
 send_reply(int fd, json_t *j)
@@ -194,7 +178,7 @@ serve_one(struct unlock_collector *c, int fd, struct ck_secret **pw)
 		send_error(fd, CK_E_NOMEM, "out of memory");
 		return 0;
 	}
-	if (read_full(fd, buf->buf, 4) != 0)
+	if (ck_read_full(fd, buf->buf, 4) != 0)
 		goto out;
 	n = (uint32_t)buf->buf[0] << 24 | (uint32_t)buf->buf[1] << 16 |
 	    (uint32_t)buf->buf[2] << 8 | buf->buf[3];
@@ -202,7 +186,7 @@ serve_one(struct unlock_collector *c, int fd, struct ck_secret **pw)
 		send_error(fd, CK_E_TOOBIG, "request too large");
 		goto out;
 	}
-	if (read_full(fd, buf->buf + 4, n) != 0)
+	if (ck_read_full(fd, buf->buf + 4, n) != 0)
 		goto out;
 	buf->len = 4 + (size_t)n;
 	if ((r = adminsock_decode(buf->buf, buf->len, &req)) != 0 ||

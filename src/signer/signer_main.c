@@ -1127,7 +1127,7 @@ read_job(struct sctx *c)
 	unsigned type;
 	uint32_t id, len;
 
-	if (signer_read_full(c->fd, hdr, sizeof(hdr)) != 0)
+	if (ck_read_full(c->fd, hdr, sizeof(hdr)) != 0)
 		return NULL;
 	if (signer_msg_header(hdr, &type, &id, &len) != 0)
 		die("%s", ck_err_msg());
@@ -1137,7 +1137,7 @@ read_job(struct sctx *c)
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (len > 0 && (j->body = malloc(len)) == NULL))
 		die("out of memory");
-	if (len > 0 && signer_read_full(c->fd, j->body, len) != 0)
+	if (len > 0 && ck_read_full(c->fd, j->body, len) != 0)
 		die("truncated %s message", signer_msg_type_name(type));
 	if (signer_msg_decode(type, id, j->body, len, &j->m) != 0)
 		die("%s", ck_err_msg());

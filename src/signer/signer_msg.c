@@ -624,21 +624,3 @@ signer_msg_clear(struct signer_msg *m)
 	}
 	memset(m, 0, sizeof(*m));
 }
-
-int
-signer_read_full(int fd, void *buf, size_t n)
-{
-	unsigned char *p = buf;
-	ssize_t k;
-
-	while (n > 0) {
-		k = read(fd, p, n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			return -1;
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}

@@ -193,8 +193,4 @@ int signer_msg_decode(unsigned type, uint32_t id, const unsigned char *body,
 
 void signer_msg_clear(struct signer_msg *m);
 
-/* Read exactly N bytes from FD (both sides of the socketpair, retrying on
- * EINTR): 0, or -1 on an error or end of file. */
-int signer_read_full(int fd, void *buf, size_t n);
-
 #endif

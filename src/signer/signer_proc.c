@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 
 struct waiter {
@@ -109,7 +110,7 @@ reader_main(void *arg)
 
 	for (;;) {
 		body = NULL;
-		if (signer_read_full(sp->fd, hdr, sizeof(hdr)) != 0) {
+		if (ck_read_full(sp->fd, hdr, sizeof(hdr)) != 0) {
 			set_dead(sp, "the signer process died");
 			break;
 		}
@@ -121,7 +122,7 @@ reader_main(void *arg)
 			break;
 		}
 		if (len > 0 && ((body = malloc(len)) == NULL ||
-		    signer_read_full(sp->fd, body, len) != 0)) {
+		    ck_read_full(sp->fd, body, len) != 0)) {
 			free(body);
 			set_dead(sp, "the signer process died mid-reply");
 			break;
