@@ -126,6 +126,29 @@ server_crl_refresh(struct server *sv)
 	return 0;
 }
 
+int
+server_revoke_write(struct ck_ca *ca, void *arg)
+{
+	struct server_revocation *rev = arg;
+
+	/* Always commit: a refused revocation leaves its audit entry. */
+	rev->r = ck_ca_revoke_as(ca, rev->requester, rev->serial,
+	    rev->reason);
+	if (rev->r != 0)
+		snprintf(rev->msg, sizeof(rev->msg), "%s", ck_err_msg());
+	return 0;
+}
+
+void
+server_revoked(struct server *sv)
+{
+	atomic_fetch_add(&sv->m.revoked, 1);
+	pthread_mutex_lock(&sv->hk_mu);
+	sv->crl_wanted = 1;
+	pthread_cond_signal(&sv->hk_cv);
+	pthread_mutex_unlock(&sv->hk_mu);
+}
+
 static int
 tokens_reload(struct server *sv)
 {

@@ -23,6 +23,7 @@
 #include "ca/token.h"
 #include "proto/http.h"
 #include "proto/metrics.h"
+#include "x509/serial.h"
 
 struct ocsp_responder;
 struct acme_nonces;
@@ -142,5 +143,25 @@ int server_tokens_refresh(struct server *sv);
 
 /* Write a new CRL through the pipeline and load it for serving. */
 int server_crl_refresh(struct server *sv);
+
+/*
+ * A revocation a protocol (REST, ACME) has authorized, written through the
+ * pipeline: ck_pipeline_write(sv->pl, server_revoke_write, rev, done, ...)
+ * with REV embedded in the protocol's own job. The write always commits,
+ * so that a refused revocation keeps its audit entry; R and MSG carry
+ * ck_ca_revoke_as()'s result to the done callback.
+ */
+struct server_revocation {
+	char requester[160];
+	char serial[CK_SERIAL_HEX_MAX];
+	int reason;
+	int r;
+	char msg[512];
+};
+int server_revoke_write(struct ck_ca *ca, void *rev);
+
+/* A revocation was committed: count it and have the housekeeper write a
+ * new CRL now. */
+void server_revoked(struct server *sv);
 
 #endif

@@ -23,6 +23,7 @@
 #include "proto/acme.h"
 #include "proto/acme_eab.h"
 #include "proto/acme_int.h"
+#include "x509/names.h"
 #include "proto/jws.h"
 #include "profile/profile.h"
 #include "store/store_acme.h"
@@ -1700,17 +1701,13 @@ dns_ident(char *v, int *wildcard)
 }
 
 /* An address as RFC 8738 wants it (dotted quad, or RFC 5952 text for
- * IPv6), rewritten in its canonical form so that one address cannot be
- * named twice in different spellings. */
+ * IPv6), rewritten in its canonical form. */
 static int
 ip_ident(char *v)
 {
-	unsigned char b[16];
-	char t[INET6_ADDRSTRLEN];
-	int af = strchr(v, ':') != NULL ? AF_INET6 : AF_INET;
+	char t[CK_IP_TEXT_MAX];
 
-	if (inet_pton(af, v, b) != 1 ||
-	    inet_ntop(af, b, t, sizeof(t)) == NULL)
+	if (ck_ip_canon(v, t) != 0)
 		return -1;
 	snprintf(v, ACME_IDENT_SIZE, "%s", t);
 	return 0;

@@ -44,20 +44,6 @@
 #include "x509/names.h"
 #include "x509/serial.h"
 
-/* Canonical text of an address (RFC 5952 for IPv6), or "" if it is not
- * one. */
-static void
-ip_canon(const char *in, char out[INET6_ADDRSTRLEN])
-{
-	unsigned char b[16];
-
-	out[0] = '\0';
-	if (inet_pton(AF_INET, in, b) == 1)
-		inet_ntop(AF_INET, b, out, INET6_ADDRSTRLEN);
-	else if (inet_pton(AF_INET6, in, b) == 1)
-		inet_ntop(AF_INET6, b, out, INET6_ADDRSTRLEN);
-}
-
 /* ---- refusals: audited, then answered ---- */
 
 struct acme_refusal {
@@ -191,7 +177,7 @@ csr_ident(enum ck_name_type t, const char *value, struct idset *s)
 		return idset_add(s, "dns", buf) == 0 ? 0 : -2;
 	}
 	if (t == CK_NAME_IP) {
-		ip_canon(value, ip);
+		(void)ck_ip_canon(value, ip);
 		if (ip[0] == '\0')
 			return -1;
 		return idset_add(s, "ip", ip) == 0 ? 0 : -2;
@@ -236,7 +222,7 @@ csr_matches_order(const struct ck_csr *csr, const struct idset *order,
 		}
 	}
 	if (r == 0 && (cn = ck_csr_subject_get(csr, "CN")) != NULL) {
-		ip_canon(cn, ip);
+		(void)ck_ip_canon(cn, ip);
 		if (csr_ident(ip[0] ? CK_NAME_IP : CK_NAME_DNS, cn, &got) !=
 		    0) {
 			snprintf(why, whylen, "the CSR's commonName '%.200s' "
@@ -866,27 +852,11 @@ out:
 /* ---- revocation (RFC 8555 7.6) ---- */
 
 struct rev_job {
+	struct server_revocation rev;
 	struct server *sv;
 	struct http_pending *pending;
 	char base[ACME_BASE_SIZE];
-	char serial[CK_SERIAL_HEX_MAX];
-	char user[96];
-	int reason;
-	int r;
-	char msg[512];
 };
-
-static int
-rev_write(struct ck_ca *ca, void *arg)
-{
-	struct rev_job *rv = arg;
-
-	/* Always commit: a refused revocation leaves its audit entry. */
-	rv->r = ck_ca_revoke_as(ca, rv->user, rv->serial, rv->reason);
-	if (rv->r != 0)
-		snprintf(rv->msg, sizeof(rv->msg), "%s", ck_err_msg());
-	return 0;
-}
 
 static void
 rev_done(void *arg, int r, const char *msg)
@@ -900,16 +870,13 @@ rev_done(void *arg, int r, const char *msg)
 	if (r != 0)
 		acme_problem(&cx, &resp, 500, "serverInternal", "%s", msg ?
 		    msg : ck_strerror(r));
-	else if (rv->r == CK_E_STATE)
-		acme_problem(&cx, &resp, 400, "alreadyRevoked", "%s", rv->msg);
-	else if (rv->r != 0)
-		acme_problem(&cx, &resp, 400, "malformed", "%s", rv->msg);
+	else if (rv->rev.r == CK_E_STATE)
+		acme_problem(&cx, &resp, 400, "alreadyRevoked", "%s",
+		    rv->rev.msg);
+	else if (rv->rev.r != 0)
+		acme_problem(&cx, &resp, 400, "malformed", "%s", rv->rev.msg);
 	else {
-		atomic_fetch_add(&rv->sv->m.revoked, 1);
-		pthread_mutex_lock(&rv->sv->hk_mu);
-		rv->sv->crl_wanted = 1;
-		pthread_cond_signal(&rv->sv->hk_cv);
-		pthread_mutex_unlock(&rv->sv->hk_mu);
+		server_revoked(rv->sv);
 		http_respond(&resp, 200, NULL, NULL, 0);
 		acme_decorate(rv->sv, rv->base, &resp);
 	}
@@ -944,7 +911,7 @@ rev_authorized_by_names(struct server *sv, const char *acct, X509 *x)
 				wild = 1;
 			}
 		} else if (names.v[i].type == CK_NAME_IP) {
-			ip_canon(v, ip);
+			(void)ck_ip_canon(v, ip);
 			v = ip;
 			type = "ip";
 		} else {
@@ -1066,10 +1033,11 @@ acme_revoke_cert(void *ctx, const struct http_request *req,
 	rv->sv = cx.sv;
 	rv->pending = req->pending;
 	snprintf(rv->base, sizeof(rv->base), "%s", cx.base);
-	snprintf(rv->serial, sizeof(rv->serial), "%s", serial);
-	snprintf(rv->user, sizeof(rv->user), "%s", user);
-	rv->reason = reason;
-	ck_pipeline_write(cx.sv->pl, rev_write, rv, rev_done, rv);
+	snprintf(rv->rev.serial, sizeof(rv->rev.serial), "%s", serial);
+	snprintf(rv->rev.requester, sizeof(rv->rev.requester), "%s", user);
+	rv->rev.reason = reason;
+	ck_pipeline_write(cx.sv->pl, server_revoke_write, &rv->rev, rev_done,
+	    rv);
 	hr = HTTP_DEFERRED;
 out:
 	X509_free(x);

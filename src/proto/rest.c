@@ -1116,26 +1116,10 @@ names_within(const struct ck_profile *rules, const char *list)
 }
 
 struct revocation {
+	struct server_revocation rev;
 	struct server *sv;
 	struct http_pending *pending;
-	char requester[160];
-	char serial[CK_SERIAL_HEX_MAX];
-	int reason;
-	int r;
-	char msg[512];
 };
-
-static int
-revoke_write(struct ck_ca *ca, void *arg)
-{
-	struct revocation *rv = arg;
-
-	/* Always commit: a refused revocation leaves its audit entry. */
-	rv->r = ck_ca_revoke_as(ca, rv->requester, rv->serial, rv->reason);
-	if (rv->r != 0)
-		snprintf(rv->msg, sizeof(rv->msg), "%s", ck_err_msg());
-	return 0;
-}
 
 static void
 revoke_done(void *arg, int r, const char *msg)
@@ -1146,18 +1130,14 @@ revoke_done(void *arg, int r, const char *msg)
 	memset(&resp, 0, sizeof(resp));
 	if (r != 0)
 		http_problem(&resp, 503, "internal", "%s", msg);
-	else if (rv->r != 0)
-		http_problem(&resp, problem_status(rv->r),
-		    problem_type(rv->r), "%s", rv->msg);
+	else if (rv->rev.r != 0)
+		http_problem(&resp, problem_status(rv->rev.r),
+		    problem_type(rv->rev.r), "%s", rv->rev.msg);
 	else {
-		json_t *j = json_pack("{s:s, s:s, s:s}", "serial", rv->serial,
-		    "status", "revoked", "reason",
-		    ck_crl_reason_name(rv->reason));
-		atomic_fetch_add(&rv->sv->m.revoked, 1);
-		pthread_mutex_lock(&rv->sv->hk_mu);
-		rv->sv->crl_wanted = 1;
-		pthread_cond_signal(&rv->sv->hk_cv);
-		pthread_mutex_unlock(&rv->sv->hk_mu);
+		json_t *j = json_pack("{s:s, s:s, s:s}", "serial",
+		    rv->rev.serial, "status", "revoked", "reason",
+		    ck_crl_reason_name(rv->rev.reason));
+		server_revoked(rv->sv);
 		if (j == NULL)
 			http_problem(&resp, 500, "internal", "encoding");
 		else
@@ -1240,11 +1220,13 @@ rest_revoke(void *ctx, const struct http_request *req,
 	}
 	rv->sv = sv;
 	rv->pending = req->pending;
-	snprintf(rv->requester, sizeof(rv->requester), "%s", pr.name);
-	snprintf(rv->serial, sizeof(rv->serial), "%s", serial);
-	rv->reason = reason;
+	snprintf(rv->rev.requester, sizeof(rv->rev.requester), "%s",
+	    pr.name);
+	snprintf(rv->rev.serial, sizeof(rv->rev.serial), "%s", serial);
+	rv->rev.reason = reason;
 	auth_done(sv, &pr);
-	ck_pipeline_write(sv->pl, revoke_write, rv, revoke_done, rv);
+	ck_pipeline_write(sv->pl, server_revoke_write, &rv->rev, revoke_done,
+	    rv);
 	return HTTP_DEFERRED;
 }
 

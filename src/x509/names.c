@@ -258,6 +258,21 @@ ck_ip_parse(const char *s, unsigned char out[16])
 }
 
 int
+ck_ip_canon(const char *s, char out[CK_IP_TEXT_MAX])
+{
+	unsigned char b[16];
+	int len = ck_ip_parse(s, b);
+
+	out[0] = '\0';
+	if (len == 0 || inet_ntop(len == 4 ? AF_INET : AF_INET6, b, out,
+	    CK_IP_TEXT_MAX) == NULL) {
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+int
 ck_ip_range_parse(const char *s, struct ck_ip_range *out)
 {
 	char addr[64];

@@ -58,6 +58,13 @@ int ck_email_valid(const char *s);
 /* Parse an IPv4 or IPv6 literal: returns 4 or 16 (bytes in out), or 0. */
 int ck_ip_parse(const char *s, unsigned char out[16]);
 
+/* The canonical text of an IPv4 or IPv6 literal (dotted quad; RFC 5952
+ * for IPv6) into OUT (at least 46 bytes, INET6_ADDRSTRLEN), so that one
+ * address cannot be named twice in different spellings: 0, or -1 (OUT
+ * empty) if S is not one. */
+#define CK_IP_TEXT_MAX 46
+int ck_ip_canon(const char *s, char out[CK_IP_TEXT_MAX]);
+
 struct ck_ip_range {
 	int len;		/* 4 or 16 */
 	unsigned char addr[16];

@@ -884,6 +884,29 @@ test_ip_parse(void **state)
 	assert_int_equal(ck_ip_parse("10.0.0.0/8", ip), 0);
 }
 
+static void
+test_ip_canon(void **state)
+{
+	char t[CK_IP_TEXT_MAX];
+
+	(void)state;
+	assert_int_equal(ck_ip_canon("192.0.2.1", t), 0);
+	assert_string_equal(t, "192.0.2.1");
+	/* RFC 5952: lower case, longest zero run compressed, no leading
+	 * zeros. */
+	assert_int_equal(ck_ip_canon("2001:0DB8:0000:0000:0000:0000:0000:0001",
+	    t), 0);
+	assert_string_equal(t, "2001:db8::1");
+	assert_int_equal(ck_ip_canon("2001:db8:0:0:1:0:0:1", t), 0);
+	assert_string_equal(t, "2001:db8::1:0:0:1");
+	assert_int_equal(ck_ip_canon("::FFFF:192.0.2.1", t), 0);
+	assert_string_equal(t, "::ffff:192.0.2.1");
+	assert_int_equal(ck_ip_canon("example.com", t), -1);
+	assert_string_equal(t, "");
+	assert_int_equal(ck_ip_canon("192.0.2.1 ", t), -1);
+	assert_int_equal(ck_ip_canon("1::2::3", t), -1);
+}
+
 static int
 in_range(const char *range, const char *addr)
 {
@@ -1757,6 +1780,7 @@ main(void)
 		cmocka_unit_test(test_dns_name_valid),
 		cmocka_unit_test(test_email_valid),
 		cmocka_unit_test(test_ip_parse),
+		cmocka_unit_test(test_ip_canon),
 		cmocka_unit_test(test_ip_ranges),
 		cmocka_unit_test(test_ip_ranges_bad),
 		cmocka_unit_test(test_names_general_round_trip),
