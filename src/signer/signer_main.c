@@ -600,22 +600,6 @@ check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
 	return 0;
 }
 
-static int
-serial_ok(const unsigned char *s, size_t n)
-{
-	size_t i;
-
-	/* Positive, minimal, not zero. */
-	if (s[0] & 0x80)
-		return 0;
-	if (n > 1 && s[0] == 0 && !(s[1] & 0x80))
-		return 0;
-	for (i = 0; i < n; i++)
-		if (s[i] != 0)
-			return 1;
-	return 0;
-}
-
 static uint64_t
 slot_put(struct sctx *c, struct signer_pending *p)
 {
@@ -673,7 +657,8 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 	struct signer_msg rep;
 	X509_NAME *subject = NULL;
 	SG_SPKI *spki = NULL;
-	ASN1_INTEGER *serial = NULL;
+	const unsigned char *serial;
+	size_t serial_len;
 	unsigned char digest[32];
 	uint64_t h;
 	int r;
@@ -690,24 +675,6 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 		    "SubjectPublicKeyInfo");
 		goto out;
 	}
-	if (!serial_ok(q->serial, q->serial_len)) {
-		r = ck_err_set(CK_E_POLICY, "the serial number is not a "
-		    "positive minimal integer");
-		goto out;
-	}
-	{
-		unsigned char ib[2 + SIGNER_SERIAL_MAX];
-		const unsigned char *ip = ib;
-
-		ib[0] = V_ASN1_INTEGER;
-		ib[1] = (unsigned char)q->serial_len;
-		memcpy(ib + 2, q->serial, q->serial_len);
-		if ((serial = d2i_ASN1_INTEGER(NULL, &ip,
-		    (long)(2 + q->serial_len))) == NULL) {
-			r = ck_err_ssl(CK_E_PARSE, "the serial number");
-			goto out;
-		}
-	}
 	if ((r = check_prepare(c, q, subject, &sans, &eku)) != 0)
 		goto out;
 	t.subject = subject;
@@ -715,7 +682,7 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 	t.spki_key = spki->key;
 	t.spki_der = q->spki;
 	t.spki_der_len = q->spki_len;
-	t.serial = serial;
+	/* t.serial stays NULL: the serial is drawn here, by the signer. */
 	t.not_before = q->not_before;
 	t.not_after = q->not_after;
 	t.is_ca = q->is_ca;
@@ -732,13 +699,16 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 		r = signer_cert_prepare_der(c->sg, &t, &pend, digest);
 	if (r != 0)
 		goto out;
+	memset(&rep, 0, sizeof(rep));
+	signer_pending_serial_octets(pend, &serial, &serial_len);
+	memcpy(rep.u.prepared.serial, serial, serial_len);
+	rep.u.prepared.serial_len = serial_len;
 	if ((h = slot_put(c, pend)) == 0) {
 		r = ck_err_set(CK_E_BUSY, "too many prepared certificates "
 		    "(%d) not signed yet", SIGNER_PENDING_MAX);
 		goto out;
 	}
 	pend = NULL;
-	memset(&rep, 0, sizeof(rep));
 	rep.type = SIGNER_MSG_R_PREPARED;
 	rep.id = m->id;
 	rep.u.prepared.handle = h;
@@ -749,7 +719,6 @@ out:
 	if (r != 0)
 		reply_err(c, m->id, r, ck_err_msg());
 	signer_pending_free(pend);
-	ASN1_INTEGER_free(serial);
 	SG_SPKI_free(spki);
 	X509_NAME_free(subject);
 	ck_names_clear(&sans);

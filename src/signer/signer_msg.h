@@ -32,7 +32,7 @@ enum signer_msg_type {
 	SIGNER_MSG_NONE = 0,
 	SIGNER_MSG_UNLOCK = 1,		/* passphrase or PIN, once */
 	SIGNER_MSG_STATUS = 2,		/* available? (probe) */
-	SIGNER_MSG_CERT_PREPARE = 3,	/* template -> handle + TBS digest */
+	SIGNER_MSG_CERT_PREPARE = 3,	/* template -> handle, digest, serial */
 	SIGNER_MSG_CERT_SIGN = 4,	/* handle -> certificate */
 	SIGNER_MSG_CERT_ABORT = 5,	/* handle released unsigned */
 	SIGNER_MSG_CRL_SIGN = 6,	/* entries -> CRL */
@@ -41,7 +41,7 @@ enum signer_msg_type {
 	SIGNER_MSG_REQ__MAX = 9,
 	SIGNER_MSG_R_OK = 0x81,
 	SIGNER_MSG_R_ERR = 0x82,	/* code + message */
-	SIGNER_MSG_R_PREPARED = 0x83,	/* handle + digest */
+	SIGNER_MSG_R_PREPARED = 0x83,	/* handle, digest, serial */
 	SIGNER_MSG_R_DER = 0x84,	/* DER of what was signed */
 	SIGNER_MSG_R_STATUS = 0x85,	/* available + why not */
 	SIGNER_MSG__MAX = 0x86
@@ -90,8 +90,7 @@ struct signer_msg_prepare {
 	size_t subject_len;
 	const unsigned char *spki;	/* SubjectPublicKeyInfo, DER */
 	size_t spki_len;
-	const unsigned char *serial;	/* INTEGER content octets */
-	size_t serial_len;
+	/* No serial: the signer chooses it (the service could reuse one). */
 	int64_t not_before, not_after;
 	uint8_t is_ca;
 	int32_t path_len;
@@ -153,7 +152,14 @@ struct signer_msg {
 			size_t len;
 		} cms;
 		struct { int32_t code; char msg[SIGNER_ERRMSG_MAX]; } err;
-		struct { uint64_t handle; unsigned char digest[32]; } prepared;
+		struct {
+			uint64_t handle;
+			unsigned char digest[32];
+			/* The serial the signer chose: a positive INTEGER's
+			 * minimal content octets. */
+			unsigned char serial[SIGNER_SERIAL_MAX];
+			size_t serial_len;
+		} prepared;
 		struct { const unsigned char *buf; size_t len; } der;
 		struct { uint8_t available; char why[256]; } status;
 	} u;

@@ -69,8 +69,6 @@ test_prepare(void **state)
 	q.subject_len = 2;
 	q.spki = (const unsigned char *)"\x30\x03\x02\x01\x00";
 	q.spki_len = 5;
-	q.serial = (const unsigned char *)"\x01\x02";
-	q.serial_len = 2;
 	q.not_before = -5;
 	q.not_after = 1700000000;
 	q.path_len = -1;
@@ -93,17 +91,7 @@ test_prepare(void **state)
 	assert_string_equal(d.u.prepare->sans[1].value, "10.0.0.1");
 	assert_string_equal(d.u.prepare->eku[1], "1.2.3.4");
 	signer_msg_clear(&d);
-	/* Limits: an empty serial, a serial too long, too many names, a
-	 * NUL inside a text field. */
-	q.serial_len = 0;
-	assert_int_equal(signer_msg_encode(&m, &b), 0);
-	assert_int_equal(signer_msg_decode(m.type, 7, b.p + SIGNER_MSG_HDR,
-	    b.len - SIGNER_MSG_HDR, &d), CK_E_PARSE);
-	signer_msg_clear(&d);
-	q.serial_len = SIGNER_SERIAL_MAX + 1;
-	q.serial = (const unsigned char *)"123456789012345678901";
-	assert_int_equal(signer_msg_encode(&m, &b), CK_E_TOOBIG);
-	q.serial_len = 2;
+	/* Limits: too many names, key usage bits out of range. */
 	q.nsans = SIGNER_SAN_MAX + 1;
 	assert_int_equal(signer_msg_encode(&m, &b), CK_E_TOOBIG);
 	q.nsans = 2;
@@ -184,9 +172,38 @@ test_others(void **state)
 	m.id = 6;
 	m.u.prepared.handle = 0x1122334455667788ULL;
 	memset(m.u.prepared.digest, 0xab, 32);
+	memcpy(m.u.prepared.serial, "\x00\x80\x01", 3);
+	m.u.prepared.serial_len = 3;
 	roundtrip(&m, &d, &b);
 	assert_true(d.u.prepared.handle == 0x1122334455667788ULL);
+	assert_int_equal(d.u.prepared.serial_len, 3);
+	assert_memory_equal(d.u.prepared.serial, "\x00\x80\x01", 3);
 	signer_msg_clear(&d);
+	/* The signer's serial: positive, minimal, not zero, 1-20 octets. */
+	{
+		static const struct { const char *s; size_t n; } bad[] = {
+			{ "", 0 }, { "\x80", 1 }, { "\x00\x01", 2 },
+			{ "\x00", 1 }, { "\x00\x00", 2 },
+			{ "123456789012345678901", 21 },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			memcpy(m.u.prepared.serial, bad[i].s, bad[i].n > 20 ?
+			    20 : bad[i].n);
+			m.u.prepared.serial_len = bad[i].n;
+			if (bad[i].n > SIGNER_SERIAL_MAX) {
+				assert_int_equal(signer_msg_encode(&m, &b),
+				    CK_E_TOOBIG);
+				continue;
+			}
+			assert_int_equal(signer_msg_encode(&m, &b), 0);
+			assert_int_equal(signer_msg_decode(m.type, 6,
+			    b.p + SIGNER_MSG_HDR, b.len - SIGNER_MSG_HDR, &d),
+			    CK_E_PARSE);
+			signer_msg_clear(&d);
+		}
+	}
 
 	memset(&m, 0, sizeof(m));
 	m.type = SIGNER_MSG_CERT_SIGN;

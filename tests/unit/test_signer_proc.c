@@ -264,11 +264,9 @@ hdr(unsigned char h[SIGNER_MSG_HDR], unsigned type, uint32_t id,
 struct tmpl {
 	struct ck_cert_template t;
 	X509_NAME *subject;
-	ASN1_INTEGER *serial;
 	unsigned char *spki;
 	struct ck_names sans;
 	struct ck_strlist eku;
-	char hex[CK_SERIAL_HEX_MAX];
 };
 
 static void
@@ -280,7 +278,6 @@ tmpl_init(struct tmpl *m, struct ck_ca *ca, const char *cn)
 
 	memset(m, 0, sizeof(*m));
 	assert_int_equal(ck_dn_parse(cn, &m->subject), 0);
-	assert_int_equal(ck_serial_random(&m->serial, m->hex), 0);
 	n = i2d_PUBKEY(key, &m->spki);
 	EVP_PKEY_free(key);
 	assert_true(n > 0);
@@ -290,7 +287,6 @@ tmpl_init(struct tmpl *m, struct ck_ca *ca, const char *cn)
 	m->t.subject = m->subject;
 	m->t.spki_der = m->spki;
 	m->t.spki_der_len = (size_t)n;
-	m->t.serial = m->serial;
 	m->t.not_before = now - 60;
 	m->t.not_after = now + 90 * 86400;
 	m->t.path_len = -1;
@@ -307,7 +303,6 @@ static void
 tmpl_clear(struct tmpl *m)
 {
 	X509_NAME_free(m->subject);
-	ASN1_INTEGER_free(m->serial);
 	OPENSSL_free(m->spki);
 	ck_names_clear(&m->sans);
 	ck_strlist_clear(&m->eku);
@@ -323,12 +318,19 @@ try_issue(struct fx *f, struct tmpl *m, X509 **out)
 	size_t len = 0;
 	int r;
 
+	char want[CK_SERIAL_HEX_MAX], got[CK_SERIAL_HEX_MAX];
+
 	if ((r = signer_cert_prepare_der(f->ca->signer, &m->t, &p, d)) != 0)
 		return r;
+	/* The serial the signer chose and returned is the certificate's. */
+	snprintf(want, sizeof(want), "%s", signer_pending_serial(p));
 	assert_int_equal(signer_cert_sign(f->ca->signer, p, &der, &len), 0);
 	q = der;
 	*out = d2i_X509(NULL, &q, (long)len);
 	assert_non_null(*out);
+	assert_int_equal(ck_serial_to_hex(X509_get0_serialNumber(*out), got),
+	    0);
+	assert_string_equal(got, want);
 	OPENSSL_free(der);
 	return 0;
 }
@@ -598,6 +600,38 @@ try_ocsp_cert(struct fx *f, const char *subject)
 	return r;
 }
 
+/* H1: the signer draws every serial; prepares never return the same one
+ * (and try_issue() checks that the certificate carries the one
+ * returned). */
+static void
+test_serials_distinct(void **state)
+{
+	struct fx *f = *state;
+	struct signer_pending *p;
+	struct tmpl m;
+	unsigned char d[32];
+	char seen[32][CK_SERIAL_HEX_MAX];
+	X509 *x = NULL;
+	size_t i, k;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	for (i = 0; i < 32; i++) {
+		assert_int_equal(signer_cert_prepare_der(f->ca->signer, &m.t,
+		    &p, d), 0);
+		snprintf(seen[i], sizeof(seen[i]), "%s",
+		    signer_pending_serial(p));
+		/* 16 random octets, positive: 31 or 32 hex digits. */
+		assert_true(strlen(seen[i]) >= 31 && strlen(seen[i]) <= 32);
+		for (k = 0; k < i; k++)
+			assert_string_not_equal(seen[k], seen[i]);
+		signer_pending_free(p);		/* aborts it */
+	}
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	X509_free(x);
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
 /* V5: the responder certificate's subject is certkeepd's, no other (it
  * would be a certificate for any name the service chose). */
 static void
@@ -635,8 +669,6 @@ prepare_subject(struct fx *f, const unsigned char *subj, size_t len)
 		EVP_PKEY_free(key);
 	}
 	q.spki = spki;
-	q.serial = (const unsigned char *)"\x12\x35";
-	q.serial_len = 2;
 	q.not_before = now;
 	q.not_after = now + 86400;
 	q.path_len = -1;
@@ -783,8 +815,6 @@ test_kill_extra_field(void **state)
 	q->subject_len = (size_t)nl;
 	q->spki = name;
 	q->spki_len = (size_t)nl;
-	q->serial = (const unsigned char *)"\x01";
-	q->serial_len = 1;
 	q->path_len = -1;
 	memset(&m, 0, sizeof(m));
 	m.type = SIGNER_MSG_CERT_PREPARE;
@@ -797,6 +827,55 @@ test_kill_extra_field(void **state)
 	blen = (uint32_t)(b.len - SIGNER_MSG_HDR + sizeof(extra) - 1);
 	hdr(grown, SIGNER_MSG_CERT_PREPARE, 99, blen);
 	send_raw(f, grown, b.len + sizeof(extra) - 1);
+	free(grown);
+	signer_buf_free(&b);
+	free(q);
+	OPENSSL_free(name);
+	assert_killed(f);
+}
+
+/* H1: the request of the old format, which carried the service's choice
+ * of serial after the public key, is malformed now. */
+static void
+test_kill_serial_field(void **state)
+{
+	struct fx *f = *state;
+	struct signer_msg m, dm;
+	struct signer_msg_prepare *q = calloc(1, sizeof(*q));
+	struct signer_buf b = { 0 };
+	unsigned char *grown, *name = NULL;
+	static const char serial[] = "\0\0\0\x02\x12\x34";
+	size_t off, glen;
+	int nl;
+
+	assert_non_null(q);
+	nl = i2d_X509_NAME(X509_get_subject_name(f->ca->cert), &name);
+	q->kind = SIGNER_CERT_PROFILE;
+	snprintf(q->profile, sizeof(q->profile), "tls-server");
+	q->subject = name;
+	q->subject_len = (size_t)nl;
+	q->spki = name;
+	q->spki_len = (size_t)nl;
+	q->path_len = -1;
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CERT_PREPARE;
+	m.id = 99;
+	m.u.prepare = q;
+	assert_int_equal(signer_msg_encode(&m, &b), 0);
+	/* After kind, profile, subject and SubjectPublicKeyInfo. */
+	off = SIGNER_MSG_HDR + 1 + 4 + strlen(q->profile) + 4 +
+	    q->subject_len + 4 + q->spki_len;
+	glen = b.len + sizeof(serial) - 1;
+	assert_non_null(grown = malloc(glen));
+	memcpy(grown, b.p, off);
+	memcpy(grown + off, serial, sizeof(serial) - 1);
+	memcpy(grown + off + sizeof(serial) - 1, b.p + off, b.len - off);
+	hdr(grown, SIGNER_MSG_CERT_PREPARE, 99,
+	    (uint32_t)(glen - SIGNER_MSG_HDR));
+	assert_int_equal(signer_msg_decode(SIGNER_MSG_CERT_PREPARE, 99,
+	    grown + SIGNER_MSG_HDR, glen - SIGNER_MSG_HDR, &dm), CK_E_PARSE);
+	signer_msg_clear(&dm);
+	send_raw(f, grown, glen);
 	free(grown);
 	signer_buf_free(&b);
 	free(q);
@@ -864,8 +943,6 @@ test_kill_used_handle(void **state)
 		EVP_PKEY_free(key);
 	}
 	q.spki = spki;
-	q.serial = (const unsigned char *)"\x12\x34";
-	q.serial_len = 2;
 	q.not_before = now;
 	q.not_after = now + 86400;
 	q.path_len = -1;
@@ -1241,6 +1318,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_extra_field, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_serial_field,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_serials_distinct,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kill_reply_type, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_second_unlock, setup,
