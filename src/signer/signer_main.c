@@ -42,6 +42,7 @@
 #include "keystore/pkcs11.h"
 #include "signer/signer.h"
 #include "x509/csr.h"
+#include "x509/keygen.h"
 #include "x509/serial.h"
 
 /* Prepared certificates not yet signed or aborted. */
@@ -486,16 +487,33 @@ ocsp_subject_ok(struct sctx *c, const struct signer_msg_prepare *q)
 	    "certificate's subject is not the one certkeepd makes for it");
 }
 
+/* A delegated OCSP responder's key is of the CA key's type: certkeepd
+ * makes it so (ocsp_self_prepare), and there is no profile to say
+ * otherwise. */
+static int
+ocsp_key_ok(struct sctx *c, const char *key_desc)
+{
+	char ca[32];
+
+	ck_key_describe(X509_get0_pubkey(c->cert), ca, sizeof(ca));
+	if (strcmp(ca, key_desc) != 0)
+		return ck_err_set(CK_E_POLICY, "an OCSP responder certificate's "
+		    "key is of the CA key's type (%s), not %s", ca, key_desc);
+	return 0;
+}
+
 /*
  * Everything a certificate request may ask for, judged against this
  * process's own configuration: the profile (or the fixed rules of the
  * two certificates certkeepd makes for itself), the CA certificate's
- * validity and constraints. The names and templates built are kept in
- * `sans`/`eku`.
+ * validity and constraints, the key's type (`key_desc`, as
+ * ck_spki_describe() names it). The names and templates built are kept
+ * in `sans`/`eku`.
  */
 static int
 check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
-    const X509_NAME *subject, struct ck_names *sans, struct ck_strlist *eku)
+    const X509_NAME *subject, const char *key_desc, struct ck_names *sans,
+    struct ck_strlist *eku)
 {
 	const struct ck_profile *p;
 	int64_t now = (int64_t)time(NULL), span;
@@ -518,12 +536,17 @@ check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
 		/* signer_ocsp_cert_prepare() checks the shape; the names
 		 * are none; the subject is the one certkeepd gives it. */
 		p = NULL;
-		if ((r = ocsp_subject_ok(c, q)) != 0)
+		if ((r = ocsp_subject_ok(c, q)) != 0 ||
+		    (r = ocsp_key_ok(c, key_desc)) != 0)
 			return r;
 		break;
 	default:
 		return ck_err_set(CK_E_POLICY, "unknown certificate kind");
 	}
+	/* The key: a type the profile allows, judged by the function that
+	 * judges a CSR's key in the service. */
+	if (p != NULL && (r = ck_profile_key_check(p, key_desc)) != 0)
+		return r;
 	/* Validity */
 	if (q->not_after <= q->not_before)
 		return ck_err_set(CK_E_POLICY, "validity ends before it "
@@ -659,6 +682,7 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 	SG_SPKI *spki = NULL;
 	const unsigned char *serial;
 	size_t serial_len;
+	char key_desc[32];
 	unsigned char digest[32];
 	uint64_t h;
 	int r;
@@ -675,7 +699,8 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 		    "SubjectPublicKeyInfo");
 		goto out;
 	}
-	if ((r = check_prepare(c, q, subject, &sans, &eku)) != 0)
+	if ((r = ck_spki_describe(q->spki, q->spki_len, key_desc)) != 0 ||
+	    (r = check_prepare(c, q, subject, key_desc, &sans, &eku)) != 0)
 		goto out;
 	t.subject = subject;
 	t.spki_alg = spki->alg;

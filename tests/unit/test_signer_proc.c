@@ -299,6 +299,23 @@ tmpl_init(struct tmpl *m, struct ck_ca *ca, const char *cn)
 	m->t.profile = "tls-server";
 }
 
+/* The template's key: a new one of `type` (tu_key()). */
+static void
+tmpl_key(struct tmpl *m, const char *type)
+{
+	EVP_PKEY *key = tu_key(type);
+	int n;
+
+	assert_non_null(key);
+	OPENSSL_free(m->spki);
+	m->spki = NULL;
+	n = i2d_PUBKEY(key, &m->spki);
+	EVP_PKEY_free(key);
+	assert_true(n > 0);
+	m->t.spki_der = m->spki;
+	m->t.spki_der_len = (size_t)n;
+}
+
 static void
 tmpl_clear(struct tmpl *m)
 {
@@ -598,6 +615,31 @@ try_ocsp_cert(struct fx *f, const char *subject)
 	}
 	tmpl_clear(&m);
 	return r;
+}
+
+/* H5: the signer decodes the key and judges its type by the profile's
+ * key_types, as the service judges a CSR's: an RSA-1024 key, a curve the
+ * profile does not list are refused; the types it lists are signed. */
+static void
+test_key_types(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+	X509 *x = NULL;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	tmpl_key(&m, "rsa1024");
+	assert_refused(f, &m, "key type rsa1024 is not allowed");
+	tmpl_key(&m, "secp256k1");
+	assert_refused(f, &m, "key type ec-secp256k1 is not allowed");
+	tmpl_key(&m, "rsa2048");
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	X509_free(x);
+	tmpl_key(&m, "ec-p384");
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	X509_free(x);
+	tmpl_clear(&m);
+	assert_alive(f);
 }
 
 /* H1: the signer draws every serial; prepares never return the same one
@@ -1322,6 +1364,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_serials_distinct,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_types, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_reply_type, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_second_unlock, setup,
