@@ -807,7 +807,7 @@ do_crl(struct sctx *c, const struct signer_msg *m)
 	for (i = 0; i < l->n; i++) {
 		if (ck_serial_normalize(l->entries[i].serial_hex, norm) != 0 ||
 		    strcmp(norm, l->entries[i].serial_hex) != 0 ||
-		    l->entries[i].reason == 7 ||
+		    !ck_crl_reason_valid(l->entries[i].reason) ||
 		    l->entries[i].revoked_at > now + SIGNER_CLOCK_SLACK) {
 			r = ck_err_set(CK_E_POLICY, "CRL entry %u is not a "
 			    "valid revocation", i);
@@ -937,6 +937,13 @@ do_ocsp(struct sctx *c, const struct signer_msg *m)
 			goto out;
 		}
 		if (o->v[i].status == V_OCSP_CERTSTATUS_REVOKED) {
+			/* The same reasons as in a CRL (not 7, unused). */
+			if (o->v[i].reason != -1 &&
+			    !ck_crl_reason_valid(o->v[i].reason)) {
+				r = ck_err_set(CK_E_POLICY, "OCSP: reason %d "
+				    "is not a CRLReason", (int)o->v[i].reason);
+				goto out;
+			}
 			if (o->v[i].revoked_at > now + SIGNER_CLOCK_SLACK ||
 			    (rev = ASN1_GENERALIZEDTIME_set(NULL,
 			    (time_t)o->v[i].revoked_at)) == NULL) {

@@ -642,6 +642,64 @@ test_key_types(void **state)
 	assert_alive(f);
 }
 
+/* An OCSP "revoked" with `reason`, for a certificate of this CA. */
+static int
+ocsp_revoked(struct fx *f, int reason)
+{
+	OCSP_BASICRESP *bs;
+	OCSP_CERTID *id;
+	ASN1_INTEGER *ser = ASN1_INTEGER_new();
+	ASN1_TIME *tu, *nu, *rev;
+	time_t now = time(NULL);
+	int r;
+
+	assert_int_equal(ASN1_INTEGER_set(ser, 4343), 1);
+	tu = ASN1_GENERALIZEDTIME_set(NULL, now);
+	nu = ASN1_GENERALIZEDTIME_set(NULL, now + 3600);
+	rev = ASN1_GENERALIZEDTIME_set(NULL, now - 60);
+	id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(f->ca->cert),
+	    X509_get0_pubkey_bitstr(f->ca->cert), ser);
+	assert_non_null(bs = OCSP_BASICRESP_new());
+	assert_non_null(OCSP_basic_add1_status(bs, id,
+	    V_OCSP_CERTSTATUS_REVOKED, reason, rev, tu, nu));
+	r = signer_ocsp_sign(f->ca->signer, &bs, 0);
+	OCSP_BASICRESP_free(bs);
+	OCSP_CERTID_free(id);
+	ASN1_INTEGER_free(ser);
+	ASN1_TIME_free(tu);
+	ASN1_TIME_free(nu);
+	ASN1_TIME_free(rev);
+	return r;
+}
+
+/* H8: reason 7 is unused in RFC 5280; neither a CRL entry nor an OCSP
+ * revocation may carry it (one check for both); the others are signed. */
+static void
+test_revocation_reasons(void **state)
+{
+	struct fx *f = *state;
+	struct ck_crl_entry e = { "4343", 0, 7 };
+	unsigned char *der = NULL;
+	size_t len = 0;
+	int64_t now = (int64_t)time(NULL);
+
+	e.revoked_at = now - 60;
+	assert_int_equal(signer_crl_sign(f->ca->signer, &e, 1, 5, now,
+	    now + 86400, &der, &len), CK_E_POLICY);
+	assert_null(der);
+	assert_int_equal(ocsp_revoked(f, 7), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "reason 7");
+	assert_alive(f);
+	e.reason = 1;
+	assert_int_equal(signer_crl_sign(f->ca->signer, &e, 1, 5, now,
+	    now + 86400, &der, &len), 0);
+	OPENSSL_free(der);
+	assert_int_equal(ocsp_revoked(f, 1), 0);
+	assert_int_equal(ocsp_revoked(f, 10), 0);
+	assert_int_equal(ocsp_revoked(f, OCSP_REVOKED_STATUS_NOSTATUS), 0);
+	assert_alive(f);
+}
+
 /* H1: the signer draws every serial; prepares never return the same one
  * (and try_issue() checks that the certificate carries the one
  * returned). */
@@ -1365,6 +1423,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_serials_distinct,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_types, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_revocation_reasons, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_reply_type, setup,
 		    teardown),
