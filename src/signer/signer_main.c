@@ -77,6 +77,7 @@ struct slot {
 struct job {
 	struct signer_msg m;
 	unsigned char *body;
+	size_t cost;		/* reserved in sctx.held */
 	struct job *next;
 };
 
@@ -96,6 +97,7 @@ struct sctx {
 	pthread_cond_t qcv, qspace;
 	struct job *head, *tail;
 	unsigned qlen;
+	size_t held;		/* signer_msg_cost() of the jobs not freed */
 };
 
 static void die(const char *fmt, ...) __attribute__((noreturn,
@@ -1069,6 +1071,21 @@ do_status(struct sctx *c, const struct signer_msg *m)
 
 /* The loop */
 
+/* Free a job and give its memory back to the budget (SIGNER_HELD_MAX). */
+static void
+job_free(struct sctx *c, struct job *j)
+{
+	size_t cost = j->cost;
+
+	signer_msg_clear(&j->m);
+	free(j->body);
+	free(j);
+	pthread_mutex_lock(&c->qmu);
+	c->held -= cost;
+	pthread_cond_signal(&c->qspace);
+	pthread_mutex_unlock(&c->qmu);
+}
+
 static void *
 worker(void *arg)
 {
@@ -1112,9 +1129,7 @@ worker(void *arg)
 			die("request %s after start",
 			    signer_msg_type_name(j->m.type));
 		}
-		signer_msg_clear(&j->m);
-		free(j->body);
-		free(j);
+		job_free(c, j);
 	}
 	return NULL;
 }
@@ -1127,6 +1142,7 @@ read_job(struct sctx *c)
 	struct job *j;
 	unsigned type;
 	uint32_t id, len;
+	size_t cost;
 
 	if (ck_read_full(c->fd, hdr, sizeof(hdr)) != 0)
 		return NULL;
@@ -1135,11 +1151,20 @@ read_job(struct sctx *c)
 	if (type >= SIGNER_MSG_REQ__MAX)
 		die("a reply type (%s) sent to the signer",
 		    signer_msg_type_name(type));
+	/* Memory first: the body is not read (the service waits) while
+	 * the requests held would take more than the budget. */
+	cost = sizeof(*j) + signer_msg_cost(type, len);
+	pthread_mutex_lock(&c->qmu);
+	while (!signer_msg_admit(c->held, cost))
+		pthread_cond_wait(&c->qspace, &c->qmu);
+	c->held += cost;
+	pthread_mutex_unlock(&c->qmu);
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (len > 0 && (j->body = malloc(len)) == NULL))
 		die("out of memory");
 	if (len > 0 && ck_read_full(c->fd, j->body, len) != 0)
 		die("truncated %s message", signer_msg_type_name(type));
+	j->cost = cost;
 	if (signer_msg_decode(type, id, j->body, len, &j->m) != 0)
 		die("%s", ck_err_msg());
 	return j;
@@ -1225,9 +1250,7 @@ signer_proc_child(int fd, const char *home)
 	memset(&rep, 0, sizeof(rep));
 	rep.type = SIGNER_MSG_R_OK;
 	rep.id = j->m.id;
-	signer_msg_clear(&j->m);
-	free(j->body);
-	free(j);
+	job_free(c, j);
 	send_msg(c, &rep);
 	while ((j = read_job(c)) != NULL) {
 		if (j->m.type == SIGNER_MSG_UNLOCK)

@@ -53,6 +53,43 @@ signer_msg_max_body(unsigned type)
 	return 0;
 }
 
+size_t
+signer_msg_cost(unsigned type, size_t len)
+{
+	size_t n;
+
+	switch (type) {
+	case SIGNER_MSG_UNLOCK:
+	case SIGNER_MSG_STATUS:
+	case SIGNER_MSG_CERT_SIGN:
+	case SIGNER_MSG_CERT_ABORT:
+	case SIGNER_MSG_CMS_SIGN:
+		return len;
+	case SIGNER_MSG_CERT_PREPARE:
+		return len + sizeof(struct signer_msg_prepare) +
+		    SIGNER_SAN_MAX * sizeof(struct signer_msg_san);
+	case SIGNER_MSG_CRL_SIGN:
+		/* dec_crl() allocates entries only for what the body can
+		 * hold, 13 bytes each at least. */
+		n = len / SIGNER_CRL_ENTRY_MIN;
+		if (n > SIGNER_CRL_MAX)
+			n = SIGNER_CRL_MAX;
+		return len + n * sizeof(struct signer_msg_crl_entry);
+	case SIGNER_MSG_OCSP_SIGN:
+		return len + SIGNER_OCSP_MAX *
+		    sizeof(struct signer_msg_ocsp_single);
+	default:
+		return 0;
+	}
+}
+
+int
+signer_msg_admit(size_t held, size_t cost)
+{
+	return held == 0 || (held <= SIGNER_HELD_MAX &&
+	    cost <= SIGNER_HELD_MAX - held);
+}
+
 /* Encoding */
 
 static void
@@ -456,9 +493,9 @@ dec_crl(struct cur *c, struct signer_msg_crl *l)
 	l->this_update = (int64_t)get_u64(c, "this_update");
 	l->next_update = (int64_t)get_u64(c, "next_update");
 	l->n = get_u32(c, "entry count");
-	/* Each entry takes at least 13 bytes: no allocation for what the
-	 * body cannot hold. */
-	if (c->bad || l->n > SIGNER_CRL_MAX || (size_t)l->n * 13 > c->left) {
+	/* No allocation for entries the body cannot hold. */
+	if (c->bad || l->n > SIGNER_CRL_MAX ||
+	    (size_t)l->n * SIGNER_CRL_ENTRY_MIN > c->left) {
 		fail(c, "entry count");
 		return;
 	}

@@ -63,12 +63,36 @@ size_t signer_msg_max_body(unsigned type);
 #define SIGNER_SAN_MAX 256
 #define SIGNER_URL_MAX 1024
 #define SIGNER_CRL_MAX (1u << 20)	/* entries */
+#define SIGNER_CRL_ENTRY_MIN 13		/* bytes an entry takes at least */
 #define SIGNER_OCSP_MAX 64		/* SingleResponses */
 #define SIGNER_CERTID_MAX 512
 #define SIGNER_NONCE_MAX 128
 #define SIGNER_CMS_MAX (4u * 1024 * 1024)
 #define SIGNER_DER_MAX (64u * 1024 * 1024)
 #define SIGNER_ERRMSG_MAX 1024
+
+/*
+ * Memory the signer holds for requests (read, queued or being signed: the
+ * bodies and what the decoder allocates for them). The count of queued
+ * requests (256) alone would not bound it: a crl-sign of 2^20 entries is
+ * a body of up to 58 MiB decoded into 64 MiB more, 30 GiB for 256 of
+ * them. The reader reserves signer_msg_cost() before it reads a body and
+ * waits while the budget would be exceeded (signer_msg_admit()); one
+ * request over the budget is read only when no other is held.
+ */
+#define SIGNER_HELD_MAX (256u * 1024 * 1024)
+
+/*
+ * The most memory a request of `type` with a body of `len` bytes holds
+ * in the signer once read and decoded: the body and the decoder's arrays
+ * (no more entries than the body can hold). 0 for a type that is not a
+ * request.
+ */
+size_t signer_msg_cost(unsigned type, size_t len);
+
+/* 1 if a request costing `cost` may be read while `held` bytes are held
+ * (SIGNER_HELD_MAX), 0 if the reader must wait for some to be freed. */
+int signer_msg_admit(size_t held, size_t cost);
 
 /* What a certificate is for; each kind has its own rules in the signer. */
 enum signer_cert_kind {

@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@
 #include "audit/checkpoint.h"
 #include "ca/ca.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/secmem.h"
 #include "signer/signer.h"
 #include "signer/signer_msg.h"
@@ -53,6 +55,7 @@
 static struct {
 	char base[4096];
 	char root[4200], other[4200], pass[4200], allowca[4200];
+	char onethread[4200];
 	struct ck_pass_src src;
 	struct ck_secret *pw;
 } g;
@@ -98,6 +101,7 @@ group_setup(void **state)
 	tu_path(g.other, sizeof(g.other), g.base, "other");
 	tu_path(g.pass, sizeof(g.pass), g.base, "pass");
 	tu_path(g.allowca, sizeof(g.allowca), g.base, "allowca");
+	tu_path(g.onethread, sizeof(g.onethread), g.base, "onethread");
 	tu_write_file(g.pass, PASSPHRASE "\n", strlen(PASSPHRASE) + 1, 0600);
 	g.src.kind = CK_PASS_FILE;
 	g.src.file = g.pass;
@@ -108,8 +112,20 @@ group_setup(void **state)
 	g.pw->len = strlen(PASSPHRASE);
 	if (make_ca(g.root, "CN=Signer Test Root,O=certkeep tests") != 0 ||
 	    make_ca(g.other, "CN=Someone Else,O=elsewhere") != 0 ||
-	    make_ca(g.allowca, "CN=Allow CA Root,O=certkeep tests") != 0)
+	    make_ca(g.allowca, "CN=Allow CA Root,O=certkeep tests") != 0 ||
+	    make_ca(g.onethread, "CN=One Thread Root,O=certkeep tests") != 0)
 		return -1;
+	/* A signer with one signing thread (test_budget_holds). */
+	{
+		char conf[4300];
+		FILE *fp;
+
+		tu_path(conf, sizeof(conf), g.onethread, "certkeep.conf");
+		if ((fp = fopen(conf, "a")) == NULL)
+			return -1;
+		fputs("\n[signer]\nthreads = 1\n", fp);
+		fclose(fp);
+	}
 	/* A CA whose operator weakened the boundary on purpose. */
 	{
 		char conf[4300];
@@ -700,6 +716,35 @@ test_revocation_reasons(void **state)
 	assert_alive(f);
 }
 
+/* A CRL of many entries is signed in the sandbox (OpenSSL sorts them with
+ * qsort(), which asks for sysinfo() once). */
+static void
+test_crl_many(void **state)
+{
+	struct fx *f = *state;
+	struct ck_crl_entry *e;
+	char (*hex)[16];
+	unsigned char *der = NULL;
+	size_t len = 0, i, n = 2000;
+	int64_t now = (int64_t)time(NULL);
+
+	assert_non_null(e = calloc(n, sizeof(*e)));
+	assert_non_null(hex = calloc(n, sizeof(*hex)));
+	for (i = 0; i < n; i++) {
+		snprintf(hex[i], sizeof(hex[i]), "%zX", n - i);
+		e[i].serial_hex = hex[i];
+		e[i].revoked_at = now - 60;
+		e[i].reason = 1;
+	}
+	assert_int_equal(signer_crl_sign(f->ca->signer, e, n, 9, now,
+	    now + 86400, &der, &len), 0);
+	assert_true(len > n * 20);
+	OPENSSL_free(der);
+	free(e);
+	free(hex);
+	assert_alive(f);
+}
+
 /* H1: the signer draws every serial; prepares never return the same one
  * (and try_issue() checks that the certificate carries the one
  * returned). */
@@ -842,6 +887,117 @@ test_cms_content(void **state)
 	assert_true(len > 0);
 	OPENSSL_free(der);
 	assert_alive(f);
+}
+
+/* A crl-sign request of `n` entries, encoded into `b`. */
+static void
+crl_request(struct signer_buf *b, uint32_t n, int valid)
+{
+	struct signer_msg m;
+	struct signer_msg_crl_entry *e;
+	int64_t now = (int64_t)time(NULL);
+	uint32_t i;
+
+	assert_non_null(e = calloc(n, sizeof(*e)));
+	for (i = 0; i < n; i++) {
+		if (valid)
+			snprintf(e[i].serial_hex, sizeof(e[i].serial_hex),
+			    "%X", i + 1);
+		else
+			memset(e[i].serial_hex, 'A', SIGNER_SERIAL_MAX * 2);
+		e[i].revoked_at = now - 60;
+		e[i].reason = 1;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CRL_SIGN;
+	m.id = 1000 + n;
+	m.u.crl.number = 7;
+	m.u.crl.this_update = now;
+	m.u.crl.next_update = now + 86400;
+	m.u.crl.n = n;
+	m.u.crl.entries = e;
+	assert_int_equal(signer_msg_encode(&m, b), 0);
+	free(e);
+}
+
+/*
+ * H6: the requests a signer holds are bounded in bytes, not only in
+ * number. Its one signing thread is kept busy (its reply to a CRL is
+ * larger than the socket's buffer, and nobody reads it); then CRL
+ * requests of 2^20 entries (55 MiB each, 122 MiB once decoded) are sent
+ * as fast as the signer reads them. It reads two (SIGNER_HELD_MAX, 256
+ * MiB), then no more: the writes stall. (A queue bounded only by its
+ * 256 requests would read them all.)
+ */
+static void
+test_budget_holds(void **state)
+{
+	struct signer_buf small = { 0 }, big = { 0 }, ub = { 0 };
+	struct signer_msg m;
+	struct pollfd pfd;
+	unsigned char rh[SIGNER_MSG_HDR];
+	size_t sent = 0, total, off;
+	ssize_t k;
+	pid_t pid;
+	int sv[2], st;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fflush(NULL);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		signer_proc_child(sv[1], g.onethread);
+	}
+	close(sv[1]);
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_UNLOCK;
+	m.id = 1;
+	m.u.secret.buf = g.pw->buf;
+	m.u.secret.len = g.pw->len;
+	assert_int_equal(signer_msg_encode(&m, &ub), 0);
+	assert_int_equal(write(sv[0], ub.p, ub.len), (ssize_t)ub.len);
+	signer_buf_free(&ub);
+	assert_int_equal(ck_read_full(sv[0], rh, sizeof(rh)), 0);
+	assert_int_equal(rh[1], SIGNER_MSG_R_OK);
+	/* The worker signs this one and blocks writing its reply. */
+	crl_request(&small, 30000, 1);
+	assert_int_equal(write(sv[0], small.p, small.len),
+	    (ssize_t)small.len);
+	crl_request(&big, SIGNER_CRL_MAX, 0);
+	assert_true(signer_msg_cost(SIGNER_MSG_CRL_SIGN, big.len -
+	    SIGNER_MSG_HDR) * 2 < SIGNER_HELD_MAX);
+	assert_true(signer_msg_cost(SIGNER_MSG_CRL_SIGN, big.len -
+	    SIGNER_MSG_HDR) * 3 > SIGNER_HELD_MAX);
+	total = 5 * big.len;
+	pfd.fd = sv[0];
+	pfd.events = POLLOUT;
+	/* As much as it takes, until nothing moves for 3 seconds. */
+	while (sent < total && poll(&pfd, 1, 3000) == 1) {
+		off = sent % big.len;
+		k = send(sv[0], big.p + off, big.len - off, MSG_DONTWAIT);
+		if (k < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				int e = errno;
+				(void)waitpid(pid, &st, 0);
+				fail_msg("send: %s (after %zu bytes), "
+				    "signer status %#x", strerror(e), sent,
+				    st);
+			}
+			continue;
+		}
+		sent += (size_t)k;
+	}
+	/* Two read, the third's header at most; plus the socket buffer. */
+	if (sent >= 3 * big.len)
+		fail_msg("the signer read %zu bytes of requests (%zu each) "
+		    "while its thread was busy", sent, big.len);
+	assert_true(sent >= 2 * big.len);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(sv[0]);
+	signer_buf_free(&small);
+	signer_buf_free(&big);
 }
 
 /* ---- messages that kill ---- */
@@ -1418,6 +1574,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_extra_field, setup,
 		    teardown),
+		cmocka_unit_test(test_budget_holds),
 		cmocka_unit_test_setup_teardown(test_kill_serial_field,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_serials_distinct,
@@ -1425,6 +1582,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_key_types, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_revocation_reasons, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_crl_many, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_reply_type, setup,
 		    teardown),
