@@ -328,54 +328,45 @@ unlock_key(struct sctx *c, const char *home, const struct ck_secret *pw)
 
 /* Certificates */
 
-/* Strict DER: parse the whole buffer and re-encode to the same bytes. */
+/* Strict DER: decode exactly `len` bytes as `it` and re-encode them to
+ * the same bytes. The object (free with ASN1_item_free(.., it) or the
+ * type's _free) or NULL. */
+static ASN1_VALUE *
+parse_der(const unsigned char *der, size_t len, const ASN1_ITEM *it)
+{
+	const unsigned char *p = der;
+	unsigned char *re = NULL;
+	ASN1_VALUE *v = NULL;
+	int rl;
+
+	if (len > LONG_MAX || (v = ASN1_item_d2i(NULL, &p, (long)len,
+	    it)) == NULL)
+		goto out;
+	if (p != der + len || (rl = ASN1_item_i2d(v, &re, it)) < 0 ||
+	    (size_t)rl != len || memcmp(re, der, len) != 0) {
+		ASN1_item_free(v, it);
+		v = NULL;
+	}
+out:
+	OPENSSL_free(re);
+	ERR_clear_error();
+	return v;
+}
+
 static X509_NAME *
 parse_name(const unsigned char *der, size_t len)
 {
-	const unsigned char *p = der;
-	unsigned char *re = NULL;
-	X509_NAME *n = NULL;
-	int rl;
+	X509_NAME *n = (X509_NAME *)parse_der(der, len,
+	    ASN1_ITEM_rptr(X509_NAME));
 
-	if (len > LONG_MAX || (n = d2i_X509_NAME(NULL, &p,
-	    (long)len)) == NULL || p != der + len)
-		goto bad;
-	if ((rl = i2d_X509_NAME(n, &re)) < 0 || (size_t)rl != len ||
-	    memcmp(re, der, len) != 0)
-		goto bad;
-	/* The comparison above only sees the bytes received again (a
-	 * decoded name keeps them): rebuilt from its entries, it must
-	 * encode the same. */
-	if (ck_name_is_der(n) != 1)
-		goto bad;
-	OPENSSL_free(re);
-	return n;
-bad:
-	OPENSSL_free(re);
-	X509_NAME_free(n);
-	ERR_clear_error();
-	return NULL;
-}
-
-static SG_SPKI *
-parse_spki(const unsigned char *der, size_t len)
-{
-	const unsigned char *p = der;
-	unsigned char *re = NULL;
-	SG_SPKI *s;
-	int rl;
-
-	if ((s = d2i_SG_SPKI(NULL, &p, (long)len)) == NULL)
-		goto bad;
-	if (p != der + len || (rl = i2d_SG_SPKI(s, &re)) < 0 ||
-	    (size_t)rl != len || memcmp(re, der, len) != 0) {
-		SG_SPKI_free(s);
-		s = NULL;
+	/* parse_der() only sees the bytes received again (a decoded name
+	 * keeps them): rebuilt from its entries, it must encode the same. */
+	if (n != NULL && ck_name_is_der(n) != 1) {
+		X509_NAME_free(n);
+		n = NULL;
 	}
-bad:
-	OPENSSL_free(re);
 	ERR_clear_error();
-	return s;
+	return n;
 }
 
 /* The subject's attributes, as the profile judges them. */
@@ -696,7 +687,8 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 		    "constructed string)");
 		goto out;
 	}
-	if ((spki = parse_spki(q->spki, q->spki_len)) == NULL) {
+	if ((spki = (SG_SPKI *)parse_der(q->spki, q->spki_len,
+	    ASN1_ITEM_rptr(SG_SPKI))) == NULL) {
 		r = ck_err_set(CK_E_PARSE, "the public key is not a DER "
 		    "SubjectPublicKeyInfo");
 		goto out;
@@ -870,27 +862,6 @@ certid_is_ours(struct sctx *c, OCSP_CERTID *cid)
 	    memcmp(ASN1_STRING_get0_data(kh), h2, l2) == 0;
 }
 
-static OCSP_CERTID *
-parse_certid(const unsigned char *der, size_t len)
-{
-	const unsigned char *p = der;
-	unsigned char *re = NULL;
-	OCSP_CERTID *id;
-	int rl;
-
-	if ((id = d2i_OCSP_CERTID(NULL, &p, (long)len)) == NULL)
-		goto out;
-	if (p != der + len || (rl = i2d_OCSP_CERTID(id, &re)) < 0 ||
-	    (size_t)rl != len || memcmp(re, der, len) != 0) {
-		OCSP_CERTID_free(id);
-		id = NULL;
-	}
-out:
-	OPENSSL_free(re);
-	ERR_clear_error();
-	return id;
-}
-
 static void
 do_ocsp(struct sctx *c, const struct signer_msg *m)
 {
@@ -923,8 +894,9 @@ do_ocsp(struct sctx *c, const struct signer_msg *m)
 		goto out;
 	}
 	for (i = 0; i < o->n; i++) {
-		if ((cid = parse_certid(o->v[i].certid,
-		    o->v[i].certid_len)) == NULL) {
+		if ((cid = (OCSP_CERTID *)parse_der(o->v[i].certid,
+		    o->v[i].certid_len, ASN1_ITEM_rptr(OCSP_CERTID))) ==
+		    NULL) {
 			r = ck_err_set(CK_E_PARSE, "OCSP: CertID %u is not "
 			    "DER", i);
 			goto out;
