@@ -91,6 +91,20 @@ make_ca(const char *home, const char *subject)
 	return 0;
 }
 
+/* Add `text` to the configuration of the CA at `home`. */
+static int
+conf_append(const char *home, const char *text)
+{
+	char conf[4300];
+	FILE *fp;
+
+	tu_path(conf, sizeof(conf), home, "certkeep.conf");
+	if ((fp = fopen(conf, "a")) == NULL)
+		return -1;
+	fputs(text, fp);
+	return fclose(fp) == 0 ? 0 : -1;
+}
+
 static int
 group_setup(void **state)
 {
@@ -115,28 +129,11 @@ group_setup(void **state)
 	    make_ca(g.allowca, "CN=Allow CA Root,O=certkeep tests") != 0 ||
 	    make_ca(g.onethread, "CN=One Thread Root,O=certkeep tests") != 0)
 		return -1;
-	/* A signer with one signing thread (test_budget_holds). */
-	{
-		char conf[4300];
-		FILE *fp;
-
-		tu_path(conf, sizeof(conf), g.onethread, "certkeep.conf");
-		if ((fp = fopen(conf, "a")) == NULL)
-			return -1;
-		fputs("\n[signer]\nthreads = 1\n", fp);
-		fclose(fp);
-	}
-	/* A CA whose operator weakened the boundary on purpose. */
-	{
-		char conf[4300];
-		FILE *fp;
-
-		tu_path(conf, sizeof(conf), g.allowca, "certkeep.conf");
-		if ((fp = fopen(conf, "a")) == NULL)
-			return -1;
-		fputs("\n[signer]\nallow_ca = yes\n", fp);
-		fclose(fp);
-	}
+	/* A CA whose operator weakened the boundary on purpose; a signer
+	 * with one signing thread (test_budget_holds). */
+	if (conf_append(g.allowca, "\n[signer]\nallow_ca = yes\n") != 0 ||
+	    conf_append(g.onethread, "\n[signer]\nthreads = 1\n") != 0)
+		return -1;
 	return 0;
 }
 
@@ -1050,58 +1047,18 @@ test_kill_short_field(void **state)
 	assert_killed(f);
 }
 
-/* A well-formed request with one more field (an issuer, say) after it. */
+/* A cert-prepare, well formed but for `n` bytes spliced in after the
+ * SubjectPublicKeyInfo (`after_spki`) or at the end: *out (caller frees)
+ * of *outlen bytes, header included. */
 static void
-test_kill_extra_field(void **state)
+prepare_spliced(struct fx *f, const char *bytes, size_t n, int after_spki,
+    unsigned char **out, size_t *outlen)
 {
-	struct fx *f = *state;
 	struct signer_msg m;
 	struct signer_msg_prepare *q = calloc(1, sizeof(*q));
 	struct signer_buf b = { 0 };
 	unsigned char *grown, *name = NULL;
-	static const char extra[] = "\0\0\0\x0e" "CN=Other Root!";
-	uint32_t blen;
-	int nl;
-
-	assert_non_null(q);
-	nl = i2d_X509_NAME(X509_get_subject_name(f->ca->cert), &name);
-	q->kind = SIGNER_CERT_PROFILE;
-	snprintf(q->profile, sizeof(q->profile), "tls-server");
-	q->subject = name;
-	q->subject_len = (size_t)nl;
-	q->spki = name;
-	q->spki_len = (size_t)nl;
-	q->path_len = -1;
-	memset(&m, 0, sizeof(m));
-	m.type = SIGNER_MSG_CERT_PREPARE;
-	m.id = 99;
-	m.u.prepare = q;
-	assert_int_equal(signer_msg_encode(&m, &b), 0);
-	assert_non_null(grown = malloc(b.len + sizeof(extra) - 1));
-	memcpy(grown, b.p, b.len);
-	memcpy(grown + b.len, extra, sizeof(extra) - 1);
-	blen = (uint32_t)(b.len - SIGNER_MSG_HDR + sizeof(extra) - 1);
-	hdr(grown, SIGNER_MSG_CERT_PREPARE, 99, blen);
-	send_raw(f, grown, b.len + sizeof(extra) - 1);
-	free(grown);
-	signer_buf_free(&b);
-	free(q);
-	OPENSSL_free(name);
-	assert_killed(f);
-}
-
-/* H1: the request of the old format, which carried the service's choice
- * of serial after the public key, is malformed now. */
-static void
-test_kill_serial_field(void **state)
-{
-	struct fx *f = *state;
-	struct signer_msg m, dm;
-	struct signer_msg_prepare *q = calloc(1, sizeof(*q));
-	struct signer_buf b = { 0 };
-	unsigned char *grown, *name = NULL;
-	static const char serial[] = "\0\0\0\x02\x12\x34";
-	size_t off, glen;
+	size_t off;
 	int nl;
 
 	assert_non_null(q);
@@ -1119,24 +1076,55 @@ test_kill_serial_field(void **state)
 	m.u.prepare = q;
 	assert_int_equal(signer_msg_encode(&m, &b), 0);
 	/* After kind, profile, subject and SubjectPublicKeyInfo. */
-	off = SIGNER_MSG_HDR + 1 + 4 + strlen(q->profile) + 4 +
-	    q->subject_len + 4 + q->spki_len;
-	glen = b.len + sizeof(serial) - 1;
-	assert_non_null(grown = malloc(glen));
+	off = after_spki ? SIGNER_MSG_HDR + 1 + 4 + strlen(q->profile) + 4 +
+	    q->subject_len + 4 + q->spki_len : b.len;
+	assert_non_null(grown = malloc(b.len + n));
 	memcpy(grown, b.p, off);
-	memcpy(grown + off, serial, sizeof(serial) - 1);
-	memcpy(grown + off + sizeof(serial) - 1, b.p + off, b.len - off);
+	memcpy(grown + off, bytes, n);
+	memcpy(grown + off + n, b.p + off, b.len - off);
 	hdr(grown, SIGNER_MSG_CERT_PREPARE, 99,
-	    (uint32_t)(glen - SIGNER_MSG_HDR));
-	assert_int_equal(signer_msg_decode(SIGNER_MSG_CERT_PREPARE, 99,
-	    grown + SIGNER_MSG_HDR, glen - SIGNER_MSG_HDR, &dm), CK_E_PARSE);
-	signer_msg_clear(&dm);
-	send_raw(f, grown, glen);
-	free(grown);
+	    (uint32_t)(b.len + n - SIGNER_MSG_HDR));
+	*out = grown;
+	*outlen = b.len + n;
 	signer_buf_free(&b);
 	free(q);
 	OPENSSL_free(name);
+}
+
+/* Send prepare_spliced(): it does not decode, and kills the signer. */
+static void
+kill_spliced(struct fx *f, const char *bytes, size_t n, int after_spki)
+{
+	struct signer_msg dm;
+	unsigned char *msg;
+	size_t len;
+
+	prepare_spliced(f, bytes, n, after_spki, &msg, &len);
+	assert_int_equal(signer_msg_decode(SIGNER_MSG_CERT_PREPARE, 99,
+	    msg + SIGNER_MSG_HDR, len - SIGNER_MSG_HDR, &dm), CK_E_PARSE);
+	signer_msg_clear(&dm);
+	send_raw(f, msg, len);
+	free(msg);
 	assert_killed(f);
+}
+
+/* A well-formed request with one more field (an issuer, say) after it. */
+static void
+test_kill_extra_field(void **state)
+{
+	static const char extra[] = "\0\0\0\x0e" "CN=Other Root!";
+
+	kill_spliced(*state, extra, sizeof(extra) - 1, 0);
+}
+
+/* H1: the request of the old format, which carried the service's choice
+ * of serial after the public key, is malformed now. */
+static void
+test_kill_serial_field(void **state)
+{
+	static const char serial[] = "\0\0\0\x02\x12\x34";
+
+	kill_spliced(*state, serial, sizeof(serial) - 1, 1);
 }
 
 static void
