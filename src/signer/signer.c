@@ -307,7 +307,7 @@ remote_prepare(struct signer *s, const struct ck_cert_template *t,
 out:
 	signer_msg_clear(&rep);
 	free(body);
-	free(p);
+	signer_pending_free(p);	/* aborts a handle given out, if any */
 	if (q != NULL)
 		free(q->sans);
 	free(q);
