@@ -26,7 +26,6 @@
 #include "keystore/pkcs11.h"
 #include "signer/signer.h"
 #include "x509/names.h"
-#include "x509/serial.h"
 
 #define CONFIG_TEMPLATE \
 "# certkeep CA configuration. Changes are recorded in the store and the\n" \
@@ -164,7 +163,6 @@ init_root(struct ck_ca *ca, const struct ck_init_params *p,
 	struct ck_cert_template t;
 	struct signer_pending *pend = NULL;
 	struct store_cert rec;
-	ASN1_INTEGER *serial = NULL;
 	unsigned char digest[32], *der = NULL;
 	const unsigned char *q;
 	size_t der_len = 0;
@@ -175,11 +173,8 @@ init_root(struct ck_ca *ca, const struct ck_init_params *p,
 
 	memset(&t, 0, sizeof(t));
 	memset(&rec, 0, sizeof(rec));
-	if ((r = ck_serial_random(&serial, rec.serial)) != 0)
-		return r;
 	t.subject = subject;
 	t.pubkey = pub;
-	t.serial = serial;
 	t.not_before = now - 60;
 	t.not_after = now + (int64_t)p->days * 86400;
 	t.is_ca = 1;
@@ -188,6 +183,8 @@ init_root(struct ck_ca *ca, const struct ck_init_params *p,
 	    (1u << CK_KU_CRL_SIGN);
 	if ((r = signer_cert_prepare(ca->signer, &t, 1, &pend, digest)) != 0)
 		goto out;
+	snprintf(rec.serial, sizeof(rec.serial), "%s",
+	    signer_pending_serial(pend));
 	X509_NAME_oneline(subject, subj, sizeof(subj));
 	ck_hex_encode(digest, 32, rec.tbs_sha256);
 	rec.subject = subj;
@@ -237,7 +234,6 @@ out:
 	signer_pending_free(pend);
 	X509_free(x);
 	OPENSSL_free(der);
-	ASN1_INTEGER_free(serial);
 	return r;
 }
 

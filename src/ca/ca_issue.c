@@ -22,19 +22,15 @@
 #include "profile/profile.h"
 #include "signer/signer.h"
 #include "x509/csr.h"
-#include "x509/serial.h"
 
 /* How far notBefore is set in the past, for clients with slow clocks. */
 #define ISSUE_BACKDATE 60
-/* Attempts at a fresh serial should one collide. */
-#define ISSUE_SERIAL_TRIES 4
 
 struct ck_issue_job {
 	struct ck_csr *csr;
 	struct ck_issue_decision d;
 	struct ck_cert_template t;
 	struct signer_pending *pend;
-	ASN1_INTEGER *serial;
 	struct store_cert rec;
 	unsigned char digest[32];
 	char subj[1024];
@@ -57,22 +53,18 @@ ck_ca_audit_refusal(struct ck_ca *ca, const char *requester,
 	    reason);
 }
 
-/* Draw a serial and build the TBS; the digest goes into the record. */
+/* Have the signer build the TBS and choose the serial; both the digest
+ * and the serial go into the record logged before signing. */
 static int
 job_draw(struct ck_ca *ca, struct ck_issue_job *j)
 {
 	int r;
 
-	ASN1_INTEGER_free(j->serial);
-	j->serial = NULL;
-	signer_pending_free(j->pend);
-	j->pend = NULL;
-	if ((r = ck_serial_random(&j->serial, j->rec.serial)) != 0)
-		return r;
-	j->t.serial = j->serial;
 	if ((r = signer_cert_prepare_der(ca->signer, &j->t, &j->pend,
 	    j->digest)) != 0)
 		return r;
+	snprintf(j->rec.serial, sizeof(j->rec.serial), "%s",
+	    signer_pending_serial(j->pend));
 	ck_hex_encode(j->digest, 32, j->rec.tbs_sha256);
 	return 0;
 }
@@ -183,8 +175,8 @@ ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
 	if ((r = job_draw(ca, j)) != 0)
 		goto fail;
 	/* The certificate carries the key as received: the decoded key is
-	 * not needed again (a new draw re-encodes the same SPKI), and it is
-	 * freed more cheaply here, by the thread that made it. */
+	 * not needed again, and it is freed more cheaply here, by the
+	 * thread that made it. */
 	if (j->t.spki_der != NULL && j->t.spki_alg != NULL &&
 	    j->t.spki_key != NULL) {
 		EVP_PKEY_free(j->csr->pubkey);
@@ -201,17 +193,10 @@ fail:
 int
 ck_issue_log(struct ck_ca *ca, struct ck_issue_job *j)
 {
-	int r, tries;
-
-	/* A serial collision (never expected with 127 random bits) draws
-	 * again rather than failing the request. */
-	for (tries = 1;; tries++) {
-		r = store_cert_insert_pending(ca->st, &j->rec);
-		if (r != CK_E_EXISTS || tries >= ISSUE_SERIAL_TRIES)
-			return r;
-		if ((r = job_draw(ca, j)) != 0)
-			return r;
-	}
+	/* A serial already in the store (the store refuses it, never
+	 * overwrites) would be the signer's fault, never expected with 127
+	 * random bits: the request fails, it is not drawn again. */
+	return store_cert_insert_pending(ca->st, &j->rec);
 }
 
 int
@@ -330,7 +315,6 @@ ck_issue_job_free(struct ck_issue_job *j)
 		return;
 	OPENSSL_free(j->der);
 	signer_pending_free(j->pend);
-	ASN1_INTEGER_free(j->serial);
 	ck_issue_decision_clear(&j->d);
 	ck_csr_free(j->csr);
 	free(j);

@@ -30,7 +30,8 @@ ck_ca_revoke_as(struct ck_ca *ca, const char *requester,
 	char serial[CK_SERIAL_HEX_MAX], msg[1024];
 	int r;
 
-	if (reason < 0 || reason > 10 || reason == 7 || reason == 8) {
+	/* removeFromCRL (8) is for delta CRLs, not a revocation. */
+	if (!ck_crl_reason_valid(reason) || reason == 8) {
 		r = ck_err_set(CK_E_INVAL, "reason %d cannot be used to revoke",
 		    reason);
 		goto refuse;

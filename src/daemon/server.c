@@ -31,7 +31,6 @@
 #include "x509/certbuild.h"
 #include "x509/keygen.h"
 #include "x509/names.h"
-#include "x509/serial.h"
 
 /* Housekeeping period. A revocation is visible to OCSP within this. */
 #define HK_PERIOD_MS 200
@@ -231,7 +230,6 @@ enum ocsp_mode {
 struct ocsp_self {
 	EVP_PKEY *key;
 	X509_NAME *subject;
-	ASN1_INTEGER *serial;
 	struct ck_strlist eku;
 	struct ck_cert_template t;
 	struct signer_pending *pend;
@@ -249,7 +247,6 @@ ocsp_self_clear(struct ocsp_self *o)
 {
 	EVP_PKEY_free(o->key);
 	X509_NAME_free(o->subject);
-	ASN1_INTEGER_free(o->serial);
 	ck_strlist_clear(&o->eku);
 	signer_pending_free(o->pend);
 	OPENSSL_free(o->der);
@@ -257,7 +254,7 @@ ocsp_self_clear(struct ocsp_self *o)
 }
 
 /*
- * Judge and build: a fresh key of the CA key's type, a serial, the TBS of
+ * Judge and build: a fresh key of the CA key's type, the TBS of
  * a responder certificate valid for `validity_s` (cut at the CA's own
  * expiry) and its store row. The URLs must be in o already.
  */
@@ -278,12 +275,10 @@ ocsp_self_prepare(struct ck_ca *ca, uint32_t validity_s, struct ocsp_self *o)
 	if ((r = ck_key_generate((enum ck_key_type)kt, &o->key)) != 0 ||
 	    (r = signer_ocsp_responder_subject(ca->cert,
 	    &o->subject)) != 0 ||
-	    (r = ck_strlist_add(&o->eku, "OCSPSigning")) != 0 ||
-	    (r = ck_serial_random(&o->serial, o->rec.serial)) != 0)
+	    (r = ck_strlist_add(&o->eku, "OCSPSigning")) != 0)
 		return r;
 	o->t.subject = o->subject;
 	o->t.pubkey = o->key;
-	o->t.serial = o->serial;
 	o->t.not_before = now - OCSP_SELF_BACKDATE;
 	o->t.not_after = now + (int64_t)validity_s;
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(ca->cert), &tm) == 1 &&
@@ -299,6 +294,9 @@ ocsp_self_prepare(struct ck_ca *ca, uint32_t validity_s, struct ocsp_self *o)
 	if ((r = signer_ocsp_cert_prepare(ca->signer, &o->t, &o->pend,
 	    digest)) != 0)
 		return r;
+	/* The serial is the signer's choice, logged with the digest. */
+	snprintf(o->rec.serial, sizeof(o->rec.serial), "%s",
+	    signer_pending_serial(o->pend));
 	ck_hex_encode(digest, 32, o->rec.tbs_sha256);
 	X509_NAME_oneline(o->subject, o->subj, sizeof(o->subj));
 	o->rec.subject = o->subj;

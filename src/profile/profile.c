@@ -370,6 +370,14 @@ ku_valid_for_key(const char *key_desc)
 }
 
 int
+ck_profile_key_check(const struct ck_profile *p, const char *key_desc)
+{
+	if (!ck_strlist_has(&p->key_types, key_desc))
+		return refuse(p, "key type %s is not allowed", key_desc);
+	return 0;
+}
+
+int
 ck_profile_check(const struct ck_profile *p, const struct ck_issue_request *rq,
     struct ck_issue_decision *d)
 {
@@ -378,10 +386,8 @@ ck_profile_check(const struct ck_profile *p, const struct ck_issue_request *rq,
 	int r;
 
 	memset(d, 0, sizeof(*d));
-	if (!ck_strlist_has(&p->key_types, csr->key_desc)) {
-		r = refuse(p, "key type %s is not allowed", csr->key_desc);
+	if ((r = ck_profile_key_check(p, csr->key_desc)) != 0)
 		goto fail;
-	}
 	d->days = rq->days ? rq->days : p->max_days;
 	if (d->days > p->max_days) {
 		char b[64];

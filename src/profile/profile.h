@@ -95,6 +95,14 @@ int ck_profile_check(const struct ck_profile *p,
 void ck_issue_decision_clear(struct ck_issue_decision *d);
 
 /*
+ * Check a key's type (as ck_key_describe() names it: "rsa2048", "ec-p256",
+ * ...; ck_spki_describe() for a SubjectPublicKeyInfo) against the
+ * profile's key_types. 0 or CK_E_POLICY with the reason. The CSR check
+ * and the signer process both judge keys with it.
+ */
+int ck_profile_key_check(const struct ck_profile *p, const char *key_desc);
+
+/*
  * Check one name against the profile's name rules (syntax, wildcard,
  * suffixes, IP ranges, e-mail domains). 0 or CK_E_POLICY with the reason.
  * Also used for the narrower rules an API token carries.

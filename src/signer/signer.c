@@ -15,6 +15,7 @@
 #include "keystore/pkcs11.h"
 #include "signer/signer_proc.h"
 #include "x509/keygen.h"
+#include "x509/serial.h"
 
 /* Signing contexts kept for reuse across certificates. */
 #define SIGNER_POOL 16
@@ -46,7 +47,35 @@ struct signer_pending {
 	unsigned char digest[32];
 	unsigned char *tbs;	/* without x: the TBS DER */
 	size_t tbs_len;
+	/* The serial the signer chose: content octets and hex. */
+	unsigned char serial[SIGNER_SERIAL_MAX];
+	size_t serial_len;
+	char serial_hex[CK_SERIAL_HEX_MAX];
 };
+
+/* Only the signer chooses serials: a template that brings one comes from
+ * a caller that thinks it chose it. */
+static int
+serial_unset(const struct ck_cert_template *t)
+{
+	if (t->serial != NULL)
+		return ck_err_set(CK_E_INVAL, "the signer chooses the serial "
+		    "number: the template must not have one");
+	return 0;
+}
+
+/* Draw the serial of `p`: *ai (caller frees) goes into the template. */
+static int
+pending_draw_serial(struct signer_pending *p, ASN1_INTEGER **ai)
+{
+	int r;
+
+	if ((r = ck_serial_random(ai, p->serial_hex)) != 0)
+		return r;
+	p->serial_len = (size_t)ASN1_STRING_length(*ai);
+	memcpy(p->serial, ASN1_STRING_get0_data(*ai), p->serial_len);
+	return 0;
+}
 
 /* A failed signature: with a token key that is now unavailable, say so
  * plainly rather than pass on OpenSSL's error. */
@@ -186,11 +215,13 @@ remote_prepare(struct signer *s, const struct ck_cert_template *t,
 	struct signer_msg_prepare *q = NULL;
 	struct signer_msg req, rep;
 	struct signer_pending *p = NULL;
-	unsigned char *subj = NULL, *spki = NULL, *ser = NULL, *body = NULL;
-	int r, n, sl;
+	unsigned char *subj = NULL, *spki = NULL, *body = NULL;
+	int r, n;
 	size_t i;
 
 	memset(&rep, 0, sizeof(rep));
+	if ((r = serial_unset(t)) != 0)
+		return r;
 	if ((q = calloc(1, sizeof(*q))) == NULL)
 		return CK_E_NOMEM;
 	q->kind = (uint8_t)kind;
@@ -216,12 +247,6 @@ remote_prepare(struct signer *s, const struct ck_cert_template *t,
 		q->spki = spki;
 		q->spki_len = (size_t)n;
 	}
-	/* The INTEGER's content octets. */
-	if ((sl = i2d_ASN1_INTEGER(t->serial, &ser)) < 3 || ser[1] >= 0x80 ||
-	    (size_t)ser[1] + 2 != (size_t)sl)
-		goto out;
-	q->serial = ser + 2;
-	q->serial_len = ser[1];
 	q->not_before = t->not_before;
 	q->not_after = t->not_after;
 	q->is_ca = t->is_ca ? 1 : 0;
@@ -269,6 +294,12 @@ remote_prepare(struct signer *s, const struct ck_cert_template *t,
 	p->proc = s->proc;
 	p->handle = rep.u.prepared.handle;
 	memcpy(p->digest, rep.u.prepared.digest, 32);
+	/* The decoder checked the shape (positive, minimal). */
+	p->serial_len = rep.u.prepared.serial_len;
+	memcpy(p->serial, rep.u.prepared.serial, p->serial_len);
+	if ((r = ck_serial_octets_hex(p->serial, p->serial_len,
+	    p->serial_hex)) != 0)
+		goto out;
 	memcpy(digest, p->digest, 32);
 	*out = p;
 	p = NULL;
@@ -276,13 +307,12 @@ remote_prepare(struct signer *s, const struct ck_cert_template *t,
 out:
 	signer_msg_clear(&rep);
 	free(body);
-	free(p);
+	signer_pending_free(p);	/* aborts a handle given out, if any */
 	if (q != NULL)
 		free(q->sans);
 	free(q);
 	OPENSSL_free(subj);
 	OPENSSL_free(spki);
-	OPENSSL_free(ser);
 	return r;
 }
 
@@ -670,6 +700,8 @@ signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
     int self_signed, struct signer_pending **out, unsigned char digest[32])
 {
 	struct signer_pending *p = NULL;
+	struct ck_cert_template tt;
+	ASN1_INTEGER *serial = NULL;
 	int r;
 
 	if (s->proc != NULL) {
@@ -685,11 +717,17 @@ signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
 	if (self_signed && !EVP_PKEY_eq(t->pubkey, s->key))
 		return ck_err_set(CK_E_INVAL, "self-signed certificate for a "
 		    "foreign key");
-	if (!self_signed && (r = check_limits(s, t)) != 0)
+	if ((r = serial_unset(t)) != 0 ||
+	    (!self_signed && (r = check_limits(s, t)) != 0))
 		return r;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return CK_E_NOMEM;
-	if ((r = ck_cert_build(t, self_signed ? NULL : s->cert, &p->x)) != 0)
+	tt = *t;
+	if ((r = pending_draw_serial(p, &serial)) != 0)
+		goto fail;
+	tt.serial = serial;
+	if ((r = ck_cert_build(&tt, self_signed ? NULL : s->cert,
+	    &p->x)) != 0)
 		goto fail;
 	if ((p->mctx = EVP_MD_CTX_new()) == NULL) {
 		r = CK_E_NOMEM;
@@ -704,9 +742,11 @@ signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
 	    (r = tbs_digest(p->x, p->digest)) != 0)
 		goto fail;
 	memcpy(digest, p->digest, 32);
+	ASN1_INTEGER_free(serial);
 	*out = p;
 	return 0;
 fail:
+	ASN1_INTEGER_free(serial);
 	signer_pending_free(p);
 	return r;
 }
@@ -716,6 +756,8 @@ signer_cert_prepare_der(struct signer *s, const struct ck_cert_template *t,
     struct signer_pending **out, unsigned char digest[32])
 {
 	struct signer_pending *p = NULL;
+	struct ck_cert_template tt;
+	ASN1_INTEGER *serial = NULL;
 	int r;
 
 	if (s->proc != NULL)
@@ -725,11 +767,15 @@ signer_cert_prepare_der(struct signer *s, const struct ck_cert_template *t,
 	if (s->iss.name_der == NULL || s->sigalg_len == 0 ||
 	    t->spki_der == NULL || t->spki_key == NULL)
 		return signer_cert_prepare(s, t, 0, out, digest);
-	if ((r = check_limits(s, t)) != 0)
+	if ((r = serial_unset(t)) != 0 || (r = check_limits(s, t)) != 0)
 		return r;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return CK_E_NOMEM;
-	if ((r = ck_cert_tbs_der(t, &s->iss, s->sigalg, s->sigalg_len,
+	tt = *t;
+	if ((r = pending_draw_serial(p, &serial)) != 0)
+		goto fail;
+	tt.serial = serial;
+	if ((r = ck_cert_tbs_der(&tt, &s->iss, s->sigalg, s->sigalg_len,
 	    &p->tbs, &p->tbs_len)) != 0)
 		goto fail;
 	if (!EVP_Digest(p->tbs, p->tbs_len, p->digest, NULL, s->sha256,
@@ -738,9 +784,11 @@ signer_cert_prepare_der(struct signer *s, const struct ck_cert_template *t,
 		goto fail;
 	}
 	memcpy(digest, p->digest, 32);
+	ASN1_INTEGER_free(serial);
 	*out = p;
 	return 0;
 fail:
+	ASN1_INTEGER_free(serial);
 	signer_pending_free(p);
 	return r;
 }
@@ -901,6 +949,20 @@ signer_cert_sign(struct signer *s, struct signer_pending *p,
 out:
 	signer_pending_free(p);
 	return r;
+}
+
+const char *
+signer_pending_serial(const struct signer_pending *p)
+{
+	return p->serial_hex;
+}
+
+void
+signer_pending_serial_octets(const struct signer_pending *p,
+    const unsigned char **octets, size_t *len)
+{
+	*octets = p->serial;
+	*len = p->serial_len;
 }
 
 void

@@ -11,8 +11,12 @@
  * constraint (and, in the signer process, everything its own copy of the
  * profile says: docs/signer.md).
  *
+ * The signer also chooses every serial number (16 random octets, made
+ * positive): a caller that could choose it could give two certificates
+ * one serial, and revoking one would revoke both.
+ *
  * Issuance is two steps so that the store can log before signing:
- *   signer_cert_prepare() -> TBS digest (log it durably) ->
+ *   signer_cert_prepare() -> TBS digest and serial (log them durably) ->
  *   signer_cert_sign()    -> certificate DER, whose TBS digest is checked
  *                            against the prepared one before release.
  */
@@ -71,9 +75,11 @@ int signer_key_matches(const struct signer *s, X509 *cert);
 
 /*
  * Build the TBS for `t` (issued by the signer's certificate, or
- * self-signed when `self_signed`), fix the signature algorithm and return
- * the SHA-256 of the TBS DER. *out is released by signer_cert_sign() or
- * signer_pending_free().
+ * self-signed when `self_signed`) with a serial number the signer draws
+ * (signer_pending_serial()), fix the signature algorithm and return the
+ * SHA-256 of the TBS DER. t->serial must be NULL (CK_E_INVAL otherwise:
+ * nobody but the signer chooses serials). *out is released by
+ * signer_cert_sign() or signer_pending_free().
  */
 int signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
     int self_signed, struct signer_pending **out, unsigned char digest[32]);
@@ -96,6 +102,15 @@ int signer_cert_sign(struct signer *s, struct signer_pending *p,
     unsigned char **der, size_t *der_len);
 
 void signer_pending_free(struct signer_pending *p);
+
+/* The serial number the signer chose for a prepared certificate, in the
+ * stored hex form (x509/serial.h); valid as long as `p`. */
+const char *signer_pending_serial(const struct signer_pending *p);
+
+/* The same serial as the INTEGER's minimal content octets: *len of them
+ * (at most 20) at *octets, valid as long as `p`. */
+void signer_pending_serial_octets(const struct signer_pending *p,
+    const unsigned char **octets, size_t *len);
 
 /* Build and sign a CRL; *der caller frees. */
 int signer_crl_sign(struct signer *s, const struct ck_crl_entry *entries,

@@ -42,6 +42,7 @@
 #include "keystore/pkcs11.h"
 #include "signer/signer.h"
 #include "x509/csr.h"
+#include "x509/keygen.h"
 #include "x509/serial.h"
 
 /* Prepared certificates not yet signed or aborted. */
@@ -76,6 +77,7 @@ struct slot {
 struct job {
 	struct signer_msg m;
 	unsigned char *body;
+	size_t cost;		/* reserved in sctx.held */
 	struct job *next;
 };
 
@@ -95,6 +97,7 @@ struct sctx {
 	pthread_cond_t qcv, qspace;
 	struct job *head, *tail;
 	unsigned qlen;
+	size_t held;		/* signer_msg_cost() of the jobs not freed */
 };
 
 static void die(const char *fmt, ...) __attribute__((noreturn,
@@ -325,54 +328,45 @@ unlock_key(struct sctx *c, const char *home, const struct ck_secret *pw)
 
 /* Certificates */
 
-/* Strict DER: parse the whole buffer and re-encode to the same bytes. */
+/* Strict DER: decode exactly `len` bytes as `it` and re-encode them to
+ * the same bytes. The object (free with ASN1_item_free(.., it) or the
+ * type's _free) or NULL. */
+static ASN1_VALUE *
+parse_der(const unsigned char *der, size_t len, const ASN1_ITEM *it)
+{
+	const unsigned char *p = der;
+	unsigned char *re = NULL;
+	ASN1_VALUE *v = NULL;
+	int rl;
+
+	if (len > LONG_MAX || (v = ASN1_item_d2i(NULL, &p, (long)len,
+	    it)) == NULL)
+		goto out;
+	if (p != der + len || (rl = ASN1_item_i2d(v, &re, it)) < 0 ||
+	    (size_t)rl != len || memcmp(re, der, len) != 0) {
+		ASN1_item_free(v, it);
+		v = NULL;
+	}
+out:
+	OPENSSL_free(re);
+	ERR_clear_error();
+	return v;
+}
+
 static X509_NAME *
 parse_name(const unsigned char *der, size_t len)
 {
-	const unsigned char *p = der;
-	unsigned char *re = NULL;
-	X509_NAME *n = NULL;
-	int rl;
+	X509_NAME *n = (X509_NAME *)parse_der(der, len,
+	    ASN1_ITEM_rptr(X509_NAME));
 
-	if (len > LONG_MAX || (n = d2i_X509_NAME(NULL, &p,
-	    (long)len)) == NULL || p != der + len)
-		goto bad;
-	if ((rl = i2d_X509_NAME(n, &re)) < 0 || (size_t)rl != len ||
-	    memcmp(re, der, len) != 0)
-		goto bad;
-	/* The comparison above only sees the bytes received again (a
-	 * decoded name keeps them): rebuilt from its entries, it must
-	 * encode the same. */
-	if (ck_name_is_der(n) != 1)
-		goto bad;
-	OPENSSL_free(re);
-	return n;
-bad:
-	OPENSSL_free(re);
-	X509_NAME_free(n);
-	ERR_clear_error();
-	return NULL;
-}
-
-static SG_SPKI *
-parse_spki(const unsigned char *der, size_t len)
-{
-	const unsigned char *p = der;
-	unsigned char *re = NULL;
-	SG_SPKI *s;
-	int rl;
-
-	if ((s = d2i_SG_SPKI(NULL, &p, (long)len)) == NULL)
-		goto bad;
-	if (p != der + len || (rl = i2d_SG_SPKI(s, &re)) < 0 ||
-	    (size_t)rl != len || memcmp(re, der, len) != 0) {
-		SG_SPKI_free(s);
-		s = NULL;
+	/* parse_der() only sees the bytes received again (a decoded name
+	 * keeps them): rebuilt from its entries, it must encode the same. */
+	if (n != NULL && ck_name_is_der(n) != 1) {
+		X509_NAME_free(n);
+		n = NULL;
 	}
-bad:
-	OPENSSL_free(re);
 	ERR_clear_error();
-	return s;
+	return n;
 }
 
 /* The subject's attributes, as the profile judges them. */
@@ -486,16 +480,33 @@ ocsp_subject_ok(struct sctx *c, const struct signer_msg_prepare *q)
 	    "certificate's subject is not the one certkeepd makes for it");
 }
 
+/* A delegated OCSP responder's key is of the CA key's type: certkeepd
+ * makes it so (ocsp_self_prepare), and there is no profile to say
+ * otherwise. */
+static int
+ocsp_key_ok(struct sctx *c, const char *key_desc)
+{
+	char ca[32];
+
+	ck_key_describe(X509_get0_pubkey(c->cert), ca, sizeof(ca));
+	if (strcmp(ca, key_desc) != 0)
+		return ck_err_set(CK_E_POLICY, "an OCSP responder certificate's "
+		    "key is of the CA key's type (%s), not %s", ca, key_desc);
+	return 0;
+}
+
 /*
  * Everything a certificate request may ask for, judged against this
  * process's own configuration: the profile (or the fixed rules of the
  * two certificates certkeepd makes for itself), the CA certificate's
- * validity and constraints. The names and templates built are kept in
- * `sans`/`eku`.
+ * validity and constraints, the key's type (`key_desc`, as
+ * ck_spki_describe() names it). The names and templates built are kept
+ * in `sans`/`eku`.
  */
 static int
 check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
-    const X509_NAME *subject, struct ck_names *sans, struct ck_strlist *eku)
+    const X509_NAME *subject, const char *key_desc, struct ck_names *sans,
+    struct ck_strlist *eku)
 {
 	const struct ck_profile *p;
 	int64_t now = (int64_t)time(NULL), span;
@@ -518,12 +529,17 @@ check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
 		/* signer_ocsp_cert_prepare() checks the shape; the names
 		 * are none; the subject is the one certkeepd gives it. */
 		p = NULL;
-		if ((r = ocsp_subject_ok(c, q)) != 0)
+		if ((r = ocsp_subject_ok(c, q)) != 0 ||
+		    (r = ocsp_key_ok(c, key_desc)) != 0)
 			return r;
 		break;
 	default:
 		return ck_err_set(CK_E_POLICY, "unknown certificate kind");
 	}
+	/* The key: a type the profile allows, judged by the function that
+	 * judges a CSR's key in the service. */
+	if (p != NULL && (r = ck_profile_key_check(p, key_desc)) != 0)
+		return r;
 	/* Validity */
 	if (q->not_after <= q->not_before)
 		return ck_err_set(CK_E_POLICY, "validity ends before it "
@@ -600,22 +616,6 @@ check_prepare(struct sctx *c, const struct signer_msg_prepare *q,
 	return 0;
 }
 
-static int
-serial_ok(const unsigned char *s, size_t n)
-{
-	size_t i;
-
-	/* Positive, minimal, not zero. */
-	if (s[0] & 0x80)
-		return 0;
-	if (n > 1 && s[0] == 0 && !(s[1] & 0x80))
-		return 0;
-	for (i = 0; i < n; i++)
-		if (s[i] != 0)
-			return 1;
-	return 0;
-}
-
 static uint64_t
 slot_put(struct sctx *c, struct signer_pending *p)
 {
@@ -673,7 +673,9 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 	struct signer_msg rep;
 	X509_NAME *subject = NULL;
 	SG_SPKI *spki = NULL;
-	ASN1_INTEGER *serial = NULL;
+	const unsigned char *serial;
+	size_t serial_len;
+	char key_desc[32];
 	unsigned char digest[32];
 	uint64_t h;
 	int r;
@@ -685,37 +687,21 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 		    "constructed string)");
 		goto out;
 	}
-	if ((spki = parse_spki(q->spki, q->spki_len)) == NULL) {
+	if ((spki = (SG_SPKI *)parse_der(q->spki, q->spki_len,
+	    ASN1_ITEM_rptr(SG_SPKI))) == NULL) {
 		r = ck_err_set(CK_E_PARSE, "the public key is not a DER "
 		    "SubjectPublicKeyInfo");
 		goto out;
 	}
-	if (!serial_ok(q->serial, q->serial_len)) {
-		r = ck_err_set(CK_E_POLICY, "the serial number is not a "
-		    "positive minimal integer");
-		goto out;
-	}
-	{
-		unsigned char ib[2 + SIGNER_SERIAL_MAX];
-		const unsigned char *ip = ib;
-
-		ib[0] = V_ASN1_INTEGER;
-		ib[1] = (unsigned char)q->serial_len;
-		memcpy(ib + 2, q->serial, q->serial_len);
-		if ((serial = d2i_ASN1_INTEGER(NULL, &ip,
-		    (long)(2 + q->serial_len))) == NULL) {
-			r = ck_err_ssl(CK_E_PARSE, "the serial number");
-			goto out;
-		}
-	}
-	if ((r = check_prepare(c, q, subject, &sans, &eku)) != 0)
+	if ((r = ck_spki_describe(q->spki, q->spki_len, key_desc)) != 0 ||
+	    (r = check_prepare(c, q, subject, key_desc, &sans, &eku)) != 0)
 		goto out;
 	t.subject = subject;
 	t.spki_alg = spki->alg;
 	t.spki_key = spki->key;
 	t.spki_der = q->spki;
 	t.spki_der_len = q->spki_len;
-	t.serial = serial;
+	/* t.serial stays NULL: the serial is drawn here, by the signer. */
 	t.not_before = q->not_before;
 	t.not_after = q->not_after;
 	t.is_ca = q->is_ca;
@@ -732,13 +718,16 @@ do_prepare(struct sctx *c, const struct signer_msg *m)
 		r = signer_cert_prepare_der(c->sg, &t, &pend, digest);
 	if (r != 0)
 		goto out;
+	memset(&rep, 0, sizeof(rep));
+	signer_pending_serial_octets(pend, &serial, &serial_len);
+	memcpy(rep.u.prepared.serial, serial, serial_len);
+	rep.u.prepared.serial_len = serial_len;
 	if ((h = slot_put(c, pend)) == 0) {
 		r = ck_err_set(CK_E_BUSY, "too many prepared certificates "
 		    "(%d) not signed yet", SIGNER_PENDING_MAX);
 		goto out;
 	}
 	pend = NULL;
-	memset(&rep, 0, sizeof(rep));
 	rep.type = SIGNER_MSG_R_PREPARED;
 	rep.id = m->id;
 	rep.u.prepared.handle = h;
@@ -749,7 +738,6 @@ out:
 	if (r != 0)
 		reply_err(c, m->id, r, ck_err_msg());
 	signer_pending_free(pend);
-	ASN1_INTEGER_free(serial);
 	SG_SPKI_free(spki);
 	X509_NAME_free(subject);
 	ck_names_clear(&sans);
@@ -813,7 +801,7 @@ do_crl(struct sctx *c, const struct signer_msg *m)
 	for (i = 0; i < l->n; i++) {
 		if (ck_serial_normalize(l->entries[i].serial_hex, norm) != 0 ||
 		    strcmp(norm, l->entries[i].serial_hex) != 0 ||
-		    l->entries[i].reason == 7 ||
+		    !ck_crl_reason_valid(l->entries[i].reason) ||
 		    l->entries[i].revoked_at > now + SIGNER_CLOCK_SLACK) {
 			r = ck_err_set(CK_E_POLICY, "CRL entry %u is not a "
 			    "valid revocation", i);
@@ -874,27 +862,6 @@ certid_is_ours(struct sctx *c, OCSP_CERTID *cid)
 	    memcmp(ASN1_STRING_get0_data(kh), h2, l2) == 0;
 }
 
-static OCSP_CERTID *
-parse_certid(const unsigned char *der, size_t len)
-{
-	const unsigned char *p = der;
-	unsigned char *re = NULL;
-	OCSP_CERTID *id;
-	int rl;
-
-	if ((id = d2i_OCSP_CERTID(NULL, &p, (long)len)) == NULL)
-		goto out;
-	if (p != der + len || (rl = i2d_OCSP_CERTID(id, &re)) < 0 ||
-	    (size_t)rl != len || memcmp(re, der, len) != 0) {
-		OCSP_CERTID_free(id);
-		id = NULL;
-	}
-out:
-	OPENSSL_free(re);
-	ERR_clear_error();
-	return id;
-}
-
 static void
 do_ocsp(struct sctx *c, const struct signer_msg *m)
 {
@@ -927,8 +894,9 @@ do_ocsp(struct sctx *c, const struct signer_msg *m)
 		goto out;
 	}
 	for (i = 0; i < o->n; i++) {
-		if ((cid = parse_certid(o->v[i].certid,
-		    o->v[i].certid_len)) == NULL) {
+		if ((cid = (OCSP_CERTID *)parse_der(o->v[i].certid,
+		    o->v[i].certid_len, ASN1_ITEM_rptr(OCSP_CERTID))) ==
+		    NULL) {
 			r = ck_err_set(CK_E_PARSE, "OCSP: CertID %u is not "
 			    "DER", i);
 			goto out;
@@ -943,6 +911,13 @@ do_ocsp(struct sctx *c, const struct signer_msg *m)
 			goto out;
 		}
 		if (o->v[i].status == V_OCSP_CERTSTATUS_REVOKED) {
+			/* The same reasons as in a CRL (not 7, unused). */
+			if (o->v[i].reason != -1 &&
+			    !ck_crl_reason_valid(o->v[i].reason)) {
+				r = ck_err_set(CK_E_POLICY, "OCSP: reason %d "
+				    "is not a CRLReason", (int)o->v[i].reason);
+				goto out;
+			}
 			if (o->v[i].revoked_at > now + SIGNER_CLOCK_SLACK ||
 			    (rev = ASN1_GENERALIZEDTIME_set(NULL,
 			    (time_t)o->v[i].revoked_at)) == NULL) {
@@ -1068,6 +1043,21 @@ do_status(struct sctx *c, const struct signer_msg *m)
 
 /* The loop */
 
+/* Free a job and give its memory back to the budget (SIGNER_HELD_MAX). */
+static void
+job_free(struct sctx *c, struct job *j)
+{
+	size_t cost = j->cost;
+
+	signer_msg_clear(&j->m);
+	free(j->body);
+	free(j);
+	pthread_mutex_lock(&c->qmu);
+	c->held -= cost;
+	pthread_cond_signal(&c->qspace);
+	pthread_mutex_unlock(&c->qmu);
+}
+
 static void *
 worker(void *arg)
 {
@@ -1111,9 +1101,7 @@ worker(void *arg)
 			die("request %s after start",
 			    signer_msg_type_name(j->m.type));
 		}
-		signer_msg_clear(&j->m);
-		free(j->body);
-		free(j);
+		job_free(c, j);
 	}
 	return NULL;
 }
@@ -1126,6 +1114,7 @@ read_job(struct sctx *c)
 	struct job *j;
 	unsigned type;
 	uint32_t id, len;
+	size_t cost;
 
 	if (ck_read_full(c->fd, hdr, sizeof(hdr)) != 0)
 		return NULL;
@@ -1134,11 +1123,20 @@ read_job(struct sctx *c)
 	if (type >= SIGNER_MSG_REQ__MAX)
 		die("a reply type (%s) sent to the signer",
 		    signer_msg_type_name(type));
+	/* Memory first: the body is not read (the service waits) while
+	 * the requests held would take more than the budget. */
+	cost = sizeof(*j) + signer_msg_cost(type, len);
+	pthread_mutex_lock(&c->qmu);
+	while (!signer_msg_admit(c->held, cost))
+		pthread_cond_wait(&c->qspace, &c->qmu);
+	c->held += cost;
+	pthread_mutex_unlock(&c->qmu);
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (len > 0 && (j->body = malloc(len)) == NULL))
 		die("out of memory");
 	if (len > 0 && ck_read_full(c->fd, j->body, len) != 0)
 		die("truncated %s message", signer_msg_type_name(type));
+	j->cost = cost;
 	if (signer_msg_decode(type, id, j->body, len, &j->m) != 0)
 		die("%s", ck_err_msg());
 	return j;
@@ -1224,9 +1222,7 @@ signer_proc_child(int fd, const char *home)
 	memset(&rep, 0, sizeof(rep));
 	rep.type = SIGNER_MSG_R_OK;
 	rep.id = j->m.id;
-	signer_msg_clear(&j->m);
-	free(j->body);
-	free(j);
+	job_free(c, j);
 	send_msg(c, &rep);
 	while ((j = read_job(c)) != NULL) {
 		if (j->m.type == SIGNER_MSG_UNLOCK)

@@ -25,7 +25,8 @@ static const struct {
 	{ SIGNER_MSG_CMS_SIGN, "cms-sign", 5 + SIGNER_CMS_MAX },
 	{ SIGNER_MSG_R_OK, "ok", 0 },
 	{ SIGNER_MSG_R_ERR, "error", 8 + SIGNER_ERRMSG_MAX },
-	{ SIGNER_MSG_R_PREPARED, "prepared", 8 + 4 + 32 },
+	{ SIGNER_MSG_R_PREPARED, "prepared", 8 + 4 + 32 + 4 +
+	    SIGNER_SERIAL_MAX },
 	{ SIGNER_MSG_R_DER, "der", 4 + SIGNER_DER_MAX },
 	{ SIGNER_MSG_R_STATUS, "status-reply", 1 + 4 + 255 },
 };
@@ -50,6 +51,43 @@ signer_msg_max_body(unsigned type)
 		if (types[i].type == type)
 			return types[i].max;
 	return 0;
+}
+
+size_t
+signer_msg_cost(unsigned type, size_t len)
+{
+	size_t n;
+
+	switch (type) {
+	case SIGNER_MSG_UNLOCK:
+	case SIGNER_MSG_STATUS:
+	case SIGNER_MSG_CERT_SIGN:
+	case SIGNER_MSG_CERT_ABORT:
+	case SIGNER_MSG_CMS_SIGN:
+		return len;
+	case SIGNER_MSG_CERT_PREPARE:
+		return len + sizeof(struct signer_msg_prepare) +
+		    SIGNER_SAN_MAX * sizeof(struct signer_msg_san);
+	case SIGNER_MSG_CRL_SIGN:
+		/* dec_crl() allocates entries only for what the body can
+		 * hold, 13 bytes each at least. */
+		n = len / SIGNER_CRL_ENTRY_MIN;
+		if (n > SIGNER_CRL_MAX)
+			n = SIGNER_CRL_MAX;
+		return len + n * sizeof(struct signer_msg_crl_entry);
+	case SIGNER_MSG_OCSP_SIGN:
+		return len + SIGNER_OCSP_MAX *
+		    sizeof(struct signer_msg_ocsp_single);
+	default:
+		return 0;
+	}
+}
+
+int
+signer_msg_admit(size_t held, size_t cost)
+{
+	return held == 0 || (held <= SIGNER_HELD_MAX &&
+	    cost <= SIGNER_HELD_MAX - held);
 }
 
 /* Encoding */
@@ -149,7 +187,6 @@ enc_prepare(struct signer_buf *b, const struct signer_msg_prepare *p)
 	put_str(b, p->profile, CK_PROFILE_NAME_MAX - 1);
 	put_bytes(b, p->subject, p->subject_len, SIGNER_NAME_DER_MAX);
 	put_bytes(b, p->spki, p->spki_len, SIGNER_SPKI_DER_MAX);
-	put_bytes(b, p->serial, p->serial_len, SIGNER_SERIAL_MAX);
 	put_u64(b, (uint64_t)p->not_before);
 	put_u64(b, (uint64_t)p->not_after);
 	put_u8(b, p->is_ca);
@@ -249,6 +286,8 @@ signer_msg_encode(const struct signer_msg *m, struct signer_buf *b)
 	case SIGNER_MSG_R_PREPARED:
 		put_u64(b, m->u.prepared.handle);
 		put_bytes(b, m->u.prepared.digest, 32, 32);
+		put_bytes(b, m->u.prepared.serial, m->u.prepared.serial_len,
+		    SIGNER_SERIAL_MAX);
 		break;
 	case SIGNER_MSG_R_DER:
 		put_bytes(b, m->u.der.buf, m->u.der.len, SIGNER_DER_MAX);
@@ -373,6 +412,22 @@ get_str(struct cur *c, char *out, size_t cap, const char *what)
 	out[n] = '\0';
 }
 
+/* A serial number's content octets: positive, minimal, not zero. */
+static int
+serial_ok(const unsigned char *s, size_t n)
+{
+	size_t i;
+
+	if (s[0] & 0x80)
+		return 0;
+	if (n > 1 && s[0] == 0 && !(s[1] & 0x80))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] != 0)
+			return 1;
+	return 0;
+}
+
 static void
 dec_prepare(struct cur *c, struct signer_msg_prepare *p)
 {
@@ -385,8 +440,6 @@ dec_prepare(struct cur *c, struct signer_msg_prepare *p)
 	p->subject = get_bytes(c, 2, SIGNER_NAME_DER_MAX, &p->subject_len,
 	    "subject");
 	p->spki = get_bytes(c, 2, SIGNER_SPKI_DER_MAX, &p->spki_len, "spki");
-	p->serial = get_bytes(c, 1, SIGNER_SERIAL_MAX, &p->serial_len,
-	    "serial");
 	p->not_before = (int64_t)get_u64(c, "not_before");
 	p->not_after = (int64_t)get_u64(c, "not_after");
 	p->is_ca = get_u8(c, "is_ca");
@@ -440,9 +493,9 @@ dec_crl(struct cur *c, struct signer_msg_crl *l)
 	l->this_update = (int64_t)get_u64(c, "this_update");
 	l->next_update = (int64_t)get_u64(c, "next_update");
 	l->n = get_u32(c, "entry count");
-	/* Each entry takes at least 13 bytes: no allocation for what the
-	 * body cannot hold. */
-	if (c->bad || l->n > SIGNER_CRL_MAX || (size_t)l->n * 13 > c->left) {
+	/* No allocation for entries the body cannot hold. */
+	if (c->bad || l->n > SIGNER_CRL_MAX ||
+	    (size_t)l->n * SIGNER_CRL_ENTRY_MIN > c->left) {
 		fail(c, "entry count");
 		return;
 	}
@@ -580,6 +633,13 @@ signer_msg_decode(unsigned type, uint32_t id, const unsigned char *body,
 		m->u.prepared.handle = get_u64(&c, "handle");
 		if ((d = get_bytes(&c, 32, 32, &n, "digest")) != NULL)
 			memcpy(m->u.prepared.digest, d, 32);
+		if ((d = get_bytes(&c, 1, SIGNER_SERIAL_MAX, &n,
+		    "serial")) == NULL)
+			break;
+		if (!serial_ok(d, n))
+			fail(&c, "serial");
+		memcpy(m->u.prepared.serial, d, n);
+		m->u.prepared.serial_len = n;
 		break;
 	}
 	case SIGNER_MSG_R_DER:

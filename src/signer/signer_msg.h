@@ -32,7 +32,7 @@ enum signer_msg_type {
 	SIGNER_MSG_NONE = 0,
 	SIGNER_MSG_UNLOCK = 1,		/* passphrase or PIN, once */
 	SIGNER_MSG_STATUS = 2,		/* available? (probe) */
-	SIGNER_MSG_CERT_PREPARE = 3,	/* template -> handle + TBS digest */
+	SIGNER_MSG_CERT_PREPARE = 3,	/* template -> handle, digest, serial */
 	SIGNER_MSG_CERT_SIGN = 4,	/* handle -> certificate */
 	SIGNER_MSG_CERT_ABORT = 5,	/* handle released unsigned */
 	SIGNER_MSG_CRL_SIGN = 6,	/* entries -> CRL */
@@ -41,7 +41,7 @@ enum signer_msg_type {
 	SIGNER_MSG_REQ__MAX = 9,
 	SIGNER_MSG_R_OK = 0x81,
 	SIGNER_MSG_R_ERR = 0x82,	/* code + message */
-	SIGNER_MSG_R_PREPARED = 0x83,	/* handle + digest */
+	SIGNER_MSG_R_PREPARED = 0x83,	/* handle, digest, serial */
 	SIGNER_MSG_R_DER = 0x84,	/* DER of what was signed */
 	SIGNER_MSG_R_STATUS = 0x85,	/* available + why not */
 	SIGNER_MSG__MAX = 0x86
@@ -63,12 +63,36 @@ size_t signer_msg_max_body(unsigned type);
 #define SIGNER_SAN_MAX 256
 #define SIGNER_URL_MAX 1024
 #define SIGNER_CRL_MAX (1u << 20)	/* entries */
+#define SIGNER_CRL_ENTRY_MIN 13		/* bytes an entry takes at least */
 #define SIGNER_OCSP_MAX 64		/* SingleResponses */
 #define SIGNER_CERTID_MAX 512
 #define SIGNER_NONCE_MAX 128
 #define SIGNER_CMS_MAX (4u * 1024 * 1024)
 #define SIGNER_DER_MAX (64u * 1024 * 1024)
 #define SIGNER_ERRMSG_MAX 1024
+
+/*
+ * Memory the signer holds for requests (read, queued or being signed: the
+ * bodies and what the decoder allocates for them). The count of queued
+ * requests (256) alone would not bound it: a crl-sign of 2^20 entries is
+ * a body of up to 58 MiB decoded into 64 MiB more, 30 GiB for 256 of
+ * them. The reader reserves signer_msg_cost() before it reads a body and
+ * waits while the budget would be exceeded (signer_msg_admit()); one
+ * request over the budget is read only when no other is held.
+ */
+#define SIGNER_HELD_MAX (256u * 1024 * 1024)
+
+/*
+ * The most memory a request of `type` with a body of `len` bytes holds
+ * in the signer once read and decoded: the body and the decoder's arrays
+ * (no more entries than the body can hold). 0 for a type that is not a
+ * request.
+ */
+size_t signer_msg_cost(unsigned type, size_t len);
+
+/* 1 if a request costing `cost` may be read while `held` bytes are held
+ * (SIGNER_HELD_MAX), 0 if the reader must wait for some to be freed. */
+int signer_msg_admit(size_t held, size_t cost);
 
 /* What a certificate is for; each kind has its own rules in the signer. */
 enum signer_cert_kind {
@@ -90,8 +114,7 @@ struct signer_msg_prepare {
 	size_t subject_len;
 	const unsigned char *spki;	/* SubjectPublicKeyInfo, DER */
 	size_t spki_len;
-	const unsigned char *serial;	/* INTEGER content octets */
-	size_t serial_len;
+	/* No serial: the signer chooses it (the service could reuse one). */
 	int64_t not_before, not_after;
 	uint8_t is_ca;
 	int32_t path_len;
@@ -153,7 +176,14 @@ struct signer_msg {
 			size_t len;
 		} cms;
 		struct { int32_t code; char msg[SIGNER_ERRMSG_MAX]; } err;
-		struct { uint64_t handle; unsigned char digest[32]; } prepared;
+		struct {
+			uint64_t handle;
+			unsigned char digest[32];
+			/* The serial the signer chose: a positive INTEGER's
+			 * minimal content octets. */
+			unsigned char serial[SIGNER_SERIAL_MAX];
+			size_t serial_len;
+		} prepared;
 		struct { const unsigned char *buf; size_t len; } der;
 		struct { uint8_t available; char why[256]; } status;
 	} u;

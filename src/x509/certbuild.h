@@ -121,4 +121,8 @@ int ck_crl_build(X509 *issuer, const struct ck_crl_entry *entries,
 const char *ck_crl_reason_name(int code);
 int ck_crl_reason_parse(const char *name);
 
+/* 1 if `code` is a CRLReason of RFC 5280 (0-10 but the unused 7), for a
+ * CRL entry or an OCSP revocation alike; 0 if not. */
+int ck_crl_reason_valid(int code);
+
 #endif

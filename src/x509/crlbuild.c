@@ -23,6 +23,12 @@ ck_crl_reason_name(int code)
 }
 
 int
+ck_crl_reason_valid(int code)
+{
+	return code >= 0 && code < NREASONS && reason_names[code] != NULL;
+}
+
+int
 ck_crl_reason_parse(const char *name)
 {
 	int i;

@@ -304,6 +304,31 @@ ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out)
 	return ck_csr_parse_ex(buf, len, 0, out);
 }
 
+/* The key's description: the decoder's, or ck_key_describe()'s when the
+ * decoder left it to that. */
+static void
+key_desc_set(char out[32], const char *dec, EVP_PKEY *key)
+{
+	if (dec[0] != '\0')
+		snprintf(out, 32, "%s", dec);
+	else
+		ck_key_describe(key, out, 32);
+}
+
+int
+ck_spki_describe(const unsigned char *der, size_t len, char desc[32])
+{
+	EVP_PKEY *key = NULL;
+	char dec[32] = "";
+	int r;
+
+	if ((r = csr_der_spki_describe(der, len, dec, sizeof(dec),
+	    &key)) == 0)
+		key_desc_set(desc, dec, key);
+	EVP_PKEY_free(key);
+	return r;
+}
+
 int
 ck_csr_parse_ex(const unsigned char *buf, size_t len, unsigned flags,
     struct ck_csr **out)
@@ -377,10 +402,7 @@ ck_csr_parse_ex(const unsigned char *buf, size_t len, unsigned flags,
 	c->spki_der = d.spki_der;
 	c->spki_der_len = d.spki_der_len;
 	c->exts = d.exts;
-	if (d.key_desc[0] != '\0')
-		memcpy(c->key_desc, d.key_desc, sizeof(c->key_desc));
-	else
-		ck_key_describe(c->pubkey, c->key_desc, sizeof(c->key_desc));
+	key_desc_set(c->key_desc, d.key_desc, c->pubkey);
 	memset(&d, 0, sizeof(d));
 	/* The subject is copied into the certificate as it is: BER there
 	 * would be signed as received. */

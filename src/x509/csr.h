@@ -68,6 +68,15 @@ int ck_csr_parse(const unsigned char *buf, size_t len, struct ck_csr **out);
  */
 int ck_name_is_der(const X509_NAME *nm);
 
+/*
+ * The key type of a SubjectPublicKeyInfo (DER, exactly `len` bytes),
+ * decoded and described exactly as a CSR's key is (csr->key_desc, see
+ * ck_key_describe(): "rsa2048", "ec-p256", ...), which is what a
+ * profile's key_types judge (ck_profile_key_check()). CK_E_PARSE for a
+ * malformed SPKI or key.
+ */
+int ck_spki_describe(const unsigned char *der, size_t len, char desc[32]);
+
 /* ck_csr_parse() with CK_CSR_* flags. */
 int ck_csr_parse_ex(const unsigned char *buf, size_t len, unsigned flags,
     struct ck_csr **out);

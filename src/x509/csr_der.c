@@ -303,6 +303,26 @@ spki_key(const CK_SPKI *spki, const unsigned char *spki_der, long spki_len,
 }
 
 int
+csr_der_spki_describe(const unsigned char *der, size_t len, char *desc,
+    size_t descsz, EVP_PKEY **key)
+{
+	const unsigned char *p = der;
+	CK_SPKI *spki = NULL;
+	int r;
+
+	*key = NULL;
+	if (len > 0x7fffffff)
+		return ck_err_set(CK_E_TOOBIG, "SubjectPublicKeyInfo too large");
+	if ((spki = d2i_CK_SPKI(NULL, &p, (long)len)) == NULL ||
+	    p != der + len)
+		r = ck_err_ssl(CK_E_PARSE, "malformed SubjectPublicKeyInfo");
+	else
+		r = spki_key(spki, der, (long)len, key, desc, descsz);
+	CK_SPKI_free(spki);
+	return r;
+}
+
+int
 csr_der_decode(const unsigned char *der, size_t len, struct csr_der *out)
 {
 	return csr_der_decode_ex(der, len, 0, out);

@@ -36,4 +36,13 @@ int csr_der_decode_ex(const unsigned char *der, size_t len, unsigned flags,
 
 void csr_der_clear(struct csr_der *d);
 
+/*
+ * Decode a SubjectPublicKeyInfo (DER, exactly `len` bytes) and its key as
+ * a CSR's is decoded, and describe it into `desc` ("" when
+ * ck_key_describe() must say, as in struct csr_der). CK_E_PARSE for a
+ * malformed SPKI or key.
+ */
+int csr_der_spki_describe(const unsigned char *der, size_t len, char *desc,
+    size_t descsz, EVP_PKEY **key);
+
 #endif

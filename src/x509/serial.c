@@ -33,12 +33,32 @@ bn_to_hex(const BIGNUM *bn, char hex[CK_SERIAL_HEX_MAX])
 }
 
 int
-ck_serial_random(ASN1_INTEGER **out, char hex[CK_SERIAL_HEX_MAX])
+ck_serial_octets_hex(const unsigned char *b, size_t n,
+    char hex[CK_SERIAL_HEX_MAX])
 {
 	static const char digits[] = "0123456789ABCDEF";
+	size_t i, o = 0;
+
+	while (n > 1 && b[0] == 0) {
+		b++;
+		n--;
+	}
+	if (n == 0 || 2 * n >= CK_SERIAL_HEX_MAX)
+		return ck_err_set(CK_E_TOOBIG, "serial too long");
+	for (i = 0; i < n; i++) {
+		if (i > 0 || b[i] >= 0x10)
+			hex[o++] = digits[b[i] >> 4];
+		hex[o++] = digits[b[i] & 15];
+	}
+	hex[o] = '\0';
+	return 0;
+}
+
+int
+ck_serial_random(ASN1_INTEGER **out, char hex[CK_SERIAL_HEX_MAX])
+{
 	unsigned char b[CK_SERIAL_BYTES];
 	ASN1_INTEGER *ai = NULL;
-	size_t i, o = 0;
 
 	if (RAND_bytes(b, sizeof(b)) != 1)
 		return ck_err_ssl(CK_E_CRYPTO, "random number generator");
@@ -52,12 +72,7 @@ ck_serial_random(ASN1_INTEGER **out, char hex[CK_SERIAL_HEX_MAX])
 		ASN1_INTEGER_free(ai);
 		return CK_E_NOMEM;
 	}
-	for (i = 0; i < sizeof(b); i++) {
-		if (i > 0 || b[i] >= 0x10)
-			hex[o++] = digits[b[i] >> 4];
-		hex[o++] = digits[b[i] & 15];
-	}
-	hex[o] = '\0';
+	(void)ck_serial_octets_hex(b, sizeof(b), hex);
 	*out = ai;
 	return 0;
 }

@@ -16,6 +16,11 @@
 /* New random serial: *out (caller frees) and its hex form in `hex`. */
 int ck_serial_random(ASN1_INTEGER **out, char hex[CK_SERIAL_HEX_MAX]);
 
+/* Hex form of a positive INTEGER's content octets (`n` of them, 1 to
+ * CK_SERIAL_HEX_MAX / 2 - 1). CK_E_TOOBIG if too long. */
+int ck_serial_octets_hex(const unsigned char *b, size_t n,
+    char hex[CK_SERIAL_HEX_MAX]);
+
 /* Hex form of an ASN1_INTEGER serial. */
 int ck_serial_to_hex(const ASN1_INTEGER *ai, char hex[CK_SERIAL_HEX_MAX]);
 

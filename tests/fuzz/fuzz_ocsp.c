@@ -106,7 +106,6 @@ make_ca(void)
 	struct signer_pending *p = NULL;
 	unsigned char digest[32], *der = NULL;
 	const unsigned char *q;
-	ASN1_INTEGER *serial = NULL;
 	X509_NAME *name = NULL;
 	EVP_PKEY *key;
 	size_t len = 0;
@@ -120,14 +119,11 @@ make_ca(void)
 		die("signer");
 	if ((name = X509_NAME_new()) == NULL ||
 	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)"certkeep fuzz CA", -1, -1, 0) ||
-	    (serial = ASN1_INTEGER_new()) == NULL ||
-	    !ASN1_INTEGER_set(serial, 1))
+	    (const unsigned char *)"certkeep fuzz CA", -1, -1, 0))
 		die("CA name");
 	memset(&t, 0, sizeof(t));
 	t.subject = name;
 	t.pubkey = key;
-	t.serial = serial;
 	t.not_before = now - 86400;
 	t.not_after = now + 3650 * INT64_C(86400);
 	t.is_ca = 1;
@@ -141,7 +137,6 @@ make_ca(void)
 	    signer_set_cert(sg, ca) != 0)
 		die("CA certificate");
 	OPENSSL_free(der);
-	ASN1_INTEGER_free(serial);
 	X509_NAME_free(name);
 	EVP_PKEY_free(key);
 }

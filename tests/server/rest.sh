@@ -32,6 +32,10 @@ cert_text "$T/www.pem" "$T/www.txt"
 assert_grep "DNS:www\\.$SRV_DOMAIN" "$T/www.txt" "the certificate's names"
 days=$(( ($(cert_not_after "$T/www.pem") - $(cert_not_before "$T/www.pem")) / 86400 ))
 [[ $days -ge 29 && $days -le 31 ]] || fail "asked for 30 days, got $days"
+# The serial the signer chose, logged and returned, is the certificate's.
+sn=$(openssl x509 -in "$T/www.pem" -noout -serial)
+sn=${sn#serial=}
+[[ "${sn#0}" == "$S1" ]] || fail "serial $S1 returned, the certificate has $sn"
 ok "serial $S1 verifies (openssl verify), $days days"
 
 say "GET by serial, the chain, the CA certificate"

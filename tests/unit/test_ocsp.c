@@ -126,18 +126,14 @@ issue(struct signer *sg, EVP_PKEY *pub, const char *cn, int is_ca, int self,
 	struct signer_pending *p = NULL;
 	unsigned char digest[32], *der = NULL;
 	const unsigned char *q;
-	ASN1_INTEGER *serial = NULL;
-	char tmp[CK_SERIAL_HEX_MAX];
 	size_t len = 0;
 	int64_t now = (int64_t)time(NULL);
 	X509 *x;
 	int r;
 
 	memset(&t, 0, sizeof(t));
-	assert_int_equal(ck_serial_random(&serial, hex ? hex : tmp), 0);
 	t.subject = cn_name(cn);
 	t.pubkey = pub;
-	t.serial = serial;
 	t.not_before = now - 3600;
 	t.not_after = now + (is_ca ? 3650 : 30) * INT64_C(86400);
 	t.is_ca = is_ca;
@@ -147,6 +143,9 @@ issue(struct signer *sg, EVP_PKEY *pub, const char *cn, int is_ca, int self,
 	r = signer_cert_prepare(sg, &t, self, &p, digest);
 	if (r != 0)
 		fail_msg("signer_cert_prepare: %d %s", r, ck_err_msg());
+	if (hex != NULL)
+		snprintf(hex, CK_SERIAL_HEX_MAX, "%s",
+		    signer_pending_serial(p));
 	r = signer_cert_sign(sg, p, &der, &len);
 	if (r != 0)
 		fail_msg("signer_cert_sign: %d %s", r, ck_err_msg());
@@ -154,7 +153,6 @@ issue(struct signer *sg, EVP_PKEY *pub, const char *cn, int is_ca, int self,
 	x = d2i_X509(NULL, &q, (long)len);
 	assert_non_null(x);
 	OPENSSL_free(der);
-	ASN1_INTEGER_free(serial);
 	X509_NAME_free((X509_NAME *)t.subject);
 	return x;
 }
@@ -1305,8 +1303,6 @@ delegate_make(struct ca *ca, enum ck_key_type type, int64_t nb, int64_t na,
 	struct signer_pending *p = NULL;
 	unsigned char digest[32], *der = NULL;
 	const unsigned char *q;
-	ASN1_INTEGER *serial = NULL;
-	char hex[CK_SERIAL_HEX_MAX];
 	int64_t now = (int64_t)time(NULL);
 	size_t len = 0;
 	X509 *x;
@@ -1315,10 +1311,8 @@ delegate_make(struct ca *ca, enum ck_key_type type, int64_t nb, int64_t na,
 	assert_int_equal(ck_key_generate(type, key), 0);
 	assert_int_equal(ck_strlist_add(&eku, "OCSPSigning"), 0);
 	memset(&t, 0, sizeof(t));
-	assert_int_equal(ck_serial_random(&serial, hex), 0);
 	t.subject = cn_name("Test OCSP responder");
 	t.pubkey = *key;
-	t.serial = serial;
 	t.not_before = now + nb;
 	t.not_after = now + na;
 	t.path_len = -1;
@@ -1334,7 +1328,6 @@ delegate_make(struct ca *ca, enum ck_key_type type, int64_t nb, int64_t na,
 	x = d2i_X509(NULL, &q, (long)len);
 	assert_non_null(x);
 	OPENSSL_free(der);
-	ASN1_INTEGER_free(serial);
 	X509_NAME_free((X509_NAME *)t.subject);
 	ck_strlist_clear(&eku);
 	return x;
@@ -1401,10 +1394,8 @@ test_delegate_cert(void **state)
 	struct ck_strlist eku = { 0 };
 	struct signer_pending *p = NULL;
 	unsigned char digest[32];
-	ASN1_INTEGER *serial = NULL;
 	ASN1_OCTET_STRING *ext;
 	EVP_PKEY *k = NULL;
-	char hex[CK_SERIAL_HEX_MAX];
 	X509 *x;
 	int idx;
 
@@ -1434,11 +1425,9 @@ test_delegate_cert(void **state)
 
 	/* Nothing else goes through this path. */
 	assert_int_equal(ck_key_generate(CK_KEY_EC_P256, &k), 0);
-	assert_int_equal(ck_serial_random(&serial, hex), 0);
 	memset(&t, 0, sizeof(t));
 	t.subject = cn_name("not a responder");
 	t.pubkey = k;
-	t.serial = serial;
 	t.not_before = (int64_t)time(NULL);
 	t.not_after = t.not_before + 3600;
 	t.path_len = -1;
@@ -1465,7 +1454,6 @@ test_delegate_cert(void **state)
 	    CK_E_INVAL);			/* a CA */
 	assert_null(p);
 	ck_strlist_clear(&eku);
-	ASN1_INTEGER_free(serial);
 	X509_NAME_free((X509_NAME *)t.subject);
 	EVP_PKEY_free(k);
 }

@@ -39,19 +39,15 @@ make_ca(const char *keytype, int pathlen, int days, X509 **cert)
 	struct ck_cert_template t;
 	struct signer_pending *p = NULL;
 	struct signer *s = NULL;
-	ASN1_INTEGER *serial = NULL;
 	EVP_PKEY *key = tu_key_new(keytype);
 	X509_NAME *n = name("Signer Test CA");
 	unsigned char d[32], *der = NULL;
 	const unsigned char *q;
-	char hex[CK_SERIAL_HEX_MAX];
 	size_t len = 0;
 
-	assert_int_equal(ck_serial_random(&serial, hex), 0);
 	memset(&t, 0, sizeof(t));
 	t.subject = n;
 	t.pubkey = key;
-	t.serial = serial;
 	t.not_before = (int64_t)time(NULL) - 60;
 	t.not_after = (int64_t)time(NULL) + (int64_t)days * 86400;
 	t.is_ca = 1;
@@ -67,25 +63,20 @@ make_ca(const char *keytype, int pathlen, int days, X509 **cert)
 	assert_int_equal(signer_set_cert(s, *cert), 0);
 	OPENSSL_free(der);
 	X509_NAME_free(n);
-	ASN1_INTEGER_free(serial);
 	EVP_PKEY_free(key);
 	return s;
 }
 
 /* A leaf template for `key` (a reference the caller frees with
- * EVP_PKEY_free(t->pubkey)); the caller also frees *serial and *n. */
+ * EVP_PKEY_free(t->pubkey)); the caller also frees *n. No serial: the
+ * signer draws it. */
 static void
-leaf(struct ck_cert_template *t, EVP_PKEY *key, ASN1_INTEGER **serial,
-    X509_NAME **n, int days)
+leaf(struct ck_cert_template *t, EVP_PKEY *key, X509_NAME **n, int days)
 {
-	char hex[CK_SERIAL_HEX_MAX];
-
-	assert_int_equal(ck_serial_random(serial, hex), 0);
 	*n = name("leaf.example.com");
 	memset(t, 0, sizeof(*t));
 	t->subject = *n;
 	t->pubkey = key;
-	t->serial = *serial;
 	t->not_before = (int64_t)time(NULL) - 60;
 	t->not_after = (int64_t)time(NULL) + (int64_t)days * 86400;
 	t->path_len = -1;
@@ -117,7 +108,6 @@ test_prepare_digest_matches_signed(void **state)
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
 		struct ck_cert_template t;
 		struct signer_pending *p = NULL;
-		ASN1_INTEGER *serial = NULL;
 		X509_NAME *n = NULL;
 		X509 *ca = NULL, *x;
 		struct signer *s = make_ca(types[i], 0, 3650, &ca);
@@ -125,7 +115,7 @@ test_prepare_digest_matches_signed(void **state)
 		const unsigned char *q;
 		size_t len = 0;
 
-		leaf(&t, tu_key("ec-p256"), &serial, &n, 30);
+		leaf(&t, tu_key("ec-p256"), &n, 30);
 		assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d1), 0);
 		assert_int_equal(signer_cert_sign(s, p, &der, &len), 0);
 		q = der;
@@ -139,10 +129,62 @@ test_prepare_digest_matches_signed(void **state)
 		OPENSSL_free(der);
 		X509_NAME_free(n);
 	EVP_PKEY_free(t.pubkey);
-		ASN1_INTEGER_free(serial);
 		X509_free(ca);
 		signer_free(s);
 	}
+	tu_keys_free();
+}
+
+/* The signer chooses every serial: a template that brings one is refused;
+ * each prepare draws a new one (16 random octets, positive), the one the
+ * certificate carries and signer_pending_serial() reports. */
+static void
+test_signer_chooses_serial(void **state)
+{
+	struct ck_cert_template t;
+	struct signer_pending *p = NULL;
+	X509_NAME *n = NULL;
+	X509 *ca = NULL, *x;
+	struct signer *s = make_ca("ec-p256", 0, 3650, &ca);
+	ASN1_INTEGER *mine = NULL;
+	unsigned char d[32], *der = NULL;
+	const unsigned char *q, *oct;
+	char hex[CK_SERIAL_HEX_MAX], seen[8][CK_SERIAL_HEX_MAX];
+	size_t len = 0, olen, i, k;
+
+	(void)state;
+	leaf(&t, tu_key("ec-p256"), &n, 30);
+	assert_int_equal(ck_serial_random(&mine, hex), 0);
+	t.serial = mine;
+	assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d), CK_E_INVAL);
+	assert_contains(ck_err_msg(), "the signer chooses the serial");
+	assert_null(p);
+	assert_int_equal(signer_cert_prepare_der(s, &t, &p, d), CK_E_INVAL);
+	assert_null(p);
+	t.serial = NULL;
+	for (i = 0; i < 8; i++) {
+		assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d), 0);
+		snprintf(seen[i], sizeof(seen[i]), "%s",
+		    signer_pending_serial(p));
+		signer_pending_serial_octets(p, &oct, &olen);
+		assert_int_equal(olen, CK_SERIAL_BYTES);
+		assert_true(oct[0] != 0 && oct[0] < 0x80);
+		for (k = 0; k < i; k++)
+			assert_string_not_equal(seen[k], seen[i]);
+		assert_int_equal(signer_cert_sign(s, p, &der, &len), 0);
+		q = der;
+		assert_non_null(x = d2i_X509(NULL, &q, (long)len));
+		assert_int_equal(ck_serial_to_hex(X509_get0_serialNumber(x),
+		    hex), 0);
+		assert_string_equal(hex, seen[i]);
+		X509_free(x);
+		OPENSSL_free(der);
+	}
+	ASN1_INTEGER_free(mine);
+	X509_NAME_free(n);
+	EVP_PKEY_free(t.pubkey);
+	X509_free(ca);
+	signer_free(s);
 	tu_keys_free();
 }
 
@@ -152,20 +194,18 @@ test_refuses_validity_beyond_ca(void **state)
 {
 	struct ck_cert_template t;
 	struct signer_pending *p = NULL;
-	ASN1_INTEGER *serial = NULL;
 	X509_NAME *n = NULL;
 	X509 *ca = NULL;
 	struct signer *s = make_ca("ec-p256", 0, 10, &ca);
 	unsigned char d[32];
 
 	(void)state;
-	leaf(&t, tu_key("ec-p256"), &serial, &n, 11);
+	leaf(&t, tu_key("ec-p256"), &n, 11);
 	assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d), CK_E_POLICY);
 	assert_null(p);
 	assert_contains(ck_err_msg(), "expires");
 	X509_NAME_free(n);
 	EVP_PKEY_free(t.pubkey);
-	ASN1_INTEGER_free(serial);
 	X509_free(ca);
 	signer_free(s);
 	tu_keys_free();
@@ -178,7 +218,6 @@ test_path_length_enforced(void **state)
 {
 	struct ck_cert_template t;
 	struct signer_pending *p = NULL;
-	ASN1_INTEGER *serial = NULL;
 	X509_NAME *n = NULL;
 	X509 *ca0 = NULL, *ca1 = NULL;
 	struct signer *s0 = make_ca("ec-p256", 0, 3650, &ca0);
@@ -186,7 +225,7 @@ test_path_length_enforced(void **state)
 	unsigned char d[32];
 
 	(void)state;
-	leaf(&t, tu_key("ec-p256"), &serial, &n, 30);
+	leaf(&t, tu_key("ec-p256"), &n, 30);
 	t.is_ca = 1;
 	t.ku = (1u << CK_KU_KEY_CERT_SIGN) | (1u << CK_KU_CRL_SIGN);
 	t.path_len = 0;
@@ -201,7 +240,6 @@ test_path_length_enforced(void **state)
 	signer_pending_free(p);
 	X509_NAME_free(n);
 	EVP_PKEY_free(t.pubkey);
-	ASN1_INTEGER_free(serial);
 	X509_free(ca0);
 	X509_free(ca1);
 	signer_free(s0);
@@ -216,7 +254,6 @@ test_key_binding(void **state)
 {
 	struct ck_cert_template t;
 	struct signer_pending *p = NULL;
-	ASN1_INTEGER *serial = NULL;
 	X509_NAME *n = NULL;
 	X509 *ca = NULL, *other = NULL;
 	struct signer *s = make_ca("ec-p256", 0, 3650, &ca);
@@ -227,12 +264,11 @@ test_key_binding(void **state)
 	assert_true(signer_key_matches(s, ca));
 	assert_false(signer_key_matches(s, other));
 	assert_int_equal(signer_set_cert(s, other), CK_E_INVAL);
-	leaf(&t, tu_key("ec-p256"), &serial, &n, 30);
+	leaf(&t, tu_key("ec-p256"), &n, 30);
 	assert_int_equal(signer_cert_prepare(s, &t, 1, &p, d), CK_E_INVAL);
 	assert_null(p);
 	X509_NAME_free(n);
 	EVP_PKEY_free(t.pubkey);
-	ASN1_INTEGER_free(serial);
 	X509_free(ca);
 	X509_free(other);
 	signer_free(s);
@@ -247,7 +283,6 @@ test_no_cert_no_issuance(void **state)
 	struct ck_cert_template t;
 	struct signer_pending *p = NULL;
 	struct signer *s = NULL;
-	ASN1_INTEGER *serial = NULL;
 	X509_NAME *n = NULL;
 	unsigned char d[32], *der = NULL;
 	size_t len = 0;
@@ -255,13 +290,12 @@ test_no_cert_no_issuance(void **state)
 
 	(void)state;
 	assert_int_equal(signer_new(key, NULL, &s), 0);
-	leaf(&t, tu_key("ec-p256"), &serial, &n, 30);
+	leaf(&t, tu_key("ec-p256"), &n, 30);
 	assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d), CK_E_STATE);
 	assert_int_equal(signer_crl_sign(s, NULL, 0, 1, time(NULL),
 	    time(NULL) + 3600, &der, &len), CK_E_STATE);
 	X509_NAME_free(n);
 	EVP_PKEY_free(t.pubkey);
-	ASN1_INTEGER_free(serial);
 	signer_free(s);
 	tu_keys_free();
 }
@@ -307,14 +341,25 @@ test_crl_and_csr(void **state)
 
 /* TBS DER of a signed certificate. */
 static unsigned char *
-tbs_of(const unsigned char *der, size_t len, int *tbslen)
+tbs_of(const unsigned char *der, size_t len, const unsigned char *serial_of,
+    size_t serial_of_len, int *tbslen)
 {
 	const unsigned char *q = der;
 	unsigned char *tbs = NULL;
-	X509 *x = d2i_X509(NULL, &q, (long)len);
+	X509 *x = d2i_X509(NULL, &q, (long)len), *o;
 
 	assert_non_null(x);
 	assert_ptr_equal(q, der + len);
+	/* With the serial of the certificate `serial_of` (which differs). */
+	if (serial_of != NULL) {
+		q = serial_of;
+		assert_non_null(o = d2i_X509(NULL, &q, (long)serial_of_len));
+		assert_int_not_equal(ASN1_INTEGER_cmp(X509_get0_serialNumber(
+		    x), X509_get0_serialNumber(o)), 0);
+		assert_int_equal(X509_set_serialNumber(x,
+		    (ASN1_INTEGER *)X509_get0_serialNumber(o)), 1);
+		X509_free(o);
+	}
 	*tbslen = i2d_re_X509_tbs(x, &tbs);
 	assert_true(*tbslen > 0);
 	X509_free(x);
@@ -342,7 +387,6 @@ test_prepare_der(void **state)
 		struct signer_pending *p = NULL;
 		struct ck_csr *csr = NULL;
 		struct ck_strlist eku = { 0 };
-		ASN1_INTEGER *serial = NULL;
 		X509_NAME *n = NULL;
 		X509 *ca = NULL, *x;
 		struct signer *s = make_ca(types[i], 0, 3650, &ca);
@@ -357,7 +401,7 @@ test_prepare_der(void **state)
 		tu_csr_make(lk, &co, &csrbuf, &csrlen);
 		EVP_PKEY_free(lk);
 		assert_int_equal(ck_csr_parse(csrbuf, csrlen, &csr), 0);
-		leaf(&t, csr->pubkey, &serial, &n, 30);
+		leaf(&t, csr->pubkey, &n, 30);
 		assert_true(EVP_PKEY_up_ref(csr->pubkey));
 		t.subject = csr->subject;
 		t.spki_alg = csr->spki_alg;
@@ -388,14 +432,14 @@ test_prepare_der(void **state)
 			OPENSSL_free(re);
 			re = NULL;
 			X509_free(x);
-			/* The X509 path: the same TBS, byte for byte. */
+			/* The X509 path: the same TBS, byte for byte, but
+			 * for the serial each drew (never the same). */
 			assert_int_equal(signer_cert_prepare(s, &t, 0, &p, d2),
 			    0);
-			assert_memory_equal(d1, d2, 32);
 			assert_int_equal(signer_cert_sign(s, p, &der2, &len2),
 			    0);
-			tbs1 = tbs_of(der, len, &tl1);
-			tbs2 = tbs_of(der2, len2, &tl2);
+			tbs1 = tbs_of(der, len, NULL, 0, &tl1);
+			tbs2 = tbs_of(der2, len2, der, len, &tl2);
 			assert_int_equal(tl1, tl2);
 			assert_memory_equal(tbs1, tbs2, (size_t)tl1);
 			OPENSSL_free(tbs1);
@@ -426,7 +470,6 @@ test_prepare_der(void **state)
 		ck_csr_free(csr);
 		free(csrbuf);
 		X509_NAME_free(n);
-		ASN1_INTEGER_free(serial);
 		X509_free(ca);
 		signer_free(s);
 	}
@@ -437,6 +480,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_prepare_digest_matches_signed),
+		cmocka_unit_test(test_signer_chooses_serial),
 		cmocka_unit_test(test_prepare_der),
 		cmocka_unit_test(test_refuses_validity_beyond_ca),
 		cmocka_unit_test(test_path_length_enforced),

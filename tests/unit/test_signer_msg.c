@@ -69,8 +69,6 @@ test_prepare(void **state)
 	q.subject_len = 2;
 	q.spki = (const unsigned char *)"\x30\x03\x02\x01\x00";
 	q.spki_len = 5;
-	q.serial = (const unsigned char *)"\x01\x02";
-	q.serial_len = 2;
 	q.not_before = -5;
 	q.not_after = 1700000000;
 	q.path_len = -1;
@@ -93,17 +91,7 @@ test_prepare(void **state)
 	assert_string_equal(d.u.prepare->sans[1].value, "10.0.0.1");
 	assert_string_equal(d.u.prepare->eku[1], "1.2.3.4");
 	signer_msg_clear(&d);
-	/* Limits: an empty serial, a serial too long, too many names, a
-	 * NUL inside a text field. */
-	q.serial_len = 0;
-	assert_int_equal(signer_msg_encode(&m, &b), 0);
-	assert_int_equal(signer_msg_decode(m.type, 7, b.p + SIGNER_MSG_HDR,
-	    b.len - SIGNER_MSG_HDR, &d), CK_E_PARSE);
-	signer_msg_clear(&d);
-	q.serial_len = SIGNER_SERIAL_MAX + 1;
-	q.serial = (const unsigned char *)"123456789012345678901";
-	assert_int_equal(signer_msg_encode(&m, &b), CK_E_TOOBIG);
-	q.serial_len = 2;
+	/* Limits: too many names, key usage bits out of range. */
 	q.nsans = SIGNER_SAN_MAX + 1;
 	assert_int_equal(signer_msg_encode(&m, &b), CK_E_TOOBIG);
 	q.nsans = 2;
@@ -184,9 +172,38 @@ test_others(void **state)
 	m.id = 6;
 	m.u.prepared.handle = 0x1122334455667788ULL;
 	memset(m.u.prepared.digest, 0xab, 32);
+	memcpy(m.u.prepared.serial, "\x00\x80\x01", 3);
+	m.u.prepared.serial_len = 3;
 	roundtrip(&m, &d, &b);
 	assert_true(d.u.prepared.handle == 0x1122334455667788ULL);
+	assert_int_equal(d.u.prepared.serial_len, 3);
+	assert_memory_equal(d.u.prepared.serial, "\x00\x80\x01", 3);
 	signer_msg_clear(&d);
+	/* The signer's serial: positive, minimal, not zero, 1-20 octets. */
+	{
+		static const struct { const char *s; size_t n; } bad[] = {
+			{ "", 0 }, { "\x80", 1 }, { "\x00\x01", 2 },
+			{ "\x00", 1 }, { "\x00\x00", 2 },
+			{ "123456789012345678901", 21 },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			memcpy(m.u.prepared.serial, bad[i].s, bad[i].n > 20 ?
+			    20 : bad[i].n);
+			m.u.prepared.serial_len = bad[i].n;
+			if (bad[i].n > SIGNER_SERIAL_MAX) {
+				assert_int_equal(signer_msg_encode(&m, &b),
+				    CK_E_TOOBIG);
+				continue;
+			}
+			assert_int_equal(signer_msg_encode(&m, &b), 0);
+			assert_int_equal(signer_msg_decode(m.type, 6,
+			    b.p + SIGNER_MSG_HDR, b.len - SIGNER_MSG_HDR, &d),
+			    CK_E_PARSE);
+			signer_msg_clear(&d);
+		}
+	}
 
 	memset(&m, 0, sizeof(m));
 	m.type = SIGNER_MSG_CERT_SIGN;
@@ -195,6 +212,90 @@ test_others(void **state)
 	roundtrip(&m, &d, &b);
 	signer_msg_clear(&d);
 	signer_buf_free(&b);
+}
+
+/* H6: the memory a request may hold in the signer is bounded by its cost,
+ * and the reader admits no more than SIGNER_HELD_MAX of them at once. */
+static void
+test_budget(void **state)
+{
+	struct signer_msg m, d;
+	struct signer_msg_crl_entry *ents;
+	struct signer_msg_prepare q;
+	struct signer_buf b = { 0 };
+	size_t held, cost, crl_max, n, k;
+	unsigned t;
+
+	(void)state;
+	/* Every request fits the budget alone; a count of 256 queued
+	 * requests alone would allow far more than it. */
+	for (t = SIGNER_MSG_UNLOCK; t < SIGNER_MSG_REQ__MAX; t++) {
+		cost = signer_msg_cost(t, signer_msg_max_body(t));
+		assert_true(cost >= signer_msg_max_body(t));
+		assert_true(cost <= SIGNER_HELD_MAX);
+	}
+	assert_int_equal(signer_msg_cost(SIGNER_MSG_R_DER, 5), 0);
+	crl_max = signer_msg_cost(SIGNER_MSG_CRL_SIGN,
+	    signer_msg_max_body(SIGNER_MSG_CRL_SIGN));
+	assert_true(crl_max > (size_t)100 * 1024 * 1024);
+	assert_true(crl_max / 1024 * 256 > SIGNER_HELD_MAX / 1024);
+
+	/* What the decoder allocates is within the cost: a CRL of the
+	 * smallest entries (the most entries for its size). */
+	n = 100000;
+	assert_non_null(ents = calloc(n, sizeof(*ents)));
+	for (k = 0; k < n; k++)
+		snprintf(ents[k].serial_hex, sizeof(ents[k].serial_hex), "1");
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CRL_SIGN;
+	m.u.crl.n = (uint32_t)n;
+	m.u.crl.entries = ents;
+	roundtrip(&m, &d, &b);
+	assert_int_equal(d.u.crl.n, n);
+	assert_true(b.len - SIGNER_MSG_HDR + n * sizeof(*ents) <=
+	    signer_msg_cost(m.type, b.len - SIGNER_MSG_HDR));
+	signer_msg_clear(&d);
+	free(ents);
+	/* A prepare with every name it may carry. */
+	memset(&q, 0, sizeof(q));
+	q.subject = (const unsigned char *)"\x30\x00";
+	q.subject_len = 2;
+	q.spki = q.subject;
+	q.spki_len = 2;
+	q.path_len = -1;
+	q.nsans = SIGNER_SAN_MAX;
+	assert_non_null(q.sans = calloc(q.nsans, sizeof(*q.sans)));
+	for (k = 0; k < q.nsans; k++)
+		snprintf(q.sans[k].value, sizeof(q.sans[k].value), "a");
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CERT_PREPARE;
+	m.u.prepare = &q;
+	roundtrip(&m, &d, &b);
+	assert_true(b.len - SIGNER_MSG_HDR + sizeof(q) + q.nsans *
+	    sizeof(*q.sans) <= signer_msg_cost(m.type, b.len -
+	    SIGNER_MSG_HDR));
+	signer_msg_clear(&d);
+	free(q.sans);
+	signer_buf_free(&b);
+
+	/* The reader, nothing freed meanwhile: max-size CRLs are admitted
+	 * until the next would pass the budget, then it waits; one freed,
+	 * one more is admitted. */
+	held = 0;
+	for (k = 0; k < 256 && signer_msg_admit(held, crl_max); k++)
+		held += crl_max;
+	assert_true(k >= 1 && k < 256);
+	assert_true(held <= SIGNER_HELD_MAX);
+	assert_false(signer_msg_admit(held, crl_max));
+	held -= crl_max;
+	assert_true(signer_msg_admit(held, crl_max));
+	/* Small requests fill it up to the budget, not beyond. */
+	assert_true(signer_msg_admit(SIGNER_HELD_MAX - 10, 10));
+	assert_false(signer_msg_admit(SIGNER_HELD_MAX - 10, 11));
+	assert_false(signer_msg_admit(SIGNER_HELD_MAX + 1, 0));
+	/* Alone, even a request over the budget is read. */
+	assert_true(signer_msg_admit(0, (size_t)SIGNER_HELD_MAX + 1));
+	assert_false(signer_msg_admit(1, SIGNER_HELD_MAX));
 }
 
 static void
@@ -224,6 +325,7 @@ main(void)
 		cmocka_unit_test(test_prepare),
 		cmocka_unit_test(test_others),
 		cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_budget),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

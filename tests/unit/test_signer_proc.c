@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@
 #include "audit/checkpoint.h"
 #include "ca/ca.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/secmem.h"
 #include "signer/signer.h"
 #include "signer/signer_msg.h"
@@ -53,6 +55,7 @@
 static struct {
 	char base[4096];
 	char root[4200], other[4200], pass[4200], allowca[4200];
+	char onethread[4200];
 	struct ck_pass_src src;
 	struct ck_secret *pw;
 } g;
@@ -88,6 +91,20 @@ make_ca(const char *home, const char *subject)
 	return 0;
 }
 
+/* Add `text` to the configuration of the CA at `home`. */
+static int
+conf_append(const char *home, const char *text)
+{
+	char conf[4300];
+	FILE *fp;
+
+	tu_path(conf, sizeof(conf), home, "certkeep.conf");
+	if ((fp = fopen(conf, "a")) == NULL)
+		return -1;
+	fputs(text, fp);
+	return fclose(fp) == 0 ? 0 : -1;
+}
+
 static int
 group_setup(void **state)
 {
@@ -98,6 +115,7 @@ group_setup(void **state)
 	tu_path(g.other, sizeof(g.other), g.base, "other");
 	tu_path(g.pass, sizeof(g.pass), g.base, "pass");
 	tu_path(g.allowca, sizeof(g.allowca), g.base, "allowca");
+	tu_path(g.onethread, sizeof(g.onethread), g.base, "onethread");
 	tu_write_file(g.pass, PASSPHRASE "\n", strlen(PASSPHRASE) + 1, 0600);
 	g.src.kind = CK_PASS_FILE;
 	g.src.file = g.pass;
@@ -108,19 +126,14 @@ group_setup(void **state)
 	g.pw->len = strlen(PASSPHRASE);
 	if (make_ca(g.root, "CN=Signer Test Root,O=certkeep tests") != 0 ||
 	    make_ca(g.other, "CN=Someone Else,O=elsewhere") != 0 ||
-	    make_ca(g.allowca, "CN=Allow CA Root,O=certkeep tests") != 0)
+	    make_ca(g.allowca, "CN=Allow CA Root,O=certkeep tests") != 0 ||
+	    make_ca(g.onethread, "CN=One Thread Root,O=certkeep tests") != 0)
 		return -1;
-	/* A CA whose operator weakened the boundary on purpose. */
-	{
-		char conf[4300];
-		FILE *fp;
-
-		tu_path(conf, sizeof(conf), g.allowca, "certkeep.conf");
-		if ((fp = fopen(conf, "a")) == NULL)
-			return -1;
-		fputs("\n[signer]\nallow_ca = yes\n", fp);
-		fclose(fp);
-	}
+	/* A CA whose operator weakened the boundary on purpose; a signer
+	 * with one signing thread (test_budget_holds). */
+	if (conf_append(g.allowca, "\n[signer]\nallow_ca = yes\n") != 0 ||
+	    conf_append(g.onethread, "\n[signer]\nthreads = 1\n") != 0)
+		return -1;
 	return 0;
 }
 
@@ -264,11 +277,9 @@ hdr(unsigned char h[SIGNER_MSG_HDR], unsigned type, uint32_t id,
 struct tmpl {
 	struct ck_cert_template t;
 	X509_NAME *subject;
-	ASN1_INTEGER *serial;
 	unsigned char *spki;
 	struct ck_names sans;
 	struct ck_strlist eku;
-	char hex[CK_SERIAL_HEX_MAX];
 };
 
 static void
@@ -280,7 +291,6 @@ tmpl_init(struct tmpl *m, struct ck_ca *ca, const char *cn)
 
 	memset(m, 0, sizeof(*m));
 	assert_int_equal(ck_dn_parse(cn, &m->subject), 0);
-	assert_int_equal(ck_serial_random(&m->serial, m->hex), 0);
 	n = i2d_PUBKEY(key, &m->spki);
 	EVP_PKEY_free(key);
 	assert_true(n > 0);
@@ -290,7 +300,6 @@ tmpl_init(struct tmpl *m, struct ck_ca *ca, const char *cn)
 	m->t.subject = m->subject;
 	m->t.spki_der = m->spki;
 	m->t.spki_der_len = (size_t)n;
-	m->t.serial = m->serial;
 	m->t.not_before = now - 60;
 	m->t.not_after = now + 90 * 86400;
 	m->t.path_len = -1;
@@ -303,11 +312,27 @@ tmpl_init(struct tmpl *m, struct ck_ca *ca, const char *cn)
 	m->t.profile = "tls-server";
 }
 
+/* The template's key: a new one of `type` (tu_key()). */
+static void
+tmpl_key(struct tmpl *m, const char *type)
+{
+	EVP_PKEY *key = tu_key(type);
+	int n;
+
+	assert_non_null(key);
+	OPENSSL_free(m->spki);
+	m->spki = NULL;
+	n = i2d_PUBKEY(key, &m->spki);
+	EVP_PKEY_free(key);
+	assert_true(n > 0);
+	m->t.spki_der = m->spki;
+	m->t.spki_der_len = (size_t)n;
+}
+
 static void
 tmpl_clear(struct tmpl *m)
 {
 	X509_NAME_free(m->subject);
-	ASN1_INTEGER_free(m->serial);
 	OPENSSL_free(m->spki);
 	ck_names_clear(&m->sans);
 	ck_strlist_clear(&m->eku);
@@ -323,12 +348,19 @@ try_issue(struct fx *f, struct tmpl *m, X509 **out)
 	size_t len = 0;
 	int r;
 
+	char want[CK_SERIAL_HEX_MAX], got[CK_SERIAL_HEX_MAX];
+
 	if ((r = signer_cert_prepare_der(f->ca->signer, &m->t, &p, d)) != 0)
 		return r;
+	/* The serial the signer chose and returned is the certificate's. */
+	snprintf(want, sizeof(want), "%s", signer_pending_serial(p));
 	assert_int_equal(signer_cert_sign(f->ca->signer, p, &der, &len), 0);
 	q = der;
 	*out = d2i_X509(NULL, &q, (long)len);
 	assert_non_null(*out);
+	assert_int_equal(ck_serial_to_hex(X509_get0_serialNumber(*out), got),
+	    0);
+	assert_string_equal(got, want);
 	OPENSSL_free(der);
 	return 0;
 }
@@ -598,6 +630,150 @@ try_ocsp_cert(struct fx *f, const char *subject)
 	return r;
 }
 
+/* H5: the signer decodes the key and judges its type by the profile's
+ * key_types, as the service judges a CSR's: an RSA-1024 key, a curve the
+ * profile does not list are refused; the types it lists are signed. */
+static void
+test_key_types(void **state)
+{
+	struct fx *f = *state;
+	struct tmpl m;
+	X509 *x = NULL;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	tmpl_key(&m, "rsa1024");
+	assert_refused(f, &m, "key type rsa1024 is not allowed");
+	tmpl_key(&m, "secp256k1");
+	assert_refused(f, &m, "key type ec-secp256k1 is not allowed");
+	tmpl_key(&m, "rsa2048");
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	X509_free(x);
+	tmpl_key(&m, "ec-p384");
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	X509_free(x);
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
+/* An OCSP "revoked" with `reason`, for a certificate of this CA. */
+static int
+ocsp_revoked(struct fx *f, int reason)
+{
+	OCSP_BASICRESP *bs;
+	OCSP_CERTID *id;
+	ASN1_INTEGER *ser = ASN1_INTEGER_new();
+	ASN1_TIME *tu, *nu, *rev;
+	time_t now = time(NULL);
+	int r;
+
+	assert_int_equal(ASN1_INTEGER_set(ser, 4343), 1);
+	tu = ASN1_GENERALIZEDTIME_set(NULL, now);
+	nu = ASN1_GENERALIZEDTIME_set(NULL, now + 3600);
+	rev = ASN1_GENERALIZEDTIME_set(NULL, now - 60);
+	id = OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(f->ca->cert),
+	    X509_get0_pubkey_bitstr(f->ca->cert), ser);
+	assert_non_null(bs = OCSP_BASICRESP_new());
+	assert_non_null(OCSP_basic_add1_status(bs, id,
+	    V_OCSP_CERTSTATUS_REVOKED, reason, rev, tu, nu));
+	r = signer_ocsp_sign(f->ca->signer, &bs, 0);
+	OCSP_BASICRESP_free(bs);
+	OCSP_CERTID_free(id);
+	ASN1_INTEGER_free(ser);
+	ASN1_TIME_free(tu);
+	ASN1_TIME_free(nu);
+	ASN1_TIME_free(rev);
+	return r;
+}
+
+/* H8: reason 7 is unused in RFC 5280; neither a CRL entry nor an OCSP
+ * revocation may carry it (one check for both); the others are signed. */
+static void
+test_revocation_reasons(void **state)
+{
+	struct fx *f = *state;
+	struct ck_crl_entry e = { "4343", 0, 7 };
+	unsigned char *der = NULL;
+	size_t len = 0;
+	int64_t now = (int64_t)time(NULL);
+
+	e.revoked_at = now - 60;
+	assert_int_equal(signer_crl_sign(f->ca->signer, &e, 1, 5, now,
+	    now + 86400, &der, &len), CK_E_POLICY);
+	assert_null(der);
+	assert_int_equal(ocsp_revoked(f, 7), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "reason 7");
+	assert_alive(f);
+	e.reason = 1;
+	assert_int_equal(signer_crl_sign(f->ca->signer, &e, 1, 5, now,
+	    now + 86400, &der, &len), 0);
+	OPENSSL_free(der);
+	assert_int_equal(ocsp_revoked(f, 1), 0);
+	assert_int_equal(ocsp_revoked(f, 10), 0);
+	assert_int_equal(ocsp_revoked(f, OCSP_REVOKED_STATUS_NOSTATUS), 0);
+	assert_alive(f);
+}
+
+/* A CRL of many entries is signed in the sandbox (OpenSSL sorts them with
+ * qsort(), which asks for sysinfo() once). */
+static void
+test_crl_many(void **state)
+{
+	struct fx *f = *state;
+	struct ck_crl_entry *e;
+	char (*hex)[16];
+	unsigned char *der = NULL;
+	size_t len = 0, i, n = 2000;
+	int64_t now = (int64_t)time(NULL);
+
+	assert_non_null(e = calloc(n, sizeof(*e)));
+	assert_non_null(hex = calloc(n, sizeof(*hex)));
+	for (i = 0; i < n; i++) {
+		snprintf(hex[i], sizeof(hex[i]), "%zX", n - i);
+		e[i].serial_hex = hex[i];
+		e[i].revoked_at = now - 60;
+		e[i].reason = 1;
+	}
+	assert_int_equal(signer_crl_sign(f->ca->signer, e, n, 9, now,
+	    now + 86400, &der, &len), 0);
+	assert_true(len > n * 20);
+	OPENSSL_free(der);
+	free(e);
+	free(hex);
+	assert_alive(f);
+}
+
+/* H1: the signer draws every serial; prepares never return the same one
+ * (and try_issue() checks that the certificate carries the one
+ * returned). */
+static void
+test_serials_distinct(void **state)
+{
+	struct fx *f = *state;
+	struct signer_pending *p;
+	struct tmpl m;
+	unsigned char d[32];
+	char seen[32][CK_SERIAL_HEX_MAX];
+	X509 *x = NULL;
+	size_t i, k;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	for (i = 0; i < 32; i++) {
+		assert_int_equal(signer_cert_prepare_der(f->ca->signer, &m.t,
+		    &p, d), 0);
+		snprintf(seen[i], sizeof(seen[i]), "%s",
+		    signer_pending_serial(p));
+		/* 16 random octets, positive: 31 or 32 hex digits. */
+		assert_true(strlen(seen[i]) >= 31 && strlen(seen[i]) <= 32);
+		for (k = 0; k < i; k++)
+			assert_string_not_equal(seen[k], seen[i]);
+		signer_pending_free(p);		/* aborts it */
+	}
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	X509_free(x);
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
 /* V5: the responder certificate's subject is certkeepd's, no other (it
  * would be a certificate for any name the service chose). */
 static void
@@ -635,8 +811,6 @@ prepare_subject(struct fx *f, const unsigned char *subj, size_t len)
 		EVP_PKEY_free(key);
 	}
 	q.spki = spki;
-	q.serial = (const unsigned char *)"\x12\x35";
-	q.serial_len = 2;
 	q.not_before = now;
 	q.not_after = now + 86400;
 	q.path_len = -1;
@@ -712,6 +886,117 @@ test_cms_content(void **state)
 	assert_alive(f);
 }
 
+/* A crl-sign request of `n` entries, encoded into `b`. */
+static void
+crl_request(struct signer_buf *b, uint32_t n, int valid)
+{
+	struct signer_msg m;
+	struct signer_msg_crl_entry *e;
+	int64_t now = (int64_t)time(NULL);
+	uint32_t i;
+
+	assert_non_null(e = calloc(n, sizeof(*e)));
+	for (i = 0; i < n; i++) {
+		if (valid)
+			snprintf(e[i].serial_hex, sizeof(e[i].serial_hex),
+			    "%X", i + 1);
+		else
+			memset(e[i].serial_hex, 'A', SIGNER_SERIAL_MAX * 2);
+		e[i].revoked_at = now - 60;
+		e[i].reason = 1;
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_CRL_SIGN;
+	m.id = 1000 + n;
+	m.u.crl.number = 7;
+	m.u.crl.this_update = now;
+	m.u.crl.next_update = now + 86400;
+	m.u.crl.n = n;
+	m.u.crl.entries = e;
+	assert_int_equal(signer_msg_encode(&m, b), 0);
+	free(e);
+}
+
+/*
+ * H6: the requests a signer holds are bounded in bytes, not only in
+ * number. Its one signing thread is kept busy (its reply to a CRL is
+ * larger than the socket's buffer, and nobody reads it); then CRL
+ * requests of 2^20 entries (55 MiB each, 122 MiB once decoded) are sent
+ * as fast as the signer reads them. It reads two (SIGNER_HELD_MAX, 256
+ * MiB), then no more: the writes stall. (A queue bounded only by its
+ * 256 requests would read them all.)
+ */
+static void
+test_budget_holds(void **state)
+{
+	struct signer_buf small = { 0 }, big = { 0 }, ub = { 0 };
+	struct signer_msg m;
+	struct pollfd pfd;
+	unsigned char rh[SIGNER_MSG_HDR];
+	size_t sent = 0, total, off;
+	ssize_t k;
+	pid_t pid;
+	int sv[2], st;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	fflush(NULL);
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0) {
+		close(sv[0]);
+		signer_proc_child(sv[1], g.onethread);
+	}
+	close(sv[1]);
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_UNLOCK;
+	m.id = 1;
+	m.u.secret.buf = g.pw->buf;
+	m.u.secret.len = g.pw->len;
+	assert_int_equal(signer_msg_encode(&m, &ub), 0);
+	assert_int_equal(write(sv[0], ub.p, ub.len), (ssize_t)ub.len);
+	signer_buf_free(&ub);
+	assert_int_equal(ck_read_full(sv[0], rh, sizeof(rh)), 0);
+	assert_int_equal(rh[1], SIGNER_MSG_R_OK);
+	/* The worker signs this one and blocks writing its reply. */
+	crl_request(&small, 30000, 1);
+	assert_int_equal(write(sv[0], small.p, small.len),
+	    (ssize_t)small.len);
+	crl_request(&big, SIGNER_CRL_MAX, 0);
+	assert_true(signer_msg_cost(SIGNER_MSG_CRL_SIGN, big.len -
+	    SIGNER_MSG_HDR) * 2 < SIGNER_HELD_MAX);
+	assert_true(signer_msg_cost(SIGNER_MSG_CRL_SIGN, big.len -
+	    SIGNER_MSG_HDR) * 3 > SIGNER_HELD_MAX);
+	total = 5 * big.len;
+	pfd.fd = sv[0];
+	pfd.events = POLLOUT;
+	/* As much as it takes, until nothing moves for 3 seconds. */
+	while (sent < total && poll(&pfd, 1, 3000) == 1) {
+		off = sent % big.len;
+		k = send(sv[0], big.p + off, big.len - off, MSG_DONTWAIT);
+		if (k < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				int e = errno;
+				(void)waitpid(pid, &st, 0);
+				fail_msg("send: %s (after %zu bytes), "
+				    "signer status %#x", strerror(e), sent,
+				    st);
+			}
+			continue;
+		}
+		sent += (size_t)k;
+	}
+	/* Two read, the third's header at most; plus the socket buffer. */
+	if (sent >= 3 * big.len)
+		fail_msg("the signer read %zu bytes of requests (%zu each) "
+		    "while its thread was busy", sent, big.len);
+	assert_true(sent >= 2 * big.len);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	close(sv[0]);
+	signer_buf_free(&small);
+	signer_buf_free(&big);
+}
+
 /* ---- messages that kill ---- */
 
 static void
@@ -762,17 +1047,18 @@ test_kill_short_field(void **state)
 	assert_killed(f);
 }
 
-/* A well-formed request with one more field (an issuer, say) after it. */
+/* A cert-prepare, well formed but for `n` bytes spliced in after the
+ * SubjectPublicKeyInfo (`after_spki`) or at the end: *out (caller frees)
+ * of *outlen bytes, header included. */
 static void
-test_kill_extra_field(void **state)
+prepare_spliced(struct fx *f, const char *bytes, size_t n, int after_spki,
+    unsigned char **out, size_t *outlen)
 {
-	struct fx *f = *state;
 	struct signer_msg m;
 	struct signer_msg_prepare *q = calloc(1, sizeof(*q));
 	struct signer_buf b = { 0 };
 	unsigned char *grown, *name = NULL;
-	static const char extra[] = "\0\0\0\x0e" "CN=Other Root!";
-	uint32_t blen;
+	size_t off;
 	int nl;
 
 	assert_non_null(q);
@@ -783,25 +1069,62 @@ test_kill_extra_field(void **state)
 	q->subject_len = (size_t)nl;
 	q->spki = name;
 	q->spki_len = (size_t)nl;
-	q->serial = (const unsigned char *)"\x01";
-	q->serial_len = 1;
 	q->path_len = -1;
 	memset(&m, 0, sizeof(m));
 	m.type = SIGNER_MSG_CERT_PREPARE;
 	m.id = 99;
 	m.u.prepare = q;
 	assert_int_equal(signer_msg_encode(&m, &b), 0);
-	assert_non_null(grown = malloc(b.len + sizeof(extra) - 1));
-	memcpy(grown, b.p, b.len);
-	memcpy(grown + b.len, extra, sizeof(extra) - 1);
-	blen = (uint32_t)(b.len - SIGNER_MSG_HDR + sizeof(extra) - 1);
-	hdr(grown, SIGNER_MSG_CERT_PREPARE, 99, blen);
-	send_raw(f, grown, b.len + sizeof(extra) - 1);
-	free(grown);
+	/* After kind, profile, subject and SubjectPublicKeyInfo. */
+	off = after_spki ? SIGNER_MSG_HDR + 1 + 4 + strlen(q->profile) + 4 +
+	    q->subject_len + 4 + q->spki_len : b.len;
+	assert_non_null(grown = malloc(b.len + n));
+	memcpy(grown, b.p, off);
+	memcpy(grown + off, bytes, n);
+	memcpy(grown + off + n, b.p + off, b.len - off);
+	hdr(grown, SIGNER_MSG_CERT_PREPARE, 99,
+	    (uint32_t)(b.len + n - SIGNER_MSG_HDR));
+	*out = grown;
+	*outlen = b.len + n;
 	signer_buf_free(&b);
 	free(q);
 	OPENSSL_free(name);
+}
+
+/* Send prepare_spliced(): it does not decode, and kills the signer. */
+static void
+kill_spliced(struct fx *f, const char *bytes, size_t n, int after_spki)
+{
+	struct signer_msg dm;
+	unsigned char *msg;
+	size_t len;
+
+	prepare_spliced(f, bytes, n, after_spki, &msg, &len);
+	assert_int_equal(signer_msg_decode(SIGNER_MSG_CERT_PREPARE, 99,
+	    msg + SIGNER_MSG_HDR, len - SIGNER_MSG_HDR, &dm), CK_E_PARSE);
+	signer_msg_clear(&dm);
+	send_raw(f, msg, len);
+	free(msg);
 	assert_killed(f);
+}
+
+/* A well-formed request with one more field (an issuer, say) after it. */
+static void
+test_kill_extra_field(void **state)
+{
+	static const char extra[] = "\0\0\0\x0e" "CN=Other Root!";
+
+	kill_spliced(*state, extra, sizeof(extra) - 1, 0);
+}
+
+/* H1: the request of the old format, which carried the service's choice
+ * of serial after the public key, is malformed now. */
+static void
+test_kill_serial_field(void **state)
+{
+	static const char serial[] = "\0\0\0\x02\x12\x34";
+
+	kill_spliced(*state, serial, sizeof(serial) - 1, 1);
 }
 
 static void
@@ -864,8 +1187,6 @@ test_kill_used_handle(void **state)
 		EVP_PKEY_free(key);
 	}
 	q.spki = spki;
-	q.serial = (const unsigned char *)"\x12\x34";
-	q.serial_len = 2;
 	q.not_before = now;
 	q.not_after = now + 86400;
 	q.path_len = -1;
@@ -1240,6 +1561,17 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_kill_short_field, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_extra_field, setup,
+		    teardown),
+		cmocka_unit_test(test_budget_holds),
+		cmocka_unit_test_setup_teardown(test_kill_serial_field,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_serials_distinct,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_types, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_revocation_reasons, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_crl_many, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_reply_type, setup,
 		    teardown),
