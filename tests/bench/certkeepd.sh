@@ -13,8 +13,10 @@
 #   4. OCSP: GET /ocsp/<base64> for the issued certificates at concurrency
 #      64, answers from the in-memory cache;
 #   5. certkeepd's peak memory (VmHWM) and CPU time per certificate
-#      (cpu ms/cert: its own threads; lg ms/cert: loadgen's, which shares
-#      the cores), the store's group-commit figures from /metrics.
+#      (cpu ms/cert: its own threads, its signer process included; svc
+#      and sgn ms/cert: the service and the signer process apart; lg
+#      ms/cert: loadgen's, which shares the cores), the store's
+#      group-commit figures from /metrics.
 # Environment: SIGNER_MODE=process (the default: the CA key in certkeepd's
 # sandboxed signer process), inprocess (certkeepd --signer-inprocess, the
 # key in the service process: only to measure what the isolation costs)
@@ -114,15 +116,20 @@ echo "== ${NCSR:-2000} CSRs"
 hz=$(getconf CLK_TCK)
 # certkeepd's CPU: the service process and its signer process.
 signer=$(cat /proc/"$pid"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 . || true)
-cpu_ticks() { cat "/proc/$pid/stat" ${signer:+"/proc/$signer/stat"} | awk '{ t += $14 + $15 } END { print t }'; }
+# Ticks of the service process, then of the signer process (0 in-process).
+cpu_ticks() {
+	local g=0
+	[ -n "$signer" ] && g=$(awk '{ print $14 + $15 }' "/proc/$signer/stat")
+	echo "$(awk '{ print $14 + $15 }' "/proc/$pid/stat") $g"
+}
 issued() { curl -s "$pub/metrics" | awk '/^certkeep_certificates_issued_total/ { print $2 }'; }
 
 echo "== issuance over HTTPS"
-printf '%-6s %10s %9s %9s %9s %8s %12s %12s %10s\n' conc 'certs/s' 'p50 ms' 'p99 ms' errors ratio 'cpu ms/cert' 'lg ms/cert' 'batch'
+printf '%-6s %10s %9s %9s %9s %8s %12s %12s %10s %12s %12s\n' conc 'certs/s' 'p50 ms' 'p99 ms' errors ratio 'cpu ms/cert' 'lg ms/cert' 'batch' 'svc ms/cert' 'sgn ms/cert'
 commit_stats() { curl -s "$pub/metrics" | awk '/^certkeep_store_committed_items_total/ {i=$2} /^certkeep_store_commits_total/ {c=$2} END { print i + 0, c + 0 }'; }
 for c in ${CONCURRENCY:-1 8 64}; do
 	read -r i0 k0 < <(commit_stats)
-	t0=$(cpu_ticks) n0=$(issued)
+	read -r s0 g0 < <(cpu_ticks); n0=$(issued)
 	perf_pid=
 	if [ "${PERF:-0}" = 1 ]; then
 		perf record -q -F "${PERF_FREQ:-999}" --call-graph "${PERF_CG:-fp}" -p "$pid" -o "$work/perf-c$c.data" \
@@ -134,18 +141,21 @@ for c in ${CONCURRENCY:-1 8 64}; do
 	    --json-template '{"profile":"tls-server","csr":"%CSR%"}' --csr-dir "$work/csrs" \
 	    --expect 'BEGIN CERTIFICATE' --concurrency "$c" --duration "${DURATION:-10}" \
 	    --warmup "${WARMUP:-2}" --json --label "certkeep-$kt") || true
-	t1=$(cpu_ticks) n1=$(issued)
+	read -r s1 g1 < <(cpu_ticks); n1=$(issued)
 	[ -n "$perf_pid" ] && wait "$perf_pid"
 	# Items (pending rows, issued rows, other writes) per durable
 	# transaction during this run.
 	read -r i1 k1 < <(commit_stats)
 	batch=$(awk -v i=$((i1 - i0)) -v k=$((k1 - k0)) 'BEGIN { if (k) printf "%.1f", i / k }')
-	jq -r --arg ceil "${ceiling:-0}" --arg hz "$hz" --arg t "$((t1 - t0))" --arg n "$((n1 - n0))" --arg b "$batch" \
+	jq -r --arg ceil "${ceiling:-0}" --arg hz "$hz" --arg t "$((s1 - s0 + g1 - g0))" --arg n "$((n1 - n0))" --arg b "$batch" \
+	    --arg ts "$((s1 - s0))" --arg tg "$((g1 - g0))" \
 	    '[.concurrency, .rps, .latency_ms.p50, .latency_ms.p99, .errors,
 	      (if ($ceil|tonumber) > 0 then .rps / ($ceil|tonumber) else 0 end),
 	      (if ($n|tonumber) > 0 then 1000 * ($t|tonumber) / ($hz|tonumber) / ($n|tonumber) else 0 end),
-	      (if .ok > 0 then 1000 * (.cpu_user_s + .cpu_sys_s) / .ok else 0 end), $b] | @tsv' <<<"$line" |
-	awk -F'\t' '{ printf "%-6d %10.1f %9.2f %9.2f %9d %8.3f %12.3f %12.3f %10s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
+	      (if .ok > 0 then 1000 * (.cpu_user_s + .cpu_sys_s) / .ok else 0 end), $b,
+	      (if ($n|tonumber) > 0 then 1000 * ($ts|tonumber) / ($hz|tonumber) / ($n|tonumber) else 0 end),
+	      (if ($n|tonumber) > 0 then 1000 * ($tg|tonumber) / ($hz|tonumber) / ($n|tonumber) else 0 end)] | @tsv' <<<"$line" |
+	awk -F'\t' '{ printf "%-6d %10.1f %9.2f %9.2f %9d %8.3f %12.3f %12.3f %10s %12.3f %12.3f\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }'
 done
 
 if [ "${PERF:-0}" = 1 ]; then
