@@ -15,6 +15,7 @@
 #include "ca/ca.h"
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/privs.h"
 #include "daemon/adminsock.h"
 
 /* Write an extract to PATH: a new file, synced, then renamed. */
@@ -61,7 +62,7 @@ run_local(const char *home, const json_t *req,
 	env.ca = ca;
 	env.rd = ca->st;
 	env.pass = pass;
-	if ((reply = admin_exec(&env, getuid(), req)) == NULL)
+	if ((reply = admin_exec(&env, ck_privs_caller_uid(), req)) == NULL)
 		*rp = CK_E_NOMEM;
 	else
 		*rp = 0;
@@ -268,7 +269,7 @@ cli_authorize_local(const char *home, int argc, char **argv)
 	/* The key is not certkeepd's to give: a key backup reads the key
 	 * file, which only the home's owner can. */
 	if (strcmp(argv[0], "key") == 0 && argc > 1 &&
-	    strcmp(argv[1], "backup") == 0 && geteuid() != 0 &&
+	    strcmp(argv[1], "backup") == 0 && ck_privs_caller_uid() != 0 &&
 	    admin_home_owner(home, &owner) == 0 && owner != geteuid()) {
 		fprintf(stderr, "certkeep: key backup reads the CA key file: "
 		    "run it as the home's owner (or root), with the key's "
@@ -284,7 +285,8 @@ cli_authorize_local(const char *home, int argc, char **argv)
 		ck_err_clear();
 		return CLI_EXIT_OK;
 	}
-	if ((r = authz_principal_load(ca->st, getuid(), owner, &p)) != 0 ||
+	if ((r = authz_principal_load(ca->st, ck_privs_caller_uid(), owner,
+	    &p)) != 0 ||
 	    (r = authz_decide(ca->st, &p, action, &d)) != 0) {
 		ex = cli_fail(r);
 	} else if (!d.allowed) {

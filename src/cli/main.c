@@ -5,13 +5,17 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include <openssl/crypto.h>
 
 #include "ca/ca.h"
+#include "ca/eab_seal.h"
+#include "ca/home_split.h"
 #include "cli/cli.h"
 #include "audit/audit.h"
 #include "common/err.h"
+#include "common/fsutil.h"
 #include "common/privs.h"
 #include "common/secmem.h"
 
@@ -21,6 +25,8 @@ static const struct {
 	const char *help;
 } commands[] = {
 	{ "init", cmd_init, "create a CA home (root or issuing CA)" },
+	{ "home", cmd_home, "split a CA home between a key owner and the "
+	    "service user" },
 	{ "ca", cmd_ca, "install an issuing CA's certificate; show the CA" },
 	{ "issue", cmd_issue, "issue a certificate from a CSR under a profile" },
 	{ "revoke", cmd_revoke, "revoke a certificate" },
@@ -101,11 +107,27 @@ static int
 become_home_owner(int argc, char **argv)
 {
 	const char *home = home_arg(argc, argv);
+	struct ck_home_users hu;
 	int switched;
 
-	if (geteuid() != 0 || home == NULL || strcmp(argv[1], "init") == 0)
+	if (geteuid() != 0 || home == NULL || strcmp(argv[1], "init") == 0 ||
+	    strcmp(argv[1], "home") == 0)
 		return 0;
 	(void)audit_os_user();
+	if (ck_ca_home_users(home, &hu) == 0 && hu.split) {
+		/* A home with a key owner: the key owner's secrets are
+		 * opened now, as root, judged as the signer judges them;
+		 * then the store is the service user's business. Root still
+		 * counts as root in role checks. */
+		if (ck_home_split_preopen(home, &hu) != 0 ||
+		    ck_privs_drop(hu.svc_user, home, 0, &switched) != 0) {
+			fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
+			return -1;
+		}
+		ck_privs_note_root_caller();
+		return 0;
+	}
+	ck_err_clear();
 	if (ck_privs_drop(NULL, home, 1, &switched) != 0 &&
 	    ck_err_msg()[0] != '\0' && strstr(ck_err_msg(), "does not exist")
 	    == NULL) {
@@ -114,6 +136,77 @@ become_home_owner(int argc, char **argv)
 	}
 	ck_err_clear();
 	return 0;
+}
+
+/*
+ * The commands that write the key owner's files of a split home: the CA
+ * certificate, the key file, the ACME EAB key pair (made by the first
+ * 'acme eab create').
+ */
+static int
+writes_key_owner_files(int argc, char **argv, const char *home)
+{
+	char pub[4200];
+
+	if (argc > 2 && strcmp(argv[1], "ca") == 0)
+		return strcmp(argv[2], "install") == 0;
+	if (argc > 2 && strcmp(argv[1], "key") == 0)
+		return strcmp(argv[2], "protect") == 0 ||
+		    strcmp(argv[2], "unprotect") == 0 ||
+		    strcmp(argv[2], "restore") == 0;
+	if (argc > 3 && strcmp(argv[1], "acme") == 0 &&
+	    strcmp(argv[2], "eab") == 0 && strcmp(argv[3], "create") == 0)
+		return snprintf(pub, sizeof(pub), "%s/%s", home,
+		    EAB_SEAL_PUB_FILE) < (int)sizeof(pub) &&
+		    !ck_fs_exists(pub) && !cli_admin_served(home);
+	return 0;
+}
+
+/*
+ * Run such a command (as root, certkeepd stopped) on a split home: the
+ * home is given whole to the service user, the command runs as them
+ * (in a child, as on any home), and the home is split again. XXX: for
+ * that moment the service user owns the key file and the configuration;
+ * certkeepd is not running, but a process the service user left behind
+ * could copy the (encrypted) key or edit the configuration. A helper
+ * writing the key owner's files as root would avoid it.
+ */
+static int
+run_joined(const struct ck_home_users *hu, size_t cmd, int argc,
+    char **argv)
+{
+	const char *home = home_arg(argc, argv);
+	char svc[64], key[64];
+	pid_t pid;
+	int st = 0, ex;
+
+	snprintf(svc, sizeof(svc), "%s", hu->svc_user);
+	snprintf(key, sizeof(key), "%s", hu->key_user);
+	if (ck_home_layout(home, svc, NULL) != 0) {
+		fprintf(stderr, "certkeep: error: %s %s changes the key owner's "
+		    "files: %s\n", argv[1], argv[2], ck_err_msg());
+		return CLI_EXIT_FAIL;
+	}
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		if (become_home_owner(argc, argv) != 0 ||
+		    cli_authorize_local(home, argc - 1, argv + 1) !=
+		    CLI_EXIT_OK)
+			_exit(CLI_EXIT_FAIL);
+		ex = commands[cmd].fn(argc - 1, argv + 1);
+		fflush(NULL);
+		_exit(ex);
+	}
+	ex = CLI_EXIT_FAIL;
+	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
+		ex = WEXITSTATUS(st);
+	if (ck_home_layout(home, svc, key) != 0) {
+		fprintf(stderr, "certkeep: error: the home is not split again: "
+		    "%s; run: certkeep home split --home %s --user %s "
+		    "--key-owner %s\n", ck_err_msg(), home, svc, key);
+		return CLI_EXIT_FAIL;
+	}
+	return ex;
 }
 
 int
@@ -150,6 +243,15 @@ main(int argc, char **argv)
 					return CLI_EXIT_USAGE;
 				}
 				return commands[i].fn(argc - 1, argv + 1);
+			}
+			if (geteuid() == 0 && home_arg(argc, argv) != NULL &&
+			    writes_key_owner_files(argc, argv,
+			    home_arg(argc, argv))) {
+				struct ck_home_users hu;
+				if (ck_ca_home_users(home_arg(argc, argv),
+				    &hu) == 0 && hu.split)
+					return run_joined(&hu, i, argc, argv);
+				ck_err_clear();
 			}
 			if (become_home_owner(argc, argv) != 0 ||
 			    cli_authorize_local(home_arg(argc, argv),

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,27 @@
 #include <unistd.h>
 
 #include "common/err.h"
+
+/* Files opened before a drop of privileges (ck_fs_preopen_add). */
+#define PREOPEN_MAX 8
+static struct {
+	char *path;
+	int fd;
+} preopened[PREOPEN_MAX];
+static pthread_mutex_t preopen_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* The registered descriptor of `path`, or -1. Under preopen_mu. */
+static int
+preopen_find(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < PREOPEN_MAX; i++)
+		if (preopened[i].path != NULL &&
+		    strcmp(preopened[i].path, path) == 0)
+			return preopened[i].fd;
+	return -1;
+}
 
 int
 ck_fs_mkdir_private(const char *path)
@@ -26,7 +48,21 @@ static int
 check_private(const char *path, int want_dir)
 {
 	struct stat st;
+	int fd;
 
+	pthread_mutex_lock(&preopen_mu);
+	fd = want_dir ? -1 : preopen_find(path);
+	if (fd >= 0 && fstat(fd, &st) == 0) {
+		/* Opened and judged for its owner, the key owner, before
+		 * this process gave up root: still nobody else's to read. */
+		pthread_mutex_unlock(&preopen_mu);
+		if ((st.st_mode & 077) != 0)
+			return ck_err_set(CK_E_PERM, "refusing to use %s: other "
+			    "users can access it (mode %04o)", path,
+			    (unsigned)(st.st_mode & 07777));
+		return 0;
+	}
+	pthread_mutex_unlock(&preopen_mu);
 	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT)
 			return ck_err_set(CK_E_NOTFOUND, "%s does not exist",
@@ -223,6 +259,19 @@ ck_fs_read(const char *path, size_t max, unsigned char **out, size_t *outlen)
 {
 	int fd, r;
 
+	pthread_mutex_lock(&preopen_mu);
+	if ((fd = preopen_find(path)) >= 0) {
+		r = lseek(fd, 0, SEEK_SET) == 0 ?
+		    ck_fs_read_fd(fd, max, out, outlen) :
+		    ck_err_set(CK_E_IO, "cannot read %s: %s", path,
+		    strerror(errno));
+		pthread_mutex_unlock(&preopen_mu);
+		if (r == CK_E_TOOBIG)
+			return ck_err_set(r, "%s is larger than %zu bytes",
+			    path, max);
+		return r;
+	}
+	pthread_mutex_unlock(&preopen_mu);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
@@ -264,8 +313,172 @@ int
 ck_fs_exists(const char *path)
 {
 	struct stat st;
+	int found;
 
-	return lstat(path, &st) == 0;
+	pthread_mutex_lock(&preopen_mu);
+	found = preopen_find(path) >= 0;
+	pthread_mutex_unlock(&preopen_mu);
+	return found || lstat(path, &st) == 0;
+}
+
+int
+ck_fs_trust_check(const char *path, const struct stat *st, uid_t owner,
+    enum ck_fs_trust kind)
+{
+	int dir = kind == CK_FS_TRUST_HOME || kind == CK_FS_TRUST_DIR;
+	mode_t m = st->st_mode & 07777;
+
+	if (S_ISLNK(st->st_mode))
+		return ck_err_set(CK_E_PERM, "refusing to trust %s: it is a "
+		    "symbolic link", path);
+	if (dir && !S_ISDIR(st->st_mode))
+		return ck_err_set(CK_E_PERM, "refusing to trust %s: not a "
+		    "directory", path);
+	if (!dir && !S_ISREG(st->st_mode))
+		return ck_err_set(CK_E_PERM, "refusing to trust %s: not a "
+		    "regular file", path);
+	if (st->st_uid != owner && st->st_uid != 0)
+		return ck_err_set(CK_E_PERM, "refusing to trust %s: it is "
+		    "owned by uid %u, not by the key owner (uid %u) or root; "
+		    "run: chown %u %s", path, (unsigned)st->st_uid,
+		    (unsigned)owner, (unsigned)owner, path);
+	if (kind == CK_FS_TRUST_HOME) {
+		if ((m & 022) != 0 && (m & S_ISVTX) == 0)
+			return ck_err_set(CK_E_PERM, "refusing to trust %s: "
+			    "others can write into it (mode %04o) and it is not "
+			    "sticky, so they could replace the key owner's "
+			    "files; run: chmod +t %s", path, (unsigned)m, path);
+		return 0;
+	}
+	if (kind == CK_FS_TRUST_SECRET && (m & 077) != 0)
+		return ck_err_set(CK_E_PERM, "refusing to trust %s: other "
+		    "users can access it (mode %04o); run: chmod 600 %s", path,
+		    (unsigned)m, path);
+	if ((m & 022) != 0)
+		return ck_err_set(CK_E_PERM, "refusing to trust %s: group or "
+		    "others can write it (mode %04o); run: chmod go-w %s",
+		    path, (unsigned)m, path);
+	return 0;
+}
+
+int
+ck_fs_open_trusted(const char *home, const char *rel, uid_t owner,
+    int secret, int *fdp)
+{
+	char shown[4096], comp[256];
+	const char *p = rel, *slash;
+	struct stat st;
+	size_t n, off;
+	int dfd, fd, last, r;
+
+	*fdp = -1;
+	if (rel[0] == '/' || rel[0] == '\0')
+		return ck_err_set(CK_E_INVAL, "%s: the key owner's files must be "
+		    "named relative to the CA home", rel);
+	if ((dfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return ck_err_set(errno == ENOENT ? CK_E_NOTFOUND : CK_E_IO,
+		    "cannot open %s: %s", home, strerror(errno));
+	if (fstat(dfd, &st) != 0) {
+		r = ck_err_set(CK_E_IO, "cannot stat %s: %s", home,
+		    strerror(errno));
+		goto out;
+	}
+	if ((r = ck_fs_trust_check(home, &st, owner, CK_FS_TRUST_HOME)) != 0)
+		goto out;
+	off = (size_t)snprintf(shown, sizeof(shown), "%s", home);
+	for (;;) {
+		slash = strchr(p, '/');
+		n = slash != NULL ? (size_t)(slash - p) : strlen(p);
+		last = slash == NULL;
+		if (n == 0 || n >= sizeof(comp)) {
+			r = ck_err_set(CK_E_INVAL, "%s: not a plain relative "
+			    "path", rel);
+			goto out;
+		}
+		memcpy(comp, p, n);
+		comp[n] = '\0';
+		if (strcmp(comp, "..") == 0 || strcmp(comp, ".") == 0) {
+			r = ck_err_set(CK_E_INVAL, "%s: the key owner's files "
+			    "must lie inside the CA home (no '.' or '..')", rel);
+			goto out;
+		}
+		if (off < sizeof(shown))
+			off += (size_t)snprintf(shown + off,
+			    sizeof(shown) - off, "/%s", comp);
+		fd = openat(dfd, comp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+		    O_NONBLOCK | (last ? 0 : O_DIRECTORY));
+		if (fd < 0) {
+			if (errno == ELOOP || errno == ENOTDIR)
+				r = ck_err_set(CK_E_PERM, "refusing to trust "
+				    "%s: it is a symbolic link (or not a "
+				    "directory)", shown);
+			else
+				r = ck_err_set(errno == ENOENT ? CK_E_NOTFOUND :
+				    CK_E_IO, "cannot open %s: %s", shown,
+				    strerror(errno));
+			goto out;
+		}
+		if (fstat(fd, &st) != 0) {
+			r = ck_err_set(CK_E_IO, "cannot stat %s: %s", shown,
+			    strerror(errno));
+			close(fd);
+			goto out;
+		}
+		r = ck_fs_trust_check(shown, &st, owner, !last ?
+		    CK_FS_TRUST_DIR : secret ? CK_FS_TRUST_SECRET :
+		    CK_FS_TRUST_FILE);
+		close(dfd);
+		dfd = fd;
+		if (r != 0)
+			goto out;
+		if (last)
+			break;
+		p = slash + 1;
+	}
+	/* Reads block as usual from here. */
+	(void)fcntl(dfd, F_SETFL, 0);
+	*fdp = dfd;
+	dfd = -1;
+	r = 0;
+out:
+	if (dfd >= 0)
+		close(dfd);
+	return r;
+}
+
+int
+ck_fs_preopen_add(const char *path, int fd)
+{
+	size_t i;
+
+	pthread_mutex_lock(&preopen_mu);
+	for (i = 0; i < PREOPEN_MAX; i++)
+		if (preopened[i].path == NULL)
+			break;
+	if (i == PREOPEN_MAX || (preopened[i].path = strdup(path)) == NULL) {
+		pthread_mutex_unlock(&preopen_mu);
+		close(fd);
+		return i == PREOPEN_MAX ? ck_err_set(CK_E_TOOBIG, "too many "
+		    "files opened ahead") : CK_E_NOMEM;
+	}
+	preopened[i].fd = fd;
+	pthread_mutex_unlock(&preopen_mu);
+	return 0;
+}
+
+void
+ck_fs_preopen_clear(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&preopen_mu);
+	for (i = 0; i < PREOPEN_MAX; i++)
+		if (preopened[i].path != NULL) {
+			free(preopened[i].path);
+			preopened[i].path = NULL;
+			close(preopened[i].fd);
+		}
+	pthread_mutex_unlock(&preopen_mu);
 }
 
 int

@@ -18,7 +18,9 @@
 
 #include "authz/admin.h"
 #include "common/err.h"
+#include "ca/ca.h"
 #include "common/fsutil.h"
+#include "common/privs.h"
 #include "common/log.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
@@ -393,6 +395,20 @@ adminsock_stop(struct adminsock *as)
 
 /* ---- the client --------------------------------------------------------- */
 
+/* On a home split between a key owner and a service user, certkeepd
+ * serves as the service user its configuration (the key owner's) names. */
+static int
+is_service_user(const char *home, uid_t uid)
+{
+	struct ck_home_users hu;
+
+	if (ck_ca_home_users(home, &hu) != 0) {
+		ck_err_clear();
+		return 0;
+	}
+	return hu.split && hu.svc_uid == uid;
+}
+
 int
 adminsock_call(const char *home, const json_t *req, json_t **reply)
 {
@@ -422,7 +438,8 @@ adminsock_call(const char *home, const json_t *req, json_t **reply)
 	}
 	/* Whoever bound the name must be the one who owns the home. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 ||
-	    (cred.uid != sb.st_uid && cred.uid != 0)) {
+	    (cred.uid != sb.st_uid && cred.uid != 0 &&
+	    !is_service_user(home, cred.uid))) {
 		r = ck_err_set(CK_E_PERM, "the admin socket of %s is held by "
 		    "uid %u, not by the home's owner (uid %u): not talking "
 		    "to it", home, (unsigned)cred.uid, (unsigned)sb.st_uid);

@@ -43,6 +43,7 @@
 #include "audit/audit.h"
 #include "audit/checkpoint.h"
 #include "ca/ca.h"
+#include "ca/eab_seal.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -100,6 +101,38 @@ configured_user(const char *home, char *out, size_t outsz)
 	free(text);
 }
 
+/*
+ * Started as root: is the home split between a key owner and the
+ * service user ([server] user)? Then the configuration that named the
+ * service user must be the key owner's (ck_fs_open_trusted), and the
+ * ACME EAB key in private/, which the service unlocks, is opened now,
+ * as root, and read through that descriptor later.
+ */
+static int
+split_prepare(const char *home, const char *user, struct ck_home_users *hu)
+{
+	char path[4096];
+	int fd, r;
+
+	if ((r = ck_privs_home_users(home, user, hu)) != 0 || !hu->split)
+		return r;
+	if ((r = ck_fs_open_trusted(home, CK_CONFIG_FILE, hu->key_uid, 0,
+	    &fd)) != 0)
+		return r;
+	close(fd);
+	if ((r = ck_path_join(path, sizeof(path), home,
+	    EAB_SEAL_KEY_FILE)) != 0)
+		return r;
+	r = ck_fs_open_trusted(home, EAB_SEAL_KEY_FILE, hu->key_uid, 1, &fd);
+	if (r == CK_E_NOTFOUND) {
+		ck_err_clear();
+		return 0;
+	}
+	if (r != 0)
+		return r;
+	return ck_fs_preopen_add(path, fd);
+}
+
 /* Who gave which custodian's share while we were locked (and who was
  * refused), now that the audit log is open. */
 static int
@@ -146,6 +179,7 @@ main(int argc, char **argv)
 	struct adminsock *adm = NULL;
 	struct unlock_collector *uc = NULL;
 	struct signer_proc *sp = NULL;
+	struct ck_home_users hu;
 	sigset_t sigs;
 	const char *home = getenv("CERTKEEP_HOME");
 	char user[64], pidpath[4200], urlpath[4200], urls[512];
@@ -156,6 +190,7 @@ main(int argc, char **argv)
 
 	ck_process_harden();
 	memset(&sv, 0, sizeof(sv));
+	memset(&hu, 0, sizeof(hu));
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'H':
@@ -225,15 +260,31 @@ main(int argc, char **argv)
 	/* The descriptor the passphrase came through is not kept open. */
 	if (pass.kind == CK_PASS_FD && pass.fd > 2)
 		(void)close(pass.fd);
-	if (r != 0 ||
-	    (r = ck_privs_drop(user, home, 0, &switched)) != 0)
+	if (r != 0)
 		goto fail;
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	if ((r = service_lock(home, &lockfd)) != 0)
+	if (geteuid() == 0 && (r = split_prepare(home, user, &hu)) != 0)
 		goto fail;
+	if (!hu.split) {
+		if ((r = ck_privs_drop(user, home, 0, &switched)) != 0)
+			goto fail;
+		(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		if ((r = service_lock(home, &lockfd)) != 0)
+			goto fail;
+		if (switched)
+			ck_warn("the signer process runs as the service user "
+			    "%s, who can read the key file and edit the "
+			    "configuration: give the home a key owner "
+			    "(certkeep home split; docs/signer.md)", user[0] ?
+			    user : "(the home's owner)");
+	}
+	/* A split home: the shares at the terminal while still root (no
+	 * lock yet: it is taken after the signer starts). */
 	if (uc != NULL && unlock_prompt &&
 	    (r = unlockd_prompt(STDIN_FILENO, stderr, uc, &pw)) != 0)
 		goto fail;
+	/* Detach before a split home's signer is forked: the signer dies
+	 * with its parent (PR_SET_PDEATHSIG), which must be the process
+	 * that serves, not the one that exits here. */
 	if (!foreground) {
 		/* Detach, but report start-up errors to whoever started us.
 		 * Before the store is opened: SQLite's POSIX locks are not
@@ -276,7 +327,22 @@ main(int argc, char **argv)
 	/* The signer process, before anything is unlocked (and before any
 	 * thread: only this one survives the fork; before the locked
 	 * wait, so that it inherits no admin socket). */
-	if (!inprocess && (r = signer_proc_start(home, &sp)) != 0)
+	if (hu.split) {
+		/* Forked as root: the signer becomes the key owner and reads
+		 * the key owner's files; then we become the service user. */
+		if (inprocess) {
+			r = ck_err_set(CK_E_INVAL, "--signer-inprocess on a "
+			    "home with a key owner: the service user cannot "
+			    "read the key");
+			goto fail;
+		}
+		if ((r = signer_proc_start_as(home, hu.key_user, &sp)) != 0 ||
+		    (r = ck_privs_drop(hu.svc_user, home, 0, &switched)) != 0)
+			goto fail;
+		(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		if ((r = service_lock(home, &lockfd)) != 0)
+			goto fail;
+	} else if (!inprocess && (r = signer_proc_start(home, &sp)) != 0)
 		goto fail;
 	if (uc != NULL && pw == NULL) {
 		/* Locked: say so to whoever started us, then wait. */

@@ -160,6 +160,13 @@ reader_main(void *arg)
 int
 signer_proc_start(const char *home, struct signer_proc **out)
 {
+	return signer_proc_start_as(home, NULL, out);
+}
+
+int
+signer_proc_start_as(const char *home, const char *key_user,
+    struct signer_proc **out)
+{
 	struct signer_proc *sp;
 	int sv[2];
 	pid_t pid;
@@ -185,7 +192,7 @@ signer_proc_start(const char *home, struct signer_proc **out)
 		} else
 			(void)fcntl(3, F_SETFD, 0);
 		(void)syscall(SYS_close_range, 4U, ~0U, 0U);
-		signer_proc_child(3, home);
+		signer_proc_child_as(3, home, key_user);
 	}
 	close(sv[1]);
 	sp->pid = pid;
