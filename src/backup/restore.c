@@ -32,6 +32,7 @@
 #include "backup/custody.h"
 #include "backup/manifest.h"
 #include "ca/config.h"
+#include "ca/home_split.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/privs.h"
@@ -1147,6 +1148,14 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 	if ((r = ck_backup_as_user(o->user, restore_job_run, &job, m,
 	    sizeof(*m))) == 0 && last != NULL)
 		memcpy(last, m, sizeof(*m));
+	/* Made whole as the service user; split as root. */
+	if (r == 0 && o->key_owner != NULL &&
+	    (r = ck_home_layout(o->home, o->user, o->key_owner)) != 0) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", ck_err_msg());
+		r = ck_err_set(r, "restored, but not split: %s (run certkeep "
+		    "home split)", why);
+	}
 out:
 	for (i = 0; i < nfiles; i++)
 		if (fds[i] >= 0)

@@ -415,7 +415,10 @@ ck_ca_home_users(const char *home, struct ck_home_users *hu)
 
 	if (stat(home, &st) != 0)
 		return ck_err_set(CK_E_NOTFOUND, "no CA home at %s", home);
-	if (ck_fs_open_trusted(home, CK_CONFIG_FILE, st.st_uid, 0, &fd) != 0) {
+	if ((r = ck_fs_open_trusted(home, CK_CONFIG_FILE, st.st_uid, 0,
+	    &fd)) != 0) {
+		if (r != CK_E_NOTFOUND)
+			return r;
 		ck_err_clear();
 		return ck_privs_home_users(home, NULL, hu);
 	}

@@ -167,19 +167,14 @@ cli_admin_run_pass(const char *home, json_t *req, const char *datafile,
 int
 cli_admin_served(const char *home)
 {
-	struct sockaddr_un sa;
-	socklen_t salen;
-	int fd, ok;
+	int fd;
 
-	if (adminsock_address(home, &sa, &salen) != 0) {
+	if (adminsock_connect(home, &fd) != 0) {
 		ck_err_clear();
 		return 0;
 	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return 0;
-	ok = connect(fd, (struct sockaddr *)&sa, salen) == 0;
 	close(fd);
-	return ok;
+	return 1;
 }
 
 /* The action a command that runs here (not through certkeepd) is, by its

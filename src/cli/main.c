@@ -18,6 +18,7 @@
 #include "common/fsutil.h"
 #include "common/privs.h"
 #include "common/secmem.h"
+#include "daemon/adminsock.h"
 
 static const struct {
 	const char *name;
@@ -108,18 +109,29 @@ become_home_owner(int argc, char **argv)
 {
 	const char *home = home_arg(argc, argv);
 	struct ck_home_users hu;
-	int switched;
+	int switched, r;
 
 	if (geteuid() != 0 || home == NULL || strcmp(argv[1], "init") == 0 ||
 	    strcmp(argv[1], "home") == 0)
 		return 0;
 	(void)audit_os_user();
-	if (ck_ca_home_users(home, &hu) == 0 && hu.split) {
+	memset(&hu, 0, sizeof(hu));
+	r = ck_ca_home_users(home, &hu);
+	if (r == CK_E_PERM || r == CK_E_INVAL) {
+		/* A configuration not even its home's owner may trust. */
+		fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
+		return -1;
+	}
+	if (hu.split) {
 		/* A home with a key owner: the key owner's secrets are
 		 * opened now, as root, judged as the signer judges them;
 		 * then the store is the service user's business. Root still
 		 * counts as root in role checks. */
+		if (argc > 2 && strcmp(argv[1], "service") == 0 &&
+		    strcmp(argv[2], "start") == 0)
+			return 0;	/* certkeepd drops root itself */
 		if (ck_home_split_preopen(home, &hu) != 0 ||
+		    adminsock_connector_start(home) != 0 ||
 		    ck_privs_drop(hu.svc_user, home, 0, &switched) != 0) {
 			fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
 			return -1;

@@ -407,6 +407,12 @@ ck_fs_open_trusted(const char *home, const char *rel, uid_t owner,
 			    sizeof(shown) - off, "/%s", comp);
 		fd = openat(dfd, comp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
 		    O_NONBLOCK | (last ? 0 : O_DIRECTORY));
+		if (fd < 0 && errno != ENOENT && errno != ELOOP &&
+		    fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    (r = ck_fs_trust_check(shown, &st, owner, !last ?
+		    CK_FS_TRUST_DIR : secret ? CK_FS_TRUST_SECRET :
+		    CK_FS_TRUST_FILE)) != 0)
+			goto out;	/* what is wrong, rather than EACCES */
 		if (fd < 0) {
 			if (errno == ELOOP || errno == ENOTDIR)
 				r = ck_err_set(CK_E_PERM, "refusing to trust "

@@ -215,7 +215,7 @@ read_home_file(struct sctx *c, const char *home, const char *name,
 	r = ck_fs_read_fd(fd, max, buf, len);
 	close(fd);
 	if (r != 0 && r != CK_E_NOMEM)
-		return ck_err_set(r, "cannot read %s: %s", path, ck_err_msg());
+		return ck_err_set(r, "cannot read %s", path);
 	return r;
 }
 

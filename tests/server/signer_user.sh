@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# signer_user.sh - a CA home split between a key owner and the service
+# user (docs/signer.md): certkeepd started as root runs its signer as the
+# key owner and serves as the service user; the service user can neither
+# read the key or the passphrase file nor change, move or replace what
+# the signer trusts; the signer refuses files it must not trust (a
+# group-writable configuration, a key of the service user's, a symlinked
+# key); the command line as root works on the split home and leaves no
+# file of root's; a hot backup restores into a new split home.
+# Needs root (to create the users); skipped (77) otherwise.
+source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "SKIP: signer_user needs root to create OS users"
+	exit 77
+fi
+command -v runuser >/dev/null 2>&1 || { echo "SKIP: no runuser"; exit 77; }
+
+K=ckk-keyowner
+S=ckk-service
+for u in "$K" "$S"; do
+	getent passwd "$u" >/dev/null 2>&1 ||
+	    useradd --system --no-create-home --shell /usr/sbin/nologin \
+	    "$u" >/dev/null 2>&1 || true	# maybe a parallel run
+	getent passwd "$u" >/dev/null 2>&1 || fail "cannot create user $u"
+done
+SG=$(id -gn "$S")
+
+as_s() { runuser -u "$S" -- "$@"; }
+
+# A passphrase file only root can read (as a systemd credential is).
+cp "$PWFILE" "$T/root-pass"
+chmod 600 "$T/root-pass"
+
+ca="$T/ca"
+say "init a split home"
+expect_ok ck init --home "$ca" --root \
+    --subject "CN=Split Test Root,O=certkeep tests" --key-type ec-p256 \
+    --scrypt-log2n 10 --domain "$SRV_DOMAIN" --user "$S" --key-owner "$K" \
+    --passphrase-fd 3 3<"$PWFILE"
+conf_set "$ca" server api_listen 127.0.0.1:0
+conf_set "$ca" server http_listen 127.0.0.1:0
+SRV_CA="$T/ca-ca.pem"
+cat "$ca/ca.pem" >"$SRV_CA"
+assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$ca")" "the home"
+for f in certkeep.conf ca.pem chain.pem; do
+	assert_eq "$K 644" "$(stat -c '%U %a' "$ca/$f")" "$f"
+done
+assert_eq "$K 700" "$(stat -c '%U %a' "$ca/private")" "private/"
+assert_eq "$K 600" "$(stat -c '%U %a' "$ca/private/ca.key")" "the key"
+assert_eq "$S 600" "$(stat -c '%U %a' "$ca/store.db")" "the store"
+assert_eq "$S" "$(conf_get "$ca" server user)" "[server] user"
+ok "the home is $K's, the store $S's"
+
+# start_split HOME: certkeepd as root with the root-only passphrase file.
+start_split() {
+	SRV_HOMES+=("$1")
+	run timeout 120 "$CERTKEEP" service start --home "$1" \
+	    --passphrase-file "$T/root-pass"
+}
+
+say "certkeepd as root: the signer runs as $K, the service as $S"
+start_split "$ca"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start"
+_srv_read_urls "$ca"
+SRV_PID=$(_srv_pid_of "$ca")
+SIG=$(cat "/proc/$SRV_PID/task/"*/children 2>/dev/null | tr ' ' '\n' |
+    grep -m1 . || true)
+[[ -n $SIG ]] || fail "no signer process"
+uid_of() { awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$1/status"; }
+KU=$(id -u "$K")
+SU=$(id -u "$S")
+assert_eq "$SU $SU $SU $SU" "$(uid_of "$SRV_PID")" "the service process's uids"
+assert_eq "$KU $KU $KU $KU" "$(uid_of "$SIG")" "the signer process's uids"
+assert_eq certkeep-signer "$(cat "/proc/$SIG/comm")" "the signer's name"
+ok "service $SRV_PID as $S, signer $SIG as $K"
+assert_no_grep "runs as the service user" "$LAST_ERR" \
+    "no same-uid warning on a split home"
+
+say "as $S, what a compromised service process would try"
+expect_fail "Permission denied" as_s cat "$ca/private/ca.key"
+expect_fail "Permission denied" as_s cat "$T/root-pass"
+expect_fail "Permission denied" as_s sh -c "echo '[signer]' >>'$ca/certkeep.conf'"
+expect_fail "Operation not permitted|Permission denied" \
+    as_s mv "$ca/certkeep.conf" "$ca/certkeep.conf.old"
+expect_fail "Operation not permitted|Permission denied" \
+    as_s rm -f "$ca/certkeep.conf"
+expect_ok as_s sh -c "cp '$ca/certkeep.conf' '$ca/evil.conf' &&
+    echo 'allow_ca = yes' >>'$ca/evil.conf'"
+expect_fail "Operation not permitted|Permission denied" \
+    as_s mv -f "$ca/evil.conf" "$ca/certkeep.conf"
+expect_fail "Operation not permitted|Permission denied" \
+    as_s mv "$ca/private" "$ca/private.aside"
+expect_fail "exists|Permission denied|cannot" \
+    as_s mkdir "$ca/private"
+expect_fail "Operation not permitted|Permission denied" \
+    as_s chmod 0777 "$ca/private"
+expect_ok as_s rm -f "$ca/evil.conf"
+assert_eq "$K 600" "$(stat -c '%U %a' "$ca/private/ca.key")" "the key, after"
+assert_no_grep "allow_ca" "$ca/certkeep.conf" "the configuration, after"
+ok "the key, the passphrase and the configuration are out of $S's reach"
+
+say "a certificate over REST"
+TOK=$(srv_token "$ca" split tls-server)
+srv_csr "$T/a.csr" "a.$SRV_DOMAIN"
+json_body tls-server "$T/a.csr" 30 >"$T/a.json"
+auth=(-H "Authorization: Bearer $TOK")
+api_issue auth "$T/a.json" "$T/a.pem"
+expect_ok openssl verify -CAfile "$SRV_CA" "$T/a.pem"
+ok "issued $SERIAL and verified"
+
+say "a hot backup by certkeepd (as $S)"
+make_key ec-p256 "$T/r1.key"
+make_csr "$T/r1.key" "$T/r1.csr" "/CN=backup recipient" PEM
+openssl req -x509 -in "$T/r1.csr" -key "$T/r1.key" -days 30 \
+    -out "$T/r1.pem" 2>/dev/null || fail "no recipient certificate"
+# Read by certkeepd and the command line, both as $S.
+chmod 644 "$T/r1.pem"
+chown "$S" "$T/r1.key"
+mkdir -p "$T/sets"
+chown "$S" "$T/sets"
+expect_ok ck backup --home "$ca" --to "$T/sets" --recipient "$T/r1.pem" \
+    --quiet
+FULL=$(ls "$T"/sets/*.ckb | head -n 1)
+[[ -f $FULL ]] || fail "no backup set in $T/sets"
+ok "$(basename "$FULL")"
+srv_stop "$ca"
+
+say "the command line as root while certkeepd is stopped"
+srv_csr "$T/b.csr" "b.$SRV_DOMAIN"
+expect_ok ck issue --home "$ca" --profile tls-server --csr - --cert-only \
+    --passphrase-fd 3 3<"$PWFILE" <"$T/b.csr"
+cp "$LAST_OUT" "$T/b.pem"
+expect_ok openssl verify -CAfile "$SRV_CA" "$T/b.pem"
+expect_ok ck crl --home "$ca" --passphrase-fd 3 3<"$PWFILE"
+expect_ok ck audit checkpoint --home "$ca" --passphrase-fd 3 3<"$PWFILE"
+expect_ok ck audit verify --home "$ca"
+assert_eq "" "$(find "$ca" -user root)" "files of root's in the home"
+assert_eq "$S 600" "$(stat -c '%U %a' "$ca/store.db")" "the store, after"
+ok "issue, crl, audit checkpoint; nothing of root's in the home"
+
+say "the signer trusts only the key owner's files"
+refuse_start() {	# refuse_start ERE WHAT
+	start_split "$ca"
+	[[ $LAST_RC -ne 0 ]] || { srv_stop "$ca"; fail "started with $2"; }
+	cat "$LAST_OUT" "$LAST_ERR" >"$T/.refusal"
+	assert_grep "$1" "$T/.refusal" "the refusal of $2"
+	! srv_running "$ca" || fail "certkeepd runs with $2"
+	ok "$2: $(grep -m1 -oE 'refusing to trust [^:]+: [^;]+' "$T/.refusal")"
+}
+chmod g+w "$ca/certkeep.conf"
+refuse_start "refusing to trust $ca/certkeep.conf: group or others can write" \
+    "a group-writable configuration"
+chmod g-w "$ca/certkeep.conf"
+chown "$S" "$ca/private/ca.key"
+refuse_start "refusing to trust $ca/private/ca.key: it is owned by uid $SU" \
+    "a key of the service user's"
+chown "$K" "$ca/private/ca.key"
+mv "$ca/private/ca.key" "$ca/private/real.key"
+ln -s real.key "$ca/private/ca.key"
+refuse_start "refusing to trust $ca/private/ca.key: it is a symbolic link" \
+    "a symlinked key"
+rm "$ca/private/ca.key"
+mv "$ca/private/real.key" "$ca/private/ca.key"
+chmod o+w "$ca"
+chmod -t "$ca"
+refuse_start "refusing to trust $ca: others can write into it" \
+    "a home that is not sticky"
+chmod o-w,+t "$ca"
+start_split "$ca"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start again"
+srv_stop "$ca"
+
+say "restore into a new split home"
+mkdir "$T/rest"
+chown "$S" "$T/rest"	# the restore runs as the service user
+chmod 711 "$T/rest"	# and the signer, as the key owner, passes through
+new="$T/rest/restored"
+expect_ok ck restore --home "$new" "$FULL" --recipient-key "$T/r1.key" \
+    --ca "$SRV_CA" --user "$S" --key-owner "$K"
+assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$new")" "the restored home"
+assert_eq "$K 644" "$(stat -c '%U %a' "$new/certkeep.conf")" \
+    "the restored configuration"
+assert_eq "$S" "$(stat -c '%U' "$new/store.db")" "the restored store"
+assert_eq "" "$(find "$new" -user root)" "files of root's in the restored home"
+ok "restored $(stat -c '%U:%G %a' "$new")"
+
+say "the key: a key backup of the split home, restored into the new one"
+printf 'a key backup passphrase %s\n' "$RANDOM$RANDOM" >"$T/kbpw"
+chmod 600 "$T/kbpw"
+mkdir -p "$T/kb"
+chown "$S" "$T/kbpw" "$T/kb"
+expect_ok ck key backup --home "$ca" --passphrase-fd 3 3<"$PWFILE" \
+    --out "$T/kb/ca-key.p8" --backup-passphrase-file "$T/kbpw"
+# It writes the key owner's files: done on the home given whole to the
+# service user for the moment, split again after.
+expect_ok ck key restore --home "$new" --from "$T/kb/ca-key.p8" \
+    --backup-passphrase-file "$T/kbpw" --passphrase-fd 3 3<"$PWFILE"
+assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$new")" "the home after key restore"
+assert_eq "$K 600" "$(stat -c '%U %a' "$new/private/ca.key")" \
+    "the restored key"
+assert_eq "" "$(find "$new" -user root)" "files of root's after key restore"
+start_split "$new"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start on the restored home"
+_srv_read_urls "$new"
+TOK=$(srv_token "$new" split2 tls-server)
+auth=(-H "Authorization: Bearer $TOK")
+srv_csr "$T/c.csr" "c.$SRV_DOMAIN"
+json_body tls-server "$T/c.csr" 30 >"$T/c.json"
+api_issue auth "$T/c.json" "$T/c.pem"
+expect_ok openssl verify -CAfile "$SRV_CA" "$T/c.pem"
+srv_stop "$new"
+ok "the restored split home serves"
