@@ -109,6 +109,18 @@ api_issue auth "$T/a.json" "$T/a.pem"
 expect_ok openssl verify -CAfile "$SRV_CA" "$T/a.pem"
 ok "issued $SERIAL and verified"
 
+say "the home's owner is the key owner (and root), not the service user"
+expect_fail "needs the ca-admin role.*$S is not" \
+    as_s "$CERTKEEP" token create --home "$ca" --name by-s --profiles tls-server
+expect_ok runuser -u "$K" -- "$CERTKEEP" token create --home "$ca" \
+    --name by-k --profiles tls-server
+audit_of() { _audit_show "$ca" | grep -E "token-create +$1 +$2" >/dev/null; }
+audit_of refused "by-s -- token-create needs" ||
+    fail "the service user's refusal is not audited"
+_audit_show "$ca" | grep -qE "$K +token-create +ok +by-k" ||
+    fail "the key owner's token is not audited as theirs"
+ok "through the admin socket: $S refused, $K acts as the owner"
+
 say "a hot backup by certkeepd (as $S)"
 make_key ec-p256 "$T/r1.key"
 make_csr "$T/r1.key" "$T/r1.csr" "/CN=backup recipient" PEM
@@ -138,6 +150,18 @@ expect_ok ck audit verify --home "$ca"
 assert_eq "" "$(find "$ca" -user root)" "files of root's in the home"
 assert_eq "$S 600" "$(stat -c '%U %a' "$ca/store.db")" "the store, after"
 ok "issue, crl, audit checkpoint; nothing of root's in the home"
+
+say "the first ACME EAB key makes the key owner's EAB key pair"
+expect_ok ck acme eab create --home "$ca" --note first \
+    --passphrase-fd 3 3<"$PWFILE"
+assert_eq "$K 644" "$(stat -c '%U %a' "$ca/acme-eab.pub")" "acme-eab.pub"
+assert_eq "$K 600" "$(stat -c '%U %a' "$ca/private/acme-eab.key")" \
+    "private/acme-eab.key"
+assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$ca")" "the home, after"
+expect_ok ck acme eab create --home "$ca" --note second \
+    --passphrase-fd 3 3<"$PWFILE"
+assert_eq "" "$(find "$ca" -user root)" "files of root's in the home"
+ok "the pair is $K's; a second key needs no change of layout"
 
 say "the signer trusts only the key owner's files"
 refuse_start() {	# refuse_start ERE WHAT
