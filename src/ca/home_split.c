@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,28 @@ lookup(const char *name, const char *what, struct who *w)
 		return ck_err_set(CK_E_INVAL, "the %s cannot be root", what);
 	w->uid = pw->pw_uid;
 	w->gid = pw->pw_gid;
+	return 0;
+}
+
+/* The home is open to the service user's primary group: a group of its
+ * own, or others could create files there (the names certkeepd will
+ * make: its lock, pid and URL files). XXX: users whose primary group it
+ * is are not looked for (that takes walking every account). */
+static int
+group_own(const char *svc, gid_t gid)
+{
+	struct group *gr = getgrgid(gid);
+	size_t i;
+
+	if (gr == NULL)
+		return ck_err_set(CK_E_NOTFOUND, "the group %u of %s does not "
+		    "exist", (unsigned)gid, svc);
+	for (i = 0; gr->gr_mem != NULL && gr->gr_mem[i] != NULL; i++)
+		if (strcmp(gr->gr_mem[i], svc) != 0)
+			return ck_err_set(CK_E_INVAL, "the service user's group "
+			    "%s has other members (%s): the home is opened to "
+			    "that group; give %s a group of its own", gr->gr_name,
+			    gr->gr_mem[i], svc);
 	return 0;
 }
 
@@ -204,6 +227,8 @@ ck_home_layout(const char *home, const char *svc_user, const char *key_user)
 	if (key_user != NULL && k.uid == s.uid)
 		return ck_err_set(CK_E_INVAL, "the key owner and the service "
 		    "user must be two users");
+	if (key_user != NULL && (r = group_own(svc_user, s.gid)) != 0)
+		return r;
 	kw = key_user != NULL ? &k : &s;
 	if ((homefd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return ck_err_set(errno == ENOENT ? CK_E_NOTFOUND : CK_E_IO,

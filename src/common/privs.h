@@ -3,7 +3,11 @@
  *
  * A CA home belongs to a service user. certkeepd never serves as root, and
  * the certkeep command run as root acts as the home's owner, so that every
- * file in the home keeps one owner and the server can use it.
+ * file in the home keeps one owner and the server can use it. A home may
+ * instead be split between a key owner and the service user (below,
+ * src/ca/home_split.h): then certkeepd runs its signer as the key owner
+ * and serves as the service user, and the command line run as root works
+ * as the service user.
  */
 #ifndef CK_COMMON_PRIVS_H
 #define CK_COMMON_PRIVS_H

@@ -26,6 +26,13 @@
  * on. --signer-inprocess keeps the key in this process (benchmarks only:
  * a command-line flag, not a setting of the configuration the service
  * user can write).
+ *
+ * A home split between a key owner and the service user (docs/signer.md,
+ * src/ca/home_split.h), started as root: the passphrase is read as root,
+ * then certkeepd detaches (the signer dies with its parent, which must
+ * be the process that stays), forks the signer while still root (it
+ * becomes the key owner and trusts only the key owner's files), becomes
+ * the service user and takes the lock; the rest as above.
  */
 #include <errno.h>
 #include <fcntl.h>
