@@ -472,8 +472,8 @@ ck_fs_preopen_add(const char *path, int fd)
 	return 0;
 }
 
-void
-ck_fs_preopen_clear(void)
+static void
+preopen_drop(int close_them)
 {
 	size_t i;
 
@@ -482,9 +482,22 @@ ck_fs_preopen_clear(void)
 		if (preopened[i].path != NULL) {
 			free(preopened[i].path);
 			preopened[i].path = NULL;
-			close(preopened[i].fd);
+			if (close_them)
+				close(preopened[i].fd);
 		}
 	pthread_mutex_unlock(&preopen_mu);
+}
+
+void
+ck_fs_preopen_clear(void)
+{
+	preopen_drop(1);
+}
+
+void
+ck_fs_preopen_forget(void)
+{
+	preopen_drop(0);
 }
 
 int

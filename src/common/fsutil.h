@@ -118,4 +118,8 @@ int ck_fs_preopen_add(const char *path, int fd);
 /* Close and forget every registered descriptor. */
 void ck_fs_preopen_clear(void);
 
+/* Forget them without closing: in a child whose descriptors went with
+ * close_range() (their numbers may be taken again already). */
+void ck_fs_preopen_forget(void);
+
 #endif

@@ -1227,9 +1227,10 @@ signer_proc_child_as(int fd, const char *home, const char *key_user)
 	pthread_mutex_init(&c->qmu, NULL);
 	pthread_cond_init(&c->qcv, NULL);
 	pthread_cond_init(&c->qspace, NULL);
-	/* Files certkeepd opened ahead for itself are not ours (their
-	 * descriptors went with close_range). */
-	ck_fs_preopen_clear();
+	/* Files certkeepd opened ahead for itself are not ours: their
+	 * descriptors went with close_range, and their numbers are ours
+	 * again (3 is the socket). */
+	ck_fs_preopen_forget();
 	if (key_user != NULL) {
 		/* The key owner's for good, before reading anything (and
 		 * before PR_SET_PDEATHSIG, which a change of uid clears). */

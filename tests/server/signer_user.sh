@@ -52,6 +52,13 @@ assert_eq "$S 600" "$(stat -c '%U %a' "$ca/store.db")" "the store"
 assert_eq "$S" "$(conf_get "$ca" server user)" "[server] user"
 ok "the home is $K's, the store $S's"
 
+# _health_ok_of HOME: its URLs are written and it answers.
+_health_ok_of() {
+	[[ -s "$1/certkeepd.urls" ]] || return 1
+	_srv_read_urls "$1"
+	_health_ok
+}
+
 # start_split HOME: certkeepd as root with the root-only passphrase file.
 start_split() {
 	SRV_HOMES+=("$1")
@@ -235,3 +242,30 @@ api_issue auth "$T/c.json" "$T/c.pem"
 expect_ok openssl verify -CAfile "$SRV_CA" "$T/c.pem"
 srv_stop "$new"
 ok "the restored split home serves"
+
+say "M-of-N unlock of a split home: a locked start, shares given as root"
+mkdir "$T/shares"
+chown "$S" "$T/shares"	# key protect writes them as the service user
+expect_ok ck key protect --home "$new" --shares 2/3 --custodian a \
+    --custodian b --custodian c --out "$T/shares" \
+    --passphrase-fd 3 3<"$PWFILE"
+assert_eq "$K 600" "$(stat -c '%U %a' "$new/private/ca.key")" "the protected key"
+assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$new")" "the home after key protect"
+run timeout 120 "$CERTKEEP" service start --home "$new"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start locked"
+assert_grep "locked on $new" "$LAST_OUT" "the locked start"
+n=0
+for f in "$T"/shares/*.share; do
+	[[ $n -lt 2 ]] || break
+	expect_ok ck unlock --home "$new" --share "$f"
+	n=$((n + 1))
+done
+wait_until 30 _health_ok_of "$new" || fail "certkeepd does not serve after the shares"
+TOK=$(srv_token "$new" split3 tls-server)
+auth=(-H "Authorization: Bearer $TOK")
+srv_csr "$T/d.csr" "d.$SRV_DOMAIN"
+json_body tls-server "$T/d.csr" 30 >"$T/d.json"
+api_issue auth "$T/d.json" "$T/d.pem"
+srv_stop "$new"
+assert_eq "" "$(find "$new" -user root)" "files of root's after the locked start"
+ok "unlocked by 2 of 3 shares; issued $SERIAL"

@@ -610,6 +610,18 @@ test_fs_preopen(void **state)
 	ck_fs_preopen_clear();
 	assert_false(ck_fs_exists(path));
 	assert_int_equal(ck_fs_read(path, 100, &buf, &len), CK_E_NOTFOUND);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+
+	/* Forgotten (a child after close_range): not closed, the number
+	 * may be someone else's by now. */
+	tu_write_file(path, "s3cret", 6, 0600);
+	assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+	assert_int_equal(ck_fs_preopen_add(path, fd), 0);
+	ck_fs_preopen_forget();
+	assert_true(fcntl(fd, F_GETFD) >= 0);
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	assert_false(ck_fs_exists(path));
 }
 
 static void
