@@ -411,6 +411,7 @@ main(int argc, char **argv)
 		r = server_eab_unlock(&sv, ca, pw);
 	ck_secret_free(pw);
 	pw = NULL;
+	ck_fs_preopen_clear();	/* a split home's EAB key file: read */
 	if (r != 0)
 		goto fail;
 	if ((r = ck_ca_audit(ca, "service-start", home, AUDIT_OK, NULL)) != 0 ||
