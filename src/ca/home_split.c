@@ -150,7 +150,7 @@ config_user(int homefd, const char *home, const char *svc,
 	char path[4200], line[128];
 	unsigned char *text = NULL;
 	char *out = NULL, *at;
-	size_t len, n, cap;
+	size_t len, n, cap, head;
 	int fd, r;
 
 	*cfgp = NULL;
@@ -179,14 +179,13 @@ config_user(int homefd, const char *home, const char *svc,
 		r = CK_E_NOMEM;
 		goto out;
 	}
+	/* Right after the [server] header, else in a new section. */
 	if ((at = strstr((char *)text, "\n[server]\n")) != NULL) {
-		n = (size_t)(at - (char *)text) + strlen("\n[server]\n");
-		memcpy(out, text, n);
-		n += (size_t)snprintf(out + n, cap - n, "%s", line);
-		memcpy(out + n, text + (at - (char *)text) +
-		    strlen("\n[server]\n"), len - (size_t)(at - (char *)text) -
-		    strlen("\n[server]\n"));
-		n += len - (size_t)(at - (char *)text) - strlen("\n[server]\n");
+		head = (size_t)(at - (char *)text) + strlen("\n[server]\n");
+		memcpy(out, text, head);
+		n = head + (size_t)snprintf(out + head, cap - head, "%s", line);
+		memcpy(out + n, text + head, len - head);
+		n += len - head;
 	} else {
 		memcpy(out, text, len);
 		n = len + (size_t)snprintf(out + len, cap - len, "\n[server]\n%s",

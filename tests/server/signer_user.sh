@@ -202,6 +202,33 @@ start_split "$ca"
 [[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start again"
 srv_stop "$ca"
 
+say "home join and home split: the conversion both ways"
+start_split "$ca"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start"
+expect_fail "certkeepd is running" ck home join --home "$ca" --user "$S"
+srv_stop "$ca"
+expect_ok ck home join --home "$ca" --user "$S"
+assert_eq "$S 700" "$(stat -c '%U %a' "$ca")" "the joined home"
+assert_eq "" "$(find "$ca" ! -user "$S")" "files not $S's in the joined home"
+# certkeepd started by root on a home without a key owner: as before
+# (it becomes the home's owner), with a warning. (certkeep service start
+# would become the home's owner before it starts certkeepd.)
+run timeout 120 "$CERTKEEPD" --home "$ca" --passphrase-file "$T/root-pass"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start on the joined home"
+assert_grep "signer process runs as the service user" "$LAST_ERR" \
+    "the same-uid warning"
+SIG=$(cat "/proc/$(_srv_pid_of "$ca")/task/"*/children | tr ' ' '\n' |
+    grep -m1 .)
+assert_eq "$SU $SU $SU $SU" "$(uid_of "$SIG")" "the signer of a joined home"
+srv_stop "$ca"
+expect_fail "two users" ck home split --home "$ca" --user "$S" --key-owner "$S"
+expect_ok ck home split --home "$ca" --user "$S" --key-owner "$K"
+assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$ca")" "the home split again"
+assert_eq "$K 600" "$(stat -c '%U %a' "$ca/private/ca.key")" "the key split again"
+assert_eq "$K 644" "$(stat -c '%U %a' "$ca/certkeep.conf")" \
+    "the configuration split again"
+ok "joined: all $S's, the signer as $S (warned); split again"
+
 say "restore into a new split home"
 mkdir "$T/rest"
 chown "$S" "$T/rest"	# the restore runs as the service user
