@@ -280,9 +280,9 @@ ck_home_split_preopen(const char *home, const struct ck_home_users *hu)
 	struct ck_config *cfg = NULL;
 	unsigned char *text = NULL;
 	const char *names[2];
-	char path[4200];
+	char path[4200], why[1024];
 	size_t len;
-	int fd, r, i;
+	int fd, r, i, first = 0;
 
 	if ((r = ck_fs_open_trusted(home, CK_CONFIG_FILE, hu->key_uid, 0,
 	    &fd)) != 0)
@@ -294,21 +294,29 @@ ck_home_split_preopen(const char *home, const struct ck_home_users *hu)
 		goto out;
 	names[0] = cfg->key_uri[0] == '\0' ? cfg->key_file : NULL;
 	names[1] = EAB_SEAL_KEY_FILE;
+	/* Each on its own: a key refused leaves the other usable. */
 	for (i = 0; i < 2; i++) {
 		if (names[i] == NULL)
 			continue;
 		r = ck_fs_open_trusted(home, names[i], hu->key_uid, 1, &fd);
-		if (r == CK_E_NOTFOUND) {
-			ck_err_clear();
-			continue;
+		if (r == 0 && (r = ck_path_join(path, sizeof(path), home,
+		    names[i])) != 0)
+			close(fd);
+		if (r == 0)
+			r = ck_fs_preopen_add(path, fd);
+		if (r != 0 && r != CK_E_NOTFOUND && first == 0) {
+			first = r;
+			snprintf(why, sizeof(why), "%s", ck_err_msg());
+			/* Not tried again as the service user, who might
+			 * own it: refused with this reason. */
+			if (ck_path_join(path, sizeof(path), home,
+			    names[i]) == 0)
+				(void)ck_fs_preopen_refuse(path, why);
 		}
-		if (r != 0 ||
-		    (r = ck_path_join(path, sizeof(path), home,
-		    names[i])) != 0 ||
-		    (r = ck_fs_preopen_add(path, fd)) != 0)
-			goto out;
 	}
-	r = 0;
+	r = first != 0 ? ck_err_set(first, "%s", why) : 0;
+	if (r == 0)
+		ck_err_clear();
 out:
 	ck_config_free(cfg);
 	free(text);

@@ -29,7 +29,10 @@ int ck_home_layout(const char *home, const char *svc_user,
  * As root, before giving up root for the service user of the split home
  * described by HU: open the key owner's secrets that a command may read
  * (the CA key file, the ACME EAB key), judged by ck_fs_open_trusted(),
- * and register them (ck_fs_preopen_add). Missing ones are skipped.
+ * and register them (ck_fs_preopen_add). Missing ones are skipped; one
+ * refused is registered as refused (ck_fs_preopen_refuse: not tried
+ * again as the service user), does not keep the other from being
+ * opened, and the first refusal is returned.
  */
 int ck_home_split_preopen(const char *home, const struct ck_home_users *hu);
 

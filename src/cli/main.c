@@ -130,8 +130,14 @@ become_home_owner(int argc, char **argv)
 		if (argc > 2 && strcmp(argv[1], "service") == 0 &&
 		    strcmp(argv[2], "start") == 0)
 			return 0;	/* certkeepd drops root itself */
-		if (ck_home_split_preopen(home, &hu) != 0 ||
-		    adminsock_connector_start(home) != 0 ||
+		if (ck_home_split_preopen(home, &hu) != 0) {
+			/* Said, but not fatal: only the commands that need
+			 * the key fail (they cannot open it). */
+			fprintf(stderr, "certkeep: warning: %s\n",
+			    ck_err_msg());
+			ck_err_clear();
+		}
+		if (adminsock_connector_start(home) != 0 ||
 		    ck_privs_drop(hu.svc_user, home, 0, &switched) != 0) {
 			fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
 			return -1;

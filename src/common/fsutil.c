@@ -16,11 +16,14 @@
 #define PREOPEN_MAX 8
 static struct {
 	char *path;
-	int fd;
+	int fd;		/* -1: refused, for the reason in why */
+	char *why;
 } preopened[PREOPEN_MAX];
+#define PREOPEN_REFUSED (-2)
 static pthread_mutex_t preopen_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* The registered descriptor of `path`, or -1. Under preopen_mu. */
+/* The registered descriptor of `path`, PREOPEN_REFUSED (the reason set
+ * as the error), or -1. Under preopen_mu. */
 static int
 preopen_find(const char *path)
 {
@@ -28,8 +31,12 @@ preopen_find(const char *path)
 
 	for (i = 0; i < PREOPEN_MAX; i++)
 		if (preopened[i].path != NULL &&
-		    strcmp(preopened[i].path, path) == 0)
-			return preopened[i].fd;
+		    strcmp(preopened[i].path, path) == 0) {
+			if (preopened[i].fd >= 0)
+				return preopened[i].fd;
+			ck_err_set(CK_E_PERM, "%s", preopened[i].why);
+			return PREOPEN_REFUSED;
+		}
 	return -1;
 }
 
@@ -52,6 +59,10 @@ check_private(const char *path, int want_dir)
 
 	pthread_mutex_lock(&preopen_mu);
 	fd = want_dir ? -1 : preopen_find(path);
+	if (fd == PREOPEN_REFUSED) {
+		pthread_mutex_unlock(&preopen_mu);
+		return CK_E_PERM;
+	}
 	if (fd >= 0 && fstat(fd, &st) == 0) {
 		/* Opened and judged for its owner, the key owner, before
 		 * this process gave up root: still nobody else's to read. */
@@ -260,7 +271,11 @@ ck_fs_read(const char *path, size_t max, unsigned char **out, size_t *outlen)
 	int fd, r;
 
 	pthread_mutex_lock(&preopen_mu);
-	if ((fd = preopen_find(path)) >= 0) {
+	if ((fd = preopen_find(path)) == PREOPEN_REFUSED) {
+		pthread_mutex_unlock(&preopen_mu);
+		return CK_E_PERM;
+	}
+	if (fd >= 0) {
 		r = lseek(fd, 0, SEEK_SET) == 0 ?
 		    ck_fs_read_fd(fd, max, out, outlen) :
 		    ck_err_set(CK_E_IO, "cannot read %s: %s", path,
@@ -316,7 +331,7 @@ ck_fs_exists(const char *path)
 	int found;
 
 	pthread_mutex_lock(&preopen_mu);
-	found = preopen_find(path) >= 0;
+	found = preopen_find(path) != -1;
 	pthread_mutex_unlock(&preopen_mu);
 	return found || lstat(path, &st) == 0;
 }
@@ -468,6 +483,32 @@ ck_fs_preopen_add(const char *path, int fd)
 		    "files opened ahead") : CK_E_NOMEM;
 	}
 	preopened[i].fd = fd;
+	preopened[i].why = NULL;
+	pthread_mutex_unlock(&preopen_mu);
+	return 0;
+}
+
+int
+ck_fs_preopen_refuse(const char *path, const char *why)
+{
+	size_t i;
+
+	pthread_mutex_lock(&preopen_mu);
+	for (i = 0; i < PREOPEN_MAX; i++)
+		if (preopened[i].path == NULL)
+			break;
+	if (i == PREOPEN_MAX) {
+		pthread_mutex_unlock(&preopen_mu);
+		return ck_err_set(CK_E_TOOBIG, "too many files opened ahead");
+	}
+	if ((preopened[i].path = strdup(path)) == NULL ||
+	    (preopened[i].why = strdup(why)) == NULL) {
+		free(preopened[i].path);
+		preopened[i].path = NULL;
+		pthread_mutex_unlock(&preopen_mu);
+		return CK_E_NOMEM;
+	}
+	preopened[i].fd = -1;
 	pthread_mutex_unlock(&preopen_mu);
 	return 0;
 }
@@ -481,8 +522,10 @@ preopen_drop(int close_them)
 	for (i = 0; i < PREOPEN_MAX; i++)
 		if (preopened[i].path != NULL) {
 			free(preopened[i].path);
+			free(preopened[i].why);
 			preopened[i].path = NULL;
-			if (close_them)
+			preopened[i].why = NULL;
+			if (close_them && preopened[i].fd >= 0)
 				close(preopened[i].fd);
 		}
 	pthread_mutex_unlock(&preopen_mu);

@@ -115,6 +115,11 @@ int ck_fs_open_trusted(const char *home, const char *rel, uid_t owner,
  */
 int ck_fs_preopen_add(const char *path, int fd);
 
+/* Register `path` as refused: ck_fs_read(), ck_fs_check_private_file()
+ * of it fail with CK_E_PERM and `why` (ck_fs_exists() says it exists),
+ * instead of trying the file as this user. */
+int ck_fs_preopen_refuse(const char *path, const char *why);
+
 /* Close and forget every registered descriptor. */
 void ck_fs_preopen_clear(void);
 

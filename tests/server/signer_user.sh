@@ -186,6 +186,13 @@ chmod g-w "$ca/certkeep.conf"
 chown "$S" "$ca/private/ca.key"
 refuse_start "refusing to trust $ca/private/ca.key: it is owned by uid $SU" \
     "a key of the service user's"
+# The command line as root: the same refusal for what needs the key, a
+# warning for the rest.
+expect_ok ck list --home "$ca"
+assert_grep "warning: refusing to trust $ca/private/ca.key" "$LAST_ERR" \
+    "the command line's warning"
+expect_fail "refusing to trust $ca/private/ca.key" \
+    ck crl --home "$ca" --passphrase-fd 3 3<"$PWFILE"
 chown "$K" "$ca/private/ca.key"
 mv "$ca/private/ca.key" "$ca/private/real.key"
 ln -s real.key "$ca/private/ca.key"

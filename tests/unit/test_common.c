@@ -622,6 +622,18 @@ test_fs_preopen(void **state)
 	close(fd);
 	assert_int_equal(unlink(path), 0);
 	assert_false(ck_fs_exists(path));
+
+	/* Refused: never tried as this user, the reason given instead. */
+	tu_write_file(path, "mine", 4, 0600);
+	assert_int_equal(ck_fs_preopen_refuse(path, "refusing to trust it"),
+	    0);
+	assert_true(ck_fs_exists(path));
+	assert_int_equal(ck_fs_read(path, 100, &buf, &len), CK_E_PERM);
+	assert_contains(ck_err_msg(), "refusing to trust it");
+	assert_int_equal(ck_fs_check_private_file(path), CK_E_PERM);
+	assert_contains(ck_err_msg(), "refusing to trust it");
+	ck_fs_preopen_clear();
+	assert_int_equal(ck_fs_check_private_file(path), 0);
 }
 
 static void
