@@ -237,7 +237,7 @@ ck_ca_unlock_proc(struct ck_ca *ca, struct signer_proc *sp,
 		return 0;
 	if (ca->cert == NULL)
 		return ck_err_set(CK_E_STATE, "this CA has no certificate yet");
-	if ((r = signer_proc_unlock(sp, pw)) != 0 ||
+	if ((pw != NULL && (r = signer_proc_unlock(sp, pw)) != 0) ||
 	    (r = signer_new_remote(sp, ca->cert, &ca->signer)) != 0)
 		return unlock_refused(ca, r);
 	return 0;

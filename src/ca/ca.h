@@ -67,7 +67,8 @@ int ck_ca_unlock_with(struct ck_ca *ca, const struct ck_secret *pw);
  * The same with the key in the signer process `sp` (signer_proc.h, which
  * must outlive the CA): the passphrase (or PIN) is sent to it once, and
  * the signer it unlocks becomes the CA's. certkeepd's way; the key never
- * enters this process.
+ * enters this process. `pw` NULL: the signer was unlocked already
+ * (certkeepd on a split home does it as root: signer_proc_unlock()).
  */
 struct signer_proc;
 int ck_ca_unlock_proc(struct ck_ca *ca, struct signer_proc *sp,

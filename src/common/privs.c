@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/secmem.h"
 
 int
 ck_privs_lookup(const char *user, unsigned *uid, unsigned *gid)
@@ -57,6 +58,9 @@ ck_privs_drop(const char *user, const char *path, int allow_root,
 		    pw->pw_name, strerror(errno));
 	if (setuid(0) == 0)
 		return ck_err_set(CK_E_INTERNAL, "root could be regained");
+	/* The uid change made us dumpable again (fs.suid_dumpable): the
+	 * new user could ptrace us and read what root read. */
+	ck_process_nodump();
 	*switched = 1;
 	return 0;
 }

@@ -951,14 +951,19 @@ server_eab_unlock(struct server *sv, struct ck_ca *ca,
 	const struct ck_acme_config *ac = &ca->cfg->acme;
 	int r;
 
-	EVP_PKEY_free(sv->eab_key);
-	sv->eab_key = NULL;
-	r = eab_key_load(ca->home, pw, &sv->eab_key);
+	if (pw == NULL)
+		r = sv->eab_key != NULL ? 0 : CK_E_NOTFOUND;
+	else {
+		EVP_PKEY_free(sv->eab_key);
+		sv->eab_key = NULL;
+		r = eab_key_load(ca->home, pw, &sv->eab_key);
+	}
 	/* No pair yet: make it now, while the passphrase is at hand, so that
 	 * EAB keys created while we run ('certkeep acme eab create' seals to
 	 * the public half) can be checked without a restart. Not over a
 	 * lost pair whose sealed keys the store still holds. */
-	if (r == CK_E_NOTFOUND && ac->enabled && eab_pair_absent(ca) &&
+	if (r == CK_E_NOTFOUND && pw != NULL && ac->enabled &&
+	    eab_pair_absent(ca) &&
 	    private_writable(ca)) {
 		EVP_PKEY *k = NULL;
 		ck_err_clear();
