@@ -413,6 +413,22 @@ ck_ca_home_users(const char *home, struct ck_home_users *hu)
 	size_t len;
 	int fd, r;
 
+	if (lstat(home, &st) == 0 && S_ISLNK(st.st_mode)) {
+		/* A home named through a link: as before, unless it is
+		 * split, whose home must be named itself (the checks open
+		 * it without following links). */
+		char *real = realpath(home, NULL);
+		if (real == NULL)
+			return ck_err_set(CK_E_NOTFOUND, "no CA home at %s",
+			    home);
+		r = ck_ca_home_users(real, hu);
+		if (r == 0 && hu->split)
+			r = ck_err_set(CK_E_PERM, "%s is a symbolic link to a "
+			    "CA home with a key owner: name the home itself "
+			    "(%s)", home, real);
+		free(real);
+		return r;
+	}
 	if (stat(home, &st) != 0)
 		return ck_err_set(CK_E_NOTFOUND, "no CA home at %s", home);
 	if ((r = ck_fs_open_trusted(home, CK_CONFIG_FILE, st.st_uid, 0,

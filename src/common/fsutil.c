@@ -13,7 +13,7 @@
 #include "common/err.h"
 
 /* Files opened before a drop of privileges (ck_fs_preopen_add). */
-#define PREOPEN_MAX 8
+#define PREOPEN_MAX 32
 static struct {
 	char *path;
 	int fd;		/* -1: refused, for the reason in why */
@@ -376,6 +376,97 @@ ck_fs_trust_check(const char *path, const struct stat *st, uid_t owner,
 	return 0;
 }
 
+/* Each directory above PATH (absolute), from / down; WHAT names the
+ * thing below them in messages. */
+static int
+ancestors_of(const char *path, const char *what, uid_t owner)
+{
+	char dir[4096];
+	struct stat st;
+	size_t i, n = strlen(path);
+
+	if (n == 0 || n >= sizeof(dir) || path[0] != '/')
+		return ck_err_set(CK_E_INVAL, "%s: not an absolute path", path);
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	for (i = 0; i < n; i++) {
+		if (path[i] != '/' || (i > 0 && path[i - 1] == '/'))
+			continue;
+		/* dir = path[0..i], "/" for the root itself */
+		memcpy(dir, path, i > 0 ? i : 1);
+		dir[i > 0 ? i : 1] = '\0';
+		if (stat(dir, &st) != 0)
+			return ck_err_set(errno == ENOENT ? CK_E_NOTFOUND :
+			    CK_E_IO, "cannot stat %s: %s", dir, strerror(errno));
+		if (!S_ISDIR(st.st_mode))
+			return ck_err_set(CK_E_PERM, "%s: not a directory", dir);
+		if ((st.st_uid != 0 && st.st_uid != owner) ||
+		    (st.st_mode & 022) != 0)
+			return ck_err_set(CK_E_PERM, "refusing to use %s: the "
+			    "directory %s above it is owned by uid %u, mode "
+			    "%04o; only root and the key owner (uid %u) may "
+			    "write there, or another user could put something "
+			    "of its own in its place; run: chown root:root %s; "
+			    "chmod 755 %s", what, dir, (unsigned)st.st_uid,
+			    (unsigned)(st.st_mode & 07777), (unsigned)owner, dir,
+			    dir);
+	}
+	return 0;
+}
+
+int
+ck_fs_check_ancestors(const char *home, uid_t owner)
+{
+	char abs[4096], what[4200], *real;
+	int r;
+
+	snprintf(what, sizeof(what), "the CA home %s", home);
+	if (home[0] == '/')
+		snprintf(abs, sizeof(abs), "%s", home);
+	else {
+		char cwd[3072];
+		if (getcwd(cwd, sizeof(cwd)) == NULL)
+			return ck_err_set(CK_E_IO, "getcwd: %s",
+			    strerror(errno));
+		snprintf(abs, sizeof(abs), "%s/%s", cwd, home);
+	}
+	if ((r = ancestors_of(abs, what, owner)) != 0)
+		return r;
+	if ((real = realpath(home, NULL)) == NULL)
+		return ck_err_set(errno == ENOENT ? CK_E_NOTFOUND : CK_E_IO,
+		    "%s: %s", home, strerror(errno));
+	r = ancestors_of(real, what, owner);
+	free(real);
+	return r;
+}
+
+int
+ck_fs_check_trusted_path(const char *path, uid_t owner)
+{
+	char what[4200], *real = NULL;
+	struct stat st;
+	int r;
+
+	snprintf(what, sizeof(what), "%s", path);
+	if (path[0] != '/')
+		return ck_err_set(CK_E_INVAL, "%s: not an absolute path", path);
+	if ((r = ancestors_of(path, what, owner)) != 0)
+		return r;
+	if ((real = realpath(path, NULL)) == NULL)
+		return ck_err_set(errno == ENOENT ? CK_E_NOTFOUND : CK_E_IO,
+		    "%s: %s", path, strerror(errno));
+	if ((r = ancestors_of(real, what, owner)) != 0)
+		goto out;
+	if (stat(real, &st) != 0) {
+		r = ck_err_set(CK_E_IO, "%s: %s", real, strerror(errno));
+		goto out;
+	}
+	r = ck_fs_trust_check(real, &st, owner, CK_FS_TRUST_FILE);
+out:
+	free(real);
+	return r;
+}
+
 int
 ck_fs_open_trusted(const char *home, const char *rel, uid_t owner,
     int secret, int *fdp)
@@ -390,9 +481,18 @@ ck_fs_open_trusted(const char *home, const char *rel, uid_t owner,
 	if (rel[0] == '/' || rel[0] == '\0')
 		return ck_err_set(CK_E_INVAL, "%s: the key owner's files must be "
 		    "named relative to the CA home", rel);
-	if ((dfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return ck_err_set(errno == ENOENT ? CK_E_NOTFOUND : CK_E_IO,
-		    "cannot open %s: %s", home, strerror(errno));
+	/* The home itself is no symlink either (its owner is judged
+	 * below, of what was opened). */
+	if ((dfd = open(home, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) < 0) {
+		int e = errno;
+		if (e == ELOOP || e == ENOTDIR)
+			return ck_err_set(CK_E_PERM, "refusing to trust %s: it "
+			    "is a symbolic link (or not a directory): name the "
+			    "directory itself", home);
+		return ck_err_set(e == ENOENT ? CK_E_NOTFOUND : CK_E_IO,
+		    "cannot open %s: %s", home, strerror(e));
+	}
 	if (fstat(dfd, &st) != 0) {
 		r = ck_err_set(CK_E_IO, "cannot stat %s: %s", home,
 		    strerror(errno));
@@ -511,6 +611,24 @@ ck_fs_preopen_refuse(const char *path, const char *why)
 	preopened[i].fd = -1;
 	pthread_mutex_unlock(&preopen_mu);
 	return 0;
+}
+
+int
+ck_fs_preopen_dup(const char *path)
+{
+	int fd, d = -1;
+
+	pthread_mutex_lock(&preopen_mu);
+	if ((fd = preopen_find(path)) >= 0 &&
+	    (d = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0 &&
+	    lseek(d, 0, SEEK_SET) != 0) {
+		close(d);
+		d = -1;
+	}
+	pthread_mutex_unlock(&preopen_mu);
+	if (fd == PREOPEN_REFUSED)
+		ck_err_clear();
+	return d;
 }
 
 static void

@@ -105,13 +105,34 @@ int ck_fs_open_trusted(const char *home, const char *rel, uid_t owner,
     int secret, int *fd);
 
 /*
+ * The directories above a CA home with a key owner, as root uses it:
+ * each directory from / down to the home's parent, of the path as given
+ * (made absolute) and of the path with its links resolved, must be owned
+ * by root or `owner` and writable by nobody else, sticky or not (/tmp is
+ * refused): whoever can write one could rename the home aside and put a
+ * home of its own in its place between two starts. 0; CK_E_PERM naming
+ * the first directory at fault and the fix; CK_E_NOTFOUND, CK_E_IO.
+ */
+int ck_fs_check_ancestors(const char *home, uid_t owner);
+
+/*
+ * A file outside the home the key owner's process will run, such as a
+ * PKCS#11 module: absolute; the file (links resolved) a regular file
+ * owned by root or `owner` that nobody else can write, and every
+ * directory above it, as above. 0; CK_E_PERM naming what and the fix;
+ * CK_E_INVAL, CK_E_NOTFOUND, CK_E_IO.
+ */
+int ck_fs_check_trusted_path(const char *path, uid_t owner);
+
+/*
  * Files opened before privileges were dropped: a process that gave up
  * root (the command line on a CA home with a separate key owner, or
  * certkeepd for its ACME EAB key) registers the descriptor of a file it
  * can no longer open under the path it will ask for. Then
  * ck_fs_read(), ck_fs_exists() and ck_fs_check_private_file() of that
- * exact path use it (the file was judged by ck_fs_open_trusted()). Takes
- * the descriptor; CK_E_TOOBIG when the table (8) is full.
+ * exact path use it (the file was judged by ck_fs_open_trusted(), or is
+ * one the operator named: src/cli/main.c). Takes the descriptor;
+ * CK_E_TOOBIG when the table (32) is full.
  */
 int ck_fs_preopen_add(const char *path, int fd);
 
@@ -119,6 +140,11 @@ int ck_fs_preopen_add(const char *path, int fd);
  * of it fail with CK_E_PERM and `why` (ck_fs_exists() says it exists),
  * instead of trying the file as this user. */
 int ck_fs_preopen_refuse(const char *path, const char *why);
+
+/* A new descriptor (caller closes) for the registered file `path`, at
+ * its start, for readers that need one (a passphrase file, a PEM key);
+ * -1 if none is registered. */
+int ck_fs_preopen_dup(const char *path);
 
 /* Close and forget every registered descriptor. */
 void ck_fs_preopen_clear(void);

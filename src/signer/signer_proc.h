@@ -39,6 +39,13 @@ struct signer_proc;
 int signer_proc_start(const char *home, struct signer_proc **out);
 
 /*
+ * Whether the signer started next keeps the caller's stderr (1, the
+ * default) or gets /dev/null (its stdin and stdout always do): certkeepd
+ * keeps it only with --foreground.
+ */
+void signer_proc_keep_stderr(int keep);
+
+/*
  * The same for a home split between a key owner and a service user
  * (docs/signer.md): called as root, the child becomes `key_user` (for
  * good) before it reads anything, and trusts only files the key owner

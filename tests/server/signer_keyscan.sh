@@ -10,7 +10,14 @@
 # key, and an EC key in a home split between a key owner and the service
 # user (the signer as the key owner). Root only (reading another user's
 # process memory), else skipped (77).
+# The split home's case needs a test directory below directories only
+# root writes (not /tmp): /run.
+# (Kept in the environment: the test library may start this script again.)
+export CKK_TMPDIR=${CKK_TMPDIR-x${TMPDIR-}}
+[[ $(id -u) -ne 0 ]] || export TMPDIR=/run
 source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
+# The commands' scratch files, as usual (/run is not the users').
+if [[ -n ${CKK_TMPDIR#x} ]]; then export TMPDIR=${CKK_TMPDIR#x}; else unset TMPDIR; fi
 
 if [[ $(id -u) -ne 0 ]]; then
 	echo "SKIP: reading process memory needs root"

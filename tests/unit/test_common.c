@@ -474,6 +474,52 @@ open_trusted(const char *home, const char *rel, uid_t owner, int secret)
 	return r;
 }
 
+/* The directories above a split home, and a module's path. */
+static void
+test_fs_check_ancestors(void **state)
+{
+	struct fx *fx = *state;
+	char open_dir[4200], home[4200], link[4200], file[4200];
+	uid_t me = geteuid();
+	int fd;
+
+	/* Root's and written by nobody else on any system we run on. */
+	assert_int_equal(ck_fs_check_ancestors("/usr/bin", me), 0);
+	assert_int_equal(ck_fs_check_trusted_path("/bin/sh", me), 0);
+	assert_int_equal(ck_fs_check_trusted_path("bin/sh", me), CK_E_INVAL);
+
+	/* A world-writable directory above: refused, naming a directory
+	 * and the fix (maybe one above ours already: the test directory is
+	 * often in /tmp). */
+	tu_path(open_dir, sizeof(open_dir), fx->dir, "open");
+	assert_int_equal(mkdir(open_dir, 0700), 0);
+	assert_int_equal(chmod(open_dir, 0777), 0);
+	tu_path(home, sizeof(home), open_dir, "home");
+	assert_int_equal(mkdir(home, 0700), 0);
+	assert_int_equal(ck_fs_check_ancestors(home, me), CK_E_PERM);
+	assert_contains(ck_err_msg(), "chown root:root");
+	assert_contains(ck_err_msg(), "chmod 755");
+	tu_path(file, sizeof(file), open_dir, "mod.so");
+	tu_write_file(file, "x", 1, 0644);
+	assert_int_equal(ck_fs_check_trusted_path(file, me), CK_E_PERM);
+	/* Sticky does not help (/tmp is refused too). */
+	assert_int_equal(chmod(open_dir, 01777), 0);
+	assert_int_equal(ck_fs_check_ancestors(home, me), CK_E_PERM);
+	assert_int_equal(chmod(open_dir, 0700), 0);
+
+	/* The home itself is no symbolic link. */
+	tu_path(file, sizeof(file), home, "certkeep.conf");
+	tu_write_file(file, "conf", 4, 0644);
+	tu_path(link, sizeof(link), fx->dir, "homelink");
+	assert_int_equal(symlink(home, link), 0);
+	assert_int_equal(ck_fs_open_trusted(link, "certkeep.conf", me, 0,
+	    &fd), CK_E_PERM);
+	assert_contains(ck_err_msg(), "symbolic link");
+	assert_int_equal(ck_fs_open_trusted(home, "certkeep.conf", me, 0,
+	    &fd), 0);
+	close(fd);
+}
+
 static void
 test_fs_open_trusted(void **state)
 {
@@ -1152,6 +1198,8 @@ main(void)
 		    setup_dir, teardown_dir),
 		cmocka_unit_test(test_fs_trust_check),
 		cmocka_unit_test_setup_teardown(test_fs_open_trusted,
+		    setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_fs_check_ancestors,
 		    setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_fs_preopen,
 		    setup_dir, teardown_dir),
