@@ -307,7 +307,9 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 static int
 load_rkey(const char *path, EVP_PKEY **out)
 {
-	BIO *b = BIO_new_file(path, "r");
+	/* Opened by root before it gave root up, if it was. */
+	int fd = ck_fs_preopen_dup(path);
+	BIO *b = fd >= 0 ? BIO_new_fd(fd, BIO_CLOSE) : BIO_new_file(path, "r");
 
 	*out = NULL;
 	if (b == NULL)

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 
@@ -99,6 +100,55 @@ home_arg(int argc, char **argv)
 	return getenv("CERTKEEP_HOME");
 }
 
+/* The options naming a file that holds a secret the operator gives. */
+static const char *const secret_opts[] = {
+	"--passphrase-file", "--unlock-share", "--share", "--recipient-key",
+	"--backup-passphrase-file", "--new-passphrase-file", "--key-backup",
+	NULL
+};
+
+/*
+ * As root, before giving root up: open the operator's secret files
+ * named on the command line (ck_fs_preopen_add), so that they can stay
+ * readable by root only; the command reads them through these
+ * descriptors as the user it becomes. Regular files only ("-" and
+ * pipes are read as usual). A file that cannot be opened is left for
+ * the command to report.
+ */
+static int
+preopen_secret_files(int argc, char **argv)
+{
+	const char *path;
+	struct stat st;
+	size_t n;
+	int i, j, fd, r;
+
+	for (i = 2; i < argc; i++)
+		for (j = 0; secret_opts[j] != NULL; j++) {
+			n = strlen(secret_opts[j]);
+			if (strncmp(argv[i], secret_opts[j], n) != 0)
+				continue;
+			if (argv[i][n] == '=')
+				path = argv[i] + n + 1;
+			else if (argv[i][n] == '\0' && i + 1 < argc)
+				path = argv[i + 1];
+			else
+				continue;
+			fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+			    O_NONBLOCK | O_NOCTTY);
+			if (fd < 0)
+				continue;
+			if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+			    fcntl(fd, F_SETFL, 0) != 0) {
+				close(fd);
+				continue;
+			}
+			if ((r = ck_fs_preopen_add(path, fd)) != 0)
+				return r;
+		}
+	return 0;
+}
+
 /*
  * Run as root, certkeep acts as the owner of the CA home, so that every
  * file in it keeps that owner (and certkeepd, which never runs as root,
@@ -122,6 +172,10 @@ become_home_owner(int argc, char **argv)
 		fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
 		return -1;
 	}
+	if (hu.split && ck_fs_check_ancestors(home, hu.key_uid) != 0) {
+		fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
+		return -1;
+	}
 	if (hu.split) {
 		/* A home with a key owner: the key owner's secrets are
 		 * opened now, as root, judged as the signer judges them;
@@ -137,7 +191,8 @@ become_home_owner(int argc, char **argv)
 			    ck_err_msg());
 			ck_err_clear();
 		}
-		if (adminsock_connector_start(home) != 0 ||
+		if (preopen_secret_files(argc, argv) != 0 ||
+		    adminsock_connector_start(home) != 0 ||
 		    ck_privs_drop(hu.svc_user, home, 0, &switched) != 0) {
 			fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
 			return -1;
@@ -146,6 +201,10 @@ become_home_owner(int argc, char **argv)
 		return 0;
 	}
 	ck_err_clear();
+	if (preopen_secret_files(argc, argv) != 0) {
+		fprintf(stderr, "certkeep: error: %s\n", ck_err_msg());
+		return -1;
+	}
 	if (ck_privs_drop(NULL, home, 1, &switched) != 0 &&
 	    ck_err_msg()[0] != '\0' && strstr(ck_err_msg(), "does not exist")
 	    == NULL) {
@@ -157,19 +216,22 @@ become_home_owner(int argc, char **argv)
 }
 
 /*
- * The commands that write the key owner's files of a split home: the CA
- * certificate, the key file, the ACME EAB key pair (made by the first
- * 'acme eab create').
+ * The commands that need the key material or write the key owner's files
+ * of a split home: a key backup (the key, decrypted), the CA certificate,
+ * the key file, the ACME EAB key pair (made by the first 'acme eab
+ * create'). Root runs the others as the service user, who must get
+ * neither, so these are refused there (split_refuse()).
  */
 static int
-writes_key_owner_files(int argc, char **argv, const char *home)
+needs_key_owner(int argc, char **argv, const char *home)
 {
 	char pub[4200];
 
 	if (argc > 2 && strcmp(argv[1], "ca") == 0)
 		return strcmp(argv[2], "install") == 0;
 	if (argc > 2 && strcmp(argv[1], "key") == 0)
-		return strcmp(argv[2], "protect") == 0 ||
+		return strcmp(argv[2], "backup") == 0 ||
+		    strcmp(argv[2], "protect") == 0 ||
 		    strcmp(argv[2], "unprotect") == 0 ||
 		    strcmp(argv[2], "restore") == 0;
 	if (argc > 3 && strcmp(argv[1], "acme") == 0 &&
@@ -181,50 +243,28 @@ writes_key_owner_files(int argc, char **argv, const char *home)
 }
 
 /*
- * Run such a command (as root, certkeepd stopped) on a split home: the
- * home is given whole to the service user, the command runs as them
- * (in a child, as on any home), and the home is split again. XXX: for
- * that moment the service user owns the key file and the configuration;
- * certkeepd is not running, but a process the service user left behind
- * could copy the (encrypted) key or edit the configuration. A helper
- * writing the key owner's files as root would avoid it.
+ * Such a command on a split home, as root: refused, with the way to do
+ * it. Running it as the service user would hand them the key or the
+ * key owner's files; giving the home to them for the moment (as this
+ * did once) lets a process they left running take both.
  */
 static int
-run_joined(const struct ck_home_users *hu, size_t cmd, int argc,
-    char **argv)
+split_refuse(const struct ck_home_users *hu, int argc, char **argv)
 {
 	const char *home = home_arg(argc, argv);
-	char svc[64], key[64];
-	pid_t pid;
-	int st = 0, ex;
 
-	snprintf(svc, sizeof(svc), "%s", hu->svc_user);
-	snprintf(key, sizeof(key), "%s", hu->key_user);
-	if (ck_home_layout(home, svc, NULL) != 0) {
-		fprintf(stderr, "certkeep: error: %s %s changes the key owner's "
-		    "files: %s\n", argv[1], argv[2], ck_err_msg());
-		return CLI_EXIT_FAIL;
-	}
-	fflush(NULL);
-	if ((pid = fork()) == 0) {
-		if (become_home_owner(argc, argv) != 0 ||
-		    cli_authorize_local(home, argc - 1, argv + 1) !=
-		    CLI_EXIT_OK)
-			_exit(CLI_EXIT_FAIL);
-		ex = commands[cmd].fn(argc - 1, argv + 1);
-		fflush(NULL);
-		_exit(ex);
-	}
-	ex = CLI_EXIT_FAIL;
-	if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st))
-		ex = WEXITSTATUS(st);
-	if (ck_home_layout(home, svc, key) != 0) {
-		fprintf(stderr, "certkeep: error: the home is not split again: "
-		    "%s; run: certkeep home split --home %s --user %s "
-		    "--key-owner %s\n", ck_err_msg(), home, svc, key);
-		return CLI_EXIT_FAIL;
-	}
-	return ex;
+	fprintf(stderr, "certkeep: error: '%s %s' on %s needs the key "
+	    "owner's files, which its service user %s must not get, and is "
+	    "refused on a home with a key owner. Stop certkeepd, then run:\n"
+	    "  certkeep home join --home %s --user %s\n"
+	    "  certkeep %s %s ...\n"
+	    "  certkeep home split --home %s --user %s --key-owner %s\n"
+	    "(until the split, the key and the configuration are %s's: run "
+	    "nothing else as %s meanwhile; docs/signer.md)\n", argv[1],
+	    argc > 2 ? argv[2] : "", home, hu->svc_user, home, hu->svc_user,
+	    argv[1], argc > 2 ? argv[2] : "", home, hu->svc_user, hu->key_user,
+	    hu->svc_user, hu->svc_user);
+	return CLI_EXIT_FAIL;
 }
 
 int
@@ -263,12 +303,12 @@ main(int argc, char **argv)
 				return commands[i].fn(argc - 1, argv + 1);
 			}
 			if (geteuid() == 0 && home_arg(argc, argv) != NULL &&
-			    writes_key_owner_files(argc, argv,
+			    needs_key_owner(argc, argv,
 			    home_arg(argc, argv))) {
 				struct ck_home_users hu;
 				if (ck_ca_home_users(home_arg(argc, argv),
 				    &hu) == 0 && hu.split)
-					return run_joined(&hu, i, argc, argv);
+					return split_refuse(&hu, argc, argv);
 				ck_err_clear();
 			}
 			if (become_home_owner(argc, argv) != 0 ||
