@@ -72,11 +72,13 @@ group_own(const char *svc, gid_t gid)
  * Give NAME in directory DFD to W with MODE (the type's bits are kept),
  * through a descriptor opened without following a symlink: the service
  * user could swap a name for a link between a check and a chmod.
- * Missing: 0. A symlink or another type: CK_E_PERM.
+ * Missing: 0. A symlink or another type, a file with other hard links,
+ * or one owned by someone else than root, W or PREV_UID (the home's
+ * owner before): CK_E_PERM.
  */
 static int
 give(int dfd, const char *shown, const char *name, const struct who *w,
-    mode_t mode, int want_dir)
+    uid_t prev_uid, mode_t mode, int want_dir)
 {
 	struct stat st;
 	int fd, r = 0;
@@ -94,6 +96,20 @@ give(int dfd, const char *shown, const char *name, const struct who *w,
 	    !S_ISREG(st.st_mode)))
 		r = ck_err_set(CK_E_PERM, "%s/%s is not a %s", shown, name,
 		    want_dir ? "directory" : "regular file");
+	else if (!want_dir && st.st_nlink != 1)
+		/* A hard link to a file elsewhere: given, it would be that
+		 * file (another's key, /etc/shadow) that changes owner. */
+		r = ck_err_set(CK_E_PERM, "%s/%s has %lu links: refusing to give "
+		    "a file linked elsewhere; check it, and copy it if it is "
+		    "right", shown, name, (unsigned long)st.st_nlink);
+	else if (st.st_uid != 0 && st.st_uid != w->uid &&
+	    st.st_uid != prev_uid)
+		/* Not the key owner's already, nor root's, nor the home
+		 * owner's before (a join's service user): a name someone
+		 * else planted. */
+		r = ck_err_set(CK_E_PERM, "%s/%s belongs to uid %u, not to "
+		    "root or the home's owner: refusing to adopt it; remove it "
+		    "if it is not yours", shown, name, (unsigned)st.st_uid);
 	else if (fchown(fd, w->uid, w->gid) != 0 || fchmod(fd, mode) != 0)
 		r = ck_err_set(CK_E_IO, "cannot give %s/%s to uid %u: %s",
 		    shown, name, (unsigned)w->uid, strerror(errno));
@@ -103,14 +119,15 @@ give(int dfd, const char *shown, const char *name, const struct who *w,
 
 /* private/ and what is in it (one level: keys and their kin). */
 static int
-give_private(int homefd, const char *home, const struct who *w)
+give_private(int homefd, const char *home, const struct who *w,
+    uid_t prev_uid)
 {
 	char shown[4200];
 	struct dirent *e;
 	DIR *d;
 	int fd, r;
 
-	if ((r = give(homefd, home, "private", w, 0700, 1)) != 0)
+	if ((r = give(homefd, home, "private", w, prev_uid, 0700, 1)) != 0)
 		return r;
 	fd = openat(homefd, "private", O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 	    O_CLOEXEC);
@@ -126,7 +143,8 @@ give_private(int homefd, const char *home, const struct who *w)
 	while (r == 0 && (e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		r = give(dirfd(d), shown, e->d_name, w, 0600, 0);
+		r = give(dirfd(d), shown, e->d_name, w, prev_uid, 0600,
+		    0);
 	}
 	closedir(d);
 	return r;
@@ -214,6 +232,8 @@ ck_home_layout(const char *home, const char *svc_user, const char *key_user)
 	struct who s, k;
 	const struct who *kw;
 	const char *extra[3];
+	struct stat hst;
+	uid_t prev_uid;
 	int homefd = -1, lockfd = -1, r, i;
 
 	if (geteuid() != 0)
@@ -246,14 +266,19 @@ ck_home_layout(const char *home, const char *svc_user, const char *key_user)
 	extra[0] = top_name(cfg->cert_file);
 	extra[1] = top_name(cfg->chain_file);
 	extra[2] = top_name(cfg->csr_file);
-	if ((r = give_private(homefd, home, kw)) != 0)
+	if (fstat(homefd, &hst) != 0) {
+		r = ck_err_set(CK_E_IO, "%s: %s", home, strerror(errno));
+		goto out;
+	}
+	prev_uid = hst.st_uid;
+	if ((r = give_private(homefd, home, kw, prev_uid)) != 0)
 		goto out;
 	for (i = 0; key_owner_files[i] != NULL && r == 0; i++)
-		r = give(homefd, home, key_owner_files[i], kw,
+		r = give(homefd, home, key_owner_files[i], kw, prev_uid,
 		    key_user != NULL ? 0644 : 0600, 0);
 	for (i = 0; i < 3 && r == 0; i++)
 		if (extra[i] != NULL)
-			r = give(homefd, home, extra[i], kw,
+			r = give(homefd, home, extra[i], kw, prev_uid,
 			    key_user != NULL ? 0644 : 0600, 0);
 	if (r != 0)
 		goto out;

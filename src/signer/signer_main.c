@@ -342,6 +342,14 @@ load_config(struct sctx *c, const char *home)
 		    c->cfg->key_file)) != 0 ||
 		    (r = ck_fs_preopen_add(path, fd)) != 0))
 			goto out;
+		/* The token's module runs in this process, as the key owner,
+		 * and gets the PIN: the service user must not be able to
+		 * write it or put another in its place. */
+		if (c->cfg->key_uri[0] != '\0' &&
+		    c->cfg->pkcs11_module[0] != '\0' &&
+		    (r = ck_fs_check_trusted_path(c->cfg->pkcs11_module,
+		    getuid())) != 0)
+			goto out;
 	}
 	r = tls_profile(c);
 out:
