@@ -8,7 +8,14 @@
 # key); the command line as root works on the split home and leaves no
 # file of root's; a hot backup restores into a new split home.
 # Needs root (to create the users); skipped (77) otherwise.
+# A split home must lie below directories only root writes, which /tmp
+# (sticky, world-writable) is not: the test's directory goes in /run.
+# (Kept in the environment: the test library may start this script again.)
+export CKK_TMPDIR=${CKK_TMPDIR-x${TMPDIR-}}
+[[ $(id -u) -ne 0 ]] || export TMPDIR=/run
 source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
+# The commands' scratch files, as usual (/run is not the users').
+if [[ -n ${CKK_TMPDIR#x} ]]; then export TMPDIR=${CKK_TMPDIR#x}; else unset TMPDIR; fi
 
 if [[ $(id -u) -ne 0 ]]; then
 	echo "SKIP: signer_user needs root to create OS users"
@@ -27,6 +34,18 @@ done
 SG=$(id -gn "$S")
 
 as_s() { runuser -u "$S" -- "$@"; }
+# join_home HOME: certkeep home join, again while processes of $S run
+# (another test's, when tests run in parallel: they end).
+join_home() {
+	local i
+	for i in $(seq 40); do
+		run ck home join --home "$1" --user "$S"
+		[[ $LAST_RC -ne 0 ]] || return 0
+		grep -qE "process.* of $S .*running" "$LAST_ERR" || break
+		sleep 1
+	done
+	fail_cmd "certkeep home join"
+}
 
 # A passphrase file only root can read (as a systemd credential is).
 cp "$PWFILE" "$T/root-pass"
@@ -78,7 +97,7 @@ fi
 # so again after each drop. Set for this start, then put back.
 SUIDD=$(cat /proc/sys/fs/suid_dumpable 2>/dev/null || echo)
 restore_suidd() { [[ -z $SUIDD ]] || echo "$SUIDD" >/proc/sys/fs/suid_dumpable 2>/dev/null || true; }
-trap 'restore_suidd; _srv_cleanup' EXIT
+trap 'rc_=$?; restore_suidd; (exit $rc_); _srv_cleanup' EXIT
 echo 1 >/proc/sys/fs/suid_dumpable 2>/dev/null || SUIDD=
 
 say "certkeepd as root: the signer runs as $K, the service as $S"
@@ -129,6 +148,11 @@ PY
 fi
 assert_no_grep "runs as the service user" "$LAST_ERR" \
     "no same-uid warning on a split home"
+# Started in the background: the signer keeps no descriptor of the
+# starter's terminal.
+for n in 0 1 2; do
+	assert_eq /dev/null "$(readlink "/proc/$SIG/fd/$n")" "the signer's fd $n"
+done
 
 say "as $S, what a compromised service process would try"
 expect_fail "Permission denied" as_s cat "$ca/private/ca.key"
@@ -198,6 +222,8 @@ expect_ok ck issue --home "$ca" --profile tls-server --csr - --cert-only \
 cp "$LAST_OUT" "$T/b.pem"
 expect_ok openssl verify -CAfile "$SRV_CA" "$T/b.pem"
 expect_ok ck crl --home "$ca" --passphrase-fd 3 3<"$PWFILE"
+# A passphrase file only root can read: opened before root is given up.
+expect_ok ck crl --home "$ca" --passphrase-file "$T/root-pass"
 expect_ok ck audit checkpoint --home "$ca" --passphrase-fd 3 3<"$PWFILE"
 expect_ok ck audit verify --home "$ca"
 assert_eq "" "$(find "$ca" -user root)" "files of root's in the home"
@@ -205,8 +231,23 @@ assert_eq "$S 600" "$(stat -c '%U %a' "$ca/store.db")" "the store, after"
 ok "issue, crl, audit checkpoint; nothing of root's in the home"
 
 say "the first ACME EAB key makes the key owner's EAB key pair"
+# Refused as root on the split home: it writes the key owner's files.
+expect_fail "needs the key owner's files" \
+    ck acme eab create --home "$ca" --note first --passphrase-fd 3 3<"$PWFILE"
+assert_grep "certkeep home join --home $ca --user $S" "$LAST_ERR" \
+    "the way to do it"
+# A process of the service user's running: no join.
+setpriv --reuid="$S" --regid="$SG" --clear-groups sleep 600 &
+sp=$!
+wait_until 10 pgrep -u "$S" -x sleep >/dev/null || true
+expect_fail "process.* of $S .*running" ck home join --home "$ca" --user "$S"
+assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$ca")" "the home after a refused join"
+kill "$sp" 2>/dev/null; wait "$sp" 2>/dev/null || true
+join_home "$ca"
+assert_grep "are $S's until 'certkeep home split" "$LAST_OUT" "the join's warning"
 expect_ok ck acme eab create --home "$ca" --note first \
     --passphrase-fd 3 3<"$PWFILE"
+expect_ok ck home split --home "$ca" --user "$S" --key-owner "$K"
 assert_eq "$K 644" "$(stat -c '%U %a' "$ca/acme-eab.pub")" "acme-eab.pub"
 assert_eq "$K 600" "$(stat -c '%U %a' "$ca/private/acme-eab.key")" \
     "private/acme-eab.key"
@@ -255,12 +296,54 @@ start_split "$ca"
 [[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start again"
 srv_stop "$ca"
 
+say "the signer runs only a PKCS#11 module nobody but root or $K can write"
+MOD=
+for m in /usr/lib/softhsm/libsofthsm2.so \
+    /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so \
+    /usr/local/lib/softhsm/libsofthsm2.so; do
+	[[ -f $m ]] && { MOD=$m; break; }
+done
+if [[ -n $MOD ]]; then
+	mkdir "$T/mods"
+	cp "$MOD" "$T/mods/mod.so"
+	chmod 755 "$T/mods"
+	chmod 644 "$T/mods/mod.so"
+	chown "$S" "$T/mods"
+	cp -p "$ca/certkeep.conf" "$T/conf.saved"
+	conf_set "$ca" ca key_uri "pkcs11:token=certkeep-ca;object=ca"
+	conf_set "$ca" ca pkcs11_module "$T/mods/mod.so"
+	refuse_start "refusing to use $T/mods/mod.so: the directory $T/mods above it is owned by uid $SU" \
+	    "a module in a directory of $S's"
+	chown root "$T/mods"
+	chown "$S" "$T/mods/mod.so"
+	refuse_start "refusing to trust $T/mods/mod.so: it is owned by uid $SU" \
+	    "a module of $S's"
+	cat "$T/conf.saved" >"$ca/certkeep.conf"
+else
+	echo "   (no softhsm module: skipped)"
+fi
+
+say "home split adopts no name planted in the home, nor a hard link"
+as_s sh -c "echo planted >'$ca/ca.csr'"
+expect_fail "belongs to uid $SU, not to root or the home's owner" \
+    ck home split --home "$ca" --user "$S" --key-owner "$K"
+assert_eq "$S" "$(stat -c %U "$ca/ca.csr")" "the planted name, after"
+as_s rm -f "$ca/ca.csr"
+echo "root's, elsewhere" >"$T/rootfile"
+ln "$T/rootfile" "$ca/ca.csr"
+expect_fail "has 2 links" ck home split --home "$ca" --user "$S" --key-owner "$K"
+assert_eq "root" "$(stat -c %U "$T/rootfile")" "the file linked in, after"
+rm -f "$ca/ca.csr"
+expect_ok ck home split --home "$ca" --user "$S" --key-owner "$K"
+ok "refused both; split again without them"
+
 say "home join and home split: the conversion both ways"
 start_split "$ca"
 [[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd did not start"
-expect_fail "certkeepd is running" ck home join --home "$ca" --user "$S"
+expect_fail "certkeepd is running|process.* of $S .*running" \
+    ck home join --home "$ca" --user "$S"
 srv_stop "$ca"
-expect_ok ck home join --home "$ca" --user "$S"
+join_home "$ca"
 assert_eq "$S 700" "$(stat -c '%U %a' "$ca")" "the joined home"
 assert_eq "" "$(find "$ca" ! -user "$S")" "files not $S's in the joined home"
 # certkeepd started by root on a home without a key owner: as before
@@ -274,18 +357,30 @@ SIG=$(cat "/proc/$(_srv_pid_of "$ca")/task/"*/children | tr ' ' '\n' |
     grep -m1 .)
 assert_eq "$SU $SU $SU $SU" "$(uid_of "$SIG")" "the signer of a joined home"
 srv_stop "$ca"
+# --key-owner (the unit's): a home that is not split with that owner is
+# refused, not served whole (the service user could have swapped it).
+run timeout 120 "$CERTKEEPD" --home "$ca" --key-owner "$K" \
+    --passphrase-file "$T/root-pass"
+[[ $LAST_RC -ne 0 ]] || { srv_stop "$ca"; fail "--key-owner served a joined home"; }
+assert_grep "not a CA home split with the key owner $K" "$LAST_ERR" \
+    "the --key-owner refusal"
+! srv_running "$ca" || fail "certkeepd runs on the joined home"
 expect_fail "two users" ck home split --home "$ca" --user "$S" --key-owner "$S"
 expect_ok ck home split --home "$ca" --user "$S" --key-owner "$K"
 assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$ca")" "the home split again"
 assert_eq "$K 600" "$(stat -c '%U %a' "$ca/private/ca.key")" "the key split again"
 assert_eq "$K 644" "$(stat -c '%U %a' "$ca/certkeep.conf")" \
     "the configuration split again"
+SRV_HOMES+=("$ca")
+run timeout 120 "$CERTKEEPD" --home "$ca" --key-owner "$K" \
+    --passphrase-file "$T/root-pass"
+[[ $LAST_RC -eq 0 ]] || fail_cmd "certkeepd --key-owner $K did not start"
+srv_stop "$ca"
 ok "joined: all $S's, the signer as $S (warned); split again"
 
 say "restore into a new split home"
 mkdir "$T/rest"
-chown "$S" "$T/rest"	# the restore runs as the service user
-chmod 711 "$T/rest"	# and the signer, as the key owner, passes through
+chmod 711 "$T/rest"	# root's: the restore makes the home itself
 new="$T/rest/restored"
 expect_ok ck restore --home "$new" "$FULL" --recipient-key "$T/r1.key" \
     --ca "$SRV_CA" --user "$S" --key-owner "$K"
@@ -294,19 +389,50 @@ assert_eq "$K 644" "$(stat -c '%U %a' "$new/certkeep.conf")" \
     "the restored configuration"
 assert_eq "$S" "$(stat -c '%U' "$new/store.db")" "the restored store"
 assert_eq "" "$(find "$new" -user root)" "files of root's in the restored home"
+assert_eq "root 711" "$(stat -c '%U %a' "$T/rest")" "the parent, after"
 ok "restored $(stat -c '%U:%G %a' "$new")"
+
+say "a split home below a directory $S can write is refused"
+chown "$S" "$T/rest"
+refuse_start_of() {	# refuse_start_of HOME ERE WHAT
+	start_split "$1"
+	[[ $LAST_RC -ne 0 ]] || { srv_stop "$1"; fail "started with $3"; }
+	cat "$LAST_OUT" "$LAST_ERR" >"$T/.refusal"
+	assert_grep "$2" "$T/.refusal" "the refusal of $3"
+	! srv_running "$1" || fail "certkeepd runs with $3"
+}
+refuse_start_of "$new" "the directory $T/rest above it is owned by uid $SU.*chown root:root $T/rest; chmod 755 $T/rest" \
+    "an ancestor of $S's"
+expect_fail "the directory $T/rest above it" ck list --home "$new"
+chown root "$T/rest"
+chmod 1777 "$T/rest"
+refuse_start_of "$new" "the directory $T/rest above it .*mode 1777" \
+    "a sticky world-writable ancestor"
+chmod 711 "$T/rest"
+ok "certkeepd and the command line refuse both"
 
 say "the key: a key backup of the split home, restored into the new one"
 printf 'a key backup passphrase %s\n' "$RANDOM$RANDOM" >"$T/kbpw"
-chmod 600 "$T/kbpw"
+chmod 600 "$T/kbpw"	# root's alone: read before root is given up
 mkdir -p "$T/kb"
-chown "$S" "$T/kbpw" "$T/kb"
+chown "$S" "$T/kb"
+# Refused as root on a split home (the service user would get the key);
+# done joined, certkeepd stopped, then split again.
+expect_fail "needs the key owner's files" ck key backup \
+    --home "$ca" --passphrase-fd 3 3<"$PWFILE" --out "$T/kb/ca-key.p8" \
+    --backup-passphrase-file "$T/kbpw"
+[[ ! -e $T/kb/ca-key.p8 ]] || fail "a key backup was written"
+join_home "$ca"
 expect_ok ck key backup --home "$ca" --passphrase-fd 3 3<"$PWFILE" \
     --out "$T/kb/ca-key.p8" --backup-passphrase-file "$T/kbpw"
-# It writes the key owner's files: done on the home given whole to the
-# service user for the moment, split again after.
+expect_ok ck home split --home "$ca" --user "$S" --key-owner "$K"
+expect_fail "needs the key owner's files" ck key restore \
+    --home "$new" --from "$T/kb/ca-key.p8" --backup-passphrase-file "$T/kbpw" \
+    --passphrase-fd 3 3<"$PWFILE"
+join_home "$new"
 expect_ok ck key restore --home "$new" --from "$T/kb/ca-key.p8" \
     --backup-passphrase-file "$T/kbpw" --passphrase-fd 3 3<"$PWFILE"
+expect_ok ck home split --home "$new" --user "$S" --key-owner "$K"
 assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$new")" "the home after key restore"
 assert_eq "$K 600" "$(stat -c '%U %a' "$new/private/ca.key")" \
     "the restored key"
@@ -326,9 +452,14 @@ ok "the restored split home serves"
 say "M-of-N unlock of a split home: the shares at the terminal, as root"
 mkdir "$T/shares"
 chown "$S" "$T/shares"	# key protect writes them as the service user
+expect_fail "needs the key owner's files" ck key protect --home "$new" \
+    --shares 2/3 --custodian a --custodian b --custodian c --out "$T/shares" \
+    --passphrase-fd 3 3<"$PWFILE"
+join_home "$new"
 expect_ok ck key protect --home "$new" --shares 2/3 --custodian a \
     --custodian b --custodian c --out "$T/shares" \
     --passphrase-fd 3 3<"$PWFILE"
+expect_ok ck home split --home "$new" --user "$S" --key-owner "$K"
 assert_eq "$K 600" "$(stat -c '%U %a' "$new/private/ca.key")" "the protected key"
 assert_eq "$K:$SG 1770" "$(stat -c '%U:%G %a' "$new")" "the home after key protect"
 # Not through the admin socket: its collector runs as the service user,
