@@ -69,8 +69,8 @@ check_private(const char *path, int want_dir)
 		pthread_mutex_unlock(&preopen_mu);
 		if ((st.st_mode & 077) != 0)
 			return ck_err_set(CK_E_PERM, "refusing to use %s: other "
-			    "users can access it (mode %04o)", path,
-			    (unsigned)(st.st_mode & 07777));
+			    "users can access it (mode %04o); run: chmod 600 %s",
+			    path, (unsigned)(st.st_mode & 07777), path);
 		return 0;
 	}
 	pthread_mutex_unlock(&preopen_mu);
