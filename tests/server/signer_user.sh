@@ -264,7 +264,7 @@ refuse_start() {	# refuse_start ERE WHAT
 	cat "$LAST_OUT" "$LAST_ERR" >"$T/.refusal"
 	assert_grep "$1" "$T/.refusal" "the refusal of $2"
 	! srv_running "$ca" || fail "certkeepd runs with $2"
-	ok "$2: $(grep -m1 -oE 'refusing to trust [^:]+: [^;]+' "$T/.refusal")"
+	ok "$2: $(grep -m1 -oE 'refusing to (trust|use) [^:]+: [^;]+' "$T/.refusal")"
 }
 chmod g+w "$ca/certkeep.conf"
 refuse_start "refusing to trust $ca/certkeep.conf: group or others can write" \
