@@ -770,7 +770,13 @@ backup_make(struct ck_ca *ca, const struct ck_backup_opts *o,
 	{
 		char tmpdir[4200];
 		if ((r = ck_ca_path(ca, "private", tmpdir, sizeof(tmpdir))) !=
-		    0 || (r = ck_archive_writer_open(fd, tmpdir, o->recipients,
+		    0)
+			goto out;
+		/* A split home's private/ is the key owner's: the service
+		 * user's unnamed spool files go in the home (O_TMPFILE). */
+		if (access(tmpdir, W_OK | X_OK) != 0)
+			snprintf(tmpdir, sizeof(tmpdir), "%s", ca->home);
+		if ((r = ck_archive_writer_open(fd, tmpdir, o->recipients,
 		    o->zlevel, &w)) != 0)
 			goto out;
 	}

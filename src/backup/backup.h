@@ -143,6 +143,8 @@ struct ck_restore_opts {
 	int64_t upto_seq;		/* 0: all sets */
 	int64_t upto_time;		/* 0: all sets */
 	const char *user;		/* root: the service user to own it */
+	const char *key_owner;		/* with user: split the home between
+					   them (src/ca/home_split.h) */
 	uint64_t crl_floor;		/* CRL numbers go on after this (the
 					   last published); 0: the backup's */
 };

@@ -32,8 +32,10 @@
 #include "backup/custody.h"
 #include "backup/manifest.h"
 #include "ca/config.h"
+#include "ca/home_split.h"
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/log.h"
 #include "common/privs.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
@@ -1110,9 +1112,11 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 	struct ck_restore_opts o2;
 	struct restore_job job;
 	struct ck_manifest *m = NULL;
+	char splitdir[4096], splithome[4400];
 	int *fds = NULL, r;
 	size_t i;
 
+	splitdir[0] = '\0';
 	if (o->user == NULL || o->user[0] == '\0' || geteuid() != 0)
 		return restore_body(rd, files, nfiles, o, last);
 	/*
@@ -1140,6 +1144,39 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 		rd2.fds = fds;
 	memcpy(&o2, o, sizeof(o2));
 	o2.user = NULL;
+	/* A new split home, as root: restored by the service user into a
+	 * directory of theirs that root makes beside it, then moved into
+	 * place by root; the parent stays root's (ck_fs_check_ancestors()),
+	 * the service user needs no right to write into it. */
+	if (o->key_owner != NULL && o->user != NULL && geteuid() == 0) {
+		unsigned suid, sgid;
+		char *hc = strdup(o->home);
+		const char *base = strrchr(o->home, '/') != NULL ?
+		    strrchr(o->home, '/') + 1 : o->home;
+		if (hc == NULL) {
+			r = CK_E_NOMEM;
+			goto out;
+		}
+		r = snprintf(splitdir, sizeof(splitdir), "%s/.%s.split-XXXXXX",
+		    dirname(hc), base) >= (int)sizeof(splitdir) - 300 ?
+		    ck_err_set(CK_E_INVAL, "%s: too long", o->home) : 0;
+		free(hc);
+		if (r != 0 || (r = ck_privs_lookup(o->user, &suid, &sgid)) != 0)
+			goto out;
+		if (mkdtemp(splitdir) == NULL) {
+			r = ck_err_set(CK_E_IO, "cannot make a directory beside "
+			    "%s: %s", o->home, strerror(errno));
+			splitdir[0] = '\0';
+			goto out;
+		}
+		if (chown(splitdir, suid, sgid) != 0) {
+			r = ck_err_set(CK_E_IO, "cannot give %s to %s: %s",
+			    splitdir, o->user, strerror(errno));
+			goto out;
+		}
+		snprintf(splithome, sizeof(splithome), "%s/%s", splitdir, base);
+		o2.home = splithome;
+	}
 	job.rd = &rd2;
 	job.files = files;
 	job.nfiles = nfiles;
@@ -1147,7 +1184,20 @@ ck_backup_restore(const struct ck_backup_reader *rd,
 	if ((r = ck_backup_as_user(o->user, restore_job_run, &job, m,
 	    sizeof(*m))) == 0 && last != NULL)
 		memcpy(last, m, sizeof(*m));
+	if (r == 0 && splitdir[0] != '\0' && rename(splithome, o->home) != 0)
+		r = ck_err_set(CK_E_IO, "cannot move %s to %s: %s", splithome,
+		    o->home, strerror(errno));
+	/* Made whole as the service user; split as root. */
+	if (r == 0 && o->key_owner != NULL &&
+	    (r = ck_home_layout(o->home, o->user, o->key_owner)) != 0) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", ck_err_msg());
+		r = ck_err_set(r, "restored, but not split: %s (run certkeep "
+		    "home split)", why);
+	}
 out:
+	if (splitdir[0] != '\0' && rmdir(splitdir) != 0)
+		ck_warn("%s is left behind: %s", splitdir, strerror(errno));
 	for (i = 0; i < nfiles; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

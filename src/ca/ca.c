@@ -1,8 +1,11 @@
 #include "ca/ca.h"
 
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <openssl/err.h>
@@ -12,6 +15,7 @@
 #include "audit/checkpoint.h"
 #include "common/err.h"
 #include "common/log.h"
+#include "common/privs.h"
 #include "common/fsutil.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
@@ -100,20 +104,52 @@ ck_ca_record_config(struct ck_ca *ca, const unsigned char *text, size_t len)
 	return store_tx_commit(ca->st);
 }
 
+/*
+ * A home split between a key owner and a service user (docs/signer.md):
+ * another's directory, sticky, writable by our primary group, nothing
+ * for others. Whose it is the key owner's business (the signer checks).
+ */
+static int
+split_home_shape(const char *home)
+{
+	struct stat st;
+
+	return lstat(home, &st) == 0 && S_ISDIR(st.st_mode) &&
+	    st.st_uid != geteuid() && st.st_uid != 0 &&
+	    (st.st_mode & S_ISVTX) != 0 && (st.st_mode & 0007) == 0 &&
+	    (st.st_mode & 0070) == 0070 && st.st_gid == getegid();
+}
+
+/* 1 if NAME is the user this process runs as. */
+static int
+is_user(const char *name)
+{
+	struct passwd *pw;
+
+	return name[0] != '\0' && (pw = getpwnam(name)) != NULL &&
+	    pw->pw_uid == geteuid();
+}
+
 int
 ck_ca_open(const char *home, struct ck_ca **out)
 {
 	struct ck_ca *ca = NULL;
 	unsigned char *text = NULL;
 	size_t len = 0;
-	char path[4096];
-	int r;
+	char path[4096], why[1024];
+	int r, split = 0;
 
 	if ((r = ck_fs_check_private_dir(home)) != 0) {
 		if (r == CK_E_NOTFOUND)
 			return ck_err_set(r, "no CA home at %s (create one "
 			    "with 'certkeep init')", home);
-		return r;
+		if (r != CK_E_PERM || !split_home_shape(home))
+			return r;
+		/* The service user of a home with a key owner; the
+		 * configuration must name us, below. */
+		snprintf(why, sizeof(why), "%s", ck_err_msg());
+		ck_err_clear();
+		split = 1;
 	}
 	if ((ca = calloc(1, sizeof(*ca))) == NULL)
 		return CK_E_NOMEM;
@@ -122,6 +158,10 @@ ck_ca_open(const char *home, struct ck_ca **out)
 	    (r = ck_fs_read(path, CK_CONFIG_MAX, &text, &len)) != 0 ||
 	    (r = ck_config_parse((const char *)text, len, &ca->cfg)) != 0)
 		goto fail;
+	if (split && !is_user(ca->cfg->server.user)) {
+		r = ck_err_set(CK_E_PERM, "%s", why);
+		goto fail;
+	}
 	if ((r = ck_ca_path(ca, ca->cfg->store_path, path,
 	    sizeof(path))) != 0 ||
 	    (r = store_open(path, 0, &ca->st)) != 0)
@@ -197,7 +237,7 @@ ck_ca_unlock_proc(struct ck_ca *ca, struct signer_proc *sp,
 		return 0;
 	if (ca->cert == NULL)
 		return ck_err_set(CK_E_STATE, "this CA has no certificate yet");
-	if ((r = signer_proc_unlock(sp, pw)) != 0 ||
+	if ((pw != NULL && (r = signer_proc_unlock(sp, pw)) != 0) ||
 	    (r = signer_new_remote(sp, ca->cert, &ca->signer)) != 0)
 		return unlock_refused(ca, r);
 	return 0;
@@ -361,5 +401,52 @@ ck_dn_parse(const char *s, X509_NAME **out)
 	return 0;
 fail:
 	X509_NAME_free(nm);
+	return r;
+}
+
+int
+ck_ca_home_users(const char *home, struct ck_home_users *hu)
+{
+	struct ck_config *cfg = NULL;
+	unsigned char *text = NULL;
+	struct stat st;
+	size_t len;
+	int fd, r;
+
+	if (lstat(home, &st) == 0 && S_ISLNK(st.st_mode)) {
+		/* A home named through a link: as before, unless it is
+		 * split, whose home must be named itself (the checks open
+		 * it without following links). */
+		char *real = realpath(home, NULL);
+		if (real == NULL)
+			return ck_err_set(CK_E_NOTFOUND, "no CA home at %s",
+			    home);
+		r = ck_ca_home_users(real, hu);
+		if (r == 0 && hu->split)
+			r = ck_err_set(CK_E_PERM, "%s is a symbolic link to a "
+			    "CA home with a key owner: name the home itself "
+			    "(%s)", home, real);
+		free(real);
+		return r;
+	}
+	if (stat(home, &st) != 0)
+		return ck_err_set(CK_E_NOTFOUND, "no CA home at %s", home);
+	if ((r = ck_fs_open_trusted(home, CK_CONFIG_FILE, st.st_uid, 0,
+	    &fd)) != 0) {
+		if (r != CK_E_NOTFOUND)
+			return r;
+		ck_err_clear();
+		return ck_privs_home_users(home, NULL, hu);
+	}
+	r = ck_fs_read_fd(fd, CK_CONFIG_MAX, &text, &len);
+	close(fd);
+	if (r == 0 && ck_config_parse((const char *)text, len, &cfg) == 0)
+		r = ck_privs_home_users(home, cfg->server.user, hu);
+	else {
+		ck_err_clear();
+		r = ck_privs_home_users(home, NULL, hu);
+	}
+	ck_config_free(cfg);
+	free(text);
 	return r;
 }

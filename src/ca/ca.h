@@ -67,7 +67,8 @@ int ck_ca_unlock_with(struct ck_ca *ca, const struct ck_secret *pw);
  * The same with the key in the signer process `sp` (signer_proc.h, which
  * must outlive the CA): the passphrase (or PIN) is sent to it once, and
  * the signer it unlocks becomes the CA's. certkeepd's way; the key never
- * enters this process.
+ * enters this process. `pw` NULL: the signer was unlocked already
+ * (certkeepd on a split home does it as root: signer_proc_unlock()).
  */
 struct signer_proc;
 int ck_ca_unlock_proc(struct ck_ca *ca, struct signer_proc *sp,
@@ -75,6 +76,16 @@ int ck_ca_unlock_proc(struct ck_ca *ca, struct signer_proc *sp,
 
 /* Close and wipe; accepts NULL. */
 void ck_ca_close(struct ck_ca *ca);
+
+/*
+ * Who HOME belongs to (ck_privs_home_users), with the service user from
+ * its configuration, trusted only if the configuration is the home
+ * owner's (ck_fs_open_trusted); a configuration that is not, or cannot
+ * be read, names no service user (*hu says: not split). CK_E_NOTFOUND
+ * if there is no home or the configured user does not exist.
+ */
+struct ck_home_users;
+int ck_ca_home_users(const char *home, struct ck_home_users *hu);
 
 /* With ON, ck_ca_close() of an unlocked, certified CA first appends a
  * signed audit checkpoint (the command line: every command that used the

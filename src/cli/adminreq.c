@@ -15,6 +15,7 @@
 #include "ca/ca.h"
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/privs.h"
 #include "daemon/adminsock.h"
 
 /* Write an extract to PATH: a new file, synced, then renamed. */
@@ -61,7 +62,7 @@ run_local(const char *home, const json_t *req,
 	env.ca = ca;
 	env.rd = ca->st;
 	env.pass = pass;
-	if ((reply = admin_exec(&env, getuid(), req)) == NULL)
+	if ((reply = admin_exec(&env, ck_privs_caller_uid(), req)) == NULL)
 		*rp = CK_E_NOMEM;
 	else
 		*rp = 0;
@@ -166,19 +167,14 @@ cli_admin_run_pass(const char *home, json_t *req, const char *datafile,
 int
 cli_admin_served(const char *home)
 {
-	struct sockaddr_un sa;
-	socklen_t salen;
-	int fd, ok;
+	int fd;
 
-	if (adminsock_address(home, &sa, &salen) != 0) {
+	if (adminsock_connect(home, &fd) != 0) {
 		ck_err_clear();
 		return 0;
 	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return 0;
-	ok = connect(fd, (struct sockaddr *)&sa, salen) == 0;
 	close(fd);
-	return ok;
+	return 1;
 }
 
 /* The action a command that runs here (not through certkeepd) is, by its
@@ -268,7 +264,7 @@ cli_authorize_local(const char *home, int argc, char **argv)
 	/* The key is not certkeepd's to give: a key backup reads the key
 	 * file, which only the home's owner can. */
 	if (strcmp(argv[0], "key") == 0 && argc > 1 &&
-	    strcmp(argv[1], "backup") == 0 && geteuid() != 0 &&
+	    strcmp(argv[1], "backup") == 0 && ck_privs_caller_uid() != 0 &&
 	    admin_home_owner(home, &owner) == 0 && owner != geteuid()) {
 		fprintf(stderr, "certkeep: key backup reads the CA key file: "
 		    "run it as the home's owner (or root), with the key's "
@@ -284,7 +280,8 @@ cli_authorize_local(const char *home, int argc, char **argv)
 		ck_err_clear();
 		return CLI_EXIT_OK;
 	}
-	if ((r = authz_principal_load(ca->st, getuid(), owner, &p)) != 0 ||
+	if ((r = authz_principal_load(ca->st, ck_privs_caller_uid(), owner,
+	    &p)) != 0 ||
 	    (r = authz_decide(ca->st, &p, action, &d)) != 0) {
 		ex = cli_fail(r);
 	} else if (!d.allowed) {

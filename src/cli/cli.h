@@ -144,6 +144,7 @@ int cli_remote_call(const struct json_t *req, struct json_t **reply);
 int cli_authorize_local(const char *home, int argc, char **argv);
 
 int cmd_init(int argc, char **argv);
+int cmd_home(int argc, char **argv);
 int cmd_ca(int argc, char **argv);
 int cmd_issue(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);

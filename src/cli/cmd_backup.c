@@ -65,19 +65,21 @@ static const char backup_usage[] =
 static const char restore_usage[] =
     "certkeep restore --home NEWDIR SET... --recipient-key KEY --ca CHAIN.pem\n"
     "        [--recipient CERT] [--upto-seq N | --upto-time T]\n"
-    "        [--last-crl CRL] [--user NAME] [--quiet]\n"
+    "        [--last-crl CRL] [--user NAME [--key-owner NAME]] [--quiet]\n"
     "\n"
     "Restores a full set and the incrementals after it (in order) into a\n"
     "new or empty CA home. The CA key is not in a data backup: restore it\n"
     "with 'certkeep key restore' afterwards. --last-crl names the last CRL\n"
     "this CA published (DER or PEM, from its CRL URL): CRL numbers then go\n"
-    "on after it even if it is newer than the backup.";
+    "on after it even if it is newer than the backup. --key-owner (as\n"
+    "root, with --user): the home is split between that key owner and the\n"
+    "service user (certkeep home split, docs/signer.md).";
 
 enum { O_TO = CLI_OPT__FIRST_LOCAL, O_RECIP, O_INCR, O_OFFLINE, O_ZLEVEL,
 	O_QUIET, O_KEEP, O_DAILY, O_WEEKLY, O_MONTHLY, O_OPERATOR, O_RKEY,
 	O_CA, O_SINGLE, O_JSON, O_SET, O_KEYBACKUP, O_BPASSFILE, O_SHARE,
 	O_UPTOSEQ, O_UPTOTIME, O_USER, O_FULL, O_INCRFULL, O_LASTCRL,
-	O_LOGICAL };
+	O_LOGICAL, O_KEYOWNER };
 
 static const struct option backup_longopts[] = {
 	CLI_COMMON_LONGOPTS,
@@ -106,6 +108,7 @@ static const struct option backup_longopts[] = {
 	{ "upto-seq", required_argument, NULL, O_UPTOSEQ },
 	{ "upto-time", required_argument, NULL, O_UPTOTIME },
 	{ "user", required_argument, NULL, O_USER },
+	{ "key-owner", required_argument, NULL, O_KEYOWNER },
 	{ "last-crl", required_argument, NULL, O_LASTCRL },
 	{ NULL, 0, NULL, 0 }
 };
@@ -115,6 +118,7 @@ struct bargs {
 	struct ck_backup_opts bo;
 	STACK_OF(X509) *recips;
 	const char *rkey, *ca, *set, *keybackup, *bpassfile, *user, *last_crl;
+	const char *key_owner;
 	const char *shares[CK_KEYBACKUP_MAX_SHARES];
 	int nshares;
 	int offline, quiet, single, json, retention_set;
@@ -282,6 +286,9 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 		case O_USER:
 			a->user = optarg;
 			break;
+		case O_KEYOWNER:
+			a->key_owner = optarg;
+			break;
 		case O_LASTCRL:
 			a->last_crl = optarg;
 			break;
@@ -300,7 +307,9 @@ parse_args(int argc, char **argv, struct bargs *a, const char *usage)
 static int
 load_rkey(const char *path, EVP_PKEY **out)
 {
-	BIO *b = BIO_new_file(path, "r");
+	/* Opened by root before it gave root up, if it was. */
+	int fd = ck_fs_preopen_dup(path);
+	BIO *b = fd >= 0 ? BIO_new_fd(fd, BIO_CLOSE) : BIO_new_file(path, "r");
 
 	*out = NULL;
 	if (b == NULL)
@@ -1010,6 +1019,11 @@ cmd_restore(int argc, char **argv)
 	ro.upto_seq = a.upto_seq;
 	ro.upto_time = a.upto_time;
 	ro.user = a.user;
+	ro.key_owner = a.key_owner;
+	if (a.key_owner != NULL && (a.user == NULL || geteuid() != 0)) {
+		r = ck_err_set(CK_E_INVAL, "--key-owner needs root and --user");
+		goto fail;
+	}
 	if (a.last_crl != NULL &&
 	    (r = crl_number_of(a.last_crl, trusted, &ro.crl_floor)) != 0)
 		goto fail;

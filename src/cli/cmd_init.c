@@ -3,10 +3,12 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backup/keybackup.h"
 #include "ca/ca.h"
+#include "ca/home_split.h"
 #include "cli/cli.h"
 #include "common/err.h"
 #include "common/strutil.h"
@@ -17,17 +19,21 @@ static const char init_usage[] =
     "certkeep init --home DIR (--root | --issuing) --subject DN\n"
     "        [--key-type rsa2048|rsa3072|rsa4096|ec-p256|ec-p384|ed25519]\n"
     "        [--days N] [--path-len N] [--base-url URL] [--domain DOMAIN]\n"
-    "        [--user SERVICE-USER (when run as root)]\n"
+    "        [--user SERVICE-USER [--key-owner KEY-OWNER] (as root)]\n"
     "        [--pkcs11-module PATH --pkcs11-uri URI [--pkcs11-generate]]\n"
     "        [--passphrase-file FILE | --passphrase-fd N |\n"
     "         --unlock-shares M/N --custodian NAME (N times) --shares-out DIR]"
     "\n\n"
     "--unlock-shares: the key gets no passphrase but a random secret split\n"
-    "among the custodians (M-of-N unlock, docs/keys.md).";
+    "among the custodians (M-of-N unlock, docs/keys.md).\n"
+    "--key-owner: the home, the configuration, the CA certificate and key\n"
+    "belong to KEY-OWNER, the store to SERVICE-USER; certkeepd started as\n"
+    "root runs its signer as KEY-OWNER (docs/signer.md).";
 
 enum { O_ROOT = CLI_OPT__FIRST_LOCAL, O_ISSUING, O_SUBJECT, O_KEYTYPE,
 	O_DAYS, O_PATHLEN, O_BASEURL, O_DOMAIN, O_SCRYPT, O_USER,
-	O_P11MODULE, O_P11URI, O_P11GEN, O_UNLOCK, O_CUSTODIAN, O_SHARESOUT };
+	O_P11MODULE, O_P11URI, O_P11GEN, O_UNLOCK, O_CUSTODIAN, O_SHARESOUT,
+	O_KEYOWNER };
 
 int
 cmd_init(int argc, char **argv)
@@ -50,6 +56,7 @@ cmd_init(int argc, char **argv)
 		{ "unlock-shares", required_argument, NULL, O_UNLOCK },
 		{ "custodian", required_argument, NULL, O_CUSTODIAN },
 		{ "shares-out", required_argument, NULL, O_SHARESOUT },
+		{ "key-owner", required_argument, NULL, O_KEYOWNER },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct cli_common com;
@@ -57,7 +64,7 @@ cmd_init(int argc, char **argv)
 	struct ck_ca *ca = NULL;
 	struct ck_secret *unlock_s = NULL;
 	const char *custodians[CK_KEYBACKUP_MAX_SHARES], *shares_out = NULL;
-	const char *unlock = NULL;
+	const char *unlock = NULL, *key_owner = NULL;
 	uint64_t v;
 	int opt, kt, root = 0, issuing = 0, r, ncust = 0, um = 0, un = 0;
 
@@ -100,6 +107,9 @@ cmd_init(int argc, char **argv)
 			break;
 		case O_DOMAIN:
 			p.domain = optarg;
+			break;
+		case O_KEYOWNER:
+			key_owner = optarg;
 			break;
 		case O_USER:
 			p.user = optarg;
@@ -150,6 +160,37 @@ cmd_init(int argc, char **argv)
 	if ((unlock != NULL) != (shares_out != NULL) ||
 	    (unlock == NULL && ncust != 0))
 		return cli_usage(init_usage);
+	if (key_owner != NULL) {
+		/* Made as today, by a child that becomes the service user;
+		 * then split here, as root. */
+		pid_t pid;
+		int st = 0;
+		if (geteuid() != 0 || p.user == NULL) {
+			fprintf(stderr, "certkeep: --key-owner needs root and "
+			    "--user\n");
+			return CLI_EXIT_USAGE;
+		}
+		fflush(NULL);
+		if ((pid = fork()) < 0)
+			return cli_fail(ck_err_set(CK_E_IO, "fork failed"));
+		if (pid > 0) {
+			if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) ||
+			    WEXITSTATUS(st) != CLI_EXIT_OK)
+				return CLI_EXIT_FAIL;
+			if ((r = ck_home_layout(p.home, p.user,
+			    key_owner)) != 0) {
+				fprintf(stderr, "certkeep: error: %s; the CA "
+				    "was made, the home not split: run certkeep "
+				    "home split --home %s --user %s --key-owner "
+				    "%s\n", ck_err_msg(), p.home, p.user,
+				    key_owner);
+				return CLI_EXIT_FAIL;
+			}
+			printf("%s belongs to %s (key owner), its store to %s "
+			    "(service user)\n", p.home, key_owner, p.user);
+			return CLI_EXIT_OK;
+		}
+	}
 	if (unlock != NULL) {
 		char tail;
 		if (p.pkcs11_uri != NULL || com.pass.kind != CK_PASS_TTY)

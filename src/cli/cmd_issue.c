@@ -16,6 +16,7 @@
 #include "ca/ca.h"
 #include "cli/cli.h"
 #include "common/err.h"
+#include "common/privs.h"
 #include "common/strutil.h"
 #include "profile/profile.h"
 #include "store/store_authz.h"
@@ -39,10 +40,12 @@ issue_pending(struct ck_ca *ca, const struct ck_issue_params *p)
 	memset(&o, 0, sizeof(o));
 	/* Who the admin socket would see: root has become the home's owner
 	 * by now (main.c), and approves as that owner too. */
-	if ((pw = getpwuid(getuid())) != NULL && pw->pw_name != NULL)
+	if ((pw = getpwuid(ck_privs_caller_uid())) != NULL &&
+	    pw->pw_name != NULL)
 		snprintf(user, sizeof(user), "%s", pw->pw_name);
 	else
-		snprintf(user, sizeof(user), "uid:%u", (unsigned)getuid());
+		snprintf(user, sizeof(user), "uid:%u",
+		    (unsigned)ck_privs_caller_uid());
 	o.os_user = user;
 	r = store_operator_by_os_user(ca->st, o.os_user, &op);
 	if (r != 0 && r != CK_E_NOTFOUND)

@@ -108,7 +108,9 @@ ck_passphrase_read(const struct ck_pass_src *src, const char *prompt,
 	case CK_PASS_FILE:
 		if ((r = ck_fs_check_private_file(src->file)) != 0)
 			goto out;
-		fd = open(src->file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		/* Opened by root before it gave root up, if it was. */
+		if ((fd = ck_fs_preopen_dup(src->file)) < 0)
+			fd = open(src->file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 		if (fd < 0) {
 			r = ck_err_set(CK_E_IO, "cannot open %s: %s", src->file,
 			    strerror(errno));

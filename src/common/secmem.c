@@ -88,3 +88,11 @@ ck_process_harden(void)
 	(void)CRYPTO_secure_malloc_init(1u << 17, 32);
 #endif
 }
+
+void
+ck_process_nodump(void)
+{
+#ifndef CK_ASAN
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+#endif
+}

@@ -37,4 +37,11 @@ void ck_wipe(void *p, size_t len);
  */
 void ck_process_harden(void);
 
+/*
+ * PR_SET_DUMPABLE 0 again (as above, not under AddressSanitizer): a
+ * change of uid resets it to fs.suid_dumpable, so every drop of
+ * privileges calls this (ck_privs_drop).
+ */
+void ck_process_nodump(void);
+
 #endif

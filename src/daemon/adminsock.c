@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -18,7 +20,9 @@
 
 #include "authz/admin.h"
 #include "common/err.h"
+#include "ca/ca.h"
 #include "common/fsutil.h"
+#include "common/privs.h"
 #include "common/log.h"
 #include "common/strutil.h"
 #include "common/timeutil.h"
@@ -393,36 +397,167 @@ adminsock_stop(struct adminsock *as)
 
 /* ---- the client --------------------------------------------------------- */
 
+/* Our end of the root helper's socketpair, or -1. */
+static int connector_fd = -1;
+
+static int
+connect_to(const struct sockaddr_un *sa, socklen_t salen, int *err)
+{
+	int fd;
+
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		*err = errno;
+		return -1;
+	}
+	if (connect(fd, (const struct sockaddr *)sa, salen) != 0) {
+		*err = errno;
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+adminsock_connector_start(const char *home)
+{
+	struct sockaddr_un sa;
+	socklen_t salen;
+	int sv[2], r;
+	pid_t pid;
+
+	if ((r = adminsock_address(home, &sa, &salen)) != 0)
+		return r;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+		return ck_err_set(CK_E_IO, "socketpair: %s", strerror(errno));
+	fflush(NULL);
+	if ((pid = fork()) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return ck_err_set(CK_E_IO, "fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		/* Root, with nothing but this socket: one byte in, one
+		 * connection (or errno) out, until the other end closes. */
+		unsigned char b;
+		int fd, err;
+		if (dup2(sv[1], 3) < 0)
+			_exit(1);
+		(void)syscall(SYS_close_range, 4U, ~0U, 0U);
+		while (read(3, &b, 1) == 1) {
+			char cbuf[CMSG_SPACE(sizeof(int))];
+			struct msghdr mh;
+			struct iovec iov;
+			struct cmsghdr *cm;
+			err = 0;
+			fd = connect_to(&sa, salen, &err);
+			memset(&mh, 0, sizeof(mh));
+			memset(cbuf, 0, sizeof(cbuf));
+			iov.iov_base = &err;
+			iov.iov_len = sizeof(err);
+			mh.msg_iov = &iov;
+			mh.msg_iovlen = 1;
+			if (fd >= 0) {
+				mh.msg_control = cbuf;
+				mh.msg_controllen = sizeof(cbuf);
+				cm = CMSG_FIRSTHDR(&mh);
+				cm->cmsg_level = SOL_SOCKET;
+				cm->cmsg_type = SCM_RIGHTS;
+				cm->cmsg_len = CMSG_LEN(sizeof(int));
+				memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+			}
+			if (sendmsg(3, &mh, MSG_NOSIGNAL) != (ssize_t)sizeof(err))
+				_exit(1);
+			if (fd >= 0)
+				close(fd);
+		}
+		_exit(0);
+	}
+	close(sv[1]);
+	connector_fd = sv[0];
+	return 0;
+}
+
+int
+adminsock_connect(const char *home, int *fdp)
+{
+	struct sockaddr_un sa;
+	socklen_t salen;
+	int fd = -1, err = 0, r;
+
+	*fdp = -1;
+	if (connector_fd >= 0) {
+		char cbuf[CMSG_SPACE(sizeof(int))];
+		struct msghdr mh;
+		struct iovec iov;
+		struct cmsghdr *cm;
+		unsigned char b = 1;
+		memset(&mh, 0, sizeof(mh));
+		iov.iov_base = &err;
+		iov.iov_len = sizeof(err);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		if (write(connector_fd, &b, 1) != 1 ||
+		    recvmsg(connector_fd, &mh, MSG_CMSG_CLOEXEC) !=
+		    (ssize_t)sizeof(err))
+			return ck_err_set(CK_E_IO, "admin socket: the "
+			    "connecting helper is gone");
+		cm = CMSG_FIRSTHDR(&mh);
+		if (cm != NULL && cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+		else if (err == 0)
+			err = EIO;
+	} else {
+		if ((r = adminsock_address(home, &sa, &salen)) != 0)
+			return r;
+		fd = connect_to(&sa, salen, &err);
+	}
+	if (fd < 0)
+		return err == ECONNREFUSED || err == ENOENT ?
+		    ck_err_set(CK_E_NOTFOUND, "no certkeepd serves %s", home) :
+		    ck_err_set(CK_E_IO, "admin socket: connect: %s",
+		    strerror(err));
+	*fdp = fd;
+	return 0;
+}
+
+/* On a home split between a key owner and a service user, certkeepd
+ * serves as the service user its configuration (the key owner's) names. */
+static int
+is_service_user(const char *home, uid_t uid)
+{
+	struct ck_home_users hu;
+
+	if (ck_ca_home_users(home, &hu) != 0) {
+		ck_err_clear();
+		return 0;
+	}
+	return hu.split && hu.svc_uid == uid;
+}
+
 int
 adminsock_call(const char *home, const json_t *req, json_t **reply)
 {
-	struct sockaddr_un sa;
 	struct ucred cred;
 	struct stat sb;
-	socklen_t salen, clen = sizeof(cred);
+	socklen_t clen = sizeof(cred);
 	unsigned char hdr[4], *buf = NULL;
 	json_error_t jerr;
 	uint32_t n;
 	int fd = -1, r;
 
 	*reply = NULL;
-	if ((r = adminsock_address(home, &sa, &salen)) != 0)
-		return r;
 	if (stat(home, &sb) != 0)
 		return ck_err_set(CK_E_NOTFOUND, "no CA home at %s", home);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return ck_err_set(CK_E_IO, "admin socket: %s",
-		    strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sa, salen) != 0) {
-		r = errno == ECONNREFUSED || errno == ENOENT ?
-		    ck_err_set(CK_E_NOTFOUND, "no certkeepd serves %s", home) :
-		    ck_err_set(CK_E_IO, "admin socket: connect: %s",
-		    strerror(errno));
+	if ((r = adminsock_connect(home, &fd)) != 0)
 		goto out;
-	}
 	/* Whoever bound the name must be the one who owns the home. */
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 ||
-	    (cred.uid != sb.st_uid && cred.uid != 0)) {
+	    (cred.uid != sb.st_uid && cred.uid != 0 &&
+	    !is_service_user(home, cred.uid))) {
 		r = ck_err_set(CK_E_PERM, "the admin socket of %s is held by "
 		    "uid %u, not by the home's owner (uid %u): not talking "
 		    "to it", home, (unsigned)cred.uid, (unsigned)sb.st_uid);

@@ -75,4 +75,19 @@ int adminsock_decode(const unsigned char *buf, size_t len, json_t **out);
  */
 int adminsock_call(const char *home, const json_t *req, json_t **reply);
 
+/*
+ * The command line run as root on a split home gives up root for the
+ * service user, but speaks to certkeepd as root (who counts as the
+ * home's owner there; the peer's credentials are those of connect()).
+ * Before the drop it forks a helper that stays root and does one thing:
+ * on each request, connect to HOME's admin socket and hand the
+ * connected descriptor back (SCM_RIGHTS). It ends when this process
+ * does. 0 or CK_E_IO.
+ */
+int adminsock_connector_start(const char *home);
+
+/* A socket connected to HOME's admin socket (through the helper if one
+ * was started): 0 and *fd, CK_E_NOTFOUND if nothing listens, CK_E_IO. */
+int adminsock_connect(const char *home, int *fd);
+
 #endif

@@ -26,6 +26,13 @@
  * on. --signer-inprocess keeps the key in this process (benchmarks only:
  * a command-line flag, not a setting of the configuration the service
  * user can write).
+ *
+ * A home split between a key owner and the service user (docs/signer.md,
+ * src/ca/home_split.h), started as root: the passphrase is read as root,
+ * then certkeepd detaches (the signer dies with its parent, which must
+ * be the process that stays), forks the signer while still root (it
+ * becomes the key owner and trusts only the key owner's files), becomes
+ * the service user and takes the lock; the rest as above.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -43,6 +50,7 @@
 #include "audit/audit.h"
 #include "audit/checkpoint.h"
 #include "ca/ca.h"
+#include "ca/eab_seal.h"
 #include "common/err.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -61,7 +69,7 @@
 static const char usage_text[] =
     "usage: certkeepd --home DIR [--passphrase-file FILE | --passphrase-fd N |"
     "\n                 --unlock-shares-prompt] [--foreground]"
-    " [--signer-inprocess]\n";
+    " [--signer-inprocess]\n                 [--key-owner USER]\n";
 
 /* The signer process died: a restart must be an operator's decision
  * (the service may have edited what a new signer would read). */
@@ -100,6 +108,67 @@ configured_user(const char *home, char *out, size_t outsz)
 	free(text);
 }
 
+/*
+ * Started as root: is the home split between a key owner and the
+ * service user ([server] user)? Then the configuration that named the
+ * service user must be the key owner's (ck_fs_open_trusted), and the
+ * ACME EAB key in private/, which the service unlocks, is opened now,
+ * as root, and read through that descriptor later.
+ */
+static int
+split_prepare(const char *home, const char *user, struct ck_home_users *hu)
+{
+	char path[4096];
+	int fd, r;
+
+	if ((r = ck_privs_home_users(home, user, hu)) != 0 || !hu->split)
+		return r;
+	if ((r = ck_fs_check_ancestors(home, hu->key_uid)) != 0)
+		return r;
+	if ((r = ck_fs_open_trusted(home, CK_CONFIG_FILE, hu->key_uid, 0,
+	    &fd)) != 0)
+		return r;
+	close(fd);
+	if ((r = ck_path_join(path, sizeof(path), home,
+	    EAB_SEAL_KEY_FILE)) != 0)
+		return r;
+	r = ck_fs_open_trusted(home, EAB_SEAL_KEY_FILE, hu->key_uid, 1, &fd);
+	if (r == CK_E_NOTFOUND) {
+		ck_err_clear();
+		return 0;
+	}
+	if (r != 0)
+		return r;
+	return ck_fs_preopen_add(path, fd);
+}
+
+/*
+ * --key-owner USER: the home must be split with USER as its key owner.
+ * Whether a home is split is read from the home, which the service user
+ * might have swapped for one of its own; the unit says whose it must be.
+ */
+static int
+key_owner_check(const char *home, const char *key_owner,
+    const struct ck_home_users *hu)
+{
+	unsigned uid, gid;
+	int r;
+
+	if (geteuid() != 0)
+		return ck_err_set(CK_E_INVAL, "--key-owner: certkeepd must be "
+		    "started as root to run its signer as the key owner");
+	if ((r = ck_privs_lookup(key_owner, &uid, &gid)) != 0)
+		return r;
+	if (!hu->split || hu->key_uid != (uid_t)uid)
+		return ck_err_set(CK_E_PERM, "refusing to start: %s is not a "
+		    "CA home split with the key owner %s (it is uid %u's, "
+		    "%s); split it with 'certkeep home split --home %s --user "
+		    "SERVICE-USER --key-owner %s'", home, key_owner,
+		    (unsigned)hu->key_uid, hu->split ? "split" : "not split",
+		    home, key_owner);
+	return 0;
+}
+
 /* Who gave which custodian's share while we were locked (and who was
  * refused), now that the audit log is open. */
 static int
@@ -136,6 +205,7 @@ main(int argc, char **argv)
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "unlock-shares-prompt", no_argument, NULL, 'U' },
 		{ "signer-inprocess", no_argument, NULL, 'I' },
+		{ "key-owner", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -146,8 +216,9 @@ main(int argc, char **argv)
 	struct adminsock *adm = NULL;
 	struct unlock_collector *uc = NULL;
 	struct signer_proc *sp = NULL;
+	struct ck_home_users hu;
 	sigset_t sigs;
-	const char *home = getenv("CERTKEEP_HOME");
+	const char *home = getenv("CERTKEEP_HOME"), *key_owner = NULL;
 	char user[64], pidpath[4200], urlpath[4200], urls[512];
 	int opt, r, sig, foreground = 0, lockfd = -1, ready[2] = { -1, -1 };
 	int switched = 0, unlock_prompt = 0, admfd = -1, inprocess = 0;
@@ -156,6 +227,7 @@ main(int argc, char **argv)
 
 	ck_process_harden();
 	memset(&sv, 0, sizeof(sv));
+	memset(&hu, 0, sizeof(hu));
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'H':
@@ -182,6 +254,9 @@ main(int argc, char **argv)
 			break;
 		case 'I':
 			inprocess = 1;
+			break;
+		case 'K':
+			key_owner = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -225,15 +300,44 @@ main(int argc, char **argv)
 	/* The descriptor the passphrase came through is not kept open. */
 	if (pass.kind == CK_PASS_FD && pass.fd > 2)
 		(void)close(pass.fd);
-	if (r != 0 ||
-	    (r = ck_privs_drop(user, home, 0, &switched)) != 0)
+	if (r != 0)
 		goto fail;
-	(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-	if ((r = service_lock(home, &lockfd)) != 0)
+	if (geteuid() == 0 && (r = split_prepare(home, user, &hu)) != 0)
 		goto fail;
+	if (key_owner != NULL && (r = key_owner_check(home, key_owner,
+	    &hu)) != 0)
+		goto fail;
+	if (hu.split && uc != NULL && !unlock_prompt) {
+		/* The admin socket's collector runs as the service user: it
+		 * would rebuild and hold the passphrase. */
+		r = ck_err_set(CK_E_INVAL, "the CA key of %s is protected by "
+		    "key shares and the home has a key owner: give the shares "
+		    "at the terminal (certkeepd --unlock-shares-prompt, started "
+		    "as root); they are not taken through the admin socket, "
+		    "whose collector runs as the service user", home);
+		goto fail;
+	}
+	if (!hu.split) {
+		if ((r = ck_privs_drop(user, home, 0, &switched)) != 0)
+			goto fail;
+		(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		if ((r = service_lock(home, &lockfd)) != 0)
+			goto fail;
+		if (switched)
+			ck_warn("the signer process runs as the service user "
+			    "%s, who can read the key file and edit the "
+			    "configuration: give the home a key owner "
+			    "(certkeep home split; docs/signer.md)", user[0] ?
+			    user : "(the home's owner)");
+	}
+	/* A split home: the shares at the terminal while still root (no
+	 * lock yet: it is taken after the signer starts). */
 	if (uc != NULL && unlock_prompt &&
 	    (r = unlockd_prompt(STDIN_FILENO, stderr, uc, &pw)) != 0)
 		goto fail;
+	/* Detach before a split home's signer is forked: the signer dies
+	 * with its parent (PR_SET_PDEATHSIG), which must be the process
+	 * that serves, not the one that exits here. */
 	if (!foreground) {
 		/* Detach, but report start-up errors to whoever started us.
 		 * Before the store is opened: SQLite's POSIX locks are not
@@ -276,9 +380,45 @@ main(int argc, char **argv)
 	/* The signer process, before anything is unlocked (and before any
 	 * thread: only this one survives the fork; before the locked
 	 * wait, so that it inherits no admin socket). */
-	if (!inprocess && (r = signer_proc_start(home, &sp)) != 0)
+	signer_proc_keep_stderr(foreground);
+	if (hu.split) {
+		/* Forked as root: the signer becomes the key owner and reads
+		 * the key owner's files; then we become the service user. */
+		if (inprocess) {
+			r = ck_err_set(CK_E_INVAL, "--signer-inprocess on a "
+			    "home with a key owner: the service user cannot "
+			    "read the key");
+			goto fail;
+		}
+		if ((r = signer_proc_start_as(home, hu.key_user, &sp)) != 0)
+			goto fail;
+		/* Still root: the passphrase goes to the signer and opens the
+		 * ACME EAB key now, and is wiped before we become the service
+		 * user, who never holds it. */
+		if ((r = signer_proc_unlock(sp, pw)) != 0)
+			goto fail;
+		r = eab_key_load(home, pw, &sv.eab_key);
+		if (r == CK_E_NOTFOUND)
+			ck_err_clear();
+		else if (r == CK_E_PASSPHRASE) {
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", ck_err_msg());
+			r = ck_err_set(r, "%s; the ACME EAB key must be under "
+			    "the CA key's passphrase", msg);
+			goto fail;
+		} else if (r != 0)
+			goto fail;
+		ck_secret_free(pw);
+		pw = NULL;
+		ck_fs_preopen_clear();
+		if ((r = ck_privs_drop(hu.svc_user, home, 0, &switched)) != 0)
+			goto fail;
+		(void)prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		if ((r = service_lock(home, &lockfd)) != 0)
+			goto fail;
+	} else if (!inprocess && (r = signer_proc_start(home, &sp)) != 0)
 		goto fail;
-	if (uc != NULL && pw == NULL) {
+	if (uc != NULL && pw == NULL && !hu.split) {
 		/* Locked: say so to whoever started us, then wait. */
 		char msg[600];
 		int n = snprintf(msg, sizeof(msg), "+certkeepd %ld locked on "
@@ -330,6 +470,7 @@ main(int argc, char **argv)
 		signer_proc_set_timeout(sp, ca->cfg->signer.timeout_s);
 		signer_proc_on_death(sp, signer_death, NULL);
 	}
+	/* A split home's signer is unlocked already (pw NULL). */
 	r = sp != NULL ? ck_ca_unlock_proc(ca, sp, pw) :
 	    ck_ca_unlock_with(ca, pw);
 	/* The ACME EAB key is under the same passphrase; it is kept, the
@@ -338,6 +479,7 @@ main(int argc, char **argv)
 		r = server_eab_unlock(&sv, ca, pw);
 	ck_secret_free(pw);
 	pw = NULL;
+	ck_fs_preopen_clear();	/* a split home's EAB key file: read */
 	if (r != 0)
 		goto fail;
 	if ((r = ck_ca_audit(ca, "service-start", home, AUDIT_OK, NULL)) != 0 ||

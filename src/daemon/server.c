@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <unistd.h>
 
 #include "audit/audit.h"
 #include "audit/checkpoint.h"
@@ -953,6 +954,17 @@ eab_pair_absent(struct ck_ca *ca)
 	return live == 0;
 }
 
+/* On a home split between a key owner and us, private/ is the key
+ * owner's: the pair is made by 'certkeep acme eab create' run as root. */
+static int
+private_writable(struct ck_ca *ca)
+{
+	char dir[4096];
+
+	return ck_path_join(dir, sizeof(dir), ca->home, "private") == 0 &&
+	    access(dir, W_OK | X_OK) == 0;
+}
+
 int
 server_eab_unlock(struct server *sv, struct ck_ca *ca,
     const struct ck_secret *pw)
@@ -960,14 +972,20 @@ server_eab_unlock(struct server *sv, struct ck_ca *ca,
 	const struct ck_acme_config *ac = &ca->cfg->acme;
 	int r;
 
-	EVP_PKEY_free(sv->eab_key);
-	sv->eab_key = NULL;
-	r = eab_key_load(ca->home, pw, &sv->eab_key);
+	if (pw == NULL)
+		r = sv->eab_key != NULL ? 0 : CK_E_NOTFOUND;
+	else {
+		EVP_PKEY_free(sv->eab_key);
+		sv->eab_key = NULL;
+		r = eab_key_load(ca->home, pw, &sv->eab_key);
+	}
 	/* No pair yet: make it now, while the passphrase is at hand, so that
 	 * EAB keys created while we run ('certkeep acme eab create' seals to
 	 * the public half) can be checked without a restart. Not over a
 	 * lost pair whose sealed keys the store still holds. */
-	if (r == CK_E_NOTFOUND && ac->enabled && eab_pair_absent(ca)) {
+	if (r == CK_E_NOTFOUND && pw != NULL && ac->enabled &&
+	    eab_pair_absent(ca) &&
+	    private_writable(ca)) {
 		EVP_PKEY *k = NULL;
 		ck_err_clear();
 		if ((r = eab_keypair_generate(&k)) == 0 &&

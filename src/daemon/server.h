@@ -108,6 +108,9 @@ int server_start(struct server *sv, struct ck_ca *ca);
  * on the same SV (call it on a zeroed struct, after ck_ca_unlock_with()).
  * A home without the key is fine (sv->eab_key stays NULL), unless ACME is
  * enabled with [acme] eab_required: CK_E_STATE saying how to make one.
+ * PW NULL: sv->eab_key was set (or not: no key) by the caller already
+ * (certkeepd on a split home decrypts it as root, so that the service
+ * user never holds the passphrase); only the checks above are made.
  */
 int server_eab_unlock(struct server *sv, struct ck_ca *ca,
     const struct ck_secret *pw);

@@ -36,6 +36,7 @@
 #include "ca/ca.h"
 #include "common/err.h"
 #include "common/fsutil.h"
+#include "common/privs.h"
 #include "common/secmem.h"
 #include "common/strutil.h"
 #include "keystore/keystore.h"
@@ -98,6 +99,7 @@ struct sctx {
 	struct job *head, *tail;
 	unsigned qlen;
 	size_t held;		/* signer_msg_cost() of the jobs not freed */
+	int strict;		/* split home: trust only the key owner's */
 };
 
 static void die(const char *fmt, ...) __attribute__((noreturn,
@@ -196,6 +198,30 @@ asn1_time_unix(const ASN1_TIME *t, int64_t *out)
 
 /* Set-up, before the key */
 
+/* Read the home's file NAME. On a split home only as the key owner's
+ * (ck_fs_open_trusted: owned by us or root, written by nobody else, no
+ * symlink, inside the home), as sshd's StrictModes does: the service
+ * user can create files in the home. */
+static int
+read_home_file(struct sctx *c, const char *home, const char *name,
+    size_t max, unsigned char **buf, size_t *len)
+{
+	char path[4096];
+	int fd, r;
+
+	if ((r = ck_path_join(path, sizeof(path), home, name)) != 0)
+		return r;
+	if (!c->strict)
+		return ck_fs_read(path, max, buf, len);
+	if ((r = ck_fs_open_trusted(home, name, getuid(), 0, &fd)) != 0)
+		return r;
+	r = ck_fs_read_fd(fd, max, buf, len);
+	close(fd);
+	if (r != 0 && r != CK_E_NOMEM)
+		return ck_err_set(r, "cannot read %s", path);
+	return r;
+}
+
 static int
 load_chain(struct sctx *c, const char *home)
 {
@@ -208,7 +234,8 @@ load_chain(struct sctx *c, const char *home)
 
 	if ((r = ck_path_join(path, sizeof(path), home,
 	    c->cfg->chain_file)) != 0 ||
-	    (r = ck_fs_read(path, 1024 * 1024, &buf, &len)) != 0)
+	    (r = read_home_file(c, home, c->cfg->chain_file, 1024 * 1024,
+	    &buf, &len)) != 0)
 		return r;
 	if ((bio = BIO_new_mem_buf(buf, (int)len)) == NULL ||
 	    (c->chain = sk_X509_new_null()) == NULL) {
@@ -296,11 +323,37 @@ load_config(struct sctx *c, const char *home)
 
 	if ((r = ck_path_join(path, sizeof(path), home,
 	    CK_CONFIG_FILE)) != 0 ||
-	    (r = ck_fs_read(path, CK_CONFIG_MAX, &text, &len)) != 0 ||
+	    (r = read_home_file(c, home, CK_CONFIG_FILE, CK_CONFIG_MAX, &text,
+	    &len)) != 0 ||
 	    (r = ck_config_parse((const char *)text, len, &c->cfg)) != 0)
 		goto out;
 	if ((r = load_chain(c, home)) != 0)
 		goto out;
+	if (c->strict) {
+		/* The certificate is checked too (the service reads it), and
+		 * the key file is opened now, judged before any passphrase
+		 * arrives; keystore_load() reads it through this descriptor. */
+		int fd;
+		if ((r = ck_fs_open_trusted(home, c->cfg->cert_file, getuid(),
+		    0, &fd)) != 0)
+			goto out;
+		close(fd);
+		if (c->cfg->key_uri[0] == '\0' &&
+		    ((r = ck_fs_open_trusted(home, c->cfg->key_file, getuid(),
+		    1, &fd)) != 0 ||
+		    (r = ck_path_join(path, sizeof(path), home,
+		    c->cfg->key_file)) != 0 ||
+		    (r = ck_fs_preopen_add(path, fd)) != 0))
+			goto out;
+		/* The token's module runs in this process, as the key owner,
+		 * and gets the PIN: the service user must not be able to
+		 * write it or put another in its place. */
+		if (c->cfg->key_uri[0] != '\0' &&
+		    c->cfg->pkcs11_module[0] != '\0' &&
+		    (r = ck_fs_check_trusted_path(c->cfg->pkcs11_module,
+		    getuid())) != 0)
+			goto out;
+	}
 	r = tls_profile(c);
 out:
 	free(text);
@@ -1159,6 +1212,12 @@ nthreads(const struct sctx *c)
 void
 signer_proc_child(int fd, const char *home)
 {
+	signer_proc_child_as(fd, home, NULL);
+}
+
+void
+signer_proc_child_as(int fd, const char *home, const char *key_user)
+{
 	static struct sctx ctx;
 	struct sctx *c = &ctx;
 	struct ck_secret *pw = NULL;
@@ -1174,14 +1233,37 @@ signer_proc_child(int fd, const char *home)
 	pthread_mutex_init(&c->qmu, NULL);
 	pthread_cond_init(&c->qcv, NULL);
 	pthread_cond_init(&c->qspace, NULL);
+	/* Files certkeepd opened ahead for itself are not ours: their
+	 * descriptors went with close_range, and their numbers are ours
+	 * again (3 is the socket). */
+	ck_fs_preopen_forget();
+	if (key_user != NULL) {
+		/* The key owner's for good, before reading anything (and
+		 * before PR_SET_PDEATHSIG, which a change of uid clears). */
+		int switched;
+		if (ck_privs_drop(key_user, home, 0, &switched) != 0 ||
+		    !switched)
+			die("%s", ck_err_msg()[0] ? ck_err_msg() :
+			    "not started as root");
+		c->strict = 1;
+	}
 	/* Gone with the service process, whatever kills it. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (getppid() == 1)
 		_exit(0);
 	(void)prctl(PR_SET_NAME, "certkeep-signer", 0, 0, 0);
 	ck_process_harden();
-	if ((r = load_config(c, home)) != 0)
-		die("%s", ck_err_msg());
+	if ((r = load_config(c, home)) != 0) {
+		/* Said on stderr and as the answer to the passphrase, so
+		 * that certkeepd's start fails with it. */
+		char why[512];
+		snprintf(why, sizeof(why), "%s", ck_err_msg());
+		fprintf(stderr, "certkeep-signer: %s\n", why);
+		if ((j = read_job(c)) != NULL &&
+		    j->m.type == SIGNER_MSG_UNLOCK)
+			reply_err(c, j->m.id, r, why);
+		_exit(1);
+	}
 	/* The first message is the passphrase, and only that. */
 	if ((j = read_job(c)) == NULL)
 		_exit(0);

@@ -157,8 +157,23 @@ reader_main(void *arg)
 	return NULL;
 }
 
+static int keep_stderr = 1;
+
+void
+signer_proc_keep_stderr(int keep)
+{
+	keep_stderr = keep;
+}
+
 int
 signer_proc_start(const char *home, struct signer_proc **out)
+{
+	return signer_proc_start_as(home, NULL, out);
+}
+
+int
+signer_proc_start_as(const char *home, const char *key_user,
+    struct signer_proc **out)
 {
 	struct signer_proc *sp;
 	int sv[2];
@@ -184,8 +199,20 @@ signer_proc_start(const char *home, struct signer_proc **out)
 				_exit(3);
 		} else
 			(void)fcntl(3, F_SETFD, 0);
+		/* Not the starter's terminal (root's, maybe): stdin and
+		 * stdout never, stderr only when asked (--foreground: the
+		 * signer's fatal lines, the seccomp log mode). */
+		{
+			int nul = open("/dev/null", O_RDWR | O_CLOEXEC);
+			if (nul < 0)
+				_exit(3);
+			(void)dup2(nul, 0);
+			(void)dup2(nul, 1);
+			if (!keep_stderr)
+				(void)dup2(nul, 2);
+		}
 		(void)syscall(SYS_close_range, 4U, ~0U, 0U);
-		signer_proc_child(3, home);
+		signer_proc_child_as(3, home, key_user);
 	}
 	close(sv[1]);
 	sp->pid = pid;

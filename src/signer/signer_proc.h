@@ -39,6 +39,23 @@ struct signer_proc;
 int signer_proc_start(const char *home, struct signer_proc **out);
 
 /*
+ * Whether the signer started next keeps the caller's stderr (1, the
+ * default) or gets /dev/null (its stdin and stdout always do): certkeepd
+ * keeps it only with --foreground.
+ */
+void signer_proc_keep_stderr(int keep);
+
+/*
+ * The same for a home split between a key owner and a service user
+ * (docs/signer.md): called as root, the child becomes `key_user` (for
+ * good) before it reads anything, and trusts only files the key owner
+ * or root owns and nobody else can write (ck_fs_open_trusted); the
+ * caller then gives up root itself. `key_user` NULL: signer_proc_start().
+ */
+int signer_proc_start_as(const char *home, const char *key_user,
+    struct signer_proc **out);
+
+/*
  * Send the passphrase (or token PIN) once; the signer decrypts the key
  * (or logs into the token), checks it against the CA certificate, wipes
  * the passphrase and sandboxes itself. The message buffer is wiped here
@@ -81,6 +98,8 @@ void signer_proc_free(struct signer_proc *sp);
 
 /* The child's side (signer_main.c): never returns. */
 void signer_proc_child(int fd, const char *home)
+    __attribute__((noreturn));
+void signer_proc_child_as(int fd, const char *home, const char *key_user)
     __attribute__((noreturn));
 
 /*

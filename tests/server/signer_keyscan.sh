@@ -6,9 +6,18 @@
 # the service process (gcore), in every readable mapping of
 # /proc/PID/mem of the service process, and in every file under the CA
 # home: none may match. As a check that the scanner works, the same scan
-# of the signer process's memory finds them. Root only (reading another
-# user's process memory), else skipped (77).
+# of the signer process's memory finds them. Done for an EC key, an RSA
+# key, and an EC key in a home split between a key owner and the service
+# user (the signer as the key owner). Root only (reading another user's
+# process memory), else skipped (77).
+# The split home's case needs a test directory below directories only
+# root writes (not /tmp): /run.
+# (Kept in the environment: the test library may start this script again.)
+export CKK_TMPDIR=${CKK_TMPDIR-x${TMPDIR-}}
+[[ $(id -u) -ne 0 ]] || export TMPDIR=/run
 source "$(dirname "${BASH_SOURCE[0]}")/srvlib.sh"
+# The commands' scratch files, as usual (/run is not the users').
+if [[ -n ${CKK_TMPDIR#x} ]]; then export TMPDIR=${CKK_TMPDIR#x}; else unset TMPDIR; fi
 
 if [[ $(id -u) -ne 0 ]]; then
 	echo "SKIP: reading process memory needs root"
@@ -143,3 +152,12 @@ check_home "$ca" ec-p256
 ca="$T/rsa"
 srv_init "$ca" --key-type rsa2048
 check_home "$ca" rsa2048
+# A home split between a key owner and the service user
+# (signer_user.sh): the signer runs as the key owner, the same scans.
+getent passwd ckk-keyowner >/dev/null 2>&1 ||
+    useradd --system --no-create-home --shell /usr/sbin/nologin \
+    ckk-keyowner >/dev/null 2>&1 || true	# maybe a parallel run
+getent passwd ckk-keyowner >/dev/null 2>&1 || fail "cannot create ckk-keyowner"
+ca="$T/split"
+srv_init "$ca" --key-owner ckk-keyowner
+check_home "$ca" ec-p256-split

@@ -5,6 +5,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,6 +367,319 @@ test_fs_check_private_file(void **state)
 
 	tu_path(path, sizeof(path), fx->dir, "missing");
 	assert_int_equal(ck_fs_check_private_file(path), CK_E_NOTFOUND);
+}
+
+/* ---- trusted files (a home split between a key owner and a service
+ * user: StrictModes) ---- */
+
+static struct stat
+st_of(mode_t mode, uid_t uid)
+{
+	struct stat st;
+
+	memset(&st, 0, sizeof(st));
+	st.st_mode = mode;
+	st.st_uid = uid;
+	return st;
+}
+
+static int
+trust(mode_t mode, uid_t uid, enum ck_fs_trust kind)
+{
+	struct stat st = st_of(mode, uid);
+
+	ck_err_clear();
+	return ck_fs_trust_check("/h/x", &st, 1000, kind);
+}
+
+static void
+test_fs_trust_check(void **state)
+{
+	(void)state;
+	/* The home: the owner's or root's; writable by others only if
+	 * sticky. */
+	assert_int_equal(trust(S_IFDIR | 0700, 1000, CK_FS_TRUST_HOME), 0);
+	assert_int_equal(trust(S_IFDIR | 01770, 1000, CK_FS_TRUST_HOME), 0);
+	assert_int_equal(trust(S_IFDIR | 01777, 0, CK_FS_TRUST_HOME), 0);
+	assert_int_equal(trust(S_IFDIR | 0770, 1000, CK_FS_TRUST_HOME),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "not sticky");
+	assert_contains(ck_err_msg(), "chmod +t /h/x");
+	assert_int_equal(trust(S_IFDIR | 0702, 1000, CK_FS_TRUST_HOME),
+	    CK_E_PERM);
+	assert_int_equal(trust(S_IFDIR | 01770, 1001, CK_FS_TRUST_HOME),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "owned by uid 1001, not by the key "
+	    "owner (uid 1000)");
+	assert_int_equal(trust(S_IFREG | 0700, 1000, CK_FS_TRUST_HOME),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "not a directory");
+	assert_int_equal(trust(S_IFLNK | 0777, 1000, CK_FS_TRUST_HOME),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "symbolic link");
+
+	/* Below it, sticky is no excuse. */
+	assert_int_equal(trust(S_IFDIR | 0755, 1000, CK_FS_TRUST_DIR), 0);
+	assert_int_equal(trust(S_IFDIR | 0700, 0, CK_FS_TRUST_DIR), 0);
+	assert_int_equal(trust(S_IFDIR | 01775, 1000, CK_FS_TRUST_DIR),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "chmod go-w /h/x");
+	assert_int_equal(trust(S_IFDIR | 0700, 1001, CK_FS_TRUST_DIR),
+	    CK_E_PERM);
+
+	/* Files others read but none writes. */
+	assert_int_equal(trust(S_IFREG | 0644, 1000, CK_FS_TRUST_FILE), 0);
+	assert_int_equal(trust(S_IFREG | 0444, 0, CK_FS_TRUST_FILE), 0);
+	assert_int_equal(trust(S_IFREG | 0664, 1000, CK_FS_TRUST_FILE),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "group or others can write it "
+	    "(mode 0664)");
+	assert_int_equal(trust(S_IFREG | 0646, 1000, CK_FS_TRUST_FILE),
+	    CK_E_PERM);
+	assert_int_equal(trust(S_IFREG | 0644, 1001, CK_FS_TRUST_FILE),
+	    CK_E_PERM);
+	assert_int_equal(trust(S_IFDIR | 0755, 1000, CK_FS_TRUST_FILE),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "not a regular file");
+	assert_int_equal(trust(S_IFLNK | 0777, 1000, CK_FS_TRUST_FILE),
+	    CK_E_PERM);
+	assert_int_equal(trust(S_IFIFO | 0600, 1000, CK_FS_TRUST_FILE),
+	    CK_E_PERM);
+
+	/* Secrets nobody else even reads. */
+	assert_int_equal(trust(S_IFREG | 0600, 1000, CK_FS_TRUST_SECRET), 0);
+	assert_int_equal(trust(S_IFREG | 0400, 0, CK_FS_TRUST_SECRET), 0);
+	assert_int_equal(trust(S_IFREG | 0640, 1000, CK_FS_TRUST_SECRET),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "chmod 600 /h/x");
+	assert_int_equal(trust(S_IFREG | 0604, 1000, CK_FS_TRUST_SECRET),
+	    CK_E_PERM);
+	assert_int_equal(trust(S_IFREG | 0600, 1001, CK_FS_TRUST_SECRET),
+	    CK_E_PERM);
+}
+
+/* open_trusted HOME REL SECRET: the result (the descriptor closed). */
+static int
+open_trusted(const char *home, const char *rel, uid_t owner, int secret)
+{
+	int fd = -1, r;
+
+	ck_err_clear();
+	r = ck_fs_open_trusted(home, rel, owner, secret, &fd);
+	if (r == 0) {
+		assert_true(fd >= 0);
+		close(fd);
+	} else
+		assert_int_equal(fd, -1);
+	return r;
+}
+
+/* The directories above a split home, and a module's path. */
+static void
+test_fs_check_ancestors(void **state)
+{
+	struct fx *fx = *state;
+	char open_dir[4200], home[4200], link[4200], file[4200];
+	uid_t me = geteuid();
+	int fd;
+
+	/* Root's and written by nobody else on any system we run on. */
+	assert_int_equal(ck_fs_check_ancestors("/usr/bin", me), 0);
+	assert_int_equal(ck_fs_check_trusted_path("/bin/sh", me), 0);
+	assert_int_equal(ck_fs_check_trusted_path("bin/sh", me), CK_E_INVAL);
+
+	/* A world-writable directory above: refused, naming a directory
+	 * and the fix (maybe one above ours already: the test directory is
+	 * often in /tmp). */
+	tu_path(open_dir, sizeof(open_dir), fx->dir, "open");
+	assert_int_equal(mkdir(open_dir, 0700), 0);
+	assert_int_equal(chmod(open_dir, 0777), 0);
+	tu_path(home, sizeof(home), open_dir, "home");
+	assert_int_equal(mkdir(home, 0700), 0);
+	assert_int_equal(ck_fs_check_ancestors(home, me), CK_E_PERM);
+	assert_contains(ck_err_msg(), "chown root:root");
+	assert_contains(ck_err_msg(), "chmod 755");
+	tu_path(file, sizeof(file), open_dir, "mod.so");
+	tu_write_file(file, "x", 1, 0644);
+	assert_int_equal(ck_fs_check_trusted_path(file, me), CK_E_PERM);
+	/* Sticky does not help (/tmp is refused too). */
+	assert_int_equal(chmod(open_dir, 01777), 0);
+	assert_int_equal(ck_fs_check_ancestors(home, me), CK_E_PERM);
+	assert_int_equal(chmod(open_dir, 0700), 0);
+
+	/* The home itself is no symbolic link. */
+	tu_path(file, sizeof(file), home, "certkeep.conf");
+	tu_write_file(file, "conf", 4, 0644);
+	tu_path(link, sizeof(link), fx->dir, "homelink");
+	assert_int_equal(symlink(home, link), 0);
+	assert_int_equal(ck_fs_open_trusted(link, "certkeep.conf", me, 0,
+	    &fd), CK_E_PERM);
+	assert_contains(ck_err_msg(), "symbolic link");
+	assert_int_equal(ck_fs_open_trusted(home, "certkeep.conf", me, 0,
+	    &fd), 0);
+	close(fd);
+}
+
+static void
+test_fs_open_trusted(void **state)
+{
+	struct fx *fx = *state;
+	char home[4200], path[4200], link[4200];
+	unsigned char *buf = NULL;
+	size_t len;
+	uid_t me = geteuid();
+	int fd;
+
+	tu_path(home, sizeof(home), fx->dir, "home");
+	assert_int_equal(mkdir(home, 0700), 0);
+	tu_path(path, sizeof(path), home, "private");
+	assert_int_equal(mkdir(path, 0700), 0);
+	tu_path(path, sizeof(path), home, "private/ca.key");
+	tu_write_file(path, "key", 3, 0600);
+	tu_path(path, sizeof(path), home, "certkeep.conf");
+	tu_write_file(path, "conf", 4, 0644);
+
+	assert_int_equal(ck_fs_open_trusted(home, "certkeep.conf", me, 0,
+	    &fd), 0);
+	assert_int_equal(ck_fs_read_fd(fd, 100, &buf, &len), 0);
+	close(fd);
+	assert_int_equal(len, 4);
+	assert_memory_equal(buf, "conf", 4);
+	free(buf);
+	assert_int_equal(open_trusted(home, "private/ca.key", me, 1), 0);
+	assert_int_equal(open_trusted(home, "missing", me, 0), CK_E_NOTFOUND);
+	assert_int_equal(open_trusted(home, "private/missing", me, 1),
+	    CK_E_NOTFOUND);
+
+	/* Only plain relative names inside the home. */
+	assert_int_equal(open_trusted(home, "../home/certkeep.conf", me, 0),
+	    CK_E_INVAL);
+	assert_contains(ck_err_msg(), "inside the CA home");
+	assert_int_equal(open_trusted(home, "private/../certkeep.conf", me,
+	    0), CK_E_INVAL);
+	assert_int_equal(open_trusted(home, "./certkeep.conf", me, 0),
+	    CK_E_INVAL);
+	assert_int_equal(open_trusted(home, path, me, 0), CK_E_INVAL);
+	assert_int_equal(open_trusted(home, "private//ca.key", me, 1),
+	    CK_E_INVAL);
+	assert_int_equal(open_trusted(home, "", me, 0), CK_E_INVAL);
+
+	/* A symlink is never followed: not the file, not a directory on
+	 * the way. */
+	tu_path(link, sizeof(link), home, "link.conf");
+	assert_int_equal(symlink("certkeep.conf", link), 0);
+	assert_int_equal(open_trusted(home, "link.conf", me, 0), CK_E_PERM);
+	assert_contains(ck_err_msg(), "symbolic link");
+	tu_path(link, sizeof(link), home, "priv2");
+	assert_int_equal(symlink("private", link), 0);
+	assert_int_equal(open_trusted(home, "priv2/ca.key", me, 1), CK_E_PERM);
+	assert_contains(ck_err_msg(), "symbolic link");
+
+	/* Modes: the secret, the file, the directory, the home. */
+	tu_path(path, sizeof(path), home, "private/ca.key");
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_int_equal(open_trusted(home, "private/ca.key", me, 1),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "private/ca.key");
+	assert_int_equal(open_trusted(home, "private/ca.key", me, 0), 0);
+	assert_int_equal(chmod(path, 0600), 0);
+	tu_path(path, sizeof(path), home, "certkeep.conf");
+	assert_int_equal(chmod(path, 0664), 0);
+	assert_int_equal(open_trusted(home, "certkeep.conf", me, 0),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "certkeep.conf: group or others can "
+	    "write it");
+	assert_int_equal(chmod(path, 0644), 0);
+	tu_path(path, sizeof(path), home, "private");
+	assert_int_equal(chmod(path, 0770), 0);
+	assert_int_equal(open_trusted(home, "private/ca.key", me, 1),
+	    CK_E_PERM);
+	assert_int_equal(chmod(path, 0700), 0);
+	assert_int_equal(chmod(home, 0770), 0);
+	assert_int_equal(open_trusted(home, "certkeep.conf", me, 0),
+	    CK_E_PERM);
+	assert_contains(ck_err_msg(), "not sticky");
+	assert_int_equal(chmod(home, 01770), 0);
+	assert_int_equal(open_trusted(home, "certkeep.conf", me, 0), 0);
+	assert_int_equal(chmod(home, 0700), 0);
+
+	/* Someone else's file (root's counts as the owner's). */
+	if (me == 0) {
+		tu_path(path, sizeof(path), home, "certkeep.conf");
+		assert_int_equal(chown(path, 54321, 0), 0);
+		assert_int_equal(open_trusted(home, "certkeep.conf", 1000, 0),
+		    CK_E_PERM);
+		assert_contains(ck_err_msg(), "owned by uid 54321");
+		assert_int_equal(chown(path, 0, 0), 0);
+		assert_int_equal(open_trusted(home, "certkeep.conf", 1000, 0),
+		    0);
+	} else {
+		assert_int_equal(open_trusted(home, "certkeep.conf", me + 1, 0),
+		    CK_E_PERM);
+		assert_contains(ck_err_msg(), "owned by uid");
+	}
+}
+
+/* A file opened before a drop of privileges is read through its
+ * descriptor under the path it was registered as. */
+static void
+test_fs_preopen(void **state)
+{
+	struct fx *fx = *state;
+	char path[4200], other[4200];
+	unsigned char *buf = NULL;
+	size_t len;
+	int fd;
+
+	tu_path(path, sizeof(path), fx->dir, "secret");
+	tu_write_file(path, "s3cret", 6, 0600);
+	assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+	assert_int_equal(unlink(path), 0);
+	assert_false(ck_fs_exists(path));
+	assert_int_equal(ck_fs_preopen_add(path, fd), 0);
+	assert_true(ck_fs_exists(path));
+	assert_int_equal(ck_fs_check_private_file(path), 0);
+	/* Twice: each read starts at the beginning. */
+	assert_int_equal(ck_fs_read(path, 100, &buf, &len), 0);
+	assert_int_equal(len, 6);
+	assert_memory_equal(buf, "s3cret", 6);
+	free(buf);
+	assert_int_equal(ck_fs_read(path, 100, &buf, &len), 0);
+	assert_int_equal(len, 6);
+	free(buf);
+	assert_int_equal(ck_fs_read(path, 3, &buf, &len), CK_E_TOOBIG);
+	/* Only that exact path. */
+	tu_path(other, sizeof(other), fx->dir, "secret2");
+	assert_false(ck_fs_exists(other));
+	assert_int_equal(fchmod(fd, 0640), 0);
+	assert_int_equal(ck_fs_check_private_file(path), CK_E_PERM);
+	ck_fs_preopen_clear();
+	assert_false(ck_fs_exists(path));
+	assert_int_equal(ck_fs_read(path, 100, &buf, &len), CK_E_NOTFOUND);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+
+	/* Forgotten (a child after close_range): not closed, the number
+	 * may be someone else's by now. */
+	tu_write_file(path, "s3cret", 6, 0600);
+	assert_true((fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0);
+	assert_int_equal(ck_fs_preopen_add(path, fd), 0);
+	ck_fs_preopen_forget();
+	assert_true(fcntl(fd, F_GETFD) >= 0);
+	close(fd);
+	assert_int_equal(unlink(path), 0);
+	assert_false(ck_fs_exists(path));
+
+	/* Refused: never tried as this user, the reason given instead. */
+	tu_write_file(path, "mine", 4, 0600);
+	assert_int_equal(ck_fs_preopen_refuse(path, "refusing to trust it"),
+	    0);
+	assert_true(ck_fs_exists(path));
+	assert_int_equal(ck_fs_read(path, 100, &buf, &len), CK_E_PERM);
+	assert_contains(ck_err_msg(), "refusing to trust it");
+	assert_int_equal(ck_fs_check_private_file(path), CK_E_PERM);
+	assert_contains(ck_err_msg(), "refusing to trust it");
+	ck_fs_preopen_clear();
+	assert_int_equal(ck_fs_check_private_file(path), 0);
 }
 
 static void
@@ -881,6 +1195,13 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fs_write_atomic,
 		    setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_fs_check_private_dir,
+		    setup_dir, teardown_dir),
+		cmocka_unit_test(test_fs_trust_check),
+		cmocka_unit_test_setup_teardown(test_fs_open_trusted,
+		    setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_fs_check_ancestors,
+		    setup_dir, teardown_dir),
+		cmocka_unit_test_setup_teardown(test_fs_preopen,
 		    setup_dir, teardown_dir),
 		cmocka_unit_test_setup_teardown(test_fs_check_private_file,
 		    setup_dir, teardown_dir),
