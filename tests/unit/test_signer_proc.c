@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,7 @@ static struct {
 struct fx {
 	struct signer_proc *sp;
 	struct ck_ca *ca;
-	volatile int deaths;
+	atomic_int deaths;	/* counted after why is written */
 	char why[256];
 };
 
@@ -152,8 +153,8 @@ on_death(void *arg, const char *why)
 {
 	struct fx *f = arg;
 
-	f->deaths++;
 	snprintf(f->why, sizeof(f->why), "%s", why);
+	atomic_fetch_add(&f->deaths, 1);
 }
 
 static int
@@ -228,10 +229,10 @@ assert_killed(struct fx *f)
 
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 3);
-	for (i = 0; i < 200 && f->deaths == 0; i++)
+	for (i = 0; i < 200 && atomic_load(&f->deaths) == 0; i++)
 		usleep(10000);
 	assert_true(signer_proc_dead(f->sp, why, sizeof(why)));
-	assert_int_equal(f->deaths, 1);
+	assert_int_equal(atomic_load(&f->deaths), 1);
 	memset(&req, 0, sizeof(req));
 	req.type = SIGNER_MSG_STATUS;
 	assert_int_equal(signer_proc_call(f->sp, &req, &rep, &body),
@@ -1268,9 +1269,9 @@ test_killed_from_outside(void **state)
 	assert_int_equal(kill(signer_proc_pid(f->sp), SIGKILL), 0);
 	st = signer_exit(f);
 	assert_true(WIFSIGNALED(st));
-	for (i = 0; i < 200 && f->deaths == 0; i++)
+	for (i = 0; i < 200 && atomic_load(&f->deaths) == 0; i++)
 		usleep(10000);
-	assert_int_equal(f->deaths, 1);
+	assert_int_equal(atomic_load(&f->deaths), 1);
 	assert_contains(f->why, "died");
 	tmpl_init(&m, f->ca, "CN=www.example.com");
 	assert_int_equal(try_issue(f, &m, &x), CK_E_CRYPTO);
@@ -1296,13 +1297,13 @@ test_death_before_listening(void **state)
 	for (i = 0; i < 200 && !signer_proc_dead(f.sp, NULL, 0); i++)
 		usleep(10000);
 	assert_true(signer_proc_dead(f.sp, NULL, 0));
-	assert_int_equal(f.deaths, 0);
+	assert_int_equal(atomic_load(&f.deaths), 0);
 	signer_proc_on_death(f.sp, on_death, &f);
-	assert_int_equal(f.deaths, 1);
+	assert_int_equal(atomic_load(&f.deaths), 1);
 	assert_contains(f.why, "died");
 	/* The unlock that follows fails closed. */
 	assert_int_equal(signer_proc_unlock(f.sp, g.pw), CK_E_CRYPTO);
-	assert_int_equal(f.deaths, 1);
+	assert_int_equal(atomic_load(&f.deaths), 1);
 	signer_proc_free(f.sp);
 }
 
@@ -1325,9 +1326,9 @@ test_stopped_signer_times_out(void **state)
 	took = (double)(t1.tv_sec - t0.tv_sec) +
 	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	assert_true(took >= 0.9 && took < 10);
-	for (i = 0; i < 200 && f->deaths == 0; i++)
+	for (i = 0; i < 200 && atomic_load(&f->deaths) == 0; i++)
 		usleep(10000);
-	assert_int_equal(f->deaths, 1);
+	assert_int_equal(atomic_load(&f->deaths), 1);
 	assert_contains(f->why, "did not answer within 1 s");
 	st = signer_exit(f);
 	assert_true(WIFSIGNALED(st));
