@@ -236,6 +236,8 @@ ck_home_layout(const char *home, const char *svc_user, const char *key_user)
 	uid_t prev_uid;
 	int homefd = -1, lockfd = -1, r, i;
 
+	memset(&s, 0, sizeof(s));
+	memset(&k, 0, sizeof(k));
 	if (geteuid() != 0)
 		return ck_err_set(CK_E_PERM, "changing the owners of a CA home "
 		    "needs root");
