@@ -37,6 +37,15 @@ struct signer {
 	pthread_mutex_t pool_mu;
 	EVP_PKEY_CTX *pool[SIGNER_POOL];
 	int npool;
+	/* With the signer process: serials it reserved for this service
+	 * (SIGNER_MSG_SERIALS), taken one per certificate, so that a
+	 * certificate costs one call (cert-issue) instead of two. */
+	pthread_mutex_t ser_mu;
+	struct signer_msg_serial ser[SIGNER_SERIALS_MAX];
+	unsigned nser;
+	int64_t ser_at;		/* when they were reserved (monotonic s) */
+	int issue_off;		/* the signer process cannot say its
+				 * signature algorithm: prepare there */
 };
 
 struct signer_pending {
@@ -51,6 +60,9 @@ struct signer_pending {
 	unsigned char serial[SIGNER_SERIAL_MAX];
 	size_t serial_len;
 	char serial_hex[CK_SERIAL_HEX_MAX];
+	/* With a reserved serial: the cert-issue request, encoded when
+	 * prepared (its id is set when it is sent). */
+	struct signer_buf issue;
 };
 
 /* Only the signer chooses serials: a template that brings one comes from
@@ -207,23 +219,16 @@ remote_available(struct signer *s, int probe, char *why, size_t whysz)
 	return ok;
 }
 
+/* The request fields of template `t` into `q` (cleared by the caller);
+ * *subj and *spki (caller frees with OPENSSL_free) hold what q points to
+ * that t does not; q->sans is allocated (caller frees). */
 static int
-remote_prepare(struct signer *s, const struct ck_cert_template *t,
-    enum signer_cert_kind kind, struct signer_pending **out,
-    unsigned char digest[32])
+prepare_fill(const struct ck_cert_template *t, enum signer_cert_kind kind,
+    struct signer_msg_prepare *q, unsigned char **subj, unsigned char **spki)
 {
-	struct signer_msg_prepare *q = NULL;
-	struct signer_msg req, rep;
-	struct signer_pending *p = NULL;
-	unsigned char *subj = NULL, *spki = NULL, *body = NULL;
 	int r, n;
 	size_t i;
 
-	memset(&rep, 0, sizeof(rep));
-	if ((r = serial_unset(t)) != 0)
-		return r;
-	if ((q = calloc(1, sizeof(*q))) == NULL)
-		return CK_E_NOMEM;
 	q->kind = (uint8_t)kind;
 	if (kind == SIGNER_CERT_PROFILE && (t->profile == NULL ||
 	    snprintf(q->profile, sizeof(q->profile), "%s", t->profile) >=
@@ -233,18 +238,18 @@ remote_prepare(struct signer *s, const struct ck_cert_template *t,
 		goto out;
 	}
 	r = CK_E_NOMEM;
-	if ((n = i2d_X509_NAME(t->subject, &subj)) <= 0)
+	if ((n = i2d_X509_NAME(t->subject, subj)) <= 0)
 		goto out;
-	q->subject = subj;
+	q->subject = *subj;
 	q->subject_len = (size_t)n;
 	if (t->spki_der != NULL) {
 		q->spki = t->spki_der;
 		q->spki_len = t->spki_der_len;
 	} else {
 		if (t->pubkey == NULL || (n = i2d_PUBKEY(t->pubkey,
-		    &spki)) <= 0)
+		    spki)) <= 0)
 			goto out;
-		q->spki = spki;
+		q->spki = *spki;
 		q->spki_len = (size_t)n;
 	}
 	q->not_before = t->not_before;
@@ -283,6 +288,30 @@ remote_prepare(struct signer *s, const struct ck_cert_template *t,
 	    t->ocsp_url : "");
 	snprintf(q->issuer_url, sizeof(q->issuer_url), "%s", t->issuer_url ?
 	    t->issuer_url : "");
+	r = 0;
+out:
+	return r;
+}
+
+static int
+remote_prepare(struct signer *s, const struct ck_cert_template *t,
+    enum signer_cert_kind kind, struct signer_pending **out,
+    unsigned char digest[32])
+{
+	struct signer_msg_prepare *q = NULL;
+	struct signer_msg req, rep;
+	struct signer_pending *p = NULL;
+	unsigned char *subj = NULL, *spki = NULL, *body = NULL;
+	int r;
+
+	memset(&rep, 0, sizeof(rep));
+	if ((r = serial_unset(t)) != 0)
+		return r;
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return CK_E_NOMEM;
+	if ((r = prepare_fill(t, kind, q, &subj, &spki)) != 0)
+		goto out;
+	r = CK_E_NOMEM;
 	memset(&req, 0, sizeof(req));
 	req.type = SIGNER_MSG_CERT_PREPARE;
 	req.u.prepare = q;
@@ -323,6 +352,29 @@ remote_sign(struct signer *s, struct signer_pending *p, unsigned char **der,
 	struct signer_msg req;
 	int r;
 
+	if (p->issue.len > 0) {
+		struct signer_msg rep;
+		unsigned char *body = NULL, *buf;
+
+		r = signer_proc_call_encoded(s->proc, &p->issue, &rep, &body);
+		if (r == 0 && rep.type != SIGNER_MSG_R_DER)
+			r = ck_err_set(CK_E_INTERNAL, "the signer process "
+			    "answered cert-issue with %s",
+			    signer_msg_type_name(rep.type));
+		else if (r == 0) {
+			if ((buf = OPENSSL_memdup(rep.u.der.buf,
+			    rep.u.der.len)) == NULL)
+				r = CK_E_NOMEM;
+			else {
+				*der = buf;
+				*der_len = rep.u.der.len;
+			}
+		}
+		signer_msg_clear(&rep);
+		free(body);
+		signer_pending_free(p);
+		return r;
+	}
 	memset(&req, 0, sizeof(req));
 	req.type = SIGNER_MSG_CERT_SIGN;
 	req.u.handle = p->handle;
@@ -346,6 +398,173 @@ remote_abort(struct signer_pending *p)
 	if (signer_proc_call(p->proc, &req, &rep, &body) == 0)
 		signer_msg_clear(&rep);
 	free(body);
+}
+
+/*
+ * One call per certificate: the signer process reserves serials for this
+ * service a batch at a time (it remembers them, and signs each at most
+ * once); the service builds the TBS with one of them itself, the same
+ * bytes the signer will build, so that it can log the serial and the
+ * TBS digest before asking; cert-issue then carries the template, the
+ * serial and that digest, and the signer checks the template, builds its
+ * own TBS and signs it only if the digests agree.
+ */
+
+static int check_limits(struct signer *s, const struct ck_cert_template *t);
+
+static int64_t
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* A reserved serial into *out; lock held. 1 if one was taken, 0 if this
+ * signer process cannot serve cert-issue (prepare through it instead). */
+static int
+serial_take_locked(struct signer *s, struct signer_msg_serial *out)
+{
+	struct signer_msg req, rep;
+	unsigned char *body = NULL;
+	uint32_t i;
+	int r;
+
+	if (s->nser > 0 && mono_s() - s->ser_at > SIGNER_RESERVE_TTL / 2)
+		s->nser = 0;	/* near their end in the signer: drop */
+	if (s->nser == 0) {
+		memset(&req, 0, sizeof(req));
+		req.type = SIGNER_MSG_SERIALS;
+		req.u.nserials = SIGNER_SERIALS_MAX;
+		if ((r = remote_call(s, &req, SIGNER_MSG_R_SERIALS, &rep,
+		    &body)) != 0)
+			return r;
+		if (rep.u.serials.sigalg_len == 0 ||
+		    (s->sigalg_len != 0 && (rep.u.serials.sigalg_len !=
+		    s->sigalg_len || memcmp(s->sigalg, rep.u.serials.sigalg,
+		    s->sigalg_len) != 0))) {
+			/* It cannot say, or it says something new: no
+			 * TBS of ours would match. */
+			s->issue_off = 1;
+			signer_msg_clear(&rep);
+			free(body);
+			return 0;
+		}
+		memcpy(s->sigalg, rep.u.serials.sigalg,
+		    rep.u.serials.sigalg_len);
+		s->sigalg_len = rep.u.serials.sigalg_len;
+		for (i = 0; i < rep.u.serials.n; i++)
+			s->ser[i] = rep.u.serials.v[i];
+		s->nser = rep.u.serials.n;
+		s->ser_at = mono_s();
+		signer_msg_clear(&rep);
+		free(body);
+	}
+	*out = s->ser[--s->nser];
+	return 1;
+}
+
+/* An INTEGER from a serial's content octets. */
+static ASN1_INTEGER *
+serial_integer(const unsigned char *v, size_t len)
+{
+	unsigned char tlv[2 + SIGNER_SERIAL_MAX];
+	const unsigned char *q = tlv;
+
+	if (len == 0 || len > SIGNER_SERIAL_MAX)
+		return NULL;
+	tlv[0] = 0x02;
+	tlv[1] = (unsigned char)len;
+	memcpy(tlv + 2, v, len);
+	return d2i_ASN1_INTEGER(NULL, &q, (long)(2 + len));
+}
+
+/* The TBS of `t` with serial `ser`, and its SHA-256 into `digest`. */
+static int
+tbs_with_serial(struct signer *s, const struct ck_cert_template *t,
+    const unsigned char *ser, size_t ser_len, unsigned char digest[32],
+    unsigned char **tbs, size_t *tbs_len)
+{
+	struct ck_cert_template tt = *t;
+	ASN1_INTEGER *ai;
+	int r;
+
+	if ((ai = serial_integer(ser, ser_len)) == NULL)
+		return ck_err_ssl(CK_E_INVAL, "the serial number");
+	tt.serial = ai;
+	r = ck_cert_tbs_der(&tt, &s->iss, s->sigalg, s->sigalg_len, tbs,
+	    tbs_len);
+	ASN1_INTEGER_free(ai);
+	if (r != 0)
+		return r;
+	if (!EVP_Digest(*tbs, *tbs_len, digest, NULL, EVP_sha256(), NULL)) {
+		OPENSSL_free(*tbs);
+		*tbs = NULL;
+		return ck_err_ssl(CK_E_CRYPTO, "hashing the TBS");
+	}
+	return 0;
+}
+
+/* Prepare `t` for cert-issue; 1 if this path cannot take it (the caller
+ * prepares through the signer process), else 0 or an error. */
+static int
+remote_issue_prepare(struct signer *s, const struct ck_cert_template *t,
+    struct signer_pending **out, unsigned char digest[32])
+{
+	struct signer_msg_prepare *q = NULL;
+	struct signer_msg req;
+	struct signer_pending *p = NULL;
+	struct signer_msg_serial ser;
+	unsigned char *subj = NULL, *spki = NULL, *tbs = NULL;
+	size_t tbs_len = 0;
+	int r;
+
+	if (t->service_tls || t->spki_der == NULL || t->spki_alg == NULL ||
+	    t->spki_key == NULL || s->iss.name_der == NULL || s->issue_off)
+		return 1;
+	if ((r = serial_unset(t)) != 0 || (r = check_limits(s, t)) != 0)
+		return r;
+	pthread_mutex_lock(&s->ser_mu);
+	r = s->issue_off ? 0 : serial_take_locked(s, &ser);
+	pthread_mutex_unlock(&s->ser_mu);
+	if (r <= 0)
+		return r == 0 ? 1 : r;
+	if ((p = calloc(1, sizeof(*p))) == NULL ||
+	    (q = calloc(1, sizeof(*q))) == NULL) {
+		r = CK_E_NOMEM;
+		goto out;
+	}
+	if ((r = tbs_with_serial(s, t, ser.v, ser.len, p->digest, &tbs,
+	    &tbs_len)) != 0 ||
+	    (r = prepare_fill(t, SIGNER_CERT_PROFILE, q, &subj, &spki)) != 0)
+		goto out;
+	memcpy(q->serial, ser.v, ser.len);
+	q->serial_len = ser.len;
+	memcpy(q->digest, p->digest, 32);
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_ISSUE;
+	req.u.prepare = q;
+	if ((r = signer_msg_encode(&req, &p->issue)) != 0)
+		goto out;
+	p->proc = s->proc;
+	memcpy(p->serial, ser.v, ser.len);
+	p->serial_len = ser.len;
+	if ((r = ck_serial_octets_hex(p->serial, p->serial_len,
+	    p->serial_hex)) != 0)
+		goto out;
+	memcpy(digest, p->digest, 32);
+	*out = p;
+	p = NULL;
+out:
+	signer_pending_free(p);
+	if (q != NULL)
+		free(q->sans);
+	free(q);
+	OPENSSL_free(tbs);
+	OPENSSL_free(subj);
+	OPENSSL_free(spki);
+	return r;
 }
 
 static int
@@ -510,8 +729,10 @@ signer_new_remote(struct signer_proc *sp, X509 *cert, struct signer **out)
 		return CK_E_INTERNAL;
 	}
 	pthread_mutex_init(&s->pool_mu, NULL);
+	pthread_mutex_init(&s->ser_mu, NULL);
 	s->proc = sp;
 	s->cert = cert;
+	fast_set_issuer(s);
 	*out = s;
 	return 0;
 }
@@ -544,6 +765,9 @@ signer_free(struct signer *s)
 	while (s->npool > 0)
 		EVP_PKEY_CTX_free(s->pool[--s->npool]);
 	pthread_mutex_destroy(&s->pool_mu);
+	if (s->proc != NULL)
+		pthread_mutex_destroy(&s->ser_mu);
+	OPENSSL_cleanse(s->ser, sizeof(s->ser));
 	EVP_MD_free(s->sha256);
 	EVP_MD_free(s->md);
 	ck_tbs_issuer_clear(&s->iss);
@@ -760,8 +984,11 @@ signer_cert_prepare_der(struct signer *s, const struct ck_cert_template *t,
 	ASN1_INTEGER *serial = NULL;
 	int r;
 
-	if (s->proc != NULL)
+	if (s->proc != NULL) {
+		if ((r = remote_issue_prepare(s, t, out, digest)) != 1)
+			return r;
 		return signer_cert_prepare(s, t, 0, out, digest);
+	}
 	if (s->cert == NULL)
 		return ck_err_set(CK_E_STATE, "the CA has no certificate yet");
 	if (s->iss.name_der == NULL || s->sigalg_len == 0 ||
@@ -789,6 +1016,49 @@ signer_cert_prepare_der(struct signer *s, const struct ck_cert_template *t,
 	return 0;
 fail:
 	ASN1_INTEGER_free(serial);
+	signer_pending_free(p);
+	return r;
+}
+
+size_t
+signer_sigalg(const struct signer *s, const unsigned char **der)
+{
+	if (s->proc != NULL || s->iss.name_der == NULL)
+		return 0;
+	*der = s->sigalg;
+	return s->sigalg_len;
+}
+
+static int sign_der(struct signer *s, struct signer_pending *p,
+    unsigned char **der, size_t *der_len);
+
+int
+signer_cert_issue_der(struct signer *s, const struct ck_cert_template *t,
+    const unsigned char *serial, size_t serial_len,
+    const unsigned char digest[32], unsigned char **der, size_t *der_len)
+{
+	struct signer_pending *p = NULL;
+	int r;
+
+	if (s->proc != NULL || s->cert == NULL || s->iss.name_der == NULL ||
+	    s->sigalg_len == 0 || t->spki_der == NULL || t->spki_key == NULL)
+		return ck_err_set(CK_E_STATE, "this signer cannot issue with "
+		    "a reserved serial");
+	if ((r = serial_unset(t)) != 0 || (r = check_limits(s, t)) != 0)
+		return r;
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return CK_E_NOMEM;
+	if ((r = tbs_with_serial(s, t, serial, serial_len, p->digest,
+	    &p->tbs, &p->tbs_len)) != 0)
+		goto fail;
+	if (CRYPTO_memcmp(p->digest, digest, 32) != 0) {
+		r = ck_err_set(CK_E_POLICY, "the TBS digest logged by the "
+		    "service is not that of the certificate requested");
+		goto fail;
+	}
+	/* sign_der() frees p. */
+	return sign_der(s, p, der, der_len);
+fail:
 	signer_pending_free(p);
 	return r;
 }
@@ -975,6 +1245,7 @@ signer_pending_free(struct signer_pending *p)
 	OPENSSL_free(p->tbs);
 	X509_free(p->x);
 	EVP_MD_CTX_free(p->mctx);
+	signer_buf_free(&p->issue);
 	free(p);
 }
 

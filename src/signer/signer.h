@@ -97,6 +97,22 @@ int signer_cert_prepare_der(struct signer *s,
     const struct ck_cert_template *t, struct signer_pending **out,
     unsigned char digest[32]);
 
+/*
+ * In the signer process, for cert-issue: build the TBS of `t` with
+ * `serial` (content octets, reserved by the caller) as
+ * signer_cert_prepare_der() would, and sign it only if its SHA-256 is
+ * `digest` (what the service logged). *der caller frees. CK_E_STATE
+ * without the TBS-to-DER path (signer_sigalg() says 0).
+ */
+int signer_cert_issue_der(struct signer *s, const struct ck_cert_template *t,
+    const unsigned char *serial, size_t serial_len,
+    const unsigned char digest[32], unsigned char **der, size_t *der_len);
+
+/* The AlgorithmIdentifier (DER) of the signer's TBS-to-DER path: its
+ * length and *der, or 0 if it has none (or the key is in the signer
+ * process). */
+size_t signer_sigalg(const struct signer *s, const unsigned char **der);
+
 /* Sign a prepared certificate; always consumes `p`. *der caller frees. */
 int signer_cert_sign(struct signer *s, struct signer_pending *p,
     unsigned char **der, size_t *der_len);

@@ -99,6 +99,14 @@ struct sctx {
 	struct job *head, *tail;
 	unsigned qlen;
 	size_t held;		/* signer_msg_cost() of the jobs not freed */
+	/* Serials reserved for cert-issue (pmu): open addressing on the
+	 * serial's random octets, twice SIGNER_RESERVED_MAX slots. */
+	struct rsv {
+		unsigned char v[SIGNER_SERIAL_MAX];
+		uint8_t len;	/* 0: free */
+		int64_t at;	/* reserved at (monotonic s) */
+	} rsv[2 * SIGNER_RESERVED_MAX];
+	unsigned nrsv;
 	int strict;		/* split home: trust only the key owner's */
 };
 
@@ -715,56 +723,83 @@ slot_take(struct sctx *c, uint64_t h)
 	return p;
 }
 
+/* What a cert-prepare or cert-issue asks for, decoded strictly and
+ * checked (check_prepare), into a template of the signer's own. */
+struct tmpl {
+	struct ck_cert_template t;
+	struct ck_names sans;
+	struct ck_strlist eku;
+	X509_NAME *subject;
+	SG_SPKI *spki;
+};
+
+static void
+tmpl_clear(struct tmpl *x)
+{
+	SG_SPKI_free(x->spki);
+	X509_NAME_free(x->subject);
+	ck_names_clear(&x->sans);
+	ck_strlist_clear(&x->eku);
+	memset(x, 0, sizeof(*x));
+}
+
+static int
+tmpl_make(struct sctx *c, const struct signer_msg_prepare *q, struct tmpl *x)
+{
+	struct ck_cert_template *t = &x->t;
+	char key_desc[32];
+	int r;
+
+	memset(x, 0, sizeof(*x));
+	if ((x->subject = parse_name(q->subject, q->subject_len)) == NULL)
+		return ck_err_set(CK_E_PARSE, "the subject is not a DER Name "
+		    "(long-form or indefinite lengths, an unsorted SET or a "
+		    "constructed string)");
+	if ((x->spki = (SG_SPKI *)parse_der(q->spki, q->spki_len,
+	    ASN1_ITEM_rptr(SG_SPKI))) == NULL)
+		return ck_err_set(CK_E_PARSE, "the public key is not a DER "
+		    "SubjectPublicKeyInfo");
+	if ((r = ck_spki_describe(q->spki, q->spki_len, key_desc)) != 0 ||
+	    (r = check_prepare(c, q, x->subject, key_desc, &x->sans,
+	    &x->eku)) != 0)
+		return r;
+	t->subject = x->subject;
+	t->spki_alg = x->spki->alg;
+	t->spki_key = x->spki->key;
+	t->spki_der = q->spki;
+	t->spki_der_len = q->spki_len;
+	/* t->serial stays NULL: the serial is the signer's (drawn here, or
+	 * reserved before). */
+	t->not_before = q->not_before;
+	t->not_after = q->not_after;
+	t->is_ca = q->is_ca;
+	t->path_len = q->path_len;
+	t->ku = q->ku;
+	t->eku = &x->eku;
+	t->sans = &x->sans;
+	t->crl_url = q->crl_url;
+	t->ocsp_url = q->ocsp_url;
+	t->issuer_url = q->issuer_url;
+	return 0;
+}
+
 static void
 do_prepare(struct sctx *c, const struct signer_msg *m)
 {
 	const struct signer_msg_prepare *q = m->u.prepare;
+	struct tmpl x;
 	struct ck_cert_template t;
-	struct ck_names sans = { NULL, 0 };
-	struct ck_strlist eku = { 0 };
 	struct signer_pending *pend = NULL;
 	struct signer_msg rep;
-	X509_NAME *subject = NULL;
-	SG_SPKI *spki = NULL;
 	const unsigned char *serial;
 	size_t serial_len;
-	char key_desc[32];
 	unsigned char digest[32];
 	uint64_t h;
 	int r;
 
-	memset(&t, 0, sizeof(t));
-	if ((subject = parse_name(q->subject, q->subject_len)) == NULL) {
-		r = ck_err_set(CK_E_PARSE, "the subject is not a DER Name "
-		    "(long-form or indefinite lengths, an unsorted SET or a "
-		    "constructed string)");
+	if ((r = tmpl_make(c, q, &x)) != 0)
 		goto out;
-	}
-	if ((spki = (SG_SPKI *)parse_der(q->spki, q->spki_len,
-	    ASN1_ITEM_rptr(SG_SPKI))) == NULL) {
-		r = ck_err_set(CK_E_PARSE, "the public key is not a DER "
-		    "SubjectPublicKeyInfo");
-		goto out;
-	}
-	if ((r = ck_spki_describe(q->spki, q->spki_len, key_desc)) != 0 ||
-	    (r = check_prepare(c, q, subject, key_desc, &sans, &eku)) != 0)
-		goto out;
-	t.subject = subject;
-	t.spki_alg = spki->alg;
-	t.spki_key = spki->key;
-	t.spki_der = q->spki;
-	t.spki_der_len = q->spki_len;
-	/* t.serial stays NULL: the serial is drawn here, by the signer. */
-	t.not_before = q->not_before;
-	t.not_after = q->not_after;
-	t.is_ca = q->is_ca;
-	t.path_len = q->path_len;
-	t.ku = q->ku;
-	t.eku = &eku;
-	t.sans = &sans;
-	t.crl_url = q->crl_url;
-	t.ocsp_url = q->ocsp_url;
-	t.issuer_url = q->issuer_url;
+	t = x.t;
 	if (q->kind == SIGNER_CERT_OCSP)
 		r = signer_ocsp_cert_prepare(c->sg, &t, &pend, digest);
 	else
@@ -791,10 +826,177 @@ out:
 	if (r != 0)
 		reply_err(c, m->id, r, ck_err_msg());
 	signer_pending_free(pend);
-	SG_SPKI_free(spki);
-	X509_NAME_free(subject);
-	ck_names_clear(&sans);
-	ck_strlist_clear(&eku);
+	tmpl_clear(&x);
+}
+
+/* Reserved serials (cert-issue) */
+
+static int64_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+#define RSV_SLOTS (2 * SIGNER_RESERVED_MAX)
+
+/* The slot of serial v: the first of its probe sequence that holds it,
+ * or (with `free_ok`) the first free one. -1 if neither. pmu held. */
+static int
+rsv_find(struct sctx *c, const unsigned char *v, size_t len, int free_ok)
+{
+	uint32_t h = 2166136261u;
+	size_t i, k;
+
+	for (i = 0; i < len; i++)
+		h = (h ^ v[i]) * 16777619u;
+	for (k = 0; k < RSV_SLOTS; k++) {
+		struct rsv *e = &c->rsv[(h + k) % RSV_SLOTS];
+		if (e->len == 0)
+			return free_ok ? (int)((h + k) % RSV_SLOTS) : -1;
+		if (e->len == len && memcmp(e->v, v, len) == 0)
+			return (int)((h + k) % RSV_SLOTS);
+	}
+	return -1;
+}
+
+/* Remove slot i, moving later entries of its probe runs back so that no
+ * lookup stops short at the hole (linear probing). pmu held. */
+static void
+rsv_remove(struct sctx *c, size_t i)
+{
+	size_t j = i, k;
+	uint32_t h;
+
+	c->rsv[i].len = 0;
+	c->nrsv--;
+	for (;;) {
+		j = (j + 1) % RSV_SLOTS;
+		if (c->rsv[j].len == 0)
+			return;
+		h = 2166136261u;
+		for (k = 0; k < c->rsv[j].len; k++)
+			h = (h ^ c->rsv[j].v[k]) * 16777619u;
+		k = h % RSV_SLOTS;	/* j's home slot */
+		/* Move j into the hole i unless its home lies cyclically
+		 * in (i, j]. */
+		if ((i < j) ? (k <= i || k > j) : (k <= i && k > j)) {
+			c->rsv[i] = c->rsv[j];
+			c->rsv[j].len = 0;
+			i = j;
+		}
+	}
+}
+
+/* Forget reservations older than SIGNER_RESERVE_TTL. pmu held. */
+static void
+rsv_expire(struct sctx *c, int64_t now)
+{
+	size_t i;
+
+	for (i = 0; i < RSV_SLOTS; i++)
+		while (c->rsv[i].len != 0 &&
+		    now - c->rsv[i].at > SIGNER_RESERVE_TTL)
+			rsv_remove(c, i);	/* may move another into i */
+}
+
+static void
+do_serials(struct sctx *c, const struct signer_msg *m)
+{
+	struct signer_msg rep;
+	struct signer_msg_serial *v;
+	ASN1_INTEGER *ai = NULL;
+	char hex[CK_SERIAL_HEX_MAX];
+	int64_t now = mono_now();
+	uint32_t i, n = m->u.nserials;
+	int r = 0, slot;
+
+	if ((v = calloc(n, sizeof(*v))) == NULL)
+		die("out of memory");
+	pthread_mutex_lock(&c->pmu);
+	if (c->nrsv + n > SIGNER_RESERVED_MAX)
+		rsv_expire(c, now);
+	if (c->nrsv + n > SIGNER_RESERVED_MAX)
+		r = ck_err_set(CK_E_BUSY, "%u serials reserved and not used "
+		    "(at most %d)", c->nrsv, SIGNER_RESERVED_MAX);
+	for (i = 0; r == 0 && i < n; i++) {
+		if ((r = ck_serial_random(&ai, hex)) != 0)
+			break;
+		v[i].len = (size_t)ASN1_STRING_length(ai);
+		memcpy(v[i].v, ASN1_STRING_get0_data(ai), v[i].len);
+		ASN1_INTEGER_free(ai);
+		ai = NULL;
+		if ((slot = rsv_find(c, v[i].v, v[i].len, 1)) < 0 ||
+		    c->rsv[slot].len != 0) {
+			i--;	/* 127 random bits twice: draw again */
+			continue;
+		}
+		memcpy(c->rsv[slot].v, v[i].v, v[i].len);
+		c->rsv[slot].len = (uint8_t)v[i].len;
+		c->rsv[slot].at = now;
+		c->nrsv++;
+	}
+	pthread_mutex_unlock(&c->pmu);
+	if (r != 0)
+		reply_err(c, m->id, r, ck_err_msg());
+	else {
+		memset(&rep, 0, sizeof(rep));
+		rep.type = SIGNER_MSG_R_SERIALS;
+		rep.id = m->id;
+		rep.u.serials.sigalg_len = signer_sigalg(c->sg,
+		    &rep.u.serials.sigalg);
+		rep.u.serials.n = n;
+		rep.u.serials.v = v;
+		send_msg(c, &rep);
+	}
+	free(v);
+}
+
+/* Take a reserved serial: 1 if it was reserved (and unused, and not
+ * expired), 0 if not. Used up whatever comes after. */
+static int
+rsv_take(struct sctx *c, const unsigned char *v, size_t len)
+{
+	int slot, ok = 0;
+
+	pthread_mutex_lock(&c->pmu);
+	if ((slot = rsv_find(c, v, len, 0)) >= 0) {
+		ok = mono_now() - c->rsv[slot].at <= SIGNER_RESERVE_TTL;
+		rsv_remove(c, (size_t)slot);
+	}
+	pthread_mutex_unlock(&c->pmu);
+	return ok;
+}
+
+static void
+do_issue(struct sctx *c, const struct signer_msg *m)
+{
+	const struct signer_msg_prepare *q = m->u.prepare;
+	struct tmpl x;
+	unsigned char *der = NULL;
+	size_t len = 0;
+	int r;
+
+	memset(&x, 0, sizeof(x));
+	/* A serial it never reserved, or one used before: refused (the
+	 * service cannot get two certificates under one serial). */
+	if (!rsv_take(c, q->serial, q->serial_len))
+		r = ck_err_set(CK_E_POLICY, "cert-issue with a serial this "
+		    "signer did not reserve, or used already");
+	else if (q->kind != SIGNER_CERT_PROFILE)
+		r = ck_err_set(CK_E_POLICY, "cert-issue is for profile "
+		    "certificates only");
+	else if ((r = tmpl_make(c, q, &x)) == 0)
+		r = signer_cert_issue_der(c->sg, &x.t, q->serial,
+		    q->serial_len, q->digest, &der, &len);
+	if (r != 0)
+		reply_err(c, m->id, r, ck_err_msg());
+	else
+		reply_der(c, m->id, der, len);
+	OPENSSL_free(der);
+	tmpl_clear(&x);
 }
 
 static void
@@ -1140,6 +1342,12 @@ worker(void *arg)
 			break;
 		case SIGNER_MSG_CERT_ABORT:
 			do_abort(c, &j->m);
+			break;
+		case SIGNER_MSG_SERIALS:
+			do_serials(c, &j->m);
+			break;
+		case SIGNER_MSG_CERT_ISSUE:
+			do_issue(c, &j->m);
 			break;
 		case SIGNER_MSG_CRL_SIGN:
 			do_crl(c, &j->m);

@@ -23,12 +23,17 @@ static const struct {
 	{ SIGNER_MSG_OCSP_SIGN, "ocsp-sign", 32 + SIGNER_NONCE_MAX +
 	    SIGNER_OCSP_MAX * (4 + SIGNER_CERTID_MAX + 13) },
 	{ SIGNER_MSG_CMS_SIGN, "cms-sign", 5 + SIGNER_CMS_MAX },
+	{ SIGNER_MSG_SERIALS, "serials", 4 },
+	{ SIGNER_MSG_CERT_ISSUE, "cert-issue", 256 * 1024 + 4 +
+	    SIGNER_SERIAL_MAX + 4 + 32 },
 	{ SIGNER_MSG_R_OK, "ok", 0 },
 	{ SIGNER_MSG_R_ERR, "error", 8 + SIGNER_ERRMSG_MAX },
 	{ SIGNER_MSG_R_PREPARED, "prepared", 8 + 4 + 32 + 4 +
 	    SIGNER_SERIAL_MAX },
 	{ SIGNER_MSG_R_DER, "der", 4 + SIGNER_DER_MAX },
 	{ SIGNER_MSG_R_STATUS, "status-reply", 1 + 4 + 255 },
+	{ SIGNER_MSG_R_SERIALS, "serials-reply", 4 + SIGNER_SIGALG_MAX + 4 +
+	    SIGNER_SERIALS_MAX * (4 + SIGNER_SERIAL_MAX) },
 };
 
 const char *
@@ -64,8 +69,10 @@ signer_msg_cost(unsigned type, size_t len)
 	case SIGNER_MSG_CERT_SIGN:
 	case SIGNER_MSG_CERT_ABORT:
 	case SIGNER_MSG_CMS_SIGN:
+	case SIGNER_MSG_SERIALS:
 		return len;
 	case SIGNER_MSG_CERT_PREPARE:
+	case SIGNER_MSG_CERT_ISSUE:
 		return len + sizeof(struct signer_msg_prepare) +
 		    SIGNER_SAN_MAX * sizeof(struct signer_msg_san);
 	case SIGNER_MSG_CRL_SIGN:
@@ -233,6 +240,27 @@ signer_msg_encode(const struct signer_msg *m, struct signer_buf *b)
 		break;
 	case SIGNER_MSG_CERT_PREPARE:
 		enc_prepare(b, m->u.prepare);
+		break;
+	case SIGNER_MSG_CERT_ISSUE:
+		enc_prepare(b, m->u.prepare);
+		put_bytes(b, m->u.prepare->serial, m->u.prepare->serial_len,
+		    SIGNER_SERIAL_MAX);
+		put_bytes(b, m->u.prepare->digest, 32, 32);
+		break;
+	case SIGNER_MSG_SERIALS:
+		put_u32(b, m->u.nserials);
+		break;
+	case SIGNER_MSG_R_SERIALS:
+		put_bytes(b, m->u.serials.sigalg, m->u.serials.sigalg_len,
+		    SIGNER_SIGALG_MAX);
+		if (m->u.serials.n > SIGNER_SERIALS_MAX) {
+			b->err = CK_E_TOOBIG;
+			break;
+		}
+		put_u32(b, m->u.serials.n);
+		for (i = 0; i < m->u.serials.n; i++)
+			put_bytes(b, m->u.serials.v[i].v,
+			    m->u.serials.v[i].len, SIGNER_SERIAL_MAX);
 		break;
 	case SIGNER_MSG_CERT_SIGN:
 	case SIGNER_MSG_CERT_ABORT:
@@ -484,6 +512,60 @@ dec_prepare(struct cur *c, struct signer_msg_prepare *p)
 	get_str(c, p->issuer_url, sizeof(p->issuer_url), "issuer_url");
 }
 
+/* A serial's content octets into `out`: positive, minimal. */
+static void
+get_serial(struct cur *c, unsigned char *out, size_t *outlen,
+    const char *what)
+{
+	size_t n;
+	const unsigned char *d = get_bytes(c, 1, SIGNER_SERIAL_MAX, &n, what);
+
+	*outlen = 0;
+	if (d == NULL)
+		return;
+	if (!serial_ok(d, n)) {
+		fail(c, what);
+		return;
+	}
+	memcpy(out, d, n);
+	*outlen = n;
+}
+
+/* What cert-issue adds to cert-prepare: the serial and the digest. */
+static void
+dec_issue(struct cur *c, struct signer_msg_prepare *p)
+{
+	size_t n;
+	const unsigned char *d;
+
+	get_serial(c, p->serial, &p->serial_len, "serial");
+	if ((d = get_bytes(c, 32, 32, &n, "digest")) != NULL)
+		memcpy(p->digest, d, 32);
+}
+
+static void
+dec_serials(struct cur *c, struct signer_msg *m)
+{
+	uint32_t i;
+
+	m->u.serials.sigalg = get_bytes(c, 0, SIGNER_SIGALG_MAX,
+	    &m->u.serials.sigalg_len, "sigalg");
+	m->u.serials.n = get_u32(c, "count");
+	if (c->bad || m->u.serials.n == 0 ||
+	    m->u.serials.n > SIGNER_SERIALS_MAX) {
+		fail(c, "count");
+		return;
+	}
+	if ((m->u.serials.v = calloc(m->u.serials.n,
+	    sizeof(*m->u.serials.v))) == NULL) {
+		fail(c, "memory");
+		return;
+	}
+	for (i = 0; i < m->u.serials.n && !c->bad; i++)
+		get_serial(c, m->u.serials.v[i].v, &m->u.serials.v[i].len,
+		    "serial");
+}
+
 static void
 dec_crl(struct cur *c, struct signer_msg_crl *l)
 {
@@ -597,9 +679,20 @@ signer_msg_decode(unsigned type, uint32_t id, const unsigned char *body,
 			fail(&c, "probe");
 		break;
 	case SIGNER_MSG_CERT_PREPARE:
+	case SIGNER_MSG_CERT_ISSUE:
 		if ((m->u.prepare = calloc(1, sizeof(*m->u.prepare))) == NULL)
 			return CK_E_NOMEM;
 		dec_prepare(&c, m->u.prepare);
+		if (type == SIGNER_MSG_CERT_ISSUE)
+			dec_issue(&c, m->u.prepare);
+		break;
+	case SIGNER_MSG_SERIALS:
+		m->u.nserials = get_u32(&c, "count");
+		if (m->u.nserials == 0 || m->u.nserials > SIGNER_SERIALS_MAX)
+			fail(&c, "count");
+		break;
+	case SIGNER_MSG_R_SERIALS:
+		dec_serials(&c, m);
 		break;
 	case SIGNER_MSG_CERT_SIGN:
 	case SIGNER_MSG_CERT_ABORT:
@@ -633,13 +726,8 @@ signer_msg_decode(unsigned type, uint32_t id, const unsigned char *body,
 		m->u.prepared.handle = get_u64(&c, "handle");
 		if ((d = get_bytes(&c, 32, 32, &n, "digest")) != NULL)
 			memcpy(m->u.prepared.digest, d, 32);
-		if ((d = get_bytes(&c, 1, SIGNER_SERIAL_MAX, &n,
-		    "serial")) == NULL)
-			break;
-		if (!serial_ok(d, n))
-			fail(&c, "serial");
-		memcpy(m->u.prepared.serial, d, n);
-		m->u.prepared.serial_len = n;
+		get_serial(&c, m->u.prepared.serial,
+		    &m->u.prepared.serial_len, "serial");
 		break;
 	}
 	case SIGNER_MSG_R_DER:
@@ -669,9 +757,13 @@ signer_msg_clear(struct signer_msg *m)
 {
 	switch (m->type) {
 	case SIGNER_MSG_CERT_PREPARE:
+	case SIGNER_MSG_CERT_ISSUE:
 		if (m->u.prepare != NULL)
 			free(m->u.prepare->sans);
 		free(m->u.prepare);
+		break;
+	case SIGNER_MSG_R_SERIALS:
+		free(m->u.serials.v);
 		break;
 	case SIGNER_MSG_CRL_SIGN:
 		free(m->u.crl.entries);

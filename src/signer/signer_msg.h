@@ -38,13 +38,17 @@ enum signer_msg_type {
 	SIGNER_MSG_CRL_SIGN = 6,	/* entries -> CRL */
 	SIGNER_MSG_OCSP_SIGN = 7,	/* statuses -> BasicOCSPResponse */
 	SIGNER_MSG_CMS_SIGN = 8,	/* checkpoint/manifest -> CMS */
-	SIGNER_MSG_REQ__MAX = 9,
+	SIGNER_MSG_SERIALS = 9,		/* count -> serials reserved */
+	SIGNER_MSG_CERT_ISSUE = 10,	/* template, reserved serial, TBS
+					 * digest -> certificate */
+	SIGNER_MSG_REQ__MAX = 11,
 	SIGNER_MSG_R_OK = 0x81,
 	SIGNER_MSG_R_ERR = 0x82,	/* code + message */
 	SIGNER_MSG_R_PREPARED = 0x83,	/* handle, digest, serial */
 	SIGNER_MSG_R_DER = 0x84,	/* DER of what was signed */
 	SIGNER_MSG_R_STATUS = 0x85,	/* available + why not */
-	SIGNER_MSG__MAX = 0x86
+	SIGNER_MSG_R_SERIALS = 0x86,	/* signature algorithm + serials */
+	SIGNER_MSG__MAX = 0x87
 };
 
 /* "unlock", "cert-prepare", ...; "unknown" for others. */
@@ -70,6 +74,10 @@ size_t signer_msg_max_body(unsigned type);
 #define SIGNER_CMS_MAX (4u * 1024 * 1024)
 #define SIGNER_DER_MAX (64u * 1024 * 1024)
 #define SIGNER_ERRMSG_MAX 1024
+#define SIGNER_SERIALS_MAX 256		/* serials per reservation */
+#define SIGNER_SIGALG_MAX 128		/* AlgorithmIdentifier, DER */
+#define SIGNER_RESERVED_MAX 4096	/* serials reserved, not yet used */
+#define SIGNER_RESERVE_TTL 600		/* s a reserved serial stays usable */
 
 /*
  * Memory the signer holds for requests (read, queued or being signed: the
@@ -126,6 +134,18 @@ struct signer_msg_prepare {
 	char crl_url[SIGNER_URL_MAX];
 	char ocsp_url[SIGNER_URL_MAX];
 	char issuer_url[SIGNER_URL_MAX];
+	/* cert-issue only: a serial the signer reserved for the service
+	 * (positive, minimal content octets) and the SHA-256 of the TBS the
+	 * service logged before asking. */
+	unsigned char serial[SIGNER_SERIAL_MAX];
+	size_t serial_len;
+	unsigned char digest[32];
+};
+
+/* A serial's content octets. */
+struct signer_msg_serial {
+	unsigned char v[SIGNER_SERIAL_MAX];
+	size_t len;
 };
 
 struct signer_msg_crl_entry {
@@ -186,6 +206,16 @@ struct signer_msg {
 		} prepared;
 		struct { const unsigned char *buf; size_t len; } der;
 		struct { uint8_t available; char why[256]; } status;
+		uint32_t nserials;	/* serials: how many to reserve */
+		struct {
+			/* The AlgorithmIdentifier the signer's certificates
+			 * carry (empty: it cannot say; the service then
+			 * prepares through the signer). */
+			const unsigned char *sigalg;
+			size_t sigalg_len;
+			uint32_t n;
+			struct signer_msg_serial *v;	/* owned (decoder) */
+		} serials;
 	} u;
 };
 

@@ -236,8 +236,22 @@ signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
     struct signer_msg *rep, unsigned char **body)
 {
 	struct signer_buf b = { 0 };
-	struct signer_msg m = *req;
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	*body = NULL;
+	if ((r = signer_msg_encode(req, &b)) == 0)
+		r = signer_proc_call_encoded(sp, &b, rep, body);
+	signer_buf_free(&b);
+	return r;
+}
+
+int
+signer_proc_call_encoded(struct signer_proc *sp, struct signer_buf *b,
+    struct signer_msg *rep, unsigned char **body)
+{
 	struct waiter w, **pp;
+	uint32_t id;
 	pthread_condattr_t ca;
 	struct timespec until;
 	int r, done, late = 0;
@@ -259,23 +273,29 @@ signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
 		    sp->why);
 		goto out;
 	}
-	if ((m.id = sp->next_id++) == 0)
-		m.id = sp->next_id++;
-	w.id = m.id;
+	if ((id = sp->next_id++) == 0)
+		id = sp->next_id++;
+	w.id = id;
 	w.next = sp->waiters;
 	sp->waiters = &w;
 	pthread_mutex_unlock(&sp->mu);
 
-	if ((r = signer_msg_encode(&m, &b)) == 0) {
+	r = 0;
+	if (b->len < SIGNER_MSG_HDR)
+		r = ck_err_set(CK_E_INVAL, "signer message: not encoded");
+	else {
+		b->p[4] = (unsigned char)(id >> 24);
+		b->p[5] = (unsigned char)(id >> 16);
+		b->p[6] = (unsigned char)(id >> 8);
+		b->p[7] = (unsigned char)id;
 		pthread_mutex_lock(&sp->wmu);
-		if (write_full(sp->fd, b.p, b.len) != 0)
+		if (write_full(sp->fd, b->p, b->len) != 0)
 			r = CK_E_IO;
 		pthread_mutex_unlock(&sp->wmu);
 		if (r != 0)
 			set_dead(sp, "the signer process died (it takes no "
 			    "more requests)");
 	}
-	signer_buf_free(&b);
 
 	pthread_mutex_lock(&sp->mu);
 	while (r == 0 && !w.done)

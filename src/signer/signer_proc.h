@@ -72,6 +72,11 @@ int signer_proc_unlock(struct signer_proc *sp, const struct ck_secret *pw);
 int signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
     struct signer_msg *rep, unsigned char **body);
 
+/* signer_proc_call() with a request encoded before (signer_msg_encode()):
+ * its id is set in `b` here. */
+int signer_proc_call_encoded(struct signer_proc *sp, struct signer_buf *b,
+    struct signer_msg *rep, unsigned char **body);
+
 /* How long a call waits for its reply (default SIGNER_PROC_TIMEOUT
  * seconds; 0: the default). A later reply is not waited for: the signer
  * is killed and taken for dead, the death callback runs, every call

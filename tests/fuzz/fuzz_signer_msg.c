@@ -30,7 +30,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		signer_msg_clear(&m);
 		return 0;
 	}
-	if (type == SIGNER_MSG_CERT_PREPARE) {
+	if (type == SIGNER_MSG_CERT_PREPARE || type == SIGNER_MSG_CERT_ISSUE) {
 		FUZZ_CHECK(memchr(m.u.prepare->profile, 0,
 		    sizeof(m.u.prepare->profile)) != NULL);
 		FUZZ_CHECK(m.u.prepare->nsans <= SIGNER_SAN_MAX);

@@ -91,6 +91,23 @@ test_prepare(void **state)
 	assert_string_equal(d.u.prepare->sans[1].value, "10.0.0.1");
 	assert_string_equal(d.u.prepare->eku[1], "1.2.3.4");
 	signer_msg_clear(&d);
+	/* cert-issue: the same fields, a reserved serial and the digest. */
+	m.type = SIGNER_MSG_CERT_ISSUE;
+	memcpy(q.serial, "\x7f\x01", 2);
+	q.serial_len = 2;
+	memset(q.digest, 0x5a, 32);
+	roundtrip(&m, &d, &b);
+	assert_string_equal(d.u.prepare->profile, "tls-server");
+	assert_int_equal(d.u.prepare->serial_len, 2);
+	assert_memory_equal(d.u.prepare->serial, "\x7f\x01", 2);
+	assert_memory_equal(d.u.prepare->digest, q.digest, 32);
+	signer_msg_clear(&d);
+	q.serial[0] = 0x80;	/* negative */
+	assert_int_equal(signer_msg_encode(&m, &b), 0);
+	assert_int_equal(signer_msg_decode(m.type, 7, b.p + SIGNER_MSG_HDR,
+	    b.len - SIGNER_MSG_HDR, &d), CK_E_PARSE);
+	signer_msg_clear(&d);
+	m.type = SIGNER_MSG_CERT_PREPARE;
 	/* Limits: too many names, key usage bits out of range. */
 	q.nsans = SIGNER_SAN_MAX + 1;
 	assert_int_equal(signer_msg_encode(&m, &b), CK_E_TOOBIG);
@@ -203,6 +220,60 @@ test_others(void **state)
 			    CK_E_PARSE);
 			signer_msg_clear(&d);
 		}
+	}
+
+	/* Serials reserved for cert-issue: a count of 1 to
+	 * SIGNER_SERIALS_MAX; the reply's serials each checked as above. */
+	memset(&m, 0, sizeof(m));
+	m.type = SIGNER_MSG_SERIALS;
+	m.id = 9;
+	m.u.nserials = SIGNER_SERIALS_MAX;
+	roundtrip(&m, &d, &b);
+	assert_int_equal(d.u.nserials, SIGNER_SERIALS_MAX);
+	signer_msg_clear(&d);
+	{
+		static const uint32_t badn[] = { 0, SIGNER_SERIALS_MAX + 1 };
+		size_t i;
+
+		for (i = 0; i < 2; i++) {
+			m.u.nserials = badn[i];
+			assert_int_equal(signer_msg_encode(&m, &b), 0);
+			assert_int_equal(signer_msg_decode(m.type, 9,
+			    b.p + SIGNER_MSG_HDR, b.len - SIGNER_MSG_HDR, &d),
+			    CK_E_PARSE);
+			signer_msg_clear(&d);
+		}
+	}
+	{
+		struct signer_msg_serial v[2] = { { "\x01\x02", 2 },
+		    { "\x00\x80", 2 } };
+
+		memset(&m, 0, sizeof(m));
+		m.type = SIGNER_MSG_R_SERIALS;
+		m.id = 10;
+		m.u.serials.sigalg = (const unsigned char *)
+		    "\x30\x0a\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02";
+		m.u.serials.sigalg_len = 12;
+		m.u.serials.n = 2;
+		m.u.serials.v = v;
+		roundtrip(&m, &d, &b);
+		assert_int_equal(d.u.serials.n, 2);
+		assert_int_equal(d.u.serials.sigalg_len, 12);
+		assert_memory_equal(d.u.serials.v[1].v, "\x00\x80", 2);
+		signer_msg_clear(&d);
+		/* A serial with its sign bit set, and none at all. */
+		v[1].v[1] = 0x01;
+		assert_int_equal(signer_msg_encode(&m, &b), 0);
+		assert_int_equal(signer_msg_decode(m.type, 10,
+		    b.p + SIGNER_MSG_HDR, b.len - SIGNER_MSG_HDR, &d),
+		    CK_E_PARSE);
+		signer_msg_clear(&d);
+		m.u.serials.n = 0;
+		assert_int_equal(signer_msg_encode(&m, &b), 0);
+		assert_int_equal(signer_msg_decode(m.type, 10,
+		    b.p + SIGNER_MSG_HDR, b.len - SIGNER_MSG_HDR, &d),
+		    CK_E_PARSE);
+		signer_msg_clear(&d);
 	}
 
 	memset(&m, 0, sizeof(m));

@@ -45,6 +45,7 @@
 #include "signer/signer.h"
 #include "signer/signer_msg.h"
 #include "signer/signer_proc.h"
+#include "x509/csr.h"
 #include "x509/serial.h"
 
 #include "ber_names.h"
@@ -281,6 +282,7 @@ struct tmpl {
 	unsigned char *spki;
 	struct ck_names sans;
 	struct ck_strlist eku;
+	struct ck_csr *csr;	/* tmpl_csr(): the key's parts from it */
 };
 
 static void
@@ -330,9 +332,32 @@ tmpl_key(struct tmpl *m, const char *type)
 	m->t.spki_der_len = (size_t)n;
 }
 
+/* The template's key from a CSR, its SubjectPublicKeyInfo parts as the
+ * issuance path passes them: the service then prepares with a serial
+ * the signer reserved and issues in one call (cert-issue). */
+static void
+tmpl_csr(struct tmpl *m)
+{
+	EVP_PKEY *key = tu_key("ec-p256");
+	struct tu_csr o = { .subject = "CN=www.example.com" };
+	unsigned char *der = NULL;
+	size_t len = 0;
+
+	tu_csr_make(key, &o, &der, &len);
+	EVP_PKEY_free(key);
+	assert_int_equal(ck_csr_parse_ex(der, len, CK_CSR_NO_PUBKEY,
+	    &m->csr), 0);
+	free(der);
+	m->t.spki_der = m->csr->spki_der;
+	m->t.spki_der_len = m->csr->spki_der_len;
+	m->t.spki_alg = m->csr->spki_alg;
+	m->t.spki_key = m->csr->spki_key;
+}
+
 static void
 tmpl_clear(struct tmpl *m)
 {
+	ck_csr_free(m->csr);
 	X509_NAME_free(m->subject);
 	OPENSSL_free(m->spki);
 	ck_names_clear(&m->sans);
@@ -773,6 +798,221 @@ test_serials_distinct(void **state)
 	X509_free(x);
 	tmpl_clear(&m);
 	assert_alive(f);
+}
+
+/* ---- cert-issue: serials reserved ahead, one call per certificate ---- */
+
+/* Reserve `n` serials as a service would: 0 and the reply, or the
+ * refusal's code. */
+static int
+reserve(struct fx *f, uint32_t n, struct signer_msg *rep,
+    unsigned char **body)
+{
+	struct signer_msg req;
+
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_SERIALS;
+	req.u.nserials = n;
+	return signer_proc_call(f->sp, &req, rep, body);
+}
+
+/* cert-issue of the template `m` (tls-server) with `serial` and the
+ * digest `d`, as a compromised service would send it: 0 and the
+ * certificate, or the refusal's code. */
+static int
+issue_raw(struct fx *f, struct tmpl *m, const struct signer_msg_serial *ser,
+    const unsigned char d[32], X509 **out)
+{
+	struct signer_msg req, rep;
+	struct signer_msg_prepare *q = calloc(1, sizeof(*q));
+	unsigned char *body = NULL, *subj = NULL;
+	const unsigned char *p;
+	int r, n;
+
+	assert_non_null(q);
+	q->kind = SIGNER_CERT_PROFILE;
+	snprintf(q->profile, sizeof(q->profile), "tls-server");
+	n = i2d_X509_NAME(m->subject, &subj);
+	assert_true(n > 0);
+	q->subject = subj;
+	q->subject_len = (size_t)n;
+	q->spki = m->t.spki_der;
+	q->spki_len = m->t.spki_der_len;
+	q->not_before = m->t.not_before;
+	q->not_after = m->t.not_after;
+	q->is_ca = m->t.is_ca ? 1 : 0;
+	q->path_len = m->t.path_len;
+	q->ku = m->t.ku;
+	q->neku = 1;
+	snprintf(q->eku[0], sizeof(q->eku[0]), "serverAuth");
+	q->nsans = 1;
+	q->sans = calloc(1, sizeof(*q->sans));
+	assert_non_null(q->sans);
+	q->sans[0].type = CK_NAME_DNS;
+	snprintf(q->sans[0].value, sizeof(q->sans[0].value), "%s",
+	    m->sans.v[0].value);
+	snprintf(q->crl_url, sizeof(q->crl_url), "%s", m->t.crl_url);
+	snprintf(q->ocsp_url, sizeof(q->ocsp_url), "%s", m->t.ocsp_url);
+	snprintf(q->issuer_url, sizeof(q->issuer_url), "%s",
+	    m->t.issuer_url);
+	memcpy(q->serial, ser->v, ser->len);
+	q->serial_len = ser->len;
+	memcpy(q->digest, d, 32);
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_ISSUE;
+	req.u.prepare = q;
+	r = signer_proc_call(f->sp, &req, &rep, &body);
+	free(q->sans);
+	free(q);
+	OPENSSL_free(subj);
+	*out = NULL;
+	if (r != 0)
+		return r;
+	assert_int_equal(rep.type, SIGNER_MSG_R_DER);
+	p = rep.u.der.buf;
+	*out = d2i_X509(NULL, &p, (long)rep.u.der.len);
+	assert_non_null(*out);
+	signer_msg_clear(&rep);
+	free(body);
+	return 0;
+}
+
+/* The SHA-256 of a certificate's TBS as signed. */
+static void
+tbs_sha256(X509 *x, unsigned char d[32])
+{
+	unsigned char *der = NULL;
+	int n = i2d_re_X509_tbs(x, &der);
+
+	assert_true(n > 0);
+	assert_int_equal(EVP_Digest(der, (size_t)n, d, NULL, EVP_sha256(),
+	    NULL), 1);
+	OPENSSL_free(der);
+}
+
+/* The service's path: the serial is one the signer reserved, the
+ * certificate carries it, and its TBS is the one whose digest the
+ * service logged. */
+static void
+test_issue_reserved(void **state)
+{
+	struct fx *f = *state;
+	struct signer_pending *p;
+	struct tmpl m;
+	unsigned char d[32], d2[32], *der = NULL;
+	const unsigned char *q;
+	char want[CK_SERIAL_HEX_MAX], got[CK_SERIAL_HEX_MAX];
+	size_t len = 0, i;
+	X509 *x;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	tmpl_csr(&m);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(signer_cert_prepare_der(f->ca->signer, &m.t,
+		    &p, d), 0);
+		snprintf(want, sizeof(want), "%s", signer_pending_serial(p));
+		assert_int_equal(signer_cert_sign(f->ca->signer, p, &der,
+		    &len), 0);
+		q = der;
+		assert_non_null(x = d2i_X509(NULL, &q, (long)len));
+		assert_int_equal(ck_serial_to_hex(X509_get0_serialNumber(x),
+		    got), 0);
+		assert_string_equal(got, want);
+		tbs_sha256(x, d2);
+		assert_memory_equal(d, d2, 32);
+		assert_int_equal(X509_verify(x, X509_get0_pubkey(
+		    f->ca->cert)), 1);
+		X509_free(x);
+		OPENSSL_free(der);
+		der = NULL;
+	}
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
+/* A compromised service with cert-issue: a serial never reserved, one
+ * used already, a digest that is not the TBS's, a template outside the
+ * profile with a good serial: each refused, the signer stays up; a
+ * serial is used up by a refused request too. Reservations are bounded. */
+static void
+test_issue_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct signer_msg rep;
+	struct signer_msg_serial ser[4], forged;
+	unsigned char *body = NULL, d[32];
+	struct tmpl m;
+	X509 *x = NULL;
+	uint32_t i;
+	int n;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	assert_int_equal(reserve(f, 4, &rep, &body), 0);
+	assert_int_equal(rep.type, SIGNER_MSG_R_SERIALS);
+	assert_int_equal(rep.u.serials.n, 4);
+	assert_true(rep.u.serials.sigalg_len > 0);
+	for (i = 0; i < 4; i++)
+		ser[i] = rep.u.serials.v[i];
+	signer_msg_clear(&rep);
+	free(body);
+
+	/* A digest that is not that of the TBS the signer builds (the
+	 * service would have logged something else than what is signed)... */
+	memset(d, 0, sizeof(d));
+	assert_int_equal(issue_raw(f, &m, &ser[0], d, &x), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "TBS digest");
+	assert_alive(f);
+	/* ... and that refusal used ser[0] up. */
+	assert_int_equal(issue_raw(f, &m, &ser[0], d, &x), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "did not reserve, or used already");
+	/* A serial never reserved. */
+	forged = ser[1];
+	forged.v[forged.len - 1] ^= 1;
+	assert_int_equal(issue_raw(f, &m, &forged, d, &x), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "did not reserve");
+	assert_alive(f);
+
+	/* CA:TRUE with a good serial: refused by the profile check. */
+	m.t.is_ca = 1;
+	m.t.path_len = 0;
+	assert_int_equal(issue_raw(f, &m, &ser[2], d, &x), CK_E_POLICY);
+	assert_null(x);
+	assert_alive(f);
+	m.t.is_ca = 0;
+	m.t.path_len = -1;
+	/* ser[2] is gone with it. */
+	assert_int_equal(issue_raw(f, &m, &ser[2], d, &x), CK_E_POLICY);
+	assert_contains(ck_err_msg(), "used already");
+
+	/* Reservations are bounded: past SIGNER_RESERVED_MAX unused ones,
+	 * refused (the rest expire after SIGNER_RESERVE_TTL). */
+	for (n = 0; n < SIGNER_RESERVED_MAX / SIGNER_SERIALS_MAX + 1; n++) {
+		int r = reserve(f, SIGNER_SERIALS_MAX, &rep, &body);
+		if (r != 0) {
+			assert_int_equal(r, CK_E_BUSY);
+			assert_contains(ck_err_msg(), "reserved and not used");
+			break;
+		}
+		signer_msg_clear(&rep);
+		free(body);
+	}
+	assert_true(n < SIGNER_RESERVED_MAX / SIGNER_SERIALS_MAX + 1);
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
+/* A reservation of 0 or of more than SIGNER_SERIALS_MAX is malformed. */
+static void
+test_kill_serials_count(void **state)
+{
+	struct fx *f = *state;
+	unsigned char msg[SIGNER_MSG_HDR + 4] = { 0 };
+
+	hdr(msg, SIGNER_MSG_SERIALS, 7, 4);
+	msg[SIGNER_MSG_HDR + 2] = (SIGNER_SERIALS_MAX + 1) >> 8;
+	msg[SIGNER_MSG_HDR + 3] = (SIGNER_SERIALS_MAX + 1) & 0xff;
+	send_raw(f, msg, sizeof(msg));
+	assert_killed(f);
 }
 
 /* V5: the responder certificate's subject is certkeepd's, no other (it
@@ -1566,6 +1806,12 @@ main(void)
 		cmocka_unit_test(test_budget_holds),
 		cmocka_unit_test_setup_teardown(test_kill_serial_field,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_issue_reserved, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_issue_refusals, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kill_serials_count, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_serials_distinct,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_types, setup,
