@@ -41,11 +41,17 @@ struct signer {
 	 * (SIGNER_MSG_SERIALS), taken one per certificate, so that a
 	 * certificate costs one call (cert-issue) instead of two. */
 	pthread_mutex_t ser_mu;
-	struct signer_msg_serial ser[SIGNER_SERIALS_MAX];
-	unsigned nser;
-	int64_t ser_at;		/* when they were reserved (monotonic s) */
+	pthread_cond_t ser_cv;	/* a refill ended */
+	struct {
+		struct signer_msg_serial v;
+		int64_t at;	/* reserved at (monotonic s) */
+	} ser[2 * SIGNER_SERIALS_MAX];	/* a ring, oldest first */
+	unsigned ser_head, nser;
+	int refilling;		/* a thread asks for more (unlocked) */
+	int64_t refill_after;	/* after a failed refill: not before */
 	int issue_off;		/* the signer process cannot say its
-				 * signature algorithm: prepare there */
+				 * signature algorithm, or means another
+				 * issuer: prepare there */
 };
 
 struct signer_pending {
@@ -421,48 +427,119 @@ mono_s(void)
 	return (int64_t)ts.tv_sec;
 }
 
-/* A reserved serial into *out; lock held. 1 if one was taken, 0 if this
- * signer process cannot serve cert-issue (prepare through it instead). */
+#define SER_RING (2 * SIGNER_SERIALS_MAX)
+/* Ask for more when fewer are left, so that the others keep taking. */
+#define SER_LOW (SIGNER_SERIALS_MAX / 4)
+
+/* SHA-256 of the issuer's side of the TBS (name, key identifier), for
+ * both sides to see they build TBSs for the same issuer. */
+static void
+iss_digest(const struct ck_tbs_issuer *iss, unsigned char out[32])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+
+	memset(out, 0, 32);
+	if (c != NULL && EVP_DigestInit_ex(c, EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(c, iss->name_der, iss->name_len) == 1 &&
+	    EVP_DigestUpdate(c, iss->skid, iss->skid_len) == 1)
+		(void)EVP_DigestFinal_ex(c, out, NULL);
+	EVP_MD_CTX_free(c);
+}
+
+/* Take in a serials-reply; lock held. */
+static void
+serials_apply(struct signer *s, const struct signer_msg *rep)
+{
+	unsigned char mine[32];
+	uint32_t i;
+
+	iss_digest(&s->iss, mine);
+	if (rep->u.serials.sigalg_len == 0 || rep->u.serials.sigalg_len >
+	    sizeof(s->sigalg) || rep->u.serials.issuer_len != 32 ||
+	    memcmp(rep->u.serials.issuer, mine, 32) != 0 ||
+	    (s->sigalg_len != 0 && (rep->u.serials.sigalg_len !=
+	    s->sigalg_len || memcmp(s->sigalg, rep->u.serials.sigalg,
+	    s->sigalg_len) != 0))) {
+		/* It cannot say, or means another issuer or algorithm than
+		 * this service would build TBSs for: no digest of ours
+		 * would match. */
+		s->issue_off = 1;
+		return;
+	}
+	/* Written once, before any thread has a serial to build with. */
+	if (s->sigalg_len == 0) {
+		memcpy(s->sigalg, rep->u.serials.sigalg,
+		    rep->u.serials.sigalg_len);
+		s->sigalg_len = rep->u.serials.sigalg_len;
+	}
+	for (i = 0; i < rep->u.serials.n && s->nser < SER_RING; i++) {
+		unsigned k = (s->ser_head + s->nser) % SER_RING;
+		s->ser[k].v = rep->u.serials.v[i];
+		s->ser[k].at = mono_s();
+		s->nser++;
+	}
+}
+
+/*
+ * A reserved serial into *out: 1 if one was taken, 0 if the caller
+ * prepares through the signer process instead (it cannot serve
+ * cert-issue, or reserves no more just now: too many outstanding, or
+ * gone), never an error. Serials near the end of their reservation are
+ * dropped; the thread that finds few left asks for more, while the
+ * others go on taking.
+ */
 static int
-serial_take_locked(struct signer *s, struct signer_msg_serial *out)
+serial_take(struct signer *s, struct signer_msg_serial *out)
 {
 	struct signer_msg req, rep;
 	unsigned char *body = NULL;
-	uint32_t i;
-	int r;
+	int r, ok = 0;
 
-	if (s->nser > 0 && mono_s() - s->ser_at > SIGNER_RESERVE_TTL / 2)
-		s->nser = 0;	/* near their end in the signer: drop */
-	if (s->nser == 0) {
-		memset(&req, 0, sizeof(req));
-		req.type = SIGNER_MSG_SERIALS;
-		req.u.nserials = SIGNER_SERIALS_MAX;
-		if ((r = remote_call(s, &req, SIGNER_MSG_R_SERIALS, &rep,
-		    &body)) != 0)
-			return r;
-		if (rep.u.serials.sigalg_len == 0 ||
-		    (s->sigalg_len != 0 && (rep.u.serials.sigalg_len !=
-		    s->sigalg_len || memcmp(s->sigalg, rep.u.serials.sigalg,
-		    s->sigalg_len) != 0))) {
-			/* It cannot say, or it says something new: no
-			 * TBS of ours would match. */
-			s->issue_off = 1;
-			signer_msg_clear(&rep);
-			free(body);
-			return 0;
+	pthread_mutex_lock(&s->ser_mu);
+	for (;;) {
+		while (s->nser > 0 && mono_s() - s->ser[s->ser_head].at >
+		    SIGNER_RESERVE_TTL / 2) {
+			s->ser_head = (s->ser_head + 1) % SER_RING;
+			s->nser--;
 		}
-		memcpy(s->sigalg, rep.u.serials.sigalg,
-		    rep.u.serials.sigalg_len);
-		s->sigalg_len = rep.u.serials.sigalg_len;
-		for (i = 0; i < rep.u.serials.n; i++)
-			s->ser[i] = rep.u.serials.v[i];
-		s->nser = rep.u.serials.n;
-		s->ser_at = mono_s();
-		signer_msg_clear(&rep);
-		free(body);
+		if (s->issue_off)
+			break;
+		if (s->nser < SER_LOW && !s->refilling &&
+		    mono_s() >= s->refill_after) {
+			s->refilling = 1;
+			pthread_mutex_unlock(&s->ser_mu);
+			memset(&req, 0, sizeof(req));
+			req.type = SIGNER_MSG_SERIALS;
+			req.u.nserials = SIGNER_SERIALS_MAX;
+			r = remote_call(s, &req, SIGNER_MSG_R_SERIALS, &rep,
+			    &body);
+			pthread_mutex_lock(&s->ser_mu);
+			s->refilling = 0;
+			pthread_cond_broadcast(&s->ser_cv);
+			if (r != 0) {
+				s->refill_after = mono_s() + 1;
+				ck_err_clear();
+			} else {
+				serials_apply(s, &rep);
+				signer_msg_clear(&rep);
+				free(body);
+				body = NULL;
+			}
+			continue;
+		}
+		if (s->nser > 0) {
+			*out = s->ser[s->ser_head].v;
+			s->ser_head = (s->ser_head + 1) % SER_RING;
+			s->nser--;
+			ok = 1;
+			break;
+		}
+		if (!s->refilling)
+			break;		/* none, and none coming for now */
+		pthread_cond_wait(&s->ser_cv, &s->ser_mu);
 	}
-	*out = s->ser[--s->nser];
-	return 1;
+	pthread_mutex_unlock(&s->ser_mu);
+	return ok;
 }
 
 /* An INTEGER from a serial's content octets. */
@@ -521,15 +598,12 @@ remote_issue_prepare(struct signer *s, const struct ck_cert_template *t,
 	int r;
 
 	if (t->service_tls || t->spki_der == NULL || t->spki_alg == NULL ||
-	    t->spki_key == NULL || s->iss.name_der == NULL || s->issue_off)
+	    t->spki_key == NULL || s->iss.name_der == NULL)
 		return 1;
 	if ((r = serial_unset(t)) != 0 || (r = check_limits(s, t)) != 0)
 		return r;
-	pthread_mutex_lock(&s->ser_mu);
-	r = s->issue_off ? 0 : serial_take_locked(s, &ser);
-	pthread_mutex_unlock(&s->ser_mu);
-	if (r <= 0)
-		return r == 0 ? 1 : r;
+	if (!serial_take(s, &ser))
+		return 1;
 	if ((p = calloc(1, sizeof(*p))) == NULL ||
 	    (q = calloc(1, sizeof(*q))) == NULL) {
 		r = CK_E_NOMEM;
@@ -730,6 +804,7 @@ signer_new_remote(struct signer_proc *sp, X509 *cert, struct signer **out)
 	}
 	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_mutex_init(&s->ser_mu, NULL);
+	pthread_cond_init(&s->ser_cv, NULL);
 	s->proc = sp;
 	s->cert = cert;
 	fast_set_issuer(s);
@@ -765,8 +840,10 @@ signer_free(struct signer *s)
 	while (s->npool > 0)
 		EVP_PKEY_CTX_free(s->pool[--s->npool]);
 	pthread_mutex_destroy(&s->pool_mu);
-	if (s->proc != NULL)
+	if (s->proc != NULL) {
 		pthread_mutex_destroy(&s->ser_mu);
+		pthread_cond_destroy(&s->ser_cv);
+	}
 	OPENSSL_cleanse(s->ser, sizeof(s->ser));
 	EVP_MD_free(s->sha256);
 	EVP_MD_free(s->md);
@@ -1021,10 +1098,12 @@ fail:
 }
 
 size_t
-signer_sigalg(const struct signer *s, const unsigned char **der)
+signer_sigalg(const struct signer *s, const unsigned char **der,
+    unsigned char issuer[32])
 {
 	if (s->proc != NULL || s->iss.name_der == NULL)
 		return 0;
+	iss_digest(&s->iss, issuer);
 	*der = s->sigalg;
 	return s->sigalg_len;
 }

@@ -110,8 +110,10 @@ int signer_cert_issue_der(struct signer *s, const struct ck_cert_template *t,
 
 /* The AlgorithmIdentifier (DER) of the signer's TBS-to-DER path: its
  * length and *der, or 0 if it has none (or the key is in the signer
- * process). */
-size_t signer_sigalg(const struct signer *s, const unsigned char **der);
+ * process); `issuer` gets the SHA-256 of the issuer's name and key
+ * identifier as that path writes them. */
+size_t signer_sigalg(const struct signer *s, const unsigned char **der,
+    unsigned char issuer[32]);
 
 /* Sign a prepared certificate; always consumes `p`. *der caller frees. */
 int signer_cert_sign(struct signer *s, struct signer_pending *p,

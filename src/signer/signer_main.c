@@ -908,6 +908,7 @@ do_serials(struct sctx *c, const struct signer_msg *m)
 	struct signer_msg rep;
 	struct signer_msg_serial *v;
 	ASN1_INTEGER *ai = NULL;
+	unsigned char issuer[32];
 	char hex[CK_SERIAL_HEX_MAX];
 	int64_t now = mono_now();
 	uint32_t i, n = m->u.nserials;
@@ -915,12 +916,7 @@ do_serials(struct sctx *c, const struct signer_msg *m)
 
 	if ((v = calloc(n, sizeof(*v))) == NULL)
 		die("out of memory");
-	pthread_mutex_lock(&c->pmu);
-	if (c->nrsv + n > SIGNER_RESERVED_MAX)
-		rsv_expire(c, now);
-	if (c->nrsv + n > SIGNER_RESERVED_MAX)
-		r = ck_err_set(CK_E_BUSY, "%u serials reserved and not used "
-		    "(at most %d)", c->nrsv, SIGNER_RESERVED_MAX);
+	/* Drawn before the lock: it also guards the handles. */
 	for (i = 0; r == 0 && i < n; i++) {
 		if ((r = ck_serial_random(&ai, hex)) != 0)
 			break;
@@ -928,10 +924,24 @@ do_serials(struct sctx *c, const struct signer_msg *m)
 		memcpy(v[i].v, ASN1_STRING_get0_data(ai), v[i].len);
 		ASN1_INTEGER_free(ai);
 		ai = NULL;
+	}
+	pthread_mutex_lock(&c->pmu);
+	if (r == 0 && c->nrsv + n > SIGNER_RESERVED_MAX)
+		rsv_expire(c, now);
+	if (r == 0 && c->nrsv + n > SIGNER_RESERVED_MAX)
+		r = ck_err_set(CK_E_BUSY, "%u serials reserved and not used "
+		    "(at most %d)", c->nrsv, SIGNER_RESERVED_MAX);
+	for (i = 0; r == 0 && i < n; i++) {
+		/* 127 random bits drawn twice would be reserved once, and
+		 * the reply would name it twice: refused instead. */
 		if ((slot = rsv_find(c, v[i].v, v[i].len, 1)) < 0 ||
 		    c->rsv[slot].len != 0) {
-			i--;	/* 127 random bits twice: draw again */
-			continue;
+			while (i-- > 0)
+				rsv_remove(c, (size_t)rsv_find(c, v[i].v,
+				    v[i].len, 0));
+			r = ck_err_set(CK_E_CRYPTO, "the random serials "
+			    "repeat");
+			break;
 		}
 		memcpy(c->rsv[slot].v, v[i].v, v[i].len);
 		c->rsv[slot].len = (uint8_t)v[i].len;
@@ -946,7 +956,11 @@ do_serials(struct sctx *c, const struct signer_msg *m)
 		rep.type = SIGNER_MSG_R_SERIALS;
 		rep.id = m->id;
 		rep.u.serials.sigalg_len = signer_sigalg(c->sg,
-		    &rep.u.serials.sigalg);
+		    &rep.u.serials.sigalg, issuer);
+		if (rep.u.serials.sigalg_len > 0) {
+			rep.u.serials.issuer = issuer;
+			rep.u.serials.issuer_len = 32;
+		}
 		rep.u.serials.n = n;
 		rep.u.serials.v = v;
 		send_msg(c, &rep);

@@ -32,8 +32,8 @@ static const struct {
 	    SIGNER_SERIAL_MAX },
 	{ SIGNER_MSG_R_DER, "der", 4 + SIGNER_DER_MAX },
 	{ SIGNER_MSG_R_STATUS, "status-reply", 1 + 4 + 255 },
-	{ SIGNER_MSG_R_SERIALS, "serials-reply", 4 + SIGNER_SIGALG_MAX + 4 +
-	    SIGNER_SERIALS_MAX * (4 + SIGNER_SERIAL_MAX) },
+	{ SIGNER_MSG_R_SERIALS, "serials-reply", 4 + SIGNER_SIGALG_MAX +
+	    4 + 32 + 4 + SIGNER_SERIALS_MAX * (4 + SIGNER_SERIAL_MAX) },
 };
 
 const char *
@@ -69,8 +69,11 @@ signer_msg_cost(unsigned type, size_t len)
 	case SIGNER_MSG_CERT_SIGN:
 	case SIGNER_MSG_CERT_ABORT:
 	case SIGNER_MSG_CMS_SIGN:
-	case SIGNER_MSG_SERIALS:
 		return len;
+	case SIGNER_MSG_SERIALS:
+		/* The serials drawn and their reply. */
+		return len + SIGNER_SERIALS_MAX *
+		    (sizeof(struct signer_msg_serial) + 4 + SIGNER_SERIAL_MAX);
 	case SIGNER_MSG_CERT_PREPARE:
 	case SIGNER_MSG_CERT_ISSUE:
 		return len + sizeof(struct signer_msg_prepare) +
@@ -253,6 +256,7 @@ signer_msg_encode(const struct signer_msg *m, struct signer_buf *b)
 	case SIGNER_MSG_R_SERIALS:
 		put_bytes(b, m->u.serials.sigalg, m->u.serials.sigalg_len,
 		    SIGNER_SIGALG_MAX);
+		put_bytes(b, m->u.serials.issuer, m->u.serials.issuer_len, 32);
 		if (m->u.serials.n > SIGNER_SERIALS_MAX) {
 			b->err = CK_E_TOOBIG;
 			break;
@@ -550,6 +554,11 @@ dec_serials(struct cur *c, struct signer_msg *m)
 
 	m->u.serials.sigalg = get_bytes(c, 0, SIGNER_SIGALG_MAX,
 	    &m->u.serials.sigalg_len, "sigalg");
+	m->u.serials.issuer = get_bytes(c, 0, 32, &m->u.serials.issuer_len,
+	    "issuer");
+	if (!c->bad && m->u.serials.issuer_len != (m->u.serials.sigalg_len ?
+	    32u : 0u))
+		fail(c, "issuer");
 	m->u.serials.n = get_u32(c, "count");
 	if (c->bad || m->u.serials.n == 0 ||
 	    m->u.serials.n > SIGNER_SERIALS_MAX) {

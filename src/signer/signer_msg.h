@@ -213,6 +213,10 @@ struct signer_msg {
 			 * prepares through the signer). */
 			const unsigned char *sigalg;
 			size_t sigalg_len;
+			/* SHA-256 of the issuer name and key identifier
+			 * its TBSs carry (empty with an empty sigalg) */
+			const unsigned char *issuer;
+			size_t issuer_len;
 			uint32_t n;
 			struct signer_msg_serial *v;	/* owned (decoder) */
 		} serials;

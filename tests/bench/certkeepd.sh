@@ -24,6 +24,7 @@
 # token directory in the scratch directory, the key generated there).
 # signer.sh runs them all and prints the ratios.
 # CEILING=0 skips step 1 (the ratio column is then 0).
+# SERVER_SET="signers = 8; threads = 2" adds [server] settings.
 # CONCURRENCY="1 8 64" DURATION=10 WARMUP=2 NCSR=2000 KEEP=1
 # (keep the scratch directory), PERF=1 (perf record certkeepd during each
 # issuance run, then print its hottest functions and keep perf.data in
@@ -96,6 +97,13 @@ ckp init --home "$home" --root --subject "CN=certkeep bench CA" --key-type "$kt"
 sed -i -e 's/^api_listen = .*/api_listen = 127.0.0.1:0/' \
     -e 's/^http_listen = .*/http_listen = 127.0.0.1:0/' \
     -e 's/^max_per_ip = .*/max_per_ip = 0/' "$home/certkeep.conf"
+# SERVER_SET="signers = 8; threads = 2": more [server] settings.
+if [ -n "${SERVER_SET:-}" ]; then
+	IFS=';' read -ra sets <<<"$SERVER_SET"
+	for kv in "${sets[@]}"; do
+		sed -i "/^\[server\]/a ${kv# }" "$home/certkeep.conf"
+	done
+fi
 if [ "$mode" = inprocess ]; then
 	# What 'certkeep service start' runs, with the benchmark-only flag.
 	"$build/certkeepd" --home "$home" --signer-inprocess \

@@ -254,13 +254,37 @@ test_others(void **state)
 		m.u.serials.sigalg = (const unsigned char *)
 		    "\x30\x0a\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02";
 		m.u.serials.sigalg_len = 12;
+		m.u.serials.issuer = (const unsigned char *)
+		    "0123456789abcdef0123456789abcdef";
+		m.u.serials.issuer_len = 32;
 		m.u.serials.n = 2;
 		m.u.serials.v = v;
 		roundtrip(&m, &d, &b);
 		assert_int_equal(d.u.serials.n, 2);
 		assert_int_equal(d.u.serials.sigalg_len, 12);
 		assert_memory_equal(d.u.serials.v[1].v, "\x00\x80", 2);
+		assert_memory_equal(d.u.serials.issuer, m.u.serials.issuer,
+		    32);
 		signer_msg_clear(&d);
+		/* The issuer's digest goes with an algorithm, and only. */
+		m.u.serials.issuer_len = 31;
+		assert_int_equal(signer_msg_encode(&m, &b), 0);
+		assert_int_equal(signer_msg_decode(m.type, 10,
+		    b.p + SIGNER_MSG_HDR, b.len - SIGNER_MSG_HDR, &d),
+		    CK_E_PARSE);
+		signer_msg_clear(&d);
+		m.u.serials.sigalg_len = 0;
+		m.u.serials.issuer_len = 32;
+		assert_int_equal(signer_msg_encode(&m, &b), 0);
+		assert_int_equal(signer_msg_decode(m.type, 10,
+		    b.p + SIGNER_MSG_HDR, b.len - SIGNER_MSG_HDR, &d),
+		    CK_E_PARSE);
+		signer_msg_clear(&d);
+		m.u.serials.issuer_len = 0;
+		roundtrip(&m, &d, &b);
+		signer_msg_clear(&d);
+		m.u.serials.sigalg_len = 12;
+		m.u.serials.issuer_len = 32;
 		/* A serial with its sign bit set, and none at all. */
 		v[1].v[1] = 0x01;
 		assert_int_equal(signer_msg_encode(&m, &b), 0);

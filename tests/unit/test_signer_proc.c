@@ -902,12 +902,14 @@ test_issue_reserved(void **state)
 	unsigned char d[32], d2[32], *der = NULL;
 	const unsigned char *q;
 	char want[CK_SERIAL_HEX_MAX], got[CK_SERIAL_HEX_MAX];
-	size_t len = 0, i;
+	static char seen[SIGNER_SERIALS_MAX + 40][CK_SERIAL_HEX_MAX];
+	size_t len = 0, i, k;
 	X509 *x;
 
 	tmpl_init(&m, f->ca, "CN=www.example.com");
 	tmpl_csr(&m);
-	for (i = 0; i < 3; i++) {
+	/* Past a batch of reserved serials: refilled on the way. */
+	for (i = 0; i < SIGNER_SERIALS_MAX + 40; i++) {
 		assert_int_equal(signer_cert_prepare_der(f->ca->signer, &m.t,
 		    &p, d), 0);
 		snprintf(want, sizeof(want), "%s", signer_pending_serial(p));
@@ -918,6 +920,9 @@ test_issue_reserved(void **state)
 		assert_int_equal(ck_serial_to_hex(X509_get0_serialNumber(x),
 		    got), 0);
 		assert_string_equal(got, want);
+		for (k = 0; k < i; k++)
+			assert_string_not_equal(seen[k], got);
+		snprintf(seen[i], sizeof(seen[i]), "%s", got);
 		tbs_sha256(x, d2);
 		assert_memory_equal(d, d2, 32);
 		assert_int_equal(X509_verify(x, X509_get0_pubkey(
@@ -997,6 +1002,11 @@ test_issue_refusals(void **state)
 		free(body);
 	}
 	assert_true(n < SIGNER_RESERVED_MAX / SIGNER_SERIALS_MAX + 1);
+	/* The service's path then falls back on cert-prepare: issuance
+	 * goes on. */
+	tmpl_csr(&m);
+	assert_int_equal(try_issue(f, &m, &x), 0);
+	X509_free(x);
 	tmpl_clear(&m);
 	assert_alive(f);
 }
