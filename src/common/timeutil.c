@@ -12,6 +12,15 @@ ck_time_now(void)
 	return (int64_t)time(NULL);
 }
 
+int64_t
+ck_time_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
 int
 ck_time_parse(const char *s, int64_t *out)
 {

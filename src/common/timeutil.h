@@ -10,6 +10,10 @@
 /* Now, in seconds since the epoch (UTC). */
 int64_t ck_time_now(void);
 
+/* Seconds on the monotonic clock (for ages and deadlines: a step of the
+ * wall clock does not move it). */
+int64_t ck_time_mono(void);
+
 /*
  * Parse "YYYY-MM-DD", "YYYY-MM-DDTHH:MM:SSZ" or "YYYY-MM-DD HH:MM:SS" (UTC).
  * Returns 0 and sets *out, or CK_E_PARSE.

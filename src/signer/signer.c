@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "common/err.h"
+#include "common/timeutil.h"
 #include "keystore/pkcs11.h"
 #include "signer/signer_proc.h"
 #include "x509/keygen.h"
@@ -418,15 +419,6 @@ remote_abort(struct signer_pending *p)
 
 static int check_limits(struct signer *s, const struct ck_cert_template *t);
 
-static int64_t
-mono_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 #define SER_RING (2 * SIGNER_SERIALS_MAX)
 /* Ask for more when fewer are left, so that the others keep taking. */
 #define SER_LOW (SIGNER_SERIALS_MAX / 4)
@@ -475,7 +467,7 @@ serials_apply(struct signer *s, const struct signer_msg *rep)
 	for (i = 0; i < rep->u.serials.n && s->nser < SER_RING; i++) {
 		unsigned k = (s->ser_head + s->nser) % SER_RING;
 		s->ser[k].v = rep->u.serials.v[i];
-		s->ser[k].at = mono_s();
+		s->ser[k].at = ck_time_mono();
 		s->nser++;
 	}
 }
@@ -497,7 +489,7 @@ serial_take(struct signer *s, struct signer_msg_serial *out)
 
 	pthread_mutex_lock(&s->ser_mu);
 	for (;;) {
-		while (s->nser > 0 && mono_s() - s->ser[s->ser_head].at >
+		while (s->nser > 0 && ck_time_mono() - s->ser[s->ser_head].at >
 		    SIGNER_RESERVE_TTL / 2) {
 			s->ser_head = (s->ser_head + 1) % SER_RING;
 			s->nser--;
@@ -505,7 +497,7 @@ serial_take(struct signer *s, struct signer_msg_serial *out)
 		if (s->issue_off)
 			break;
 		if (s->nser < SER_LOW && !s->refilling &&
-		    mono_s() >= s->refill_after) {
+		    ck_time_mono() >= s->refill_after) {
 			s->refilling = 1;
 			pthread_mutex_unlock(&s->ser_mu);
 			memset(&req, 0, sizeof(req));
@@ -517,7 +509,7 @@ serial_take(struct signer *s, struct signer_msg_serial *out)
 			s->refilling = 0;
 			pthread_cond_broadcast(&s->ser_cv);
 			if (r != 0) {
-				s->refill_after = mono_s() + 1;
+				s->refill_after = ck_time_mono() + 1;
 				ck_err_clear();
 			} else {
 				serials_apply(s, &rep);

@@ -35,6 +35,7 @@
 
 #include "ca/ca.h"
 #include "common/err.h"
+#include "common/timeutil.h"
 #include "common/fsutil.h"
 #include "common/privs.h"
 #include "common/secmem.h"
@@ -831,15 +832,6 @@ out:
 
 /* Reserved serials (cert-issue) */
 
-static int64_t
-mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec;
-}
-
 #define RSV_SLOTS (2 * SIGNER_RESERVED_MAX)
 
 /* The slot of serial v: the first of its probe sequence that holds it,
@@ -910,7 +902,7 @@ do_serials(struct sctx *c, const struct signer_msg *m)
 	ASN1_INTEGER *ai = NULL;
 	unsigned char issuer[32];
 	char hex[CK_SERIAL_HEX_MAX];
-	int64_t now = mono_now();
+	int64_t now = ck_time_mono();
 	uint32_t i, n = m->u.nserials;
 	int r = 0, slot;
 
@@ -977,7 +969,7 @@ rsv_take(struct sctx *c, const unsigned char *v, size_t len)
 
 	pthread_mutex_lock(&c->pmu);
 	if ((slot = rsv_find(c, v, len, 0)) >= 0) {
-		ok = mono_now() - c->rsv[slot].at <= SIGNER_RESERVE_TTL;
+		ok = ck_time_mono() - c->rsv[slot].at <= SIGNER_RESERVE_TTL;
 		rsv_remove(c, (size_t)slot);
 	}
 	pthread_mutex_unlock(&c->pmu);
