@@ -1011,6 +1011,42 @@ test_issue_refusals(void **state)
 	assert_alive(f);
 }
 
+/* A service whose CA certificate is not the signer's (another issuer)
+ * would build TBSs the signer never signs: the issuer digest in the
+ * serials reply turns cert-issue off, and issuance goes through
+ * cert-prepare, with the signer's own issuer, instead of failing. */
+static void
+test_issue_other_issuer(void **state)
+{
+	struct fx *f = *state;
+	struct ck_ca *other = NULL;
+	struct signer *s = NULL;
+	struct signer_pending *p;
+	struct tmpl m;
+	unsigned char d[32], *der = NULL;
+	const unsigned char *q;
+	size_t len = 0;
+	X509 *x;
+
+	assert_int_equal(ck_ca_open(g.other, &other), 0);
+	assert_int_equal(signer_new_remote(f->sp, other->cert, &s), 0);
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	tmpl_csr(&m);
+	assert_int_equal(signer_cert_prepare_der(s, &m.t, &p, d), 0);
+	assert_int_equal(signer_cert_sign(s, p, &der, &len), 0);
+	q = der;
+	assert_non_null(x = d2i_X509(NULL, &q, (long)len));
+	assert_int_equal(X509_NAME_cmp(X509_get_issuer_name(x),
+	    X509_get_subject_name(f->ca->cert)), 0);
+	assert_int_equal(X509_verify(x, X509_get0_pubkey(f->ca->cert)), 1);
+	X509_free(x);
+	OPENSSL_free(der);
+	signer_free(s);
+	ck_ca_close(other);
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
 /* A reservation of 0 or of more than SIGNER_SERIALS_MAX is malformed. */
 static void
 test_kill_serials_count(void **state)
@@ -1819,6 +1855,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_issue_reserved, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_issue_refusals, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_issue_other_issuer, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_serials_count, setup,
 		    teardown),
