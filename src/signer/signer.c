@@ -162,35 +162,53 @@ fast_set_issuer(struct signer *s)
 
 /* The signer process (signer_proc.h): the same operations as requests. */
 
+/* A request encoded before (its id is set here) and a reply of type
+ * `want`, or an error. */
 static int
-remote_call(struct signer *s, const struct signer_msg *req, unsigned want,
+remote_call_buf(struct signer *s, struct signer_buf *b, unsigned want,
     struct signer_msg *rep, unsigned char **body)
 {
 	int r;
 
-	if ((r = signer_proc_call(s->proc, req, rep, body)) != 0)
+	if ((r = signer_proc_call_encoded(s->proc, b, rep, body)) != 0)
 		return r;
 	if (rep->type != want) {
 		signer_msg_clear(rep);
 		free(*body);
 		*body = NULL;
 		return ck_err_set(CK_E_INTERNAL, "the signer process answered "
-		    "%s with %s", signer_msg_type_name(req->type),
-		    signer_msg_type_name(rep->type));
+		    "%s with %s", signer_msg_type_name((unsigned)b->p[0] << 8 |
+		    b->p[1]), signer_msg_type_name(rep->type));
 	}
 	return 0;
 }
 
-/* A DER reply into a buffer of the caller's (OPENSSL_free). */
 static int
-remote_der(struct signer *s, const struct signer_msg *req,
-    unsigned char **der, size_t *der_len)
+remote_call(struct signer *s, const struct signer_msg *req, unsigned want,
+    struct signer_msg *rep, unsigned char **body)
+{
+	struct signer_buf b = { 0 };
+	int r;
+
+	memset(rep, 0, sizeof(*rep));
+	*body = NULL;
+	if ((r = signer_msg_encode(req, &b)) == 0)
+		r = remote_call_buf(s, &b, want, rep, body);
+	signer_buf_free(&b);
+	return r;
+}
+
+/* A DER reply to an encoded request into a buffer of the caller's
+ * (OPENSSL_free). */
+static int
+remote_der_buf(struct signer *s, struct signer_buf *b, unsigned char **der,
+    size_t *der_len)
 {
 	struct signer_msg rep;
 	unsigned char *body = NULL, *buf;
 	int r;
 
-	if ((r = remote_call(s, req, SIGNER_MSG_R_DER, &rep, &body)) != 0)
+	if ((r = remote_call_buf(s, b, SIGNER_MSG_R_DER, &rep, &body)) != 0)
 		return r;
 	if ((buf = OPENSSL_memdup(rep.u.der.buf, rep.u.der.len)) == NULL)
 		r = CK_E_NOMEM;
@@ -200,6 +218,19 @@ remote_der(struct signer *s, const struct signer_msg *req,
 	}
 	signer_msg_clear(&rep);
 	free(body);
+	return r;
+}
+
+static int
+remote_der(struct signer *s, const struct signer_msg *req,
+    unsigned char **der, size_t *der_len)
+{
+	struct signer_buf b = { 0 };
+	int r;
+
+	if ((r = signer_msg_encode(req, &b)) == 0)
+		r = remote_der_buf(s, &b, der, der_len);
+	signer_buf_free(&b);
 	return r;
 }
 
@@ -360,25 +391,7 @@ remote_sign(struct signer *s, struct signer_pending *p, unsigned char **der,
 	int r;
 
 	if (p->issue.len > 0) {
-		struct signer_msg rep;
-		unsigned char *body = NULL, *buf;
-
-		r = signer_proc_call_encoded(s->proc, &p->issue, &rep, &body);
-		if (r == 0 && rep.type != SIGNER_MSG_R_DER)
-			r = ck_err_set(CK_E_INTERNAL, "the signer process "
-			    "answered cert-issue with %s",
-			    signer_msg_type_name(rep.type));
-		else if (r == 0) {
-			if ((buf = OPENSSL_memdup(rep.u.der.buf,
-			    rep.u.der.len)) == NULL)
-				r = CK_E_NOMEM;
-			else {
-				*der = buf;
-				*der_len = rep.u.der.len;
-			}
-		}
-		signer_msg_clear(&rep);
-		free(body);
+		r = remote_der_buf(s, &p->issue, der, der_len);
 		signer_pending_free(p);
 		return r;
 	}
