@@ -170,6 +170,11 @@ int ck_issue_prepare(struct ck_ca *ca, const struct ck_issue_params *p,
     const struct ck_profile *extra, struct ck_issue_job **out);
 int ck_issue_log(struct ck_ca *ca, struct ck_issue_job *job);
 int ck_issue_sign(struct ck_ca *ca, struct ck_issue_job *job);
+/* sign for n jobs at once (one call to the signer process for them all),
+ * each with its own outcome: rs[i], and for an error its message in
+ * msgs[i] (msgsz bytes). */
+void ck_issue_sign_many(struct ck_ca *ca, struct ck_issue_job *const *jobs,
+    size_t n, int *rs, char *const *msgs, size_t msgsz);
 int ck_issue_record(struct ck_ca *ca, struct ck_issue_job *job);
 int ck_issue_record_failed(struct ck_ca *ca, struct ck_issue_job *job,
     const char *why);

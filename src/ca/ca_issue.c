@@ -209,6 +209,33 @@ ck_issue_sign(struct ck_ca *ca, struct ck_issue_job *j)
 	return r;
 }
 
+void
+ck_issue_sign_many(struct ck_ca *ca, struct ck_issue_job *const *jobs,
+    size_t n, int *rs, char *const *msgs, size_t msgsz)
+{
+	struct signer_pending *p[SIGNER_SIGN_MANY_MAX];
+	struct signer_signed o[SIGNER_SIGN_MANY_MAX];
+	size_t i, k, m;
+
+	for (i = 0; i < n; i += m) {
+		m = n - i < SIGNER_SIGN_MANY_MAX ? n - i : SIGNER_SIGN_MANY_MAX;
+		for (k = 0; k < m; k++) {
+			p[k] = jobs[i + k]->pend;
+			jobs[i + k]->pend = NULL;
+		}
+		signer_cert_sign_many(ca->signer, p, m, o);
+		for (k = 0; k < m; k++) {
+			struct ck_issue_job *j = jobs[i + k];
+			rs[i + k] = o[k].r;
+			if (o[k].r == 0) {
+				j->der = o[k].der;
+				j->der_len = o[k].len;
+			} else
+				snprintf(msgs[i + k], msgsz, "%s", o[k].msg);
+		}
+	}
+}
+
 int
 ck_issue_record(struct ck_ca *ca, struct ck_issue_job *j)
 {

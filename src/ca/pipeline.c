@@ -318,12 +318,19 @@ committer_main(void *arg)
 	return NULL;
 }
 
+/* The most a signing thread takes at once: one call to the signer
+ * process for them all. */
+#define PL_SIGN_MANY 32
+
 static void *
 signer_main(void *arg)
 {
 	struct ck_pipeline *pl = arg;
-	struct pl_item *it;
-	int r;
+	struct pl_item *it, *items[PL_SIGN_MANY];
+	struct ck_issue_job *jobs[PL_SIGN_MANY];
+	char *msgs[PL_SIGN_MANY];
+	int rs[PL_SIGN_MANY];
+	size_t i, n, want;
 
 	(void)pthread_setname_np(pthread_self(), "ck-sign");
 	for (;;) {
@@ -335,24 +342,35 @@ signer_main(void *arg)
 			finish(pl, it);
 			continue;
 		}
-		it = q_pop(&pl->signq);
-		if (it == NULL) {	/* stopping and nothing left */
+		/* A share of what waits, so that the other signing threads
+		 * (and the signer's) have theirs. */
+		want = (pl->signq.n + pl->nsigners - 1) / pl->nsigners;
+		if (want > PL_SIGN_MANY)
+			want = PL_SIGN_MANY;
+		for (n = 0; n < want && (it = q_pop(&pl->signq)) != NULL; n++)
+			items[n] = it;
+		if (n == 0) {	/* stopping and nothing left */
 			pthread_mutex_unlock(&pl->mu);
 			break;
 		}
 		pthread_mutex_unlock(&pl->mu);
-		ck_err_clear();
-		r = ck_issue_sign(pl->ca, it->job);
-		if (r == 0)
-			it->kind = PL_RECORD;
-		else {
-			it->kind = PL_RECORD_FAILED;
-			it->r = r;
-			snprintf(it->msg, sizeof(it->msg), "%s",
-			    ck_err_msg()[0] ? ck_err_msg() : ck_strerror(r));
+		for (i = 0; i < n; i++) {
+			jobs[i] = items[i]->job;
+			msgs[i] = items[i]->msg;
 		}
+		ck_err_clear();
+		ck_issue_sign_many(pl->ca, jobs, n, rs, msgs,
+		    sizeof(items[0]->msg));
 		pthread_mutex_lock(&pl->mu);
-		q_push(&pl->commitq, it);
+		for (i = 0; i < n; i++) {
+			if (rs[i] == 0)
+				items[i]->kind = PL_RECORD;
+			else {
+				items[i]->kind = PL_RECORD_FAILED;
+				items[i]->r = rs[i];
+			}
+			q_push(&pl->commitq, items[i]);
+		}
 		commit_wake(pl);
 		pthread_mutex_unlock(&pl->mu);
 	}

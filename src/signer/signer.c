@@ -1305,6 +1305,76 @@ out:
 	return r;
 }
 
+/* The outcome of a call that failed: its code and message. */
+static void
+signed_fail(struct signer_signed *o, int r)
+{
+	o->r = r;
+	snprintf(o->msg, sizeof(o->msg), "%s", ck_err_msg()[0] ?
+	    ck_err_msg() : ck_strerror(r));
+}
+
+void
+signer_cert_sign_many(struct signer *s, struct signer_pending **p, size_t n,
+    struct signer_signed *out)
+{
+	struct signer_buf *bufs[SIGNER_SIGN_MANY_MAX];
+	struct signer_msg reps[SIGNER_SIGN_MANY_MAX];
+	unsigned char *bodies[SIGNER_SIGN_MANY_MAX];
+	size_t idx[SIGNER_SIGN_MANY_MAX], i, k, m = 0;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		memset(&out[i], 0, sizeof(out[i]));
+		if (i < SIGNER_SIGN_MANY_MAX && s->proc != NULL &&
+		    p[i]->proc != NULL && p[i]->issue.len > 0) {
+			idx[m] = i;
+			bufs[m++] = &p[i]->issue;
+			continue;
+		}
+		/* One at a time: in-process, the two-call path, or past
+		 * the most one call takes. */
+		ck_err_clear();
+		if ((r = signer_cert_sign(s, p[i], &out[i].der,
+		    &out[i].len)) != 0)
+			signed_fail(&out[i], r);
+		p[i] = NULL;
+	}
+	if (m == 0)
+		return;
+	ck_err_clear();
+	if ((r = signer_proc_call_many(s->proc, bufs, m, reps, bodies)) != 0) {
+		for (k = 0; k < m; k++)
+			signed_fail(&out[idx[k]], r);
+		goto out;
+	}
+	for (k = 0; k < m; k++) {
+		struct signer_signed *o = &out[idx[k]];
+		if (reps[k].type == SIGNER_MSG_R_ERR) {
+			o->r = reps[k].u.err.code;
+			snprintf(o->msg, sizeof(o->msg), "%s",
+			    reps[k].u.err.msg);
+		} else if (reps[k].type != SIGNER_MSG_R_DER) {
+			o->r = CK_E_INTERNAL;
+			snprintf(o->msg, sizeof(o->msg), "the signer process "
+			    "answered cert-issue with %s",
+			    signer_msg_type_name(reps[k].type));
+		} else if ((o->der = OPENSSL_memdup(reps[k].u.der.buf,
+		    reps[k].u.der.len)) == NULL) {
+			o->r = CK_E_NOMEM;
+			snprintf(o->msg, sizeof(o->msg), "out of memory");
+		} else
+			o->len = reps[k].u.der.len;
+		signer_msg_clear(&reps[k]);
+		free(bodies[k]);
+	}
+out:
+	for (k = 0; k < m; k++) {
+		signer_pending_free(p[idx[k]]);
+		p[idx[k]] = NULL;
+	}
+}
+
 const char *
 signer_pending_serial(const struct signer_pending *p)
 {

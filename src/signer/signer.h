@@ -85,6 +85,23 @@ int signer_cert_prepare(struct signer *s, const struct ck_cert_template *t,
     int self_signed, struct signer_pending **out, unsigned char digest[32]);
 
 /*
+ * signer_cert_sign() for n certificates at once (at most
+ * SIGNER_SIGN_MANY_MAX), each with its own outcome: der (OPENSSL_free)
+ * and len, or r and msg. With the signer process, the cert-issue requests
+ * go in one write and their replies come back together; the signer judges
+ * each on its own, exactly as one at a time. Every p[i] is released.
+ */
+#define SIGNER_SIGN_MANY_MAX 64
+struct signer_signed {
+	unsigned char *der;
+	size_t len;
+	int r;
+	char msg[256];
+};
+void signer_cert_sign_many(struct signer *s, struct signer_pending **p,
+    size_t n, struct signer_signed *out);
+
+/*
  * signer_cert_prepare() (not self-signed) writing the TBS straight to DER
  * (ck_cert_tbs_der), for the issuance path: the same certificate at a
  * fraction of the cost. Falls back to signer_cert_prepare() when the

@@ -85,6 +85,12 @@ struct job {
 
 struct sctx {
 	int fd;
+	struct signer_rbuf rb;	/* the reading thread's */
+	/* Replies held back while more requests wait (wmu): written
+	 * together, at most SIGNER_OUT_MAX of them. */
+	unsigned char *out;
+	size_t out_len, out_cap;
+	unsigned nout;
 	struct ck_config *cfg;
 	X509 *cert;
 	STACK_OF(X509) *chain;
@@ -150,19 +156,68 @@ write_full(int fd, const void *buf, size_t n)
 	return 0;
 }
 
+/*
+ * A worker that took a request while others were queued behind it may
+ * hold its reply back (send_msg()), so that the replies to requests sent
+ * together go back in one write. Whoever sends next without holding back,
+ * or goes idle (worker()), writes them all; so does the reply that makes
+ * SIGNER_OUT_MAX.
+ */
+#define SIGNER_OUT_MAX 32
+#define SIGNER_OUT_BYTES (64u * 1024)
+static _Thread_local int hold_reply;
+
+/* Write the replies held back; wmu held. */
+static void
+out_flush_locked(struct sctx *c)
+{
+	int w;
+
+	if (c->out_len == 0)
+		return;
+	w = write_full(c->fd, c->out, c->out_len);
+	c->out_len = 0;
+	c->nout = 0;
+	/* The service process is gone: so is our reason to exist. */
+	if (w != 0)
+		_exit(0);
+}
+
+static void
+out_flush(struct sctx *c)
+{
+	pthread_mutex_lock(&c->wmu);
+	out_flush_locked(c);
+	pthread_mutex_unlock(&c->wmu);
+}
+
 static void
 send_msg(struct sctx *c, const struct signer_msg *m)
 {
 	struct signer_buf b = { 0 };
-	int w;
+	int w = 0;
 
 	if (signer_msg_encode(m, &b) != 0)
 		die("cannot encode a reply: %s", ck_err_msg());
 	pthread_mutex_lock(&c->wmu);
-	w = write_full(c->fd, b.p, b.len);
+	if (c->out_len + b.len <= SIGNER_OUT_BYTES) {
+		if (c->out_cap < SIGNER_OUT_BYTES) {
+			unsigned char *np = realloc(c->out, SIGNER_OUT_BYTES);
+			if (np == NULL)
+				die("out of memory");
+			c->out = np;
+			c->out_cap = SIGNER_OUT_BYTES;
+		}
+		memcpy(c->out + c->out_len, b.p, b.len);
+		c->out_len += b.len;
+		if (!hold_reply || ++c->nout >= SIGNER_OUT_MAX)
+			out_flush_locked(c);
+	} else {
+		out_flush_locked(c);
+		w = write_full(c->fd, b.p, b.len);
+	}
 	pthread_mutex_unlock(&c->wmu);
 	signer_buf_free(&b);
-	/* The service process is gone: so is our reason to exist. */
 	if (w != 0)
 		_exit(0);
 }
@@ -1324,17 +1379,32 @@ worker(void *arg)
 {
 	struct sctx *c = arg;
 	struct job *j;
+	int quick;
 
 	for (;;) {
 		pthread_mutex_lock(&c->qmu);
+		if (c->head == NULL) {
+			/* Idle: nothing held back waits for us. */
+			pthread_mutex_unlock(&c->qmu);
+			out_flush(c);
+			pthread_mutex_lock(&c->qmu);
+		}
 		while (c->head == NULL)
 			pthread_cond_wait(&c->qcv, &c->qmu);
 		j = c->head;
 		if ((c->head = j->next) == NULL)
 			c->tail = NULL;
 		c->qlen--;
+		/* Replies are held back only over certificate requests: a
+		 * CRL or a CMS signature would keep them waiting. */
+		quick = j->m.type == SIGNER_MSG_CERT_ISSUE ||
+		    j->m.type == SIGNER_MSG_CERT_SIGN ||
+		    j->m.type == SIGNER_MSG_CERT_PREPARE;
+		hold_reply = quick && c->head != NULL;
 		pthread_cond_signal(&c->qspace);
 		pthread_mutex_unlock(&c->qmu);
+		if (!quick)
+			out_flush(c);
 		ck_err_clear();
 		switch (j->m.type) {
 		case SIGNER_MSG_STATUS:
@@ -1383,7 +1453,7 @@ read_job(struct sctx *c)
 	uint32_t id, len;
 	size_t cost;
 
-	if (ck_read_full(c->fd, hdr, sizeof(hdr)) != 0)
+	if (signer_rbuf_read(c->fd, &c->rb, hdr, sizeof(hdr)) != 0)
 		return NULL;
 	if (signer_msg_header(hdr, &type, &id, &len) != 0)
 		die("%s", ck_err_msg());
@@ -1401,7 +1471,7 @@ read_job(struct sctx *c)
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (len > 0 && (j->body = malloc(len)) == NULL))
 		die("out of memory");
-	if (len > 0 && ck_read_full(c->fd, j->body, len) != 0)
+	if (len > 0 && signer_rbuf_read(c->fd, &c->rb, j->body, len) != 0)
 		die("truncated %s message", signer_msg_type_name(type));
 	j->cost = cost;
 	if (signer_msg_decode(type, id, j->body, len, &j->m) != 0)

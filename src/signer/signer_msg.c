@@ -188,6 +188,45 @@ signer_buf_free(struct signer_buf *b)
 	memset(b, 0, sizeof(*b));
 }
 
+int
+signer_rbuf_read(int fd, struct signer_rbuf *rb, void *dst, size_t n)
+{
+	unsigned char *p = dst;
+	size_t k;
+	ssize_t got;
+
+	while (n > 0) {
+		if (rb->off < rb->len) {
+			k = rb->len - rb->off < n ? rb->len - rb->off : n;
+			memcpy(p, rb->b + rb->off, k);
+			OPENSSL_cleanse(rb->b + rb->off, k);
+			rb->off += k;
+			p += k;
+			n -= k;
+			continue;
+		}
+		rb->off = rb->len = 0;
+		/* A large body goes straight where it belongs. */
+		if (n >= sizeof(rb->b)) {
+			got = read(fd, p, n);
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				return -1;
+			p += got;
+			n -= (size_t)got;
+			continue;
+		}
+		got = read(fd, rb->b, sizeof(rb->b));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return -1;
+		rb->len = (size_t)got;
+	}
+	return 0;
+}
+
 static void
 enc_prepare(struct signer_buf *b, const struct signer_msg_prepare *p)
 {

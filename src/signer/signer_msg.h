@@ -257,4 +257,19 @@ int signer_msg_decode(unsigned type, uint32_t id, const unsigned char *body,
 
 void signer_msg_clear(struct signer_msg *m);
 
+/*
+ * Buffered reading of messages from the socket, for its one reader: a
+ * read() takes whatever has arrived, so that requests or replies sent
+ * together (signer_proc_call_many()) cost one system call, not two each.
+ * The bytes handed out are wiped from the buffer (the unlock message
+ * carries the passphrase).
+ */
+struct signer_rbuf {
+	unsigned char b[16384];
+	size_t off, len;
+};
+
+/* Exactly `n` bytes into `dst`: 0, or -1 at end of stream or an error. */
+int signer_rbuf_read(int fd, struct signer_rbuf *rb, void *dst, size_t n);
+
 #endif

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,12 +28,19 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 
+/* The callers of one signer_proc_call_many(): woken once, by the last
+ * reply (or the signer's death). */
+struct wgroup {
+	pthread_cond_t cv;
+	size_t left;		/* waiters not done */
+};
+
 struct waiter {
 	uint32_t id;
 	int done;		/* 1: reply in; -1: the signer died */
 	struct signer_msg rep;
 	unsigned char *body;
-	pthread_cond_t cv;
+	struct wgroup *g;
 	struct waiter *next;
 };
 
@@ -47,27 +55,48 @@ struct signer_proc {
 	char why[256];
 	int reader_started;
 	pthread_t reader;
+	struct signer_rbuf rb;	/* the reader thread's */
 	void (*on_death)(void *, const char *);
 	void *arg;
 	unsigned timeout_s;	/* a reply later than this: taken for dead */
 };
 
+/* All of iov[0..n) (modified), or -1. */
 static int
-write_full(int fd, const void *buf, size_t n)
+write_iov(int fd, struct iovec *iov, size_t n)
 {
-	const unsigned char *p = buf;
+	struct msghdr mh;
 	ssize_t k;
 
 	while (n > 0) {
-		k = send(fd, p, n, MSG_NOSIGNAL);
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = iov;
+		mh.msg_iovlen = n;
+		k = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
 			return -1;
-		p += k;
-		n -= (size_t)k;
+		while (n > 0 && (size_t)k >= iov->iov_len) {
+			k -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (unsigned char *)iov->iov_base + k;
+			iov->iov_len -= (size_t)k;
+		}
 	}
 	return 0;
+}
+
+/* One waiter is done; lock held. */
+static void
+waiter_done(struct waiter *w, int how)
+{
+	w->done = how;
+	if (--w->g->left == 0)
+		pthread_cond_signal(&w->g->cv);
 }
 
 /* Mark the signer gone: wake everyone, tell the owner once. */
@@ -86,10 +115,8 @@ set_dead(struct signer_proc *sp, const char *why)
 		fn = sp->on_death;
 	}
 	for (w = sp->waiters; w != NULL; w = w->next)
-		if (!w->done) {
-			w->done = -1;
-			pthread_cond_signal(&w->cv);
-		}
+		if (!w->done)
+			waiter_done(w, -1);
 	pthread_mutex_unlock(&sp->mu);
 	if (first && sp->pid > 0)
 		(void)kill(sp->pid, SIGKILL);
@@ -110,7 +137,7 @@ reader_main(void *arg)
 
 	for (;;) {
 		body = NULL;
-		if (ck_read_full(sp->fd, hdr, sizeof(hdr)) != 0) {
+		if (signer_rbuf_read(sp->fd, &sp->rb, hdr, sizeof(hdr)) != 0) {
 			set_dead(sp, "the signer process died");
 			break;
 		}
@@ -122,7 +149,7 @@ reader_main(void *arg)
 			break;
 		}
 		if (len > 0 && ((body = malloc(len)) == NULL ||
-		    ck_read_full(sp->fd, body, len) != 0)) {
+		    signer_rbuf_read(sp->fd, &sp->rb, body, len) != 0)) {
 			free(body);
 			set_dead(sp, "the signer process died mid-reply");
 			break;
@@ -142,8 +169,7 @@ reader_main(void *arg)
 		if (w != NULL) {
 			w->rep = m;
 			w->body = body;
-			w->done = 1;
-			pthread_cond_signal(&w->cv);
+			waiter_done(w, 1);
 		}
 		pthread_mutex_unlock(&sp->mu);
 		if (w == NULL) {
@@ -250,20 +276,50 @@ int
 signer_proc_call_encoded(struct signer_proc *sp, struct signer_buf *b,
     struct signer_msg *rep, unsigned char **body)
 {
-	struct waiter w, **pp;
-	uint32_t id;
+	int r;
+
+	*body = NULL;
+	if ((r = signer_proc_call_many(sp, &b, 1, rep, body)) != 0)
+		return r;
+	if (rep->type == SIGNER_MSG_R_ERR) {
+		r = ck_err_set(rep->u.err.code, "%s", rep->u.err.msg);
+		signer_msg_clear(rep);
+		free(*body);
+		*body = NULL;
+	}
+	return r;
+}
+
+int
+signer_proc_call_many(struct signer_proc *sp, struct signer_buf *const *b,
+    size_t n, struct signer_msg *reps, unsigned char **bodies)
+{
+	struct waiter w[SIGNER_PROC_MANY_MAX], **pp;
+	struct iovec iov[SIGNER_PROC_MANY_MAX];
+	struct wgroup g;
 	pthread_condattr_t ca;
 	struct timespec until;
-	int r, done, late = 0;
+	size_t i;
+	uint32_t id;
+	int r = 0, late = 0, dead = 0;
 
-	memset(rep, 0, sizeof(*rep));
-	*body = NULL;
-	memset(&w, 0, sizeof(w));
+	if (n == 0 || n > SIGNER_PROC_MANY_MAX)
+		return ck_err_set(CK_E_INVAL, "signer call of %zu requests", n);
+	for (i = 0; i < n; i++) {
+		memset(&reps[i], 0, sizeof(reps[i]));
+		bodies[i] = NULL;
+		if (b[i]->len < SIGNER_MSG_HDR)
+			return ck_err_set(CK_E_INVAL, "signer message: not "
+			    "encoded");
+	}
+	memset(w, 0, n * sizeof(w[0]));
+	memset(&g, 0, sizeof(g));
 	/* Monotonic: a clock step must not end (or stretch) the wait. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w.cv, &ca);
+	pthread_cond_init(&g.cv, &ca);
 	pthread_condattr_destroy(&ca);
+	g.left = n;
 	pthread_mutex_lock(&sp->mu);
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += sp->timeout_s;
@@ -273,34 +329,35 @@ signer_proc_call_encoded(struct signer_proc *sp, struct signer_buf *b,
 		    sp->why);
 		goto out;
 	}
-	if ((id = sp->next_id++) == 0)
-		id = sp->next_id++;
-	w.id = id;
-	w.next = sp->waiters;
-	sp->waiters = &w;
+	for (i = 0; i < n; i++) {
+		if ((id = sp->next_id++) == 0)
+			id = sp->next_id++;
+		w[i].id = id;
+		w[i].g = &g;
+		w[i].next = sp->waiters;
+		sp->waiters = &w[i];
+		b[i]->p[4] = (unsigned char)(id >> 24);
+		b[i]->p[5] = (unsigned char)(id >> 16);
+		b[i]->p[6] = (unsigned char)(id >> 8);
+		b[i]->p[7] = (unsigned char)id;
+		iov[i].iov_base = b[i]->p;
+		iov[i].iov_len = b[i]->len;
+	}
 	pthread_mutex_unlock(&sp->mu);
 
-	r = 0;
-	if (b->len < SIGNER_MSG_HDR)
-		r = ck_err_set(CK_E_INVAL, "signer message: not encoded");
-	else {
-		b->p[4] = (unsigned char)(id >> 24);
-		b->p[5] = (unsigned char)(id >> 16);
-		b->p[6] = (unsigned char)(id >> 8);
-		b->p[7] = (unsigned char)id;
-		pthread_mutex_lock(&sp->wmu);
-		if (write_full(sp->fd, b->p, b->len) != 0)
-			r = CK_E_IO;
-		pthread_mutex_unlock(&sp->wmu);
-		if (r != 0)
-			set_dead(sp, "the signer process died (it takes no "
-			    "more requests)");
-	}
+	/* All in one write: the signer reads them with one read. */
+	pthread_mutex_lock(&sp->wmu);
+	if (write_iov(sp->fd, iov, n) != 0)
+		r = CK_E_IO;
+	pthread_mutex_unlock(&sp->wmu);
+	if (r != 0)
+		set_dead(sp, "the signer process died (it takes no more "
+		    "requests)");
 
 	pthread_mutex_lock(&sp->mu);
-	while (r == 0 && !w.done)
-		if (pthread_cond_timedwait(&w.cv, &sp->mu, &until) ==
-		    ETIMEDOUT && !w.done) {
+	while (r == 0 && g.left > 0)
+		if (pthread_cond_timedwait(&g.cv, &sp->mu, &until) ==
+		    ETIMEDOUT && g.left > 0) {
 			late = 1;
 			break;
 		}
@@ -316,35 +373,33 @@ signer_proc_call_encoded(struct signer_proc *sp, struct signer_buf *b,
 		}
 		pthread_mutex_lock(&sp->mu);
 	}
-	for (pp = &sp->waiters; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == &w) {
-			*pp = w.next;
-			break;
-		}
-	done = w.done;
-	pthread_mutex_unlock(&sp->mu);
-	if (r != 0) {
-		if (r == CK_E_IO)
-			r = ck_err_set(CK_E_CRYPTO, "signer unavailable: %s",
-			    sp->why);
-		goto out;
+	for (i = 0; i < n; i++) {
+		for (pp = &sp->waiters; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == &w[i]) {
+				*pp = w[i].next;
+				break;
+			}
+		if (w[i].done < 0)
+			dead = 1;
 	}
-	if (done < 0) {
+	pthread_mutex_unlock(&sp->mu);
+	if (r != 0 || dead) {
+		/* All or nothing: replies that came in are dropped. */
+		for (i = 0; i < n; i++)
+			if (w[i].done > 0) {
+				signer_msg_clear(&w[i].rep);
+				free(w[i].body);
+			}
 		r = ck_err_set(CK_E_CRYPTO, "signer unavailable: %s",
 		    sp->why);
 		goto out;
 	}
-	if (w.rep.type == SIGNER_MSG_R_ERR) {
-		r = ck_err_set(w.rep.u.err.code, "%s", w.rep.u.err.msg);
-		signer_msg_clear(&w.rep);
-		free(w.body);
-		goto out;
+	for (i = 0; i < n; i++) {
+		reps[i] = w[i].rep;
+		bodies[i] = w[i].body;
 	}
-	*rep = w.rep;
-	*body = w.body;
-	r = 0;
 out:
-	pthread_cond_destroy(&w.cv);
+	pthread_cond_destroy(&g.cv);
 	return r;
 }
 

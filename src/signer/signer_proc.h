@@ -77,6 +77,17 @@ int signer_proc_call(struct signer_proc *sp, const struct signer_msg *req,
 int signer_proc_call_encoded(struct signer_proc *sp, struct signer_buf *b,
     struct signer_msg *rep, unsigned char **body);
 
+/*
+ * `n` requests encoded before (ids set here; at most SIGNER_PROC_MANY_MAX)
+ * sent in one write, and their replies in reps[i] and bodies[i] (free()
+ * each after signer_msg_clear()), R_ERR replies included: the signer
+ * answers each on its own. Returns an error, and no replies, only when
+ * the signer cannot answer at all (gone, or too late).
+ */
+#define SIGNER_PROC_MANY_MAX 64
+int signer_proc_call_many(struct signer_proc *sp, struct signer_buf *const *b,
+    size_t n, struct signer_msg *reps, unsigned char **bodies);
+
 /* How long a call waits for its reply (default SIGNER_PROC_TIMEOUT
  * seconds; 0: the default). A later reply is not waited for: the signer
  * is killed and taken for dead, the death callback runs, every call

@@ -140,7 +140,7 @@ for c in ${CONCURRENCY:-1 8 64}; do
 	read -r s0 g0 < <(cpu_ticks); n0=$(issued)
 	perf_pid=
 	if [ "${PERF:-0}" = 1 ]; then
-		perf record -q -F "${PERF_FREQ:-999}" --call-graph "${PERF_CG:-fp}" -p "$pid" -o "$work/perf-c$c.data" \
+		perf record -q -F "${PERF_FREQ:-999}" --call-graph "${PERF_CG:-fp}" -p "$pid${signer:+,$signer}" -o "$work/perf-c$c.data" \
 		    -- sleep $(( ${DURATION:-10} + ${WARMUP:-2} )) 2>/dev/null &
 		perf_pid=$!
 	fi

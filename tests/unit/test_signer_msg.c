@@ -9,6 +9,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/err.h"
 #include "signer/signer_msg.h"
@@ -396,6 +398,43 @@ test_headers(void **state)
 	assert_int_equal(signer_msg_header(h, &type, &id, &len), CK_E_PARSE);
 }
 
+/* The buffered reader: pieces of what was written together, a piece
+ * larger than its buffer (read straight into place), what it handed out
+ * wiped from its buffer, and the end of the stream. */
+static void
+test_rbuf(void **state)
+{
+	static struct signer_rbuf rb;
+	static unsigned char big[50000], got[50000];
+	unsigned char small[5];
+	int sv[2];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7 + 1);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(write(sv[0], "abcdefgh", 8), 8);
+	assert_int_equal(signer_rbuf_read(sv[1], &rb, small, 3), 0);
+	assert_memory_equal(small, "abc", 3);
+	/* Handed out, then wiped: only what is still to come is there. */
+	assert_int_equal(rb.off, 3);
+	assert_int_equal(rb.len, 8);
+	for (i = 0; i < rb.off; i++)
+		assert_int_equal(rb.b[i], 0);
+	/* The rest of the buffer, then a large piece past it. */
+	assert_int_equal(write(sv[0], big, sizeof(big)), (ssize_t)sizeof(big));
+	assert_int_equal(signer_rbuf_read(sv[1], &rb, small, 5), 0);
+	assert_memory_equal(small, "defgh", 5);
+	assert_int_equal(signer_rbuf_read(sv[1], &rb, got, sizeof(got)), 0);
+	assert_memory_equal(got, big, sizeof(big));
+	/* A piece cut short by the end of the stream. */
+	assert_int_equal(write(sv[0], "xy", 2), 2);
+	close(sv[0]);
+	assert_int_equal(signer_rbuf_read(sv[1], &rb, small, 3), -1);
+	close(sv[1]);
+}
+
 int
 main(void)
 {
@@ -404,6 +443,7 @@ main(void)
 		cmocka_unit_test(test_others),
 		cmocka_unit_test(test_headers),
 		cmocka_unit_test(test_budget),
+		cmocka_unit_test(test_rbuf),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

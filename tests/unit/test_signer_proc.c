@@ -819,15 +819,14 @@ reserve(struct fx *f, uint32_t n, struct signer_msg *rep,
 /* cert-issue of the template `m` (tls-server) with `serial` and the
  * digest `d`, as a compromised service would send it: 0 and the
  * certificate, or the refusal's code. */
-static int
-issue_raw(struct fx *f, struct tmpl *m, const struct signer_msg_serial *ser,
-    const unsigned char d[32], X509 **out)
+static void
+issue_encode(struct tmpl *m, const struct signer_msg_serial *ser,
+    const unsigned char d[32], struct signer_buf *b)
 {
-	struct signer_msg req, rep;
+	struct signer_msg req;
 	struct signer_msg_prepare *q = calloc(1, sizeof(*q));
-	unsigned char *body = NULL, *subj = NULL;
-	const unsigned char *p;
-	int r, n;
+	unsigned char *subj = NULL;
+	int n;
 
 	assert_non_null(q);
 	q->kind = SIGNER_CERT_PROFILE;
@@ -861,10 +860,25 @@ issue_raw(struct fx *f, struct tmpl *m, const struct signer_msg_serial *ser,
 	memset(&req, 0, sizeof(req));
 	req.type = SIGNER_MSG_CERT_ISSUE;
 	req.u.prepare = q;
-	r = signer_proc_call(f->sp, &req, &rep, &body);
+	assert_int_equal(signer_msg_encode(&req, b), 0);
 	free(q->sans);
 	free(q);
 	OPENSSL_free(subj);
+}
+
+static int
+issue_raw(struct fx *f, struct tmpl *m, const struct signer_msg_serial *ser,
+    const unsigned char d[32], X509 **out)
+{
+	struct signer_buf b = { 0 };
+	struct signer_msg rep;
+	unsigned char *body = NULL;
+	const unsigned char *p;
+	int r;
+
+	issue_encode(m, ser, d, &b);
+	r = signer_proc_call_encoded(f->sp, &b, &rep, &body);
+	signer_buf_free(&b);
 	*out = NULL;
 	if (r != 0)
 		return r;
@@ -931,6 +945,111 @@ test_issue_reserved(void **state)
 		OPENSSL_free(der);
 		der = NULL;
 	}
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
+/* Many at once (the pipeline's signing threads): each certificate is the
+ * one its own pending asked for, in the caller's order whatever order the
+ * replies came back in; one prepared by the two-call path among them is
+ * signed too. */
+static void
+test_issue_many(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 40 };
+	struct signer_pending *p[N];
+	struct signer_signed o[N];
+	unsigned char d[N][32], d2[32];
+	char want[N][CK_SERIAL_HEX_MAX], got[CK_SERIAL_HEX_MAX];
+	const unsigned char *q;
+	struct tmpl m;
+	size_t i, k;
+	X509 *x;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	tmpl_csr(&m);
+	for (i = 0; i < N; i++) {
+		if (i == 7)	/* cert-prepare, then cert-sign */
+			assert_int_equal(signer_cert_prepare(f->ca->signer,
+			    &m.t, 0, &p[i], d[i]), 0);
+		else
+			assert_int_equal(signer_cert_prepare_der(
+			    f->ca->signer, &m.t, &p[i], d[i]), 0);
+		snprintf(want[i], sizeof(want[i]), "%s",
+		    signer_pending_serial(p[i]));
+	}
+	signer_cert_sign_many(f->ca->signer, p, N, o);
+	for (i = 0; i < N; i++) {
+		assert_null(p[i]);
+		assert_int_equal(o[i].r, 0);
+		q = o[i].der;
+		assert_non_null(x = d2i_X509(NULL, &q, (long)o[i].len));
+		assert_int_equal(ck_serial_to_hex(X509_get0_serialNumber(x),
+		    got), 0);
+		assert_string_equal(got, want[i]);
+		for (k = 0; k < i; k++)
+			assert_string_not_equal(want[k], got);
+		tbs_sha256(x, d2);
+		assert_memory_equal(d[i], d2, 32);
+		assert_int_equal(X509_verify(x, X509_get0_pubkey(
+		    f->ca->cert)), 1);
+		X509_free(x);
+		OPENSSL_free(o[i].der);
+	}
+	tmpl_clear(&m);
+	assert_alive(f);
+}
+
+/* Requests sent together are judged one by one: each refusal is its own
+ * reply, with its own reason, to its own request, and the signer stays up.
+ * A call of no request or of more than the most is refused. */
+static void
+test_issue_many_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct signer_buf b[3] = { { 0 } }, *bp[3] = { &b[0], &b[1], &b[2] };
+	struct signer_msg rep, reps[3];
+	struct signer_msg_serial ser[2], forged;
+	unsigned char *body = NULL, *bodies[3], d[32];
+	struct tmpl m;
+	int i;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	assert_int_equal(reserve(f, 2, &rep, &body), 0);
+	assert_int_equal(rep.u.serials.n, 2);
+	ser[0] = rep.u.serials.v[0];
+	ser[1] = rep.u.serials.v[1];
+	signer_msg_clear(&rep);
+	free(body);
+	memset(d, 0, sizeof(d));
+	forged = ser[1];
+	forged.v[forged.len - 1] ^= 1;
+	issue_encode(&m, &ser[0], d, &b[0]);	/* wrong digest */
+	issue_encode(&m, &forged, d, &b[1]);	/* never reserved */
+	m.t.is_ca = 1;				/* CA:TRUE, a good serial */
+	m.t.path_len = 0;
+	issue_encode(&m, &ser[1], d, &b[2]);
+	m.t.is_ca = 0;
+	m.t.path_len = -1;
+	assert_int_equal(signer_proc_call_many(f->sp, bp, 3, reps, bodies), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(reps[i].type, SIGNER_MSG_R_ERR);
+	assert_contains(reps[0].u.err.msg, "TBS digest");
+	assert_contains(reps[1].u.err.msg, "did not reserve");
+	assert_int_equal(reps[2].u.err.code, CK_E_POLICY);
+	assert_contains(reps[2].u.err.msg, "CA");
+	for (i = 0; i < 3; i++) {
+		signer_msg_clear(&reps[i]);
+		free(bodies[i]);
+	}
+	assert_alive(f);
+	assert_int_equal(signer_proc_call_many(f->sp, bp, 0, reps, bodies),
+	    CK_E_INVAL);
+	assert_int_equal(signer_proc_call_many(f->sp, bp,
+	    SIGNER_PROC_MANY_MAX + 1, reps, bodies), CK_E_INVAL);
+	for (i = 0; i < 3; i++)
+		signer_buf_free(&b[i]);
 	tmpl_clear(&m);
 	assert_alive(f);
 }
@@ -1856,6 +1975,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_issue_refusals, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_issue_many, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_issue_many_refusals,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_issue_other_issuer, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_serials_count, setup,
