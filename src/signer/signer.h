@@ -30,6 +30,7 @@
 #include <openssl/ocsp.h>
 #include <openssl/x509.h>
 
+#include "signer/signer_msg.h"
 #include "x509/certbuild.h"
 
 struct signer;
@@ -96,7 +97,7 @@ struct signer_signed {
 	unsigned char *der;
 	size_t len;
 	int r;
-	char msg[256];
+	char msg[SIGNER_ERRMSG_MAX];
 };
 void signer_cert_sign_many(struct signer *s, struct signer_pending **p,
     size_t n, struct signer_signed *out);
