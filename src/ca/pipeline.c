@@ -321,6 +321,7 @@ committer_main(void *arg)
 /* The most a signing thread takes at once: one call to the signer
  * process for them all. */
 #define PL_SIGN_MANY 32
+#define PL_SIGN_INFLIGHT 128
 
 static void *
 signer_main(void *arg)
@@ -330,7 +331,7 @@ signer_main(void *arg)
 	struct ck_issue_job *jobs[PL_SIGN_MANY];
 	char *msgs[PL_SIGN_MANY];
 	int rs[PL_SIGN_MANY];
-	size_t i, n, want;
+	size_t i, n, want, nsg;
 
 	(void)pthread_setname_np(pthread_self(), "ck-sign");
 	for (;;) {
@@ -343,10 +344,16 @@ signer_main(void *arg)
 			continue;
 		}
 		/* A share of what waits, so that the other signing threads
-		 * (and the signer's) have theirs. */
-		want = (pl->signq.n + pl->nsigners - 1) / pl->nsigners;
+		 * (and the signer's) have theirs; with many signing threads,
+		 * fewer each: no more than PL_SIGN_INFLIGHT at the signer in
+		 * all (it queues 256, then stops reading). */
+		nsg = pl->nsigners > 0 ? pl->nsigners : 1;
+		want = (pl->signq.n + nsg - 1) / nsg;
 		if (want > PL_SIGN_MANY)
 			want = PL_SIGN_MANY;
+		if (want > PL_SIGN_INFLIGHT / nsg)
+			want = PL_SIGN_INFLIGHT / nsg > 0 ?
+			    PL_SIGN_INFLIGHT / nsg : 1;
 		for (n = 0; n < want && (it = q_pop(&pl->signq)) != NULL; n++)
 			items[n] = it;
 		if (n == 0) {	/* stopping and nothing left */
@@ -407,7 +414,10 @@ ck_pipeline_start(struct ck_ca *ca, unsigned signers, struct ck_pipeline **out)
 	for (i = 0; i < signers; i++) {
 		if (pthread_create(&pl->signers[i], NULL, signer_main, pl) != 0)
 			break;
+		/* Read by the signing threads (under the lock). */
+		pthread_mutex_lock(&pl->mu);
 		pl->nsigners++;
+		pthread_mutex_unlock(&pl->mu);
 	}
 	*out = pl;
 	if (pl->nsigners == 0) {

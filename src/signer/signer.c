@@ -1322,6 +1322,7 @@ signer_cert_sign_many(struct signer *s, struct signer_pending **p, size_t n,
 	struct signer_msg reps[SIGNER_SIGN_MANY_MAX];
 	unsigned char *bodies[SIGNER_SIGN_MANY_MAX];
 	size_t idx[SIGNER_SIGN_MANY_MAX], i, k, m = 0;
+	char why[SIGNER_ERRMSG_MAX];
 	int r;
 
 	for (i = 0; i < n; i++) {
@@ -1343,14 +1344,18 @@ signer_cert_sign_many(struct signer *s, struct signer_pending **p, size_t n,
 	if (m == 0)
 		return;
 	ck_err_clear();
-	if ((r = signer_proc_call_many(s->proc, bufs, m, reps, bodies)) != 0) {
-		for (k = 0; k < m; k++)
-			signed_fail(&out[idx[k]], r);
-		goto out;
-	}
+	/* An error leaves the replies that came in: those are kept. */
+	r = signer_proc_call_many(s->proc, bufs, m, reps, bodies);
+	if (r != 0)
+		snprintf(why, sizeof(why), "%s", ck_err_msg()[0] ?
+		    ck_err_msg() : ck_strerror(r));
 	for (k = 0; k < m; k++) {
 		struct signer_signed *o = &out[idx[k]];
-		if (reps[k].type == SIGNER_MSG_R_ERR) {
+		if (reps[k].type == SIGNER_MSG_NONE) {
+			o->r = r != 0 ? r : CK_E_INTERNAL;
+			snprintf(o->msg, sizeof(o->msg), "%s", r != 0 ? why :
+			    "no reply from the signer process");
+		} else if (reps[k].type == SIGNER_MSG_R_ERR) {
 			o->r = reps[k].u.err.code;
 			snprintf(o->msg, sizeof(o->msg), "%s",
 			    reps[k].u.err.msg);
@@ -1368,7 +1373,6 @@ signer_cert_sign_many(struct signer *s, struct signer_pending **p, size_t n,
 		signer_msg_clear(&reps[k]);
 		free(bodies[k]);
 	}
-out:
 	for (k = 0; k < m; k++) {
 		signer_pending_free(p[idx[k]]);
 		p[idx[k]] = NULL;

@@ -80,6 +80,7 @@ struct job {
 	struct signer_msg m;
 	unsigned char *body;
 	size_t cost;		/* reserved in sctx.held */
+	unsigned long read_no;	/* its header came with this read() */
 	struct job *next;
 };
 
@@ -1395,12 +1396,15 @@ worker(void *arg)
 		if ((c->head = j->next) == NULL)
 			c->tail = NULL;
 		c->qlen--;
-		/* Replies are held back only over certificate requests: a
-		 * CRL or a CMS signature would keep them waiting. */
+		/* Replies are held back only over certificate requests that
+		 * came in the same read (sent together: their sender waits
+		 * for them all), never over a CRL or a CMS signature, nor
+		 * over requests of other callers. */
 		quick = j->m.type == SIGNER_MSG_CERT_ISSUE ||
 		    j->m.type == SIGNER_MSG_CERT_SIGN ||
 		    j->m.type == SIGNER_MSG_CERT_PREPARE;
-		hold_reply = quick && c->head != NULL;
+		hold_reply = quick && c->head != NULL &&
+		    c->head->read_no == j->read_no;
 		pthread_cond_signal(&c->qspace);
 		pthread_mutex_unlock(&c->qmu);
 		if (!quick)
@@ -1452,9 +1456,11 @@ read_job(struct sctx *c)
 	unsigned type;
 	uint32_t id, len;
 	size_t cost;
+	unsigned long read_no;
 
 	if (signer_rbuf_read(c->fd, &c->rb, hdr, sizeof(hdr)) != 0)
 		return NULL;
+	read_no = c->rb.reads;
 	if (signer_msg_header(hdr, &type, &id, &len) != 0)
 		die("%s", ck_err_msg());
 	if (type >= SIGNER_MSG_REQ__MAX)
@@ -1474,6 +1480,7 @@ read_job(struct sctx *c)
 	if (len > 0 && signer_rbuf_read(c->fd, &c->rb, j->body, len) != 0)
 		die("truncated %s message", signer_msg_type_name(type));
 	j->cost = cost;
+	j->read_no = read_no;
 	if (signer_msg_decode(type, id, j->body, len, &j->m) != 0)
 		die("%s", ck_err_msg());
 	return j;

@@ -223,6 +223,7 @@ signer_rbuf_read(int fd, struct signer_rbuf *rb, void *dst, size_t n)
 		if (got <= 0)
 			return -1;
 		rb->len = (size_t)got;
+		rb->reads++;
 	}
 	return 0;
 }

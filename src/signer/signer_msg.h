@@ -267,6 +267,7 @@ void signer_msg_clear(struct signer_msg *m);
 struct signer_rbuf {
 	unsigned char b[16384];
 	size_t off, len;
+	unsigned long reads;	/* read() calls that filled b */
 };
 
 /* Exactly `n` bytes into `dst`: 0, or -1 at end of stream or an error. */

@@ -280,7 +280,7 @@ signer_proc_call_encoded(struct signer_proc *sp, struct signer_buf *b,
 
 	*body = NULL;
 	if ((r = signer_proc_call_many(sp, &b, 1, rep, body)) != 0)
-		return r;
+		return r;	/* no reply: nothing to free */
 	if (rep->type == SIGNER_MSG_R_ERR) {
 		r = ck_err_set(rep->u.err.code, "%s", rep->u.err.msg);
 		signer_msg_clear(rep);
@@ -294,14 +294,14 @@ int
 signer_proc_call_many(struct signer_proc *sp, struct signer_buf *const *b,
     size_t n, struct signer_msg *reps, unsigned char **bodies)
 {
-	struct waiter w[SIGNER_PROC_MANY_MAX], **pp;
+	struct waiter w1, *w, **pp;
 	struct iovec iov[SIGNER_PROC_MANY_MAX];
 	struct wgroup g;
 	pthread_condattr_t ca;
 	struct timespec until;
-	size_t i;
+	size_t i, left;
 	uint32_t id;
-	int r = 0, late = 0, dead = 0;
+	int r = 0, late = 0, missing = 0;
 
 	if (n == 0 || n > SIGNER_PROC_MANY_MAX)
 		return ck_err_set(CK_E_INVAL, "signer call of %zu requests", n);
@@ -312,7 +312,12 @@ signer_proc_call_many(struct signer_proc *sp, struct signer_buf *const *b,
 			return ck_err_set(CK_E_INVAL, "signer message: not "
 			    "encoded");
 	}
-	memset(w, 0, n * sizeof(w[0]));
+	/* A waiter holds a whole reply: on the heap for more than one. */
+	if (n == 1)
+		w = &w1;
+	else if ((w = malloc(n * sizeof(*w))) == NULL)
+		return CK_E_NOMEM;
+	memset(w, 0, n * sizeof(*w));
 	memset(&g, 0, sizeof(g));
 	/* Monotonic: a clock step must not end (or stretch) the wait. */
 	pthread_condattr_init(&ca);
@@ -321,8 +326,6 @@ signer_proc_call_many(struct signer_proc *sp, struct signer_buf *const *b,
 	pthread_condattr_destroy(&ca);
 	g.left = n;
 	pthread_mutex_lock(&sp->mu);
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += sp->timeout_s;
 	if (sp->dead) {
 		pthread_mutex_unlock(&sp->mu);
 		r = ck_err_set(CK_E_CRYPTO, "signer unavailable: %s",
@@ -354,10 +357,21 @@ signer_proc_call_many(struct signer_proc *sp, struct signer_buf *const *b,
 		set_dead(sp, "the signer process died (it takes no more "
 		    "requests)");
 
+	/* The timeout runs from the last reply in: a signer that answers
+	 * a batch one by one, slowly (a token), is not taken for stuck. */
 	pthread_mutex_lock(&sp->mu);
-	while (r == 0 && g.left > 0)
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += sp->timeout_s;
+	left = g.left;
+	while (g.left > 0)
 		if (pthread_cond_timedwait(&g.cv, &sp->mu, &until) ==
 		    ETIMEDOUT && g.left > 0) {
+			if (g.left < left) {
+				left = g.left;
+				clock_gettime(CLOCK_MONOTONIC, &until);
+				until.tv_sec += sp->timeout_s;
+				continue;
+			}
 			late = 1;
 			break;
 		}
@@ -379,27 +393,24 @@ signer_proc_call_many(struct signer_proc *sp, struct signer_buf *const *b,
 				*pp = w[i].next;
 				break;
 			}
-		if (w[i].done < 0)
-			dead = 1;
+		/* What came in is kept: a certificate signed before the
+		 * signer died is still a certificate. */
+		if (w[i].done > 0) {
+			reps[i] = w[i].rep;
+			bodies[i] = w[i].body;
+		} else
+			missing = 1;
 	}
 	pthread_mutex_unlock(&sp->mu);
-	if (r != 0 || dead) {
-		/* All or nothing: replies that came in are dropped. */
-		for (i = 0; i < n; i++)
-			if (w[i].done > 0) {
-				signer_msg_clear(&w[i].rep);
-				free(w[i].body);
-			}
+	if (missing)
 		r = ck_err_set(CK_E_CRYPTO, "signer unavailable: %s",
 		    sp->why);
-		goto out;
-	}
-	for (i = 0; i < n; i++) {
-		reps[i] = w[i].rep;
-		bodies[i] = w[i].body;
-	}
+	else
+		r = 0;
 out:
 	pthread_cond_destroy(&g.cv);
+	if (w != &w1)
+		free(w);
 	return r;
 }
 

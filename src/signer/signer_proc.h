@@ -81,8 +81,11 @@ int signer_proc_call_encoded(struct signer_proc *sp, struct signer_buf *b,
  * `n` requests encoded before (ids set here; at most SIGNER_PROC_MANY_MAX)
  * sent in one write, and their replies in reps[i] and bodies[i] (free()
  * each after signer_msg_clear()), R_ERR replies included: the signer
- * answers each on its own. Returns an error, and no replies, only when
- * the signer cannot answer at all (gone, or too late).
+ * answers each on its own. 0 when every request has its reply; else
+ * CK_E_CRYPTO "signer unavailable" (the signer died, or stopped answering
+ * for the timeout, which runs from the last reply in), with the replies
+ * that did come in returned all the same and reps[i].type SIGNER_MSG_NONE
+ * for the others. CK_E_INVAL, and nothing sent, for n out of range.
  */
 #define SIGNER_PROC_MANY_MAX 64
 int signer_proc_call_many(struct signer_proc *sp, struct signer_buf *const *b,
