@@ -197,6 +197,12 @@ setup_allowca(void **state)
 }
 
 static int
+setup_onethread(void **state)
+{
+	return setup_home(state, g.onethread);
+}
+
+static int
 teardown(void **state)
 {
 	struct fx *f = *state;
@@ -1052,6 +1058,47 @@ test_issue_many_refusals(void **state)
 		signer_buf_free(&b[i]);
 	tmpl_clear(&m);
 	assert_alive(f);
+}
+
+/* The signer dies in the middle of requests sent together: the replies
+ * that came in before are kept (a certificate signed is still one), only
+ * the others fail. One signer thread, so that the order is certain: a
+ * refused cert-issue, then an abort of a handle never given out, which
+ * kills the signer (its held reply is written before it starts). */
+static void
+test_many_death_keeps_replies(void **state)
+{
+	struct fx *f = *state;
+	struct signer_buf b[2] = { { 0 } }, *bp[2] = { &b[0], &b[1] };
+	struct signer_msg rep, reps[2], req;
+	struct signer_msg_serial ser;
+	unsigned char *body = NULL, *bodies[2], d[32];
+	struct tmpl m;
+
+	tmpl_init(&m, f->ca, "CN=www.example.com");
+	assert_int_equal(reserve(f, 1, &rep, &body), 0);
+	ser = rep.u.serials.v[0];
+	signer_msg_clear(&rep);
+	free(body);
+	memset(d, 0, sizeof(d));
+	issue_encode(&m, &ser, d, &b[0]);
+	memset(&req, 0, sizeof(req));
+	req.type = SIGNER_MSG_CERT_ABORT;
+	req.u.handle = 0x123456789abcdefULL;
+	assert_int_equal(signer_msg_encode(&req, &b[1]), 0);
+	assert_int_equal(signer_proc_call_many(f->sp, bp, 2, reps, bodies),
+	    CK_E_CRYPTO);
+	assert_contains(ck_err_msg(), "signer unavailable");
+	assert_int_equal(reps[0].type, SIGNER_MSG_R_ERR);
+	assert_contains(reps[0].u.err.msg, "TBS digest");
+	assert_int_equal(reps[1].type, SIGNER_MSG_NONE);
+	assert_null(bodies[1]);
+	signer_msg_clear(&reps[0]);
+	free(bodies[0]);
+	signer_buf_free(&b[0]);
+	signer_buf_free(&b[1]);
+	tmpl_clear(&m);
+	assert_killed(f);
 }
 
 /* A compromised service with cert-issue: a serial never reserved, one
@@ -1979,6 +2026,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_issue_many_refusals,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_death_keeps_replies,
+		    setup_onethread, teardown),
 		cmocka_unit_test_setup_teardown(test_issue_other_issuer, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_serials_count, setup,
