@@ -322,6 +322,8 @@ committer_main(void *arg)
  * process for them all. */
 #define PL_SIGN_MANY 32
 #define PL_SIGN_INFLIGHT 128
+/* So that every signing thread takes at least one. */
+_Static_assert(PL_SIGN_INFLIGHT >= PL_MAX_SIGNERS, "PL_SIGN_INFLIGHT");
 
 static void *
 signer_main(void *arg)
@@ -349,11 +351,10 @@ signer_main(void *arg)
 		 * all (it queues 256, then stops reading). */
 		nsg = pl->nsigners > 0 ? pl->nsigners : 1;
 		want = (pl->signq.n + nsg - 1) / nsg;
+		if (want > PL_SIGN_INFLIGHT / nsg)
+			want = PL_SIGN_INFLIGHT / nsg;
 		if (want > PL_SIGN_MANY)
 			want = PL_SIGN_MANY;
-		if (want > PL_SIGN_INFLIGHT / nsg)
-			want = PL_SIGN_INFLIGHT / nsg > 0 ?
-			    PL_SIGN_INFLIGHT / nsg : 1;
 		for (n = 0; n < want && (it = q_pop(&pl->signq)) != NULL; n++)
 			items[n] = it;
 		if (n == 0) {	/* stopping and nothing left */

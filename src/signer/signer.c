@@ -162,6 +162,47 @@ fast_set_issuer(struct signer *s)
 
 /* The signer process (signer_proc.h): the same operations as requests. */
 
+/* The reply to the request in `b` if it is of type `want`; else the error
+ * an R_ERR carries, or one for the wrong type, and the reply released. */
+static int
+reply_check(const struct signer_buf *b, unsigned want, struct signer_msg *rep,
+    unsigned char **body)
+{
+	int r = 0;
+
+	if (rep->type == SIGNER_MSG_R_ERR)
+		r = ck_err_set(rep->u.err.code, "%s", rep->u.err.msg);
+	else if (rep->type != want)
+		r = ck_err_set(CK_E_INTERNAL, "the signer process answered "
+		    "%s with %s", signer_msg_type_name((unsigned)b->p[0] << 8 |
+		    b->p[1]), signer_msg_type_name(rep->type));
+	if (r != 0) {
+		signer_msg_clear(rep);
+		free(*body);
+		*body = NULL;
+	}
+	return r;
+}
+
+/* The DER a reply to the request in `b` carries, into a buffer of the
+ * caller's (OPENSSL_free); the reply is released either way. */
+static int
+reply_der(const struct signer_buf *b, struct signer_msg *rep,
+    unsigned char *body, unsigned char **der, size_t *der_len)
+{
+	int r;
+
+	if ((r = reply_check(b, SIGNER_MSG_R_DER, rep, &body)) != 0)
+		return r;
+	if ((*der = OPENSSL_memdup(rep->u.der.buf, rep->u.der.len)) == NULL)
+		r = ck_err_set(CK_E_NOMEM, "out of memory");
+	else
+		*der_len = rep->u.der.len;
+	signer_msg_clear(rep);
+	free(body);
+	return r;
+}
+
 /* A request encoded before (its id is set here) and a reply of type
  * `want`, or an error. */
 static int
@@ -172,15 +213,7 @@ remote_call_buf(struct signer *s, struct signer_buf *b, unsigned want,
 
 	if ((r = signer_proc_call_encoded(s->proc, b, rep, body)) != 0)
 		return r;
-	if (rep->type != want) {
-		signer_msg_clear(rep);
-		free(*body);
-		*body = NULL;
-		return ck_err_set(CK_E_INTERNAL, "the signer process answered "
-		    "%s with %s", signer_msg_type_name((unsigned)b->p[0] << 8 |
-		    b->p[1]), signer_msg_type_name(rep->type));
-	}
-	return 0;
+	return reply_check(b, want, rep, body);
 }
 
 static int
@@ -205,20 +238,12 @@ remote_der_buf(struct signer *s, struct signer_buf *b, unsigned char **der,
     size_t *der_len)
 {
 	struct signer_msg rep;
-	unsigned char *body = NULL, *buf;
+	unsigned char *body = NULL;
 	int r;
 
-	if ((r = remote_call_buf(s, b, SIGNER_MSG_R_DER, &rep, &body)) != 0)
+	if ((r = signer_proc_call_encoded(s->proc, b, &rep, &body)) != 0)
 		return r;
-	if ((buf = OPENSSL_memdup(rep.u.der.buf, rep.u.der.len)) == NULL)
-		r = CK_E_NOMEM;
-	else {
-		*der = buf;
-		*der_len = rep.u.der.len;
-	}
-	signer_msg_clear(&rep);
-	free(body);
-	return r;
+	return reply_der(b, &rep, body, der, der_len);
 }
 
 static int
@@ -1323,7 +1348,7 @@ signer_cert_sign_many(struct signer *s, struct signer_pending **p, size_t n,
 	unsigned char *bodies[SIGNER_SIGN_MANY_MAX];
 	size_t idx[SIGNER_SIGN_MANY_MAX], i, k, m = 0;
 	char why[SIGNER_ERRMSG_MAX];
-	int r;
+	int r, call_r;
 
 	for (i = 0; i < n; i++) {
 		memset(&out[i], 0, sizeof(out[i]));
@@ -1345,33 +1370,22 @@ signer_cert_sign_many(struct signer *s, struct signer_pending **p, size_t n,
 		return;
 	ck_err_clear();
 	/* An error leaves the replies that came in: those are kept. */
-	r = signer_proc_call_many(s->proc, bufs, m, reps, bodies);
-	if (r != 0)
+	why[0] = '\0';
+	call_r = signer_proc_call_many(s->proc, bufs, m, reps, bodies);
+	if (call_r != 0)
 		snprintf(why, sizeof(why), "%s", ck_err_msg()[0] ?
-		    ck_err_msg() : ck_strerror(r));
+		    ck_err_msg() : ck_strerror(call_r));
 	for (k = 0; k < m; k++) {
 		struct signer_signed *o = &out[idx[k]];
-		if (reps[k].type == SIGNER_MSG_NONE) {
-			o->r = r != 0 ? r : CK_E_INTERNAL;
-			snprintf(o->msg, sizeof(o->msg), "%s", r != 0 ? why :
-			    "no reply from the signer process");
-		} else if (reps[k].type == SIGNER_MSG_R_ERR) {
-			o->r = reps[k].u.err.code;
-			snprintf(o->msg, sizeof(o->msg), "%s",
-			    reps[k].u.err.msg);
-		} else if (reps[k].type != SIGNER_MSG_R_DER) {
-			o->r = CK_E_INTERNAL;
-			snprintf(o->msg, sizeof(o->msg), "the signer process "
-			    "answered cert-issue with %s",
-			    signer_msg_type_name(reps[k].type));
-		} else if ((o->der = OPENSSL_memdup(reps[k].u.der.buf,
-		    reps[k].u.der.len)) == NULL) {
-			o->r = CK_E_NOMEM;
-			snprintf(o->msg, sizeof(o->msg), "out of memory");
-		} else
-			o->len = reps[k].u.der.len;
-		signer_msg_clear(&reps[k]);
-		free(bodies[k]);
+		if (reps[k].type == SIGNER_MSG_NONE) {	/* call_r != 0 */
+			o->r = call_r;
+			snprintf(o->msg, sizeof(o->msg), "%s", why);
+			continue;
+		}
+		ck_err_clear();
+		if ((r = reply_der(bufs[k], &reps[k], bodies[k], &o->der,
+		    &o->len)) != 0)
+			signed_fail(o, r);
 	}
 	for (k = 0; k < m; k++) {
 		signer_pending_free(p[idx[k]]);

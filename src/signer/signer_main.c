@@ -84,13 +84,16 @@ struct job {
 	struct job *next;
 };
 
+/* Replies held back at most (send_msg()). */
+#define SIGNER_OUT_MAX 32
+#define SIGNER_OUT_BYTES (64u * 1024)
+
 struct sctx {
 	int fd;
 	struct signer_rbuf rb;	/* the reading thread's */
-	/* Replies held back while more requests wait (wmu): written
-	 * together, at most SIGNER_OUT_MAX of them. */
-	unsigned char *out;
-	size_t out_len, out_cap;
+	/* Replies held back (wmu; see send_msg()). */
+	unsigned char out[SIGNER_OUT_BYTES];
+	size_t out_len;
 	unsigned nout;
 	struct ck_config *cfg;
 	X509 *cert;
@@ -158,14 +161,12 @@ write_full(int fd, const void *buf, size_t n)
 }
 
 /*
- * A worker that took a request while others were queued behind it may
- * hold its reply back (send_msg()), so that the replies to requests sent
- * together go back in one write. Whoever sends next without holding back,
- * or goes idle (worker()), writes them all; so does the reply that makes
- * SIGNER_OUT_MAX.
+ * A worker that took a certificate request sent together with the next
+ * one queued (worker()) holds its reply back, so that the replies to
+ * requests sent together go back in one write. Whoever sends next without
+ * holding back, or goes idle, writes them all; so does the reply that
+ * makes SIGNER_OUT_MAX.
  */
-#define SIGNER_OUT_MAX 32
-#define SIGNER_OUT_BYTES (64u * 1024)
 static _Thread_local int hold_reply;
 
 /* Write the replies held back; wmu held. */
@@ -201,14 +202,7 @@ send_msg(struct sctx *c, const struct signer_msg *m)
 	if (signer_msg_encode(m, &b) != 0)
 		die("cannot encode a reply: %s", ck_err_msg());
 	pthread_mutex_lock(&c->wmu);
-	if (c->out_len + b.len <= SIGNER_OUT_BYTES) {
-		if (c->out_cap < SIGNER_OUT_BYTES) {
-			unsigned char *np = realloc(c->out, SIGNER_OUT_BYTES);
-			if (np == NULL)
-				die("out of memory");
-			c->out = np;
-			c->out_cap = SIGNER_OUT_BYTES;
-		}
+	if (c->out_len + b.len <= sizeof(c->out)) {
 		memcpy(c->out + c->out_len, b.p, b.len);
 		c->out_len += b.len;
 		if (!hold_reply || ++c->nout >= SIGNER_OUT_MAX)

@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 
 #include "common/err.h"
+#include "common/fsutil.h"
 
 static const struct {
 	unsigned type;
@@ -207,16 +208,8 @@ signer_rbuf_read(int fd, struct signer_rbuf *rb, void *dst, size_t n)
 		}
 		rb->off = rb->len = 0;
 		/* A large body goes straight where it belongs. */
-		if (n >= sizeof(rb->b)) {
-			got = read(fd, p, n);
-			if (got < 0 && errno == EINTR)
-				continue;
-			if (got <= 0)
-				return -1;
-			p += got;
-			n -= (size_t)got;
-			continue;
-		}
+		if (n >= sizeof(rb->b))
+			return ck_read_full(fd, p, n);
 		got = read(fd, rb->b, sizeof(rb->b));
 		if (got < 0 && errno == EINTR)
 			continue;
